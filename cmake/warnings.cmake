@@ -3,5 +3,5 @@ add_library(gateway_warnings INTERFACE)
 option(GATEWAY_WERROR "Treat warnings as errors" OFF)
 target_compile_options(gateway_warnings INTERFACE
   $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align
-    -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough>
+    -Woverloaded-virtual -Wimplicit-fallthrough>
   $<$<BOOL:${GATEWAY_WERROR}>:-Werror>)

@@ -1,0 +1,58 @@
+#include "gateway/core/arena.hpp"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace gateway::core {
+
+void* arena::allocate_slow(std::size_t n, std::size_t align) {
+  if (first_ == nullptr) {
+    first_ = static_cast<char*>(::operator new(first_size_));
+    cur_ = first_;
+    end_ = first_ + first_size_;
+    if (void* p = try_bump(n, align)) return p;
+  }
+  // A new block big enough for this allocation; small requests share a
+  // block of at least 16 KiB so a request with many headers does not reach
+  // malloc once per header.
+  std::size_t payload = std::max<std::size_t>(n + align, 16 * 1024);
+  std::size_t total = sizeof(block_header) + payload;
+  auto* b = static_cast<block_header*>(::operator new(total));
+  b->next = extra_;
+  b->size = total;
+  extra_ = b;
+  extra_bytes_ += total;
+  cur_ = reinterpret_cast<char*>(b + 1);
+  end_ = reinterpret_cast<char*>(b) + total;
+  void* p = try_bump(n, align);
+  return p;
+}
+
+char* arena::grow(char* p, std::size_t old_size, std::size_t new_size) {
+  if (new_size <= old_size) return p;
+  if (p != nullptr && p == last_ && p + new_size <= end_) {
+    cur_ = p + new_size;
+    used_ += new_size - old_size;
+    return p;
+  }
+  auto* q = static_cast<char*>(allocate(new_size, 1));
+  if (old_size) std::memcpy(q, p, old_size);
+  return q;
+}
+
+void arena::reset() noexcept {
+  for (dtor_node* d = dtors_; d != nullptr; d = d->next) d->fn(d->obj);
+  dtors_ = nullptr;
+  while (extra_ != nullptr) {
+    block_header* next = extra_->next;
+    ::operator delete(extra_);
+    extra_ = next;
+  }
+  extra_bytes_ = 0;
+  used_ = 0;
+  last_ = nullptr;
+  cur_ = first_;
+  end_ = first_ ? first_ + first_size_ : nullptr;
+}
+
+}  // namespace gateway::core

@@ -1,0 +1,193 @@
+#include "gateway/core/config.hpp"
+
+#include <charconv>
+#include <functional>
+#include <string_view>
+
+#include "gateway/core/units.hpp"
+
+namespace gateway::core {
+
+namespace {
+
+// One row per flag: parse_args and help_text both read this table, so the
+// help cannot drift from what is accepted.
+struct flag_spec {
+  std::string_view name;
+  std::string_view value_name;  // empty: takes no value
+  std::string_view help;
+  std::function<std::string(const config&)> show_default;
+  std::function<bool(config&, std::string_view, std::string&)> apply;
+};
+
+bool parse_uint(std::string_view s, std::uint64_t& v) {
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  return r.ec == std::errc{} && r.ptr == s.data() + s.size() && !s.empty();
+}
+
+bool parse_listen(std::string_view s, listen_address& out, std::string& err) {
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    err = "expected HOST:PORT";
+    return false;
+  }
+  std::string_view host = s.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  std::uint64_t port = 0;
+  if (!parse_uint(s.substr(colon + 1), port) || port > 65535) {
+    err = "port must be a number from 0 to 65535";
+    return false;
+  }
+  out.host = std::string(host);
+  out.port = static_cast<std::uint16_t>(port);
+  return true;
+}
+
+auto duration_flag(std::chrono::nanoseconds config::*member) {
+  return [member](config& c, std::string_view v, std::string& err) {
+    auto d = parse_duration(v);
+    if (!d || d->count() <= 0) {
+      err = "expected a positive duration like 5s or 500ms";
+      return false;
+    }
+    c.*member = *d;
+    return true;
+  };
+}
+
+auto show_duration(std::chrono::nanoseconds config::*member) {
+  return [member](const config& c) { return format_duration(c.*member); };
+}
+
+const std::vector<flag_spec>& flags() {
+  static const std::vector<flag_spec> table = {
+      {"--listen", "HOST:PORT", "address to accept client connections on",
+       [](const config& c) { return c.listen.host + ":" + std::to_string(c.listen.port); },
+       [](config& c, std::string_view v, std::string& err) { return parse_listen(v, c.listen, err); }},
+      {"--backend", "URL",
+       "backend that /api/ is proxied to (http://HOST:PORT); without it an embedded echo backend is started",
+       [](const config&) { return std::string("embedded echo backend"); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v.substr(0, 7) != "http://" || v.size() <= 7) {
+           err = "expected http://HOST:PORT";
+           return false;
+         }
+         c.backend = std::string(v);
+         return true;
+       }},
+      {"--threads", "N", "worker threads, each with its own event loop (0: one per core)",
+       [](const config& c) { return std::to_string(c.threads); },
+       [](config& c, std::string_view v, std::string& err) {
+         std::uint64_t n = 0;
+         if (!parse_uint(v, n) || n > 256) {
+           err = "expected a number from 0 to 256";
+           return false;
+         }
+         c.threads = static_cast<unsigned>(n);
+         return true;
+       }},
+      {"--max-body", "SIZE", "largest request body accepted (413 above it)",
+       [](const config& c) { return format_size(c.max_body); },
+       [](config& c, std::string_view v, std::string& err) {
+         auto n = parse_size(v);
+         if (!n || *n == 0 || *n > (1ull << 32)) {
+           err = "expected a size from 1 byte to 4GiB, like 10MiB";
+           return false;
+         }
+         c.max_body = *n;
+         return true;
+       }},
+      {"--max-head", "SIZE", "largest request line plus headers (431 above it)",
+       [](const config& c) { return format_size(c.max_head); },
+       [](config& c, std::string_view v, std::string& err) {
+         auto n = parse_size(v);
+         if (!n || *n < 256 || *n > 1024 * 1024) {
+           err = "expected a size from 256 bytes to 1MiB";
+           return false;
+         }
+         c.max_head = *n;
+         return true;
+       }},
+      {"--header-timeout", "DURATION", "time allowed to send a request head once it starts (408 after it)",
+       show_duration(&config::header_timeout), duration_flag(&config::header_timeout)},
+      {"--body-timeout", "DURATION", "time allowed between two reads of a request body (408 after it)",
+       show_duration(&config::body_timeout), duration_flag(&config::body_timeout)},
+      {"--idle-timeout", "DURATION", "how long an idle keep-alive connection is kept",
+       show_duration(&config::idle_timeout), duration_flag(&config::idle_timeout)},
+      {"--write-timeout", "DURATION", "time allowed for a client to accept response bytes",
+       show_duration(&config::write_timeout), duration_flag(&config::write_timeout)},
+      {"--drain-timeout", "DURATION", "on SIGINT/SIGTERM, how long in-flight requests may finish",
+       show_duration(&config::drain_timeout), duration_flag(&config::drain_timeout)},
+      {"--help", "", "print this help and exit", nullptr, nullptr},
+      {"--version", "", "print the version and exit", nullptr, nullptr},
+  };
+  return table;
+}
+
+}  // namespace
+
+parse_outcome parse_args(int argc, const char* const* argv, config& out) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string_view value;
+    bool has_inline_value = false;
+    if (auto eq = arg.find('='); arg.substr(0, 2) == "--" && eq != std::string_view::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_inline_value = true;
+    }
+    if (arg == "--help" || arg == "-h") return {parse_outcome::action::help, {}};
+    if (arg == "--version") return {parse_outcome::action::version, {}};
+    const flag_spec* spec = nullptr;
+    for (const auto& f : flags())
+      if (f.name == arg) spec = &f;
+    if (spec == nullptr || !spec->apply) {
+      return {parse_outcome::action::error, "unknown option '" + std::string(arg) + "' (see --help)"};
+    }
+    if (!has_inline_value) {
+      if (i + 1 >= argc) {
+        return {parse_outcome::action::error, std::string(arg) + ": missing value " + std::string(spec->value_name)};
+      }
+      value = argv[++i];
+    }
+    std::string err;
+    if (!spec->apply(out, value, err)) {
+      return {parse_outcome::action::error,
+              std::string(arg) + ": invalid value '" + std::string(value) + "': " + err};
+    }
+  }
+  return {};
+}
+
+std::string help_text() {
+  std::string s =
+      "gateway - an HTTP/1.1 API gateway: every request runs through a middleware chain\n"
+      "(body limit, metrics, logging, compression, rate limit, auth) and /api/ is proxied.\n\n"
+      "Usage: gateway [OPTIONS]\n\nOptions:\n";
+  config defaults;
+  for (const auto& f : flags()) {
+    std::string left(2, ' ');  // (built with append: g++ 12 warns falsely on "  " + string)
+    left.append(f.name);
+    if (!f.value_name.empty()) {
+      left.push_back(' ');
+      left.append(f.value_name);
+    }
+    if (left.size() < 28) {
+      left.resize(28, ' ');
+    } else {
+      left.push_back('\n');
+      left.append(28, ' ');
+    }
+    s += left + std::string(f.help);
+    if (f.show_default) s += " [default: " + f.show_default(defaults) + "]";
+    s += "\n";
+  }
+  s +=
+      "\nRoutes:\n"
+      "  /health       200 {\"status\":\"healthy\",\"timestamp\":...}, no auth\n"
+      "  anything else 404\n"
+      "\nSignals: SIGINT/SIGTERM stop accepting, drain in-flight requests, exit 0.\n";
+  return s;
+}
+
+}  // namespace gateway::core

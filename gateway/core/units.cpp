@@ -1,0 +1,85 @@
+#include "gateway/core/units.hpp"
+
+#include <charconv>
+
+namespace gateway::core {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// Splits "12.5ms" into 12.5 and "ms". Only plain decimal digits with an
+// optional fraction are numbers here (no sign, no exponent).
+bool split_number(std::string_view text, double& value, std::string_view& unit) {
+  std::size_t i = 0;
+  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
+  if (i == 0) return false;
+  auto r = std::from_chars(text.data(), text.data() + i, value);
+  if (r.ec != std::errc{} || r.ptr != text.data() + i) return false;
+  unit = text.substr(i);
+  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) {
+  double v = 0;
+  std::string_view unit;
+  if (!split_number(text, v, unit)) return std::nullopt;
+  double scale = 0;
+  if (unit.empty() || unit == "s") scale = 1e9;
+  else if (unit == "ms") scale = 1e6;
+  else if (unit == "us") scale = 1e3;
+  else if (unit == "ns") scale = 1;
+  else if (unit == "m" || unit == "min") scale = 60e9;
+  else if (unit == "h") scale = 3600e9;
+  else return std::nullopt;
+  double ns = v * scale;
+  if (ns > 9.0e18) return std::nullopt;
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(ns));
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  double v = 0;
+  std::string_view unit;
+  if (!split_number(text, v, unit)) return std::nullopt;
+  double scale = 0;
+  if (unit.empty() || iequals(unit, "b")) scale = 1;
+  else if (iequals(unit, "k") || iequals(unit, "kib")) scale = 1024.0;
+  else if (iequals(unit, "m") || iequals(unit, "mib")) scale = 1024.0 * 1024;
+  else if (iequals(unit, "g") || iequals(unit, "gib")) scale = 1024.0 * 1024 * 1024;
+  else if (iequals(unit, "kb")) scale = 1e3;
+  else if (iequals(unit, "mb")) scale = 1e6;
+  else if (iequals(unit, "gb")) scale = 1e9;
+  else return std::nullopt;
+  double bytes = v * scale;
+  if (bytes > 1.8e19) return std::nullopt;
+  return static_cast<std::uint64_t>(bytes);
+}
+
+std::string format_duration(std::chrono::nanoseconds d) {
+  auto ns = d.count();
+  if (ns % 1'000'000'000 == 0) return std::to_string(ns / 1'000'000'000) + "s";
+  if (ns % 1'000'000 == 0) return std::to_string(ns / 1'000'000) + "ms";
+  if (ns % 1'000 == 0) return std::to_string(ns / 1'000) + "us";
+  return std::to_string(ns) + "ns";
+}
+
+std::string format_size(std::uint64_t bytes) {
+  if (bytes && bytes % (1024ull * 1024 * 1024) == 0) return std::to_string(bytes >> 30) + "GiB";
+  if (bytes && bytes % (1024ull * 1024) == 0) return std::to_string(bytes >> 20) + "MiB";
+  if (bytes && bytes % 1024 == 0) return std::to_string(bytes >> 10) + "KiB";
+  return std::to_string(bytes);
+}
+
+}  // namespace gateway::core

@@ -1,0 +1,91 @@
+#pragma once
+// An ordered list of header fields whose storage lives in a request arena.
+// Order, spelling and repetition are kept exactly as received (the proxy
+// forwards them so). Names compare case-insensitively (RFC 9110 section 5.1).
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "gateway/core/arena.hpp"
+
+namespace gateway::http {
+
+// ASCII case-insensitive equality, for header names and tokens.
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if (x != y) {
+      if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
+    }
+  }
+  return true;
+}
+
+struct header_field {
+  std::string_view name;
+  std::string_view value;
+};
+
+class header_list {
+ public:
+  header_list() = default;
+  explicit header_list(core::arena& mem) : mem_(&mem) {}
+
+  void add(std::string_view name, std::string_view value) {
+    if (size_ == cap_) reserve(cap_ ? cap_ * 2 : 16);
+    data_[size_++] = {name, value};
+  }
+  // First value with this name, or an empty view with found=false.
+  const header_field* find(std::string_view name) const noexcept {
+    for (std::uint32_t i = 0; i < size_; ++i)
+      if (iequals(data_[i].name, name)) return &data_[i];
+    return nullptr;
+  }
+  std::string_view value_of(std::string_view name) const noexcept {
+    const header_field* f = find(name);
+    return f ? f->value : std::string_view{};
+  }
+  std::size_t count(std::string_view name) const noexcept {
+    std::size_t n = 0;
+    for (std::uint32_t i = 0; i < size_; ++i) n += iequals(data_[i].name, name);
+    return n;
+  }
+  // Removes every field with this name, keeping the order of the rest.
+  std::size_t remove(std::string_view name) noexcept {
+    std::uint32_t w = 0;
+    for (std::uint32_t r = 0; r < size_; ++r)
+      if (!iequals(data_[r].name, name)) data_[w++] = data_[r];
+    std::size_t removed = size_ - w;
+    size_ = w;
+    return removed;
+  }
+  void set(std::string_view name, std::string_view value) {
+    remove(name);
+    add(name, value);
+  }
+  void clear() noexcept { size_ = 0; }
+
+  const header_field* begin() const noexcept { return data_; }
+  const header_field* end() const noexcept { return data_ + size_; }
+  header_field* begin() noexcept { return data_; }
+  header_field* end() noexcept { return data_ + size_; }
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  core::arena& memory() const noexcept { return *mem_; }
+
+ private:
+  void reserve(std::uint32_t n) {
+    auto* p = static_cast<header_field*>(mem_->allocate(sizeof(header_field) * n, alignof(header_field)));
+    if (size_) std::memcpy(static_cast<void*>(p), data_, sizeof(header_field) * size_);
+    data_ = p;
+    cap_ = n;
+  }
+
+  core::arena* mem_ = nullptr;
+  header_field* data_ = nullptr;
+  std::uint32_t size_ = 0;
+  std::uint32_t cap_ = 0;
+};
+
+}  // namespace gateway::http

@@ -1,0 +1,59 @@
+#pragma once
+// Request and response as the middleware chain sees them. Every view points
+// into the connection's read buffer (head bytes, stable until the request
+// ends) or the request arena; nothing here outlives the request.
+#include <asio/awaitable.hpp>
+#include <cstdint>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include "gateway/http/header_list.hpp"
+
+namespace gateway::http {
+
+struct request {
+  std::string_view method;  // the token as sent, e.g. "GET"
+  int method_id = 0;        // llhttp_method_t, or -1 for an extension method
+  std::string_view target;  // request-target as sent (origin-form for us)
+  std::string_view path;    // target up to '?'
+  std::string_view query;   // after '?', without it; empty if none
+  std::uint8_t version_major = 1;
+  std::uint8_t version_minor = 1;
+  header_list headers;
+  std::string_view body;    // the once-read body, de-chunked, in the arena
+  bool keep_alive = true;
+  bool was_chunked = false;
+  bool upgrade = false;
+};
+
+// A streamed response body (the proxy's). The connection pulls pieces until
+// it gets an empty one. An error ends the response: the connection is closed
+// because the client cannot be told otherwise once the head is out.
+class body_source {
+ public:
+  virtual ~body_source() = default;
+  virtual asio::awaitable<std::pair<std::error_code, std::string_view>> next() = 0;
+};
+
+enum class body_framing : std::uint8_t {
+  content_length,  // the Content-Length header in `headers` is authoritative
+  chunked,         // the connection chunk-encodes the stream (HTTP/1.1 clients)
+  until_close,     // close-delimited (RFC 9112 section 6.3, item 8)
+};
+
+struct response {
+  int status = 200;
+  std::string_view reason;  // empty: the standard phrase
+  header_list headers;
+  std::string_view body;    // used when stream == nullptr
+  body_source* stream = nullptr;  // arena-owned when set
+  body_framing framing = body_framing::content_length;
+  bool close = false;       // close the connection after this response
+  bool no_body = false;     // HEAD, 1xx, 204, 304: head only, whatever the length
+};
+
+// Standard reason phrase (RFC 9110 section 15), "Unknown" for others.
+std::string_view reason_phrase(int status) noexcept;
+
+}  // namespace gateway::http

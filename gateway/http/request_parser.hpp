@@ -1,0 +1,85 @@
+#pragma once
+// Request framing: the head (request line + fields) and chunked bodies.
+//
+// The head is validated by a strict line scanner of our own (RFC 9112
+// sections 2-5) and then run through llhttp, which must agree; llhttp 8.1 is
+// lenient where RFC 9112 is not (whitespace before a colon, obs-fold, bare LF,
+// control characters in values), and the scanner is where those are refused.
+// Chunked bodies are decoded by llhttp. Content-Length bodies need no parser:
+// the connection reads exactly that many bytes into the arena.
+//
+// Thread: one parser per connection, used only by its coroutine.
+#include <llhttp.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include "gateway/http/message.hpp"
+
+namespace gateway::http {
+
+struct head_limits {
+  std::size_t max_head = 16 * 1024;
+  std::uint32_t max_headers = 100;
+};
+
+struct head_result {
+  enum class kind { incomplete, complete, error } what = kind::incomplete;
+  std::size_t head_size = 0;     // bytes of the head, including the final CRLF CRLF
+  int status = 0;                // for errors: 400, 431, 501 or 505
+  std::string_view message;      // for errors: a short static explanation
+  bool chunked = false;          // body is chunked (Transfer-Encoding: chunked)
+  std::uint64_t content_length = 0;  // when !chunked
+  bool expect_continue = false;
+};
+
+struct chunk_result {
+  enum class kind { need_more, complete, error, too_large } what = kind::need_more;
+  std::size_t consumed = 0;      // bytes of `data` used (all of it unless complete/error)
+  std::string_view message;
+};
+
+class request_parser {
+ public:
+  request_parser() noexcept;
+  request_parser(const request_parser&) = delete;
+  request_parser& operator=(const request_parser&) = delete;
+
+  // Looks for a whole head at the start of `buf`. On `complete`, fills `req`
+  // (views into `buf`, header table from `req.headers`' arena). Empty lines
+  // before the request line are skipped (RFC 9112 section 2.2) and counted
+  // in head_size.
+  head_result parse_head(std::string_view buf, request& req, const head_limits& limits);
+
+  // Decodes a chunked body that follows the head just parsed. Data bytes
+  // are appended through `sink(ptr, len)`; at most `max_body` of them. Call
+  // repeatedly with new bytes until complete or error.
+  using sink_fn = bool (*)(void* ctx, const char* data, std::size_t len);
+  chunk_result feed_chunked(std::string_view data, sink_fn sink, void* ctx, std::uint64_t max_body);
+
+ private:
+  static int on_headers_complete(llhttp_t* p);
+  static int on_body(llhttp_t* p, const char* at, std::size_t len);
+  static int on_message_complete(llhttp_t* p);
+  static int on_header_field(llhttp_t* p, const char* at, std::size_t len);
+
+  llhttp_t parser_;
+  // Chunked decoding state (valid between parse_head and complete).
+  sink_fn sink_ = nullptr;
+  void* sink_ctx_ = nullptr;
+  std::uint64_t body_bytes_ = 0;
+  std::uint64_t max_body_ = 0;
+  std::uint32_t trailer_fields_ = 0;
+  bool in_body_ = false;
+  bool body_too_large_ = false;
+  bool sink_failed_ = false;
+};
+
+// Utility used by several modules: does the comma-separated header value
+// contain `token` (case-insensitive), as in Connection: keep-alive, Upgrade?
+bool has_token(std::string_view list, std::string_view token) noexcept;
+
+// RFC 9110 section 5.6.2: tchar.
+bool is_tchar(unsigned char c) noexcept;
+
+}  // namespace gateway::http

@@ -1,0 +1,463 @@
+#include "gateway/net/connection.hpp"
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <array>
+#include <span>
+#include <charconv>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "gateway/core/arena.hpp"
+#include "gateway/http/handler.hpp"
+#include "gateway/http/request_parser.hpp"
+#include "gateway/http/serializer.hpp"
+#include "gateway/net/worker.hpp"
+
+namespace gateway::net {
+
+namespace {
+
+constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+using clock = std::chrono::steady_clock;
+
+// The read buffer: bytes [begin_, end_) are received and not yet consumed.
+// Starts small and grows only for an unusually large head (up to max_head).
+class read_buffer {
+ public:
+  explicit read_buffer(std::size_t initial) : cap_(initial) {}
+  char* data() noexcept { return data_.get() + begin_; }
+  std::size_t size() const noexcept { return end_ - begin_; }
+  std::string_view view() const noexcept { return {data_.get() + begin_, end_ - begin_}; }
+  void consume(std::size_t n) noexcept {
+    begin_ += n;
+    if (begin_ == end_) begin_ = end_ = 0;
+  }
+  // Moves unconsumed bytes to the front so a request starts at offset 0.
+  void compact() noexcept {
+    if (begin_ == 0) return;
+    std::memmove(data_.get(), data_.get() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  // Space to read into, growing the buffer (up to `max_cap`) when full.
+  asio::mutable_buffer prepare(std::size_t max_cap) {
+    if (!data_) data_ = std::make_unique<char[]>(cap_);
+    if (end_ == cap_) {
+      compact();
+      if (end_ == cap_ && cap_ < max_cap) {
+        std::size_t n = std::min(cap_ * 2, max_cap);
+        auto bigger = std::make_unique<char[]>(n);
+        std::memcpy(bigger.get(), data_.get(), end_);
+        data_ = std::move(bigger);
+        cap_ = n;
+      }
+    }
+    return asio::buffer(data_.get() + end_, cap_ - end_);
+  }
+  // Ensures at least `n` bytes of space after the end (may move the data).
+  void reserve_tail(std::size_t n) {
+    if (data_ && cap_ - end_ >= n) return;
+    if (!data_) data_ = std::make_unique<char[]>(cap_);
+    compact();
+    if (cap_ - end_ >= n) return;
+    std::size_t bigger_cap = end_ + n;
+    auto bigger = std::make_unique<char[]>(bigger_cap);
+    std::memcpy(bigger.get(), data_.get(), end_);
+    data_ = std::move(bigger);
+    cap_ = bigger_cap;
+  }
+  // Space after the current end without compacting (the head before it must stay put).
+  asio::mutable_buffer tail_space() noexcept { return asio::buffer(data_.get() + end_, cap_ - end_); }
+  void commit(std::size_t n) noexcept { end_ += n; }
+  // Drops bytes at the end (body bytes already copied out), keeping [begin_, begin_+keep).
+  void truncate(std::size_t keep) noexcept { end_ = begin_ + keep; }
+  bool allocated() const noexcept { return data_ != nullptr; }
+
+ private:
+  std::unique_ptr<char[]> data_;
+  std::size_t cap_;
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+};
+
+struct body_builder {
+  core::arena* mem;
+  char* data = nullptr;
+  std::size_t size = 0;
+  std::size_t cap = 0;
+  std::uint64_t limit = 0;
+
+  static bool append(void* ctx, const char* p, std::size_t n) {
+    auto* b = static_cast<body_builder*>(ctx);
+    if (b->size + n > b->cap) {
+      std::size_t want = std::max<std::size_t>(b->cap ? b->cap * 2 : 4096, b->size + n);
+      if (want > b->limit) want = std::max<std::size_t>(b->limit, b->size + n);
+      b->data = b->mem->grow(b->data, b->cap, want);
+      b->cap = want;
+    }
+    std::memcpy(b->data + b->size, p, n);
+    b->size += n;
+    return true;
+  }
+};
+
+class session {
+ public:
+  session(connection_state& st)
+      : st_(st), w_(st.owner), cfg_(w_.cfg()), in_(4096) {}
+
+  asio::awaitable<void> run();
+
+ private:
+  enum class outcome { next, close };
+
+  void set_phase(conn_phase p, std::chrono::nanoseconds timeout) {
+    st_.phase = p;
+    st_.deadline = timeout.count() > 0 ? clock::now() + timeout : clock::time_point::max();
+  }
+  void push_deadline(std::chrono::nanoseconds timeout) { st_.deadline = clock::now() + timeout; }
+
+  asio::awaitable<outcome> read_head(http::request& req, http::head_result& head);
+  asio::awaitable<outcome> read_body(http::request& req, const http::head_result& head);
+  asio::awaitable<outcome> write_response(http::exchange& ex);
+  asio::awaitable<outcome> write_stream(http::exchange& ex, http::body_framing framing);
+  asio::awaitable<void> send_error(int status, std::string_view message, bool http10);
+  asio::awaitable<void> linger_close();
+  asio::awaitable<bool> write_all(std::span<const asio::const_buffer> bufs);
+
+  connection_state& st_;
+  worker& w_;
+  const core::config& cfg_;
+  read_buffer in_;
+  http::request_parser parser_;
+  core::arena mem_;
+  std::string out_;
+  std::uint64_t request_bytes_ = 0;  // head + body bytes of the current request in in_
+  char client_ip_[64] = {};
+  std::size_t client_ip_len_ = 0;
+};
+
+asio::awaitable<bool> session::write_all(std::span<const asio::const_buffer> bufs) {
+  std::size_t total = 0;
+  for (const auto& b : bufs) total += b.size();
+  // A write deadline is pushed forward on each completed partial write by
+  // the async_write loop itself; a client that reads nothing times out.
+  auto [ec, n] = co_await asio::async_write(st_.socket, bufs, use_nothrow);
+  (void)n;
+  co_return !ec && n == total;
+}
+
+asio::awaitable<void> session::send_error(int status, std::string_view message, bool http10) {
+  http::response res;
+  res.status = status;
+  res.close = true;
+  out_.clear();
+  // Minimal head: no header_list needed.
+  char body[256];
+  std::size_t len = std::min(message.size(), sizeof body - 1);
+  std::memcpy(body, message.data(), len);
+  body[len++] = '\n';
+  res.body = {body, len};
+  core::arena scratch(512);
+  res.headers = http::header_list(scratch);
+  res.headers.add("Content-Type", "text/plain; charset=utf-8");
+  http::head_options opts;
+  opts.keep_alive = false;
+  opts.http10_client = http10;
+  http::write_response_head(out_, res, opts);
+  set_phase(conn_phase::write, cfg_.write_timeout);
+  std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(res.body)};
+  co_await write_all(bufs);
+}
+
+// After an error answer, the client may still be sending (a body we refused).
+// Closing at once would make the kernel send RST and the client could lose
+// our response; so stop sending, then read and discard for a short while
+// (RFC 9112 section 9.6, "lingering close").
+asio::awaitable<void> session::linger_close() {
+  std::error_code ignored;
+  st_.socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  set_phase(conn_phase::linger, std::chrono::seconds(2));
+  std::array<char, 4096> sink;
+  std::uint64_t discarded = 0;
+  while (discarded < 64ull * 1024 * 1024 && !st_.timed_out) {
+    auto [ec, n] = co_await st_.socket.async_read_some(asio::buffer(sink), use_nothrow);
+    if (ec) break;
+    discarded += n;
+  }
+  st_.socket.close(ignored);
+}
+
+asio::awaitable<session::outcome> session::read_head(http::request& req, http::head_result& head) {
+  http::head_limits limits{static_cast<std::size_t>(cfg_.max_head), cfg_.max_headers};
+  const std::size_t max_cap = static_cast<std::size_t>(cfg_.max_head) + 1024;
+  in_.compact();
+  if (in_.size() == 0) set_phase(conn_phase::idle, cfg_.idle_timeout);
+  else set_phase(conn_phase::head, cfg_.header_timeout);
+
+  for (;;) {
+    if (in_.size() > 0) {
+      head = parser_.parse_head(in_.view(), req, limits);
+      if (head.what == http::head_result::kind::complete) co_return outcome::next;
+      if (head.what == http::head_result::kind::error) {
+        core::live_shard::bump(w_.counters().bad_requests);
+        co_await send_error(head.status, head.message, false);
+        co_await linger_close();
+        co_return outcome::close;
+      }
+    }
+    if (st_.stop_requested && st_.phase == conn_phase::idle) co_return outcome::close;
+    auto [ec, n] = co_await st_.socket.async_read_some(in_.prepare(max_cap), use_nothrow);
+    if (ec) {
+      if (st_.timed_out && st_.phase == conn_phase::head && !st_.aborted) {
+        core::live_shard::bump(w_.counters().timeouts);
+        st_.timed_out = false;
+        co_await send_error(408, "request head not received in time", false);
+      }
+      co_return outcome::close;
+    }
+    in_.commit(n);
+    if (st_.phase == conn_phase::idle) set_phase(conn_phase::head, cfg_.header_timeout);
+  }
+}
+
+asio::awaitable<session::outcome> session::read_body(http::request& req, const http::head_result& head) {
+  const bool http10 = req.version_minor == 0;
+  std::size_t body_start = head.head_size;  // offset in in_ where body bytes begin
+  req.body = {};
+
+  if (!head.chunked) {
+    if (head.content_length > cfg_.max_body) {
+      co_await send_error(413, "request body too large", http10);
+      co_await linger_close();
+      co_return outcome::close;
+    }
+    std::size_t len = static_cast<std::size_t>(head.content_length);
+    request_bytes_ = body_start;
+    if (len == 0) co_return outcome::next;
+    std::size_t buffered = std::min(len, in_.size() - body_start);
+    if (buffered == len && len <= 2048) {
+      // Small body already in the read buffer: the views stay valid until
+      // the request ends, so no copy is needed... but the buffer is reused by
+      // pipelined requests only after this one ends, so point into it.
+      req.body = std::string_view(in_.data() + body_start, len);
+      request_bytes_ = body_start + len;
+      co_return outcome::next;
+    }
+    auto* body = static_cast<char*>(mem_.allocate(len, 1));
+    std::memcpy(body, in_.data() + body_start, buffered);
+    // Body bytes past what was buffered are read straight into the arena;
+    // bytes after the body (a pipelined request) stay in the read buffer.
+    request_bytes_ = body_start + buffered;
+    if (head.expect_continue && buffered < len) {
+      static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+      std::array<asio::const_buffer, 1> b{asio::buffer(cont)};
+      if (!co_await write_all(b)) co_return outcome::close;
+    }
+    set_phase(conn_phase::body, cfg_.body_timeout);
+    std::size_t got = buffered;
+    while (got < len) {
+      auto [ec, n] = co_await st_.socket.async_read_some(asio::buffer(body + got, len - got), use_nothrow);
+      if (ec) {
+        if (st_.timed_out && !st_.aborted) {
+          core::live_shard::bump(w_.counters().timeouts);
+          st_.timed_out = false;
+          co_await send_error(408, "request body not received in time", http10);
+        }
+        co_return outcome::close;
+      }
+      got += n;
+      push_deadline(cfg_.body_timeout);
+    }
+    req.body = std::string_view(body, len);
+    co_return outcome::next;
+  }
+
+  // Chunked: decode into a growing arena buffer (RFC 9112 section 7.1).
+  body_builder b{&mem_, nullptr, 0, 0, cfg_.max_body};
+  if (head.expect_continue) {
+    static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+    std::array<asio::const_buffer, 1> bb{asio::buffer(cont)};
+    if (in_.size() == body_start && !co_await write_all(bb)) co_return outcome::close;
+  }
+  set_phase(conn_phase::body, cfg_.body_timeout);
+  if (in_.tail_space().size() < 4096) {
+    // The head nearly fills the buffer: grow it now, while nothing but the
+    // head depends on it, and parse the head again so its views follow.
+    in_.reserve_tail(8192);
+    http::head_limits limits{static_cast<std::size_t>(cfg_.max_head), cfg_.max_headers};
+    http::head_result again = parser_.parse_head(in_.view(), req, limits);
+    if (again.what != http::head_result::kind::complete) co_return outcome::close;
+  }
+  std::size_t pos = body_start;
+  for (;;) {
+    if (in_.size() > pos) {
+      auto r = parser_.feed_chunked(std::string_view(in_.data() + pos, in_.size() - pos),
+                                    &body_builder::append, &b, cfg_.max_body);
+      if (r.what == http::chunk_result::kind::complete) {
+        request_bytes_ = pos + r.consumed;
+        req.body = std::string_view(b.data, b.size);
+        co_return outcome::next;
+      }
+      if (r.what == http::chunk_result::kind::too_large) {
+        co_await send_error(413, "request body too large", http10);
+        co_await linger_close();
+        co_return outcome::close;
+      }
+      if (r.what == http::chunk_result::kind::error) {
+        core::live_shard::bump(w_.counters().bad_requests);
+        co_await send_error(400, r.message, http10);
+        co_await linger_close();
+        co_return outcome::close;
+      }
+      // All consumed: drop those bytes but keep the head in place.
+      in_.truncate(body_start);
+      pos = body_start;
+    }
+    auto [ec, n] = co_await st_.socket.async_read_some(in_.tail_space(), use_nothrow);
+    if (ec) {
+      if (st_.timed_out && !st_.aborted) {
+        core::live_shard::bump(w_.counters().timeouts);
+        st_.timed_out = false;
+        co_await send_error(408, "request body not received in time", http10);
+      }
+      co_return outcome::close;
+    }
+    in_.commit(n);
+    push_deadline(cfg_.body_timeout);
+  }
+}
+
+asio::awaitable<session::outcome> session::write_stream(http::exchange& ex, http::body_framing framing) {
+  static constexpr std::string_view crlf = "\r\n";
+  static constexpr std::string_view last_chunk = "0\r\n\r\n";
+  for (;;) {
+    auto [ec, piece] = co_await ex.res.stream->next();
+    if (ec) co_return outcome::close;  // cannot complete the response
+    if (piece.empty()) break;
+    set_phase(conn_phase::write, cfg_.write_timeout);
+    if (framing == http::body_framing::chunked) {
+      char size_line[24];
+      auto r = std::to_chars(size_line, size_line + 16, piece.size(), 16);
+      std::memcpy(r.ptr, "\r\n", 2);
+      std::array<asio::const_buffer, 3> bufs{
+          asio::buffer(size_line, static_cast<std::size_t>(r.ptr - size_line) + 2), asio::buffer(piece),
+          asio::buffer(crlf)};
+      if (!co_await write_all(bufs)) co_return outcome::close;
+    } else {
+      std::array<asio::const_buffer, 1> bufs{asio::buffer(piece)};
+      if (!co_await write_all(bufs)) co_return outcome::close;
+    }
+    set_phase(conn_phase::handler, {});
+  }
+  if (framing == http::body_framing::chunked) {
+    std::array<asio::const_buffer, 1> bufs{asio::buffer(last_chunk)};
+    if (!co_await write_all(bufs)) co_return outcome::close;
+  }
+  co_return framing == http::body_framing::until_close ? outcome::close : outcome::next;
+}
+
+asio::awaitable<session::outcome> session::write_response(http::exchange& ex) {
+  http::head_options opts;
+  opts.http10_client = ex.req.version_minor == 0;
+  opts.head_request = ex.req.method_id == HTTP_HEAD;
+  opts.keep_alive = ex.req.keep_alive && !ex.res.close && !st_.stop_requested;
+  out_.clear();
+  http::body_framing framing = http::write_response_head(out_, ex.res, opts);
+  const bool no_body = opts.head_request || ex.res.no_body || http::status_has_no_body(ex.res.status);
+  set_phase(conn_phase::write, cfg_.write_timeout);
+  if (ex.res.stream == nullptr || no_body) {
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_),
+                                           asio::buffer(no_body ? std::string_view{} : ex.res.body)};
+    if (!co_await write_all(bufs)) co_return outcome::close;
+    co_return opts.keep_alive ? outcome::next : outcome::close;
+  }
+  std::array<asio::const_buffer, 1> head{asio::buffer(out_)};
+  if (!co_await write_all(head)) co_return outcome::close;
+  set_phase(conn_phase::handler, {});
+  outcome o = co_await write_stream(ex, framing);
+  if (o == outcome::close || !opts.keep_alive) co_return outcome::close;
+  co_return outcome::next;
+}
+
+asio::awaitable<void> session::run() {
+  {
+    std::error_code ec;
+    auto ep = st_.socket.remote_endpoint(ec);
+    if (!ec) {
+      std::string ip = ep.address().to_string();
+      client_ip_len_ = std::min(ip.size(), sizeof client_ip_);
+      std::memcpy(client_ip_, ip.data(), client_ip_len_);
+    }
+    st_.socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  }
+  out_.reserve(1024);
+
+  while (!st_.aborted) {
+    mem_.reset();
+    http::exchange ex;
+    ex.req.headers = http::header_list(mem_);
+    ex.res.headers = http::header_list(mem_);
+    http::head_result head;
+    if (co_await read_head(ex.req, head) == outcome::close) break;
+    if (co_await read_body(ex.req, head) == outcome::close) break;
+
+    auto& counters = w_.counters();
+    struct in_flight_guard {
+      core::live_shard& c;
+      explicit in_flight_guard(core::live_shard& s) : c(s) { core::live_shard::inc(c.requests_in_flight); }
+      ~in_flight_guard() { core::live_shard::dec(c.requests_in_flight); }
+    } in_flight(counters);
+    core::live_shard::bump(counters.requests_total);
+    ex.ctx.mem = &mem_;
+    ex.ctx.client_ip = std::string_view(client_ip_, client_ip_len_);
+    ex.ctx.start = clock::now();
+    ex.ctx.worker = w_.index();
+    set_phase(conn_phase::handler, {});
+    co_await w_.chain().handle(ex);
+    outcome o = st_.aborted ? outcome::close : co_await write_response(ex);
+    // Release the request's memory before waiting for the next one.
+    ex.res.stream = nullptr;
+    mem_.reset();
+    in_.consume(std::min(request_bytes_, in_.size()));
+    request_bytes_ = 0;
+    if (o == outcome::close || st_.stop_requested) {
+      std::error_code ignored;
+      st_.socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+      break;
+    }
+  }
+  std::error_code ignored;
+  st_.socket.close(ignored);
+}
+
+}  // namespace
+
+connection_state::connection_state(worker& w, asio::ip::tcp::socket s) : owner(w), socket(std::move(s)) {
+  owner.attach(*this);
+}
+
+connection_state::~connection_state() { owner.detach(*this); }
+
+void connection_state::cancel_io() noexcept {
+  std::error_code ignored;
+  socket.cancel(ignored);
+}
+
+void connection_state::abort() noexcept {
+  aborted = true;
+  std::error_code ignored;
+  socket.close(ignored);
+  if (abort_upstream != nullptr) abort_upstream(abort_upstream_arg);
+}
+
+asio::awaitable<void> serve_connection(worker& w, asio::ip::tcp::socket socket) {
+  connection_state st(w, std::move(socket));
+  session s(st);
+  co_await s.run();
+}
+
+}  // namespace gateway::net

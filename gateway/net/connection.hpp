@@ -1,0 +1,44 @@
+#pragma once
+// The connection coroutine: one per accepted socket, owning it by value.
+// It loops read head -> read body once -> run the chain -> write, while
+// keep-alive allows. Timeouts are enforced by the worker's sweep, which
+// cancels the socket's pending operation and marks the connection timed
+// out; the coroutine then answers 408 (or just closes when idle).
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+#include <chrono>
+
+namespace gateway::net {
+
+class worker;
+
+enum class conn_phase : std::uint8_t { idle, head, body, handler, write, linger };
+
+struct connection_state {
+  connection_state(worker& w, asio::ip::tcp::socket s);
+  ~connection_state();
+  connection_state(const connection_state&) = delete;
+  connection_state& operator=(const connection_state&) = delete;
+
+  worker& owner;
+  asio::ip::tcp::socket socket;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  conn_phase phase = conn_phase::idle;
+  bool timed_out = false;
+  bool stop_requested = false;   // drain: finish the current request, then close
+  bool aborted = false;          // hard cancel at the end of the drain
+  void (*abort_upstream)(void*) = nullptr;
+  void* abort_upstream_arg = nullptr;
+
+  // Intrusive list links, owned by the worker.
+  connection_state* prev = nullptr;
+  connection_state* next = nullptr;
+
+  void cancel_io() noexcept;     // cancel the pending client-side operation
+  void abort() noexcept;         // close client and upstream sockets
+};
+
+// Serves one client connection until it closes. Runs on the worker's thread.
+asio::awaitable<void> serve_connection(worker& w, asio::ip::tcp::socket socket);
+
+}  // namespace gateway::net

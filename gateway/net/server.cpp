@@ -1,0 +1,108 @@
+#include "gateway/net/server.hpp"
+
+#include <asio/ip/address.hpp>
+#include <condition_variable>
+#include <system_error>
+
+#include "gateway/core/memory.hpp"
+
+namespace gateway::net {
+
+server::server(const core::config& cfg, const chain_factory& make_chain) : cfg_(cfg) {
+  unsigned n = cfg_.threads ? cfg_.threads : std::max(1u, std::thread::hardware_concurrency());
+  cfg_.threads = n;
+  shards_ = std::make_unique<core::live_shard[]>(n);
+  std::error_code ec;
+  auto address = asio::ip::make_address(cfg_.listen.host, ec);
+  if (ec) {
+    throw std::system_error(ec, "--listen: '" + cfg_.listen.host + "' is not a numeric IP address");
+  }
+  asio::ip::tcp::endpoint ep(address, cfg_.listen.port);
+  for (unsigned i = 0; i < n; ++i) {
+    auto w = std::make_unique<worker>(i, cfg_, shards_[i]);
+    try {
+      w->open_listener(ep, n > 1);
+    } catch (const std::system_error& e) {
+      throw std::system_error(e.code(), "cannot listen on " + cfg_.listen.host + ":" + std::to_string(ep.port()));
+    }
+    if (i == 0) {
+      port_ = w->local_port();
+      ep.port(port_);  // port 0: the others share the port the first one got
+    }
+    w->build_chain(make_chain);
+    workers_.push_back(std::move(w));
+  }
+}
+
+server::~server() {
+  stop();
+  wait();
+}
+
+void server::start() {
+  if (started_) return;
+  started_ = true;
+  for (auto& w : workers_) {
+    threads_.emplace_back([this, wp = w.get()](std::stop_token st) {
+      threads_alive_.fetch_add(1);
+      {
+        std::stop_callback on_stop(st, [wp] { wp->request_stop(); });
+        wp->run();
+      }
+      threads_alive_.fetch_sub(1);
+    });
+  }
+  // Gives memory freed after a burst back to the system, so RSS returns to
+  // its baseline (large bodies already use their own mappings; this trims
+  // what the many small allocations of a connection burst leave behind).
+  housekeeping_ = std::jthread([this](std::stop_token st) {
+    threads_alive_.fetch_add(1);
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock lock(m);
+    while (!st.stop_requested()) {
+      cv.wait_for(lock, st, std::chrono::seconds(2), [] { return false; });
+      if (st.stop_requested()) break;
+      core::release_free_memory();
+    }
+    threads_alive_.fetch_sub(1);
+  });
+}
+
+void server::stop() noexcept {
+  for (auto& t : threads_) t.request_stop();
+  if (!started_) {
+    // Never started: drain directly so the io_contexts hold nothing.
+    for (auto& w : workers_) w->request_stop();
+  }
+}
+
+void server::wait() {
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  if (housekeeping_.joinable()) {
+    housekeeping_.request_stop();
+    housekeeping_.join();
+  }
+}
+
+core::live_snapshot server::live() const noexcept {
+  core::live_snapshot s;
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    const auto& sh = shards_[i];
+    s.connections += sh.connections.load(std::memory_order_relaxed);
+    s.coroutines += sh.coroutines.load(std::memory_order_relaxed);
+    s.requests_in_flight += sh.requests_in_flight.load(std::memory_order_relaxed);
+    s.requests_total += sh.requests_total.load(std::memory_order_relaxed);
+    s.connections_total += sh.connections_total.load(std::memory_order_relaxed);
+    s.accept_errors += sh.accept_errors.load(std::memory_order_relaxed);
+    s.timeouts += sh.timeouts.load(std::memory_order_relaxed);
+    s.bad_requests += sh.bad_requests.load(std::memory_order_relaxed);
+    s.session_exceptions += sh.session_exceptions.load(std::memory_order_relaxed);
+  }
+  s.threads = threads_alive_.load();
+  return s;
+}
+
+}  // namespace gateway::net

@@ -1,0 +1,54 @@
+#pragma once
+// The server: N workers (threads with their own io_context and listener on
+// the same port), started and stopped as a unit.
+//
+// Shutdown is structured: stop() asks every worker thread (std::jthread) to
+// stop through its stop_token; each worker closes its listener, closes idle
+// connections, lets in-flight requests finish until the drain deadline and
+// then aborts what is left. wait() returns when every thread has joined; by
+// then no connection, coroutine, timer or socket of the server is alive, and
+// live() shows zeros.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <thread>
+#include <vector>
+
+#include "gateway/core/config.hpp"
+#include "gateway/core/live_counters.hpp"
+#include "gateway/net/worker.hpp"
+
+namespace gateway::net {
+
+class server {
+ public:
+  // Binds the listeners (throws std::system_error naming the address on
+  // failure) and builds one chain per worker. Nothing runs yet.
+  server(const core::config& cfg, const chain_factory& make_chain);
+  ~server();  // stop() + wait()
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  void start();
+  void stop() noexcept;  // any thread, idempotent
+  void wait();           // joins every thread
+  std::uint16_t port() const noexcept { return port_; }
+  unsigned worker_count() const noexcept { return static_cast<unsigned>(workers_.size()); }
+  core::live_snapshot live() const noexcept;
+  const core::config& cfg() const noexcept { return cfg_; }
+
+ private:
+  core::config cfg_;
+  std::unique_ptr<core::live_shard[]> shards_;
+  std::vector<std::unique_ptr<worker>> workers_;
+  std::vector<std::jthread> threads_;
+  std::jthread housekeeping_;
+  std::atomic<std::int64_t> threads_alive_{0};
+  std::uint16_t port_ = 0;
+  bool started_ = false;
+};
+
+}  // namespace gateway::net

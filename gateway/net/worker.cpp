@@ -1,0 +1,166 @@
+#include "gateway/net/worker.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
+#include <algorithm>
+#include <exception>
+
+#include "gateway/net/connection.hpp"
+
+namespace gateway::net {
+
+namespace {
+constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+using clock = std::chrono::steady_clock;
+
+std::chrono::nanoseconds pick_sweep_period(const core::config& c) {
+  // Timeouts are checked by a sweep over this worker's connections (one
+  // timer per worker, not one per connection or per read). The period is a
+  // quarter of the shortest timeout, so a timeout fires at most 25% late.
+  auto shortest = std::min({c.header_timeout, c.body_timeout, c.idle_timeout, c.write_timeout, c.drain_timeout});
+  return std::clamp<std::chrono::nanoseconds>(shortest / 4, std::chrono::milliseconds(5),
+                                              std::chrono::milliseconds(250));
+}
+}  // namespace
+
+worker::worker(unsigned index, const core::config& cfg, core::live_shard& counters)
+    : cfg_(cfg), counters_(counters), sweep_timer_(io_), sweep_period_(pick_sweep_period(cfg)) {
+  env_.index = index;
+  env_.io = &io_;
+  env_.cfg = &cfg;
+}
+
+worker::~worker() = default;
+
+void worker::open_listener(const asio::ip::tcp::endpoint& ep, bool reuse_port) {
+  acceptor_.emplace(io_);
+  acceptor_->open(ep.protocol());
+  acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
+  if (reuse_port) {
+    // One listening socket per worker on the same port: the kernel spreads
+    // new connections across them, and no accept is ever handed between threads.
+    using reuse_port_option = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+    acceptor_->set_option(reuse_port_option(true));
+  }
+  acceptor_->bind(ep);
+  acceptor_->listen(asio::socket_base::max_listen_connections);
+}
+
+std::uint16_t worker::local_port() const { return acceptor_ ? acceptor_->local_endpoint().port() : 0; }
+
+void worker::build_chain(const chain_factory& make) { chain_ = make(env_); }
+
+void worker::run() {
+  asio::co_spawn(io_, accept_loop(), [this](std::exception_ptr e) {
+    if (e) core::live_shard::bump(counters_.session_exceptions);
+  });
+  arm_sweep();
+  io_.run();
+}
+
+void worker::request_stop() {
+  asio::post(io_, [this] { begin_drain(); });
+}
+
+void worker::attach(connection_state& c) noexcept {
+  c.next = first_;
+  if (first_) first_->prev = &c;
+  first_ = &c;
+  ++connection_count_;
+  core::live_shard::inc(counters_.connections);
+}
+
+void worker::detach(connection_state& c) noexcept {
+  if (c.prev) c.prev->next = c.next;
+  else first_ = c.next;
+  if (c.next) c.next->prev = c.prev;
+  c.prev = c.next = nullptr;
+  --connection_count_;
+  core::live_shard::dec(counters_.connections);
+  if (draining_ && connection_count_ == 0) {
+    // The last connection is gone: stop the sweep so the io_context runs dry.
+    sweep_timer_.cancel();
+  }
+}
+
+asio::awaitable<void> worker::accept_loop() {
+  core::live_shard::inc(counters_.coroutines);
+  struct exit_count {
+    core::live_shard& c;
+    ~exit_count() { core::live_shard::dec(c.coroutines); }
+  } guard{counters_};
+
+  asio::steady_timer backoff(io_);
+  auto delay = std::chrono::milliseconds(10);
+  while (acceptor_ && acceptor_->is_open() && !draining_) {
+    auto [ec, socket] = co_await acceptor_->async_accept(use_nothrow);
+    if (ec == asio::error::operation_aborted || draining_) break;
+    if (ec) {
+      core::live_shard::bump(counters_.accept_errors);
+      // EMFILE/ENFILE and friends: the pending connection stays queued and
+      // accept would fail again at once; wait instead of spinning.
+      backoff.expires_after(delay);
+      co_await backoff.async_wait(use_nothrow);
+      delay = std::min(delay * 2, std::chrono::milliseconds(1000));
+      continue;
+    }
+    delay = std::chrono::milliseconds(10);
+    core::live_shard::bump(counters_.connections_total);
+    core::live_shard::inc(counters_.coroutines);
+    asio::co_spawn(io_, serve_connection(*this, std::move(socket)), [this](std::exception_ptr e) {
+      // The backstop: a session that threw is counted; the process goes on.
+      if (e) core::live_shard::bump(counters_.session_exceptions);
+      core::live_shard::dec(counters_.coroutines);
+    });
+  }
+}
+
+void worker::arm_sweep() {
+  if (sweep_armed_) return;
+  if (draining_ && connection_count_ == 0) return;
+  sweep_armed_ = true;
+  sweep_timer_.expires_after(sweep_period_);
+  sweep_timer_.async_wait([this](std::error_code ec) {
+    sweep_armed_ = false;
+    if (ec && !(draining_ && connection_count_ > 0)) return;
+    sweep();
+    arm_sweep();
+  });
+}
+
+void worker::sweep() {
+  auto now = clock::now();
+  bool hard = draining_ && now >= drain_deadline_;
+  for (connection_state* c = first_; c != nullptr;) {
+    connection_state* next = c->next;  // abort() may not unlink, but be safe
+    if (hard) {
+      c->abort();
+    } else if (c->deadline <= now && !c->timed_out) {
+      c->timed_out = true;
+      c->deadline = clock::time_point::max();
+      c->cancel_io();
+    }
+    c = next;
+  }
+}
+
+void worker::begin_drain() {
+  if (draining_) return;
+  draining_ = true;
+  drain_deadline_ = clock::now() + cfg_.drain_timeout;
+  if (acceptor_) {
+    std::error_code ignored;
+    acceptor_->close(ignored);
+  }
+  for (auto& f : env_.on_drain) f();
+  for (connection_state* c = first_; c != nullptr; c = c->next) {
+    c->stop_requested = true;
+    // An idle keep-alive connection has nothing in flight: close it now.
+    if (c->phase == conn_phase::idle) c->cancel_io();
+  }
+  if (connection_count_ == 0) sweep_timer_.cancel();
+}
+
+}  // namespace gateway::net

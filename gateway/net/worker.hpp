@@ -1,0 +1,86 @@
+#pragma once
+// One worker: a thread, its io_context, its listener, its connections and
+// its copy of the middleware chain. Everything here is touched only on the
+// worker's own thread, except where marked; other threads reach a worker by
+// posting to its io_context.
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "gateway/core/config.hpp"
+#include "gateway/core/live_counters.hpp"
+#include "gateway/http/handler.hpp"
+
+namespace gateway::net {
+
+struct connection_state;
+
+// What a chain factory gets for one worker. Handlers may keep a reference
+// to it; it lives as long as the worker.
+struct worker_env {
+  unsigned index = 0;
+  asio::io_context* io = nullptr;
+  const core::config* cfg = nullptr;
+  // Called on the worker's thread when shutdown begins (close idle upstream
+  // connections, stop background timers) so the io_context can run dry.
+  std::vector<std::function<void()>> on_drain;
+};
+
+using chain_factory = std::function<http::handler_ptr(worker_env&)>;
+
+class worker {
+ public:
+  worker(unsigned index, const core::config& cfg, core::live_shard& counters);
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+  ~worker();
+
+  // --- set-up (before the thread starts) ---
+  void open_listener(const asio::ip::tcp::endpoint& ep, bool reuse_port);
+  std::uint16_t local_port() const;
+  void build_chain(const chain_factory& make);
+
+  // --- the worker's thread ---
+  void run();
+
+  // --- any thread ---
+  void request_stop();  // begin graceful drain (posts to the worker)
+
+  // --- the worker's thread, used by connections ---
+  void attach(connection_state& c) noexcept;
+  void detach(connection_state& c) noexcept;
+  bool draining() const noexcept { return draining_; }
+  http::handler& chain() noexcept { return *chain_; }
+  const core::config& cfg() const noexcept { return cfg_; }
+  core::live_shard& counters() noexcept { return counters_; }
+  unsigned index() const noexcept { return env_.index; }
+  std::uint64_t next_connection_id() noexcept { return ++connection_ids_; }
+
+ private:
+  asio::awaitable<void> accept_loop();
+  void begin_drain();
+  void arm_sweep();
+  void sweep();
+
+  asio::io_context io_{1};
+  const core::config& cfg_;
+  core::live_shard& counters_;
+  worker_env env_;
+  std::optional<asio::ip::tcp::acceptor> acceptor_;
+  http::handler_ptr chain_;
+  asio::steady_timer sweep_timer_;
+  std::chrono::nanoseconds sweep_period_;
+  connection_state* first_ = nullptr;  // intrusive list of live connections
+  std::size_t connection_count_ = 0;
+  bool draining_ = false;
+  bool sweep_armed_ = false;
+  std::chrono::steady_clock::time_point drain_deadline_{};
+  std::uint64_t connection_ids_ = 0;
+};
+
+}  // namespace gateway::net
