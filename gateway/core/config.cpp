@@ -118,6 +118,23 @@ const std::vector<flag_spec>& flags() {
        show_duration(&config::write_timeout), duration_flag(&config::write_timeout)},
       {"--drain-timeout", "DURATION", "on SIGINT/SIGTERM, how long in-flight requests may finish",
        show_duration(&config::drain_timeout), duration_flag(&config::drain_timeout)},
+      {"--upstream-connect-timeout", "DURATION", "time allowed to connect to the backend (504 after it)",
+       show_duration(&config::upstream_connect_timeout), duration_flag(&config::upstream_connect_timeout)},
+      {"--upstream-timeout", "DURATION", "time allowed for the backend's response head (504 after it)",
+       show_duration(&config::upstream_timeout), duration_flag(&config::upstream_timeout)},
+      {"--upstream-idle-timeout", "DURATION", "how long an idle pooled backend connection is kept",
+       show_duration(&config::upstream_idle_timeout), duration_flag(&config::upstream_idle_timeout)},
+      {"--upstream-max-idle", "N", "idle pooled backend connections kept per worker thread",
+       [](const config& c) { return std::to_string(c.upstream_max_idle); },
+       [](config& c, std::string_view v, std::string& err) {
+         std::uint64_t n = 0;
+         if (!parse_uint(v, n) || n > 100000) {
+           err = "expected a number from 0 to 100000";
+           return false;
+         }
+         c.upstream_max_idle = static_cast<std::uint32_t>(n);
+         return true;
+       }},
       {"--help", "", "print this help and exit", nullptr, nullptr},
       {"--version", "", "print the version and exit", nullptr, nullptr},
   };

@@ -31,6 +31,12 @@ struct config {
   std::chrono::nanoseconds idle_timeout = 60s;    // keep-alive wait for the next request
   std::chrono::nanoseconds write_timeout = 30s;   // a stalled client reader
   std::chrono::nanoseconds drain_timeout = 5s;    // in-flight requests at shutdown
+
+  // Upstream (proxy) settings.
+  std::chrono::nanoseconds upstream_connect_timeout = 2s;
+  std::chrono::nanoseconds upstream_timeout = 30s;       // request sent -> response head received (504 after)
+  std::chrono::nanoseconds upstream_idle_timeout = 30s;  // pooled keep-alive connection kept this long
+  std::uint32_t upstream_max_idle = 64;                   // idle pooled connections per worker
 };
 
 struct parse_outcome {
