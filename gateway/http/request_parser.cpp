@@ -72,9 +72,6 @@ request_parser::request_parser() noexcept {
     llhttp_settings_t x;
     llhttp_settings_init(&x);
     x.on_headers_complete = &request_parser::on_headers_complete;
-    x.on_body = &request_parser::on_body;
-    x.on_message_complete = &request_parser::on_message_complete;
-    x.on_header_field = &request_parser::on_header_field;
     return x;
   }();
   (void)settings;
@@ -86,30 +83,6 @@ int request_parser::on_headers_complete(llhttp_t*) {
   // Stop at the end of the head: the connection decides how to read the body.
   return HPE_PAUSED;
 }
-
-int request_parser::on_header_field(llhttp_t* p, const char*, std::size_t) {
-  auto* self = static_cast<request_parser*>(p->data);
-  // Only trailer fields reach here once in_body_ (the head is pre-scanned);
-  // cap them so an endless trailer section cannot grow work without bound.
-  if (self->in_body_ && ++self->trailer_fields_ > 100) return -1;
-  return 0;
-}
-
-int request_parser::on_body(llhttp_t* p, const char* at, std::size_t len) {
-  auto* self = static_cast<request_parser*>(p->data);
-  if (self->body_bytes_ + len > self->max_body_) {
-    self->body_too_large_ = true;
-    return -1;
-  }
-  self->body_bytes_ += len;
-  if (!self->sink_(self->sink_ctx_, at, len)) {
-    self->sink_failed_ = true;
-    return -1;
-  }
-  return 0;
-}
-
-int request_parser::on_message_complete(llhttp_t*) { return HPE_PAUSED; }
 
 head_result request_parser::parse_head(std::string_view buf, request& req, const head_limits& limits) {
   // RFC 9112 section 2.2: ignore empty lines before the request-line.
@@ -284,7 +257,6 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
 
   // llhttp must agree that this is a well-formed head.
   llhttp_reset(&parser_);
-  in_body_ = false;
   llhttp_errno_t err = llhttp_execute(&parser_, head.data(), head.size());
   if (err != HPE_PAUSED) {
     if (err == HPE_INVALID_METHOD) return fail(501, "unknown method");
@@ -299,42 +271,26 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
   if (req.version_minor == 1) req.keep_alive = !has_token(connection_value, "close");
   else req.keep_alive = has_token(connection_value, "keep-alive");
 
-  if (r.chunked) {
-    llhttp_resume(&parser_);
-    in_body_ = true;
-    body_bytes_ = 0;
-    trailer_fields_ = 0;
-    body_too_large_ = false;
-    sink_failed_ = false;
-  }
+  chunked_started_ = false;
   return r;
 }
 
 chunk_result request_parser::feed_chunked(std::string_view data, sink_fn sink, void* ctx, std::uint64_t max_body) {
-  sink_ = sink;
-  sink_ctx_ = ctx;
-  max_body_ = max_body;
-  chunk_result r;
-  llhttp_errno_t err = llhttp_execute(&parser_, data.data(), data.size());
-  if (err == HPE_OK) {
-    r.consumed = data.size();
-    return r;
+  if (!chunked_started_) {
+    chunked_.reset(max_body);
+    chunked_started_ = true;
   }
-  if (err == HPE_PAUSED) {
-    r.what = chunk_result::kind::complete;
-    r.consumed = static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - data.data());
-    in_body_ = false;
-    return r;
+  auto r = chunked_.feed(data, sink, ctx);
+  chunk_result out;
+  out.consumed = r.consumed;
+  out.message = r.message;
+  switch (r.what) {
+    case chunked_decoder::status::need_more: out.what = chunk_result::kind::need_more; break;
+    case chunked_decoder::status::complete: out.what = chunk_result::kind::complete; break;
+    case chunked_decoder::status::too_large: out.what = chunk_result::kind::too_large; break;
+    case chunked_decoder::status::error: out.what = chunk_result::kind::error; break;
   }
-  in_body_ = false;
-  if (body_too_large_) {
-    r.what = chunk_result::kind::too_large;
-    r.message = "request body too large";
-    return r;
-  }
-  r.what = chunk_result::kind::error;
-  r.message = sink_failed_ ? "request body could not be stored" : "malformed chunked body";
-  return r;
+  return out;
 }
 
 }  // namespace gateway::http

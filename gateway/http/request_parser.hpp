@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "gateway/http/chunked_decoder.hpp"
 #include "gateway/http/message.hpp"
 
 namespace gateway::http {
@@ -51,28 +52,20 @@ class request_parser {
   // in head_size.
   head_result parse_head(std::string_view buf, request& req, const head_limits& limits);
 
-  // Decodes a chunked body that follows the head just parsed. Data bytes
-  // are appended through `sink(ptr, len)`; at most `max_body` of them. Call
-  // repeatedly with new bytes until complete or error.
+  // Decodes a chunked body that follows the head just parsed, with the
+  // strict chunked_decoder (not llhttp, which is lenient about the CRLF
+  // after chunk data). Data bytes are appended through `sink(ptr, len)`; at
+  // most `max_body` of them. Call repeatedly with new bytes until complete
+  // or error.
   using sink_fn = bool (*)(void* ctx, const char* data, std::size_t len);
   chunk_result feed_chunked(std::string_view data, sink_fn sink, void* ctx, std::uint64_t max_body);
 
  private:
   static int on_headers_complete(llhttp_t* p);
-  static int on_body(llhttp_t* p, const char* at, std::size_t len);
-  static int on_message_complete(llhttp_t* p);
-  static int on_header_field(llhttp_t* p, const char* at, std::size_t len);
 
   llhttp_t parser_;
-  // Chunked decoding state (valid between parse_head and complete).
-  sink_fn sink_ = nullptr;
-  void* sink_ctx_ = nullptr;
-  std::uint64_t body_bytes_ = 0;
-  std::uint64_t max_body_ = 0;
-  std::uint32_t trailer_fields_ = 0;
-  bool in_body_ = false;
-  bool body_too_large_ = false;
-  bool sink_failed_ = false;
+  chunked_decoder chunked_;
+  bool chunked_started_ = false;
 };
 
 // Utility used by several modules: does the comma-separated header value

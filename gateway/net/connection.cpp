@@ -1,6 +1,7 @@
 #include "gateway/net/connection.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <array>
@@ -451,12 +452,15 @@ void connection_state::abort() noexcept {
   aborted = true;
   std::error_code ignored;
   socket.close(ignored);
+  cancel_signal.emit(asio::cancellation_type::terminal);
   if (abort_upstream != nullptr) abort_upstream(abort_upstream_arg);
 }
 
-asio::awaitable<void> serve_connection(worker& w, asio::ip::tcp::socket socket) {
-  connection_state st(w, std::move(socket));
-  session s(st);
+asio::awaitable<void> serve_connection(std::shared_ptr<connection_state> state) {
+  // A hard abort cancels the awaited operation; later awaits must not throw
+  // (they fail on the closed socket instead, and the session unwinds).
+  co_await asio::this_coro::throw_if_cancelled(false);
+  session s(*state);
   co_await s.run();
 }
 

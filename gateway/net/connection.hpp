@@ -5,6 +5,8 @@
 // cancels the socket's pending operation and marks the connection timed
 // out; the coroutine then answers 408 (or just closes when idle).
 #include <asio/awaitable.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <memory>
 #include <asio/ip/tcp.hpp>
 #include <chrono>
 
@@ -27,6 +29,9 @@ struct connection_state {
   bool timed_out = false;
   bool stop_requested = false;   // drain: finish the current request, then close
   bool aborted = false;          // hard cancel at the end of the drain
+  // Emitted (terminal) by abort(): cancels whatever the coroutine awaits,
+  // a handler's timer or an upstream read included.
+  asio::cancellation_signal cancel_signal;
   void (*abort_upstream)(void*) = nullptr;
   void* abort_upstream_arg = nullptr;
 
@@ -39,6 +44,8 @@ struct connection_state {
 };
 
 // Serves one client connection until it closes. Runs on the worker's thread.
-asio::awaitable<void> serve_connection(worker& w, asio::ip::tcp::socket socket);
+// The state is shared with the spawn's completion handler, so the
+// cancellation signal outlives the coroutine frame.
+asio::awaitable<void> serve_connection(std::shared_ptr<connection_state> state);
 
 }  // namespace gateway::net

@@ -1,5 +1,6 @@
 #include "gateway/net/worker.hpp"
 
+#include <asio/bind_cancellation_slot.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
@@ -109,11 +110,14 @@ asio::awaitable<void> worker::accept_loop() {
     delay = std::chrono::milliseconds(10);
     core::live_shard::bump(counters_.connections_total);
     core::live_shard::inc(counters_.coroutines);
-    asio::co_spawn(io_, serve_connection(*this, std::move(socket)), [this](std::exception_ptr e) {
-      // The backstop: a session that threw is counted; the process goes on.
-      if (e) core::live_shard::bump(counters_.session_exceptions);
-      core::live_shard::dec(counters_.coroutines);
-    });
+    auto state = std::make_shared<connection_state>(*this, std::move(socket));
+    auto& signal = state->cancel_signal;
+    asio::co_spawn(io_, serve_connection(state),
+                   asio::bind_cancellation_slot(signal.slot(), [this, state](std::exception_ptr e) {
+                     // The backstop: a session that threw is counted; the process goes on.
+                     if (e) core::live_shard::bump(counters_.session_exceptions);
+                     core::live_shard::dec(counters_.coroutines);
+                   }));
   }
 }
 
@@ -136,7 +140,7 @@ void worker::sweep() {
   for (connection_state* c = first_; c != nullptr;) {
     connection_state* next = c->next;  // abort() may not unlink, but be safe
     if (hard) {
-      c->abort();
+      if (!c->aborted) c->abort();
     } else if (c->deadline <= now && !c->timed_out) {
       c->timed_out = true;
       c->deadline = clock::time_point::max();

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds the gateway and its tests, and runs the
+# whole suite through ctest. Exits non-zero on any failure.
+#   GATEWAY_SANITIZE=address|thread  build and test with sanitizers (own build folder)
+#   CTEST_ARGS="-L unit"             pass extra arguments to ctest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+
+san="${GATEWAY_SANITIZE:-}"
+build="build"
+type="Release"
+if [ -n "$san" ]; then
+  build="build-$san"
+  type="RelWithDebInfo"
+fi
+if [ ! -f "$build/build.ninja" ]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE="$type" -DGATEWAY_SANITIZE="$san" >/dev/null
+fi
+cmake --build "$build" -j"$(nproc)"
+
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+# shellcheck disable=SC2086
+ctest --test-dir "$build" --output-on-failure --timeout 900 ${CTEST_ARGS:-}
