@@ -8,6 +8,11 @@ target_compile_definitions(gateway_options INTERFACE
   # smaller than one request's chain of nested awaitables, so every request
   # would reach malloc. 16 covers the chain with room to spare.
   ASIO_RECYCLING_ALLOCATOR_CACHE_SIZE=16
+  # Asio picks aligned_alloc or operator new per translation unit, depending
+  # on whether a libstdc++ header came before its config; a frame allocated
+  # one way and freed the other is undefined (ASan reports the mismatch).
+  # One choice for every translation unit.
+  ASIO_DISABLE_STD_ALIGNED_ALLOC
   GATEWAY_VERSION="${PROJECT_VERSION}")
 target_include_directories(gateway_options INTERFACE "${PROJECT_SOURCE_DIR}")
 find_package(Threads REQUIRED)

@@ -135,6 +135,148 @@ const std::vector<flag_spec>& flags() {
          c.upstream_max_idle = static_cast<std::uint32_t>(n);
          return true;
        }},
+      {"--access-log", "off|text|json|pretty", "one line per request on stdout, written by a background thread",
+       [](const config& c) { return c.access_log; },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v != "off" && v != "text" && v != "json" && v != "pretty") {
+           err = "expected off, text, json or pretty";
+           return false;
+         }
+         c.access_log = std::string(v);
+         return true;
+       }},
+      {"--log-capacity", "N", "request-log entries kept for /logs (the newest)",
+       [](const config& c) { return std::to_string(c.log_capacity); },
+       [](config& c, std::string_view v, std::string& err) {
+         std::uint64_t n = 0;
+         if (!parse_uint(v, n) || n == 0 || n > 10'000'000) {
+           err = "expected a number from 1 to 10000000";
+           return false;
+         }
+         c.log_capacity = n;
+         return true;
+       }},
+      {"--metrics-max-paths", "N", "distinct paths counted in /metrics; further paths count under \"other\"",
+       [](const config& c) { return std::to_string(c.metrics_max_paths); },
+       [](config& c, std::string_view v, std::string& err) {
+         std::uint64_t n = 0;
+         if (!parse_uint(v, n) || n == 0 || n > 1'000'000) {
+           err = "expected a number from 1 to 1000000";
+           return false;
+         }
+         c.metrics_max_paths = n;
+         return true;
+       }},
+      {"--rate-limit", "N/UNIT|off", "requests per client per window, e.g. 100/min, 10/s, 5000/h, or off",
+       [](const config& c) { return c.rate_limit_enabled ? std::to_string(c.rate_limit) + "/min" : std::string("off"); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v == "off") {
+           c.rate_limit_enabled = false;
+           return true;
+         }
+         auto slash = v.find('/');
+         std::uint64_t n = 0;
+         if (slash == std::string_view::npos || !parse_uint(v.substr(0, slash), n) || n == 0 || n > 1'000'000'000) {
+           err = "expected N/s, N/min, N/h (N from 1) or off";
+           return false;
+         }
+         std::string_view unit = v.substr(slash + 1);
+         std::chrono::nanoseconds window{};
+         if (unit == "s" || unit == "sec") window = 1s;
+         else if (unit == "m" || unit == "min") window = 60s;
+         else if (unit == "h" || unit == "hour") window = 3600s;
+         else if (auto d = parse_duration(unit); d && d->count() > 0) window = *d;
+         else {
+           err = "unknown window '" + std::string(unit) + "' (use s, min, h or a duration)";
+           return false;
+         }
+         c.rate_limit_enabled = true;
+         c.rate_limit = static_cast<std::uint32_t>(n);
+         c.rate_limit_window = window;
+         return true;
+       }},
+      {"--rate-limit-key", "ip|api-key", "what a client is: its IP, or its API key when it presents one",
+       [](const config& c) { return c.rate_limit_key; },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v != "ip" && v != "api-key") {
+           err = "expected ip or api-key";
+           return false;
+         }
+         c.rate_limit_key = std::string(v);
+         return true;
+       }},
+      {"--rate-limit-max-clients", "N", "clients tracked by the rate limiter (idle ones are evicted first)",
+       [](const config& c) { return std::to_string(c.rate_limit_max_clients); },
+       [](config& c, std::string_view v, std::string& err) {
+         std::uint64_t n = 0;
+         if (!parse_uint(v, n) || n < 64 || n > 100'000'000) {
+           err = "expected a number from 64 to 100000000";
+           return false;
+         }
+         c.rate_limit_max_clients = n;
+         return true;
+       }},
+      {"--api-key", "KEY", "an accepted API key (X-API-Key header or api_key query); repeatable",
+       [](const config&) { return std::string("none"); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v.empty()) {
+           err = "an API key cannot be empty";
+           return false;
+         }
+         c.api_keys.emplace_back(v);
+         return true;
+       }},
+      {"--api-keys-file", "PATH", "file with one API key per line (# comments)",
+       [](const config&) { return std::string("none"); },
+       [](config& c, std::string_view v, std::string&) {
+         c.api_keys_file = std::string(v);
+         return true;
+       }},
+      {"--jwt-secret", "SECRET", "HMAC secret for Bearer JWTs (HS256/384/512); without it bearer tokens are refused",
+       [](const config&) { return std::string("none"); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v.size() < 16) {
+           err = "use at least 16 bytes of secret";
+           return false;
+         }
+         c.jwt_secret = std::string(v);
+         return true;
+       }},
+      {"--jwt-issuer", "ISS", "when set, a JWT's iss must equal it", [](const config&) { return std::string("any"); },
+       [](config& c, std::string_view v, std::string&) {
+         c.jwt_issuer = std::string(v);
+         return true;
+       }},
+      {"--jwt-audience", "AUD", "when set, a JWT's aud must be or contain it",
+       [](const config&) { return std::string("any"); },
+       [](config& c, std::string_view v, std::string&) {
+         c.jwt_audience = std::string(v);
+         return true;
+       }},
+      {"--jwt-leeway", "DURATION", "clock skew allowed on exp and nbf", show_duration(&config::jwt_leeway),
+       [](config& c, std::string_view v, std::string& err) {
+         auto d = parse_duration(v);
+         if (!d) {
+           err = "expected a duration like 30s";
+           return false;
+         }
+         c.jwt_leeway = *d;
+         return true;
+       }},
+      {"--validate", "ROUTE:FIELD:RULES",
+       "JSON body rule for POST/PUT under ROUTE, RULES from required,min_len=N,max_len=N; repeatable",
+       [](const config&) { return std::string("none"); },
+       [](config& c, std::string_view v, std::string& err) { return parse_validation_rule(v, c.validation, err); }},
+      {"--compress-responses", "on|off", "gzip responses when the client accepts it and the type is compressible",
+       [](const config& c) { return std::string(c.compress_responses ? "on" : "off"); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v != "on" && v != "off") {
+           err = "expected on or off";
+           return false;
+         }
+         c.compress_responses = v == "on";
+         return true;
+       }},
       {"--help", "", "print this help and exit", nullptr, nullptr},
       {"--version", "", "print the version and exit", nullptr, nullptr},
   };
@@ -142,6 +284,47 @@ const std::vector<flag_spec>& flags() {
 }
 
 }  // namespace
+
+bool parse_validation_rule(std::string_view text, std::vector<validation_rules>& out, std::string& err) {
+  auto c1 = text.find(':');
+  auto c2 = c1 == std::string_view::npos ? c1 : text.find(':', c1 + 1);
+  if (c2 == std::string_view::npos) {
+    err = "expected ROUTE:FIELD:RULES, e.g. /api/users:name:required,min_len=2";
+    return false;
+  }
+  std::string_view route = text.substr(0, c1), field = text.substr(c1 + 1, c2 - c1 - 1), rules = text.substr(c2 + 1);
+  if (route.empty() || route.front() != '/') {
+    err = "the route must start with '/'";
+    return false;
+  }
+  if (field.empty()) {
+    err = "the field name is empty";
+    return false;
+  }
+  field_rule fr;
+  fr.field = std::string(field);
+  while (!rules.empty()) {
+    auto comma = rules.find(',');
+    std::string_view r = rules.substr(0, comma);
+    rules = comma == std::string_view::npos ? std::string_view{} : rules.substr(comma + 1);
+    std::uint64_t n = 0;
+    if (r == "required") fr.required = true;
+    else if (r.substr(0, 8) == "min_len=" && parse_uint(r.substr(8), n)) fr.min_len = n;
+    else if (r.substr(0, 8) == "max_len=" && parse_uint(r.substr(8), n)) fr.max_len = n;
+    else {
+      err = "unknown rule '" + std::string(r) + "' (use required, min_len=N, max_len=N)";
+      return false;
+    }
+  }
+  for (auto& v : out) {
+    if (v.route == route) {
+      v.fields.push_back(std::move(fr));
+      return true;
+    }
+  }
+  out.push_back({std::string(route), {std::move(fr)}});
+  return true;
+}
 
 parse_outcome parse_args(int argc, const char* const* argv, config& out) {
   for (int i = 1; i < argc; ++i) {

@@ -16,6 +16,19 @@ struct listen_address {
   std::uint16_t port = 8080;
 };
 
+// A validation rule for one JSON field of a route's POST/PUT bodies.
+struct field_rule {
+  std::string field;
+  bool required = false;
+  std::optional<std::size_t> min_len;  // in characters (code points), strings only
+  std::optional<std::size_t> max_len;
+};
+
+struct validation_rules {
+  std::string route;  // a path prefix, e.g. "/api/users"
+  std::vector<field_rule> fields;
+};
+
 struct config {
   listen_address listen;
   std::string backend;  // "http://host:port" or empty: the embedded demo backend
@@ -37,7 +50,29 @@ struct config {
   std::chrono::nanoseconds upstream_timeout = 30s;       // request sent -> response head received (504 after)
   std::chrono::nanoseconds upstream_idle_timeout = 30s;  // pooled keep-alive connection kept this long
   std::uint32_t upstream_max_idle = 64;                   // idle pooled connections per worker
+
+  // Middleware.
+  std::string access_log = "text";          // off | text | json | pretty
+  std::size_t log_capacity = 10000;          // entries kept for /logs
+  std::size_t metrics_max_paths = 1000;      // distinct paths in the per-path maps; the rest is "other"
+  bool rate_limit_enabled = true;
+  std::uint32_t rate_limit = 100;            // requests per window per client
+  std::chrono::nanoseconds rate_limit_window = 60s;
+  std::string rate_limit_key = "ip";         // ip | api-key
+  std::size_t rate_limit_max_clients = 100000;
+  std::vector<std::string> api_keys;
+  std::string api_keys_file;
+  std::string jwt_secret;
+  std::string jwt_issuer;
+  std::string jwt_audience;
+  std::chrono::nanoseconds jwt_leeway = 30s;
+  std::vector<validation_rules> validation;
+  bool compress_responses = false;
 };
+
+// Parses "ROUTE:FIELD:rule,rule" (rules: required, min_len=N, max_len=N)
+// into `out`, merging with an existing entry for the same route.
+bool parse_validation_rule(std::string_view text, std::vector<validation_rules>& out, std::string& err);
 
 struct parse_outcome {
   enum class action { run, help, version, error } what = action::run;

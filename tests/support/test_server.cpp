@@ -22,15 +22,20 @@ core::config test_config() {
   c.listen.port = 0;
   c.threads = 2;
   c.drain_timeout = std::chrono::seconds(2);
+  c.access_log = "off";
   return c;
 }
 
 running_server::running_server(const core::config& cfg, const net::chain_factory& chain)
-    : srv_(std::make_unique<net::server>(cfg, chain)) {
+    : own_(std::make_unique<net::server>(cfg, chain)) {
+  srv_ = own_.get();
   srv_->start();
 }
 
-running_server::running_server(const core::config& cfg) : running_server(cfg, app::make_chain_factory(cfg)) {}
+running_server::running_server(const core::config& cfg) : app_(std::make_unique<app::instance>(cfg, stdout)) {
+  srv_ = &app_->server();
+  app_->start();
+}
 
 running_server::~running_server() { stop_and_wait(); }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gateway/core/config.hpp"
+#include "gateway/app/app.hpp"
 #include "gateway/net/server.hpp"
 
 namespace gateway::test {
@@ -27,14 +28,17 @@ core::config test_config();
 class running_server {
  public:
   explicit running_server(const core::config& cfg, const net::chain_factory& chain);
-  explicit running_server(const core::config& cfg);  // the gateway's own chain (app::make_chain_factory)
+  explicit running_server(const core::config& cfg);  // the whole gateway (app::instance)
   ~running_server();
   std::uint16_t port() const { return srv_->port(); }
   net::server& server() { return *srv_; }
+  app::instance* app() { return app_.get(); }  // null for a custom chain
   void stop_and_wait();
 
  private:
-  std::unique_ptr<net::server> srv_;
+  std::unique_ptr<app::instance> app_;
+  net::server* srv_ = nullptr;
+  std::unique_ptr<net::server> own_;
   bool stopped_ = false;
 };
 

@@ -88,7 +88,9 @@ TEST_CASE("pipelined requests come back in order", "[integration][core]") {
 }
 
 TEST_CASE("health returns the contract's JSON through the gateway's own chain", "[integration][core]") {
-  test::running_server srv(test::test_config());
+  auto cfg = test::test_config();
+  cfg.api_keys = {"test-key"};
+  test::running_server srv(cfg);
   auto r = test::http_request(srv.port(), "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
   REQUIRE(r);
   CHECK(r->status == 200);
@@ -99,7 +101,12 @@ TEST_CASE("health returns the contract's JSON through the gateway's own chain", 
   CHECK(r->body[33 + 4] == '-');
   CHECK(r->body[33 + 10] == 'T');
   CHECK(r->body.substr(r->body.size() - 3) == "Z\"}");
-  auto missing = test::http_request(srv.port(), "GET /nothing-here HTTP/1.1\r\nHost: t\r\n\r\n");
+  // Unknown paths are behind auth, as in the seed: 401 without a key, 404 with one.
+  auto anonymous = test::http_request(srv.port(), "GET /nothing-here HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(anonymous);
+  CHECK(anonymous->status == 401);
+  auto missing =
+      test::http_request(srv.port(), "GET /nothing-here HTTP/1.1\r\nHost: t\r\nX-API-Key: test-key\r\n\r\n");
   REQUIRE(missing);
   CHECK(missing->status == 404);
 }
@@ -255,8 +262,9 @@ TEST_CASE("a body that stops arriving gets 408 after the body timeout", "[integr
 TEST_CASE("shutdown with 200 requests in flight lets them finish and leaves nothing alive",
           "[integration][core]") {
   auto cfg = test::test_config();
-  cfg.drain_timeout = 5s;
-  test::running_server srv(cfg, test::test_chain(400ms));
+  cfg.drain_timeout = 10s;
+  // Long enough that all 200 are in the handler together even on a loaded machine.
+  test::running_server srv(cfg, test::test_chain(3000ms));
   constexpr int n = 200;
   std::vector<std::unique_ptr<test::raw_client>> clients;
   for (int i = 0; i < n; ++i) {
@@ -272,7 +280,7 @@ TEST_CASE("shutdown with 200 requests in flight lets them finish and leaves noth
   }
   // Wait until all 200 are inside the handler.
   auto t0 = std::chrono::steady_clock::now();
-  while (srv.server().live().requests_in_flight < n && std::chrono::steady_clock::now() - t0 < 5s)
+  while (srv.server().live().requests_in_flight < n && std::chrono::steady_clock::now() - t0 < 3s)
     std::this_thread::sleep_for(5ms);
   REQUIRE(srv.server().live().requests_in_flight == n);
 
