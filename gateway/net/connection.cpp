@@ -24,6 +24,11 @@ namespace {
 constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 using clock = std::chrono::steady_clock;
 
+void abort_request_upstream(void* ctx) noexcept {
+  auto* c = static_cast<http::request_context*>(ctx);
+  if (c->abort_upstream != nullptr) c->abort_upstream(c->abort_upstream_arg);
+}
+
 // The read buffer: bytes [begin_, end_) are received and not yet consumed.
 // Starts small and grows only for an unusually large head (up to max_head).
 class read_buffer {
@@ -418,8 +423,14 @@ asio::awaitable<void> session::run() {
     ex.ctx.start = clock::now();
     ex.ctx.worker = w_.index();
     set_phase(conn_phase::handler, {});
+    // A hard abort reaches the upstream socket the handler registered in
+    // ex.ctx (the proxy's), until the streamed response is done.
+    st_.abort_upstream = &abort_request_upstream;
+    st_.abort_upstream_arg = &ex.ctx;
     co_await w_.chain().handle(ex);
     outcome o = st_.aborted ? outcome::close : co_await write_response(ex);
+    st_.abort_upstream = nullptr;
+    st_.abort_upstream_arg = nullptr;
     // Release the request's memory before waiting for the next one.
     ex.res.stream = nullptr;
     mem_.reset();

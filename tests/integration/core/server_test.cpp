@@ -280,7 +280,7 @@ TEST_CASE("shutdown with 200 requests in flight lets them finish and leaves noth
   }
   // Wait until all 200 are inside the handler.
   auto t0 = std::chrono::steady_clock::now();
-  while (srv.server().live().requests_in_flight < n && std::chrono::steady_clock::now() - t0 < 3s)
+  while (srv.server().live().requests_in_flight != n && std::chrono::steady_clock::now() - t0 < 3s)
     std::this_thread::sleep_for(5ms);
   REQUIRE(srv.server().live().requests_in_flight == n);
 
