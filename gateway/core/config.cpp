@@ -108,6 +108,28 @@ const std::vector<flag_spec>& flags() {
          c.max_head = *n;
          return true;
        }},
+      {"--max-connections", "N", "open client connections; beyond it new ones get 503 and are closed",
+       [](const config& c) { return std::to_string(c.max_connections); },
+       [](config& c, std::string_view v, std::string& err) {
+         std::uint64_t n = 0;
+         if (!parse_uint(v, n) || n == 0 || n > 10'000'000) {
+           err = "expected a number from 1 to 10000000";
+           return false;
+         }
+         c.max_connections = n;
+         return true;
+       }},
+      {"--body-budget", "SIZE", "request-body bytes buffered at once across all clients (503 beyond)",
+       [](const config& c) { return format_size(c.body_budget); },
+       [](config& c, std::string_view v, std::string& err) {
+         auto n = parse_size(v);
+         if (!n || *n < 1024) {
+           err = "expected a size of at least 1KiB, like 256MiB";
+           return false;
+         }
+         c.body_budget = *n;
+         return true;
+       }},
       {"--header-timeout", "DURATION", "time allowed to send a request head once it starts (408 after it)",
        show_duration(&config::header_timeout), duration_flag(&config::header_timeout)},
       {"--body-timeout", "DURATION", "time allowed between two reads of a request body (408 after it)",

@@ -38,6 +38,8 @@ struct config {
   std::uint64_t max_body = 10ull * 1024 * 1024;
   std::uint64_t max_head = 16 * 1024;
   std::uint32_t max_headers = 100;
+  std::uint64_t max_connections = 20000;          // open client connections (503 beyond)
+  std::uint64_t body_budget = 256ull * 1024 * 1024;  // request-body bytes buffered at once, all clients (503 beyond)
 
   std::chrono::nanoseconds header_timeout = 10s;  // first byte to end of head
   std::chrono::nanoseconds body_timeout = 30s;    // between body reads

@@ -95,12 +95,20 @@ struct body_builder {
   std::size_t size = 0;
   std::size_t cap = 0;
   std::uint64_t limit = 0;
+  core::byte_budget* budget = nullptr;
+  std::uint64_t* taken = nullptr;  // the session's running total against the budget
+  bool over_budget = false;
 
   static bool append(void* ctx, const char* p, std::size_t n) {
     auto* b = static_cast<body_builder*>(ctx);
     if (b->size + n > b->cap) {
       std::size_t want = std::max<std::size_t>(b->cap ? b->cap * 2 : 4096, b->size + n);
       if (want > b->limit) want = std::max<std::size_t>(b->limit, b->size + n);
+      if (!b->budget->try_take(want - b->cap)) {
+        b->over_budget = true;
+        return false;
+      }
+      *b->taken += want - b->cap;
       b->data = b->mem->grow(b->data, b->cap, want);
       b->cap = want;
     }
@@ -114,6 +122,9 @@ class session {
  public:
   session(connection_state& st)
       : st_(st), w_(st.owner), cfg_(w_.cfg()), in_(4096) {}
+  ~session() { release_budget(); }
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
 
   asio::awaitable<void> run();
 
@@ -125,12 +136,16 @@ class session {
     st_.deadline = timeout.count() > 0 ? clock::now() + timeout : clock::time_point::max();
   }
   void push_deadline(std::chrono::nanoseconds timeout) { st_.deadline = clock::now() + timeout; }
+  void release_budget() noexcept {
+    if (budget_taken_) w_.body_budget().give_back(budget_taken_);
+    budget_taken_ = 0;
+  }
 
   asio::awaitable<outcome> read_head(http::request& req, http::head_result& head);
   asio::awaitable<outcome> read_body(http::request& req, const http::head_result& head);
   asio::awaitable<outcome> write_response(http::exchange& ex);
   asio::awaitable<outcome> write_stream(http::exchange& ex, http::body_framing framing);
-  asio::awaitable<void> send_error(int status, std::string_view message, bool http10);
+  asio::awaitable<void> send_error(int status, std::string_view message, bool http10, bool retry_after = false);
   asio::awaitable<void> linger_close();
   asio::awaitable<bool> write_all(std::span<const asio::const_buffer> bufs);
 
@@ -142,6 +157,7 @@ class session {
   core::arena mem_;
   std::string out_;
   std::uint64_t request_bytes_ = 0;  // head + body bytes of the current request in in_
+  std::uint64_t budget_taken_ = 0;   // body bytes of this request counted against --body-budget
   char client_ip_[64] = {};
   std::size_t client_ip_len_ = 0;
 };
@@ -156,7 +172,7 @@ asio::awaitable<bool> session::write_all(std::span<const asio::const_buffer> buf
   co_return !ec && n == total;
 }
 
-asio::awaitable<void> session::send_error(int status, std::string_view message, bool http10) {
+asio::awaitable<void> session::send_error(int status, std::string_view message, bool http10, bool retry_after) {
   http::response res;
   res.status = status;
   res.close = true;
@@ -170,6 +186,7 @@ asio::awaitable<void> session::send_error(int status, std::string_view message, 
   core::arena scratch(512);
   res.headers = http::header_list(scratch);
   res.headers.add("Content-Type", "text/plain; charset=utf-8");
+  if (retry_after) res.headers.add("Retry-After", "1");
   http::head_options opts;
   opts.keep_alive = false;
   opts.http10_client = http10;
@@ -226,6 +243,7 @@ asio::awaitable<session::outcome> session::read_head(http::request& req, http::h
       co_return outcome::close;
     }
     in_.commit(n);
+    core::live_shard::add(w_.counters().bytes_in, n);
     if (st_.phase == conn_phase::idle) set_phase(conn_phase::head, cfg_.header_timeout);
   }
 }
@@ -253,7 +271,15 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
       request_bytes_ = body_start + len;
       co_return outcome::next;
     }
+    if (!w_.body_budget().try_take(len)) {
+      core::live_shard::bump(w_.counters().rejected_bodies);
+      co_await send_error(503, "server busy: too many request bytes in flight, retry", http10, true);
+      co_await linger_close();
+      co_return outcome::close;
+    }
+    budget_taken_ += len;
     auto* body = static_cast<char*>(mem_.allocate(len, 1));
+    core::live_shard::bump(w_.counters().body_buffers);
     std::memcpy(body, in_.data() + body_start, buffered);
     // Body bytes past what was buffered are read straight into the arena;
     // bytes after the body (a pipelined request) stay in the read buffer.
@@ -276,6 +302,7 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
         co_return outcome::close;
       }
       got += n;
+      core::live_shard::add(w_.counters().bytes_in, n);
       push_deadline(cfg_.body_timeout);
     }
     req.body = std::string_view(body, len);
@@ -283,7 +310,7 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
   }
 
   // Chunked: decode into a growing arena buffer (RFC 9112 section 7.1).
-  body_builder b{&mem_, nullptr, 0, 0, cfg_.max_body};
+  body_builder b{&mem_, nullptr, 0, 0, cfg_.max_body, &w_.body_budget(), &budget_taken_};
   if (head.expect_continue) {
     static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
     std::array<asio::const_buffer, 1> bb{asio::buffer(cont)};
@@ -306,10 +333,17 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
       if (r.what == http::chunk_result::kind::complete) {
         request_bytes_ = pos + r.consumed;
         req.body = std::string_view(b.data, b.size);
+        if (b.size) core::live_shard::bump(w_.counters().body_buffers);
         co_return outcome::next;
       }
       if (r.what == http::chunk_result::kind::too_large) {
         co_await send_error(413, "request body too large", http10);
+        co_await linger_close();
+        co_return outcome::close;
+      }
+      if (r.what == http::chunk_result::kind::error && b.over_budget) {
+        core::live_shard::bump(w_.counters().rejected_bodies);
+        co_await send_error(503, "server busy: too many request bytes in flight, retry", http10, true);
         co_await linger_close();
         co_return outcome::close;
       }
@@ -333,6 +367,7 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
       co_return outcome::close;
     }
     in_.commit(n);
+    core::live_shard::add(w_.counters().bytes_in, n);
     push_deadline(cfg_.body_timeout);
   }
 }
@@ -434,6 +469,7 @@ asio::awaitable<void> session::run() {
     // Release the request's memory before waiting for the next one.
     ex.res.stream = nullptr;
     mem_.reset();
+    release_budget();
     in_.consume(std::min(request_bytes_, in_.size()));
     request_bytes_ = 0;
     if (o == outcome::close || st_.stop_requested) {

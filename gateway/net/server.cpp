@@ -12,6 +12,8 @@ server::server(const core::config& cfg, const chain_factory& make_chain) : cfg_(
   unsigned n = cfg_.threads ? cfg_.threads : std::max(1u, std::thread::hardware_concurrency());
   cfg_.threads = n;
   shards_ = std::make_unique<core::live_shard[]>(n);
+  budget_ = std::make_unique<core::byte_budget>(cfg_.body_budget);
+  const std::size_t per_worker = static_cast<std::size_t>((cfg_.max_connections + n - 1) / n);
   std::error_code ec;
   auto address = asio::ip::make_address(cfg_.listen.host, ec);
   if (ec) {
@@ -19,7 +21,7 @@ server::server(const core::config& cfg, const chain_factory& make_chain) : cfg_(
   }
   asio::ip::tcp::endpoint ep(address, cfg_.listen.port);
   for (unsigned i = 0; i < n; ++i) {
-    auto w = std::make_unique<worker>(i, cfg_, shards_[i]);
+    auto w = std::make_unique<worker>(i, cfg_, shards_[i], *budget_, per_worker);
     try {
       w->open_listener(ep, n > 1);
     } catch (const std::system_error& e) {
@@ -100,8 +102,13 @@ core::live_snapshot server::live() const noexcept {
     s.timeouts += sh.timeouts.load(std::memory_order_relaxed);
     s.bad_requests += sh.bad_requests.load(std::memory_order_relaxed);
     s.session_exceptions += sh.session_exceptions.load(std::memory_order_relaxed);
+    s.bytes_in += sh.bytes_in.load(std::memory_order_relaxed);
+    s.body_buffers += sh.body_buffers.load(std::memory_order_relaxed);
+    s.rejected_connections += sh.rejected_connections.load(std::memory_order_relaxed);
+    s.rejected_bodies += sh.rejected_bodies.load(std::memory_order_relaxed);
   }
   s.threads = threads_alive_.load();
+  s.body_bytes_buffered = budget_ ? budget_->used() : 0;
   return s;
 }
 

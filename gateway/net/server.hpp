@@ -43,6 +43,7 @@ class server {
  private:
   core::config cfg_;
   std::unique_ptr<core::live_shard[]> shards_;
+  std::unique_ptr<core::byte_budget> budget_;
   std::vector<std::unique_ptr<worker>> workers_;
   std::vector<std::jthread> threads_;
   std::jthread housekeeping_;

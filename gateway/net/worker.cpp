@@ -26,8 +26,14 @@ std::chrono::nanoseconds pick_sweep_period(const core::config& c) {
 }
 }  // namespace
 
-worker::worker(unsigned index, const core::config& cfg, core::live_shard& counters)
-    : cfg_(cfg), counters_(counters), sweep_timer_(io_), sweep_period_(pick_sweep_period(cfg)) {
+worker::worker(unsigned index, const core::config& cfg, core::live_shard& counters, core::byte_budget& budget,
+               std::size_t max_connections)
+    : cfg_(cfg),
+      counters_(counters),
+      budget_(budget),
+      max_connections_(max_connections),
+      sweep_timer_(io_),
+      sweep_period_(pick_sweep_period(cfg)) {
   env_.index = index;
   env_.io = &io_;
   env_.cfg = &cfg;
@@ -108,6 +114,10 @@ asio::awaitable<void> worker::accept_loop() {
       continue;
     }
     delay = std::chrono::milliseconds(10);
+    if (connection_count_ >= max_connections_) {
+      refuse(socket);
+      continue;
+    }
     core::live_shard::bump(counters_.connections_total);
     core::live_shard::inc(counters_.coroutines);
     auto state = std::make_shared<connection_state>(*this, std::move(socket));
@@ -119,6 +129,21 @@ asio::awaitable<void> worker::accept_loop() {
                      core::live_shard::dec(counters_.coroutines);
                    }));
   }
+}
+
+// Over the connection cap: answer 503 at once and close, without a
+// coroutine or a buffer for it (the socket's send buffer is empty, so a
+// non-blocking send of the canned answer completes).
+void worker::refuse(asio::ip::tcp::socket& s) noexcept {
+  static constexpr std::string_view busy =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+      "Retry-After: 1\r\nContent-Length: 29\r\nConnection: close\r\n\r\ntoo many connections, retry\r\n";
+  core::live_shard::bump(counters_.rejected_connections);
+  std::error_code ec;
+  s.non_blocking(true, ec);
+  s.send(asio::buffer(busy), 0, ec);
+  s.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  s.close(ec);
 }
 
 void worker::arm_sweep() {

@@ -35,7 +35,8 @@ using chain_factory = std::function<http::handler_ptr(worker_env&)>;
 
 class worker {
  public:
-  worker(unsigned index, const core::config& cfg, core::live_shard& counters);
+  worker(unsigned index, const core::config& cfg, core::live_shard& counters, core::byte_budget& budget,
+         std::size_t max_connections);
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
   ~worker();
@@ -58,11 +59,13 @@ class worker {
   http::handler& chain() noexcept { return *chain_; }
   const core::config& cfg() const noexcept { return cfg_; }
   core::live_shard& counters() noexcept { return counters_; }
+  core::byte_budget& body_budget() noexcept { return budget_; }
   unsigned index() const noexcept { return env_.index; }
   std::uint64_t next_connection_id() noexcept { return ++connection_ids_; }
 
  private:
   asio::awaitable<void> accept_loop();
+  void refuse(asio::ip::tcp::socket& s) noexcept;
   void begin_drain();
   void arm_sweep();
   void sweep();
@@ -70,6 +73,8 @@ class worker {
   asio::io_context io_{1};
   const core::config& cfg_;
   core::live_shard& counters_;
+  core::byte_budget& budget_;
+  std::size_t max_connections_;
   worker_env env_;
   std::optional<asio::ip::tcp::acceptor> acceptor_;
   http::handler_ptr chain_;
