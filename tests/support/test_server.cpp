@@ -17,6 +17,9 @@
 namespace gateway::test {
 
 core::config test_config() {
+  // The same process-wide memory policy as the gateway binary, so RSS
+  // figures measured in tests mean what they mean in production.
+  core::configure_process_memory();
   core::config c;
   c.listen.host = "127.0.0.1";
   c.listen.port = 0;
