@@ -96,6 +96,7 @@ net::chain_factory make_chain_factory(const core::config& cfg, shared_state& sta
     r->add_exact("/logs/clear", admin::make_logs_clear_handler(state.logs));
 
     std::vector<http::middleware> layers;
+    layers.push_back(middleware::make_request_id(env.index));
     layers.push_back(middleware::make_metrics(shard));
     layers.push_back(middleware::make_logging(state.logs, state.access));
     layers.push_back(middleware::make_request_decompression(cfg.max_body));

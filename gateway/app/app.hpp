@@ -2,7 +2,7 @@
 // Assembly: the shared state (registries, tables, keys) built once from the
 // config, the per-worker chain built from it, and the server that runs it.
 //
-//   body limit (net/connection) -> metrics -> logging -> compression
+//   body limit (net/connection) -> request id -> metrics -> logging -> compression
 //   -> rate limit -> auth -> router: /health, /metrics, /logs, /logs/clear,
 //      /api/ (validation rules, then the proxy)
 #include <cstdio>

@@ -2,7 +2,7 @@
 // The gateway's middleware, one file each. Every factory returns a
 // http::middleware (next handler in, handler out), composed once per worker
 // at start-up in the contract's order (see app/app.cpp):
-//   body limit (in net/connection) -> metrics -> logging -> compression
+//   body limit (in net/connection) -> request id -> metrics -> logging -> compression
 //   -> rate limit -> auth -> router -> [validation per route] -> route
 // Shared state (registries, tables, keys) is owned by app::gateway and
 // outlives every chain.
@@ -21,6 +21,11 @@
 #include "gateway/middleware/rate_limiter.hpp"
 
 namespace gateway::middleware {
+
+// X-Request-Id: the client's when sane (<= 128 plain characters), else a
+// generated one; set on the request (so the backend gets it), kept in the
+// context (access log, /logs) and returned on the response.
+http::middleware make_request_id(unsigned worker);
 
 // Counts every request (path, status, latency) in the worker's shard.
 http::middleware make_metrics(metrics_shard& shard);

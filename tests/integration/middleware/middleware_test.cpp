@@ -296,3 +296,23 @@ TEST_CASE("metrics: JSON has the seed's fields; Prometheus text parses and agree
     WARN("promtool not installed: only the in-test checks of the Prometheus format ran");
   }
 }
+
+TEST_CASE("request ids: a sane client id is kept, others are replaced, and /logs shows them",
+          "[integration][middleware]") {
+  test::running_server srv(gateway_config());
+  auto kept = test::http_request(srv.port(), get("/health", "X-Request-Id: abc-123.def\r\n"));
+  REQUIRE(kept);
+  CHECK(kept->header("X-Request-Id") == "abc-123.def");
+  auto generated = test::http_request(srv.port(), get("/health"));
+  REQUIRE(generated);
+  std::string id = generated->header("X-Request-Id");
+  CHECK(id.size() == 32);
+  auto generated2 = test::http_request(srv.port(), get("/health"));
+  CHECK(generated2->header("X-Request-Id") != id);
+  auto replaced = test::http_request(srv.port(), get("/health", "X-Request-Id: has spaces\"and quotes\r\n"));
+  CHECK(replaced->header("X-Request-Id").size() == 32);
+  auto logs = test::http_request(srv.port(), get("/logs", "X-API-Key: key-one\r\n"));
+  REQUIRE(logs);
+  CHECK(logs->body.find("\"request_id\":\"abc-123.def\"") != std::string::npos);
+  CHECK(logs->body.find("\"request_id\":\"" + id + "\"") != std::string::npos);
+}

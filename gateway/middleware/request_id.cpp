@@ -1,0 +1,61 @@
+#include <random>
+
+#include "gateway/middleware/middleware.hpp"
+
+namespace gateway::middleware {
+
+namespace {
+
+// A client's id is kept when it is short and plain (no spaces, quotes or
+// control bytes that could confuse a log reader or a downstream parser).
+bool sane_request_id(std::string_view id) noexcept {
+  if (id.empty() || id.size() > 128) return false;
+  for (unsigned char c : id) {
+    bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_' ||
+              c == '.' || c == ':' || c == '/' || c == '+' || c == '=';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+class request_id_handler final : public http::handler {
+ public:
+  request_id_handler(http::handler_ptr next, unsigned worker) : next_(std::move(next)) {
+    // 64 random bits per worker, then a counter: unique within the process
+    // and unlikely to collide across restarts, with no lock and no syscall.
+    std::random_device rd;
+    prefix_ = (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<std::uint64_t>(worker) << 56);
+  }
+
+  asio::awaitable<void> handle(http::exchange& ex) override {
+    std::string_view id = ex.req.headers.value_of("x-request-id");
+    if (!sane_request_id(id)) {
+      static constexpr char hex[] = "0123456789abcdef";
+      auto* p = static_cast<char*>(ex.mem().allocate(33, 1));
+      std::uint64_t a = prefix_, b = ++counter_;
+      for (int i = 15; i >= 0; --i, a >>= 4) p[i] = hex[a & 15];
+      for (int i = 31; i >= 16; --i, b >>= 4) p[i] = hex[b & 15];
+      id = std::string_view(p, 32);
+      // The backend sees the id the client will see.
+      ex.req.headers.set("X-Request-Id", id);
+    }
+    ex.ctx.request_id = id;
+    co_await next_->handle(ex);
+    ex.res.headers.set("X-Request-Id", id);
+  }
+
+ private:
+  http::handler_ptr next_;
+  std::uint64_t prefix_ = 0;
+  std::uint64_t counter_ = 0;
+};
+
+}  // namespace
+
+http::middleware make_request_id(unsigned worker) {
+  return [worker](http::handler_ptr next) -> http::handler_ptr {
+    return std::make_unique<request_id_handler>(std::move(next), worker);
+  };
+}
+
+}  // namespace gateway::middleware
