@@ -15,5 +15,10 @@ target_compile_definitions(gateway_options INTERFACE
   ASIO_DISABLE_STD_ALIGNED_ALLOC
   GATEWAY_VERSION="${PROJECT_VERSION}")
 target_include_directories(gateway_options INTERFACE "${PROJECT_SOURCE_DIR}")
+# Asio 1.22 looks for clang's coroutines in <experimental/coroutine>; clang 14
+# with libstdc++ has the standard header, so say so.
+if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  target_compile_definitions(gateway_options INTERFACE ASIO_HAS_CO_AWAIT ASIO_HAS_STD_COROUTINE)
+endif()
 find_package(Threads REQUIRED)
 target_link_libraries(gateway_options INTERFACE Threads::Threads)
