@@ -10,4 +10,8 @@ if [ ! -f build-release/build.ninja ]; then
   cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DGATEWAY_BUILD_TESTS=OFF >/dev/null
 fi
 cmake --build build-release --target gateway -j"$(nproc)" >/dev/null
+if [ $# -eq 0 ]; then
+  # The demo: an API key so the printed /api/ curl line works out of the box.
+  set -- --api-key dev-key
+fi
 exec ./build-release/bin/gateway "$@"

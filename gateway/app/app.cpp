@@ -11,6 +11,7 @@
 #include "gateway/app/router.hpp"
 #include "gateway/core/memory.hpp"
 #include "gateway/middleware/compression.hpp"
+#include "gateway/proxy/proxy_handler.hpp"
 
 namespace gateway::app {
 
@@ -95,6 +96,12 @@ net::chain_factory make_chain_factory(const core::config& cfg, shared_state& sta
     r->add_exact("/logs", admin::make_logs_handler(state.logs));
     r->add_exact("/logs/clear", admin::make_logs_clear_handler(state.logs));
 
+    auto opts = proxy::options_from_config(cfg);
+    opts.stats = state.upstream;
+    http::handler_ptr api = proxy::make_proxy_handler(env, std::move(opts));
+    for (const auto& rules : cfg.validation) api = middleware::make_validation(rules, std::move(api));
+    r->add_prefix("/api/", std::move(api));
+
     std::vector<http::middleware> layers;
     layers.push_back(middleware::make_request_id(env.index));
     layers.push_back(middleware::make_metrics(shard));
@@ -107,6 +114,11 @@ net::chain_factory make_chain_factory(const core::config& cfg, shared_state& sta
 }
 
 instance::instance(core::config cfg, std::FILE* access_log_out) : cfg_(resolved(std::move(cfg))) {
+  if (cfg_.backend.empty()) {
+    // No backend: an in-process echo service, so /api/ works out of the box.
+    demo_ = std::make_unique<proxy::demo_backend>();
+    cfg_.backend = demo_->url();
+  }
   state_ = std::make_unique<shared_state>(cfg_, access_log_out);
   server_ = std::make_unique<net::server>(cfg_, make_chain_factory(cfg_, *state_));
   auto* srv = server_.get();
@@ -121,6 +133,17 @@ instance::instance(core::config cfg, std::FILE* access_log_out) : cfg_(resolved(
                             [st] { return st->limiter ? static_cast<std::int64_t>(st->limiter->size()) : 0; });
   state_->metrics.add_gauge("log_entries", "Entries held for /logs",
                             [st] { return static_cast<std::int64_t>(st->logs.size()); });
+  auto* up = state_->upstream.get();
+  state_->metrics.add_gauge("upstream_connections", "Backend connections open (idle or in use)",
+                            [up] { return up->live.load(); });
+  state_->metrics.add_gauge("upstream_idle_connections", "Backend connections idle in the pools",
+                            [up] { return up->idle.load(); });
+  state_->metrics.add_gauge("upstream_connections_opened", "Backend connections opened since start",
+                            [up] { return static_cast<std::int64_t>(up->opened.load()); });
+  state_->metrics.add_gauge("upstream_requests", "Requests forwarded to the backend",
+                            [up] { return static_cast<std::int64_t>(up->requests.load()); });
+  state_->metrics.add_gauge("upstream_retries", "Requests retried after a stale pooled connection",
+                            [up] { return static_cast<std::int64_t>(up->retries.load()); });
 }
 
 instance::~instance() {
@@ -130,7 +153,10 @@ instance::~instance() {
 
 void instance::start() { server_->start(); }
 void instance::stop() noexcept { server_->stop(); }
-void instance::wait() { server_->wait(); }
+void instance::wait() {
+  server_->wait();
+  if (demo_) demo_->stop();
+}
 
 int run(const core::config& cfg) {
   core::configure_process_memory();
@@ -157,6 +183,8 @@ int run(const core::config& cfg) {
                static_cast<unsigned>(gw->port()), gw->server().worker_count());
   std::fprintf(stderr, "gateway: try  curl -s http://%s:%u/health\n", c.listen.host.c_str(),
                static_cast<unsigned>(gw->port()));
+  if (gw->demo_backend())
+    std::fprintf(stderr, "gateway: no --backend given: /api/ goes to an embedded echo backend at %s\n", c.backend.c_str());
   if (!c.api_keys.empty())
     std::fprintf(stderr, "gateway: and  curl -s -H 'X-API-Key: %s' http://%s:%u/api/hello\n", c.api_keys.front().c_str(),
                  c.listen.host.c_str(), static_cast<unsigned>(gw->port()));

@@ -11,6 +11,8 @@
 #include "gateway/core/config.hpp"
 #include "gateway/middleware/middleware.hpp"
 #include "gateway/net/server.hpp"
+#include "gateway/proxy/demo_backend.hpp"
+#include "gateway/proxy/upstream_pool.hpp"
 
 namespace gateway::app {
 
@@ -23,6 +25,7 @@ struct shared_state {
   middleware::api_key_set keys;
   std::unique_ptr<middleware::jwt_verifier> jwt;     // null without --jwt-secret
   middleware::access_log access;
+  std::shared_ptr<proxy::upstream_stats> upstream = std::make_shared<proxy::upstream_stats>();
 };
 
 // The chain every worker runs, built once per worker at start-up.
@@ -42,9 +45,11 @@ class instance {
   net::server& server() noexcept { return *server_; }
   shared_state& state() noexcept { return *state_; }
   const core::config& cfg() const noexcept { return cfg_; }
+  bool demo_backend() const noexcept { return demo_ != nullptr; }
 
  private:
   core::config cfg_;
+  std::unique_ptr<proxy::demo_backend> demo_;  // when no --backend is given
   std::unique_ptr<shared_state> state_;
   std::unique_ptr<net::server> server_;
 };

@@ -1,0 +1,82 @@
+#include "gateway/proxy/backend_address.hpp"
+
+#include <asio/io_context.hpp>
+#include <asio/ip/address.hpp>
+#include <charconv>
+#include <stdexcept>
+
+namespace gateway::proxy {
+
+namespace {
+
+[[noreturn]] void bad(std::string_view url, std::string_view why) {
+  throw std::invalid_argument("backend URL '" + std::string(url) + "': " + std::string(why));
+}
+
+}  // namespace
+
+backend_address parse_backend_url(std::string_view url) {
+  constexpr std::string_view scheme = "http://";
+  if (url.size() < scheme.size() || url.substr(0, scheme.size()) != scheme) {
+    if (url.substr(0, 8) == "https://") bad(url, "https backends are not supported; use http://");
+    bad(url, "expected http://HOST:PORT");
+  }
+  std::string_view rest = url.substr(scheme.size());
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.find_first_of("/?#@") != std::string_view::npos)
+    bad(url, "only http://HOST:PORT is accepted (no path, query or user info)");
+  if (rest.empty()) bad(url, "missing host");
+
+  std::string_view host, port_text;
+  if (rest.front() == '[') {
+    auto close = rest.find(']');
+    if (close == std::string_view::npos) bad(url, "unterminated IPv6 address");
+    host = rest.substr(1, close - 1);
+    std::string_view after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') bad(url, "expected ':' after the IPv6 address");
+      port_text = after.substr(1);
+    }
+  } else {
+    auto colon = rest.rfind(':');
+    host = rest.substr(0, colon);
+    if (colon != std::string_view::npos) port_text = rest.substr(colon + 1);
+  }
+  if (host.empty()) bad(url, "missing host");
+
+  std::uint16_t port = 80;
+  if (!port_text.empty() || rest.find(':') != std::string_view::npos) {
+    unsigned value = 0;
+    auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+    if (port_text.empty() || ec != std::errc{} || ptr != port_text.data() + port_text.size() || value == 0 ||
+        value > 65535)
+      bad(url, "invalid port");
+    port = static_cast<std::uint16_t>(value);
+  }
+
+  backend_address out;
+  out.authority = std::string(rest);
+  std::error_code ec;
+  auto address = asio::ip::make_address(std::string(host), ec);
+  if (!ec) {
+    out.endpoint = asio::ip::tcp::endpoint(address, port);
+    return out;
+  }
+  // A name: resolved once, here, at start-up (RFC 6761 section 6.3 lets
+  // "localhost" resolve to loopback without DNS; the system resolver does so
+  // from /etc/hosts). IPv4 is preferred, as the backend most likely listens there.
+  asio::io_context io;
+  asio::ip::tcp::resolver resolver(io);
+  auto results = resolver.resolve(std::string(host), std::to_string(port), ec);
+  if (ec || results.empty()) bad(url, "cannot resolve host '" + std::string(host) + "'");
+  out.endpoint = results.begin()->endpoint();
+  for (const auto& r : results) {
+    if (r.endpoint().address().is_v4()) {
+      out.endpoint = r.endpoint();
+      break;
+    }
+  }
+  return out;
+}
+
+}  // namespace gateway::proxy

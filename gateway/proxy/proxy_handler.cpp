@@ -1,0 +1,354 @@
+#include "gateway/proxy/proxy_handler.hpp"
+
+#include <llhttp.h>
+
+#include <array>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <cstring>
+#include <utility>
+
+#include "gateway/proxy/backend_address.hpp"
+#include "gateway/proxy/proxy_error.hpp"
+#include "gateway/proxy/request_writer.hpp"
+#include "gateway/proxy/response_reader.hpp"
+
+namespace gateway::proxy {
+
+namespace {
+
+constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+using namespace asio::experimental::awaitable_operators;
+
+// RFC 9110 section 9.2.2.
+bool is_idempotent(int method_id) noexcept {
+  switch (method_id) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The timer's side of a race finished first: it expired (`timeout`), or it
+// was cancelled because the whole request was (shutdown).
+std::error_code timer_error(const std::tuple<std::error_code>& r, proxy_errc timeout) noexcept {
+  return make_error_code(std::get<0>(r) ? proxy_errc::aborted : timeout);
+}
+
+struct head_outcome {
+  std::error_code ec;
+  bool sent_nothing = false;  // the write failed before its first byte
+};
+
+// One proxied response: the upstream connection while the response is being
+// read, the parser, and the one fixed buffer. Lives in the request arena; its
+// destructor closes a connection whose response was not read to the end.
+class upstream_response final : public http::body_source {
+ public:
+  upstream_response(upstream_pool& pool, const proxy_options& opts, bool head_request, core::arena& mem)
+      : pool_(pool),
+        opts_(opts),
+        mem_(mem),
+        conn_(pool.io(), pool.stats()),
+        reader_(head_request),
+        timer_(pool.io()),
+        buf_(static_cast<char*>(mem.allocate(opts.buffer_size, 1))),
+        cap_(opts.buffer_size) {}
+
+  ~upstream_response() override {
+    if (conn_.is_open()) {
+      upstream_stats::bump(pool_.stats().discarded);
+      conn_.close();
+    }
+  }
+
+  upstream_connection& connection() noexcept { return conn_; }
+  const response_reader& reader() const noexcept { return reader_; }
+  bool aborted() const noexcept { return aborted_; }
+
+  static void abort_thunk(void* self) noexcept {
+    auto* r = static_cast<upstream_response*>(self);
+    r->aborted_ = true;
+    r->conn_.close();
+  }
+
+  // Sends the request and reads the response head, within the response timeout.
+  asio::awaitable<head_outcome> exchange_head(std::string_view head, std::string_view body,
+                                              http::header_list& fields) {
+    timer_.expires_after(opts_.response_timeout);
+    auto r = co_await (send_and_read_head(head, body, fields) || timer_.async_wait(use_nothrow));
+    if (r.index() == 1) co_return head_outcome{timer_error(std::get<1>(r), proxy_errc::response_timeout)};
+    co_return std::get<0>(r);
+  }
+
+  // After a good head: decodes body bytes that came with it, so that a
+  // response already complete frees its connection before the client has
+  // even been written to. False when those bytes are malformed (still in
+  // time for a 502, as nothing has been sent to the client).
+  bool start_body() noexcept {
+    if (raw_end_ > raw_begin_) {
+      auto d = reader_.decode(buf_, buf_ + raw_begin_, raw_end_ - raw_begin_);
+      raw_begin_ = raw_end_ = 0;
+      if (d.error) {
+        fail(proxy_errc::bad_response);
+        return false;
+      }
+      pending_ = d.size;
+    }
+    if (reader_.complete()) settle();
+    return true;
+  }
+
+  asio::awaitable<std::pair<std::error_code, std::string_view>> next() override {
+    if (pending_ > 0) {
+      std::string_view piece(buf_, pending_);
+      pending_ = 0;
+      co_return std::pair{std::error_code{}, piece};
+    }
+    if (failed_) co_return std::pair{failed_, std::string_view{}};
+    while (!reader_.complete()) {
+      if (!conn_.is_open()) co_return fail(proxy_errc::aborted);
+      timer_.expires_after(opts_.response_timeout);
+      auto r = co_await (conn_.socket().async_read_some(asio::buffer(buf_, cap_), use_nothrow) ||
+                         timer_.async_wait(use_nothrow));
+      if (r.index() == 1) co_return fail(timer_error(std::get<1>(r), proxy_errc::body_timeout));
+      auto [ec, n] = std::get<0>(r);
+      if (ec) {
+        if (ec == asio::error::eof && reader_.finish_at_eof()) {
+          settle();  // close-delimited: this was its end
+          break;
+        }
+        co_return fail(aborted_ || ec == asio::error::operation_aborted ? proxy_errc::aborted
+                                                                          : proxy_errc::truncated_body);
+      }
+      auto d = reader_.decode(buf_, buf_, n);
+      if (d.error) co_return fail(proxy_errc::bad_response);
+      if (reader_.complete()) settle();
+      if (d.size > 0) co_return std::pair{std::error_code{}, std::string_view(buf_, d.size)};
+    }
+    co_return std::pair{std::error_code{}, std::string_view{}};
+  }
+
+ private:
+  // Runs as its own coroutine under the race with the timer: a terminal
+  // cancellation (the connection's hard abort) must end it with an error
+  // value, never an exception, and no new read may start after it.
+  asio::awaitable<head_outcome> send_and_read_head(std::string_view head, std::string_view body,
+                                                   http::header_list& fields) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
+    auto [wec, written] = co_await asio::async_write(conn_.socket(), bufs, use_nothrow);
+    if (wec) {
+      if (aborted_) co_return head_outcome{make_error_code(proxy_errc::aborted)};
+      co_return head_outcome{make_error_code(proxy_errc::closed_before_response), written == 0};
+    }
+    std::size_t start = 0, filled = 0, scanned = 0;
+    for (;;) {
+      if (filled == cap_) {
+        if (start > 0) {
+          // Interim (1xx) heads were consumed: make room at the front.
+          std::memmove(buf_, buf_ + start, filled - start);
+          filled -= start;
+          scanned -= start;
+          start = 0;
+        } else if (cap_ < opts_.max_response_head) {
+          // An unusually large head: grow once or twice, up to the cap.
+          std::size_t bigger = std::min(cap_ * 2, opts_.max_response_head);
+          auto* p = static_cast<char*>(mem_.allocate(bigger, 1));
+          std::memcpy(p, buf_, filled);
+          buf_ = p;
+          cap_ = bigger;
+        } else {
+          co_return head_outcome{make_error_code(proxy_errc::response_head_too_large)};
+        }
+      }
+      if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none)
+        co_return head_outcome{make_error_code(proxy_errc::aborted)};
+      auto [ec, n] = co_await conn_.socket().async_read_some(asio::buffer(buf_ + filled, cap_ - filled), use_nothrow);
+      if (ec) {
+        if (aborted_ || ec == asio::error::operation_aborted)
+          co_return head_outcome{make_error_code(proxy_errc::aborted)};
+        // Nothing at all came back: the connection was closed under us (a
+        // stale pooled one, typically); anything else is a broken response.
+        co_return head_outcome{make_error_code(filled == 0 ? proxy_errc::closed_before_response
+                                                           : proxy_errc::bad_response)};
+      }
+      filled += n;
+      for (;;) {
+        std::string_view window(buf_ + start, filled - start);
+        std::size_t end = find_head_end(window, scanned > start + 2 ? scanned - start - 2 : 0);
+        if (end == 0) {
+          scanned = filled;
+          if (filled - start >= opts_.max_response_head)
+            co_return head_outcome{make_error_code(proxy_errc::response_head_too_large)};
+          break;
+        }
+        // The head is copied out so the buffer can take body bytes while
+        // res.headers still point at the fields.
+        std::string_view copy = mem_.copy(window.substr(0, end));
+        fields.clear();
+        auto st = reader_.parse_head(copy, fields, opts_.max_response_fields);
+        start += end;
+        scanned = start;
+        if (st == response_reader::head_status::interim) continue;  // 100/102/103: skip it
+        if (st == response_reader::head_status::error)
+          co_return head_outcome{make_error_code(proxy_errc::bad_response)};
+        raw_begin_ = start;
+        raw_end_ = filled;
+        co_return head_outcome{};
+      }
+    }
+  }
+
+  // The response was read to its end: keep the connection for the next
+  // request, unless the backend said close or sent more than it should.
+  void settle() noexcept {
+    if (!conn_.is_open()) return;
+    if (reader_.reusable() && !aborted_) pool_.give_back(std::move(conn_));
+    else conn_.close();
+  }
+
+  void discard() noexcept {
+    if (conn_.is_open()) {
+      upstream_stats::bump(pool_.stats().discarded);
+      conn_.close();
+    }
+  }
+
+  std::pair<std::error_code, std::string_view> fail(proxy_errc e) noexcept {
+    return fail(make_error_code(e));
+  }
+  std::pair<std::error_code, std::string_view> fail(std::error_code e) noexcept {
+    failed_ = e;
+    discard();
+    return {failed_, {}};
+  }
+
+  upstream_pool& pool_;
+  const proxy_options& opts_;
+  core::arena& mem_;
+  upstream_connection conn_;
+  response_reader reader_;
+  asio::steady_timer timer_;
+  char* buf_;
+  std::size_t cap_;
+  std::size_t raw_begin_ = 0;  // body bytes that came with the head: buf_[raw_begin_, raw_end_)
+  std::size_t raw_end_ = 0;
+  std::size_t pending_ = 0;    // decoded bytes at buf_[0, pending_) not yet handed out
+  std::error_code failed_;
+  bool aborted_ = false;
+};
+
+class proxy_handler final : public http::handler {
+ public:
+  proxy_handler(net::worker_env& env, proxy_options opts, backend_address backend)
+      : opts_(std::move(opts)),
+        backend_(std::move(backend)),
+        pool_(*env.io, backend_.endpoint, pool_limits{opts_.max_idle, opts_.idle_timeout, opts_.connect_timeout},
+              opts_.stats) {
+    env.on_drain.push_back([pool = &pool_] { pool->drain(); });
+  }
+
+  asio::awaitable<void> handle(http::exchange& ex) override {
+    auto& mem = ex.mem();
+    auto& stats = pool_.stats();
+    forward_params params{opts_.strip_prefix, ex.ctx.client_ip, backend_.authority};
+    std::string_view head = build_request_head(ex.req, params, mem);
+
+    auto* up = mem.make<upstream_response>(pool_, opts_, ex.req.method_id == HTTP_HEAD, mem);
+    ex.ctx.abort_upstream = &upstream_response::abort_thunk;
+    ex.ctx.abort_upstream_arg = up;
+
+    http::header_list fields(mem);
+    std::error_code err;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      const bool reused = attempt == 0 && pool_.take(up->connection());
+      if (reused) {
+        upstream_stats::bump(stats.reused);
+      } else {
+        err = co_await pool_.connect(up->connection());
+        if (err) break;
+        if (up->aborted()) {
+          err = make_error_code(proxy_errc::aborted);
+          break;
+        }
+      }
+      upstream_stats::bump(stats.requests);
+      head_outcome o = co_await up->exchange_head(head, ex.req.body, fields);
+      err = o.ec;
+      if (!err) break;
+      up->connection().close();
+      // Stale pooled connection (RFC 9112 section 9.3.1): safe to send again
+      // only if the backend cannot have acted on the request.
+      const bool retry = reused && !up->aborted() && err == proxy_errc::closed_before_response &&
+                         (is_idempotent(ex.req.method_id) || o.sent_nothing);
+      if (!retry) break;
+      upstream_stats::bump(stats.retries);
+    }
+    if (!err && !up->start_body()) err = make_error_code(proxy_errc::bad_response);
+    if (err) {
+      const int status = status_for(err);
+      if (err != proxy_errc::aborted) upstream_stats::bump(status == 504 ? stats.gateway_timeout : stats.bad_gateway);
+      http::respond_text(ex, status, status == 504 ? "Gateway Timeout" : "Bad Gateway");
+      co_return;
+    }
+
+    const response_reader& reader = up->reader();
+    ex.res.status = reader.status();
+    ex.res.reason = reader.reason();
+    for (const auto& f : fields)
+      if (!is_hop_by_hop(f.name, fields)) ex.res.headers.add(f.name, f.value);
+    ex.res.body = {};
+    ex.res.stream = up;
+    if (reader.no_body()) {
+      ex.res.no_body = true;
+      // A HEAD response keeps the backend's Content-Length; without one,
+      // "chunked" keeps the client connection open (no body is written).
+      ex.res.framing = reader.has_content_length() ? http::body_framing::content_length : http::body_framing::chunked;
+    } else if (reader.has_content_length()) {
+      ex.res.framing = http::body_framing::content_length;
+    } else {
+      // Chunked or close-delimited upstream: the body is decoded here and
+      // re-framed for the client, chunked when it speaks HTTP/1.1, so the
+      // client connection survives a close-delimited backend response.
+      ex.res.framing = http::body_framing::chunked;
+    }
+  }
+
+ private:
+  proxy_options opts_;
+  backend_address backend_;
+  upstream_pool pool_;
+};
+
+}  // namespace
+
+proxy_options options_from_config(const core::config& cfg) {
+  proxy_options o;
+  o.backend_url = cfg.backend;
+  o.connect_timeout = cfg.upstream_connect_timeout;
+  o.response_timeout = cfg.upstream_timeout;
+  o.idle_timeout = cfg.upstream_idle_timeout;
+  o.max_idle = cfg.upstream_max_idle;
+  return o;
+}
+
+http::handler_ptr make_proxy_handler(net::worker_env& env, proxy_options opts) {
+  backend_address backend = parse_backend_url(opts.backend_url);
+  if (!opts.stats) opts.stats = std::make_shared<upstream_stats>();
+  if (opts.buffer_size < 1024) opts.buffer_size = 1024;
+  if (opts.max_response_head < opts.buffer_size) opts.max_response_head = opts.buffer_size;
+  return std::make_unique<proxy_handler>(env, std::move(opts), std::move(backend));
+}
+
+}  // namespace gateway::proxy

@@ -1,0 +1,67 @@
+#pragma once
+// The reverse proxy route: "/api/..." forwarded to the backend.
+//
+// Per request, in order (the proxy's phases):
+//   1. build the backend's request head (request_writer.hpp: prefix
+//      stripped, hop-by-hop fields removed, X-Forwarded-* added) in the arena
+//   2. take a pooled connection (upstream_pool.hpp) or connect
+//      (connect timeout -> 504, refused -> 502)
+//   3. one gathered write of head + the once-read body, then read the
+//      response head, both within the response timeout (-> 504)
+//   4. a pooled connection that turns out closed before any response byte
+//      is retried once on a fresh connection, if the method is idempotent
+//      (RFC 9110 section 9.2.2) or nothing of the request was sent; a POST
+//      that may have reached the backend is never sent twice
+//   5. the response head goes to ex.res (status, reason, fields minus
+//      hop-by-hop); the body stays on the socket and is pulled by the
+//      client connection through ex.res.stream, a body_source in the
+//      request arena with one fixed buffer (`buffer_size`): the client's
+//      pace is the backend's pace, nothing is buffered beyond that
+//   6. the connection returns to the pool when the response was read to its
+//      end and the backend allows reuse; a response left unfinished (client
+//      gone, backend died mid-body, shutdown) closes it instead
+//
+// While a request holds an upstream socket, ex.ctx.abort_upstream closes it,
+// so the server's hard shutdown ends that work at once.
+//
+// Thread: the handler and its pool belong to one worker; handle() and the
+// body source run on that worker's thread only.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "gateway/core/config.hpp"
+#include "gateway/http/handler.hpp"
+#include "gateway/net/worker.hpp"
+#include "gateway/proxy/upstream_pool.hpp"
+
+namespace gateway::proxy {
+
+struct proxy_options {
+  std::string backend_url;            // "http://HOST:PORT" (backend_address.hpp)
+  std::string strip_prefix = "/api";  // removed from the path; "" keeps it
+  std::chrono::nanoseconds connect_timeout = std::chrono::seconds(2);
+  // Request written and response head received within this, else 504; also
+  // the longest silence tolerated mid-body before the response is cut.
+  std::chrono::nanoseconds response_timeout = std::chrono::seconds(30);
+  std::chrono::nanoseconds idle_timeout = std::chrono::seconds(30);  // pooled connection lifetime when unused
+  std::uint32_t max_idle = 64;                // idle pooled connections per worker
+  std::size_t buffer_size = 32 * 1024;        // per in-flight request, for the head and the body
+  std::size_t max_response_head = 64 * 1024;  // larger heads get 502
+  std::uint32_t max_response_fields = 256;    // more fields get 502
+  // Counters shared by every worker's pool (metrics and tests read them from
+  // any thread). Created by make_proxy_handler when null.
+  std::shared_ptr<upstream_stats> stats;
+};
+
+// Backend URL, timeouts and pool limits from the gateway's configuration.
+proxy_options options_from_config(const core::config& cfg);
+
+// Builds one worker's proxy handler and its upstream pool, and registers the
+// pool's drain in env.on_drain. Start-up only: throws std::invalid_argument
+// for a bad backend URL (a host name is resolved here, never per request).
+http::handler_ptr make_proxy_handler(net::worker_env& env, proxy_options opts);
+
+}  // namespace gateway::proxy

@@ -1,0 +1,131 @@
+#include "gateway/proxy/request_writer.hpp"
+
+#include <charconv>
+#include <cstring>
+
+#include "gateway/http/request_parser.hpp"
+
+namespace gateway::proxy {
+
+namespace {
+
+// Writes into a sized buffer, or only counts when `out` is null, so the head
+// is built with one exact arena allocation and no std::string.
+struct head_sink {
+  char* out = nullptr;
+  std::size_t n = 0;
+  void put(std::string_view s) noexcept {
+    if (out != nullptr && !s.empty()) std::memcpy(out + n, s.data(), s.size());
+    n += s.size();
+  }
+  void field(std::string_view name, std::string_view value) noexcept {
+    put(name);
+    put(": ");
+    put(value);
+    put("\r\n");
+  }
+};
+
+bool is_forwarded_meta(std::string_view name) noexcept {
+  return http::iequals(name, "x-forwarded-host") || http::iequals(name, "x-forwarded-proto");
+}
+
+}  // namespace
+
+bool is_hop_by_hop(std::string_view name, const http::header_list& fields) noexcept {
+  switch (name.size()) {
+    case 2:
+      if (http::iequals(name, "te")) return true;
+      break;
+    case 7:
+      if (http::iequals(name, "trailer") || http::iequals(name, "upgrade")) return true;
+      break;
+    case 10:
+      if (http::iequals(name, "connection") || http::iequals(name, "keep-alive")) return true;
+      break;
+    case 16:
+      if (http::iequals(name, "proxy-connection")) return true;
+      break;
+    case 17:
+      if (http::iequals(name, "transfer-encoding")) return true;
+      break;
+    default:
+      break;
+  }
+  for (const auto& f : fields)
+    if (http::iequals(f.name, "connection") && http::has_token(f.value, name)) return true;
+  return false;
+}
+
+std::string_view forwarded_path(const http::request& req, std::string_view strip_prefix) noexcept {
+  std::string_view path = req.path;
+  if (!strip_prefix.empty() && path.substr(0, strip_prefix.size()) == strip_prefix &&
+      (path.size() == strip_prefix.size() || path[strip_prefix.size()] == '/'))
+    path.remove_prefix(strip_prefix.size());
+  return path;
+}
+
+std::string_view build_request_head(const http::request& req, const forward_params& p, core::arena& mem) {
+  std::string_view path = forwarded_path(req, p.strip_prefix);
+  if (path.empty()) path = "/";
+  // The query exactly as sent, '?' included even when empty.
+  std::string_view query;
+  if (auto q = req.target.find('?'); q != std::string_view::npos) query = req.target.substr(q);
+
+  char length_text[24];
+  auto r = std::to_chars(length_text, length_text + sizeof length_text, req.body.size());
+  std::string_view body_length(length_text, static_cast<std::size_t>(r.ptr - length_text));
+
+  std::string_view host;
+  bool has_host = false;
+  const http::header_field* last_xff = nullptr;
+  for (const auto& f : req.headers) {
+    if (http::iequals(f.name, "host") && !is_hop_by_hop(f.name, req.headers)) {
+      host = f.value;
+      has_host = true;
+    } else if (http::iequals(f.name, "x-forwarded-for") && !is_hop_by_hop(f.name, req.headers)) {
+      last_xff = &f;
+    }
+  }
+
+  auto emit = [&](head_sink& s) {
+    s.put(req.method);
+    s.put(" ");
+    s.put(path);
+    s.put(query);
+    s.put(" HTTP/1.1\r\n");
+    bool has_length = false;
+    for (const auto& f : req.headers) {
+      if (is_hop_by_hop(f.name, req.headers) || is_forwarded_meta(f.name)) continue;
+      if (http::iequals(f.name, "content-length")) {
+        // One Content-Length at most (the parser refused repeats); its value
+        // may differ from the client's when a middleware decoded the body.
+        s.field(f.name, body_length);
+        has_length = true;
+      } else if (&f == last_xff) {
+        s.put(f.name);
+        s.put(": ");
+        s.put(f.value);
+        if (!f.value.empty()) s.put(", ");
+        s.put(p.client_ip);
+        s.put("\r\n");
+      } else {
+        s.field(f.name, f.value);
+      }
+    }
+    if (!has_host) s.field("Host", p.backend_authority);
+    if (!has_length && (!req.body.empty() || req.was_chunked)) s.field("Content-Length", body_length);
+    if (last_xff == nullptr) s.field("X-Forwarded-For", p.client_ip);
+    if (has_host) s.field("X-Forwarded-Host", host);
+    s.field("X-Forwarded-Proto", "http");
+    s.put("\r\n");
+  };
+
+  head_sink count;
+  emit(count);
+  head_sink write{static_cast<char*>(mem.allocate(count.n, 1)), 0};
+  emit(write);
+  return {write.out, write.n};
+}
+
+}  // namespace gateway::proxy

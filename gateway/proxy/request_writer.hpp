@@ -1,0 +1,45 @@
+#pragma once
+// The request head the backend receives (RFC 9110 section 7.6, RFC 9112).
+//
+//   METHOD SP path-without-prefix[?query] SP HTTP/1.1 CRLF
+//   every client field in order, with the exact name spelling and value,
+//   minus hop-by-hop fields (section 7.6.1: Connection and the fields it
+//   names, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding,
+//   Upgrade) and minus X-Forwarded-Host / X-Forwarded-Proto (ours replace
+//   them); Content-Length keeps its place but states the size of the body
+//   actually forwarded; X-Forwarded-For keeps its place with ", <client ip>"
+//   appended to its last occurrence
+//   Host: <backend authority>             only if the client sent no Host
+//   Content-Length: <n>                   if the client sent none and the body is
+//                                         not empty or came chunked
+//   X-Forwarded-For: <client ip>          if the client sent none
+//   X-Forwarded-Host: <client Host>       if the client sent a Host
+//   X-Forwarded-Proto: http
+//   CRLF
+//
+// The body is sent after this head as is (the once-read copy).
+#include <string_view>
+
+#include "gateway/core/arena.hpp"
+#include "gateway/http/message.hpp"
+
+namespace gateway::proxy {
+
+struct forward_params {
+  std::string_view strip_prefix;      // "/api": "/api/x?y" -> "/x?y", "/api" -> "/"
+  std::string_view client_ip;         // the peer address of the client connection
+  std::string_view backend_authority; // Host for a client that sent none (HTTP/1.0)
+};
+
+// True for fields that describe one hop and are never forwarded, given the
+// request's (or response's) Connection field values.
+bool is_hop_by_hop(std::string_view name, const http::header_list& fields) noexcept;
+
+// Builds the head in `mem` and returns a view of it (valid until the arena resets).
+std::string_view build_request_head(const http::request& req, const forward_params& p, core::arena& mem);
+
+// The request-target sent to the backend (a view into req or a static "/"
+// plus the query): exposed for tests.
+std::string_view forwarded_path(const http::request& req, std::string_view strip_prefix) noexcept;
+
+}  // namespace gateway::proxy

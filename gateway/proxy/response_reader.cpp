@@ -1,0 +1,173 @@
+#include "gateway/proxy/response_reader.hpp"
+
+#include <cstring>
+
+namespace gateway::proxy {
+
+namespace {
+
+std::string_view trim_trailing_ows(std::string_view v) noexcept {
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+}  // namespace
+
+std::size_t find_head_end(std::string_view buf, std::size_t from) noexcept {
+  std::size_t i = from;
+  while (i < buf.size()) {
+    const void* nl = std::memchr(buf.data() + i, '\n', buf.size() - i);
+    if (nl == nullptr) return 0;
+    std::size_t pos = static_cast<std::size_t>(static_cast<const char*>(nl) - buf.data());
+    if (pos + 1 < buf.size() && buf[pos + 1] == '\n') return pos + 2;
+    if (pos + 2 < buf.size() && buf[pos + 1] == '\r' && buf[pos + 2] == '\n') return pos + 3;
+    i = pos + 1;
+  }
+  return 0;
+}
+
+response_reader::response_reader(bool head_request) noexcept : head_request_(head_request) {
+  llhttp_init(&parser_, HTTP_RESPONSE, &callbacks());
+  parser_.data = this;
+}
+
+void response_reader::reset() noexcept {
+  llhttp_init(&parser_, HTTP_RESPONSE, &callbacks());
+  parser_.data = this;
+  reason_ = {};
+  pending_name_ = {};
+  extra_bytes_ = 0;
+  status_ = 0;
+  in_value_ = too_many_fields_ = complete_ = keep_alive_ = false;
+  chunked_ = has_content_length_ = until_close_ = no_body_ = false;
+}
+
+response_reader::head_status response_reader::parse_head(std::string_view head, http::header_list& headers,
+                                                         std::uint32_t max_fields) {
+  reset();
+  headers_ = &headers;
+  max_fields_ = max_fields;
+  llhttp_errno_t err = llhttp_execute(&parser_, head.data(), head.size());
+  headers_ = nullptr;
+  if (err == HPE_PAUSED) {
+    // Message complete inside the head: no body. The head was cut exactly,
+    // so the parser must have stopped at its end.
+    if (llhttp_get_error_pos(&parser_) != head.data() + head.size()) return head_status::error;
+  } else if (err != HPE_OK) {
+    return head_status::error;
+  }
+  if (status_ == 0) return head_status::error;  // headers not complete: not a whole head
+  // 101 answers an Upgrade we never forward (hop-by-hop): the backend is confused.
+  if (status_ == 101) return head_status::error;
+  if (status_ >= 100 && status_ < 200) return head_status::interim;
+  // A transfer coding other than chunked would reach the client without the
+  // Transfer-Encoding that names it (hop-by-hop, not forwarded): refuse.
+  for (const auto& f : headers)
+    if (http::iequals(f.name, "transfer-encoding") && !http::iequals(f.value, "chunked")) return head_status::error;
+  return head_status::ok;
+}
+
+response_reader::decoded response_reader::decode(char* dest, const char* data, std::size_t len) noexcept {
+  decoded out;
+  if (complete_) {
+    extra_bytes_ += len;
+    return out;
+  }
+  out_ = dest;
+  out_size_ = 0;
+  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  out.size = out_size_;
+  out_ = nullptr;
+  if (err == HPE_PAUSED && complete_) {
+    extra_bytes_ += static_cast<std::size_t>(data + len - llhttp_get_error_pos(&parser_));
+  } else if (err != HPE_OK) {
+    out.error = true;
+  }
+  return out;
+}
+
+bool response_reader::finish_at_eof() noexcept {
+  if (complete_) return true;
+  if (!until_close_) return false;
+  llhttp_errno_t err = llhttp_finish(&parser_);
+  (void)err;  // HPE_PAUSED from on_message_complete
+  keep_alive_ = false;
+  return complete_;
+}
+
+int response_reader::on_status(llhttp_t* p, const char* at, std::size_t len) {
+  auto* self = static_cast<response_reader*>(p->data);
+  self->reason_ = std::string_view(at, len);
+  return 0;
+}
+
+int response_reader::on_header_field(llhttp_t* p, const char* at, std::size_t len) {
+  auto* self = static_cast<response_reader*>(p->data);
+  // Trailer fields (RFC 9112 section 7.1.2) come through here during the
+  // body; they are not forwarded (the client's chunked framing is ours).
+  if (self->headers_ == nullptr) return 0;
+  self->pending_name_ = std::string_view(at, len);
+  self->in_value_ = false;
+  return 0;
+}
+
+int response_reader::on_header_value(llhttp_t* p, const char* at, std::size_t len) {
+  auto* self = static_cast<response_reader*>(p->data);
+  // A second piece of the same value is an obs-fold continuation (the head
+  // is parsed in one call, so spans are never split otherwise).
+  if (self->headers_ == nullptr) return 0;  // a trailer field
+  if (self->in_value_) return -1;
+  if (self->headers_->size() >= self->max_fields_) {
+    self->too_many_fields_ = true;
+    return -1;
+  }
+  self->in_value_ = true;
+  self->headers_->add(self->pending_name_, trim_trailing_ows(std::string_view(at, len)));
+  return 0;
+}
+
+int response_reader::on_headers_complete(llhttp_t* p) {
+  auto* self = static_cast<response_reader*>(p->data);
+  self->status_ = p->status_code;
+  const int s = self->status_;
+  self->no_body_ = self->head_request_ || (s >= 100 && s < 200) || s == 204 || s == 304;
+  self->chunked_ = !self->no_body_ && (p->flags & F_CHUNKED) != 0;
+  self->has_content_length_ = (p->flags & F_CONTENT_LENGTH) != 0;
+  self->until_close_ = !self->no_body_ && !self->chunked_ && !self->has_content_length_;
+  // 1: no body follows (RFC 9110 section 9.3.2: a response to HEAD has none,
+  // whatever its Content-Length says).
+  return self->head_request_ ? 1 : 0;
+}
+
+int response_reader::on_body(llhttp_t* p, const char* at, std::size_t len) {
+  auto* self = static_cast<response_reader*>(p->data);
+  if (self->out_ == nullptr) return -1;  // body bytes inside the head: impossible
+  char* to = self->out_ + self->out_size_;
+  if (to != at) std::memmove(to, at, len);
+  self->out_size_ += len;
+  return 0;
+}
+
+int response_reader::on_message_complete(llhttp_t* p) {
+  auto* self = static_cast<response_reader*>(p->data);
+  self->complete_ = true;
+  self->keep_alive_ = llhttp_should_keep_alive(p) != 0;
+  return HPE_PAUSED;
+}
+
+const llhttp_settings_t& response_reader::callbacks() noexcept {
+  static const llhttp_settings_t s = [] {
+    llhttp_settings_t x;
+    llhttp_settings_init(&x);
+    x.on_status = &response_reader::on_status;
+    x.on_header_field = &response_reader::on_header_field;
+    x.on_header_value = &response_reader::on_header_value;
+    x.on_headers_complete = &response_reader::on_headers_complete;
+    x.on_body = &response_reader::on_body;
+    x.on_message_complete = &response_reader::on_message_complete;
+    return x;
+  }();
+  return s;
+}
+
+}  // namespace gateway::proxy

@@ -1,0 +1,174 @@
+#include "gateway/proxy/upstream_pool.hpp"
+
+#include <sys/socket.h>
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/use_awaitable.hpp>
+#include <cerrno>
+
+#include "gateway/proxy/proxy_error.hpp"
+
+namespace gateway::proxy {
+
+namespace {
+constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+using clock = std::chrono::steady_clock;
+
+// A pooled connection is only worth reusing if the backend has not closed it
+// while it sat idle: a non-blocking peek tells EOF (FIN received), reset, or
+// stray bytes (a backend that answered twice) from "nothing to read" without
+// waiting. This catches most stale connections before a request is sent on
+// them; the retry in the handler covers the ones that close in flight.
+bool looks_reusable(asio::ip::tcp::socket& s) noexcept {
+  char c;
+  ssize_t n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
+  return false;  // 0: EOF; > 0: unexpected bytes
+}
+}  // namespace
+
+upstream_connection::upstream_connection(upstream_connection&& o) noexcept
+    : idle_since(o.idle_since), socket_(std::move(o.socket_)), stats_(o.stats_), counted_(o.counted_) {
+  o.counted_ = false;
+}
+
+upstream_connection& upstream_connection::operator=(upstream_connection&& o) noexcept {
+  if (this != &o) {
+    close();
+    socket_ = std::move(o.socket_);
+    stats_ = o.stats_;
+    counted_ = o.counted_;
+    idle_since = o.idle_since;
+    o.counted_ = false;
+  }
+  return *this;
+}
+
+std::error_code upstream_connection::open(const asio::ip::tcp& protocol) noexcept {
+  close();
+  std::error_code ec;
+  socket_.open(protocol, ec);
+  if (!ec) {
+    counted_ = true;
+    stats_->live.fetch_add(1, std::memory_order_relaxed);
+  }
+  return ec;
+}
+
+void upstream_connection::close() noexcept {
+  std::error_code ignored;
+  if (socket_.is_open()) socket_.close(ignored);
+  if (counted_) {
+    counted_ = false;
+    stats_->live.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+upstream_pool::upstream_pool(asio::io_context& io, asio::ip::tcp::endpoint backend, pool_limits limits,
+                             std::shared_ptr<upstream_stats> stats)
+    : io_(io), backend_(backend), limits_(limits), stats_(std::move(stats)), expiry_timer_(io) {
+  idle_.reserve(limits_.max_idle);
+}
+
+upstream_pool::~upstream_pool() { drain(); }
+
+bool upstream_pool::take(upstream_connection& out) noexcept {
+  const auto now = clock::now();
+  while (!idle_.empty()) {
+    upstream_connection c = std::move(idle_.back());
+    idle_.pop_back();
+    stats_->idle.fetch_sub(1, std::memory_order_relaxed);
+    if (now - c.idle_since >= limits_.idle_timeout) {
+      upstream_stats::bump(stats_->expired);
+      continue;  // closed by its destructor
+    }
+    if (!looks_reusable(c.socket())) {
+      upstream_stats::bump(stats_->stale);
+      continue;
+    }
+    out = std::move(c);
+    return true;
+  }
+  return false;
+}
+
+asio::awaitable<std::error_code> upstream_pool::connect(upstream_connection& out) {
+  using namespace asio::experimental::awaitable_operators;
+  if (out.open(backend_.protocol())) {
+    upstream_stats::bump(stats_->connect_failures);
+    co_return make_error_code(proxy_errc::connect_refused);  // EMFILE and friends
+  }
+  asio::steady_timer timer(io_, limits_.connect_timeout);
+  auto result = co_await (out.socket().async_connect(backend_, use_nothrow) || timer.async_wait(use_nothrow));
+  std::error_code ec;
+  if (result.index() == 1) {
+    // The timer finished first: expired, or cancelled along with the request.
+    const bool cancelled = static_cast<bool>(std::get<0>(std::get<1>(result)));
+    out.close();
+    upstream_stats::bump(stats_->connect_failures);
+    co_return make_error_code(cancelled ? proxy_errc::aborted : proxy_errc::connect_timeout);
+  }
+  ec = std::get<0>(std::get<0>(result));
+  if (ec || !out.is_open()) {
+    const bool aborted = !out.is_open() || ec == asio::error::operation_aborted;
+    out.close();
+    upstream_stats::bump(stats_->connect_failures);
+    co_return make_error_code(aborted ? proxy_errc::aborted : proxy_errc::connect_refused);
+  }
+  std::error_code ignored;
+  out.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
+  upstream_stats::bump(stats_->opened);
+  co_return std::error_code{};
+}
+
+void upstream_pool::give_back(upstream_connection&& c) noexcept {
+  if (!c.is_open()) return;
+  if (draining_ || limits_.max_idle == 0 || limits_.idle_timeout.count() <= 0) {
+    c.close();
+    return;
+  }
+  if (idle_.size() >= limits_.max_idle) {
+    // At the cap the oldest idle connection goes: the newest is the least
+    // likely to have been closed by the backend's own idle timeout.
+    idle_.erase(idle_.begin());
+    stats_->idle.fetch_sub(1, std::memory_order_relaxed);
+  }
+  c.idle_since = clock::now();
+  idle_.push_back(std::move(c));
+  stats_->idle.fetch_add(1, std::memory_order_relaxed);
+  arm_expiry();
+}
+
+void upstream_pool::drain() noexcept {
+  draining_ = true;
+  if (timer_armed_) expiry_timer_.cancel();
+  stats_->idle.fetch_sub(static_cast<std::int64_t>(idle_.size()), std::memory_order_relaxed);
+  idle_.clear();
+}
+
+// One timer per pool, armed only while something is idle, fires when the
+// oldest idle connection expires; idle sockets do not linger past the
+// timeout even when no request comes to take them.
+void upstream_pool::arm_expiry() {
+  if (timer_armed_ || draining_ || idle_.empty()) return;
+  timer_armed_ = true;
+  expiry_timer_.expires_at(idle_.front().idle_since + limits_.idle_timeout);
+  expiry_timer_.async_wait([this](std::error_code ec) {
+    timer_armed_ = false;
+    if (ec || draining_) return;
+    expire(clock::now());
+    arm_expiry();
+  });
+}
+
+void upstream_pool::expire(clock::time_point now) noexcept {
+  std::size_t n = 0;
+  while (n < idle_.size() && now - idle_[n].idle_since >= limits_.idle_timeout) ++n;
+  if (n == 0) return;
+  idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(n));
+  stats_->idle.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
+  stats_->expired.fetch_add(n, std::memory_order_relaxed);
+}
+
+}  // namespace gateway::proxy

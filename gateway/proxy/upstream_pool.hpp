@@ -1,0 +1,119 @@
+#pragma once
+// Upstream (backend) connections: a keep-alive pool per worker.
+//
+// Ownership: a pool belongs to one worker's proxy handler and is used only on
+// that worker's thread; it holds at most `max_idle` idle connections, each
+// for at most `idle_timeout`. A connection in use is owned by the request that
+// took it (by value, as an upstream_connection) and comes back through
+// give_back() only when its response was read completely and the backend did
+// not ask to close; anything else closes it. drain() (called from the
+// worker's on_drain) closes the idle ones and makes give_back() close from
+// then on, so the worker's io_context can run dry.
+//
+// upstream_stats is the one thing read from other threads (metrics, tests):
+// plain atomics, updated with relaxed ordering.
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <system_error>
+#include <vector>
+
+namespace gateway::proxy {
+
+struct upstream_stats {
+  std::atomic<std::uint64_t> opened{0};          // TCP connections established
+  std::atomic<std::uint64_t> connect_failures{0};  // refused, unreachable or timed out
+  std::atomic<std::uint64_t> reused{0};          // requests sent on a pooled connection
+  std::atomic<std::uint64_t> requests{0};        // requests forwarded (attempts, retries included)
+  std::atomic<std::uint64_t> retries{0};         // second attempts after a stale pooled connection
+  std::atomic<std::uint64_t> stale{0};           // pooled connections found closed when taken
+  std::atomic<std::uint64_t> expired{0};         // idle connections closed by the idle timeout
+  std::atomic<std::uint64_t> discarded{0};       // closed mid-response (client gone, error, abort)
+  std::atomic<std::uint64_t> bad_gateway{0};     // 502 answers
+  std::atomic<std::uint64_t> gateway_timeout{0}; // 504 answers
+  std::atomic<std::int64_t> live{0};             // upstream sockets open now (idle or in use)
+  std::atomic<std::int64_t> idle{0};             // of which idle in a pool
+
+  static void bump(std::atomic<std::uint64_t>& a) noexcept { a.fetch_add(1, std::memory_order_relaxed); }
+};
+
+// One upstream TCP connection, owned by value. Closing (or destroying) it
+// keeps upstream_stats::live exact.
+class upstream_connection {
+ public:
+  upstream_connection(asio::io_context& io, upstream_stats& stats) : socket_(io), stats_(&stats) {}
+  upstream_connection(upstream_connection&& o) noexcept;
+  upstream_connection& operator=(upstream_connection&& o) noexcept;
+  upstream_connection(const upstream_connection&) = delete;
+  upstream_connection& operator=(const upstream_connection&) = delete;
+  ~upstream_connection() { close(); }
+
+  asio::ip::tcp::socket& socket() noexcept { return socket_; }
+  bool is_open() const noexcept { return counted_; }
+  // Opens the socket (counted as live from here on).
+  std::error_code open(const asio::ip::tcp& protocol) noexcept;
+  void close() noexcept;
+
+  // Time it was returned to the pool (for the idle timeout).
+  std::chrono::steady_clock::time_point idle_since{};
+
+ private:
+  asio::ip::tcp::socket socket_;
+  upstream_stats* stats_;
+  bool counted_ = false;
+};
+
+struct pool_limits {
+  std::uint32_t max_idle = 64;
+  std::chrono::nanoseconds idle_timeout = std::chrono::seconds(30);
+  std::chrono::nanoseconds connect_timeout = std::chrono::seconds(2);
+};
+
+class upstream_pool {
+ public:
+  upstream_pool(asio::io_context& io, asio::ip::tcp::endpoint backend, pool_limits limits,
+                std::shared_ptr<upstream_stats> stats);
+  upstream_pool(const upstream_pool&) = delete;
+  upstream_pool& operator=(const upstream_pool&) = delete;
+  ~upstream_pool();
+
+  // Moves the most recently used idle connection that still looks open into
+  // `out` and returns true; false when there is none. Connections that expired
+  // or that the backend closed while idle are closed on the way.
+  bool take(upstream_connection& out) noexcept;
+
+  // Opens a fresh connection into `out` (closing what it held). Errors:
+  // proxy_errc::connect_refused, proxy_errc::connect_timeout, or
+  // proxy_errc::aborted when `out` was closed meanwhile (shutdown).
+  asio::awaitable<std::error_code> connect(upstream_connection& out);
+
+  // Keeps `c` for reuse, or closes it when draining or at the idle cap.
+  void give_back(upstream_connection&& c) noexcept;
+
+  // Closes every idle connection and stops pooling (worker shutdown).
+  void drain() noexcept;
+
+  asio::io_context& io() noexcept { return io_; }
+  upstream_stats& stats() noexcept { return *stats_; }
+  std::size_t idle_count() const noexcept { return idle_.size(); }
+
+ private:
+  void arm_expiry();
+  void expire(std::chrono::steady_clock::time_point now) noexcept;
+
+  asio::io_context& io_;
+  asio::ip::tcp::endpoint backend_;
+  pool_limits limits_;
+  std::shared_ptr<upstream_stats> stats_;
+  std::vector<upstream_connection> idle_;  // oldest first; capacity max_idle
+  asio::steady_timer expiry_timer_;
+  bool timer_armed_ = false;
+  bool draining_ = false;
+};
+
+}  // namespace gateway::proxy

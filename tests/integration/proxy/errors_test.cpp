@@ -1,0 +1,198 @@
+// Backend failures as the client sees them: 502, 504, a cut connection; and
+// the gateway going on serving others.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tests/integration/proxy/proxy_fixture.hpp"
+
+using namespace gateway;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+long long ms_since(clock_type::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0).count();
+}
+
+}  // namespace
+
+TEST_CASE("a backend that is down gets 502 within 100 ms", "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.start("http://127.0.0.1:" + std::to_string(test::closed_port()));
+  test::raw_client c(f.port());
+  for (int i = 0; i < 3; ++i) {
+    auto t0 = clock_type::now();
+    REQUIRE(c.send("GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n"));
+    auto r = c.read_response();
+    auto elapsed = ms_since(t0);
+    REQUIRE(r);
+    CHECK(r->status == 502);
+    CHECK(r->body == "Bad Gateway\n");
+    CHECK(elapsed < 100);
+  }
+  CHECK(f.stats->connect_failures.load() == 3);
+  CHECK(f.stats->live.load() == 0);
+}
+
+TEST_CASE("a silent backend gets 504 at the upstream timeout", "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.cfg.upstream_timeout = 300ms;
+  f.backend.set_script([](const test::recorded_request&) { return test::reply{"", 0, test::reply::then::hang}; });
+  f.start();
+  test::raw_client c(f.port());
+  auto t0 = clock_type::now();
+  REQUIRE(c.send("GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n"));
+  auto r = c.read_response();
+  auto elapsed = ms_since(t0);
+  REQUIRE(r);
+  CHECK(r->status == 504);
+  CHECK(r->body == "Gateway Timeout\n");
+  CHECK(elapsed >= 300);
+  CHECK(elapsed < 1500);
+  // The timed-out upstream connection is closed, not pooled.
+  CHECK(test::wait_until([&] { return f.backend.open_connections() == 0; }, 5000ms));
+  CHECK(f.stats->live.load() == 0);
+  CHECK(f.stats->gateway_timeout.load() == 1);
+  // The client connection is still usable.
+  f.backend.set_script([](const test::recorded_request&) { return test::reply{test::ok_response("back")}; });
+  REQUIRE(c.send("GET /api/y HTTP/1.1\r\nHost: h\r\n\r\n"));
+  auto again = c.read_response();
+  REQUIRE(again);
+  CHECK(again->body == "back");
+}
+
+TEST_CASE("a backend that accepts no connection gets 504 at the connect timeout", "[integration][proxy]") {
+  // A listener with a full accept queue: further SYNs are dropped, so the
+  // gateway's connect hangs as it would towards an unreachable host.
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(lfd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(lfd, 0) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    fillers.push_back(fd);
+  }
+  test::proxy_fixture f;
+  f.cfg.upstream_connect_timeout = 200ms;
+  f.start("http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)));
+  auto t0 = clock_type::now();
+  auto r = test::http_request(f.port(), "GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n");
+  auto elapsed = ms_since(t0);
+  REQUIRE(r);
+  CHECK(r->status == 504);
+  CHECK(elapsed >= 200);
+  CHECK(elapsed < 1500);
+  CHECK(f.stats->live.load() == 0);
+  f.srv.reset();
+  for (int fd : fillers) ::close(fd);
+  ::close(lfd);
+}
+
+TEST_CASE("a backend dying mid-body cuts the client connection and the gateway keeps serving",
+          "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.backend.set_script([](const test::recorded_request& rq) {
+    if (rq.target == "/die")
+      return test::reply{"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + std::string(5000, 'x'), 0,
+                         test::reply::then::reset};
+    if (rq.target == "/die-chunked")
+      return test::reply{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n", 0,
+                         test::reply::then::close};
+    return test::reply{test::ok_response("alive")};
+  });
+  f.start();
+  for (const char* path : {"/api/die", "/api/die-chunked"}) {
+    INFO(path);
+    test::raw_client c(f.port());
+    REQUIRE(c.send(std::string("GET ") + path + " HTTP/1.1\r\nHost: h\r\n\r\n"));
+    std::string all = c.read_all();  // returns at EOF: the gateway closed the connection
+    // Whatever arrived, the response is incomplete: never a clean end.
+    if (std::string_view(path) == "/api/die") {
+      CHECK(all.size() < 1000000);
+    } else {
+      CHECK(all.find("\r\n0\r\n\r\n") == std::string::npos);
+    }
+  }
+  auto r = test::http_request(f.port(), "GET /api/ok HTTP/1.1\r\nHost: h\r\n\r\n");
+  REQUIRE(r);
+  CHECK(r->body == "alive");
+  CHECK(test::wait_until([&] { return f.stats->live.load() <= 1; }, 5000ms));
+}
+
+TEST_CASE("a client that leaves mid-response gets its upstream connection closed, not pooled",
+          "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.backend.set_script([](const test::recorded_request&) {
+    return test::reply{"HTTP/1.1 200 OK\r\nContent-Length: 104857600\r\n\r\n", 100ull * 1024 * 1024};
+  });
+  f.start();
+  {
+    test::raw_client c(f.port());
+    REQUIRE(c.send("GET /api/big HTTP/1.1\r\nHost: h\r\n\r\n"));
+    char buf[65536];
+    std::size_t got = 0;
+    while (got < 1024 * 1024) {
+      ssize_t n = ::recv(c.fd(), buf, sizeof buf, 0);
+      REQUIRE(n > 0);
+      got += static_cast<std::size_t>(n);
+    }
+  }  // the client closes here
+  CHECK(test::wait_until([&] { return f.backend.open_connections() == 0; }, 10000ms));
+  CHECK(test::wait_until([&] { return f.stats->live.load() == 0; }, 10000ms));
+  CHECK(f.stats->idle.load() == 0);
+  CHECK(f.stats->discarded.load() == 1);
+}
+
+TEST_CASE("a hard shutdown closes an upstream connection still waiting for its head", "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.cfg.upstream_timeout = 20s;
+  f.cfg.drain_timeout = 200ms;
+  f.backend.set_script([](const test::recorded_request&) { return test::reply{"", 0, test::reply::then::hang}; });
+  f.start();
+  test::raw_client c(f.port());
+  REQUIRE(c.send("GET /api/slow HTTP/1.1\r\nHost: h\r\n\r\n"));
+  REQUIRE(test::wait_until([&] { return f.backend.request_count() == 1; }, 5000ms));
+  auto t0 = clock_type::now();
+  f.srv->stop_and_wait();
+  CHECK(ms_since(t0) < 2000);
+  CHECK(f.stats->live.load() == 0);
+  CHECK(test::wait_until([&] { return f.backend.open_connections() == 0; }, 5000ms));
+  CHECK(f.srv->server().live().connections == 0);
+}
+
+TEST_CASE("a hard shutdown closes an upstream connection stalled mid-body", "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.cfg.upstream_timeout = 20s;
+  f.cfg.drain_timeout = 200ms;
+  f.backend.set_script([](const test::recorded_request&) {
+    return test::reply{"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + std::string(1000, 'x'), 0,
+                       test::reply::then::hang};
+  });
+  f.start();
+  test::raw_client c(f.port());
+  REQUIRE(c.send("GET /api/stall HTTP/1.1\r\nHost: h\r\n\r\n"));
+  char buf[4096];
+  std::size_t got = 0;
+  while (got < 1000) {
+    ssize_t n = ::recv(c.fd(), buf, sizeof buf, 0);
+    REQUIRE(n > 0);
+    got += static_cast<std::size_t>(n);
+  }
+  auto t0 = clock_type::now();
+  f.srv->stop_and_wait();
+  CHECK(ms_since(t0) < 2000);
+  CHECK(f.stats->live.load() == 0);
+  CHECK(c.wait_closed());
+}

@@ -1,0 +1,154 @@
+// The proxy's pieces on their own: backend URL parsing, the response reader's
+// in-place decoding, the request head builder, and the demo backend.
+#include <catch2/catch.hpp>
+
+#include <stdexcept>
+
+#include "gateway/proxy/backend_address.hpp"
+#include "gateway/proxy/demo_backend.hpp"
+#include "gateway/proxy/request_writer.hpp"
+#include "gateway/proxy/response_reader.hpp"
+#include "tests/integration/proxy/proxy_fixture.hpp"
+
+using namespace gateway;
+using namespace std::chrono_literals;
+
+TEST_CASE("backend URLs are parsed once: numeric addresses, localhost, and clear errors",
+          "[integration][proxy]") {
+  auto a = proxy::parse_backend_url("http://127.0.0.1:9000");
+  CHECK(a.endpoint.address().to_string() == "127.0.0.1");
+  CHECK(a.endpoint.port() == 9000);
+  CHECK(a.authority == "127.0.0.1:9000");
+  auto b = proxy::parse_backend_url("http://[::1]:81/");
+  CHECK(b.endpoint.address().to_string() == "::1");
+  CHECK(b.endpoint.port() == 81);
+  auto c = proxy::parse_backend_url("http://localhost:8081");
+  CHECK(c.endpoint.address().is_loopback());
+  CHECK(c.endpoint.port() == 8081);
+  CHECK(proxy::parse_backend_url("http://10.1.2.3").endpoint.port() == 80);
+  for (const char* bad : {"127.0.0.1:80", "https://127.0.0.1:443", "http://", "http://127.0.0.1:0",
+                          "http://127.0.0.1:70000", "http://127.0.0.1:80/path", "http://127.0.0.1:x",
+                          "http://[::1", "http://user@127.0.0.1:80", "http://127.0.0.1:"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(proxy::parse_backend_url(bad), std::invalid_argument);
+  }
+}
+
+TEST_CASE("the response reader decodes chunked bodies in place, fed a byte at a time or all at once",
+          "[integration][proxy]") {
+  const std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A:  spaced  \r\n\r\n";
+  const std::string body = "3\r\nabc\r\n1;x=y\r\nd\r\n0\r\nT: 1\r\n\r\n";
+  for (std::size_t step : {std::size_t{1}, std::size_t{2}, std::size_t{7}, body.size()}) {
+    INFO("step " << step);
+    core::arena mem;
+    http::header_list fields(mem);
+    proxy::response_reader reader(false);
+    REQUIRE(proxy::find_head_end(head + body) == head.size());
+    REQUIRE(reader.parse_head(head, fields, 100) == proxy::response_reader::head_status::ok);
+    CHECK(reader.chunked());
+    CHECK(fields.value_of("x-a") == "spaced");
+    std::string raw = body + "EXTRA", out;
+    std::size_t pos = 0;
+    while (pos < raw.size() && !reader.complete()) {
+      std::size_t n = std::min(step, raw.size() - pos);
+      auto d = reader.decode(raw.data() + pos, raw.data() + pos, n);  // in place
+      REQUIRE_FALSE(d.error);
+      out.append(raw.data() + pos, d.size);
+      pos += n;
+    }
+    CHECK(out == "abcd");
+    CHECK(reader.complete());
+    if (pos < raw.size()) reader.decode(raw.data() + pos, raw.data() + pos, raw.size() - pos);
+    CHECK(reader.extra_bytes() == 5);
+    CHECK_FALSE(reader.reusable());  // bytes after the message: never reuse
+  }
+}
+
+TEST_CASE("the response reader knows when a connection may be reused", "[integration][proxy]") {
+  struct tc {
+    const char* head;
+    bool head_request;
+    bool reusable;
+  } cases[] = {
+      {"HTTP/1.1 204 No Content\r\n\r\n", false, true},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, true},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", false, false},
+      {"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false, false},
+      {"HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n", false, true},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", true, true},
+  };
+  for (const auto& c : cases) {
+    INFO(c.head);
+    core::arena mem;
+    http::header_list fields(mem);
+    proxy::response_reader reader(c.head_request);
+    REQUIRE(reader.parse_head(c.head, fields, 100) == proxy::response_reader::head_status::ok);
+    CHECK(reader.complete());
+    CHECK(reader.reusable() == c.reusable);
+  }
+  core::arena mem;
+  http::header_list fields(mem);
+  proxy::response_reader reader(false);
+  CHECK(reader.parse_head("HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", fields, 2) ==
+        proxy::response_reader::head_status::error);
+  CHECK(reader.parse_head("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", fields, 10) ==
+        proxy::response_reader::head_status::error);
+  CHECK(reader.parse_head("HTTP/1.1 103 Early Hints\r\n\r\n", fields, 10) ==
+        proxy::response_reader::head_status::interim);
+}
+
+TEST_CASE("is_hop_by_hop knows the fixed list and the fields Connection names", "[integration][proxy]") {
+  core::arena mem;
+  http::header_list h(mem);
+  h.add("Connection", "close, X-Foo");
+  h.add("connection", " x-bar ");
+  for (const char* n : {"Connection", "keep-alive", "Proxy-Connection", "te", "Trailer", "TRANSFER-ENCODING",
+                        "Upgrade", "x-foo", "X-Bar"})
+    CHECK(proxy::is_hop_by_hop(n, h));
+  for (const char* n : {"Host", "Content-Length", "X-Foobar", "Trailers", "Close2"}) CHECK_FALSE(proxy::is_hop_by_hop(n, h));
+}
+
+TEST_CASE("the demo backend describes each request as JSON, directly and through the proxy",
+          "[integration][proxy]") {
+  proxy::demo_backend demo;
+  REQUIRE(demo.port() != 0);
+  auto direct = test::http_request(demo.port(), "POST /hello?x=1 HTTP/1.1\r\nHost: d\r\nContent-Length: 3\r\n\r\nabc");
+  REQUIRE(direct);
+  CHECK(direct->status == 200);
+  CHECK(direct->header("Content-Type") == "application/json");
+  CHECK(direct->body ==
+        "{\"backend\":\"gateway demo backend\",\"method\":\"POST\",\"path\":\"/hello\",\"query\":\"x=1\","
+        "\"headers\":[[\"Host\",\"d\"],[\"Content-Length\",\"3\"]],\"body_length\":3}\n");
+
+  auto stats = std::make_shared<proxy::upstream_stats>();
+  test::running_server srv(test::test_config(), test::proxy_chain(demo.url(), stats));
+  test::raw_client c(srv.port());
+  REQUIRE(c.send("GET /api/it/works?y=2 HTTP/1.1\r\nHost: gw\r\n\r\n"));
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body ==
+        "{\"backend\":\"gateway demo backend\",\"method\":\"GET\",\"path\":\"/it/works\",\"query\":\"y=2\","
+        "\"headers\":[[\"Host\",\"gw\"],[\"X-Forwarded-For\",\"127.0.0.1\"],[\"X-Forwarded-Host\",\"gw\"],"
+        "[\"X-Forwarded-Proto\",\"http\"]],\"body_length\":0}\n");
+  // A chunked request body through the proxy arrives counted.
+  REQUIRE(c.send("PUT /api/up HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwxyz\r\n0\r\n\r\n"));
+  auto r2 = c.read_response();
+  REQUIRE(r2);
+  CHECK(r2->body.find("\"body_length\":4") != std::string::npos);
+  CHECK(demo.requests_served() == 3);
+}
+
+TEST_CASE("the demo backend stops cleanly with connections still open", "[integration][proxy]") {
+  proxy::demo_backend demo;
+  test::raw_client idle(demo.port());
+  test::raw_client busy(demo.port());
+  REQUIRE(busy.send("GET / HTTP/1.1\r\nHost: d\r\n\r\n"));
+  REQUIRE(busy.read_response());
+  REQUIRE(test::wait_until([&] { return demo.open_connections() == 2; }, 5000ms));
+  demo.stop();
+  CHECK(demo.open_connections() == 0);
+  CHECK(idle.wait_closed());
+  CHECK(busy.wait_closed());
+  demo.stop();  // idempotent
+}

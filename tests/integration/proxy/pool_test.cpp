@@ -1,0 +1,188 @@
+// The upstream pool: reuse, stale connections and retries, caps, shutdown.
+#include <catch2/catch.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/read.hpp>
+#include <asio/read_until.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <atomic>
+
+#include "tests/integration/proxy/proxy_fixture.hpp"
+
+using namespace gateway;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Sends `count` GETs on one keep-alive connection, one after the other.
+asio::awaitable<void> keep_alive_client(asio::ip::tcp::socket& s, std::string& buf, int id, int i,
+                                        std::atomic<int>& ok) {
+  std::string target = "/api/c" + std::to_string(id) + "/" + std::to_string(i);
+  std::string req = "GET " + target + " HTTP/1.1\r\nHost: t\r\n\r\n";
+  co_await asio::async_write(s, asio::buffer(req), asio::use_awaitable);
+  std::size_t n = co_await asio::async_read_until(s, asio::dynamic_buffer(buf), "\r\n\r\n", asio::use_awaitable);
+  std::string head = buf.substr(0, n);
+  buf.erase(0, n);
+  auto cl = head.find("Content-Length: ");
+  if (cl == std::string::npos) co_return;
+  std::size_t len = std::stoul(head.substr(cl + 16));
+  if (buf.size() < len)
+    co_await asio::async_read(s, asio::dynamic_buffer(buf), asio::transfer_exactly(len - buf.size()),
+                              asio::use_awaitable);
+  std::string body = buf.substr(0, len);
+  buf.erase(0, len);
+  if (head.rfind("HTTP/1.1 200 OK\r\n", 0) == 0 && body == target.substr(4)) ok.fetch_add(1);
+}
+
+// `drivers` coroutines share `conns` client connections round-robin, so at
+// most `drivers` requests are in flight at any time.
+void run_load(std::uint16_t port, int conns, int drivers, int per_conn, std::atomic<int>& ok) {
+  test::run_with_deadline(
+      [&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        auto sockets = std::make_shared<std::vector<asio::ip::tcp::socket>>();
+        auto bufs = std::make_shared<std::vector<std::string>>(static_cast<std::size_t>(conns));
+        for (int c = 0; c < conns; ++c) {
+          sockets->emplace_back(ex);
+          co_await sockets->back().async_connect({asio::ip::address_v4::loopback(), port}, asio::use_awaitable);
+        }
+        for (int d = 0; d < drivers; ++d) {
+          asio::co_spawn(
+              ex,
+              [sockets, bufs, d, drivers, conns, per_conn, &ok]() -> asio::awaitable<void> {
+                for (int i = 0; i < per_conn; ++i)
+                  for (int c = d; c < conns; c += drivers)
+                    co_await keep_alive_client((*sockets)[static_cast<std::size_t>(c)],
+                                               (*bufs)[static_cast<std::size_t>(c)], c, i, ok);
+              },
+              asio::detached);
+        }
+      },
+      120s);
+}
+
+}  // namespace
+
+TEST_CASE("a backend closing pooled connections between requests causes no client error for GETs",
+          "[integration][proxy]") {
+  test::proxy_fixture f;
+  SECTION("closed while idle: noticed before the request is sent") {
+    f.backend.set_script([](const test::recorded_request& rq) {
+      // Keep-alive by default, then the backend closes anyway (its idle timeout, say).
+      return test::reply{test::ok_response(rq.target), 0, test::reply::then::close};
+    });
+    f.start();
+    test::raw_client c(f.port());
+    for (int i = 0; i < 20; ++i) {
+      REQUIRE(c.send("GET /api/n" + std::to_string(i) + " HTTP/1.1\r\nHost: h\r\n\r\n"));
+      auto r = c.read_response();
+      REQUIRE(r);
+      CHECK(r->status == 200);
+      CHECK(r->body == "/n" + std::to_string(i));
+    }
+    CHECK(f.backend.connections_accepted() == 20);  // one per request: each was closed after use
+  }
+  SECTION("closed as the request arrives: idempotent requests are retried once, a POST is not") {
+    // Every request that arrives second on a backend connection is dropped
+    // unanswered, which is what a backend closing an idle connection at the
+    // moment the proxy reuses it looks like.
+    f.backend.set_script([](const test::recorded_request& rq) {
+      if (rq.index_on_connection > 0) return test::reply{"", 0, test::reply::then::close};
+      return test::reply{test::ok_response(rq.method + " " + rq.target)};
+    });
+    f.cfg.threads = 1;  // one pool, so the second request surely reuses the first connection
+    f.start();
+    test::raw_client c(f.port());
+    REQUIRE(c.send("GET /api/first HTTP/1.1\r\nHost: h\r\n\r\n"));
+    auto r1 = c.read_response();
+    REQUIRE(r1);
+    CHECK(r1->body == "GET /first");
+    for (const char* m : {"GET", "PUT", "DELETE"}) {
+      INFO(m);
+      REQUIRE(c.send(test::make_request(m, std::string("/api/again-") + m, m == std::string("PUT") ? "x" : "")));
+      auto r = c.read_response();
+      REQUIRE(r);
+      CHECK(r->status == 200);
+      CHECK(r->body == std::string(m) + " /again-" + m);
+    }
+    CHECK(f.stats->retries.load() == 3);
+    REQUIRE(c.send(test::make_request("POST", "/api/once", "payload")));
+    auto post = c.read_response();
+    REQUIRE(post);
+    CHECK(post->status == 502);
+    std::size_t posts = 0;
+    for (const auto& rq : f.backend.requests()) posts += rq.target == "/once";
+    CHECK(posts == 1);  // it may have been acted upon: never sent twice
+    CHECK(f.stats->retries.load() == 3);
+  }
+}
+
+TEST_CASE("10,000 proxied requests over 100 client connections open only a few upstream connections",
+          "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.backend.set_script([](const test::recorded_request& rq) { return test::reply{test::ok_response(rq.target)}; });
+  f.start();
+  SECTION("at most 4 requests in flight: a handful of connections per worker") {
+    std::atomic<int> ok{0};
+    run_load(f.port(), 100, 4, 100, ok);
+    CHECK(ok.load() == 10000);
+    CHECK(f.backend.request_count() == 10000);
+    CHECK(f.stats->opened.load() <= 8);  // 2 workers x 4 in flight, at worst
+    CHECK(f.backend.connections_accepted() == f.stats->opened.load());
+    CHECK(f.stats->reused.load() >= 10000 - 8);
+    WARN("4 in flight: " << f.stats->opened.load() << " upstream connections for 10,000 requests");
+  }
+  SECTION("all 100 connections busy at once: bounded by the concurrency, not the request count") {
+    std::atomic<int> ok{0};
+    run_load(f.port(), 100, 100, 100, ok);
+    CHECK(ok.load() == 10000);
+    CHECK(f.stats->opened.load() <= 100);
+    CHECK(f.stats->reused.load() >= 9900);
+    WARN("100 in flight: " << f.stats->opened.load() << " upstream connections for 10,000 requests");
+  }
+  CHECK(f.stats->retries.load() == 0);
+  CHECK(f.stats->bad_gateway.load() == 0);
+}
+
+TEST_CASE("idle pooled connections are capped per worker and closed after the idle timeout",
+          "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.cfg.threads = 1;
+  f.cfg.upstream_max_idle = 2;
+  f.cfg.upstream_idle_timeout = 300ms;
+  f.backend.set_script([](const test::recorded_request& rq) { return test::reply{test::ok_response(rq.target)}; });
+  f.start();
+  std::atomic<int> ok{0};
+  run_load(f.port(), 10, 10, 5, ok);  // up to 10 upstream connections at once
+  CHECK(ok.load() == 50);
+  CHECK(f.stats->opened.load() >= 3);  // (else the cap below proves nothing)
+  CHECK(f.stats->idle.load() <= 2);
+  CHECK(test::wait_until([&] { return f.backend.open_connections() <= 2; }, 5000ms));
+  // Then the idle timeout closes the rest without any request to notice.
+  CHECK(test::wait_until([&] { return f.backend.open_connections() == 0; }, 5000ms));
+  CHECK(f.stats->idle.load() == 0);
+  CHECK(f.stats->live.load() == 0);
+  CHECK(f.stats->expired.load() >= 1);
+}
+
+TEST_CASE("after shutdown no upstream socket is open", "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.start();
+  std::atomic<int> ok{0};
+  f.backend.set_script([](const test::recorded_request& rq) { return test::reply{test::ok_response(rq.target)}; });
+  run_load(f.port(), 20, 20, 5, ok);
+  CHECK(ok.load() == 100);
+  CHECK(f.stats->live.load() > 0);  // pooled, idle
+  CHECK(f.stats->idle.load() == f.stats->live.load());
+  f.srv->stop_and_wait();
+  CHECK(f.stats->live.load() == 0);
+  CHECK(f.stats->idle.load() == 0);
+  CHECK(test::wait_until([&] { return f.backend.open_connections() == 0; }, 5000ms));
+  auto live = f.srv->server().live();
+  CHECK(live.connections == 0);
+  CHECK(live.coroutines == 0);
+  CHECK(live.threads == 0);
+}

@@ -1,0 +1,250 @@
+// Backend responses as the client sees them: unchanged, streamed, framed right.
+#include <catch2/catch.hpp>
+
+#include <sys/socket.h>
+
+#include "gateway/core/memory.hpp"
+#include "tests/integration/proxy/proxy_fixture.hpp"
+
+using namespace gateway;
+using namespace std::chrono_literals;
+
+namespace {
+
+using field_list = std::vector<std::pair<std::string, std::string>>;
+
+}  // namespace
+
+TEST_CASE("status, reason and headers come back unchanged, minus hop-by-hop ones", "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.backend.set_script([](const test::recorded_request&) {
+    return test::reply{
+        "HTTP/1.1 299 Custom Reason Phrase\r\n"
+        "Date: Tue, 01 Jan 2030 00:00:00 GMT\r\n"
+        "X-Mixed-Case: A b  C\r\n"
+        "Set-Cookie: a=1; Path=/\r\n"
+        "set-cookie: b=2\r\n"
+        "Connection: keep-alive, X-Secret\r\n"
+        "X-Secret: s\r\n"
+        "Keep-Alive: timeout=5\r\n"
+        "Proxy-Connection: keep-alive\r\n"
+        "Trailer: X-T\r\n"
+        "Upgrade: h2c\r\n"
+        "Content-Type: text/plain\r\n"
+        "Content-Length: 5\r\n"
+        "\r\n"
+        "hello"};
+  });
+  f.start();
+  test::raw_client c(f.port());
+  REQUIRE(c.send("GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n"));
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 299);
+  CHECK(r->reason == "Custom Reason Phrase");
+  CHECK(r->headers == field_list{{"Date", "Tue, 01 Jan 2030 00:00:00 GMT"},
+                                 {"X-Mixed-Case", "A b  C"},
+                                 {"Set-Cookie", "a=1; Path=/"},
+                                 {"set-cookie", "b=2"},
+                                 {"Content-Type", "text/plain"},
+                                 {"Content-Length", "5"}});
+  CHECK(r->body == "hello");
+}
+
+TEST_CASE("a chunked backend response arrives intact and the connections stay usable", "[integration][proxy]") {
+  test::proxy_fixture f;
+  std::string big(70000, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = test::pattern_byte(i);
+  std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Before: 1\r\n\r\n";
+  chunked += "1\r\na\r\n";
+  chunked += "64;name=value\r\n" + std::string(100, 'b') + "\r\n";
+  chunked += "11170\r\n" + big + "\r\n";  // 0x11170 = 70000, more than the proxy's buffer
+  for (int i = 0; i < 300; ++i) chunked += "1\r\nc\r\n";  // many tiny chunks in one read
+  chunked += "0\r\nX-Trailer: dropped\r\n\r\n";
+  const std::string expected = "a" + std::string(100, 'b') + big + std::string(300, 'c');
+  f.backend.set_script([&](const test::recorded_request&) { return test::reply{chunked}; });
+  f.start();
+  test::raw_client c(f.port());
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(c.send("GET /api/chunked HTTP/1.1\r\nHost: h\r\n\r\n"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->header("Transfer-Encoding") == "chunked");
+    CHECK(r->header("X-Before") == "1");
+    CHECK(r->count("Content-Length") == 0);
+    CHECK(r->body.size() == expected.size());
+    CHECK(r->body == expected);
+  }
+  CHECK(f.backend.connections_accepted() == 1);  // the upstream connection was reused
+}
+
+TEST_CASE("a close-delimited backend response arrives intact", "[integration][proxy]") {
+  test::proxy_fixture f;
+  std::string body(100000, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = test::pattern_byte(i * 7);
+  f.backend.set_script([&](const test::recorded_request&) {
+    return test::reply{"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n" + body, 0,
+                       test::reply::then::close};
+  });
+  f.start();
+  SECTION("an HTTP/1.1 client gets it chunked and keeps its connection") {
+    test::raw_client c(f.port());
+    for (int i = 0; i < 2; ++i) {
+      REQUIRE(c.send("GET /api/eof HTTP/1.1\r\nHost: h\r\n\r\n"));
+      auto r = c.read_response();
+      REQUIRE(r);
+      CHECK(r->status == 200);
+      CHECK(r->header("Transfer-Encoding") == "chunked");
+      CHECK(r->body == body);
+    }
+    CHECK(f.backend.connections_accepted() == 2);  // never pooled: it ended by closing
+  }
+  SECTION("an HTTP/1.0 client gets it close-delimited") {
+    test::raw_client c(f.port());
+    REQUIRE(c.send("GET /api/eof HTTP/1.0\r\n\r\n"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->count("Transfer-Encoding") == 0);
+    CHECK(r->body == body);
+  }
+}
+
+TEST_CASE("HEAD, 204 and 304 responses have no body and leave the connections clean", "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.backend.set_script([](const test::recorded_request& rq) {
+    if (rq.method == "HEAD") return test::reply{"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nETag: \"x\"\r\n\r\n"};
+    if (rq.target == "/204") return test::reply{"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n"};
+    if (rq.target == "/304") return test::reply{"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"};
+    if (rq.target == "/head-no-length") return test::reply{"HTTP/1.1 200 OK\r\nX-B: 2\r\n\r\n"};
+    return test::reply{test::ok_response("after")};
+  });
+  f.start();
+  test::raw_client c(f.port());
+  struct step {
+    const char* request;
+    int status;
+    const char* length;  // expected Content-Length, "" for none
+  } steps[] = {
+      {"HEAD /api/x HTTP/1.1\r\nHost: h\r\n\r\n", 200, "1234"},
+      {"GET /api/204 HTTP/1.1\r\nHost: h\r\n\r\n", 204, ""},
+      {"GET /api/304 HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"x\"\r\n\r\n", 304, ""},
+  };
+  for (const auto& s : steps) {
+    INFO(s.request);
+    REQUIRE(c.send(s.request));
+    auto r = c.read_response(std::string_view(s.request).substr(0, 4) == "HEAD");
+    REQUIRE(r);
+    CHECK(r->status == s.status);
+    CHECK(r->body.empty());
+    CHECK(r->header("Content-Length") == s.length);
+    // The next response on the same connection must start right after the head.
+    REQUIRE(c.send("GET /api/after HTTP/1.1\r\nHost: h\r\n\r\n"));
+    auto next = c.read_response();
+    REQUIRE(next);
+    CHECK(next->status == 200);
+    CHECK(next->body == "after");
+  }
+  CHECK(f.backend.connections_accepted() == 1);
+}
+
+TEST_CASE("interim 1xx backend responses are skipped", "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.backend.set_script([](const test::recorded_request&) {
+    return test::reply{"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" +
+                       test::ok_response("final")};
+  });
+  f.start();
+  auto r = test::http_request(f.port(), "GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body == "final");
+  CHECK(r->count("Link") == 0);
+}
+
+TEST_CASE("malformed or oversized backend response heads get 502", "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.backend.set_script([](const test::recorded_request& rq) {
+    if (rq.target == "/dup-length")
+      return test::reply{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"};
+    if (rq.target == "/huge-head")
+      return test::reply{"HTTP/1.1 200 OK\r\nX-Big: " + std::string(70 * 1024, 'x') + "\r\n\r\n"};
+    if (rq.target == "/garbage") return test::reply{"SSH-2.0-OpenSSH\r\n\r\n"};
+    if (rq.target == "/obs-fold") return test::reply{"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n"};
+    if (rq.target == "/bad-chunk")  // broken right after the head: still in time for a 502
+      return test::reply{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nabc\r\n"};
+    if (rq.target == "/gzip-te") return test::reply{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx", 0,
+                                                    test::reply::then::close};
+    return test::reply{test::ok_response("fine")};
+  });
+  f.start();
+  for (const char* path :
+       {"/api/dup-length", "/api/huge-head", "/api/garbage", "/api/obs-fold", "/api/gzip-te", "/api/bad-chunk"}) {
+    INFO(path);
+    auto r = test::http_request(f.port(), std::string("GET ") + path + " HTTP/1.1\r\nHost: h\r\n\r\n");
+    REQUIRE(r);
+    CHECK(r->status == 502);
+  }
+  auto r = test::http_request(f.port(), "GET /api/ok HTTP/1.1\r\nHost: h\r\n\r\n");
+  REQUIRE(r);
+  CHECK(r->body == "fine");
+  CHECK(f.stats->bad_gateway.load() == 6);
+}
+
+TEST_CASE("a 200 MiB backend response streams through with bounded memory", "[integration][proxy]") {
+  core::configure_process_memory();
+  test::proxy_fixture f;
+  constexpr std::uint64_t size = 200ull * 1024 * 1024;
+  f.backend.set_script([](const test::recorded_request&) {
+    return test::reply{"HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(size) + "\r\n\r\n", size};
+  });
+  f.start();
+  // Warm up once (thread stacks, first arena blocks, pool), then measure.
+  {
+    auto r = test::http_request(f.port(), "GET /api/small HTTP/1.1\r\nHost: h\r\n\r\n");
+    (void)r;
+  }
+  test::raw_client c(f.port(), 30000ms);
+  const std::size_t before = test::rss_bytes();
+  REQUIRE(c.send("GET /api/big HTTP/1.1\r\nHost: h\r\n\r\n"));
+  std::string head;
+  std::string rest;
+  char buf[64 * 1024];
+  while (head.empty()) {
+    ssize_t n = ::recv(c.fd(), buf, sizeof buf, 0);
+    REQUIRE(n > 0);
+    rest.append(buf, static_cast<std::size_t>(n));
+    auto end = rest.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      head = rest.substr(0, end + 4);
+      rest.erase(0, end + 4);
+    }
+  }
+  CHECK(head.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(head.find("Content-Length: " + std::to_string(size) + "\r\n") != std::string::npos);
+  std::uint64_t got = 0;
+  std::uint64_t mismatches = 0;
+  std::size_t peak = before;
+  auto consume = [&](const char* p, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) mismatches += p[i] != test::pattern_byte(got + i);
+    got += n;
+  };
+  consume(rest.data(), rest.size());
+  std::uint64_t next_sample = 0;
+  while (got < size) {
+    ssize_t n = ::recv(c.fd(), buf, sizeof buf, 0);
+    if (n <= 0) break;
+    consume(buf, static_cast<std::size_t>(n));
+    if (got >= next_sample) {
+      peak = std::max(peak, test::rss_bytes());
+      next_sample += 4u * 1024 * 1024;
+    }
+  }
+  peak = std::max(peak, test::rss_bytes());
+  CHECK(got == size);
+  CHECK(mismatches == 0);
+  INFO("RSS before " << before / 1024 << " KiB, peak " << peak / 1024 << " KiB");
+  CHECK(peak - before < 16u * 1024 * 1024);
+  WARN("200 MiB through the proxy: RSS growth " << (peak - before) / 1024 << " KiB");
+}
