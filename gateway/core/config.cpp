@@ -157,6 +157,19 @@ const std::vector<flag_spec>& flags() {
          c.upstream_max_idle = static_cast<std::uint32_t>(n);
          return true;
        }},
+      {"--upstream-max-concurrent", "N", "requests in flight to the backend at once; others wait briefly, then 503",
+       [](const config& c) { return std::to_string(c.upstream_max_concurrent); },
+       [](config& c, std::string_view v, std::string& err) {
+         std::uint64_t n = 0;
+         if (!parse_uint(v, n) || n == 0 || n > 1'000'000) {
+           err = "expected a number from 1 to 1000000";
+           return false;
+         }
+         c.upstream_max_concurrent = static_cast<std::uint32_t>(n);
+         return true;
+       }},
+      {"--upstream-queue-timeout", "DURATION", "how long a request waits for a free backend slot before 503",
+       show_duration(&config::upstream_queue_timeout), duration_flag(&config::upstream_queue_timeout)},
       {"--access-log", "off|text|json|pretty", "one line per request on stdout, written by a background thread",
        [](const config& c) { return c.access_log; },
        [](config& c, std::string_view v, std::string& err) {
