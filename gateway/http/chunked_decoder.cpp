@@ -1,5 +1,7 @@
 #include "gateway/http/chunked_decoder.hpp"
 
+#include "gateway/http/request_parser.hpp"
+
 namespace gateway::http {
 
 namespace {
@@ -90,15 +92,23 @@ chunked_decoder::result chunked_decoder::feed(std::string_view in, sink_fn sink,
           break;
         }
         if (c == ' ' || c == '\t') return fail(i, "obsolete line folding in trailer");
+        if (c == ':') return fail(i, "empty trailer field name");
         st_ = state::trailer;
+        trailer_colon_ = false;
         break;
       case state::trailer:
         if (c == '\r') {
+          // A trailer line is a field line (RFC 9112 section 7.1.2): name ":" value.
+          if (!trailer_colon_) return fail(i, "trailer line without a colon");
           st_ = state::trailer_lf;
           ++i;
           break;
         }
         if (is_ctl(c)) return fail(i, "control character in trailer");
+        if (!trailer_colon_) {
+          if (c == ':') trailer_colon_ = true;
+          else if (!is_tchar(c)) return fail(i, "invalid trailer field name");
+        }
         if (++trailer_ > max_trailer) return fail(i, "trailer section too large");
         ++i;
         break;

@@ -41,6 +41,7 @@ class chunked_decoder {
   std::size_t line_ = 0;         // bytes in the current size or trailer line
   std::size_t trailer_ = 0;
   std::uint8_t digits_ = 0;
+  bool trailer_colon_ = false;  // the current trailer line has its ':'
   state st_ = state::size;
 };
 

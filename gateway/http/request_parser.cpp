@@ -191,6 +191,18 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
     req.headers.add(name, value);
 
     switch (name.size()) {
+      case 14:
+      case 17:
+        // Content_Length / Transfer_Encoding: a backend that maps '_' to '-'
+        // (CGI-style) would frame the body differently from us.
+        if (name.find('_') != std::string_view::npos &&
+            (iequals(name, "content_length") || iequals(name, "transfer_encoding")))
+          return fail(400, "framing header look-alike with '_'");
+        break;
+      default:
+        break;
+    }
+    switch (name.size()) {
       case 4:
         if (iequals(name, "host")) ++host_count;
         break;

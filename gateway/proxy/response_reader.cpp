@@ -134,9 +134,11 @@ int response_reader::on_headers_complete(llhttp_t* p) {
   self->chunked_ = !self->no_body_ && (p->flags & F_CHUNKED) != 0;
   self->has_content_length_ = (p->flags & F_CONTENT_LENGTH) != 0;
   self->until_close_ = !self->no_body_ && !self->chunked_ && !self->has_content_length_;
-  // 1: no body follows (RFC 9110 section 9.3.2: a response to HEAD has none,
-  // whatever its Content-Length says).
-  return self->head_request_ ? 1 : 0;
+  // 1: no body follows, whatever Content-Length or Transfer-Encoding say: a
+  // response to HEAD (RFC 9110 section 9.3.2) and 1xx, 204 and 304 responses
+  // (RFC 9112 section 6.3, items 1-2; a 304 may carry the Content-Length of
+  // the 200 it stands for, RFC 9110 section 8.6).
+  return self->no_body_ ? 1 : 0;
 }
 
 int response_reader::on_body(llhttp_t* p, const char* at, std::size_t len) {

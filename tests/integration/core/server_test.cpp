@@ -131,7 +131,7 @@ TEST_CASE("a body over the limit gets 413 without being buffered, a 10 MiB body 
       CHECK(r->header("Connection") == "close");
     }
     std::size_t after = test::rss_bytes();
-    CHECK(after < before + 4u * 1024 * 1024);
+    if (test::rss_checks_apply) CHECK(after < before + 4u * 1024 * 1024);
   }
   SECTION("a chunked body that grows past the limit gets 413 as soon as it does") {
     test::raw_client c(srv.port());

@@ -83,5 +83,5 @@ TEST_CASE("a million distinct clients and paths leave the rate-limit table and p
   CHECK(doc.value().find("requests_by_path")->size() <= 1001);
   CHECK(doc.value().find("total_requests")->as_int64() >= static_cast<std::int64_t>(total));
   INFO("RSS after 100k: " << rss_warm / 1024 << " KiB, after 1M: " << rss_end / 1024 << " KiB");
-  CHECK(rss_end < rss_warm + 8u * 1024 * 1024);
+  if (test::rss_checks_apply) CHECK(rss_end < rss_warm + 8u * 1024 * 1024);
 }

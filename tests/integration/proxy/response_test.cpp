@@ -117,7 +117,10 @@ TEST_CASE("HEAD, 204 and 304 responses have no body and leave the connections cl
     if (rq.method == "HEAD") return test::reply{"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nETag: \"x\"\r\n\r\n"};
     if (rq.target == "/204") return test::reply{"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n"};
     if (rq.target == "/304") return test::reply{"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"};
-    if (rq.target == "/head-no-length") return test::reply{"HTTP/1.1 200 OK\r\nX-B: 2\r\n\r\n"};
+    // A 304 may carry the Content-Length of the 200 it stands for (RFC 9110 section 8.6): still no body.
+    if (rq.target == "/304-length")
+      return test::reply{"HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\n\r\n"};
+    if (rq.target == "/204-length") return test::reply{"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n"};
     return test::reply{test::ok_response("after")};
   });
   f.start();
@@ -130,6 +133,8 @@ TEST_CASE("HEAD, 204 and 304 responses have no body and leave the connections cl
       {"HEAD /api/x HTTP/1.1\r\nHost: h\r\n\r\n", 200, "1234"},
       {"GET /api/204 HTTP/1.1\r\nHost: h\r\n\r\n", 204, ""},
       {"GET /api/304 HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"x\"\r\n\r\n", 304, ""},
+      {"GET /api/304-length HTTP/1.1\r\nHost: h\r\n\r\n", 304, ""},
+      {"GET /api/204-length HTTP/1.1\r\nHost: h\r\n\r\n", 204, ""},
   };
   for (const auto& s : steps) {
     INFO(s.request);

@@ -1,0 +1,206 @@
+// Overload answers: each limit gives its status code, counts in its metric,
+// and the gateway serves a normal request right after.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/test_server.hpp"
+
+using namespace gateway;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string get(std::string_view target, std::string_view extra = {}) {
+  return test::make_request("GET", target, {}, extra);
+}
+
+bool serves_health(std::uint16_t port) {
+  auto r = test::http_request(port, get("/health"));
+  return r && r->status == 200;
+}
+
+// utime + stime of a process, in clock ticks.
+long long cpu_ticks(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto close_paren = all.rfind(')');
+  std::istringstream rest(all.substr(close_paren + 2));
+  std::string field;
+  long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoll(field);
+    if (i == 15) stime = std::stoll(field);
+  }
+  return utime + stime;
+}
+
+}  // namespace
+
+TEST_CASE("over the connection cap, new connections get 503 with Retry-After and existing ones keep working",
+          "[integration][hardening]") {
+  auto cfg = test::test_config();
+  cfg.threads = 1;
+  cfg.max_connections = 3;
+  test::running_server srv(cfg);
+  std::vector<std::unique_ptr<test::raw_client>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(std::make_unique<test::raw_client>(srv.port()));
+    REQUIRE(held.back()->send(get("/health")));
+    REQUIRE(held.back()->read_response()->status == 200);
+  }
+  for (int i = 0; i < 5; ++i) {
+    test::raw_client extra(srv.port());
+    auto r = extra.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 503);
+    CHECK(r->header("Retry-After") == "1");
+    CHECK(extra.wait_closed());
+  }
+  CHECK(srv.server().live().rejected_connections == 5);
+  // The held connections still work, and once one closes a new one is served.
+  REQUIRE(held[0]->send(get("/health")));
+  CHECK(held[0]->read_response()->status == 200);
+  held.pop_back();
+  auto t0 = std::chrono::steady_clock::now();
+  while (srv.server().live().connections >= 3 && std::chrono::steady_clock::now() - t0 < 2s)
+    std::this_thread::sleep_for(5ms);
+  CHECK(serves_health(srv.port()));
+}
+
+TEST_CASE("a body that would cross the global body budget gets 503 before it is read", "[integration][hardening]") {
+  auto cfg = test::test_config();
+  cfg.body_budget = 4u * 1024 * 1024;
+  test::running_server srv(cfg);
+  const std::size_t three_mib = 3u * 1024 * 1024;
+  std::string head = "POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(three_mib) + "\r\n\r\n";
+  // A holds 3 MiB of the 4 MiB budget while its body trickles in.
+  test::raw_client a(srv.port());
+  REQUIRE(a.send(head + "x"));
+  auto t0 = std::chrono::steady_clock::now();
+  while (srv.server().live().body_bytes_buffered < three_mib && std::chrono::steady_clock::now() - t0 < 2s)
+    std::this_thread::sleep_for(2ms);
+  REQUIRE(srv.server().live().body_bytes_buffered == three_mib);
+  // B would cross the budget: 503 at once, without sending its body.
+  test::raw_client b(srv.port());
+  REQUIRE(b.send(head));
+  auto rb = b.read_response();
+  REQUIRE(rb);
+  CHECK(rb->status == 503);
+  CHECK(rb->header("Retry-After") == "1");
+  CHECK(srv.server().live().rejected_bodies == 1);
+  // A finishes normally and the budget is given back.
+  REQUIRE(a.send(std::string(three_mib - 1, 'y')));
+  auto ra = a.read_response();
+  REQUIRE(ra);
+  CHECK(ra->status == 200);
+  // Given back when the request ends (just after its response is written).
+  t0 = std::chrono::steady_clock::now();
+  while (srv.server().live().body_bytes_buffered != 0 && std::chrono::steady_clock::now() - t0 < 2s)
+    std::this_thread::sleep_for(1ms);
+  CHECK(srv.server().live().body_bytes_buffered == 0);
+  auto again = test::http_request(srv.port(), test::make_request("POST", "/health", std::string(three_mib, 'z')));
+  REQUIRE(again);
+  CHECK(again->status == 200);
+}
+
+TEST_CASE("RSS returns to baseline within 30 s after a burst of 100 concurrent 10 MiB bodies",
+          "[integration][hardening]") {
+  auto cfg = test::test_config();
+  test::running_server srv(cfg);
+  const std::string body(10u * 1024 * 1024, 'b');
+  const std::string req = test::make_request("POST", "/health", body);
+  // Warm up, then take the baseline.
+  for (int i = 0; i < 3; ++i) REQUIRE(serves_health(srv.port()));
+  std::size_t baseline = test::rss_bytes();
+  std::atomic<int> ok{0}, busy{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 100; ++i) {
+    ts.emplace_back([&] {
+      test::raw_client c(srv.port(), 30000ms);
+      if (!c.send(req)) return;
+      auto r = c.read_response();
+      if (r && r->status == 200) ++ok;
+      if (r && r->status == 503) ++busy;
+    });
+  }
+  for (auto& t : ts) t.join();
+  INFO("200: " << ok << ", 503 (over the body budget): " << busy);
+  CHECK(ok + busy == 100);
+  CHECK(ok >= 20);
+  std::size_t tolerance = std::max<std::size_t>(baseline / 10, 8u * 1024 * 1024);
+  auto t0 = std::chrono::steady_clock::now();
+  std::size_t now_rss = test::rss_bytes();
+  while (now_rss > baseline + tolerance && std::chrono::steady_clock::now() - t0 < 30s) {
+    std::this_thread::sleep_for(250ms);
+    now_rss = test::rss_bytes();
+  }
+  INFO("baseline " << baseline / 1024 << " KiB, after " << now_rss / 1024 << " KiB");
+  if (test::rss_checks_apply) CHECK(now_rss <= baseline + tolerance);
+  CHECK(serves_health(srv.port()));
+}
+
+TEST_CASE("out of file descriptors, the accept loop backs off instead of spinning and recovers",
+          "[integration][hardening]") {
+  // The gateway runs as its own process with a small RLIMIT_NOFILE.
+  int out_pipe[2];
+  REQUIRE(::pipe(out_pipe) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    rlimit lim{40, 40};
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+    ::dup2(out_pipe[1], 2);
+    ::close(out_pipe[0]);
+    ::close(out_pipe[1]);
+    const char* bin = GATEWAY_BIN_DIR "/gateway";
+    ::execl(bin, bin, "--listen", "127.0.0.1:0", "--threads", "1", "--backend", "http://127.0.0.1:9",
+            "--access-log", "off", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out_pipe[1]);
+  // Its port, from the first stderr line.
+  std::string line;
+  char ch;
+  while (::read(out_pipe[0], &ch, 1) == 1 && ch != '\n') line += ch;
+  auto at = line.find("127.0.0.1:");
+  REQUIRE(at != std::string::npos);
+  auto port = static_cast<std::uint16_t>(std::stoi(line.substr(at + 10)));
+
+  // Exhaust its descriptors with idle connections (the kernel still
+  // completes handshakes into the listen queue).
+  std::vector<std::unique_ptr<test::raw_client>> hogs;
+  for (int i = 0; i < 80; ++i) hogs.push_back(std::make_unique<test::raw_client>(port, 3000ms));
+  std::this_thread::sleep_for(300ms);
+  long long t0 = cpu_ticks(pid);
+  std::this_thread::sleep_for(2s);
+  long long used = cpu_ticks(pid) - t0;
+  long long hz = ::sysconf(_SC_CLK_TCK);
+  INFO("CPU while starved: " << used << " ticks of " << hz << "/s over 2 s");
+  CHECK(used * 10 <= hz * 2);  // at most 10 % of one core; a spinning loop burns ~100 %
+
+  // Descriptors come back: service resumes by itself.
+  hogs.clear();
+  bool recovered = false;
+  for (int i = 0; i < 40 && !recovered; ++i) {
+    std::this_thread::sleep_for(100ms);
+    try {
+      recovered = serves_health(port);
+    } catch (...) {
+    }
+  }
+  CHECK(recovered);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  ::close(out_pipe[0]);
+}
