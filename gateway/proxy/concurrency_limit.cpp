@@ -1,0 +1,100 @@
+#include "gateway/proxy/concurrency_limit.hpp"
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+
+namespace gateway::proxy {
+
+namespace {
+
+class limit_handler final : public http::handler {
+ public:
+  limit_handler(http::handler_ptr next, concurrency_limit_options opts, std::atomic<std::uint64_t>* rejected)
+      : next_(std::move(next)), opts_(opts), rejected_(rejected) {}
+
+  asio::awaitable<void> handle(http::exchange& ex) override {
+    if (in_flight_ < opts_.max_in_flight) {
+      ++in_flight_;
+    } else if (!co_await wait_for_slot(ex)) {  // on success the slot was handed over
+      if (rejected_) rejected_->fetch_add(1, std::memory_order_relaxed);
+      http::respond_text(ex, 503, "backend busy: too many requests in flight, retry");
+      ex.res.headers.add("Retry-After", "1");
+      co_return;
+    }
+    struct release {
+      limit_handler& self;
+      // The slot goes straight to the oldest waiter, so a newcomer cannot
+      // take it between the wake-up and the waiter's resumption.
+      ~release() {
+        if (!self.hand_over()) --self.in_flight_;
+      }
+    } guard{*this};
+    co_await next_->handle(ex);
+  }
+
+ private:
+  // A waiter is a timer in the request's arena, linked in arrival order.
+  struct waiter {
+    explicit waiter(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    waiter* next = nullptr;
+    bool woken = false;
+  };
+
+  asio::awaitable<bool> wait_for_slot(http::exchange& ex) {
+    if (waiting_ >= opts_.max_waiters) co_return false;
+    auto* w = ex.mem().make<waiter>(co_await asio::this_coro::executor);
+    w->timer.expires_after(opts_.queue_timeout);
+    if (tail_) tail_->next = w;
+    else head_ = w;
+    tail_ = w;
+    ++waiting_;
+    auto [ec] = co_await w->timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    (void)ec;
+    unlink(w);
+    co_return w->woken;
+  }
+
+  void unlink(waiter* w) noexcept {
+    waiter* prev = nullptr;
+    for (waiter* p = head_; p != nullptr; prev = p, p = p->next) {
+      if (p != w) continue;
+      if (prev) prev->next = p->next;
+      else head_ = p->next;
+      if (tail_ == p) tail_ = prev;
+      --waiting_;
+      return;
+    }
+  }
+
+  bool hand_over() noexcept {
+    for (waiter* p = head_; p != nullptr; p = p->next) {
+      if (!p->woken) {
+        p->woken = true;
+        p->timer.cancel();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  http::handler_ptr next_;
+  concurrency_limit_options opts_;
+  std::atomic<std::uint64_t>* rejected_;
+  std::uint32_t in_flight_ = 0;
+  std::uint32_t waiting_ = 0;
+  waiter* head_ = nullptr;
+  waiter* tail_ = nullptr;
+};
+
+}  // namespace
+
+http::handler_ptr make_concurrency_limit(http::handler_ptr next, concurrency_limit_options opts,
+                                         std::atomic<std::uint64_t>* rejected_counter) {
+  return std::make_unique<limit_handler>(std::move(next), opts, rejected_counter);
+}
+
+}  // namespace gateway::proxy
