@@ -154,7 +154,8 @@ asio::awaitable<void> recording_backend::serve(asio::ip::tcp::socket s, std::siz
     script sc;
     {
       std::lock_guard lock(mu_);
-      requests_.push_back(r);
+      if (recording_) requests_.push_back(r);
+      ++counted_;
       sc = script_;
     }
     reply rep = sc(r);

@@ -56,6 +56,11 @@ class recording_backend {
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
   void set_script(script s);
+  // Off: requests are answered and counted but not kept (for long soaks).
+  void set_recording(bool on) {
+    std::lock_guard lock(mu_);
+    recording_ = on;
+  }
   std::vector<recorded_request> requests() const;
   std::size_t request_count() const;
   std::size_t connections_accepted() const noexcept { return accepted_.load(); }
@@ -74,6 +79,8 @@ class recording_backend {
   mutable std::mutex mu_;
   script script_;
   std::vector<recorded_request> requests_;
+  bool recording_ = true;      // guarded by mu_
+  std::uint64_t counted_ = 0;  // guarded by mu_
   std::atomic<std::size_t> accepted_{0};
   std::atomic<std::size_t> open_{0};
   std::uint16_t port_ = 0;
