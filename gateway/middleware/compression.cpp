@@ -1,6 +1,10 @@
 #include "gateway/middleware/compression.hpp"
 
+#include <llhttp.h>
+
 #include <string>
+
+#include "gateway/http/serializer.hpp"
 
 #include "gateway/middleware/gzip_codec.hpp"
 
@@ -8,11 +12,77 @@ namespace gateway::middleware {
 
 namespace {
 
+// A streamed body, gzipped on the fly. Lives in the request arena.
+class gzip_source final : public http::body_source {
+ public:
+  explicit gzip_source(http::body_source* inner) : inner_(inner), enc_(1) { out_.reserve(16 * 1024); }
+
+  asio::awaitable<std::pair<std::error_code, std::string_view>> next() override {
+    for (;;) {
+      if (done_) co_return std::pair{std::error_code{}, std::string_view{}};
+      out_.clear();
+      auto [ec, piece] = co_await inner_->next();
+      if (ec) co_return std::pair{ec, std::string_view{}};
+      if (piece.empty()) {
+        enc_.finish(out_);
+        done_ = true;
+      } else {
+        enc_.write(std::span<const char>(piece.data(), piece.size()), out_);
+        enc_.flush(out_);
+      }
+      if (!out_.empty()) co_return std::pair{std::error_code{}, std::string_view(out_)};
+    }
+  }
+
+ private:
+  http::body_source* inner_;
+  gzip_encoder enc_;
+  std::string out_;
+  bool done_ = false;
+};
+
+bool should_compress(const http::exchange& ex) {
+  const auto& res = ex.res;
+  if (res.no_body || http::status_has_no_body(res.status) || ex.req.method_id == HTTP_HEAD) return false;
+  if (res.status < 200 || res.status == 206) return false;
+  if (res.headers.find("content-encoding") != nullptr) return false;
+  if (res.stream == nullptr && res.body.size() < 256) return false;
+  const http::header_field* ae = ex.req.headers.find("accept-encoding");
+  if (ae == nullptr || !accepts_gzip(ae->value)) return false;
+  return is_compressible_type(res.headers.value_of("content-type"));
+}
+
+void compress_response(http::exchange& ex) {
+  auto& res = ex.res;
+  if (res.stream == nullptr) {
+    auto* out = ex.mem().make<std::string>();
+    gzip_encoder enc(1, res.body.size());
+    enc.write(std::span<const char>(res.body.data(), res.body.size()), *out);
+    enc.finish(*out);
+    if (out->size() >= res.body.size()) return;  // not worth it
+    res.body = *out;
+  } else {
+    res.stream = ex.mem().make<gzip_source>(res.stream);
+    res.framing = http::body_framing::chunked;
+    res.headers.remove("content-length");
+  }
+  res.headers.add("Content-Encoding", "gzip");
+  // Caches must keep the two representations apart (RFC 9110 section 12.5.5).
+  if (const auto* vary = res.headers.find("vary"); vary == nullptr) res.headers.add("Vary", "Accept-Encoding");
+}
+
 class decompression final : public http::handler {
  public:
-  decompression(http::handler_ptr next, std::uint64_t max_body) : next_(std::move(next)), max_body_(max_body) {}
+  decompression(http::handler_ptr next, std::uint64_t max_body, bool compress)
+      : next_(std::move(next)), max_body_(max_body), compress_(compress) {}
 
   asio::awaitable<void> handle(http::exchange& ex) override {
+    co_await decode_and_forward(ex);
+    if (compress_ && should_compress(ex)) compress_response(ex);
+  }
+
+ private:
+  asio::awaitable<void> decode_and_forward(http::exchange& ex) {
     const http::header_field* ce = ex.req.headers.find("content-encoding");
     if (ce == nullptr || http::iequals(ce->value, "identity")) {
       co_await next_->handle(ex);
@@ -44,16 +114,16 @@ class decompression final : public http::handler {
     co_await next_->handle(ex);
   }
 
- private:
   http::handler_ptr next_;
   std::uint64_t max_body_;
+  bool compress_;
 };
 
 }  // namespace
 
-http::middleware make_request_decompression(std::uint64_t max_body) {
-  return [max_body](http::handler_ptr next) -> http::handler_ptr {
-    return std::make_unique<decompression>(std::move(next), max_body);
+http::middleware make_request_decompression(std::uint64_t max_body, bool compress_responses) {
+  return [max_body, compress_responses](http::handler_ptr next) -> http::handler_ptr {
+    return std::make_unique<decompression>(std::move(next), max_body, compress_responses);
   };
 }
 

@@ -12,6 +12,12 @@
 
 namespace gateway::middleware {
 
-http::middleware make_request_decompression(std::uint64_t max_body);
+// With `compress_responses`, the same layer also gzips responses on the way
+// out when the client accepts gzip (RFC 9110 section 12.5.3), the response
+// is not already encoded, its type is compressible and it has a body of at
+// least 256 bytes. Buffered bodies are compressed at once; streamed
+// (proxied) bodies are compressed piece by piece, each piece flushed so the
+// client is never kept waiting, and re-framed as chunked.
+http::middleware make_request_decompression(std::uint64_t max_body, bool compress_responses = false);
 
 }  // namespace gateway::middleware
