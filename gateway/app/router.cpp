@@ -37,6 +37,10 @@ asio::awaitable<void> router::handle(http::exchange& ex) {
   std::string_view pattern;
   http::handler* h = match(ex.req.path, &pattern);
   if (h == nullptr) {
+    if (fallback_) {
+      co_await fallback_->handle(ex);
+      co_return;
+    }
     http::respond_text(ex, 404, "404 page not found");
     co_return;
   }

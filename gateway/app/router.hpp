@@ -16,6 +16,8 @@ class router final : public http::handler {
   // `prefix` must end in '/'; it also matches the path without the final
   // slash ("/api/" matches "/api").
   void add_prefix(std::string prefix, http::handler_ptr h);
+  // Serves paths no route matches (default: a plain 404).
+  void set_fallback(http::handler_ptr h) { fallback_ = std::move(h); }
 
   // The route for `path`, with its pattern, or nullptr.
   http::handler* match(std::string_view path, std::string_view* pattern = nullptr) const noexcept;
@@ -29,6 +31,7 @@ class router final : public http::handler {
   };
   std::vector<route> exact_;
   std::vector<route> prefixes_;  // longest first
+  http::handler_ptr fallback_;
 };
 
 }  // namespace gateway::app

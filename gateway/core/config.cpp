@@ -1,9 +1,11 @@
 #include "gateway/core/config.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <string_view>
 
+#include "gateway/core/config_file.hpp"
 #include "gateway/core/units.hpp"
 
 namespace gateway::core {
@@ -170,11 +172,12 @@ const std::vector<flag_spec>& flags() {
        }},
       {"--upstream-queue-timeout", "DURATION", "how long a request waits for a free backend slot before 503",
        show_duration(&config::upstream_queue_timeout), duration_flag(&config::upstream_queue_timeout)},
-      {"--access-log", "off|text|json|pretty", "one line per request on stdout, written by a background thread",
+      {"--access-log", "auto|off|text|json|pretty",
+       "one line per request on stdout, written by a background thread (auto: pretty on a terminal, else text)",
        [](const config& c) { return c.access_log; },
        [](config& c, std::string_view v, std::string& err) {
-         if (v != "off" && v != "text" && v != "json" && v != "pretty") {
-           err = "expected off, text, json or pretty";
+         if (v != "auto" && v != "off" && v != "text" && v != "json" && v != "pretty") {
+           err = "expected auto, off, text, json or pretty";
            return false;
          }
          c.access_log = std::string(v);
@@ -312,6 +315,25 @@ const std::vector<flag_spec>& flags() {
          c.compress_responses = v == "on";
          return true;
        }},
+      {"--route", "PREFIX=URL",
+       "proxy paths under PREFIX to URL (http://HOST:PORT) with PREFIX removed, no auth, no rate limit; "
+       "repeatable, longest prefix wins (per-route options: --config)",
+       [](const config&) { return std::string("none"); },
+       [](config& c, std::string_view v, std::string& err) {
+         auto eq = v.find('=');
+         if (eq == std::string_view::npos) {
+           err = "expected PREFIX=URL, e.g. /app/=http://127.0.0.1:5173";
+           return false;
+         }
+         return add_route(v.substr(0, eq), v.substr(eq + 1), c.routes, err);
+       }},
+      {"--tunnel-idle-timeout", "DURATION", "an upgraded (WebSocket) connection with no bytes either way is closed after this",
+       show_duration(&config::tunnel_idle_timeout), duration_flag(&config::tunnel_idle_timeout)},
+      {"--config", "FILE", "JSON file with any of these settings (flag names with '_' for '-') and \"routes\"; "
+       "flags override it; SIGHUP re-reads it",
+       [](const config&) { return std::string("none"); }, nullptr},
+      {"--check-config", "", "check the settings (and the --config file), print the result, exit 0 or 1", nullptr,
+       nullptr},
       {"--help", "", "print this help and exit", nullptr, nullptr},
       {"--version", "", "print the version and exit", nullptr, nullptr},
   };
@@ -361,7 +383,90 @@ bool parse_validation_rule(std::string_view text, std::vector<validation_rules>&
   return true;
 }
 
+bool add_route(std::string_view prefix, std::string_view backend, std::vector<route_config>& routes, std::string& err) {
+  if (prefix.empty() || prefix.front() != '/') {
+    err = "the route prefix must start with '/'";
+    return false;
+  }
+  std::string p(prefix);
+  if (p.back() != '/') p.push_back('/');
+  if (p == "/api/") {
+    err = "/api/ is the built-in route: set its backend with --backend";
+    return false;
+  }
+  if (backend.substr(0, 7) != "http://" || backend.size() <= 7) {
+    err = "expected a backend URL http://HOST:PORT";
+    return false;
+  }
+  for (auto& r : routes) {
+    if (r.prefix == p) {
+      r.backend = std::string(backend);
+      return true;
+    }
+  }
+  route_config r;
+  r.prefix = std::move(p);
+  r.backend = std::string(backend);
+  routes.push_back(std::move(r));
+  return true;
+}
+
+bool is_repeatable_flag(std::string_view flag) noexcept {
+  return flag == "--api-key" || flag == "--validate" || flag == "--route";
+}
+
+bool is_setting(std::string_view flag) noexcept {
+  for (const auto& f : flags())
+    if (f.name == flag) return static_cast<bool>(f.apply);
+  return false;
+}
+
+apply_result apply_setting(std::string_view flag, std::string_view value, config& out, std::string& err) {
+  for (const auto& f : flags()) {
+    if (f.name != flag) continue;
+    if (!f.apply) return apply_result::unknown;
+    return f.apply(out, value, err) ? apply_result::ok : apply_result::bad_value;
+  }
+  return apply_result::unknown;
+}
+
+namespace {
+parse_outcome parse_args_impl(int argc, const char* const* argv, config& out);
+}
+
 parse_outcome parse_args(int argc, const char* const* argv, config& out) {
+  parse_outcome o = parse_args_impl(argc, argv, out);
+  if (o.what == parse_outcome::action::error) {
+    for (int i = 1; i < argc; ++i) {
+      if (std::string_view(argv[i]) == "--check-config") {
+        out.check_config = true;
+        out.check_error = o.message;
+        return {};
+      }
+    }
+  }
+  return o;
+}
+
+namespace {
+parse_outcome parse_args_impl(int argc, const char* const* argv, config& out) {
+  out.command_line.assign(argv + (argc > 0 ? 1 : 0), argv + std::max(argc, 1));
+  // The file first, wherever --config appears, so every flag overrides it.
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string_view value;
+    if (arg.substr(0, 9) == "--config=") {
+      value = arg.substr(9);
+    } else if (arg == "--config") {
+      if (i + 1 >= argc) return {parse_outcome::action::error, "--config: missing value FILE"};
+      value = argv[++i];
+    } else {
+      continue;
+    }
+    std::string err;
+    out.config_file = std::string(value);
+    if (!load_config_file(out.config_file, out, err)) return {parse_outcome::action::error, err};
+  }
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     std::string_view value;
@@ -373,6 +478,14 @@ parse_outcome parse_args(int argc, const char* const* argv, config& out) {
     }
     if (arg == "--help" || arg == "-h") return {parse_outcome::action::help, {}};
     if (arg == "--version") return {parse_outcome::action::version, {}};
+    if (arg == "--check-config") {
+      out.check_config = true;
+      continue;
+    }
+    if (arg == "--config") {
+      if (!has_inline_value) ++i;  // read above
+      continue;
+    }
     const flag_spec* spec = nullptr;
     for (const auto& f : flags())
       if (f.name == arg) spec = &f;
@@ -393,6 +506,7 @@ parse_outcome parse_args(int argc, const char* const* argv, config& out) {
   }
   return {};
 }
+}  // namespace
 
 std::string help_text() {
   std::string s =
@@ -420,8 +534,11 @@ std::string help_text() {
   s +=
       "\nRoutes:\n"
       "  /health       200 {\"status\":\"healthy\",\"timestamp\":...}, no auth\n"
+      "  /api/         proxied to --backend (auth, rate limit)\n"
+      "  --route ones  proxied to their backend (no auth or rate limit unless the config file says so)\n"
       "  anything else 404\n"
-      "\nSignals: SIGINT/SIGTERM stop accepting, drain in-flight requests, exit 0.\n";
+      "\nSignals: SIGINT/SIGTERM stop accepting, drain in-flight requests, exit 0.\n"
+      "         SIGHUP re-reads the --config file; a bad one is refused and the running settings stay.\n";
   return s;
 }
 

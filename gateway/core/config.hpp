@@ -29,6 +29,19 @@ struct validation_rules {
   std::vector<field_rule> fields;
 };
 
+// One proxied route besides the built-in /api/ (--route PREFIX=URL, or a
+// "routes" entry of the config file). Longest prefix wins.
+struct route_config {
+  std::string prefix;        // starts and ends with '/'
+  std::string backend;       // "http://HOST:PORT"
+  bool strip_prefix = true;  // "/app/x" reaches the backend as "/x"
+  bool auth = false;         // API key or JWT required (as for /api/)
+  bool rate_limit = false;   // counted against the --rate-limit budget
+  std::vector<validation_rules> validation;  // rules.route: a path prefix under `prefix`
+  std::optional<std::chrono::nanoseconds> timeout;          // else --upstream-timeout
+  std::optional<std::chrono::nanoseconds> connect_timeout;  // else --upstream-connect-timeout
+};
+
 struct config {
   listen_address listen;
   std::string backend;  // "http://host:port" or empty: the embedded demo backend
@@ -56,7 +69,7 @@ struct config {
   std::chrono::nanoseconds upstream_queue_timeout = 100ms;  // wait for a free slot, then 503
 
   // Middleware.
-  std::string access_log = "text";          // off | text | json | pretty
+  std::string access_log = "auto";          // auto | off | text | json | pretty (auto: pretty on a terminal, else text)
   std::size_t log_capacity = 10000;          // entries kept for /logs
   std::size_t metrics_max_paths = 1000;      // distinct paths in the per-path maps; the rest is "other"
   bool rate_limit_enabled = true;
@@ -72,7 +85,38 @@ struct config {
   std::chrono::nanoseconds jwt_leeway = 30s;
   std::vector<validation_rules> validation;
   bool compress_responses = false;
+
+  // Dev proxy.
+  std::vector<route_config> routes;  // besides /api/
+  std::chrono::nanoseconds tunnel_idle_timeout = 300s;  // an upgraded (WebSocket) connection with no bytes either way
+
+  // Where the settings came from, for --check-config and SIGHUP reloads:
+  // the --config file (empty: none) and the command line (argv[1..]),
+  // re-applied over the file on a reload so flags keep overriding it.
+  std::string config_file;
+  std::vector<std::string> command_line;
+  bool check_config = false;  // --check-config: validate, print, exit
+  // With --check-config, a flag or file error is reported by app::run (exit
+  // 1) instead of failing parse_args, so the check has one exit code.
+  std::string check_error;
 };
+
+// Adds or replaces (same prefix) a route. PREFIX gets a trailing '/'.
+// False with `err` set for a prefix not starting with '/', the built-in
+// "/api/", or a backend that is not http://HOST:PORT.
+bool add_route(std::string_view prefix, std::string_view backend, std::vector<route_config>& routes, std::string& err);
+
+// Applies one flag ("--max-body") with a textual value, as the command line
+// would. Unknown names and bad values
+// are false with `err` naming the problem (not the flag).
+enum class apply_result { ok, unknown, bad_value };
+apply_result apply_setting(std::string_view flag, std::string_view value, config& out, std::string& err);
+
+// True for a flag that takes a setting ("--max-body"; not --help, --config).
+bool is_setting(std::string_view flag) noexcept;
+
+// True for flags that take a list (--api-key, --validate, --route).
+bool is_repeatable_flag(std::string_view flag) noexcept;
 
 // Parses "ROUTE:FIELD:rule,rule" (rules: required, min_len=N, max_len=N)
 // into `out`, merging with an existing entry for the same route.

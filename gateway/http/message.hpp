@@ -3,6 +3,8 @@
 // into the connection's read buffer (head bytes, stable until the request
 // ends) or the request arena; nothing here outlives the request.
 #include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+#include <chrono>
 #include <cstdint>
 #include <string_view>
 #include <system_error>
@@ -36,6 +38,21 @@ class body_source {
   virtual asio::awaitable<std::pair<std::error_code, std::string_view>> next() = 0;
 };
 
+// An upgraded connection (RFC 9110 section 7.8), e.g. a WebSocket: set by a
+// handler that answered 101 and holds the other end (the proxy's upstream
+// socket). The connection writes the 101 head with res.headers as they are
+// (the handler includes Upgrade and Connection: upgrade), then awaits run()
+// with its socket and the client bytes already read past the request; run()
+// relays bytes both ways until both sides are done, either fails, or no
+// byte moves for `idle_timeout`. The connection closes afterwards. Arena-
+// owned, like a body_source; runs on the worker's thread.
+class tunnel {
+ public:
+  virtual ~tunnel() = default;
+  virtual asio::awaitable<void> run(asio::ip::tcp::socket& client, std::string_view client_bytes,
+                                    std::chrono::nanoseconds idle_timeout) = 0;
+};
+
 enum class body_framing : std::uint8_t {
   content_length,  // the Content-Length header in `headers` is authoritative
   chunked,         // the connection chunk-encodes the stream (HTTP/1.1 clients)
@@ -51,6 +68,7 @@ struct response {
   body_framing framing = body_framing::content_length;
   bool close = false;       // close the connection after this response
   bool no_body = false;     // HEAD, 1xx, 204, 304: head only, whatever the length
+  tunnel* upgrade = nullptr;  // with status 101 on an Upgrade request: see tunnel
 };
 
 // Standard reason phrase (RFC 9110 section 15), "Unknown" for others.

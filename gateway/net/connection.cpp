@@ -145,6 +145,7 @@ class session {
   asio::awaitable<outcome> read_body(http::request& req, const http::head_result& head);
   asio::awaitable<outcome> write_response(http::exchange& ex);
   asio::awaitable<outcome> write_stream(http::exchange& ex, http::body_framing framing);
+  asio::awaitable<outcome> run_tunnel(http::exchange& ex);
   asio::awaitable<void> send_error(int status, std::string_view message, bool http10, bool retry_after = false);
   asio::awaitable<void> linger_close();
   asio::awaitable<bool> write_all(std::span<const asio::const_buffer> bufs);
@@ -154,6 +155,10 @@ class session {
   const core::config& cfg_;
   read_buffer in_;
   http::request_parser parser_;
+  // The chain the current request runs on (a reload may install another
+  // meanwhile). Declared before mem_, so it outlives the arena's objects,
+  // which may point into the chain (the proxy's pool).
+  std::shared_ptr<chain_generation> chain_;
   core::arena mem_;
   std::string out_;
   std::uint64_t request_bytes_ = 0;  // head + body bytes of the current request in in_
@@ -206,7 +211,7 @@ asio::awaitable<void> session::linger_close() {
   set_phase(conn_phase::linger, std::chrono::seconds(2));
   std::array<char, 4096> sink;
   std::uint64_t discarded = 0;
-  while (discarded < 64ull * 1024 * 1024 && !st_.timed_out) {
+  while (discarded < 64ull * 1024 * 1024 && !st_.timed_out && !st_.stop_requested) {
     auto [ec, n] = co_await st_.socket.async_read_some(asio::buffer(sink), use_nothrow);
     if (ec) break;
     discarded += n;
@@ -424,6 +429,31 @@ asio::awaitable<session::outcome> session::write_response(http::exchange& ex) {
   co_return outcome::next;
 }
 
+// After a 101 (RFC 9110 section 15.2.2, RFC 6455 section 4.2.2) the
+// connection is no longer HTTP: write the head, then hand the socket to the
+// handler's tunnel until either side is done. The head is written here, not
+// by the serializer, because it must carry Connection: upgrade as the
+// handler set it. The tunnel keeps its own idle clock, so the sweep leaves
+// the connection alone; a hard abort still closes both sockets.
+asio::awaitable<session::outcome> session::run_tunnel(http::exchange& ex) {
+  out_.clear();
+  out_.append("HTTP/1.1 101 Switching Protocols\r\n");
+  for (const auto& f : ex.res.headers) {
+    out_.append(f.name);
+    out_.append(": ");
+    out_.append(f.value);
+    out_.append("\r\n");
+  }
+  out_.append("\r\n");
+  set_phase(conn_phase::write, cfg_.write_timeout);
+  std::array<asio::const_buffer, 1> head{asio::buffer(out_)};
+  if (!co_await write_all(head)) co_return outcome::close;
+  set_phase(conn_phase::handler, {});
+  std::string_view pending = in_.view().substr(std::min<std::size_t>(request_bytes_, in_.size()));
+  co_await ex.res.upgrade->run(st_.socket, pending, cfg_.tunnel_idle_timeout);
+  co_return outcome::close;
+}
+
 asio::awaitable<void> session::run() {
   {
     std::error_code ec;
@@ -462,13 +492,20 @@ asio::awaitable<void> session::run() {
     // ex.ctx (the proxy's), until the streamed response is done.
     st_.abort_upstream = &abort_request_upstream;
     st_.abort_upstream_arg = &ex.ctx;
-    co_await w_.chain().handle(ex);
-    outcome o = st_.aborted ? outcome::close : co_await write_response(ex);
+    chain_ = w_.current_chain();
+    co_await chain_->chain->handle(ex);
+    outcome o = outcome::close;
+    if (!st_.aborted) {
+      if (ex.res.upgrade != nullptr && ex.res.status == 101 && ex.req.upgrade) o = co_await run_tunnel(ex);
+      else o = co_await write_response(ex);
+    }
     st_.abort_upstream = nullptr;
     st_.abort_upstream_arg = nullptr;
     // Release the request's memory before waiting for the next one.
     ex.res.stream = nullptr;
+    ex.res.upgrade = nullptr;
     mem_.reset();
+    chain_.reset();
     release_budget();
     in_.consume(std::min(request_bytes_, in_.size()));
     request_bytes_ = 0;

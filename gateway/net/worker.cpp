@@ -57,7 +57,37 @@ void worker::open_listener(const asio::ip::tcp::endpoint& ep, bool reuse_port) {
 
 std::uint16_t worker::local_port() const { return acceptor_ ? acceptor_->local_endpoint().port() : 0; }
 
-void worker::build_chain(const chain_factory& make) { chain_ = make(env_); }
+void worker::build_chain(const chain_factory& make) { chain_ = prepare_chain(make); }
+
+std::shared_ptr<chain_generation> worker::prepare_chain(const chain_factory& make) {
+  auto g = std::make_shared<chain_generation>();
+  g->env.index = env_.index;
+  g->env.io = env_.io;
+  g->env.cfg = env_.cfg;
+  g->env.owner = this;
+  g->chain = make(g->env);
+  return g;
+}
+
+void worker::install_chain(std::shared_ptr<chain_generation> next, std::function<void()> done) {
+  // If the worker has stopped, the handler is destroyed with the io_context
+  // (never run); `next` is released there too, on the destroying thread.
+  asio::post(io_, [this, next = std::move(next), done = std::move(done)]() mutable {
+    if (!draining_) {
+      chain_.swap(next);  // `next` is the old generation now
+      // The old chain stops pooling (its idle upstream connections close;
+      // those still in use close when their request ends) ...
+      for (auto& f : next->env.on_drain) f();
+      // ... and is released after the completions that drain queued (this
+      // one-thread context runs them in order), so a cancelled timer
+      // handler of the old chain never runs after its owner is gone. A
+      // request still running on it keeps it alive past that.
+      asio::post(io_, [old = std::move(next)] {});
+    }
+    next.reset();
+    if (done) done();
+  });
+}
 
 void worker::run() {
   asio::co_spawn(io_, accept_loop(), [this](std::exception_ptr e) {
@@ -184,10 +214,13 @@ void worker::begin_drain() {
     acceptor_->close(ignored);
   }
   for (auto& f : env_.on_drain) f();
+  if (chain_)
+    for (auto& f : chain_->env.on_drain) f();
   for (connection_state* c = first_; c != nullptr; c = c->next) {
     c->stop_requested = true;
-    // An idle keep-alive connection has nothing in flight: close it now.
-    if (c->phase == conn_phase::idle) c->cancel_io();
+    // An idle keep-alive connection has nothing in flight, and a lingering
+    // close only waits out a refused body: end both now.
+    if (c->phase == conn_phase::idle || c->phase == conn_phase::linger) c->cancel_io();
   }
   if (connection_count_ == 0) sweep_timer_.cancel();
 }

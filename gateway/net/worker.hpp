@@ -19,19 +19,35 @@
 namespace gateway::net {
 
 struct connection_state;
+class worker;
 
 // What a chain factory gets for one worker. Handlers may keep a reference
-// to it; it lives as long as the worker.
+// to it; it lives as long as the chain built with it (a reload builds a new
+// chain with a new env).
 struct worker_env {
   unsigned index = 0;
   asio::io_context* io = nullptr;
-  const core::config* cfg = nullptr;
+  const core::config* cfg = nullptr;  // the server's (listener, client limits)
+  worker* owner = nullptr;            // for a reload: install_chain()
   // Called on the worker's thread when shutdown begins (close idle upstream
   // connections, stop background timers) so the io_context can run dry.
   std::vector<std::function<void()>> on_drain;
+  // Set by a factory: what the chain refers to (its settings, keys), kept
+  // alive until the chain is gone.
+  std::shared_ptr<const void> owned;
 };
 
 using chain_factory = std::function<http::handler_ptr(worker_env&)>;
+
+// One built chain with its env. A connection holds the generation it
+// started a request with until that response (or tunnel) is finished, so a
+// reload never pulls a chain from under a request. Destroyed on the
+// worker's thread (or with the worker).
+struct chain_generation {
+  worker_env env;
+  http::handler_ptr chain;  // declared after env: destroyed before it
+  ~chain_generation() { chain.reset(); }
+};
 
 class worker {
  public:
@@ -46,6 +62,15 @@ class worker {
   std::uint16_t local_port() const;
   void build_chain(const chain_factory& make);
 
+  // --- reload (any thread) ---
+  // Builds a chain for this worker without installing it (handler set-up
+  // may block, e.g. on name resolution, so it happens off the worker).
+  std::shared_ptr<chain_generation> prepare_chain(const chain_factory& make);
+  // Swaps the chain on the worker's thread: requests already started finish
+  // on the old one. `done` runs on the worker's thread once swapped (or
+  // dropped, when the worker is draining or stopped).
+  void install_chain(std::shared_ptr<chain_generation> next, std::function<void()> done);
+
   // --- the worker's thread ---
   void run();
 
@@ -56,7 +81,8 @@ class worker {
   void attach(connection_state& c) noexcept;
   void detach(connection_state& c) noexcept;
   bool draining() const noexcept { return draining_; }
-  http::handler& chain() noexcept { return *chain_; }
+  http::handler& chain() noexcept { return *chain_->chain; }
+  const std::shared_ptr<chain_generation>& current_chain() const noexcept { return chain_; }
   const core::config& cfg() const noexcept { return cfg_; }
   core::live_shard& counters() noexcept { return counters_; }
   core::byte_budget& body_budget() noexcept { return budget_; }
@@ -77,7 +103,7 @@ class worker {
   std::size_t max_connections_;
   worker_env env_;
   std::optional<asio::ip::tcp::acceptor> acceptor_;
-  http::handler_ptr chain_;
+  std::shared_ptr<chain_generation> chain_;
   asio::steady_timer sweep_timer_;
   std::chrono::nanoseconds sweep_period_;
   connection_state* first_ = nullptr;  // intrusive list of live connections

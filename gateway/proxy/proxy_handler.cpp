@@ -16,6 +16,7 @@
 #include "gateway/proxy/proxy_error.hpp"
 #include "gateway/proxy/request_writer.hpp"
 #include "gateway/proxy/response_reader.hpp"
+#include "gateway/proxy/tunnel.hpp"
 
 namespace gateway::proxy {
 
@@ -55,8 +56,10 @@ struct head_outcome {
 // destructor closes a connection whose response was not read to the end.
 class upstream_response final : public http::body_source {
  public:
-  upstream_response(upstream_pool& pool, const proxy_options& opts, bool head_request, core::arena& mem)
-      : pool_(pool),
+  upstream_response(upstream_pool& pool, const proxy_options& opts, bool head_request, core::arena& mem,
+                    bool upgrade = false)
+      : upgrade_(upgrade),
+        pool_(pool),
         opts_(opts),
         mem_(mem),
         conn_(pool.io(), pool.stats()),
@@ -75,6 +78,15 @@ class upstream_response final : public http::body_source {
   upstream_connection& connection() noexcept { return conn_; }
   const response_reader& reader() const noexcept { return reader_; }
   bool aborted() const noexcept { return aborted_; }
+  // The backend switched protocols (101 to an Upgrade request).
+  bool switched() const noexcept { return switched_; }
+
+  // After switched(): the upstream connection and the bytes that came after
+  // the 101 head, moved into a tunnel in the request arena.
+  upstream_tunnel* make_tunnel() {
+    return mem_.make<upstream_tunnel>(std::move(conn_), std::string_view(buf_ + raw_begin_, raw_end_ - raw_begin_),
+                                      opts_.buffer_size, mem_);
+  }
 
   static void abort_thunk(void* self) noexcept {
     auto* r = static_cast<upstream_response*>(self);
@@ -197,6 +209,16 @@ class upstream_response final : public http::body_source {
         // res.headers still point at the fields.
         std::string_view copy = mem_.copy(window.substr(0, end));
         fields.clear();
+        if (upgrade_ && is_switching_head(copy)) {
+          // RFC 9110 section 15.2.2: the connection now speaks what Upgrade
+          // names; the rest of the buffer belongs to that protocol.
+          if (!parse_switching_head(copy, fields) || fields.value_of("upgrade").empty())
+            co_return head_outcome{make_error_code(proxy_errc::bad_response)};
+          switched_ = true;
+          raw_begin_ = start + end;
+          raw_end_ = filled;
+          co_return head_outcome{};
+        }
         auto st = reader_.parse_head(copy, fields, opts_.max_response_fields);
         start += end;
         scanned = start;
@@ -234,6 +256,8 @@ class upstream_response final : public http::body_source {
     return {failed_, {}};
   }
 
+  bool upgrade_ = false;
+  bool switched_ = false;
   upstream_pool& pool_;
   const proxy_options& opts_;
   core::arena& mem_;
@@ -264,8 +288,13 @@ class proxy_handler final : public http::handler {
     auto& stats = pool_.stats();
     forward_params params{opts_.strip_prefix, ex.ctx.client_ip, backend_.authority};
     std::string_view head = build_request_head(ex.req, params, mem);
+    // A WebSocket handshake keeps its Upgrade and Connection: upgrade
+    // (hop-by-hop, so build_request_head dropped them): the backend must see
+    // the request to switch (RFC 6455 section 4.1).
+    const bool upgrade = is_websocket_upgrade(ex.req);
+    if (upgrade) head = with_upgrade_fields(head, ex.req.headers.value_of("upgrade"), mem);
 
-    auto* up = mem.make<upstream_response>(pool_, opts_, ex.req.method_id == HTTP_HEAD, mem);
+    auto* up = mem.make<upstream_response>(pool_, opts_, ex.req.method_id == HTTP_HEAD, mem, upgrade);
     ex.ctx.abort_upstream = &upstream_response::abort_thunk;
     ex.ctx.abort_upstream_arg = up;
 
@@ -294,6 +323,19 @@ class proxy_handler final : public http::handler {
                          (is_idempotent(ex.req.method_id) || o.sent_nothing);
       if (!retry) break;
       upstream_stats::bump(stats.retries);
+    }
+    if (!err && up->switched()) {
+      ex.res.status = 101;
+      for (const auto& f : fields)
+        if (!is_hop_by_hop(f.name, fields)) ex.res.headers.add(f.name, f.value);
+      ex.res.headers.add("Connection", "Upgrade");
+      ex.res.headers.add("Upgrade", fields.value_of("upgrade"));
+      ex.res.no_body = true;
+      auto* t = up->make_tunnel();
+      ex.res.upgrade = t;
+      ex.ctx.abort_upstream = &upstream_tunnel::abort_thunk;
+      ex.ctx.abort_upstream_arg = t;
+      co_return;
     }
     if (!err && !up->start_body()) err = make_error_code(proxy_errc::bad_response);
     if (err) {

@@ -155,6 +155,9 @@ void upstream_pool::arm_expiry() {
   timer_armed_ = true;
   expiry_timer_.expires_at(idle_.front().idle_since + limits_.idle_timeout);
   expiry_timer_.async_wait([this](std::error_code ec) {
+    // Cancelled: the pool may be gone (its timer cancels on destruction), so
+    // touch nothing.
+    if (ec == asio::error::operation_aborted) return;
     timer_armed_ = false;
     if (ec || draining_) return;
     expire(clock::now());

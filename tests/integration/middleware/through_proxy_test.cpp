@@ -113,3 +113,60 @@ TEST_CASE("a 1 MiB POST through the full chain is read from the socket once and 
   REQUIRE(got.size() == 1);
   CHECK(got[0].body == body);
 }
+
+TEST_CASE("response compression gzips compressible responses for clients that accept it, streamed ones too",
+          "[integration][middleware]") {
+  test::recording_backend backend;
+  std::string text;
+  for (int i = 0; i < 500; ++i) text += "{\"n\":" + std::to_string(i) + ",\"text\":\"compressible\"}\n";
+  backend.set_script([&](const test::recorded_request& r) {
+    test::reply rep;
+    if (r.target == "/chunked") {
+      rep.bytes = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+      char size[16];
+      std::snprintf(size, sizeof size, "%zx\r\n", text.size());
+      rep.bytes += size + text + "\r\n0\r\n\r\n";
+    } else if (r.target == "/png") {
+      rep.bytes = test::ok_response(text, "Content-Type: image/png\r\n");
+    } else {
+      rep.bytes = test::ok_response(text, "Content-Type: application/json\r\n");
+    }
+    return rep;
+  });
+  auto cfg = test::test_config();
+  cfg.backend = backend.url();
+  cfg.api_keys = {"k"};
+  cfg.compress_responses = true;
+  test::running_server srv(cfg);
+  auto gunzip = [](const std::string& gz) {
+    z_stream z{};
+    inflateInit2(&z, 15 + 16);
+    std::string out(1 << 20, '\0');
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+    z.avail_in = static_cast<uInt>(gz.size());
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    int rc = ::inflate(&z, Z_FINISH);
+    out.resize(z.total_out);
+    inflateEnd(&z);
+    return rc == Z_STREAM_END ? out : std::string("<corrupt>");
+  };
+  for (const char* path : {"/api/plain", "/api/chunked"}) {
+    INFO(path);
+    auto r = test::http_request(srv.port(), test::make_request("GET", path, {}, "X-API-Key: k\r\nAccept-Encoding: gzip\r\n"));
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->header("Content-Encoding") == "gzip");
+    CHECK(r->header("Vary") == "Accept-Encoding");
+    CHECK(r->body.size() < text.size() / 4);
+    CHECK(gunzip(r->body) == text);
+  }
+  auto no_accept = test::http_request(srv.port(), test::make_request("GET", "/api/plain", {}, "X-API-Key: k\r\n"));
+  CHECK(no_accept->header("Content-Encoding").empty());
+  CHECK(no_accept->body == text);
+  auto refused = test::http_request(srv.port(), test::make_request("GET", "/api/plain", {}, "X-API-Key: k\r\nAccept-Encoding: gzip;q=0\r\n"));
+  CHECK(refused->header("Content-Encoding").empty());
+  auto png = test::http_request(srv.port(), test::make_request("GET", "/api/png", {}, "X-API-Key: k\r\nAccept-Encoding: gzip\r\n"));
+  CHECK(png->header("Content-Encoding").empty());
+  CHECK(png->body == text);
+}

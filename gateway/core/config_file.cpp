@@ -1,0 +1,218 @@
+#include "gateway/core/config_file.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <iterator>
+#include <memory>
+
+#include "gateway/core/units.hpp"
+#include "gateway/json/reader.hpp"
+
+namespace gateway::core {
+
+namespace {
+
+constexpr std::size_t max_file_size = 1024 * 1024;
+
+struct file_error {
+  std::string_view name;
+  std::string& err;
+  bool at(std::size_t line, const std::string& what) {
+    err = std::string(name) + ":" + std::to_string(line) + ": " + what;
+    return false;
+  }
+};
+
+// The flag's textual form of a scalar: strings as they are, numbers by their
+// source text, booleans as on/off (what the on/off flags take).
+bool scalar_text(const json::value& v, std::string& out) {
+  if (v.is_string()) out = std::string(v.as_string());
+  else if (v.is_number()) out = std::string(v.number_text());
+  else if (v.is_bool()) out = v.as_bool() ? "on" : "off";
+  else return false;
+  return true;
+}
+
+bool read_bool(const json::member& m, bool& out, file_error& fail) {
+  if (!m.value.is_bool()) return fail.at(m.value.line(), "'" + m.key + "': expected true or false");
+  out = m.value.as_bool();
+  return true;
+}
+
+bool read_duration(const json::member& m, std::optional<std::chrono::nanoseconds>& out, file_error& fail) {
+  std::optional<std::chrono::nanoseconds> d;
+  if (m.value.is_string()) d = parse_duration(m.value.as_string());
+  if (!d || d->count() <= 0) return fail.at(m.value.line(), "'" + m.key + "': expected a duration like \"5s\"");
+  out = d;
+  return true;
+}
+
+bool read_length(const json::member& m, std::optional<std::size_t>& out, file_error& fail) {
+  auto n = m.value.as_int64();
+  if (!m.value.is_number() || !n || *n < 0) return fail.at(m.value.line(), "'" + m.key + "': expected a count");
+  out = static_cast<std::size_t>(*n);
+  return true;
+}
+
+bool read_rule(const json::value& v, const std::string& prefix, route_config& r, file_error& fail) {
+  if (!v.is_object()) return fail.at(v.line(), "'validate': expected objects like {\"field\": \"name\", \"required\": true}");
+  field_rule fr;
+  std::string path = prefix;
+  for (const auto& m : v.members()) {
+    if (m.key == "field") {
+      if (!m.value.is_string() || m.value.as_string().empty())
+        return fail.at(m.value.line(), "'field': expected a field name");
+      fr.field = std::string(m.value.as_string());
+    } else if (m.key == "path") {
+      std::string_view p = m.value.as_string();
+      if (!m.value.is_string() || p.substr(0, prefix.size()) != prefix)
+        return fail.at(m.value.line(), "'path': expected a path under " + prefix);
+      path = std::string(p);
+    } else if (m.key == "required") {
+      if (!read_bool(m, fr.required, fail)) return false;
+    } else if (m.key == "min_len") {
+      if (!read_length(m, fr.min_len, fail)) return false;
+    } else if (m.key == "max_len") {
+      if (!read_length(m, fr.max_len, fail)) return false;
+    } else {
+      return fail.at(m.key_line, "unknown key '" + m.key + "' (in a validation rule)");
+    }
+  }
+  if (fr.field.empty()) return fail.at(v.line(), "a validation rule needs a \"field\"");
+  for (auto& rules : r.validation) {
+    if (rules.route == path) {
+      rules.fields.push_back(std::move(fr));
+      return true;
+    }
+  }
+  r.validation.push_back({std::move(path), {std::move(fr)}});
+  return true;
+}
+
+bool read_route(const json::value& v, config& out, file_error& fail) {
+  if (!v.is_object()) return fail.at(v.line(), "'routes': expected objects with \"prefix\" and \"backend\"");
+  // A misspelt key is named before anything it might have been meant as.
+  static constexpr std::string_view keys[] = {"prefix", "backend", "strip_prefix", "auth", "rate_limit",
+                                              "timeout", "connect_timeout", "validate"};
+  for (const auto& m : v.members())
+    if (std::find(std::begin(keys), std::end(keys), m.key) == std::end(keys))
+      return fail.at(m.key_line, "unknown key '" + m.key + "' (in a route)");
+  const json::value* prefix = v.find("prefix");
+  const json::value* backend = v.find("backend");
+  if (prefix == nullptr || !prefix->is_string())
+    return fail.at(prefix ? prefix->line() : v.line(), "a route needs \"prefix\": \"/path/\"");
+  if (backend == nullptr || !backend->is_string())
+    return fail.at(backend ? backend->line() : v.line(), "a route needs \"backend\": \"http://HOST:PORT\"");
+  std::string err;
+  // Every file route is new: a second one with the same prefix is a mistake.
+  std::string p(prefix->as_string());
+  if (!p.empty() && p.back() != '/') p.push_back('/');
+  for (const auto& r : out.routes)
+    if (r.prefix == p) return fail.at(prefix->line(), "route '" + p + "' is given twice");
+  if (!add_route(prefix->as_string(), backend->as_string(), out.routes, err)) return fail.at(prefix->line(), err);
+  route_config& r = out.routes.back();
+  for (const auto& m : v.members()) {
+    if (m.key == "prefix" || m.key == "backend") continue;
+    if (m.key == "strip_prefix") {
+      if (!read_bool(m, r.strip_prefix, fail)) return false;
+    } else if (m.key == "auth") {
+      if (!read_bool(m, r.auth, fail)) return false;
+    } else if (m.key == "rate_limit") {
+      if (!read_bool(m, r.rate_limit, fail)) return false;
+    } else if (m.key == "timeout") {
+      if (!read_duration(m, r.timeout, fail)) return false;
+    } else if (m.key == "connect_timeout") {
+      if (!read_duration(m, r.connect_timeout, fail)) return false;
+    } else if (m.key == "validate") {
+      if (!m.value.is_array()) return fail.at(m.value.line(), "'validate': expected a list of rules");
+      for (const auto& rule : m.value.items())
+        if (!read_rule(rule, r.prefix, r, fail)) return false;
+    } else {
+      return fail.at(m.key_line, "unknown key '" + m.key + "' (in a route)");
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool apply_config_text(std::string_view text, std::string_view name, config& out, std::string& err) {
+  file_error fail{name, err};
+  json::parse_options opts;
+  opts.max_depth = 16;
+  opts.max_size = max_file_size;
+  auto parsed = json::parse(text, opts);
+  if (!parsed) {
+    const auto& e = parsed.error();
+    err = std::string(name) + ":" + std::to_string(e.line) + ":" + std::to_string(e.column) + ": " + e.message;
+    return false;
+  }
+  const json::value& doc = parsed.value();
+  if (!doc.is_object()) return fail.at(doc.line(), "expected a JSON object of settings");
+  for (const auto& m : doc.members()) {
+    if (m.key == "routes") {
+      if (!m.value.is_array()) return fail.at(m.value.line(), "'routes': expected a list of route objects");
+      for (const auto& r : m.value.items())
+        if (!read_route(r, out, fail)) return false;
+      continue;
+    }
+    std::string flag = "--";
+    for (char ch : m.key) flag.push_back(ch == '_' ? '-' : ch);
+    const bool dashed = m.key.find('-') != std::string::npos;
+    std::string why;
+    std::string text_value;
+    apply_result res = apply_result::unknown;
+    if (m.key == "config" || m.key == "check_config" || m.key == "help" || m.key == "version" || dashed) {
+      res = apply_result::unknown;
+    } else if (m.value.is_array() && is_repeatable_flag(flag)) {
+      for (const auto& item : m.value.items()) {
+        if (!scalar_text(item, text_value))
+          return fail.at(item.line(), "'" + m.key + "': expected a list of strings");
+        res = apply_setting(flag, text_value, out, why);
+        if (res == apply_result::bad_value)
+          return fail.at(item.line(), "'" + m.key + "': invalid value '" + text_value + "': " + why);
+        if (res != apply_result::ok) break;
+      }
+      if (m.value.items().empty()) res = is_setting(flag) ? apply_result::ok : apply_result::unknown;
+    } else if (scalar_text(m.value, text_value)) {
+      res = apply_setting(flag, text_value, out, why);
+      if (res == apply_result::bad_value)
+        return fail.at(m.value.line(), "'" + m.key + "': invalid value '" + text_value + "': " + why);
+    } else {
+      // Objects, null, or a list for a single-valued setting.
+      if (!is_setting(flag)) res = apply_result::unknown;
+      else return fail.at(m.value.line(), "'" + m.key + "': expected a string, number or boolean");
+    }
+    if (res == apply_result::unknown) {
+      std::string msg = "unknown key '" + m.key + "'";
+      if (dashed) msg += " (config keys use '_' where flags use '-')";
+      return fail.at(m.key_line, msg);
+    }
+  }
+  return true;
+}
+
+bool load_config_file(const std::string& path, config& out, std::string& err) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) {
+    err = path + ": cannot open the config file";
+    return false;
+  }
+  std::string text;
+  char buf[16384];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) {
+    text.append(buf, n);
+    if (text.size() > max_file_size) {
+      err = path + ": the config file is larger than 1 MiB";
+      return false;
+    }
+  }
+  if (std::ferror(f.get())) {
+    err = path + ": cannot read the config file";
+    return false;
+  }
+  return apply_config_text(text, path, out, err);
+}
+
+}  // namespace gateway::core

@@ -1,0 +1,168 @@
+#include "gateway/proxy/tunnel.hpp"
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <cstring>
+
+#include "gateway/http/request_parser.hpp"
+
+namespace gateway::proxy {
+
+namespace {
+
+constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+using namespace asio::experimental::awaitable_operators;
+using clock = std::chrono::steady_clock;
+
+// RFC 9110 section 5.6.2.
+bool is_tchar(char c) noexcept {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
+}
+
+std::string_view trim_ows(std::string_view v) noexcept {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+}  // namespace
+
+bool is_websocket_upgrade(const http::request& req) noexcept {
+  if (!req.upgrade) return false;
+  return http::has_token(req.headers.value_of("upgrade"), "websocket") &&
+         http::has_token(req.headers.value_of("connection"), "upgrade");
+}
+
+std::string_view with_upgrade_fields(std::string_view head, std::string_view upgrade, core::arena& mem) {
+  static constexpr std::string_view connection = "Connection: Upgrade\r\nUpgrade: ";
+  // `head` ends with CRLF CRLF (request_writer.hpp); the fields go before the last CRLF.
+  std::string_view base = head.substr(0, head.size() - 2);
+  const std::size_t n = base.size() + connection.size() + upgrade.size() + 4;
+  auto* p = static_cast<char*>(mem.allocate(n, 1));
+  std::size_t at = 0;
+  for (std::string_view part : {base, connection, upgrade, std::string_view("\r\n\r\n")}) {
+    std::memcpy(p + at, part.data(), part.size());
+    at += part.size();
+  }
+  return {p, n};
+}
+
+bool is_switching_head(std::string_view head) noexcept {
+  // "HTTP/1.1 101" then SP or the end of the line (RFC 9112 section 4).
+  return head.size() >= 14 && head.substr(0, 7) == "HTTP/1." && (head[7] == '0' || head[7] == '1') &&
+         head.substr(8, 4) == " 101" && (head[12] == ' ' || head[12] == '\r');
+}
+
+bool parse_switching_head(std::string_view head, http::header_list& fields) noexcept {
+  if (!is_switching_head(head)) return false;
+  auto eol = head.find("\r\n");
+  if (eol == std::string_view::npos) return false;
+  for (char c : head.substr(0, eol))
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  std::string_view rest = head.substr(eol + 2);
+  while (!rest.empty()) {
+    auto end = rest.find("\r\n");
+    if (end == std::string_view::npos) return false;
+    std::string_view line = rest.substr(0, end);
+    rest.remove_prefix(end + 2);
+    if (line.empty()) return rest.empty();  // the blank line ends the head
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    std::string_view name = line.substr(0, colon);
+    for (char c : name)
+      if (!is_tchar(c)) return false;  // also refuses obs-fold and space before ':'
+    std::string_view value = trim_ows(line.substr(colon + 1));
+    for (char c : value)
+      if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) return false;
+    fields.add(name, value);
+  }
+  return false;
+}
+
+upstream_tunnel::upstream_tunnel(upstream_connection conn, std::string_view upstream_bytes, std::size_t buffer_size,
+                                 core::arena& mem)
+    : conn_(std::move(conn)),
+      upstream_bytes_(mem.copy(upstream_bytes)),
+      up_buf_(static_cast<char*>(mem.allocate(buffer_size, 1))),
+      down_buf_(static_cast<char*>(mem.allocate(buffer_size, 1))),
+      buf_size_(buffer_size) {}
+
+upstream_tunnel::~upstream_tunnel() { conn_.close(); }
+
+void upstream_tunnel::abort_thunk(void* self) noexcept { static_cast<upstream_tunnel*>(self)->conn_.close(); }
+
+void upstream_tunnel::close_both() noexcept {
+  std::error_code ignored;
+  // Shutting the client down (not closing it: the connection owns it) ends
+  // a read pending on it; closing the upstream ends one pending there.
+  if (client_ != nullptr) client_->shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  conn_.close();
+}
+
+asio::awaitable<void> upstream_tunnel::relay(asio::ip::tcp::socket& from, asio::ip::tcp::socket& to, char* buf) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  for (;;) {
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf, buf_size_), use_nothrow);
+    if (ec) {
+      if (ec == asio::error::eof) {
+        // Half close (RFC 9293 section 3.6): pass the FIN on, keep the
+        // other direction open until it finishes too.
+        std::error_code ignored;
+        to.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+      } else {
+        close_both();
+      }
+      co_return;
+    }
+    last_activity_ = clock::now();
+    auto [wec, written] = co_await asio::async_write(to, asio::buffer(buf, n), use_nothrow);
+    (void)written;
+    if (wec) {
+      close_both();
+      co_return;
+    }
+    last_activity_ = clock::now();
+  }
+}
+
+asio::awaitable<void> upstream_tunnel::watchdog(std::chrono::nanoseconds idle_timeout) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    auto deadline = last_activity_ + idle_timeout;
+    if (deadline <= clock::now()) co_return;  // idle: ends the tunnel
+    timer.expires_at(deadline);
+    auto [ec] = co_await timer.async_wait(use_nothrow);
+    if (ec) co_return;  // cancelled: the relays are done
+  }
+}
+
+asio::awaitable<void> upstream_tunnel::run(asio::ip::tcp::socket& client, std::string_view client_bytes,
+                                           std::chrono::nanoseconds idle_timeout) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  client_ = &client;
+  last_activity_ = clock::now();
+  if (!conn_.is_open()) co_return;  // aborted meanwhile
+  auto& upstream = conn_.socket();
+  // Bytes that arrived with the heads on either side go first.
+  if (!client_bytes.empty()) {
+    auto [ec, n] = co_await asio::async_write(upstream, asio::buffer(client_bytes), use_nothrow);
+    (void)n;
+    if (ec) co_return;
+  }
+  if (!upstream_bytes_.empty()) {
+    auto [ec, n] = co_await asio::async_write(client, asio::buffer(upstream_bytes_), use_nothrow);
+    (void)n;
+    if (ec) co_return;
+  }
+  co_await ((relay(client, upstream, up_buf_) && relay(upstream, client, down_buf_)) || watchdog(idle_timeout));
+  close_both();
+  client_ = nullptr;
+}
+
+}  // namespace gateway::proxy
