@@ -534,7 +534,10 @@ std::string help_text() {
   s +=
       "\nRoutes:\n"
       "  /health       200 {\"status\":\"healthy\",\"timestamp\":...}, no auth\n"
-      "  /api/         proxied to --backend (auth, rate limit)\n"
+      "  /metrics      JSON counters and latency percentiles (?format=prometheus for Prometheus), no auth\n"
+      "  /logs         newest request-log entries, credentials redacted (?limit=N), auth\n"
+      "  /logs/clear   POST or DELETE empties /logs, auth\n"
+      "  /api/         proxied to --backend without the /api prefix (auth, rate limit)\n"
       "  --route ones  proxied to their backend (no auth or rate limit unless the config file says so)\n"
       "  anything else 404\n"
       "\nSignals: SIGINT/SIGTERM stop accepting, drain in-flight requests, exit 0.\n"
