@@ -17,6 +17,7 @@
 #include "gateway/core/memory.hpp"
 #include "gateway/middleware/compression.hpp"
 #include "gateway/proxy/backend_address.hpp"
+#include "gateway/proxy/concurrency_limit.hpp"
 #include "gateway/proxy/proxy_handler.hpp"
 
 namespace gateway::app {
@@ -216,6 +217,12 @@ net::chain_factory make_chain_factory(std::shared_ptr<const chain_settings> sett
       if (p.connect_timeout) opts.connect_timeout = *p.connect_timeout;
       opts.stats = state.upstream;
       http::handler_ptr h = proxy::make_proxy_handler(env, std::move(opts));
+      // Each worker takes its share of the backend's concurrency cap.
+      proxy::concurrency_limit_options lim;
+      lim.max_in_flight = std::max<std::uint32_t>(1, cfg.upstream_max_concurrent / std::max(1u, cfg.threads));
+      lim.max_waiters = lim.max_in_flight;
+      lim.queue_timeout = cfg.upstream_queue_timeout;
+      h = proxy::make_concurrency_limit(std::move(h), lim, &state.upstream_busy);
       for (const auto* rules : p.rules) h = middleware::make_validation(*rules, std::move(h));
       r->add_prefix(p.prefix, guarded(std::move(h), p.auth, p.rate_limit));
     }
@@ -306,6 +313,20 @@ instance::instance(core::config cfg, std::FILE* access_log_out) : cfg_(resolved(
                             [up] { return static_cast<std::int64_t>(up->requests.load()); });
   state_->metrics.add_gauge("upstream_retries", "Requests retried after a stale pooled connection",
                             [up] { return static_cast<std::int64_t>(up->retries.load()); });
+  state_->metrics.add_gauge("upstream_busy_rejected", "503 answers: requests over --upstream-max-concurrent",
+                            [st] { return static_cast<std::int64_t>(st->upstream_busy.load()); });
+  state_->metrics.add_gauge("rejected_connections", "Connections refused with 503 over --max-connections",
+                            [srv] { return static_cast<std::int64_t>(srv->live().rejected_connections); });
+  state_->metrics.add_gauge("rejected_bodies", "Requests refused with 503 over --body-budget",
+                            [srv] { return static_cast<std::int64_t>(srv->live().rejected_bodies); });
+  state_->metrics.add_gauge("body_bytes_buffered", "Request-body bytes buffered now (against --body-budget)",
+                            [srv] { return static_cast<std::int64_t>(srv->live().body_bytes_buffered); });
+  state_->metrics.add_gauge("client_timeouts", "Client connections timed out (408 or closed)",
+                            [srv] { return static_cast<std::int64_t>(srv->live().timeouts); });
+  state_->metrics.add_gauge("bad_requests", "Malformed requests refused (400 and kin)",
+                            [srv] { return static_cast<std::int64_t>(srv->live().bad_requests); });
+  state_->metrics.add_gauge("accept_errors", "Failed accepts (e.g. out of file descriptors), each followed by a back-off",
+                            [srv] { return static_cast<std::int64_t>(srv->live().accept_errors); });
   auto* self = this;
   state_->metrics.add_gauge("config_reloads", "Configuration reloads applied",
                             [self] { return static_cast<std::int64_t>(self->reloads()); });

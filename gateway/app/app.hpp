@@ -16,6 +16,7 @@
 // new chain is built for every worker on the calling thread, then each
 // worker swaps it in on its own thread; a request already started finishes
 // on the chain it started with (net/connection holds it).
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -48,6 +49,7 @@ struct shared_state {
   middleware::log_ring logs;
   middleware::access_log access;
   std::shared_ptr<proxy::upstream_stats> upstream = std::make_shared<proxy::upstream_stats>();
+  std::atomic<std::uint64_t> upstream_busy{0};  // 503s from --upstream-max-concurrent
   // The limiter of the running settings (a reload keeps it when the rate
   // limit settings are unchanged, so clients keep their counts). Written
   // by reload under `mu`; read it through current_limiter() from other threads.

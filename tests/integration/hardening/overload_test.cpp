@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "gateway/json/reader.hpp"
 #include "tests/support/test_server.hpp"
 
 using namespace gateway;
@@ -20,6 +21,17 @@ namespace {
 
 std::string get(std::string_view target, std::string_view extra = {}) {
   return test::make_request("GET", target, {}, extra);
+}
+
+// A gauge from /metrics (JSON), or -1.
+long long gauge(std::uint16_t port, std::string_view name) {
+  auto r = test::http_request(port, get("/metrics"));
+  if (!r || r->status != 200) return -1;
+  auto doc = json::parse(r->body);
+  if (!doc) return -1;
+  const auto* g = doc.value().find("gauges");
+  const auto* v = g ? g->find(name) : nullptr;
+  return v ? v->as_int64().value_or(-1) : -1;
 }
 
 bool serves_health(std::uint16_t port) {
@@ -73,6 +85,11 @@ TEST_CASE("over the connection cap, new connections get 503 with Retry-After and
   while (srv.server().live().connections >= 3 && std::chrono::steady_clock::now() - t0 < 2s)
     std::this_thread::sleep_for(5ms);
   CHECK(serves_health(srv.port()));
+  held.clear();
+  t0 = std::chrono::steady_clock::now();
+  while (srv.server().live().connections > 0 && std::chrono::steady_clock::now() - t0 < 2s)
+    std::this_thread::sleep_for(5ms);
+  CHECK(gauge(srv.port(), "rejected_connections") == 5);
 }
 
 TEST_CASE("a body that would cross the global body budget gets 503 before it is read", "[integration][hardening]") {
@@ -109,6 +126,7 @@ TEST_CASE("a body that would cross the global body budget gets 503 before it is 
   auto again = test::http_request(srv.port(), test::make_request("POST", "/health", std::string(three_mib, 'z')));
   REQUIRE(again);
   CHECK(again->status == 200);
+  CHECK(gauge(srv.port(), "rejected_bodies") == 1);
 }
 
 TEST_CASE("RSS returns to baseline within 30 s after a burst of 100 concurrent 10 MiB bodies",
@@ -197,6 +215,7 @@ TEST_CASE("out of file descriptors, the accept loop backs off instead of spinnin
     }
   }
   CHECK(recovered);
+  CHECK(gauge(port, "accept_errors") > 0);
   ::kill(pid, SIGTERM);
   int status = 0;
   ::waitpid(pid, &status, 0);
