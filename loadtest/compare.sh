@@ -1,0 +1,426 @@
+#!/usr/bin/env bash
+# Side-by-side: the same load against the backend alone, nginx, HAProxy and
+# the gateway (full middleware chain), interleaved round by round
+# (A B C D A B C D ...) so drift in the machine shows up in every system
+# alike. Prints one table (medians across rounds) and writes an SVG of the
+# latency percentile curves.
+#
+#   loadtest/compare.sh [options]
+#     --connections N   client connections (default 2000)
+#     --duration D      measured time per run (default 10s)
+#     --warmup D        unmeasured load before each run (default 2s)
+#     --rounds N        rounds of A B C D (default 2, at least 2)
+#     --rate N          open loop at N req/s (default: closed loop)
+#     --out DIR         where reports, samples and the chart go
+#                       (default build/compare/YYYYmmdd-HHMMSS)
+#     --chart FILE      the SVG (default DIR/latency.svg)
+#     --systems LIST    comma-separated subset of direct,nginx,haproxy,gateway
+#
+# What it does: installs nginx and HAProxy from Debian when missing
+# (scripts/deps.sh), builds the Release binaries when missing (build/, or
+# $GATEWAY_BUILD_DIR), starts echo_backend (1 thread, "ok" bodies), nginx
+# (2 workers, upstream keep-alive, access_log off), HAProxy (nbthread 2,
+# http-reuse always, no log) and the gateway (--access-log off, auth with an
+# API key, rate limiter on with a limit no run reaches, 256 idle upstream
+# connections per worker like nginx's keepalive 256) on loopback ports
+# with configs in a temp folder, and samples each system's CPU and RSS every
+# 100 ms, summed over its processes (nginx: the master and its workers).
+# Everything it started is stopped by PID on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+connections=2000
+duration=10s
+warmup=2s
+rounds=2
+rate=""
+out=""
+chart=""
+systems="direct,nginx,haproxy,gateway"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --connections) connections=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --rate) rate=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --chart) chart=$2; shift 2 ;;
+    --systems) systems=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+if [ "$rounds" -lt 2 ]; then
+  echo "compare.sh: --rounds must be at least 2 (interleaving is what shows drift)" >&2
+  exit 2
+fi
+IFS=, read -r -a system_list <<<"$systems"
+for s in "${system_list[@]}"; do
+  case "$s" in direct|nginx|haproxy|gateway) ;; *) echo "compare.sh: unknown system $s" >&2; exit 2 ;; esac
+done
+
+# --- dependencies and build ------------------------------------------------
+PATH="$PATH:/usr/sbin:/sbin"  # where Debian puts nginx and haproxy
+if ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null || ! command -v python3 >/dev/null; then
+  GATEWAY_DEPS_EXTRA="nginx-light haproxy python3" ./scripts/deps.sh
+else
+  ./scripts/deps.sh  # the build's own packages (quick when all are there)
+fi
+build="${GATEWAY_BUILD_DIR:-build}"
+if [ ! -f "$build/build.ninja" ]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")
+if [ "$build_type" != "Release" ]; then
+  echo "compare.sh: warning: $build is a '$build_type' build; figures are only meaningful for Release" >&2
+fi
+cmake --build "$build" --target gateway loadtest echo_backend -j"$(nproc)" >/dev/null
+bin="$root/$build/bin"
+
+[ -n "$out" ] || out="$build/compare/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+[ -n "$chart" ] || chart="$out/latency.svg"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/gateway-compare-XXXXXX")
+chmod 755 "$tmp"  # nginx workers may run as another user
+
+# --- process bookkeeping: everything started here is stopped by PID ---------
+started_pids=()
+sampler_pid=""
+cleanup() {
+  local pid
+  # The sampler of an interrupted run first (its PID is only ever a live child here).
+  if [ -n "$sampler_pid" ]; then kill -TERM "$sampler_pid" 2>/dev/null || true; fi
+  for pid in "${started_pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${started_pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits until FILE has a line matching PATTERN; prints it.
+wait_for_line() {
+  local file=$1 pattern=$2 line
+  for _ in $(seq 1 200); do
+    line=$(grep -m1 -E "$pattern" "$file" 2>/dev/null || true)
+    if [ -n "$line" ]; then echo "$line"; return 0; fi
+    sleep 0.05
+  done
+  echo "compare.sh: timed out waiting for '$pattern' in $file:" >&2
+  cat "$file" >&2
+  return 1
+}
+
+# Free loopback ports for nginx and HAProxy (bound and released at once; the
+# gateway and the backend take port 0 themselves).
+read -r nginx_port haproxy_port < <(python3 - <<'PY'
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+PY
+)
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# --- the backend -------------------------------------------------------------
+"$bin/echo_backend" --listen 127.0.0.1:0 >"$tmp/backend.out" 2>&1 &
+backend_pid=$!
+started_pids+=("$backend_pid")
+backend_port=$(wait_for_line "$tmp/backend.out" 'listening on' | sed 's/.*://')
+
+# --- nginx -------------------------------------------------------------------
+declare -A pid_of url_of
+pid_of[direct]=$backend_pid
+url_of[direct]="http://127.0.0.1:$backend_port/api/items"
+if [[ ",$systems," == *,nginx,* ]]; then
+  mkdir -p "$tmp/nginx"
+  cat >"$tmp/nginx/nginx.conf" <<EOF
+worker_processes 2;
+worker_rlimit_nofile 65536;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  keepalive_requests 1000000;
+  upstream backend {
+    server 127.0.0.1:$backend_port;
+    keepalive 256;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$nginx_port backlog=4096;
+    location /api/ {
+      proxy_pass http://backend/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+  nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" >"$tmp/nginx/out" 2>&1 &
+  pid_of[nginx]=$!
+  started_pids+=("${pid_of[nginx]}")
+  url_of[nginx]="http://127.0.0.1:$nginx_port/api/items"
+fi
+
+# --- HAProxy -----------------------------------------------------------------
+if [[ ",$systems," == *,haproxy,* ]]; then
+  # HAProxy wants about two descriptors per connection (client and server side).
+  fd_limit=$(ulimit -n)
+  [ "$fd_limit" = unlimited ] && fd_limit=1048576
+  haproxy_maxconn=$(( (fd_limit - 200) / 2 ))
+  [ "$haproxy_maxconn" -gt 40000 ] && haproxy_maxconn=40000
+  cat >"$tmp/haproxy.cfg" <<EOF
+global
+  nbthread 2
+  maxconn $haproxy_maxconn
+defaults
+  mode http
+  maxconn $haproxy_maxconn
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  http-reuse always
+frontend clients
+  bind 127.0.0.1:$haproxy_port
+  default_backend echo
+backend echo
+  http-request replace-path /api(/.*) \1
+  server backend 127.0.0.1:$backend_port
+EOF
+  haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.out" 2>&1 &
+  pid_of[haproxy]=$!
+  started_pids+=("${pid_of[haproxy]}")
+  url_of[haproxy]="http://127.0.0.1:$haproxy_port/api/items"
+fi
+
+# --- the gateway ---------------------------------------------------------------
+if [[ ",$systems," == *,gateway,* ]]; then
+  # --upstream-max-idle 256: the same idle pool per worker as nginx's
+  # "keepalive 256" (the default, 64, reconnects under 2,000 connections).
+  "$bin/gateway" --listen 127.0.0.1:0 --backend "http://127.0.0.1:$backend_port" --api-key loadtest-key \
+    --access-log off --rate-limit 100000000/min --upstream-max-idle 256 \
+    >"$tmp/gateway.out" 2>"$tmp/gateway.err" &
+  pid_of[gateway]=$!
+  started_pids+=("${pid_of[gateway]}")
+  gateway_port=$(wait_for_line "$tmp/gateway.err" 'gateway: listening on' | sed -E 's/.*:([0-9]+) with.*/\1/')
+  url_of[gateway]="http://127.0.0.1:$gateway_port/api/items"
+fi
+
+# Every system answers before the runs start.
+for s in "${system_list[@]}"; do
+  ok=""
+  for _ in $(seq 1 100); do
+    if python3 - "${url_of[$s]}" <<'PY' 2>/dev/null
+import sys, urllib.request
+req = urllib.request.Request(sys.argv[1], headers={"X-API-Key": "loadtest-key"})
+sys.exit(0 if urllib.request.urlopen(req, timeout=2).status == 200 else 1)
+PY
+    then ok=1; break; fi
+    sleep 0.1
+  done
+  if [ -z "$ok" ]; then
+    echo "compare.sh: $s does not answer 200 at ${url_of[$s]}; its output:" >&2
+    case "$s" in
+      direct) cat "$tmp/backend.out" >&2 ;;
+      nginx) cat "$tmp/nginx/out" "$tmp/nginx/error.log" >&2 ;;
+      haproxy) cat "$tmp/haproxy.out" >&2 ;;
+      gateway) cat "$tmp/gateway.err" >&2 ;;
+    esac
+    exit 1
+  fi
+done
+
+# --- the sampler: CPU and RSS of a process and its children every 100 ms ------
+sampler() {
+  # exec: the background job's PID is python's own, so kill reaches it.
+  exec python3 - "$@" <<'PY'
+import os, signal, sys, time
+root, out = int(sys.argv[1]), sys.argv[2]
+tick = os.sysconf("SC_CLK_TCK")
+page = os.sysconf("SC_PAGE_SIZE")
+running = True
+def stop(*_):
+    global running
+    running = False
+signal.signal(signal.SIGTERM, stop)
+def tree():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                kids.setdefault(ppid, []).append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    pids, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo.extend(kids.get(p, []))
+    return pids
+pids, last_scan = tree(), time.monotonic()
+with open(out, "w") as f:
+    while running and os.path.exists("/proc/%d" % root):
+        now = time.monotonic()
+        if now - last_scan > 1.0:
+            pids, last_scan = tree(), now
+        cpu = rss = 0
+        for p in pids:
+            try:
+                with open("/proc/%d/stat" % p) as s:
+                    fields = s.read().rsplit(")", 1)[1].split()
+                cpu += int(fields[11]) + int(fields[12])
+                with open("/proc/%d/statm" % p) as s:
+                    rss += int(s.read().split()[1]) * page
+            except (OSError, IndexError, ValueError):
+                pass
+        f.write("%.4f %.4f %d %d\n" % (now, cpu / tick, rss, len(pids)))
+        f.flush()
+        time.sleep(0.1)
+PY
+}
+
+# --- the runs -------------------------------------------------------------------
+load_args=(--connections "$connections" --duration "$duration" --warmup "$warmup" --source-ips 250
+           --header "X-API-Key: loadtest-key" --expect-status 200 --quiet --settle-timeout 1s)
+[ -n "$rate" ] && load_args+=(--rate "$rate")
+mode="closed loop"
+[ -n "$rate" ] && mode="open loop at $rate req/s"
+echo "compare: $mode, $connections connections, $duration per run after $warmup warm-up, $rounds rounds," \
+     "systems ${system_list[*]}; results in $out" >&2
+for round in $(seq 1 "$rounds"); do
+  for s in "${system_list[@]}"; do
+    run="$s-$round"
+    sampler "${pid_of[$s]}" "$out/$run.samples" &
+    sampler_pid=$!
+    sleep 0.3
+    start=$(python3 -c 'import time; print("%.4f" % time.monotonic())')
+    status=0
+    "$bin/loadtest" --url "${url_of[$s]}" "${load_args[@]}" --json "$out/$run.json" >"$out/$run.txt" 2>&1 || status=$?
+    kill -TERM "$sampler_pid" 2>/dev/null || true
+    wait "$sampler_pid" 2>/dev/null || true
+    sampler_pid=""
+    echo "$start" >"$out/$run.start"
+    rps=$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["rps"])' "$out/$run.json" 2>/dev/null || echo "?")
+    echo "compare: round $round $s: $rps req/s (loadtest exit $status)" >&2
+  done
+done
+
+# --- the table and the chart ----------------------------------------------------------
+SVG_CHART="$root/loadtest/svg_chart.py" python3 - "$out" "$chart" "$warmup" "$duration" "$mode" "$connections" "$rounds" "${system_list[@]}" <<'PY'
+import json, os, re, statistics, subprocess, sys
+out, chart, warmup, duration, mode, connections, rounds = sys.argv[1:8]
+systems = sys.argv[8:]
+rounds = int(rounds)
+def seconds(text):
+    m = re.fullmatch(r"([0-9.]+)(ms|s|m|h)?", text)
+    return float(m.group(1)) * {"ms": 1e-3, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+warm_s, dur_s = seconds(warmup), seconds(duration)
+names = {"direct": "backend alone", "nginx": "nginx", "haproxy": "HAProxy", "gateway": "gateway"}
+
+def window_cpu(samples, t0, t1):
+    """CPU seconds between t0 and t1, interpolated between samples."""
+    def at(t):
+        for (ta, ca), (tb, cb) in zip(samples, samples[1:]):
+            if ta <= t <= tb:
+                return ca + (cb - ca) * ((t - ta) / (tb - ta) if tb > ta else 0)
+        return samples[0][1] if t < samples[0][0] else samples[-1][1]
+    return at(t1) - at(t0)
+
+runs = {}
+for s in systems:
+    for r in range(1, rounds + 1):
+        base = os.path.join(out, "%s-%d" % (s, r))
+        try:
+            rep = json.load(open(base + ".json"))
+        except (OSError, ValueError):
+            continue
+        start = float(open(base + ".start").read())
+        rows = [l.split() for l in open(base + ".samples")]
+        samples = [(float(t), float(c)) for t, c, _, _ in rows]
+        peak = max(int(m) for _, _, m, _ in rows) if rows else 0
+        procs = max(int(n) for _, _, _, n in rows) if rows else 0
+        t0 = start + warm_s
+        t1 = t0 + rep["duration_s"]
+        cpu = window_cpu(samples, t0, t1) if len(samples) > 1 else float("nan")
+        reqs = rep["requests"] or 1
+        runs.setdefault(s, []).append({
+            "rps": rep["rps"], "p50": rep["latency_ms"]["p50"], "p90": rep["latency_ms"]["p90"],
+            "p99": rep["latency_ms"]["p99"], "p999": rep["latency_ms"]["p999"], "max": rep["latency_ms"]["max"],
+            "errors": rep["errors"]["total"] + rep.get("dropped", 0), "cpu_us": cpu * 1e6 / reqs,
+            "cpu_pct": 100 * cpu / rep["duration_s"], "rss": peak, "procs": procs,
+            "loadtest_cpu_us": rep.get("loadtest_cpu_us_per_request", float("nan"))})
+
+med = {s: {k: statistics.median(run[k] for run in rs) for k in rs[0]} for s, rs in runs.items()}
+ref = med.get("nginx")
+def ratio(s, k):
+    if not ref or not ref[k]:
+        return "-"
+    return "%.2fx" % (med[s][k] / ref[k])
+print()
+print("%s, %s connections, %s per run (after %s warm-up), medians of %d rounds interleaved" %
+      (mode, connections, duration, warmup, rounds))
+hdr = ("system", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU us/req", "CPU %", "peak RSS", "errors",
+       "req/s/nginx", "CPU/req/nginx", "p99/nginx", "RSS/nginx")
+rows = []
+for s in systems:
+    if s not in med:
+        continue
+    m = med[s]
+    rows.append((names[s], "%.0f" % m["rps"], "%.2f" % m["p50"], "%.2f" % m["p99"], "%.2f" % m["p999"],
+                 "%.1f" % m["cpu_us"], "%.0f" % m["cpu_pct"], "%.1f MiB" % (m["rss"] / 1048576),
+                 "%.0f" % m["errors"], ratio(s, "rps"), ratio(s, "cpu_us"), ratio(s, "p99"), ratio(s, "rss")))
+widths = [max(len(str(x)) for x in col) for col in zip(hdr, *rows)]
+line = lambda r: "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))
+print(line(hdr))
+print(line(["-" * w for w in widths]))
+for r in rows:
+    print(line(r))
+print()
+print("per round (req/s, p99 ms):")
+for s in systems:
+    if s in runs:
+        print("  %-14s %s" % (names[s], "   ".join("%.0f, %.1f" % (r["rps"], r["p99"]) for r in runs[s])))
+print("CPU and RSS are summed over each system's processes (nginx: master + %d workers; RSS of forked"
+      " workers counts shared pages once per process). loadtest's own CPU: %s us/request." %
+      (max(0, int(med.get("nginx", {}).get("procs", 1)) - 1),
+       ", ".join("%s %.1f" % (names[s], med[s]["loadtest_cpu_us"]) for s in systems if s in med)))
+
+summary = {"mode": mode, "connections": int(connections), "duration": duration, "warmup": warmup,
+           "rounds": rounds, "medians": med, "runs": runs}
+with open(os.path.join(out, "compare.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+series = []
+for s in systems:
+    if s in med:
+        m = med[s]
+        series.append({"name": names[s],
+                       "label": "%.0f req/s, %.0f us CPU/req" % (m["rps"], m["cpu_us"]),
+                       "points": [[50, m["p50"]], [90, m["p90"]], [99, m["p99"]], [99.9, m["p999"]]],
+                       "max_ms": m["max"]})
+spec = {"title": "Latency percentiles: %s, %s connections" % (mode, connections),
+        "subtitle": "%s per run, medians of %d interleaved rounds, loopback, echo backend" % (duration, rounds),
+        "series": series}
+with open(os.path.join(out, "chart.json"), "w") as f:
+    json.dump(spec, f, indent=2)
+subprocess.run([sys.executable, os.environ["SVG_CHART"], os.path.join(out, "chart.json"), chart], check=True)
+print("chart: %s" % chart)
+PY
