@@ -1,5 +1,7 @@
 #include "gateway/proxy/response_reader.hpp"
 
+#include "gateway/http/request_parser.hpp"
+
 #include <cstring>
 
 namespace gateway::proxy {
@@ -45,6 +47,12 @@ void response_reader::reset() noexcept {
 response_reader::head_status response_reader::parse_head(std::string_view head, http::header_list& headers,
                                                          std::uint32_t max_fields) {
   reset();
+  // llhttp 8.1 accepts bare LF and ends a head at CR LF CR + any byte; the
+  // client must never get a head we framed differently (found by fuzzing).
+  for (std::size_t i = 0; i < head.size(); ++i) {
+    if (head[i] == '\r' && (i + 1 >= head.size() || head[i + 1] != '\n')) return head_status::error;
+    if (head[i] == '\n' && (i == 0 || head[i - 1] != '\r')) return head_status::error;
+  }
   headers_ = &headers;
   max_fields_ = max_fields;
   llhttp_errno_t err = llhttp_execute(&parser_, head.data(), head.size());
@@ -57,6 +65,18 @@ response_reader::head_status response_reader::parse_head(std::string_view head, 
     return head_status::error;
   }
   if (status_ == 0) return head_status::error;  // headers not complete: not a whole head
+  // A status the client could not parse back (RFC 9110 section 15: 3 digits,
+  // 100-599), a reason with control bytes, or a field name that is not a
+  // token (RFC 9112 section 5.1: no whitespace before the colon) is a broken
+  // backend: 502 rather than passing it on.
+  if (status_ < 100 || status_ > 599) return head_status::error;
+  for (unsigned char c : reason())
+    if ((c < 0x20 && c != '\t') || c == 0x7F) return head_status::error;
+  for (const auto& f : headers) {
+    if (f.name.empty()) return head_status::error;
+    for (unsigned char c : f.name)
+      if (!http::is_tchar(c)) return head_status::error;
+  }
   // 101 answers an Upgrade we never forward (hop-by-hop): the backend is confused.
   if (status_ == 101) return head_status::error;
   if (status_ >= 100 && status_ < 200) return head_status::interim;

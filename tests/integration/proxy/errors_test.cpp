@@ -196,3 +196,33 @@ TEST_CASE("a hard shutdown closes an upstream connection stalled mid-body", "[in
   CHECK(f.stats->live.load() == 0);
   CHECK(c.wait_closed());
 }
+
+// Found by fuzzing: llhttp 8.1 lets these through; the reader must not.
+TEST_CASE("backend heads llhttp tolerates but a client could not parse get 502", "[integration][proxy]") {
+  const std::vector<std::pair<const char*, std::string>> bad = {
+      {"one-digit status", "HTTP/1.1 2 OK\r\nContent-Length: 0\r\n\r\n"},
+      {"status 099", "HTTP/1.1 099 X\r\nContent-Length: 0\r\n\r\n"},
+      {"status 700", "HTTP/1.1 700 X\r\nContent-Length: 0\r\n\r\n"},
+      {"NUL in the reason", std::string("HTTP/1.1 200 O") + '\0' + "K\r\nContent-Length: 0\r\n\r\n"},
+      {"space before a colon", "HTTP/1.1 200 OK\r\nX : a\r\nContent-Length: 0\r\n\r\n"},
+      {"bare LF after the status line", "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n"},
+  };
+  for (const auto& [name, bytes] : bad) {
+    INFO(name);
+    test::recording_backend backend;
+    std::string reply_bytes = bytes;
+    backend.set_script([reply_bytes](const test::recorded_request&) {
+      test::reply r;
+      r.bytes = reply_bytes;
+      r.after = test::reply::then::close;
+      return r;
+    });
+    auto cfg = test::test_config();
+    cfg.backend = backend.url();
+    cfg.api_keys = {"k"};
+    test::running_server srv(cfg);
+    auto r = test::http_request(srv.port(), test::make_request("GET", "/api/x", {}, "X-API-Key: k\r\n"));
+    REQUIRE(r);
+    CHECK(r->status == 502);
+  }
+}
