@@ -9,7 +9,7 @@
 using namespace gateway;
 using namespace std::chrono_literals;
 
-TEST_CASE("over the upstream concurrency cap, requests wait briefly and then get 503; a freed slot goes to a waiter",
+TEST_CASE("over the upstream concurrency cap, requests wait briefly and then get 503, a freed slot goes to a waiter",
           "[integration][hardening]") {
   auto cfg = test::test_config();
   cfg.threads = 1;

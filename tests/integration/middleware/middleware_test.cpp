@@ -106,7 +106,7 @@ TEST_CASE("auth: API keys in header or query pass, others get 401 with WWW-Authe
   CHECK(test::http_request(srv.port(), get("/metrics"))->status == 200);
 }
 
-TEST_CASE("auth: a valid HS256 token passes; expired, tampered, alg none and wrongly signed ones get 401",
+TEST_CASE("auth: a valid HS256 token passes, expired, tampered, alg none and wrongly signed ones get 401",
           "[integration][middleware]") {
   auto cfg = gateway_config();
   test::running_server srv(cfg);
@@ -172,7 +172,7 @@ TEST_CASE("rate limit: the 100th request passes, the 101st gets 429 with Retry-A
   CHECK(doc.value().find("counters")->find("rate_limited")->as_int64() == 1);
 }
 
-TEST_CASE("logs: /logs needs auth and shows no credential; /logs/clear takes POST and DELETE only",
+TEST_CASE("logs: /logs needs auth and shows no credential, /logs/clear takes POST and DELETE only",
           "[integration][middleware]") {
   auto cfg = gateway_config();
   test::running_server srv(cfg);
@@ -244,7 +244,7 @@ TEST_CASE("compression: a corrupt gzip body gets 400, a gzip bomb gets 413 with 
   if (test::rss_checks_apply) CHECK(after < before + 16u * 1024 * 1024);
 }
 
-TEST_CASE("metrics: JSON has the seed's fields; Prometheus text parses and agrees with it",
+TEST_CASE("metrics: JSON has the seed's fields, Prometheus text parses and agrees with it",
           "[integration][middleware]") {
   test::running_server srv(gateway_config());
   for (int i = 0; i < 30; ++i) test::http_request(srv.port(), get("/health"));
