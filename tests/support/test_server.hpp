@@ -87,6 +87,9 @@ std::optional<http_response> http_request(std::uint16_t port, std::string_view r
 std::string make_request(std::string_view method, std::string_view target, std::string_view body = {},
                          std::string_view extra_headers = {});
 
+// `in` compressed as one gzip member (RFC 1952) at zlib level `level`.
+std::string gzip_bytes(std::string_view in, int level = 6);
+
 // Resident set size of this process (bytes).
 std::size_t rss_bytes();
 

@@ -58,20 +58,6 @@ long long now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::string gzip(std::string_view in) {
-  z_stream z{};
-  deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, in.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
-
 core::config gateway_config() {
   auto cfg = test::test_config();
   cfg.api_keys = {"key-one", "key-two"};
@@ -229,7 +215,7 @@ TEST_CASE("compression: a corrupt gzip body gets 400, a gzip bomb gets 413 with 
 
   // 1 GiB of zeros compresses to about 1 MiB; it must cost no more than the 10 MiB limit.
   std::string zeros(64u << 20, '\0');
-  std::string bomb64 = gzip(zeros);
+  std::string bomb64 = test::gzip_bytes(zeros, 9);
   zeros.clear();
   zeros.shrink_to_fit();
   std::string bomb;

@@ -12,20 +12,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string gzip(std::string_view in) {
-  z_stream z{};
-  deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, in.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
-
 core::config config_for(const test::recording_backend& backend) {
   auto cfg = test::test_config();
   cfg.backend = backend.url();
@@ -44,7 +30,7 @@ TEST_CASE("a gzip request body reaches the backend decompressed, without Content
   test::running_server srv(config_for(backend));
   std::string plain;
   for (int i = 0; i < 2000; ++i) plain += "line " + std::to_string(i) + " of a compressible body\n";
-  auto r = test::http_request(srv.port(), test::make_request("POST", "/api/upload", gzip(plain),
+  auto r = test::http_request(srv.port(), test::make_request("POST", "/api/upload", test::gzip_bytes(plain),
                                                              "X-API-Key: k\r\nContent-Encoding: gzip\r\n"));
   REQUIRE(r);
   CHECK(r->status == 200);
