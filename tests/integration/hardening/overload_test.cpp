@@ -167,14 +167,6 @@ TEST_CASE("RSS returns to baseline within 30 s after a burst of 100 concurrent 1
 
 TEST_CASE("out of file descriptors, the accept loop backs off instead of spinning and recovers",
           "[integration][hardening]") {
-#if defined(GATEWAY_SANITIZED)
-  // Under ASan+UBSan the starved gateway reports an invalid vptr in
-  // asio::cancellation_signal's destructor (a lifetime bug on the
-  // out-of-descriptors path, open: see the session note) and exits 1; the
-  // plain build runs this test. Not hidden silently: it says so here.
-  WARN("skipped under sanitizers: known UBSan report on the EMFILE path");
-  return;
-#endif
   // The gateway runs as its own process with a small RLIMIT_NOFILE.
   int out_pipe[2];
   REQUIRE(::pipe(out_pipe) == 0);
@@ -199,6 +191,16 @@ TEST_CASE("out of file descriptors, the accept loop backs off instead of spinnin
   auto at = line.find("127.0.0.1:");
   REQUIRE(at != std::string::npos);
   auto port = static_cast<std::uint16_t>(std::stoi(line.substr(at + 10)));
+
+  // A full request first, for two reasons: the gateway must serve before it
+  // starves, and under UBSan this fills the vptr-check cache for the
+  // cancellation handlers an idle connection's ending goes through. UBSan
+  // verifies an uncached vptr by reading the vtable through a pipe it opens,
+  // which fails with no descriptor left, and it then reports a valid object
+  // as "invalid vptr" (checked in gdb: a live asio handler with the right
+  // vtable). Once cached, no pipe is needed.
+  REQUIRE(serves_health(port));
+  std::this_thread::sleep_for(100ms);  // let it see that connection end
 
   // Exhaust its descriptors with idle connections (the kernel still
   // completes handshakes into the listen queue).
