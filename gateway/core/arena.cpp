@@ -15,13 +15,23 @@ void* arena::allocate_slow(std::size_t n, std::size_t align) {
   // A new block big enough for this allocation; small requests share a
   // block of at least 16 KiB so a request with many headers does not reach
   // malloc once per header.
-  std::size_t payload = std::max<std::size_t>(n + align, 16 * 1024);
+  constexpr std::size_t shared_block = 16 * 1024;
+  std::size_t payload = std::max<std::size_t>(n + align, shared_block);
   std::size_t total = sizeof(block_header) + payload;
   auto* b = static_cast<block_header*>(::operator new(total));
   b->next = extra_;
   b->size = total;
   extra_ = b;
   extra_bytes_ += total;
+  if (payload > shared_block && end_ - cur_ >= 256) {
+    // A large allocation (a body) gets its own block, and the current one
+    // keeps serving the small ones: switching to the full block would leave
+    // the rest of this one unused and send the next small allocation to
+    // malloc for a fresh block.
+    auto p = (reinterpret_cast<std::uintptr_t>(b + 1) + (align - 1)) & ~(std::uintptr_t(align) - 1);
+    used_ += n;
+    return reinterpret_cast<void*>(p);
+  }
   cur_ = reinterpret_cast<char*>(b + 1);
   end_ = reinterpret_cast<char*>(b) + total;
   void* p = try_bump(n, align);

@@ -101,3 +101,23 @@ TEST_CASE("the arena reuses its first block and releases the rest on reset", "[u
   a.reset();
   CHECK(destroyed == temporaries + 2);
 }
+
+TEST_CASE("a body-sized arena allocation gets its own block and small ones stay in the current block",
+          "[unit][core]") {
+  arena a(8 * 1024);
+  char* small1 = static_cast<char*>(a.allocate(512, 1));
+  char* big = static_cast<char*>(a.allocate(32 * 1024, 1));
+  const std::size_t after_big = a.extra_bytes();
+  CHECK(after_big >= 32 * 1024);
+  CHECK(after_big < 33 * 1024);  // exactly its own block, no spare
+  std::memset(big, 'x', 32 * 1024);  // usable in full (ASan checks the bounds)
+  // The first block still serves small allocations: no fresh 16 KiB block.
+  char* small2 = static_cast<char*>(a.allocate(1024, 1));
+  CHECK(a.extra_bytes() == after_big);
+  CHECK(small2 >= small1 + 512);
+  CHECK(small2 < small1 + 8 * 1024);
+  CHECK((big + 32 * 1024 <= small1 || big >= small1 + 8 * 1024));  // no overlap
+  CHECK(a.bytes_used() == 512 + 32 * 1024 + 1024);
+  a.reset();
+  CHECK(a.extra_bytes() == 0);
+}
