@@ -46,6 +46,12 @@ struct request_context {
   // abort it here, so a hard shutdown can cancel that work too.
   void (*abort_upstream)(void*) = nullptr;
   void* abort_upstream_arg = nullptr;
+  // While the proxy waits on the backend it sets a deadline here; the
+  // worker's periodic sweep (the same one that enforces the client-side
+  // timeouts) calls upstream_expired(abort_upstream_arg) once it passes.
+  // One clock for every timeout: no timer, and no race, per request.
+  std::chrono::steady_clock::time_point upstream_deadline = std::chrono::steady_clock::time_point::max();
+  void (*upstream_expired)(void*) = nullptr;
 };
 
 struct exchange {

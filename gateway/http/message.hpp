@@ -36,6 +36,12 @@ class body_source {
  public:
   virtual ~body_source() = default;
   virtual asio::awaitable<std::pair<std::error_code, std::string_view>> next() = 0;
+  // The piece next() would return without waiting, handed out now (empty
+  // when next() would have to wait). The connection sends it in the same
+  // write as the head: a small proxied response costs one send, not two.
+  virtual std::string_view take_ready() noexcept { return {}; }
+  // Every piece was handed out: next() would return an empty one.
+  virtual bool finished() const noexcept { return false; }
 };
 
 // An upgraded connection (RFC 9110 section 7.8), e.g. a WebSocket: set by a

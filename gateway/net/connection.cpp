@@ -29,6 +29,13 @@ void abort_request_upstream(void* ctx) noexcept {
   if (c->abort_upstream != nullptr) c->abort_upstream(c->abort_upstream_arg);
 }
 
+void poll_request_upstream(void* ctx, clock::time_point now) noexcept {
+  auto* c = static_cast<http::request_context*>(ctx);
+  if (c->upstream_deadline > now || c->upstream_expired == nullptr) return;
+  c->upstream_deadline = clock::time_point::max();
+  c->upstream_expired(c->abort_upstream_arg);
+}
+
 // The read buffer: bytes [begin_, end_) are received and not yet consumed.
 // Starts small and grows only for an unusually large head (up to max_head).
 class read_buffer {
@@ -421,8 +428,26 @@ asio::awaitable<session::outcome> session::write_response(http::exchange& ex) {
     if (!co_await write_all(bufs)) co_return outcome::close;
     co_return opts.keep_alive ? outcome::next : outcome::close;
   }
-  std::array<asio::const_buffer, 1> head{asio::buffer(out_)};
-  if (!co_await write_all(head)) co_return outcome::close;
+  // The head goes out with whatever body the stream already holds (for a
+  // small proxied response, all of it): one send instead of two.
+  std::string_view first = ex.res.stream->take_ready();
+  const bool done = ex.res.stream->finished();
+  const bool chunked = framing == http::body_framing::chunked;
+  char size_line[24];
+  std::size_t size_len = 0;
+  if (chunked && !first.empty()) {
+    auto r = std::to_chars(size_line, size_line + 16, first.size(), 16);
+    std::memcpy(r.ptr, "\r\n", 2);
+    size_len = static_cast<std::size_t>(r.ptr - size_line) + 2;
+  }
+  static constexpr std::string_view crlf = "\r\n";
+  static constexpr std::string_view last_chunk = "0\r\n\r\n";
+  std::array<asio::const_buffer, 5> bufs{
+      asio::buffer(out_), asio::buffer(size_line, size_len), asio::buffer(first),
+      asio::buffer(chunked && !first.empty() ? crlf : std::string_view{}),
+      asio::buffer(chunked && done ? last_chunk : std::string_view{})};
+  if (!co_await write_all(bufs)) co_return outcome::close;
+  if (done) co_return framing == http::body_framing::until_close || !opts.keep_alive ? outcome::close : outcome::next;
   set_phase(conn_phase::handler, {});
   outcome o = co_await write_stream(ex, framing);
   if (o == outcome::close || !opts.keep_alive) co_return outcome::close;
@@ -491,6 +516,7 @@ asio::awaitable<void> session::run() {
     // A hard abort reaches the upstream socket the handler registered in
     // ex.ctx (the proxy's), until the streamed response is done.
     st_.abort_upstream = &abort_request_upstream;
+    st_.poll_upstream = &poll_request_upstream;
     st_.abort_upstream_arg = &ex.ctx;
     chain_ = w_.current_chain();
     co_await chain_->chain->handle(ex);
@@ -500,6 +526,7 @@ asio::awaitable<void> session::run() {
       else o = co_await write_response(ex);
     }
     st_.abort_upstream = nullptr;
+    st_.poll_upstream = nullptr;
     st_.abort_upstream_arg = nullptr;
     // Release the request's memory before waiting for the next one.
     ex.res.stream = nullptr;

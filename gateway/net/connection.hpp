@@ -34,6 +34,8 @@ struct connection_state {
   asio::cancellation_signal cancel_signal;
   void (*abort_upstream)(void*) = nullptr;
   void* abort_upstream_arg = nullptr;
+  // Checks the running request's upstream deadline (the sweep calls it).
+  void (*poll_upstream)(void*, std::chrono::steady_clock::time_point) = nullptr;
 
   // Intrusive list links, owned by the worker.
   connection_state* prev = nullptr;

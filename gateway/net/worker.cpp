@@ -20,7 +20,13 @@ std::chrono::nanoseconds pick_sweep_period(const core::config& c) {
   // Timeouts are checked by a sweep over this worker's connections (one
   // timer per worker, not one per connection or per read). The period is a
   // quarter of the shortest timeout, so a timeout fires at most 25% late.
-  auto shortest = std::min({c.header_timeout, c.body_timeout, c.idle_timeout, c.write_timeout, c.drain_timeout});
+  // The upstream response timeouts (global and per route) count too: the
+  // sweep enforces them. A reload that brings a shorter route timeout keeps
+  // the period, so that timeout may fire up to 250 ms late.
+  auto shortest = std::min({c.header_timeout, c.body_timeout, c.idle_timeout, c.write_timeout, c.drain_timeout,
+                            c.upstream_timeout});
+  for (const auto& r : c.routes)
+    if (r.timeout) shortest = std::min(shortest, *r.timeout);
   return std::clamp<std::chrono::nanoseconds>(shortest / 4, std::chrono::milliseconds(5),
                                               std::chrono::milliseconds(250));
 }
@@ -196,10 +202,13 @@ void worker::sweep() {
     connection_state* next = c->next;  // abort() may not unlink, but be safe
     if (hard) {
       if (!c->aborted) c->abort();
-    } else if (c->deadline <= now && !c->timed_out) {
-      c->timed_out = true;
-      c->deadline = clock::time_point::max();
-      c->cancel_io();
+    } else {
+      if (c->deadline <= now && !c->timed_out) {
+        c->timed_out = true;
+        c->deadline = clock::time_point::max();
+        c->cancel_io();
+      }
+      if (c->poll_upstream != nullptr) c->poll_upstream(c->abort_upstream_arg, now);
     }
     c = next;
   }

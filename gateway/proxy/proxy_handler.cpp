@@ -4,13 +4,12 @@
 
 #include <array>
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "gateway/proxy/backend_address.hpp"
 #include "gateway/proxy/proxy_error.hpp"
@@ -23,7 +22,6 @@ namespace gateway::proxy {
 namespace {
 
 constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
-using namespace asio::experimental::awaitable_operators;
 
 // RFC 9110 section 9.2.2.
 bool is_idempotent(int method_id) noexcept {
@@ -40,11 +38,39 @@ bool is_idempotent(int method_id) noexcept {
   }
 }
 
-// The timer's side of a race finished first: it expired (`timeout`), or it
-// was cancelled because the whole request was (shutdown).
-std::error_code timer_error(const std::tuple<std::error_code>& r, proxy_errc timeout) noexcept {
-  return make_error_code(std::get<0>(r) ? proxy_errc::aborted : timeout);
-}
+using clock = std::chrono::steady_clock;
+
+// The response buffers of one worker's proxy route: taken when a request
+// starts talking to the backend, given back when it ends, so the steady
+// state allocates none. At most `max_idle` wait here (the rest are freed),
+// which bounds what an earlier burst leaves behind; a buffer's untouched
+// pages cost no memory, and a small response touches one.
+class buffer_pool {
+ public:
+  buffer_pool(std::size_t size, std::size_t max_idle) : size_(size), max_idle_(max_idle) { idle_.reserve(max_idle); }
+  ~buffer_pool() {
+    for (char* p : idle_) ::operator delete(p);
+  }
+  buffer_pool(const buffer_pool&) = delete;
+  buffer_pool& operator=(const buffer_pool&) = delete;
+
+  std::size_t size() const noexcept { return size_; }
+  char* take() {
+    if (idle_.empty()) return static_cast<char*>(::operator new(size_));
+    char* p = idle_.back();
+    idle_.pop_back();
+    return p;
+  }
+  void give_back(char* p) noexcept {
+    if (idle_.size() < max_idle_) idle_.push_back(p);  // never reallocates: reserved
+    else ::operator delete(p);
+  }
+
+ private:
+  std::size_t size_;
+  std::size_t max_idle_;
+  std::vector<char*> idle_;
+};
 
 struct head_outcome {
   std::error_code ec;
@@ -54,21 +80,28 @@ struct head_outcome {
 // One proxied response: the upstream connection while the response is being
 // read, the parser, and the one fixed buffer. Lives in the request arena; its
 // destructor closes a connection whose response was not read to the end.
+// Waits on the backend are bounded by a deadline in the request context,
+// which the worker's connection sweep enforces (expire_thunk): no timer and
+// no racing coroutine per request.
 class upstream_response final : public http::body_source {
  public:
-  upstream_response(upstream_pool& pool, const proxy_options& opts, bool head_request, core::arena& mem,
-                    bool upgrade = false)
+  upstream_response(upstream_pool& pool, buffer_pool& buffers, const proxy_options& opts, bool head_request,
+                    http::request_context& ctx, bool upgrade = false)
       : upgrade_(upgrade),
         pool_(pool),
+        buffers_(buffers),
         opts_(opts),
-        mem_(mem),
+        mem_(*ctx.mem),
+        ctx_(ctx),
         conn_(pool.io(), pool.stats()),
         reader_(head_request),
-        timer_(pool.io()),
-        buf_(static_cast<char*>(mem.allocate(opts.buffer_size, 1))),
-        cap_(opts.buffer_size) {}
+        pooled_(buffers.take()),
+        buf_(pooled_),
+        cap_(buffers.size()) {}
 
   ~upstream_response() override {
+    disarm();
+    buffers_.give_back(pooled_);
     if (conn_.is_open()) {
       upstream_stats::bump(pool_.stats().discarded);
       conn_.close();
@@ -94,13 +127,22 @@ class upstream_response final : public http::body_source {
     r->conn_.close();
   }
 
+  // The deadline passed while waiting on the backend: closing the socket
+  // ends the pending operation, which then reports the timeout.
+  static void expire_thunk(void* self) noexcept {
+    auto* r = static_cast<upstream_response*>(self);
+    r->timed_out_ = true;
+    r->conn_.close();
+  }
+
   // Sends the request and reads the response head, within the response timeout.
   asio::awaitable<head_outcome> exchange_head(std::string_view head, std::string_view body,
                                               http::header_list& fields) {
-    timer_.expires_after(opts_.response_timeout);
-    auto r = co_await (send_and_read_head(head, body, fields) || timer_.async_wait(use_nothrow));
-    if (r.index() == 1) co_return head_outcome{timer_error(std::get<1>(r), proxy_errc::response_timeout)};
-    co_return std::get<0>(r);
+    arm();
+    head_outcome o = co_await send_and_read_head(head, body, fields);
+    disarm();
+    if (timed_out_ && o.ec) o = head_outcome{make_error_code(proxy_errc::response_timeout)};
+    co_return o;
   }
 
   // After a good head: decodes body bytes that came with it, so that a
@@ -121,6 +163,13 @@ class upstream_response final : public http::body_source {
     return true;
   }
 
+  std::string_view take_ready() noexcept override {
+    std::string_view piece(buf_, pending_);
+    pending_ = 0;
+    return piece;
+  }
+  bool finished() const noexcept override { return pending_ == 0 && !failed_ && reader_.complete(); }
+
   asio::awaitable<std::pair<std::error_code, std::string_view>> next() override {
     if (pending_ > 0) {
       std::string_view piece(buf_, pending_);
@@ -129,12 +178,11 @@ class upstream_response final : public http::body_source {
     }
     if (failed_) co_return std::pair{failed_, std::string_view{}};
     while (!reader_.complete()) {
-      if (!conn_.is_open()) co_return fail(proxy_errc::aborted);
-      timer_.expires_after(opts_.response_timeout);
-      auto r = co_await (conn_.socket().async_read_some(asio::buffer(buf_, cap_), use_nothrow) ||
-                         timer_.async_wait(use_nothrow));
-      if (r.index() == 1) co_return fail(timer_error(std::get<1>(r), proxy_errc::body_timeout));
-      auto [ec, n] = std::get<0>(r);
+      if (!conn_.is_open()) co_return fail(timed_out_ ? proxy_errc::body_timeout : proxy_errc::aborted);
+      arm();
+      auto [ec, n] = co_await conn_.socket().async_read_some(asio::buffer(buf_, cap_), use_nothrow);
+      disarm();
+      if (timed_out_) co_return fail(proxy_errc::body_timeout);
       if (ec) {
         if (ec == asio::error::eof && reader_.finish_at_eof()) {
           settle();  // close-delimited: this was its end
@@ -152,9 +200,18 @@ class upstream_response final : public http::body_source {
   }
 
  private:
-  // Runs as its own coroutine under the race with the timer: a terminal
-  // cancellation (the connection's hard abort) must end it with an error
-  // value, never an exception, and no new read may start after it.
+  void arm() noexcept {
+    ctx_.upstream_deadline = clock::now() + opts_.response_timeout;
+    ctx_.upstream_expired = &expire_thunk;
+  }
+  void disarm() noexcept {
+    ctx_.upstream_deadline = clock::time_point::max();
+    ctx_.upstream_expired = nullptr;
+  }
+
+  // A terminal cancellation (the connection's hard abort) must end this
+  // with an error value, never an exception, and no new read may start
+  // after it.
   asio::awaitable<head_outcome> send_and_read_head(std::string_view head, std::string_view body,
                                                    http::header_list& fields) {
     co_await asio::this_coro::throw_if_cancelled(false);
@@ -259,18 +316,21 @@ class upstream_response final : public http::body_source {
   bool upgrade_ = false;
   bool switched_ = false;
   upstream_pool& pool_;
+  buffer_pool& buffers_;
   const proxy_options& opts_;
   core::arena& mem_;
+  http::request_context& ctx_;
   upstream_connection conn_;
   response_reader reader_;
-  asio::steady_timer timer_;
-  char* buf_;
+  char* pooled_;  // from buffers_, given back by the destructor
+  char* buf_;     // pooled_, or a larger arena buffer for an unusually large head
   std::size_t cap_;
   std::size_t raw_begin_ = 0;  // body bytes that came with the head: buf_[raw_begin_, raw_end_)
   std::size_t raw_end_ = 0;
   std::size_t pending_ = 0;    // decoded bytes at buf_[0, pending_) not yet handed out
   std::error_code failed_;
   bool aborted_ = false;
+  bool timed_out_ = false;
 };
 
 class proxy_handler final : public http::handler {
@@ -279,7 +339,8 @@ class proxy_handler final : public http::handler {
       : opts_(std::move(opts)),
         backend_(std::move(backend)),
         pool_(*env.io, backend_.endpoint, pool_limits{opts_.max_idle, opts_.idle_timeout, opts_.connect_timeout},
-              opts_.stats) {
+              opts_.stats),
+        buffers_(opts_.buffer_size, opts_.max_idle) {
     env.on_drain.push_back([pool = &pool_] { pool->drain(); });
   }
 
@@ -294,7 +355,7 @@ class proxy_handler final : public http::handler {
     const bool upgrade = is_websocket_upgrade(ex.req);
     if (upgrade) head = with_upgrade_fields(head, ex.req.headers.value_of("upgrade"), mem);
 
-    auto* up = mem.make<upstream_response>(pool_, opts_, ex.req.method_id == HTTP_HEAD, mem, upgrade);
+    auto* up = mem.make<upstream_response>(pool_, buffers_, opts_, ex.req.method_id == HTTP_HEAD, ex.ctx, upgrade);
     ex.ctx.abort_upstream = &upstream_response::abort_thunk;
     ex.ctx.abort_upstream_arg = up;
 
@@ -371,6 +432,7 @@ class proxy_handler final : public http::handler {
   proxy_options opts_;
   backend_address backend_;
   upstream_pool pool_;
+  buffer_pool buffers_;  // declared after pool_: destroyed before it, after every request
 };
 
 }  // namespace
