@@ -31,11 +31,7 @@ std::vector<std::string> open_loop_args(unsigned gateway_port, int gateway_pid) 
 
 TEST_CASE("at 10000 req/s over 2000 connections the gateway keeps p99 under 50 ms and CPU under 70 % of a core "
           "and RSS under 500 MiB that returns to its baseline and then shuts down with nothing alive",
-          // Hidden (not in `ctest -L perf`) until the gateway meets it: today
-          // its p99 at this load is 1-2 s on the 2-core machine (issue 5 is
-          // open; see README "Performance gates"). Run it by hand with
-          // build/bin/perf_tests "[open-loop]".
-          "[.][open-loop]") {
+          "[perf][gate][open-loop]") {
   perf::raise_open_file_limit();
   perf::temp_dir dir;
   auto backend = perf::start_echo_backend();
