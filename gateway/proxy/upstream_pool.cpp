@@ -26,6 +26,12 @@ bool looks_reusable(asio::ip::tcp::socket& s) noexcept {
   if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
   return false;  // 0: EOF; > 0: unexpected bytes
 }
+// A connection given back this recently is taken without the peek (one
+// syscall per request under load): backends close idle connections after
+// seconds, not milliseconds, and one that says it will close (Connection:
+// close, HTTP/1.0) was never pooled. The handler's retry still covers a
+// connection that turns out closed.
+constexpr auto fresh_for = std::chrono::milliseconds(100);
 }  // namespace
 
 upstream_connection::upstream_connection(upstream_connection&& o) noexcept
@@ -83,7 +89,7 @@ bool upstream_pool::take(upstream_connection& out) noexcept {
       upstream_stats::bump(stats_->expired);
       continue;  // closed by its destructor
     }
-    if (!looks_reusable(c.socket())) {
+    if (now - c.idle_since >= fresh_for && !looks_reusable(c.socket())) {
       upstream_stats::bump(stats_->stale);
       continue;
     }

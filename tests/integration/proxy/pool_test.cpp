@@ -69,7 +69,7 @@ void run_load(std::uint16_t port, int conns, int drivers, int per_conn, std::ato
 TEST_CASE("a backend closing pooled connections between requests causes no client error for GETs",
           "[integration][proxy]") {
   test::proxy_fixture f;
-  SECTION("closed while idle: noticed before the request is sent") {
+  SECTION("closed while idle: GETs retried, and a POST after a pause noticed before it is sent") {
     f.backend.set_script([](const test::recorded_request& rq) {
       // Keep-alive by default, then the backend closes anyway (its idle timeout, say).
       return test::reply{test::ok_response(rq.target), 0, test::reply::then::close};
@@ -84,6 +84,17 @@ TEST_CASE("a backend closing pooled connections between requests causes no clien
       CHECK(r->body == "/n" + std::to_string(i));
     }
     CHECK(f.backend.connections_accepted() == 20);  // one per request: each was closed after use
+    // A connection idle for more than 100 ms is checked (a peek) before it
+    // is used: the stale one is dropped and the POST, which is never
+    // retried, goes out on a fresh connection.
+    std::this_thread::sleep_for(300ms);
+    const auto stale_before = f.stats->stale.load();
+    REQUIRE(c.send(test::make_request("POST", "/api/after-pause", "payload")));
+    auto post = c.read_response();
+    REQUIRE(post);
+    CHECK(post->status == 200);
+    CHECK(post->body == "/after-pause");
+    CHECK(f.stats->stale.load() > stale_before);
   }
   SECTION("closed as the request arrives: idempotent requests are retried once, a POST is not") {
     // Every request that arrives second on a backend connection is dropped
