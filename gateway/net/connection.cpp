@@ -128,7 +128,7 @@ struct body_builder {
 class session {
  public:
   session(connection_state& st)
-      : st_(st), w_(st.owner), cfg_(w_.cfg()), in_(4096) {}
+      : st_(st), w_(st.owner), cfg_(w_.cfg()), in_(2048) {}
   ~session() { release_budget(); }
   session(const session&) = delete;
   session& operator=(const session&) = delete;
@@ -490,7 +490,6 @@ asio::awaitable<void> session::run() {
     }
     st_.socket.set_option(asio::ip::tcp::no_delay(true), ec);
   }
-  out_.reserve(1024);
 
   while (!st_.aborted) {
     mem_.reset();

@@ -95,13 +95,13 @@ class upstream_response final : public http::body_source {
         ctx_(ctx),
         conn_(pool.io(), pool.stats()),
         reader_(head_request),
-        pooled_(buffers.take()),
-        buf_(pooled_),
-        cap_(buffers.size()) {}
+        pooled_(nullptr),
+        buf_(static_cast<char*>(mem_.allocate(first_read_size, 1))),
+        cap_(first_read_size) {}
 
   ~upstream_response() override {
     disarm();
-    buffers_.give_back(pooled_);
+    if (pooled_ != nullptr) buffers_.give_back(pooled_);
     if (conn_.is_open()) {
       upstream_stats::bump(pool_.stats().discarded);
       conn_.close();
@@ -179,6 +179,7 @@ class upstream_response final : public http::body_source {
     if (failed_) co_return std::pair{failed_, std::string_view{}};
     while (!reader_.complete()) {
       if (!conn_.is_open()) co_return fail(timed_out_ ? proxy_errc::body_timeout : proxy_errc::aborted);
+      if (pooled_ == nullptr) use_pooled(0);  // a body longer than the first read: the big buffer now
       arm();
       auto [ec, n] = co_await conn_.socket().async_read_some(asio::buffer(buf_, cap_), use_nothrow);
       disarm();
@@ -200,6 +201,19 @@ class upstream_response final : public http::body_source {
   }
 
  private:
+  // The response is first read into a small buffer in the request arena
+  // (which has room: a proxied request uses about 1 KiB of its 8 KiB), so
+  // a small response never holds a pooled buffer; with 2,000 requests
+  // waiting on the backend that is 2,000 x 32 KiB less. A longer head or
+  // body moves to a pooled buffer of buffer_size.
+  static constexpr std::size_t first_read_size = 2048;
+  void use_pooled(std::size_t keep) {
+    pooled_ = buffers_.take();
+    std::memcpy(pooled_, buf_, keep);
+    buf_ = pooled_;
+    cap_ = buffers_.size();
+  }
+
   void arm() noexcept {
     ctx_.upstream_deadline = clock::now() + opts_.response_timeout;
     ctx_.upstream_expired = &expire_thunk;
@@ -230,6 +244,8 @@ class upstream_response final : public http::body_source {
           filled -= start;
           scanned -= start;
           start = 0;
+        } else if (pooled_ == nullptr) {
+          use_pooled(filled);
         } else if (cap_ < opts_.max_response_head) {
           // An unusually large head: grow once or twice, up to the cap.
           std::size_t bigger = std::min(cap_ * 2, opts_.max_response_head);
@@ -322,8 +338,8 @@ class upstream_response final : public http::body_source {
   http::request_context& ctx_;
   upstream_connection conn_;
   response_reader reader_;
-  char* pooled_;  // from buffers_, given back by the destructor
-  char* buf_;     // pooled_, or a larger arena buffer for an unusually large head
+  char* pooled_;  // from buffers_ once needed, given back by the destructor
+  char* buf_;     // first the small arena buffer, then pooled_ (or a larger arena buffer for a huge head)
   std::size_t cap_;
   std::size_t raw_begin_ = 0;  // body bytes that came with the head: buf_[raw_begin_, raw_end_)
   std::size_t raw_end_ = 0;
@@ -450,7 +466,7 @@ proxy_options options_from_config(const core::config& cfg) {
 http::handler_ptr make_proxy_handler(net::worker_env& env, proxy_options opts) {
   backend_address backend = parse_backend_url(opts.backend_url);
   if (!opts.stats) opts.stats = std::make_shared<upstream_stats>();
-  if (opts.buffer_size < 1024) opts.buffer_size = 1024;
+  if (opts.buffer_size < 4096) opts.buffer_size = 4096;  // more than the first read (2 KiB)
   if (opts.max_response_head < opts.buffer_size) opts.max_response_head = opts.buffer_size;
   return std::make_unique<proxy_handler>(env, std::move(opts), std::move(backend));
 }

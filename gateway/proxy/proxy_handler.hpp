@@ -48,7 +48,7 @@ struct proxy_options {
   std::chrono::nanoseconds response_timeout = std::chrono::seconds(30);
   std::chrono::nanoseconds idle_timeout = std::chrono::seconds(30);  // pooled connection lifetime when unused
   std::uint32_t max_idle = 64;                // idle pooled connections per worker
-  std::size_t buffer_size = 32 * 1024;        // per in-flight request, for the head and the body
+  std::size_t buffer_size = 32 * 1024;        // per in-flight response longer than 2 KiB (at least 4 KiB)
   std::size_t max_response_head = 64 * 1024;  // larger heads get 502
   std::uint32_t max_response_fields = 256;    // more fields get 502
   // Counters shared by every worker's pool (metrics and tests read them from
