@@ -33,19 +33,17 @@ http::handler* router::match(std::string_view path, std::string_view* pattern) c
   return nullptr;
 }
 
+// Not a coroutine: it only picks the handler (see http::answered()).
 asio::awaitable<void> router::handle(http::exchange& ex) {
   std::string_view pattern;
   http::handler* h = match(ex.req.path, &pattern);
   if (h == nullptr) {
-    if (fallback_) {
-      co_await fallback_->handle(ex);
-      co_return;
-    }
+    if (fallback_) return fallback_->handle(ex);
     http::respond_text(ex, 404, "404 page not found");
-    co_return;
+    return http::answered();
   }
   ex.ctx.route = pattern;
-  co_await h->handle(ex);
+  return h->handle(ex);
 }
 
 }  // namespace gateway::app

@@ -10,6 +10,8 @@ handler_ptr compose(std::vector<middleware> layers, handler_ptr terminal) {
   return h;
 }
 
+asio::awaitable<void> answered() { co_return; }
+
 void respond_text(exchange& ex, int status, std::string_view message) {
   auto* p = static_cast<char*>(ex.mem().allocate(message.size() + 1, 1));
   std::memcpy(p, message.data(), message.size());

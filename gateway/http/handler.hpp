@@ -81,4 +81,11 @@ void respond_text(exchange& ex, int status, std::string_view message);
 // Fills `ex.res` with a JSON body (copied into the arena).
 void respond_json(exchange& ex, int status, std::string_view json);
 
+// An awaitable with nothing to do. A layer with no work after the next one
+// can be a plain function instead of a coroutine: it returns
+// next->handle(ex) as is (no coroutine frame of its own, one heap
+// allocation less per request under load) or, when it answers itself,
+// answered().
+asio::awaitable<void> answered();
+
 }  // namespace gateway::http

@@ -38,15 +38,14 @@ class auth_handler final : public http::handler {
   auth_handler(http::handler_ptr next, const api_key_set& keys, const jwt_verifier* jwt, metrics_shard& shard)
       : next_(std::move(next)), keys_(keys), jwt_(jwt), shard_(shard) {}
 
+  // Not a coroutine: nothing happens after the next layer (http::answered()).
   asio::awaitable<void> handle(http::exchange& ex) override {
-    if (is_open_path(ex.req.path) || authorised(ex)) {
-      co_await next_->handle(ex);
-      co_return;
-    }
+    if (is_open_path(ex.req.path) || authorised(ex)) return next_->handle(ex);
     shard_.add(metric_counter::auth_rejected);
     http::respond_text(ex, 401, "Unauthorized");
     // RFC 6750 section 3 for bearer tokens; API keys have no standard scheme.
     ex.res.headers.add("WWW-Authenticate", bearer_challenge_);
+    return http::answered();
   }
 
  private:
