@@ -42,6 +42,9 @@ struct request_context {
   // Set by the route that matched (for metrics and logs); a pattern, so
   // it is bounded by the number of configured routes.
   std::string_view route;
+  // Set by the proxy: the backend it sent the request to ("HOST:PORT"),
+  // for the access log. Empty for answers the gateway gives itself.
+  std::string_view upstream;
   // While the proxy holds an upstream connection it registers a way to
   // abort it here, so a hard shutdown can cancel that work too.
   void (*abort_upstream)(void*) = nullptr;

@@ -26,7 +26,7 @@ class logging_handler final : public http::handler {
     e.headers = std::span<const http::header_field>(ex.req.headers.begin(), ex.req.headers.size());
     e.body = body;
     ring_.push(e);
-    out_.write(access_log_line{&e, ex.ctx.route});
+    out_.write(access_log_line{&e, ex.ctx.upstream});
   }
 
  private:

@@ -363,6 +363,7 @@ class proxy_handler final : public http::handler {
   asio::awaitable<void> handle(http::exchange& ex) override {
     auto& mem = ex.mem();
     auto& stats = pool_.stats();
+    ex.ctx.upstream = backend_.authority;
     forward_params params{opts_.strip_prefix, ex.ctx.client_ip, backend_.authority};
     std::string_view head = build_request_head(ex.req, params, mem);
     // A WebSocket handshake keeps its Upgrade and Connection: upgrade

@@ -446,3 +446,40 @@ TEST_CASE("access log: auto is the coloured format on a terminal and text otherw
   std::fclose(tty);
   ::close(master);
 }
+
+TEST_CASE("access log: a proxied request names the backend that served it, a local answer names none",
+          "[integration][dev]") {
+  test::recording_backend backend;
+  auto cfg = test::test_config();
+  cfg.backend = backend.url();
+  cfg.access_log = "json";
+  cfg.api_keys = {"log-key"};
+  std::FILE* file = std::tmpfile();
+  REQUIRE(file != nullptr);
+  {
+    app::instance gw(cfg, file);
+    gw.start();
+    auto proxied = test::http_request(gw.port(), test::make_request("GET", "/api/things", {}, "X-API-Key: log-key\r\n"));
+    REQUIRE(proxied);
+    CHECK(proxied->status == 200);
+    auto local = test::http_request(gw.port(), test::make_request("GET", "/health"));
+    REQUIRE(local);
+    CHECK(local->status == 200);
+    gw.stop();
+    gw.wait();
+  }  // the access log's writer has flushed once the instance is gone
+  std::fflush(file);
+  std::rewind(file);
+  std::string text;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, file)) > 0;) text.append(buf, n);
+  std::fclose(file);
+  const std::string backend_field = "\"upstream\":\"127.0.0.1:" + std::to_string(backend.port()) + "\"";
+  auto api_line = text.find("\"path\":\"/api/things\"");
+  auto health_line = text.find("\"path\":\"/health\"");
+  REQUIRE(api_line != std::string::npos);
+  REQUIRE(health_line != std::string::npos);
+  CHECK(text.substr(api_line, text.find('\n', api_line) - api_line).find(backend_field) != std::string::npos);
+  CHECK(text.substr(health_line, text.find('\n', health_line) - health_line).find("\"upstream\":\"\"") !=
+        std::string::npos);
+}
