@@ -84,6 +84,26 @@ void respond_text(exchange& ex, int status, std::string_view message);
 // Fills `ex.res` with a JSON body (copied into the arena).
 void respond_json(exchange& ex, int status, std::string_view json);
 
+// A layer whose work before and after the inner layers is synchronous (an
+// id, a metric, a log line, a body to decode or compress). Consecutive hook
+// layers of a chain share one coroutine frame per request instead of one
+// each: under load every frame is a heap allocation and a resumption.
+class hook {
+ public:
+  virtual ~hook() = default;
+  // Before the inner layers. Returns false once it has answered the request
+  // itself (ex.res is set): the inner layers and this hook's after() are
+  // skipped, the after() of the hooks outside it still run. `state` is the
+  // hook's scratch for this request (null on entry), handed to after().
+  virtual bool before(exchange& ex, void*& state) = 0;
+  // After the inner layers have produced ex.res, innermost hook first.
+  virtual void after(exchange& ex, void* state) = 0;
+};
+
+// A middleware made of a hook, built once per chain by `make`. When the
+// next layer is made of hooks too, this one joins its frame.
+middleware hook_middleware(std::function<std::unique_ptr<hook>()> make);
+
 // An awaitable with nothing to do. A layer with no work after the next one
 // can be a plain function instead of a coroutine: it returns
 // next->handle(ex) as is (no coroutine frame of its own, one heap

@@ -71,26 +71,18 @@ void compress_response(http::exchange& ex) {
   if (const auto* vary = res.headers.find("vary"); vary == nullptr) res.headers.add("Vary", "Accept-Encoding");
 }
 
-class decompression final : public http::handler {
+// Decodes a compressed request body before the inner layers; compresses
+// the response after them.
+class compression_hook final : public http::hook {
  public:
-  decompression(http::handler_ptr next, std::uint64_t max_body, bool compress)
-      : next_(std::move(next)), max_body_(max_body), compress_(compress) {}
+  compression_hook(std::uint64_t max_body, bool compress) : max_body_(max_body), compress_(compress) {}
 
-  asio::awaitable<void> handle(http::exchange& ex) override {
-    co_await decode_and_forward(ex);
-    if (compress_ && should_compress(ex)) compress_response(ex);
-  }
-
- private:
-  asio::awaitable<void> decode_and_forward(http::exchange& ex) {
+  bool before(http::exchange& ex, void*&) override {
     const http::header_field* ce = ex.req.headers.find("content-encoding");
-    if (ce == nullptr || http::iequals(ce->value, "identity")) {
-      co_await next_->handle(ex);
-      co_return;
-    }
+    if (ce == nullptr || http::iequals(ce->value, "identity")) return true;
     if (ex.req.headers.count("content-encoding") > 1 || ce->value.find(',') != std::string_view::npos) {
       http::respond_text(ex, 415, "Unsupported Content-Encoding");
-      co_return;
+      return false;
     }
     // The decompressed body lives exactly as long as the request.
     auto* out = ex.mem().make<std::string>();
@@ -101,20 +93,24 @@ class decompression final : public http::handler {
         break;
       case decompress_result::too_large:
         http::respond_text(ex, 413, "Decompressed body too large");
-        co_return;
+        return false;
       case decompress_result::corrupt:
         http::respond_text(ex, 400, "Invalid compressed body");
-        co_return;
+        return false;
       case decompress_result::unsupported_encoding:
         http::respond_text(ex, 415, "Unsupported Content-Encoding");
-        co_return;
+        return false;
     }
     ex.req.body = *out;
     ex.req.headers.remove("content-encoding");
-    co_await next_->handle(ex);
+    return true;
   }
 
-  http::handler_ptr next_;
+  void after(http::exchange& ex, void*) override {
+    if (compress_ && should_compress(ex)) compress_response(ex);
+  }
+
+ private:
   std::uint64_t max_body_;
   bool compress_;
 };
@@ -122,9 +118,8 @@ class decompression final : public http::handler {
 }  // namespace
 
 http::middleware make_request_decompression(std::uint64_t max_body, bool compress_responses) {
-  return [max_body, compress_responses](http::handler_ptr next) -> http::handler_ptr {
-    return std::make_unique<decompression>(std::move(next), max_body, compress_responses);
-  };
+  return http::hook_middleware(
+      [max_body, compress_responses] { return std::make_unique<compression_hook>(max_body, compress_responses); });
 }
 
 }  // namespace gateway::middleware

@@ -6,15 +6,17 @@ namespace gateway::middleware {
 
 namespace {
 
-class logging_handler final : public http::handler {
+class logging_hook final : public http::hook {
  public:
-  logging_handler(http::handler_ptr next, log_ring& ring, access_log& out)
-      : next_(std::move(next)), ring_(ring), out_(out) {}
+  logging_hook(log_ring& ring, access_log& out) : ring_(ring), out_(out) {}
 
-  asio::awaitable<void> handle(http::exchange& ex) override {
+  bool before(http::exchange& ex, void*& state) override {
     // The body as the client sent it (decompression later replaces the view).
-    std::string_view body = ex.req.body;
-    co_await next_->handle(ex);
+    if (!ex.req.body.empty()) state = ex.mem().make<std::string_view>(ex.req.body);
+    return true;
+  }
+
+  void after(http::exchange& ex, void* state) override {
     log_entry_view e;
     e.timestamp = std::chrono::system_clock::now();
     e.method = ex.req.method;
@@ -24,13 +26,12 @@ class logging_handler final : public http::handler {
     e.client = ex.ctx.client_ip;
     e.request_id = ex.ctx.request_id;
     e.headers = std::span<const http::header_field>(ex.req.headers.begin(), ex.req.headers.size());
-    e.body = body;
+    if (state != nullptr) e.body = *static_cast<std::string_view*>(state);
     ring_.push(e);
     out_.write(access_log_line{&e, ex.ctx.upstream});
   }
 
  private:
-  http::handler_ptr next_;
   log_ring& ring_;
   access_log& out_;
 };
@@ -38,9 +39,7 @@ class logging_handler final : public http::handler {
 }  // namespace
 
 http::middleware make_logging(log_ring& ring, access_log& out) {
-  return [&ring, &out](http::handler_ptr next) -> http::handler_ptr {
-    return std::make_unique<logging_handler>(std::move(next), ring, out);
-  };
+  return http::hook_middleware([&ring, &out] { return std::make_unique<logging_hook>(ring, out); });
 }
 
 }  // namespace gateway::middleware

@@ -6,28 +6,26 @@ namespace gateway::middleware {
 
 namespace {
 
-class metrics_handler final : public http::handler {
+class metrics_hook final : public http::hook {
  public:
-  metrics_handler(http::handler_ptr next, metrics_shard& shard) : next_(std::move(next)), shard_(shard) {}
+  explicit metrics_hook(metrics_shard& shard) : shard_(shard) {}
 
-  asio::awaitable<void> handle(http::exchange& ex) override {
-    co_await next_->handle(ex);
+  bool before(http::exchange&, void*&) override { return true; }
+
+  void after(http::exchange& ex, void*) override {
     // Latency from the end of the request's reading to the response being
     // ready (a streamed body's transfer is the client's and the backend's time).
     shard_.record(ex.req.path, ex.res.status, std::chrono::steady_clock::now() - ex.ctx.start);
   }
 
  private:
-  http::handler_ptr next_;
   metrics_shard& shard_;
 };
 
 }  // namespace
 
 http::middleware make_metrics(metrics_shard& shard) {
-  return [&shard](http::handler_ptr next) -> http::handler_ptr {
-    return std::make_unique<metrics_handler>(std::move(next), shard);
-  };
+  return http::hook_middleware([&shard] { return std::make_unique<metrics_hook>(shard); });
 }
 
 }  // namespace gateway::middleware

@@ -18,16 +18,16 @@ bool sane_request_id(std::string_view id) noexcept {
   return true;
 }
 
-class request_id_handler final : public http::handler {
+class request_id_hook final : public http::hook {
  public:
-  request_id_handler(http::handler_ptr next, unsigned worker) : next_(std::move(next)) {
+  explicit request_id_hook(unsigned worker) {
     // 64 random bits per worker, then a counter: unique within the process
     // and unlikely to collide across restarts, with no lock and no syscall.
     std::random_device rd;
     prefix_ = (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<std::uint64_t>(worker) << 56);
   }
 
-  asio::awaitable<void> handle(http::exchange& ex) override {
+  bool before(http::exchange& ex, void*&) override {
     std::string_view id = ex.req.headers.value_of("x-request-id");
     if (!sane_request_id(id)) {
       static constexpr char hex[] = "0123456789abcdef";
@@ -40,12 +40,12 @@ class request_id_handler final : public http::handler {
       ex.req.headers.set("X-Request-Id", id);
     }
     ex.ctx.request_id = id;
-    co_await next_->handle(ex);
-    ex.res.headers.set("X-Request-Id", id);
+    return true;
   }
 
+  void after(http::exchange& ex, void*) override { ex.res.headers.set("X-Request-Id", ex.ctx.request_id); }
+
  private:
-  http::handler_ptr next_;
   std::uint64_t prefix_ = 0;
   std::uint64_t counter_ = 0;
 };
@@ -53,9 +53,7 @@ class request_id_handler final : public http::handler {
 }  // namespace
 
 http::middleware make_request_id(unsigned worker) {
-  return [worker](http::handler_ptr next) -> http::handler_ptr {
-    return std::make_unique<request_id_handler>(std::move(next), worker);
-  };
+  return http::hook_middleware([worker] { return std::make_unique<request_id_hook>(worker); });
 }
 
 }  // namespace gateway::middleware
