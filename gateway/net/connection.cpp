@@ -148,9 +148,26 @@ class session {
     budget_taken_ = 0;
   }
 
-  asio::awaitable<outcome> read_head(http::request& req, http::head_result& head);
+  // The common path of a request (head read, no body or a small one
+  // already buffered, response written in one send) runs in run()'s own
+  // frame: every nested coroutine is a heap allocation under load.
+  enum class head_step { complete, error, more };
+  void begin_head();
+  head_step parse_buffered_head(http::request& req, http::head_result& head);
+  asio::awaitable<void> reject_head(const http::head_result& head);
+  bool body_is_buffered(http::request& req, const http::head_result& head);
   asio::awaitable<outcome> read_body(http::request& req, const http::head_result& head);
-  asio::awaitable<outcome> write_response(http::exchange& ex);
+  // The first send of a response: the head and whatever body is at hand.
+  struct first_write {
+    std::array<asio::const_buffer, 5> bufs;
+    std::size_t total = 0;
+    bool done = false;         // nothing follows
+    bool close_after = false;  // when done: close the connection afterwards
+    bool keep_alive = false;
+    http::body_framing framing{};
+    char size_line[24];
+  };
+  void prepare_response(http::exchange& ex, first_write& fw);
   asio::awaitable<outcome> write_stream(http::exchange& ex, http::body_framing framing);
   asio::awaitable<outcome> run_tunnel(http::exchange& ex);
   asio::awaitable<void> send_error(int status, std::string_view message, bool http10, bool retry_after = false);
@@ -226,38 +243,44 @@ asio::awaitable<void> session::linger_close() {
   st_.socket.close(ignored);
 }
 
-asio::awaitable<session::outcome> session::read_head(http::request& req, http::head_result& head) {
-  http::head_limits limits{static_cast<std::size_t>(cfg_.max_head), cfg_.max_headers};
-  const std::size_t max_cap = static_cast<std::size_t>(cfg_.max_head) + 1024;
+void session::begin_head() {
   in_.compact();
   if (in_.size() == 0) set_phase(conn_phase::idle, cfg_.idle_timeout);
   else set_phase(conn_phase::head, cfg_.header_timeout);
+}
 
-  for (;;) {
-    if (in_.size() > 0) {
-      head = parser_.parse_head(in_.view(), req, limits);
-      if (head.what == http::head_result::kind::complete) co_return outcome::next;
-      if (head.what == http::head_result::kind::error) {
-        core::live_shard::bump(w_.counters().bad_requests);
-        co_await send_error(head.status, head.message, false);
-        co_await linger_close();
-        co_return outcome::close;
-      }
-    }
-    if (st_.stop_requested && st_.phase == conn_phase::idle) co_return outcome::close;
-    auto [ec, n] = co_await st_.socket.async_read_some(in_.prepare(max_cap), use_nothrow);
-    if (ec) {
-      if (st_.timed_out && st_.phase == conn_phase::head && !st_.aborted) {
-        core::live_shard::bump(w_.counters().timeouts);
-        st_.timed_out = false;
-        co_await send_error(408, "request head not received in time", false);
-      }
-      co_return outcome::close;
-    }
-    in_.commit(n);
-    core::live_shard::add(w_.counters().bytes_in, n);
-    if (st_.phase == conn_phase::idle) set_phase(conn_phase::head, cfg_.header_timeout);
+session::head_step session::parse_buffered_head(http::request& req, http::head_result& head) {
+  if (in_.size() == 0) return head_step::more;
+  http::head_limits limits{static_cast<std::size_t>(cfg_.max_head), cfg_.max_headers};
+  head = parser_.parse_head(in_.view(), req, limits);
+  if (head.what == http::head_result::kind::complete) return head_step::complete;
+  if (head.what == http::head_result::kind::error) return head_step::error;
+  return head_step::more;
+}
+
+asio::awaitable<void> session::reject_head(const http::head_result& head) {
+  core::live_shard::bump(w_.counters().bad_requests);
+  co_await send_error(head.status, head.message, false);
+  co_await linger_close();
+}
+
+// No body, or a small one already in the read buffer: the views stay valid
+// until the request ends (the buffer is reused by a pipelined request only
+// after this one), so it is used where it lies.
+bool session::body_is_buffered(http::request& req, const http::head_result& head) {
+  if (head.chunked) return false;
+  const std::size_t body_start = head.head_size;
+  if (head.content_length == 0) {
+    req.body = {};
+    request_bytes_ = body_start;
+    return true;
   }
+  if (head.content_length > 2048 || head.content_length > cfg_.max_body || in_.size() - body_start < head.content_length)
+    return false;
+  const auto len = static_cast<std::size_t>(head.content_length);
+  req.body = std::string_view(in_.data() + body_start, len);
+  request_bytes_ = body_start + len;
+  return true;
 }
 
 asio::awaitable<session::outcome> session::read_body(http::request& req, const http::head_result& head) {
@@ -274,15 +297,8 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
     std::size_t len = static_cast<std::size_t>(head.content_length);
     request_bytes_ = body_start;
     if (len == 0) co_return outcome::next;
+    // (A small body already buffered never gets here: body_is_buffered.)
     std::size_t buffered = std::min(len, in_.size() - body_start);
-    if (buffered == len && len <= 2048) {
-      // Small body already in the read buffer: the views stay valid until
-      // the request ends, so no copy is needed... but the buffer is reused by
-      // pipelined requests only after this one ends, so point into it.
-      req.body = std::string_view(in_.data() + body_start, len);
-      request_bytes_ = body_start + len;
-      co_return outcome::next;
-    }
     if (!w_.body_budget().try_take(len)) {
       core::live_shard::bump(w_.counters().rejected_bodies);
       co_await send_error(503, "server busy: too many request bytes in flight, retry", http10, true);
@@ -413,45 +429,41 @@ asio::awaitable<session::outcome> session::write_stream(http::exchange& ex, http
   co_return framing == http::body_framing::until_close ? outcome::close : outcome::next;
 }
 
-asio::awaitable<session::outcome> session::write_response(http::exchange& ex) {
+void session::prepare_response(http::exchange& ex, first_write& fw) {
   http::head_options opts;
   opts.http10_client = ex.req.version_minor == 0;
   opts.head_request = ex.req.method_id == HTTP_HEAD;
   opts.keep_alive = ex.req.keep_alive && !ex.res.close && !st_.stop_requested;
+  fw.keep_alive = opts.keep_alive;
   out_.clear();
-  http::body_framing framing = http::write_response_head(out_, ex.res, opts);
+  fw.framing = http::write_response_head(out_, ex.res, opts);
   const bool no_body = opts.head_request || ex.res.no_body || http::status_has_no_body(ex.res.status);
   set_phase(conn_phase::write, cfg_.write_timeout);
   if (ex.res.stream == nullptr || no_body) {
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_),
-                                           asio::buffer(no_body ? std::string_view{} : ex.res.body)};
-    if (!co_await write_all(bufs)) co_return outcome::close;
-    co_return opts.keep_alive ? outcome::next : outcome::close;
+    fw.bufs = {asio::buffer(out_), asio::buffer(no_body ? std::string_view{} : ex.res.body)};
+    fw.done = true;
+    fw.close_after = !opts.keep_alive;
+  } else {
+    // The head goes out with whatever body the stream already holds (for a
+    // small proxied response, all of it): one send instead of two.
+    std::string_view first = ex.res.stream->take_ready();
+    fw.done = ex.res.stream->finished();
+    const bool chunked = fw.framing == http::body_framing::chunked;
+    std::size_t size_len = 0;
+    if (chunked && !first.empty()) {
+      auto r = std::to_chars(fw.size_line, fw.size_line + 16, first.size(), 16);
+      std::memcpy(r.ptr, "\r\n", 2);
+      size_len = static_cast<std::size_t>(r.ptr - fw.size_line) + 2;
+    }
+    static constexpr std::string_view crlf = "\r\n";
+    static constexpr std::string_view last_chunk = "0\r\n\r\n";
+    fw.bufs = {asio::buffer(out_), asio::buffer(fw.size_line, size_len), asio::buffer(first),
+               asio::buffer(chunked && !first.empty() ? crlf : std::string_view{}),
+               asio::buffer(chunked && fw.done ? last_chunk : std::string_view{})};
+    fw.close_after = fw.framing == http::body_framing::until_close || !opts.keep_alive;
   }
-  // The head goes out with whatever body the stream already holds (for a
-  // small proxied response, all of it): one send instead of two.
-  std::string_view first = ex.res.stream->take_ready();
-  const bool done = ex.res.stream->finished();
-  const bool chunked = framing == http::body_framing::chunked;
-  char size_line[24];
-  std::size_t size_len = 0;
-  if (chunked && !first.empty()) {
-    auto r = std::to_chars(size_line, size_line + 16, first.size(), 16);
-    std::memcpy(r.ptr, "\r\n", 2);
-    size_len = static_cast<std::size_t>(r.ptr - size_line) + 2;
-  }
-  static constexpr std::string_view crlf = "\r\n";
-  static constexpr std::string_view last_chunk = "0\r\n\r\n";
-  std::array<asio::const_buffer, 5> bufs{
-      asio::buffer(out_), asio::buffer(size_line, size_len), asio::buffer(first),
-      asio::buffer(chunked && !first.empty() ? crlf : std::string_view{}),
-      asio::buffer(chunked && done ? last_chunk : std::string_view{})};
-  if (!co_await write_all(bufs)) co_return outcome::close;
-  if (done) co_return framing == http::body_framing::until_close || !opts.keep_alive ? outcome::close : outcome::next;
-  set_phase(conn_phase::handler, {});
-  outcome o = co_await write_stream(ex, framing);
-  if (o == outcome::close || !opts.keep_alive) co_return outcome::close;
-  co_return outcome::next;
+  fw.total = 0;
+  for (const auto& b : fw.bufs) fw.total += b.size();
 }
 
 // After a 101 (RFC 9110 section 15.2.2, RFC 6455 section 4.2.2) the
@@ -497,8 +509,35 @@ asio::awaitable<void> session::run() {
     ex.req.headers = http::header_list(mem_);
     ex.res.headers = http::header_list(mem_);
     http::head_result head;
-    if (co_await read_head(ex.req, head) == outcome::close) break;
-    if (co_await read_body(ex.req, head) == outcome::close) break;
+    begin_head();
+    bool have_head = false;
+    for (;;) {
+      head_step step = parse_buffered_head(ex.req, head);
+      if (step == head_step::complete) {
+        have_head = true;
+        break;
+      }
+      if (step == head_step::error) {
+        co_await reject_head(head);
+        break;
+      }
+      if (st_.stop_requested && st_.phase == conn_phase::idle) break;
+      const std::size_t max_cap = static_cast<std::size_t>(cfg_.max_head) + 1024;
+      auto [ec, n] = co_await st_.socket.async_read_some(in_.prepare(max_cap), use_nothrow);
+      if (ec) {
+        if (st_.timed_out && st_.phase == conn_phase::head && !st_.aborted) {
+          core::live_shard::bump(w_.counters().timeouts);
+          st_.timed_out = false;
+          co_await send_error(408, "request head not received in time", false);
+        }
+        break;
+      }
+      in_.commit(n);
+      core::live_shard::add(w_.counters().bytes_in, n);
+      if (st_.phase == conn_phase::idle) set_phase(conn_phase::head, cfg_.header_timeout);
+    }
+    if (!have_head) break;
+    if (!body_is_buffered(ex.req, head) && co_await read_body(ex.req, head) == outcome::close) break;
 
     auto& counters = w_.counters();
     struct in_flight_guard {
@@ -522,7 +561,21 @@ asio::awaitable<void> session::run() {
     outcome o = outcome::close;
     if (!st_.aborted) {
       if (ex.res.upgrade != nullptr && ex.res.status == 101 && ex.req.upgrade) o = co_await run_tunnel(ex);
-      else o = co_await write_response(ex);
+      else {
+        first_write fw;
+        prepare_response(ex, fw);
+        auto [ec, n] =
+            co_await asio::async_write(st_.socket, std::span<const asio::const_buffer>(fw.bufs), use_nothrow);
+        if (ec || n != fw.total) {
+          o = outcome::close;
+        } else if (fw.done) {
+          o = fw.close_after ? outcome::close : outcome::next;
+        } else {
+          set_phase(conn_phase::handler, {});
+          o = co_await write_stream(ex, fw.framing);
+          if (!fw.keep_alive) o = outcome::close;
+        }
+      }
     }
     st_.abort_upstream = nullptr;
     st_.poll_upstream = nullptr;

@@ -111,6 +111,19 @@ TEST_CASE("health returns the contract's JSON through the gateway's own chain", 
   CHECK(missing->status == 404);
 }
 
+TEST_CASE("a small --max-body applies to a small body that arrived with its head", "[integration][core]") {
+  auto cfg = test::test_config();
+  cfg.max_body = 10;
+  test::running_server srv(cfg, test::test_chain());
+  // Head and body in one send, so the body is already buffered when the head is parsed.
+  auto over = test::http_request(srv.port(), test::make_request("POST", "/echo/small", std::string(11, 'x')));
+  REQUIRE(over);
+  CHECK(over->status == 413);
+  auto at = test::http_request(srv.port(), test::make_request("POST", "/echo/small", std::string(10, 'x')));
+  REQUIRE(at);
+  CHECK(at->status == 200);
+}
+
 TEST_CASE("a body over the limit gets 413 without being buffered, a 10 MiB body is accepted",
           "[integration][core]") {
   test::running_server srv(test::test_config(), test::test_chain());
