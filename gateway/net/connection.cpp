@@ -315,7 +315,8 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
     if (head.expect_continue && buffered < len) {
       static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
       std::array<asio::const_buffer, 1> b{asio::buffer(cont)};
-      if (!co_await write_all(b)) co_return outcome::close;
+      const bool sent = co_await write_all(b);
+      if (!sent) co_return outcome::close;
     }
     set_phase(conn_phase::body, cfg_.body_timeout);
     std::size_t got = buffered;
@@ -342,7 +343,10 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
   if (head.expect_continue) {
     static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
     std::array<asio::const_buffer, 1> bb{asio::buffer(cont)};
-    if (in_.size() == body_start && !co_await write_all(bb)) co_return outcome::close;
+    if (in_.size() == body_start) {
+      const bool sent = co_await write_all(bb);
+      if (!sent) co_return outcome::close;
+    }
   }
   set_phase(conn_phase::body, cfg_.body_timeout);
   if (in_.tail_space().size() < 4096) {
@@ -415,16 +419,19 @@ asio::awaitable<session::outcome> session::write_stream(http::exchange& ex, http
       std::array<asio::const_buffer, 3> bufs{
           asio::buffer(size_line, static_cast<std::size_t>(r.ptr - size_line) + 2), asio::buffer(piece),
           asio::buffer(crlf)};
-      if (!co_await write_all(bufs)) co_return outcome::close;
+      const bool sent = co_await write_all(bufs);
+      if (!sent) co_return outcome::close;
     } else {
       std::array<asio::const_buffer, 1> bufs{asio::buffer(piece)};
-      if (!co_await write_all(bufs)) co_return outcome::close;
+      const bool sent = co_await write_all(bufs);
+      if (!sent) co_return outcome::close;
     }
     set_phase(conn_phase::handler, {});
   }
   if (framing == http::body_framing::chunked) {
     std::array<asio::const_buffer, 1> bufs{asio::buffer(last_chunk)};
-    if (!co_await write_all(bufs)) co_return outcome::close;
+    const bool sent = co_await write_all(bufs);
+    if (!sent) co_return outcome::close;
   }
   co_return framing == http::body_framing::until_close ? outcome::close : outcome::next;
 }
@@ -484,7 +491,8 @@ asio::awaitable<session::outcome> session::run_tunnel(http::exchange& ex) {
   out_.append("\r\n");
   set_phase(conn_phase::write, cfg_.write_timeout);
   std::array<asio::const_buffer, 1> head{asio::buffer(out_)};
-  if (!co_await write_all(head)) co_return outcome::close;
+  const bool sent = co_await write_all(head);
+  if (!sent) co_return outcome::close;
   set_phase(conn_phase::handler, {});
   std::string_view pending = in_.view().substr(std::min<std::size_t>(request_bytes_, in_.size()));
   co_await ex.res.upgrade->run(st_.socket, pending, cfg_.tunnel_idle_timeout);
@@ -537,7 +545,10 @@ asio::awaitable<void> session::run() {
       if (st_.phase == conn_phase::idle) set_phase(conn_phase::head, cfg_.header_timeout);
     }
     if (!have_head) break;
-    if (!body_is_buffered(ex.req, head) && co_await read_body(ex.req, head) == outcome::close) break;
+    if (!body_is_buffered(ex.req, head)) {
+      const outcome read = co_await read_body(ex.req, head);
+      if (read == outcome::close) break;
+    }
 
     auto& counters = w_.counters();
     struct in_flight_guard {

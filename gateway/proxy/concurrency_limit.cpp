@@ -18,11 +18,18 @@ class limit_handler final : public http::handler {
   asio::awaitable<void> handle(http::exchange& ex) override {
     if (in_flight_ < opts_.max_in_flight) {
       ++in_flight_;
-    } else if (!co_await wait_for_slot(ex)) {  // on success the slot was handed over
-      if (rejected_) rejected_->fetch_add(1, std::memory_order_relaxed);
-      http::respond_text(ex, 503, "backend busy: too many requests in flight, retry");
-      ex.res.headers.add("Retry-After", "1");
-      co_return;
+    } else {
+      // Awaited into a name, never inside a condition: GCC 12 compiled
+      // "if (!co_await wait_for_slot(ex))" at the top of a coroutine into a
+      // frame resumed in a bad state (SIGILL in the upstream-limit test,
+      // every run). The project keeps co_await out of conditions for that.
+      const bool handed_over = co_await wait_for_slot(ex);  // the slot comes with it
+      if (!handed_over) {
+        if (rejected_) rejected_->fetch_add(1, std::memory_order_relaxed);
+        http::respond_text(ex, 503, "backend busy: too many requests in flight, retry");
+        ex.res.headers.add("Retry-After", "1");
+        co_return;
+      }
     }
     struct release {
       limit_handler& self;

@@ -198,7 +198,8 @@ class upstream_response final : public http::body_source {
           co_return head_outcome{make_error_code(proxy_errc::response_head_too_large)};
         }
       }
-      if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none)
+      const auto cancel_state = co_await asio::this_coro::cancellation_state;
+      if (cancel_state.cancelled() != asio::cancellation_type::none)
         co_return head_outcome{make_error_code(proxy_errc::aborted)};
       auto [ec, n] = co_await conn_.socket().async_read_some(asio::buffer(buf_ + filled, cap_ - filled), use_nothrow);
       if (ec) {

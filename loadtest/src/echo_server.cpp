@@ -177,7 +177,8 @@ asio::awaitable<bool> write_all(asio::ip::tcp::socket& s, std::string_view bytes
 // answer before the client reads it; so half-close, then read and discard
 // what the client still sends, up to 256 KiB or 1 s.
 asio::awaitable<void> refuse(echo_connection& c, int status, char* buf) {
-  if (!co_await write_all(c.socket, error_response(status))) co_return;
+  const bool sent = co_await write_all(c.socket, error_response(status));
+  if (!sent) co_return;
   std::error_code ignored;
   c.socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
   c.timer.expires_after(std::chrono::seconds(1));
@@ -234,7 +235,8 @@ asio::awaitable<void> serve_connection(const shared_config& cfg, echo_worker& w,
         // RFC 9110 10.1.1: tell a client waiting on Expect: 100-continue to send the body.
         if (has_body && parser.expect_continue() && parser.version_minor() >= 1 && !sent_continue) {
           sent_continue = true;
-          if (!co_await write_all(c.socket, continue_100)) co_return;
+          const bool sent = co_await write_all(c.socket, continue_100);
+          if (!sent) co_return;
         }
         continue;
       }

@@ -320,7 +320,8 @@ asio::awaitable<void> run_connection(shared_state& sh, worker& w, connection_sta
       } else if (c.cancelled == cancel_reason::none && wec != asio::error::operation_aborted) {
         // The server may have answered before reading the whole body (a 413
         // then close, RFC 9112 9.6): count that answer if it arrived.
-        if (co_await read_response(c, t.expects_no_body, st) == outcome::ok) result = outcome::ok;
+        const outcome late = co_await read_response(c, t.expects_no_body, st);
+        if (late == outcome::ok) result = outcome::ok;
       }
       c.busy = false;
       // A reused connection that fails before any byte of the answer was most
@@ -332,7 +333,8 @@ asio::awaitable<void> run_connection(shared_state& sh, worker& w, connection_sta
       if (!stale) break;
       ++st.stale_retries;
       reused = false;
-      if (co_await connect(sh, c)) {
+      const auto connect_error = co_await connect(sh, c);
+      if (connect_error) {
         result = outcome::connect_error;
         break;
       }

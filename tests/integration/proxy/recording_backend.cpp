@@ -164,7 +164,10 @@ asio::awaitable<void> recording_backend::serve(asio::ip::tcp::socket s, std::siz
       (void)n;
       if (ec) co_return;
     }
-    if (rep.generated_body > 0 && !co_await send_generated(s, rep.generated_body)) co_return;
+    if (rep.generated_body > 0) {
+      const bool sent = co_await send_generated(s, rep.generated_body);
+      if (!sent) co_return;
+    }
     std::error_code ignored;
     switch (rep.after) {
       case reply::then::keep_open:
