@@ -7,7 +7,7 @@ namespace gateway::core {
 
 void* arena::allocate_slow(std::size_t n, std::size_t align) {
   if (first_ == nullptr) {
-    first_ = static_cast<char*>(::operator new(first_size_));
+    first_ = pool_ != nullptr ? pool_->take() : static_cast<char*>(::operator new(first_size_));
     cur_ = first_;
     end_ = first_ + first_size_;
     if (void* p = try_bump(n, align)) return p;

@@ -128,7 +128,7 @@ struct body_builder {
 class session {
  public:
   session(connection_state& st)
-      : st_(st), w_(st.owner), cfg_(w_.cfg()), in_(2048) {}
+      : st_(st), w_(st.owner), cfg_(w_.cfg()), in_(2048), mem_(w_.arena_blocks()) {}
   ~session() { release_budget(); }
   session(const session&) = delete;
   session& operator=(const session&) = delete;
@@ -245,8 +245,14 @@ asio::awaitable<void> session::linger_close() {
 
 void session::begin_head() {
   in_.compact();
-  if (in_.size() == 0) set_phase(conn_phase::idle, cfg_.idle_timeout);
-  else set_phase(conn_phase::head, cfg_.header_timeout);
+  if (in_.size() == 0) {
+    // Nothing pipelined: the connection may wait idle for long, so its
+    // arena block goes back to the worker's pool until the next request.
+    mem_.release_first();
+    set_phase(conn_phase::idle, cfg_.idle_timeout);
+  } else {
+    set_phase(conn_phase::head, cfg_.header_timeout);
+  }
 }
 
 session::head_step session::parse_buffered_head(http::request& req, http::head_result& head) {

@@ -197,6 +197,11 @@ void worker::arm_sweep() {
 
 void worker::sweep() {
   auto now = clock::now();
+  // No request since the last sweep: the pooled arena blocks go back to
+  // malloc (and the housekeeping trim gives the pages to the system).
+  const std::uint64_t requests = counters_.requests_total.load(std::memory_order_relaxed);
+  if (requests == requests_at_last_sweep_) arena_blocks_.trim();
+  requests_at_last_sweep_ = requests;
   bool hard = draining_ && now >= drain_deadline_;
   for (connection_state* c = first_; c != nullptr;) {
     connection_state* next = c->next;  // abort() may not unlink, but be safe

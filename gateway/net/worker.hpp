@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "gateway/core/arena.hpp"
 #include "gateway/core/config.hpp"
 #include "gateway/core/live_counters.hpp"
 #include "gateway/http/handler.hpp"
@@ -88,6 +89,9 @@ class worker {
   core::byte_budget& body_budget() noexcept { return budget_; }
   unsigned index() const noexcept { return env_.index; }
   std::uint64_t next_connection_id() noexcept { return ++connection_ids_; }
+  // First blocks for the request arenas of this worker's connections: an
+  // idle connection gives its block back here (see core::arena).
+  core::block_pool& arena_blocks() noexcept { return arena_blocks_; }
 
  private:
   asio::awaitable<void> accept_loop();
@@ -96,6 +100,16 @@ class worker {
   void arm_sweep();
   void sweep();
 
+  // Before io_: connections (in io_) give their blocks back until io_ is gone.
+  // Up to 1,024 blocks (8 MiB), freed by the sweep once the worker is idle.
+  // None under the sanitizers, so that ASan sees every block freed.
+#if defined(GATEWAY_SANITIZED)
+  static constexpr std::size_t pooled_arena_blocks = 0;
+#else
+  static constexpr std::size_t pooled_arena_blocks = 1024;
+#endif
+  core::block_pool arena_blocks_{core::arena::default_first_block, pooled_arena_blocks};
+  std::uint64_t requests_at_last_sweep_ = 0;
   asio::io_context io_{1};
   const core::config& cfg_;
   core::live_shard& counters_;

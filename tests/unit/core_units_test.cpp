@@ -121,3 +121,37 @@ TEST_CASE("a body-sized arena allocation gets its own block and small ones stay 
   a.reset();
   CHECK(a.extra_bytes() == 0);
 }
+
+TEST_CASE("an arena on a block pool gives its first block back when released and takes it again",
+          "[unit][core]") {
+  block_pool pool(arena::default_first_block, 2);
+  arena a(pool);
+  CHECK_FALSE(a.holds_first_block());
+  void* p1 = a.allocate(100);
+  CHECK(a.holds_first_block());
+  CHECK(pool.size() == 0);
+  a.release_first();
+  CHECK_FALSE(a.holds_first_block());
+  CHECK(pool.size() == 1);
+  void* p2 = a.allocate(100);  // the same block, from the pool, not malloc
+  CHECK(p2 == p1);
+  CHECK(pool.size() == 0);
+
+  // The pool keeps at most its cap; trim() empties it.
+  arena b(pool), c(pool), d(pool);
+  b.allocate(1);
+  c.allocate(1);
+  d.allocate(1);
+  b.release_first();
+  c.release_first();
+  d.release_first();
+  CHECK(pool.size() == 2);
+  pool.trim();
+  CHECK(pool.size() == 0);
+  // An arena gone with its block gives it back too.
+  {
+    arena e(pool);
+    e.allocate(1);
+  }
+  CHECK(pool.size() == 1);
+}

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "gateway/json/reader.hpp"
 #include "tests/support/test_server.hpp"
@@ -127,6 +128,37 @@ TEST_CASE("a body that would cross the global body budget gets 503 before it is 
   REQUIRE(again);
   CHECK(again->status == 200);
   CHECK(gauge(srv.port(), "rejected_bodies") == 1);
+}
+
+TEST_CASE("idle keep-alive connections give their request memory back: 1,000 of them after a request each cost under 8 MiB",
+          "[integration][hardening]") {
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NOFILE, &lim);
+  lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, 8192);
+  ::setrlimit(RLIMIT_NOFILE, &lim);
+  REQUIRE(lim.rlim_cur >= 2100);
+  test::running_server srv(test::test_config());
+  for (int i = 0; i < 3; ++i) REQUIRE(serves_health(srv.port()));
+  const std::size_t before = test::rss_bytes();
+  // One request at a time, each on its own connection, every connection
+  // kept open: each holds its read buffer and session (both sides of the
+  // test are in this process), but not its arena block. Measured: 6.0 MiB
+  // for the 1,000; 10.5 MiB when idle connections kept their blocks.
+  std::vector<std::unique_ptr<test::raw_client>> open;
+  int ok = 0;
+  for (int i = 0; i < 1000; ++i) {
+    auto c = std::make_unique<test::raw_client>(srv.port());
+    if (!c->send(get("/health"))) break;
+    auto r = c->read_response();
+    if (r && r->status == 200) ++ok;
+    open.push_back(std::move(c));
+  }
+  CHECK(ok == 1000);
+  std::this_thread::sleep_for(200ms);
+  const std::size_t after = test::rss_bytes();
+  INFO("RSS before " << before / 1024 << " KiB, with 1,000 idle connections " << after / 1024 << " KiB");
+  if (test::rss_checks_apply) CHECK(after < before + 8u * 1024 * 1024);
+  CHECK(serves_health(srv.port()));
 }
 
 TEST_CASE("RSS returns to baseline within 30 s after a burst of 100 concurrent 10 MiB bodies",
