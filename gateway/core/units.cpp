@@ -2,20 +2,11 @@
 
 #include <charconv>
 
+#include "gateway/core/ascii.hpp"
+
 namespace gateway::core {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 // Splits "12.5ms" into 12.5 and "ms". Only plain decimal digits with an
 // optional fraction are numbers here (no sign, no exponent).
@@ -54,13 +45,13 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   std::string_view unit;
   if (!split_number(text, v, unit)) return std::nullopt;
   double scale = 0;
-  if (unit.empty() || iequals(unit, "b")) scale = 1;
-  else if (iequals(unit, "k") || iequals(unit, "kib")) scale = 1024.0;
-  else if (iequals(unit, "m") || iequals(unit, "mib")) scale = 1024.0 * 1024;
-  else if (iequals(unit, "g") || iequals(unit, "gib")) scale = 1024.0 * 1024 * 1024;
-  else if (iequals(unit, "kb")) scale = 1e3;
-  else if (iequals(unit, "mb")) scale = 1e6;
-  else if (iequals(unit, "gb")) scale = 1e9;
+  if (unit.empty() || iequals_ascii(unit, "b")) scale = 1;
+  else if (iequals_ascii(unit, "k") || iequals_ascii(unit, "kib")) scale = 1024.0;
+  else if (iequals_ascii(unit, "m") || iequals_ascii(unit, "mib")) scale = 1024.0 * 1024;
+  else if (iequals_ascii(unit, "g") || iequals_ascii(unit, "gib")) scale = 1024.0 * 1024 * 1024;
+  else if (iequals_ascii(unit, "kb")) scale = 1e3;
+  else if (iequals_ascii(unit, "mb")) scale = 1e6;
+  else if (iequals_ascii(unit, "gb")) scale = 1e9;
   else return std::nullopt;
   double bytes = v * scale;
   if (bytes > 1.8e19) return std::nullopt;

@@ -7,20 +7,12 @@
 #include <string_view>
 
 #include "gateway/core/arena.hpp"
+#include "gateway/core/ascii.hpp"
 
 namespace gateway::http {
 
 // ASCII case-insensitive equality, for header names and tokens.
-inline bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-    if (x != y) {
-      if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
-    }
-  }
-  return true;
-}
+inline bool iequals(std::string_view a, std::string_view b) noexcept { return core::iequals_ascii(a, b); }
 
 struct header_field {
   std::string_view name;

@@ -1,5 +1,6 @@
 #include "gateway/middleware/jwt.hpp"
 
+#include "gateway/core/ascii.hpp"
 #include "gateway/json/reader.hpp"
 
 #include <openssl/core_names.h>
@@ -101,16 +102,7 @@ bool is_string_array(const json::value& v) {
 
 // ---------------------------------------------------------------------------
 
-bool iequals_ascii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
+using core::iequals_ascii;
 
 constexpr std::array<std::string_view, 3> hmac_algs = {"HS256", "HS384", "HS512"};
 constexpr std::array<const char*, 3> hmac_digests = {"SHA256", "SHA384", "SHA512"};
