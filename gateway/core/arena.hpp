@@ -87,10 +87,7 @@ class arena {
   explicit arena(block_pool& pool) noexcept : first_size_(pool.block_size()), pool_(&pool) {}
   arena(const arena&) = delete;
   arena& operator=(const arena&) = delete;
-  ~arena() {
-    reset();
-    release_first();
-  }
+  ~arena() { release_first(); }
 
   // reset() and then hands the first block back (to the pool, if any): for
   // a connection about to wait idle. The next allocation takes one again.

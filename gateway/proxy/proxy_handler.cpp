@@ -164,6 +164,67 @@ class upstream_response final : public http::body_source {
     return true;
   }
 
+  std::string_view take_ready() noexcept override {
+    std::string_view piece(buf_, pending_);
+    pending_ = 0;
+    return piece;
+  }
+  bool finished() const noexcept override { return pending_ == 0 && !failed_ && reader_.complete(); }
+
+  asio::awaitable<std::pair<std::error_code, std::string_view>> next() override {
+    if (pending_ > 0) {
+      std::string_view piece(buf_, pending_);
+      pending_ = 0;
+      co_return std::pair{std::error_code{}, piece};
+    }
+    if (failed_) co_return std::pair{failed_, std::string_view{}};
+    while (!reader_.complete()) {
+      if (!conn_.is_open()) co_return fail(timed_out_ ? proxy_errc::body_timeout : proxy_errc::aborted);
+      if (pooled_ == nullptr) use_pooled(0);  // a body longer than the first read: the big buffer now
+      arm();
+      auto [ec, n] = co_await conn_.socket().async_read_some(asio::buffer(buf_, cap_), use_nothrow);
+      disarm();
+      if (timed_out_) co_return fail(proxy_errc::body_timeout);
+      if (ec) {
+        if (ec == asio::error::eof && reader_.finish_at_eof()) {
+          settle();  // close-delimited: this was its end
+          break;
+        }
+        co_return fail(aborted_ || ec == asio::error::operation_aborted ? proxy_errc::aborted
+                                                                          : proxy_errc::truncated_body);
+      }
+      auto d = reader_.decode(buf_, buf_, n);
+      if (d.error) co_return fail(proxy_errc::bad_response);
+      if (reader_.complete()) settle();
+      if (d.size > 0) co_return std::pair{std::error_code{}, std::string_view(buf_, d.size)};
+    }
+    co_return std::pair{std::error_code{}, std::string_view{}};
+  }
+
+ private:
+  // The response is first read into a small buffer in the request arena
+  // (which has room: a proxied request uses about 1 KiB of its 8 KiB), so
+  // a small response never holds a pooled buffer; with 2,000 requests
+  // waiting on the backend that is 2,000 x 32 KiB less. A longer head or
+  // body moves to a pooled buffer of buffer_size.
+  static constexpr std::size_t first_read_size = 2048;
+  void use_pooled(std::size_t keep) {
+    pooled_ = buffers_.take();
+    std::memcpy(pooled_, buf_, keep);
+    buf_ = pooled_;
+    cap_ = buffers_.size();
+  }
+
+  void arm() noexcept {
+    ctx_.upstream_deadline = clock::now() + opts_.response_timeout;
+    ctx_.upstream_expired = &expire_thunk;
+  }
+  void disarm() noexcept {
+    ctx_.upstream_deadline = clock::time_point::max();
+    ctx_.upstream_expired = nullptr;
+  }
+
+ public:
   // A terminal cancellation (the connection's hard abort) must end this
   // with an error value, never an exception, and no new read may start
   // after it.
@@ -247,67 +308,7 @@ class upstream_response final : public http::body_source {
     }
   }
 
-  std::string_view take_ready() noexcept override {
-    std::string_view piece(buf_, pending_);
-    pending_ = 0;
-    return piece;
-  }
-  bool finished() const noexcept override { return pending_ == 0 && !failed_ && reader_.complete(); }
-
-  asio::awaitable<std::pair<std::error_code, std::string_view>> next() override {
-    if (pending_ > 0) {
-      std::string_view piece(buf_, pending_);
-      pending_ = 0;
-      co_return std::pair{std::error_code{}, piece};
-    }
-    if (failed_) co_return std::pair{failed_, std::string_view{}};
-    while (!reader_.complete()) {
-      if (!conn_.is_open()) co_return fail(timed_out_ ? proxy_errc::body_timeout : proxy_errc::aborted);
-      if (pooled_ == nullptr) use_pooled(0);  // a body longer than the first read: the big buffer now
-      arm();
-      auto [ec, n] = co_await conn_.socket().async_read_some(asio::buffer(buf_, cap_), use_nothrow);
-      disarm();
-      if (timed_out_) co_return fail(proxy_errc::body_timeout);
-      if (ec) {
-        if (ec == asio::error::eof && reader_.finish_at_eof()) {
-          settle();  // close-delimited: this was its end
-          break;
-        }
-        co_return fail(aborted_ || ec == asio::error::operation_aborted ? proxy_errc::aborted
-                                                                          : proxy_errc::truncated_body);
-      }
-      auto d = reader_.decode(buf_, buf_, n);
-      if (d.error) co_return fail(proxy_errc::bad_response);
-      if (reader_.complete()) settle();
-      if (d.size > 0) co_return std::pair{std::error_code{}, std::string_view(buf_, d.size)};
-    }
-    co_return std::pair{std::error_code{}, std::string_view{}};
-  }
-
  private:
-  // The response is first read into a small buffer in the request arena
-  // (which has room: a proxied request uses about 1 KiB of its 8 KiB), so
-  // a small response never holds a pooled buffer; with 2,000 requests
-  // waiting on the backend that is 2,000 x 32 KiB less. A longer head or
-  // body moves to a pooled buffer of buffer_size.
-  static constexpr std::size_t first_read_size = 2048;
-  void use_pooled(std::size_t keep) {
-    pooled_ = buffers_.take();
-    std::memcpy(pooled_, buf_, keep);
-    buf_ = pooled_;
-    cap_ = buffers_.size();
-  }
-
-  void arm() noexcept {
-    ctx_.upstream_deadline = clock::now() + opts_.response_timeout;
-    ctx_.upstream_expired = &expire_thunk;
-  }
-  void disarm() noexcept {
-    ctx_.upstream_deadline = clock::time_point::max();
-    ctx_.upstream_expired = nullptr;
-  }
-
-
   // The response was read to its end: keep the connection for the next
   // request, unless the backend said close or sent more than it should.
   void settle() noexcept {
