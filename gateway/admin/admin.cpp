@@ -19,7 +19,7 @@ std::string& scratch(http::exchange& ex) {
 }
 
 bool wants_prometheus(const http::exchange& ex) {
-  if (auto f = middleware::query_param(ex.req.query, "format")) return *f == "prometheus" || *f == "openmetrics";
+  if (auto f = http::query_param(ex.req.query, "format")) return *f == "prometheus" || *f == "openmetrics";
   std::string_view accept = ex.req.headers.value_of("accept");
   return accept.find("text/plain") != std::string_view::npos ||
          accept.find("application/openmetrics-text") != std::string_view::npos;
@@ -54,7 +54,7 @@ class logs_handler final : public http::handler {
   explicit logs_handler(const middleware::log_ring& r) : ring_(r) {}
   asio::awaitable<void> handle(http::exchange& ex) override {
     std::size_t limit = ring_.capacity();
-    if (auto q = middleware::query_param(ex.req.query, "limit")) {
+    if (auto q = http::query_param(ex.req.query, "limit")) {
       std::size_t n = 0;
       auto r = std::from_chars(q->data(), q->data() + q->size(), n);
       if (r.ec != std::errc{} || r.ptr != q->data() + q->size()) {

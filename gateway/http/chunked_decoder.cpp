@@ -1,6 +1,6 @@
 #include "gateway/http/chunked_decoder.hpp"
 
-#include "gateway/http/request_parser.hpp"
+#include "gateway/http/syntax.hpp"
 
 namespace gateway::http {
 

@@ -7,16 +7,6 @@ namespace gateway::http {
 
 namespace {
 
-constexpr std::array<bool, 256> make_tchar_table() {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}
-constexpr auto tchar_table = make_tchar_table();
-
 // Field value bytes (RFC 9110 section 5.5): VCHAR, obs-text, SP, HTAB.
 constexpr bool is_field_value_byte(unsigned char c) noexcept {
   return c == '\t' || (c >= 0x20 && c != 0x7F);
@@ -27,12 +17,6 @@ constexpr bool is_field_value_byte(unsigned char c) noexcept {
 constexpr bool is_target_byte(unsigned char c) noexcept {
   return c > 0x20 && c < 0x7F && c != '#' && c != '"' && c != '<' && c != '>' && c != '\\' &&
          c != '^' && c != '`' && c != '{' && c != '|' && c != '}';
-}
-
-std::string_view trim_ows(std::string_view v) noexcept {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  return v;
 }
 
 head_result fail(int status, std::string_view msg) {
@@ -53,19 +37,6 @@ const llhttp_settings_t& settings() {
 }
 
 }  // namespace
-
-bool is_tchar(unsigned char c) noexcept { return tchar_table[c]; }
-
-bool has_token(std::string_view list, std::string_view token) noexcept {
-  while (!list.empty()) {
-    auto comma = list.find(',');
-    std::string_view item = trim_ows(list.substr(0, comma));
-    if (iequals(item, token)) return true;
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-  return false;
-}
 
 request_parser::request_parser() noexcept {
   static const llhttp_settings_t callbacks = [] {
@@ -128,7 +99,7 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
   if (sp1 == std::string_view::npos || sp1 == 0) return fail(400, "malformed request line");
   std::string_view method = line.substr(0, sp1);
   for (unsigned char c : method)
-    if (!tchar_table[c]) return fail(400, "invalid method");
+    if (!is_tchar(c)) return fail(400, "invalid method");
   std::size_t sp2 = line.find(' ', sp1 + 1);
   if (sp2 == std::string_view::npos || sp2 == sp1 + 1) return fail(400, "malformed request line");
   std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
@@ -182,7 +153,7 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
     if (colon == std::string_view::npos || colon == 0) return fail(400, "malformed header field");
     std::string_view name = field.substr(0, colon);
     for (unsigned char c : name)
-      if (!tchar_table[c]) return fail(400, "invalid header name (whitespace before colon?)");
+      if (!is_tchar(c)) return fail(400, "invalid header name (whitespace before colon?)");
     std::string_view value = field.substr(colon + 1);
     for (unsigned char c : value)
       if (!is_field_value_byte(c)) return fail(400, "control character in header value");
@@ -238,7 +209,7 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
   if (host_count > 1) return fail(400, "duplicate Host header");
   if (host_count == 1) {
     for (unsigned char c : req.headers.value_of("host"))
-      if (!(tchar_table[c] || c == ':' || c == '[' || c == ']') || c == '/' || c == '@')
+      if (!(is_tchar(c) || c == ':' || c == '[' || c == ']') || c == '/' || c == '@')
         return fail(400, "invalid Host header");
   }
 

@@ -16,6 +16,7 @@
 
 #include "gateway/http/chunked_decoder.hpp"
 #include "gateway/http/message.hpp"
+#include "gateway/http/syntax.hpp"
 
 namespace gateway::http {
 
@@ -67,12 +68,5 @@ class request_parser {
   chunked_decoder chunked_;
   bool chunked_started_ = false;
 };
-
-// Utility used by several modules: does the comma-separated header value
-// contain `token` (case-insensitive), as in Connection: keep-alive, Upgrade?
-bool has_token(std::string_view list, std::string_view token) noexcept;
-
-// RFC 9110 section 5.6.2: tchar.
-bool is_tchar(unsigned char c) noexcept;
 
 }  // namespace gateway::http

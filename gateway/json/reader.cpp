@@ -9,30 +9,11 @@
 #include <new>
 #include <vector>
 
+#include "gateway/core/utf8.hpp"
+
 namespace gateway::json {
 
 namespace {
-
-// Length of the well-formed UTF-8 sequence at p (p < end), or 0. The table is
-// RFC 3629 section 4 (= Unicode table 3-7): it excludes overlong forms,
-// UTF-8-encoded surrogates (ED A0..BF) and code points above U+10FFFF.
-std::size_t utf8_sequence(const unsigned char* p, const unsigned char* end) noexcept {
-  const unsigned char c = p[0];
-  if (c < 0x80) return 1;
-  const std::size_t avail = static_cast<std::size_t>(end - p);
-  auto cont = [&](std::size_t k) { return k < avail && (p[k] & 0xC0) == 0x80; };
-  auto in = [&](std::size_t k, unsigned char lo, unsigned char hi) {
-    return k < avail && p[k] >= lo && p[k] <= hi;
-  };
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c == 0xE0) return in(1, 0xA0, 0xBF) && cont(2) ? 3 : 0;
-  if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) return cont(1) && cont(2) ? 3 : 0;
-  if (c == 0xED) return in(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
-  if (c == 0xF0) return in(1, 0x90, 0xBF) && cont(2) && cont(3) ? 4 : 0;
-  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-  if (c == 0xF4) return in(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-  return 0;
-}
 
 // Bytes the string scanner must stop at: the closing quote, an escape, a
 // control character (RFC 8259 section 7 requires them escaped) and non-ASCII
@@ -443,7 +424,7 @@ class parser {
     parse_error e;
     e.offset = static_cast<std::size_t>(at - begin_);
     e.line = line_;
-    e.column = utf8_length(std::string_view(line_start_, static_cast<std::size_t>(at - line_start_))) + 1;
+    e.column = core::utf8_length(std::string_view(line_start_, static_cast<std::size_t>(at - line_start_))) + 1;
     e.message = std::move(message);
     error_ = std::move(e);
     return false;
@@ -679,7 +660,7 @@ bool parser::parse_string_into(std::string_view& raw, std::string& decoded, bool
       return true;
     }
     if (c >= 0x80) {
-      const std::size_t n = utf8_sequence(p, end);
+      const std::size_t n = core::utf8_sequence_length(p, end);
       if (n == 0) return fail(at(p), "invalid UTF-8 in string");
       p += n;
       continue;
@@ -825,22 +806,6 @@ bool parser::parse_literal(value& v) {
 
 parse_result parse(std::string_view text, const parse_options& opts) {
   return detail::parser(text, opts).run();
-}
-
-std::size_t utf8_length(std::string_view s) noexcept {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const auto* end = p + s.size();
-  std::size_t count = 0;
-  while (p != end) {
-    if (*p < 0x80) {
-      ++p;
-    } else {
-      const std::size_t n = utf8_sequence(p, end);
-      p += n ? n : 1;
-    }
-    ++count;
-  }
-  return count;
 }
 
 }  // namespace gateway::json

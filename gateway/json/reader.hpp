@@ -193,10 +193,4 @@ class parse_result {
 
 parse_result parse(std::string_view text, const parse_options& opts = {});
 
-// Number of code points in `s` (for length rules such as min_len/max_len).
-// Exact for valid UTF-8, which every string from parse() is; otherwise each
-// byte that does not start a well-formed sequence counts as one, as if it
-// were replaced by U+FFFD (what append_string in writer.hpp does).
-std::size_t utf8_length(std::string_view s) noexcept;
-
 }  // namespace gateway::json

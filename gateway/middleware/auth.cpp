@@ -7,32 +7,6 @@ namespace gateway::middleware {
 
 namespace {
 
-int hex_digit(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes a query value into the arena (keys may carry '+' or '=').
-std::string_view percent_decode(core::arena& mem, std::string_view v) {
-  if (v.find('%') == std::string_view::npos && v.find('+') == std::string_view::npos) return v;
-  auto* out = static_cast<char*>(mem.allocate(v.size(), 1));
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (v[i] == '%' && i + 2 < v.size() && hex_digit(v[i + 1]) >= 0 &&
-        hex_digit(v[i + 2]) >= 0) {
-      out[n++] = static_cast<char>(hex_digit(v[i + 1]) * 16 + hex_digit(v[i + 2]));
-      i += 2;
-    } else if (v[i] == '+') {
-      out[n++] = ' ';
-    } else {
-      out[n++] = v[i];
-    }
-  }
-  return {out, n};
-}
-
 class auth_handler final : public http::handler {
  public:
   auth_handler(http::handler_ptr next, const api_key_set& keys, const jwt_verifier* jwt, metrics_shard& shard)
@@ -52,8 +26,8 @@ class auth_handler final : public http::handler {
   bool authorised(http::exchange& ex) const {
     std::string_view key = ex.req.headers.value_of("x-api-key");
     if (!key.empty()) return keys_.contains(key);
-    if (auto q = query_param(ex.req.query, "api_key"); q && !q->empty())
-      return keys_.contains(percent_decode(ex.mem(), *q));
+    if (auto q = http::query_param(ex.req.query, "api_key"); q && !q->empty())
+      return keys_.contains(http::form_decode(ex.mem(), *q));
     std::string_view authz = ex.req.headers.value_of("authorization");
     if (authz.size() > 7 && http::iequals(authz.substr(0, 7), "bearer ")) {
       if (jwt_ == nullptr) return false;

@@ -9,29 +9,15 @@
 #include <new>
 #include <stdexcept>
 
+#include "gateway/core/ascii.hpp"
+#include "gateway/http/syntax.hpp"
+
 namespace gateway::middleware {
 
 namespace {
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 bool iends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && iequals(s.substr(s.size() - suffix.size()), suffix);
-}
-
-// OWS (RFC 9110 section 5.6.3): spaces and horizontal tabs.
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
+  return s.size() >= suffix.size() && core::iequals_ascii(s.substr(s.size() - suffix.size()), suffix);
 }
 
 // zlib counts in uInt; larger spans are fed in pieces.
@@ -84,10 +70,10 @@ std::string_view to_string(decompress_result r) noexcept {
 decompress_result decompress(std::string_view encoding, std::span<const char> input, std::size_t limit,
                              std::string& out) {
   out.clear();
-  encoding = trim_ows(encoding);
+  encoding = http::trim_ows(encoding);
   // "x-gzip" is an alias of "gzip" (RFC 9110 section 8.4.1.3).
-  const bool gzip = iequals(encoding, "gzip") || iequals(encoding, "x-gzip");
-  if (!gzip && !iequals(encoding, "deflate")) return decompress_result::unsupported_encoding;
+  const bool gzip = core::iequals_ascii(encoding, "gzip") || core::iequals_ascii(encoding, "x-gzip");
+  if (!gzip && !core::iequals_ascii(encoding, "deflate")) return decompress_result::unsupported_encoding;
 
   // RFC 9110 section 8.4.1.2: "deflate" is the zlib format (RFC 1950). Many
   // clients (old IE, some HTTP libraries) send raw deflate (RFC 1951) instead,
@@ -265,19 +251,19 @@ void gzip_encoder::reset() {
 // ---------------------------------------------------------------------------
 
 bool is_compressible_type(std::string_view content_type) noexcept {
-  const std::string_view media = trim_ows(content_type.substr(0, content_type.find(';')));
+  const std::string_view media = http::trim_ows(content_type.substr(0, content_type.find(';')));
   const std::size_t slash = media.find('/');
   if (slash == std::string_view::npos || slash == 0 || slash + 1 == media.size()) return false;
   const std::string_view type = media.substr(0, slash);
   const std::string_view subtype = media.substr(slash + 1);
-  if (iequals(type, "text")) return !iequals(subtype, "event-stream");
+  if (core::iequals_ascii(type, "text")) return !core::iequals_ascii(subtype, "event-stream");
   // Structured syntax suffixes (RFC 6839): application/problem+json,
   // application/ld+json, application/atom+xml, image/svg+xml, ...
   if (iends_with(subtype, "+json") || iends_with(subtype, "+xml")) return true;
-  if (!iequals(type, "application")) return false;  // image/*, audio/*, video/*, font/*, ...
+  if (!core::iequals_ascii(type, "application")) return false;  // image/*, audio/*, video/*, font/*, ...
   for (std::string_view s : {"json", "javascript", "x-javascript", "ecmascript", "xml", "yaml", "x-yaml",
                              "x-www-form-urlencoded", "graphql"}) {
-    if (iequals(subtype, s)) return true;
+    if (core::iequals_ascii(subtype, s)) return true;
   }
   return false;  // application/octet-stream, zip, gzip, pdf, wasm, ...
 }
@@ -312,7 +298,7 @@ bool accepts_gzip(std::string_view accept_encoding) noexcept {
     accept_encoding = comma == std::string_view::npos ? std::string_view{} : accept_encoding.substr(comma + 1);
 
     const std::size_t semi = element.find(';');
-    const std::string_view coding = trim_ows(element.substr(0, semi));
+    const std::string_view coding = http::trim_ows(element.substr(0, semi));
     if (coding.empty()) continue;
     int q = 1000;
     std::string_view params = semi == std::string_view::npos ? std::string_view{} : element.substr(semi + 1);
@@ -322,10 +308,10 @@ bool accepts_gzip(std::string_view accept_encoding) noexcept {
       params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
       const std::size_t eq = param.find('=');
       if (eq == std::string_view::npos) continue;
-      if (iequals(trim_ows(param.substr(0, eq)), "q")) q = parse_qvalue(trim_ows(param.substr(eq + 1)));
+      if (core::iequals_ascii(http::trim_ows(param.substr(0, eq)), "q")) q = parse_qvalue(http::trim_ows(param.substr(eq + 1)));
     }
     if (q < 0) continue;  // an element with a broken weight is ignored
-    if (iequals(coding, "gzip") || iequals(coding, "x-gzip")) q_gzip = std::max(q_gzip, q);
+    if (core::iequals_ascii(coding, "gzip") || core::iequals_ascii(coding, "x-gzip")) q_gzip = std::max(q_gzip, q);
     else if (coding == "*") q_star = std::max(q_star, q);
   }
   // A coding named explicitly takes precedence over "*" (RFC 9110 section

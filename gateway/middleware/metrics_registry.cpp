@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "gateway/core/utf8.hpp"
 #include "gateway/json/writer.hpp"
 
 namespace gateway::middleware {
@@ -27,25 +28,6 @@ std::size_t coarse_index(std::int64_t ns) noexcept {
   return static_cast<std::size_t>(
       std::lower_bound(prometheus_bounds_ns.begin(), prometheus_bounds_ns.end(), ns) -
       prometheus_bounds_ns.begin());
-}
-
-// Length of the valid UTF-8 sequence at s[i], or 0 (RFC 3629 section 4).
-std::size_t utf8_length(std::string_view s, std::size_t i) noexcept {
-  auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  auto cont = [&](std::size_t k) { return k < s.size() && (b(k) & 0xC0) == 0x80; };
-  auto in = [&](std::size_t k, unsigned lo, unsigned hi) {
-    return k < s.size() && b(k) >= lo && b(k) <= hi;
-  };
-  const unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return cont(i + 1) ? 2 : 0;
-  if (c == 0xE0) return in(i + 1, 0xA0, 0xBF) && cont(i + 2) ? 3 : 0;
-  if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) return cont(i + 1) && cont(i + 2) ? 3 : 0;
-  if (c == 0xED) return in(i + 1, 0x80, 0x9F) && cont(i + 2) ? 3 : 0;
-  if (c == 0xF0) return in(i + 1, 0x90, 0xBF) && cont(i + 2) && cont(i + 3) ? 4 : 0;
-  if (c >= 0xF1 && c <= 0xF3) return cont(i + 1) && cont(i + 2) && cont(i + 3) ? 4 : 0;
-  if (c == 0xF4) return in(i + 1, 0x80, 0x8F) && cont(i + 2) && cont(i + 3) ? 4 : 0;
-  return 0;
 }
 
 // HELP text escaping (exposition format 0.0.4): backslash and line feed.
@@ -137,7 +119,7 @@ void append_prometheus_label_value(std::string& out, std::string_view v) {
     } else if (c == '\n') {
       out += "\\n";
       ++i;
-    } else if (std::size_t n = utf8_length(v, i)) {
+    } else if (std::size_t n = core::utf8_sequence_length(v, i)) {
       out.append(v.substr(i, n));
       i += n;
     } else {

@@ -13,6 +13,7 @@
 
 #include "gateway/core/config.hpp"
 #include "gateway/http/handler.hpp"
+#include "gateway/http/query.hpp"
 #include "gateway/middleware/access_log.hpp"
 #include "gateway/middleware/api_keys.hpp"
 #include "gateway/middleware/jwt.hpp"
@@ -48,9 +49,6 @@ http::middleware make_auth(const api_key_set& keys, const jwt_verifier* jwt, met
 // field rules. 400 "Invalid JSON", "Missing field: x", "Field too short: x",
 // "Field too long: x".
 http::handler_ptr make_validation(const core::validation_rules& rules, http::handler_ptr next);
-
-// The value of query parameter `name` (first match, not percent-decoded), if present.
-std::optional<std::string_view> query_param(std::string_view query, std::string_view name) noexcept;
 
 // True for paths that skip auth and rate limiting.
 bool is_open_path(std::string_view path) noexcept;

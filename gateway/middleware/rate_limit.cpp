@@ -8,18 +8,6 @@ namespace gateway::middleware {
 
 bool is_open_path(std::string_view path) noexcept { return path == "/health" || path == "/metrics"; }
 
-std::optional<std::string_view> query_param(std::string_view query, std::string_view name) noexcept {
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return std::nullopt;
-}
-
 namespace {
 
 std::string_view number(core::arena& mem, std::uint64_t v) {
@@ -42,7 +30,7 @@ class rate_limit_handler final : public http::handler {
     if (by_api_key_) {
       // Prefixed so an API key can never collide with an IP's bucket.
       std::string_view presented = ex.req.headers.value_of("x-api-key");
-      if (presented.empty()) presented = query_param(ex.req.query, "api_key").value_or(std::string_view{});
+      if (presented.empty()) presented = http::query_param(ex.req.query, "api_key").value_or(std::string_view{});
       if (!presented.empty()) {
         auto* p = static_cast<char*>(ex.mem().allocate(presented.size() + 2, 1));
         p[0] = 'k';

@@ -1,5 +1,6 @@
 #include <llhttp.h>
 
+#include "gateway/core/utf8.hpp"
 #include "gateway/json/reader.hpp"
 #include "gateway/middleware/middleware.hpp"
 
@@ -47,7 +48,7 @@ class validation_handler final : public http::handler {
         continue;
       }
       if (!v->is_string()) continue;  // length rules apply to strings
-      std::size_t len = json::utf8_length(v->as_string());
+      std::size_t len = core::utf8_length(v->as_string());
       if (rule.min_len && len < *rule.min_len) return &messages_[i].too_short;
       if (rule.max_len && len > *rule.max_len) return &messages_[i].too_long;
     }

@@ -171,6 +171,7 @@ class session {
   asio::awaitable<outcome> write_stream(http::exchange& ex, http::body_framing framing);
   asio::awaitable<outcome> run_tunnel(http::exchange& ex);
   asio::awaitable<void> send_error(int status, std::string_view message, bool http10, bool retry_after = false);
+  bool read_timed_out() noexcept;
   asio::awaitable<void> linger_close();
   asio::awaitable<bool> write_all(std::span<const asio::const_buffer> bufs);
 
@@ -223,6 +224,16 @@ asio::awaitable<void> session::send_error(int status, std::string_view message, 
   set_phase(conn_phase::write, cfg_.write_timeout);
   std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(res.body)};
   co_await write_all(bufs);
+}
+
+// True (once, counted) when a read failed because the sweep found the
+// head's or the body's deadline passed: not a hard abort, not an idle
+// keep-alive connection (which just closes). The caller answers 408.
+bool session::read_timed_out() noexcept {
+  if (!st_.timed_out || st_.aborted || st_.phase == conn_phase::idle) return false;
+  core::live_shard::bump(w_.counters().timeouts);
+  st_.timed_out = false;
+  return true;
 }
 
 // After an error answer, the client may still be sending (a body we refused).
@@ -329,11 +340,7 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
     while (got < len) {
       auto [ec, n] = co_await st_.socket.async_read_some(asio::buffer(body + got, len - got), use_nothrow);
       if (ec) {
-        if (st_.timed_out && !st_.aborted) {
-          core::live_shard::bump(w_.counters().timeouts);
-          st_.timed_out = false;
-          co_await send_error(408, "request body not received in time", http10);
-        }
+        if (read_timed_out()) co_await send_error(408, "request body not received in time", http10);
         co_return outcome::close;
       }
       got += n;
@@ -397,11 +404,7 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
     }
     auto [ec, n] = co_await st_.socket.async_read_some(in_.tail_space(), use_nothrow);
     if (ec) {
-      if (st_.timed_out && !st_.aborted) {
-        core::live_shard::bump(w_.counters().timeouts);
-        st_.timed_out = false;
-        co_await send_error(408, "request body not received in time", http10);
-      }
+      if (read_timed_out()) co_await send_error(408, "request body not received in time", http10);
       co_return outcome::close;
     }
     in_.commit(n);
@@ -539,11 +542,7 @@ asio::awaitable<void> session::run() {
       const std::size_t max_cap = static_cast<std::size_t>(cfg_.max_head) + 1024;
       auto [ec, n] = co_await st_.socket.async_read_some(in_.prepare(max_cap), use_nothrow);
       if (ec) {
-        if (st_.timed_out && st_.phase == conn_phase::head && !st_.aborted) {
-          core::live_shard::bump(w_.counters().timeouts);
-          st_.timed_out = false;
-          co_await send_error(408, "request head not received in time", false);
-        }
+        if (read_timed_out()) co_await send_error(408, "request head not received in time", false);
         break;
       }
       in_.commit(n);

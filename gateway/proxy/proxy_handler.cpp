@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/http/syntax.hpp"
 #include "gateway/proxy/backend_address.hpp"
 #include "gateway/proxy/proxy_error.hpp"
 #include "gateway/proxy/request_writer.hpp"
@@ -410,7 +411,7 @@ class proxy_handler final : public http::handler {
     if (!err && up->switched()) {
       ex.res.status = 101;
       for (const auto& f : fields)
-        if (!is_hop_by_hop(f.name, fields)) ex.res.headers.add(f.name, f.value);
+        if (!http::is_hop_by_hop(f.name, fields)) ex.res.headers.add(f.name, f.value);
       ex.res.headers.add("Connection", "Upgrade");
       ex.res.headers.add("Upgrade", fields.value_of("upgrade"));
       ex.res.no_body = true;
@@ -432,7 +433,7 @@ class proxy_handler final : public http::handler {
     ex.res.status = reader.status();
     ex.res.reason = reader.reason();
     for (const auto& f : fields)
-      if (!is_hop_by_hop(f.name, fields)) ex.res.headers.add(f.name, f.value);
+      if (!http::is_hop_by_hop(f.name, fields)) ex.res.headers.add(f.name, f.value);
     ex.res.body = {};
     ex.res.stream = up;
     if (reader.no_body()) {

@@ -3,7 +3,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "gateway/http/request_parser.hpp"
+#include "gateway/http/syntax.hpp"
 
 namespace gateway::proxy {
 
@@ -32,31 +32,6 @@ bool is_forwarded_meta(std::string_view name) noexcept {
 
 }  // namespace
 
-bool is_hop_by_hop(std::string_view name, const http::header_list& fields) noexcept {
-  switch (name.size()) {
-    case 2:
-      if (http::iequals(name, "te")) return true;
-      break;
-    case 7:
-      if (http::iequals(name, "trailer") || http::iequals(name, "upgrade")) return true;
-      break;
-    case 10:
-      if (http::iequals(name, "connection") || http::iequals(name, "keep-alive")) return true;
-      break;
-    case 16:
-      if (http::iequals(name, "proxy-connection")) return true;
-      break;
-    case 17:
-      if (http::iequals(name, "transfer-encoding")) return true;
-      break;
-    default:
-      break;
-  }
-  for (const auto& f : fields)
-    if (http::iequals(f.name, "connection") && http::has_token(f.value, name)) return true;
-  return false;
-}
-
 std::string_view forwarded_path(const http::request& req, std::string_view strip_prefix) noexcept {
   std::string_view path = req.path;
   if (!strip_prefix.empty() && path.substr(0, strip_prefix.size()) == strip_prefix &&
@@ -80,10 +55,10 @@ std::string_view build_request_head(const http::request& req, const forward_para
   bool has_host = false;
   const http::header_field* last_xff = nullptr;
   for (const auto& f : req.headers) {
-    if (http::iequals(f.name, "host") && !is_hop_by_hop(f.name, req.headers)) {
+    if (http::iequals(f.name, "host") && !http::is_hop_by_hop(f.name, req.headers)) {
       host = f.value;
       has_host = true;
-    } else if (http::iequals(f.name, "x-forwarded-for") && !is_hop_by_hop(f.name, req.headers)) {
+    } else if (http::iequals(f.name, "x-forwarded-for") && !http::is_hop_by_hop(f.name, req.headers)) {
       last_xff = &f;
     }
   }
@@ -96,7 +71,7 @@ std::string_view build_request_head(const http::request& req, const forward_para
     s.put(" HTTP/1.1\r\n");
     bool has_length = false;
     for (const auto& f : req.headers) {
-      if (is_hop_by_hop(f.name, req.headers) || is_forwarded_meta(f.name)) continue;
+      if (http::is_hop_by_hop(f.name, req.headers) || is_forwarded_meta(f.name)) continue;
       if (http::iequals(f.name, "content-length")) {
         // One Content-Length at most (the parser refused repeats); its value
         // may differ from the client's when a middleware decoded the body.

@@ -31,10 +31,6 @@ struct forward_params {
   std::string_view backend_authority; // Host for a client that sent none (HTTP/1.0)
 };
 
-// True for fields that describe one hop and are never forwarded, given the
-// request's (or response's) Connection field values.
-bool is_hop_by_hop(std::string_view name, const http::header_list& fields) noexcept;
-
 // Builds the head in `mem` and returns a view of it (valid until the arena resets).
 std::string_view build_request_head(const http::request& req, const forward_params& p, core::arena& mem);
 

@@ -1,6 +1,6 @@
 #include "gateway/proxy/response_reader.hpp"
 
-#include "gateway/http/request_parser.hpp"
+#include "gateway/http/syntax.hpp"
 
 #include <cstring>
 

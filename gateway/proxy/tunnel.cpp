@@ -8,7 +8,7 @@
 #include <asio/write.hpp>
 #include <cstring>
 
-#include "gateway/http/request_parser.hpp"
+#include "gateway/http/syntax.hpp"
 
 namespace gateway::proxy {
 
@@ -17,18 +17,6 @@ namespace {
 constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 using namespace asio::experimental::awaitable_operators;
 using clock = std::chrono::steady_clock;
-
-// RFC 9110 section 5.6.2.
-bool is_tchar(char c) noexcept {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
-}
-
-std::string_view trim_ows(std::string_view v) noexcept {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  return v;
-}
 
 }  // namespace
 
@@ -75,8 +63,8 @@ bool parse_switching_head(std::string_view head, http::header_list& fields) noex
     if (colon == std::string_view::npos || colon == 0) return false;
     std::string_view name = line.substr(0, colon);
     for (char c : name)
-      if (!is_tchar(c)) return false;  // also refuses obs-fold and space before ':'
-    std::string_view value = trim_ows(line.substr(colon + 1));
+      if (!http::is_tchar(static_cast<unsigned char>(c))) return false;  // also refuses obs-fold and space before ':'
+    std::string_view value = http::trim_ows(line.substr(colon + 1));
     for (char c : value)
       if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) return false;
     fields.add(name, value);

@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 
+#include "gateway/http/syntax.hpp"
 #include "gateway/proxy/backend_address.hpp"
 #include "gateway/proxy/demo_backend.hpp"
 #include "gateway/proxy/request_writer.hpp"
@@ -104,8 +105,8 @@ TEST_CASE("is_hop_by_hop knows the fixed list and the fields Connection names", 
   h.add("connection", " x-bar ");
   for (const char* n : {"Connection", "keep-alive", "Proxy-Connection", "te", "Trailer", "TRANSFER-ENCODING",
                         "Upgrade", "x-foo", "X-Bar"})
-    CHECK(proxy::is_hop_by_hop(n, h));
-  for (const char* n : {"Host", "Content-Length", "X-Foobar", "Trailers", "Close2"}) CHECK_FALSE(proxy::is_hop_by_hop(n, h));
+    CHECK(http::is_hop_by_hop(n, h));
+  for (const char* n : {"Host", "Content-Length", "X-Foobar", "Trailers", "Close2"}) CHECK_FALSE(http::is_hop_by_hop(n, h));
 }
 
 TEST_CASE("the demo backend describes each request as JSON, directly and through the proxy",

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/core/utf8.hpp"
 #include "gateway/json/writer.hpp"
 
 namespace json = gateway::json;
@@ -403,7 +404,7 @@ TEST_CASE("reader rejects invalid UTF-8 in the input", "[unit][json]") {
   for (const char* text : {"\"\xC2\x80\"", "\"\xDF\xBF\"", "\"\xE0\xA0\x80\"", "\"\xED\x9F\xBF\"",
                            "\"\xEE\x80\x80\"", "\"\xEF\xBF\xBF\"", "\"\xF0\x90\x80\x80\"", "\"\xF4\x8F\xBF\xBF\""}) {
     const json::value v = parse_ok(text);
-    CHECK(json::utf8_length(v.as_string()) == 1);
+    CHECK(gateway::core::utf8_length(v.as_string()) == 1);
   }
 }
 
@@ -426,23 +427,23 @@ TEST_CASE("reader keeps duplicate keys in source order and find returns the firs
   CHECK(keys == std::vector<std::string>{"a", "b", "a"});
 }
 
-TEST_CASE("utf8_length counts code points", "[unit][json]") {
-  CHECK(json::utf8_length("") == 0);
-  CHECK(json::utf8_length("abc") == 3);
-  CHECK(json::utf8_length("\xC3\xA9") == 1);
-  CHECK(json::utf8_length("\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E") == 3);
-  CHECK(json::utf8_length("\xF0\x9F\x98\x80") == 1);
-  CHECK(json::utf8_length("a\xC3\xA9\xE6\x97\xA5\xF0\x9F\x98\x80") == 4);
-  CHECK(json::utf8_length("\0"s) == 1);
+TEST_CASE("utf8_length counts code points", "[unit][core]") {
+  CHECK(gateway::core::utf8_length("") == 0);
+  CHECK(gateway::core::utf8_length("abc") == 3);
+  CHECK(gateway::core::utf8_length("\xC3\xA9") == 1);
+  CHECK(gateway::core::utf8_length("\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E") == 3);
+  CHECK(gateway::core::utf8_length("\xF0\x9F\x98\x80") == 1);
+  CHECK(gateway::core::utf8_length("a\xC3\xA9\xE6\x97\xA5\xF0\x9F\x98\x80") == 4);
+  CHECK(gateway::core::utf8_length("\0"s) == 1);
   // Invalid bytes count one each, as the writer's U+FFFD replacement does.
-  CHECK(json::utf8_length("\xFF") == 1);
-  CHECK(json::utf8_length("a\xE2\x82") == 3);
-  CHECK(json::utf8_length("\xC0\x80") == 2);
-  CHECK(json::utf8_length("\xED\xA0\x80") == 3);
+  CHECK(gateway::core::utf8_length("\xFF") == 1);
+  CHECK(gateway::core::utf8_length("a\xE2\x82") == 3);
+  CHECK(gateway::core::utf8_length("\xC0\x80") == 2);
+  CHECK(gateway::core::utf8_length("\xED\xA0\x80") == 3);
   for (std::string_view s : {"\xFF" "ab", "a\xE2\x82", "\xC0\x80z", "x\xF0\x9F\x98"}) {
     std::string written;
     json::append_string(written, s);
-    CHECK(json::utf8_length(parse_ok(written).as_string()) == json::utf8_length(s));
+    CHECK(gateway::core::utf8_length(parse_ok(written).as_string()) == gateway::core::utf8_length(s));
   }
 }
 
@@ -565,7 +566,7 @@ TEST_CASE("reader parses a large request body with correct values and lines", "[
     CHECK(r.find("score")->as_double() == Approx(static_cast<double>(k) * 0.25));
     CHECK(r.find("active")->as_bool() == (k % 2 == 1));
     CHECK(r.find("tags")->items()[2].is_null());
-    CHECK(json::utf8_length(r.find("bio")->as_string()) == 52);
+    CHECK(gateway::core::utf8_length(r.find("bio")->as_string()) == 52);
   }
 }
 

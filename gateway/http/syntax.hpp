@@ -1,0 +1,36 @@
+#pragma once
+// HTTP syntax rules shared by every module that reads or writes messages
+// (the request parser, the proxy's request writer and response reader, the
+// tunnel, the codecs): tokens, optional whitespace, comma-separated lists
+// and the hop-by-hop fields.
+#include <string_view>
+
+#include "gateway/core/ascii.hpp"
+#include "gateway/http/header_list.hpp"
+
+namespace gateway::http {
+
+// RFC 9110 section 5.6.2: tchar.
+bool is_tchar(unsigned char c) noexcept;
+
+// A non-empty sequence of tchars (RFC 9110 section 5.6.2: token).
+bool is_token(std::string_view s) noexcept;
+
+// OWS (RFC 9110 section 5.6.3) removed from both ends: spaces and tabs.
+constexpr std::string_view trim_ows(std::string_view v) noexcept {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+// Does the comma-separated list (RFC 9110 section 5.6.1) contain `token`,
+// compared case-insensitively, as in "Connection: keep-alive, Upgrade"?
+bool has_token(std::string_view list, std::string_view token) noexcept;
+
+// True for fields that describe one hop and are never forwarded (RFC 9110
+// section 7.6.1: Connection and the fields it names, Keep-Alive,
+// Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade), given the
+// message's own fields (whose Connection values name further ones).
+bool is_hop_by_hop(std::string_view name, const header_list& fields) noexcept;
+
+}  // namespace gateway::http
