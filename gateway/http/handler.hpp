@@ -25,6 +25,7 @@
 
 #include "gateway/core/arena.hpp"
 #include "gateway/http/message.hpp"
+#include "gateway/http/upstream_guard.hpp"
 
 namespace asio::ip {
 class tcp;
@@ -45,16 +46,9 @@ struct request_context {
   // Set by the proxy: the backend it sent the request to ("HOST:PORT"),
   // for the access log. Empty for answers the gateway gives itself.
   std::string_view upstream;
-  // While the proxy holds an upstream connection it registers a way to
-  // abort it here, so a hard shutdown can cancel that work too.
-  void (*abort_upstream)(void*) = nullptr;
-  void* abort_upstream_arg = nullptr;
-  // While the proxy waits on the backend it sets a deadline here; the
-  // worker's periodic sweep (the same one that enforces the client-side
-  // timeouts) calls upstream_expired(abort_upstream_arg) once it passes.
-  // One clock for every timeout: no timer, and no race, per request.
-  std::chrono::steady_clock::time_point upstream_deadline = std::chrono::steady_clock::time_point::max();
-  void (*upstream_expired)(void*) = nullptr;
+  // The backend work of this request, while a handler holds backend
+  // sockets (see upstream_guard.hpp); null otherwise.
+  upstream_guard* guard = nullptr;
 };
 
 struct exchange {

@@ -24,18 +24,6 @@ namespace {
 constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 using clock = std::chrono::steady_clock;
 
-void abort_request_upstream(void* ctx) noexcept {
-  auto* c = static_cast<http::request_context*>(ctx);
-  if (c->abort_upstream != nullptr) c->abort_upstream(c->abort_upstream_arg);
-}
-
-void poll_request_upstream(void* ctx, clock::time_point now) noexcept {
-  auto* c = static_cast<http::request_context*>(ctx);
-  if (c->upstream_deadline > now || c->upstream_expired == nullptr) return;
-  c->upstream_deadline = clock::time_point::max();
-  c->upstream_expired(c->abort_upstream_arg);
-}
-
 // The read buffer: bytes [begin_, end_) are received and not yet consumed.
 // Starts small and grows only for an unusually large head (up to max_head).
 class read_buffer {
@@ -567,11 +555,9 @@ asio::awaitable<void> session::run() {
     ex.ctx.start = clock::now();
     ex.ctx.worker = w_.index();
     set_phase(conn_phase::handler, {});
-    // A hard abort reaches the upstream socket the handler registered in
-    // ex.ctx (the proxy's), until the streamed response is done.
-    st_.abort_upstream = &abort_request_upstream;
-    st_.poll_upstream = &poll_request_upstream;
-    st_.abort_upstream_arg = &ex.ctx;
+    // A hard abort and the sweep reach the backend work the handler
+    // registers in ex.ctx.guard, until the response or tunnel is done.
+    st_.request = &ex.ctx;
     chain_ = w_.current_chain();
     co_await chain_->chain->handle(ex);
     outcome o = outcome::close;
@@ -593,9 +579,7 @@ asio::awaitable<void> session::run() {
         }
       }
     }
-    st_.abort_upstream = nullptr;
-    st_.poll_upstream = nullptr;
-    st_.abort_upstream_arg = nullptr;
+    st_.request = nullptr;
     // Release the request's memory before waiting for the next one.
     ex.res.stream = nullptr;
     ex.res.upgrade = nullptr;
@@ -632,7 +616,7 @@ void connection_state::abort() noexcept {
   std::error_code ignored;
   socket.close(ignored);
   cancel_signal.emit(asio::cancellation_type::terminal);
-  if (abort_upstream != nullptr) abort_upstream(abort_upstream_arg);
+  if (request != nullptr && request->guard != nullptr) request->guard->abort();
 }
 
 asio::awaitable<void> serve_connection(std::shared_ptr<connection_state> state) {

@@ -10,6 +10,8 @@
 #include <asio/ip/tcp.hpp>
 #include <chrono>
 
+#include "gateway/http/handler.hpp"
+
 namespace gateway::net {
 
 class worker;
@@ -32,10 +34,10 @@ struct connection_state {
   // Emitted (terminal) by abort(): cancels whatever the coroutine awaits,
   // a handler's timer or an upstream read included.
   asio::cancellation_signal cancel_signal;
-  void (*abort_upstream)(void*) = nullptr;
-  void* abort_upstream_arg = nullptr;
-  // Checks the running request's upstream deadline (the sweep calls it).
-  void (*poll_upstream)(void*, std::chrono::steady_clock::time_point) = nullptr;
+  // The request being served (from its chain's start until its response or
+  // tunnel is done), so that abort() and the sweep reach its backend work
+  // through request->guard.
+  http::request_context* request = nullptr;
 
   // Intrusive list links, owned by the worker.
   connection_state* prev = nullptr;

@@ -213,7 +213,7 @@ void worker::sweep() {
         c->deadline = clock::time_point::max();
         c->cancel_io();
       }
-      if (c->poll_upstream != nullptr) c->poll_upstream(c->abort_upstream_arg, now);
+      if (c->request != nullptr && c->request->guard != nullptr) c->request->guard->poll(now);
     }
     c = next;
   }

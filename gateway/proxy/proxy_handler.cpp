@@ -81,10 +81,10 @@ struct head_outcome {
 // One proxied response: the upstream connection while the response is being
 // read, the parser, and the one fixed buffer. Lives in the request arena; its
 // destructor closes a connection whose response was not read to the end.
-// Waits on the backend are bounded by a deadline in the request context,
-// which the worker's connection sweep enforces (expire_thunk): no timer and
-// no racing coroutine per request.
-class upstream_response final : public http::body_source {
+// Waits on the backend are bounded by the guard's deadline, which the
+// worker's connection sweep enforces (expire()): no timer and no racing
+// coroutine per request.
+class upstream_response final : public http::body_source, public http::upstream_guard {
  public:
   upstream_response(upstream_pool& pool, buffer_pool& buffers, const proxy_options& opts, bool head_request,
                     http::request_context& ctx, bool upgrade = false)
@@ -93,7 +93,6 @@ class upstream_response final : public http::body_source {
         buffers_(buffers),
         opts_(opts),
         mem_(*ctx.mem),
-        ctx_(ctx),
         conn_(pool.io(), pool.stats()),
         reader_(head_request),
         pooled_(nullptr),
@@ -122,18 +121,10 @@ class upstream_response final : public http::body_source {
                                       opts_.buffer_size, mem_);
   }
 
-  static void abort_thunk(void* self) noexcept {
-    auto* r = static_cast<upstream_response*>(self);
-    r->aborted_ = true;
-    r->conn_.close();
-  }
-
-  // The deadline passed while waiting on the backend: closing the socket
-  // ends the pending operation, which then reports the timeout.
-  static void expire_thunk(void* self) noexcept {
-    auto* r = static_cast<upstream_response*>(self);
-    r->timed_out_ = true;
-    r->conn_.close();
+  // Hard shutdown: close the backend connection under whatever awaits it.
+  void abort() noexcept override {
+    aborted_ = true;
+    conn_.close();
   }
 
   // Sending the request and reading the response head, within the response
@@ -216,13 +207,13 @@ class upstream_response final : public http::body_source {
     cap_ = buffers_.size();
   }
 
-  void arm() noexcept {
-    ctx_.upstream_deadline = clock::now() + opts_.response_timeout;
-    ctx_.upstream_expired = &expire_thunk;
-  }
-  void disarm() noexcept {
-    ctx_.upstream_deadline = clock::time_point::max();
-    ctx_.upstream_expired = nullptr;
+  void arm() noexcept { upstream_guard::arm(opts_.response_timeout); }
+
+  // The deadline passed while waiting on the backend: closing the socket
+  // ends the pending operation, which then reports the timeout.
+  void expire() noexcept override {
+    timed_out_ = true;
+    conn_.close();
   }
 
  public:
@@ -340,7 +331,6 @@ class upstream_response final : public http::body_source {
   buffer_pool& buffers_;
   const proxy_options& opts_;
   core::arena& mem_;
-  http::request_context& ctx_;
   upstream_connection conn_;
   response_reader reader_;
   char* pooled_;  // from buffers_ once needed, given back by the destructor
@@ -378,8 +368,7 @@ class proxy_handler final : public http::handler {
     if (upgrade) head = with_upgrade_fields(head, ex.req.headers.value_of("upgrade"), mem);
 
     auto* up = mem.make<upstream_response>(pool_, buffers_, opts_, ex.req.method_id == HTTP_HEAD, ex.ctx, upgrade);
-    ex.ctx.abort_upstream = &upstream_response::abort_thunk;
-    ex.ctx.abort_upstream_arg = up;
+    ex.ctx.guard = up;
 
     http::header_list fields(mem);
     std::error_code err;
@@ -417,8 +406,7 @@ class proxy_handler final : public http::handler {
       ex.res.no_body = true;
       auto* t = up->make_tunnel();
       ex.res.upgrade = t;
-      ex.ctx.abort_upstream = &upstream_tunnel::abort_thunk;
-      ex.ctx.abort_upstream_arg = t;
+      ex.ctx.guard = t;
       co_return;
     }
     if (!err && !up->start_body()) err = make_error_code(proxy_errc::bad_response);

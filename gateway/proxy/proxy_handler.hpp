@@ -21,8 +21,10 @@
 //      end and the backend allows reuse; a response left unfinished (client
 //      gone, backend died mid-body, shutdown) closes it instead
 //
-// While a request holds an upstream socket, ex.ctx.abort_upstream closes it,
-// so the server's hard shutdown ends that work at once.
+// While a request holds an upstream socket, its http::upstream_guard (the
+// response, then a tunnel) is registered in ex.ctx.guard: the server's hard
+// shutdown ends that work at once, and the worker's sweep enforces the
+// response timeout through it.
 //
 // Thread: the handler and its pool belong to one worker; handle() and the
 // body source run on that worker's thread only.

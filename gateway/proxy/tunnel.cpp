@@ -2,7 +2,6 @@
 
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
@@ -16,7 +15,6 @@ namespace {
 
 constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 using namespace asio::experimental::awaitable_operators;
-using clock = std::chrono::steady_clock;
 
 }  // namespace
 
@@ -82,7 +80,9 @@ upstream_tunnel::upstream_tunnel(upstream_connection conn, std::string_view upst
 
 upstream_tunnel::~upstream_tunnel() { conn_.close(); }
 
-void upstream_tunnel::abort_thunk(void* self) noexcept { static_cast<upstream_tunnel*>(self)->conn_.close(); }
+void upstream_tunnel::abort() noexcept { conn_.close(); }
+
+void upstream_tunnel::expire() noexcept { close_both(); }
 
 void upstream_tunnel::close_both() noexcept {
   std::error_code ignored;
@@ -107,26 +107,14 @@ asio::awaitable<void> upstream_tunnel::relay(asio::ip::tcp::socket& from, asio::
       }
       co_return;
     }
-    last_activity_ = clock::now();
+    arm(idle_timeout_);
     auto [wec, written] = co_await asio::async_write(to, asio::buffer(buf, n), use_nothrow);
     (void)written;
     if (wec) {
       close_both();
       co_return;
     }
-    last_activity_ = clock::now();
-  }
-}
-
-asio::awaitable<void> upstream_tunnel::watchdog(std::chrono::nanoseconds idle_timeout) {
-  co_await asio::this_coro::throw_if_cancelled(false);
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  for (;;) {
-    auto deadline = last_activity_ + idle_timeout;
-    if (deadline <= clock::now()) co_return;  // idle: ends the tunnel
-    timer.expires_at(deadline);
-    auto [ec] = co_await timer.async_wait(use_nothrow);
-    if (ec) co_return;  // cancelled: the relays are done
+    arm(idle_timeout_);
   }
 }
 
@@ -134,7 +122,8 @@ asio::awaitable<void> upstream_tunnel::run(asio::ip::tcp::socket& client, std::s
                                            std::chrono::nanoseconds idle_timeout) {
   co_await asio::this_coro::throw_if_cancelled(false);
   client_ = &client;
-  last_activity_ = clock::now();
+  idle_timeout_ = idle_timeout;
+  arm(idle_timeout_);
   if (!conn_.is_open()) co_return;  // aborted meanwhile
   auto& upstream = conn_.socket();
   // Bytes that arrived with the heads on either side go first.
@@ -148,7 +137,8 @@ asio::awaitable<void> upstream_tunnel::run(asio::ip::tcp::socket& client, std::s
     (void)n;
     if (ec) co_return;
   }
-  co_await ((relay(client, upstream, up_buf_) && relay(upstream, client, down_buf_)) || watchdog(idle_timeout));
+  co_await (relay(client, upstream, up_buf_) && relay(upstream, client, down_buf_));
+  disarm();
   close_both();
   client_ = nullptr;
 }

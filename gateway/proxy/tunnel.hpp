@@ -10,7 +10,9 @@
 // traffic, and a slow reader slows its writer (TCP back-pressure passes
 // through). A FIN from one side is passed on as a FIN to the other (half
 // close) and the other direction goes on; an error on either side closes
-// both; no byte in either direction for `idle_timeout` closes both.
+// both; no byte in either direction for `idle_timeout` closes both (the
+// tunnel is the request's upstream_guard: its deadline moves with every
+// byte, and the worker's sweep enforces it).
 //
 // Thread: the worker's, like the request it came from. Ownership: the
 // request arena (it lives until the connection closes).
@@ -21,6 +23,7 @@
 #include "gateway/core/arena.hpp"
 #include "gateway/http/header_list.hpp"
 #include "gateway/http/message.hpp"
+#include "gateway/http/upstream_guard.hpp"
 #include "gateway/proxy/upstream_pool.hpp"
 
 namespace gateway::proxy {
@@ -40,7 +43,7 @@ std::string_view with_upgrade_fields(std::string_view head, std::string_view upg
 bool is_switching_head(std::string_view head) noexcept;
 bool parse_switching_head(std::string_view head, http::header_list& fields) noexcept;
 
-class upstream_tunnel final : public http::tunnel {
+class upstream_tunnel final : public http::tunnel, public http::upstream_guard {
  public:
   // `upstream_bytes`: what the backend sent after its 101 head (copied).
   upstream_tunnel(upstream_connection conn, std::string_view upstream_bytes, std::size_t buffer_size,
@@ -50,12 +53,13 @@ class upstream_tunnel final : public http::tunnel {
   asio::awaitable<void> run(asio::ip::tcp::socket& client, std::string_view client_bytes,
                             std::chrono::nanoseconds idle_timeout) override;
 
-  // For request_context::abort_upstream: closes the upstream side now.
-  static void abort_thunk(void* self) noexcept;
+  // Hard shutdown: closes the upstream side now (the relays then end).
+  void abort() noexcept override;
 
  private:
   asio::awaitable<void> relay(asio::ip::tcp::socket& from, asio::ip::tcp::socket& to, char* buf);
-  asio::awaitable<void> watchdog(std::chrono::nanoseconds idle_timeout);
+  // No byte moved for the idle timeout.
+  void expire() noexcept override;
   void close_both() noexcept;
 
   upstream_connection conn_;
@@ -64,7 +68,7 @@ class upstream_tunnel final : public http::tunnel {
   char* down_buf_;
   std::size_t buf_size_;
   asio::ip::tcp::socket* client_ = nullptr;
-  std::chrono::steady_clock::time_point last_activity_{};
+  std::chrono::nanoseconds idle_timeout_{};
 };
 
 }  // namespace gateway::proxy
