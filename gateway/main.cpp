@@ -1,7 +1,7 @@
 // The gateway binary: parse flags, run. Everything else lives in the library.
 #include <cstdio>
 
-#include "gateway/app/app.hpp"
+#include "gateway/app/instance.hpp"
 #include "gateway/core/config.hpp"
 
 int main(int argc, char** argv) {

@@ -25,10 +25,10 @@ bool wants_prometheus(const http::exchange& ex) {
          accept.find("application/openmetrics-text") != std::string_view::npos;
 }
 
-class metrics_handler final : public http::handler {
+class metrics_page final : public http::layer {
  public:
-  explicit metrics_handler(const middleware::metrics_registry& r) : registry_(r) {}
-  asio::awaitable<void> handle(http::exchange& ex) override {
+  explicit metrics_page(const middleware::metrics_registry& r) : registry_(r) {}
+  http::step enter(http::exchange& ex, http::layer_state&) override {
     std::string& out = scratch(ex);
     if (wants_prometheus(ex)) {
       registry_.render_prometheus(out);
@@ -42,24 +42,24 @@ class metrics_handler final : public http::handler {
       ex.res.headers.set("Content-Type", "application/json");
     }
     ex.res.headers.set("Cache-Control", "no-store");
-    co_return;
+    return http::step::answered;
   }
 
  private:
   const middleware::metrics_registry& registry_;
 };
 
-class logs_handler final : public http::handler {
+class logs_page final : public http::layer {
  public:
-  explicit logs_handler(const middleware::log_ring& r) : ring_(r) {}
-  asio::awaitable<void> handle(http::exchange& ex) override {
+  explicit logs_page(const middleware::log_ring& r) : ring_(r) {}
+  http::step enter(http::exchange& ex, http::layer_state&) override {
     std::size_t limit = ring_.capacity();
     if (auto q = http::query_param(ex.req.query, "limit")) {
       std::size_t n = 0;
       auto r = std::from_chars(q->data(), q->data() + q->size(), n);
       if (r.ec != std::errc{} || r.ptr != q->data() + q->size()) {
         http::respond_text(ex, 400, "limit must be a non-negative integer");
-        co_return;
+        return http::step::answered;
       }
       limit = std::min(limit, n);
     }
@@ -69,25 +69,25 @@ class logs_handler final : public http::handler {
     ex.res.body = out;
     ex.res.headers.set("Content-Type", "application/json");
     ex.res.headers.set("Cache-Control", "no-store");
-    co_return;
+    return http::step::answered;
   }
 
  private:
   const middleware::log_ring& ring_;
 };
 
-class logs_clear_handler final : public http::handler {
+class logs_clear_page final : public http::layer {
  public:
-  explicit logs_clear_handler(middleware::log_ring& r) : ring_(r) {}
-  asio::awaitable<void> handle(http::exchange& ex) override {
+  explicit logs_clear_page(middleware::log_ring& r) : ring_(r) {}
+  http::step enter(http::exchange& ex, http::layer_state&) override {
     if (ex.req.method_id != HTTP_POST && ex.req.method_id != HTTP_DELETE) {
       http::respond_text(ex, 405, "Method Not Allowed");
       ex.res.headers.add("Allow", "POST, DELETE");
-      co_return;
+      return http::step::answered;
     }
     ring_.clear();
     http::respond_json(ex, 200, R"({"status":"cleared"})");
-    co_return;
+    return http::step::answered;
   }
 
  private:
@@ -96,12 +96,10 @@ class logs_clear_handler final : public http::handler {
 
 }  // namespace
 
-http::handler_ptr make_metrics_handler(const middleware::metrics_registry& registry) {
-  return std::make_unique<metrics_handler>(registry);
+http::layer_ptr make_metrics_page(const middleware::metrics_registry& registry) {
+  return std::make_unique<metrics_page>(registry);
 }
-http::handler_ptr make_logs_handler(const middleware::log_ring& ring) { return std::make_unique<logs_handler>(ring); }
-http::handler_ptr make_logs_clear_handler(middleware::log_ring& ring) {
-  return std::make_unique<logs_clear_handler>(ring);
-}
+http::layer_ptr make_logs_page(const middleware::log_ring& ring) { return std::make_unique<logs_page>(ring); }
+http::layer_ptr make_logs_clear_page(middleware::log_ring& ring) { return std::make_unique<logs_clear_page>(ring); }
 
 }  // namespace gateway::admin

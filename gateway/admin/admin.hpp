@@ -1,7 +1,8 @@
 #pragma once
-// The admin routes: /metrics (no auth), /logs and /logs/clear (auth, via
-// the chain). Handlers read shared registries that outlive every chain.
-#include "gateway/http/handler.hpp"
+// The admin pages: /metrics, /logs and /logs/clear, each the answering
+// layer of its route (app/pipeline.hpp puts auth and the rate limit before
+// them). They read shared registries that outlive every pipeline.
+#include "gateway/http/layer.hpp"
 #include "gateway/middleware/log_ring.hpp"
 #include "gateway/middleware/metrics_registry.hpp"
 
@@ -9,13 +10,13 @@ namespace gateway::admin {
 
 // JSON by default; Prometheus text format 0.0.4 for ?format=prometheus or
 // an Accept header naming text/plain or application/openmetrics-text.
-http::handler_ptr make_metrics_handler(const middleware::metrics_registry& registry);
+http::layer_ptr make_metrics_page(const middleware::metrics_registry& registry);
 
 // GET (any method but the clear route's): the newest entries as a JSON
 // array, oldest first; ?limit=N (default and maximum: the ring's capacity).
-http::handler_ptr make_logs_handler(const middleware::log_ring& ring);
+http::layer_ptr make_logs_page(const middleware::log_ring& ring);
 
 // POST or DELETE: empties the ring, 200 {"status":"cleared"}; other methods 405.
-http::handler_ptr make_logs_clear_handler(middleware::log_ring& ring);
+http::layer_ptr make_logs_clear_page(middleware::log_ring& ring);
 
 }  // namespace gateway::admin

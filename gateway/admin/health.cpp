@@ -15,21 +15,21 @@ std::size_t format_rfc3339_now(char (&buf)[32]) noexcept {
 
 namespace {
 
-class health_handler final : public http::handler {
+class health_page final : public http::layer {
  public:
-  asio::awaitable<void> handle(http::exchange& ex) override {
+  http::step enter(http::exchange& ex, http::layer_state&) override {
     char ts[32];
     std::size_t n = format_rfc3339_now(ts);
     char body[96];
     int len = std::snprintf(body, sizeof body, "{\"status\":\"healthy\",\"timestamp\":\"%.*s\"}",
                             static_cast<int>(n), ts);
     http::respond_json(ex, 200, std::string_view(body, static_cast<std::size_t>(len)));
-    co_return;
+    return http::step::answered;
   }
 };
 
 }  // namespace
 
-http::handler_ptr make_health_handler() { return std::make_unique<health_handler>(); }
+http::layer_ptr make_health_page() { return std::make_unique<health_page>(); }
 
 }  // namespace gateway::admin

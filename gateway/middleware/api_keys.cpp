@@ -74,6 +74,11 @@ api_key_set::api_key_set(const std::vector<std::string>& keys) {
   }
 }
 
+void api_key_set::merge(const api_key_set& other) {
+  for (const auto& d : other.digests_)
+    if (std::find(digests_.begin(), digests_.end(), d) == digests_.end()) digests_.push_back(d);
+}
+
 api_key_set api_key_set::from_file(const std::string& path, std::string& error) {
   error.clear();
   std::ifstream in(path, std::ios::binary);

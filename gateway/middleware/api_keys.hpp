@@ -46,6 +46,9 @@ class api_key_set {
   // a control character: bytes 0x00-0x1f and 0x7f), or nullopt if it can.
   static std::optional<std::string> check_key(std::string_view key);
 
+  // Adds the keys of `other` (start-up only).
+  void merge(const api_key_set& other);
+
   bool contains(std::string_view presented) const noexcept;
 
   std::size_t size() const noexcept { return digests_.size(); }

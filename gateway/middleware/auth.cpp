@@ -7,19 +7,18 @@ namespace gateway::middleware {
 
 namespace {
 
-class auth_handler final : public http::handler {
+class auth_layer final : public http::layer {
  public:
-  auth_handler(http::handler_ptr next, const api_key_set& keys, const jwt_verifier* jwt, metrics_shard& shard)
-      : next_(std::move(next)), keys_(keys), jwt_(jwt), shard_(shard) {}
+  auth_layer(const api_key_set& keys, const jwt_verifier* jwt, metrics_shard& shard)
+      : keys_(keys), jwt_(jwt), shard_(shard) {}
 
-  // Not a coroutine: nothing happens after the next layer (http::answered()).
-  asio::awaitable<void> handle(http::exchange& ex) override {
-    if (is_open_path(ex.req.path) || authorised(ex)) return next_->handle(ex);
+  http::step enter(http::exchange& ex, http::layer_state&) override {
+    if (authorised(ex)) return http::step::next;
     shard_.add(metric_counter::auth_rejected);
     http::respond_text(ex, 401, "Unauthorized");
     // RFC 6750 section 3 for bearer tokens; API keys have no standard scheme.
     ex.res.headers.add("WWW-Authenticate", bearer_challenge_);
-    return http::answered();
+    return http::step::answered;
   }
 
  private:
@@ -38,7 +37,6 @@ class auth_handler final : public http::handler {
     return false;
   }
 
-  http::handler_ptr next_;
   const api_key_set& keys_;
   const jwt_verifier* jwt_;
   metrics_shard& shard_;
@@ -47,10 +45,8 @@ class auth_handler final : public http::handler {
 
 }  // namespace
 
-http::middleware make_auth(const api_key_set& keys, const jwt_verifier* jwt, metrics_shard& shard) {
-  return [&keys, jwt, &shard](http::handler_ptr next) -> http::handler_ptr {
-    return std::make_unique<auth_handler>(std::move(next), keys, jwt, shard);
-  };
+http::layer_ptr make_auth(const api_key_set& keys, const jwt_verifier* jwt, metrics_shard& shard) {
+  return std::make_unique<auth_layer>(keys, jwt, shard);
 }
 
 }  // namespace gateway::middleware

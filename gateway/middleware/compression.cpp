@@ -73,16 +73,16 @@ void compress_response(http::exchange& ex) {
 
 // Decodes a compressed request body before the inner layers; compresses
 // the response after them.
-class compression_hook final : public http::hook {
+class compression_layer final : public http::layer {
  public:
-  compression_hook(std::uint64_t max_body, bool compress) : max_body_(max_body), compress_(compress) {}
+  compression_layer(std::uint64_t max_body, bool compress) : max_body_(max_body), compress_(compress) {}
 
-  bool before(http::exchange& ex, void*&) override {
+  http::step enter(http::exchange& ex, http::layer_state&) override {
     const http::header_field* ce = ex.req.headers.find("content-encoding");
-    if (ce == nullptr || http::iequals(ce->value, "identity")) return true;
+    if (ce == nullptr || http::iequals(ce->value, "identity")) return http::step::next;
     if (ex.req.headers.count("content-encoding") > 1 || ce->value.find(',') != std::string_view::npos) {
       http::respond_text(ex, 415, "Unsupported Content-Encoding");
-      return false;
+      return http::step::answered;
     }
     // The decompressed body lives exactly as long as the request.
     auto* out = ex.mem().make<std::string>();
@@ -93,20 +93,20 @@ class compression_hook final : public http::hook {
         break;
       case decompress_result::too_large:
         http::respond_text(ex, 413, "Decompressed body too large");
-        return false;
+        return http::step::answered;
       case decompress_result::corrupt:
         http::respond_text(ex, 400, "Invalid compressed body");
-        return false;
+        return http::step::answered;
       case decompress_result::unsupported_encoding:
         http::respond_text(ex, 415, "Unsupported Content-Encoding");
-        return false;
+        return http::step::answered;
     }
     ex.req.body = *out;
     ex.req.headers.remove("content-encoding");
-    return true;
+    return http::step::next;
   }
 
-  void after(http::exchange& ex, void*) override {
+  void leave(http::exchange& ex, http::layer_state&) override {
     if (compress_ && should_compress(ex)) compress_response(ex);
   }
 
@@ -117,9 +117,8 @@ class compression_hook final : public http::hook {
 
 }  // namespace
 
-http::middleware make_request_decompression(std::uint64_t max_body, bool compress_responses) {
-  return http::hook_middleware(
-      [max_body, compress_responses] { return std::make_unique<compression_hook>(max_body, compress_responses); });
+http::layer_ptr make_compression(std::uint64_t max_body, bool compress_responses) {
+  return std::make_unique<compression_layer>(max_body, compress_responses);
 }
 
 }  // namespace gateway::middleware

@@ -8,7 +8,7 @@
 // most the limit. Corrupt data: 400. An unknown coding: 415.
 #include <cstdint>
 
-#include "gateway/http/handler.hpp"
+#include "gateway/http/layer.hpp"
 
 namespace gateway::middleware {
 
@@ -18,6 +18,6 @@ namespace gateway::middleware {
 // least 256 bytes. Buffered bodies are compressed at once; streamed
 // (proxied) bodies are compressed piece by piece, each piece flushed so the
 // client is never kept waiting, and re-framed as chunked.
-http::middleware make_request_decompression(std::uint64_t max_body, bool compress_responses = false);
+http::layer_ptr make_compression(std::uint64_t max_body, bool compress_responses = false);
 
 }  // namespace gateway::middleware

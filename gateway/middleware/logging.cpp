@@ -6,17 +6,13 @@ namespace gateway::middleware {
 
 namespace {
 
-class logging_hook final : public http::hook {
+class logging_layer final : public http::layer {
  public:
-  logging_hook(log_ring& ring, access_log& out) : ring_(ring), out_(out) {}
+  logging_layer(log_ring& ring, access_log& out) : ring_(ring), out_(out) {}
 
-  bool before(http::exchange& ex, void*& state) override {
-    // The body as the client sent it (decompression later replaces the view).
-    if (!ex.req.body.empty()) state = ex.mem().make<std::string_view>(ex.req.body);
-    return true;
-  }
+  http::step enter(http::exchange&, http::layer_state&) override { return http::step::next; }
 
-  void after(http::exchange& ex, void* state) override {
+  void leave(http::exchange& ex, http::layer_state&) override {
     log_entry_view e;
     e.timestamp = std::chrono::system_clock::now();
     e.method = ex.req.method;
@@ -26,7 +22,7 @@ class logging_hook final : public http::hook {
     e.client = ex.ctx.client_ip;
     e.request_id = ex.ctx.request_id;
     e.headers = std::span<const http::header_field>(ex.req.headers.begin(), ex.req.headers.size());
-    if (state != nullptr) e.body = *static_cast<std::string_view*>(state);
+    e.body = ex.ctx.received_body;
     ring_.push(e);
     out_.write(access_log_line{&e, ex.ctx.upstream});
   }
@@ -38,8 +34,6 @@ class logging_hook final : public http::hook {
 
 }  // namespace
 
-http::middleware make_logging(log_ring& ring, access_log& out) {
-  return http::hook_middleware([&ring, &out] { return std::make_unique<logging_hook>(ring, out); });
-}
+http::layer_ptr make_logging(log_ring& ring, access_log& out) { return std::make_unique<logging_layer>(ring, out); }
 
 }  // namespace gateway::middleware

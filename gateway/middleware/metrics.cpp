@@ -6,13 +6,13 @@ namespace gateway::middleware {
 
 namespace {
 
-class metrics_hook final : public http::hook {
+class metrics_layer final : public http::layer {
  public:
-  explicit metrics_hook(metrics_shard& shard) : shard_(shard) {}
+  explicit metrics_layer(metrics_shard& shard) : shard_(shard) {}
 
-  bool before(http::exchange&, void*&) override { return true; }
+  http::step enter(http::exchange&, http::layer_state&) override { return http::step::next; }
 
-  void after(http::exchange& ex, void*) override {
+  void leave(http::exchange& ex, http::layer_state&) override {
     // Latency from the end of the request's reading to the response being
     // ready (a streamed body's transfer is the client's and the backend's time).
     shard_.record(ex.req.path, ex.res.status, std::chrono::steady_clock::now() - ex.ctx.start);
@@ -24,8 +24,6 @@ class metrics_hook final : public http::hook {
 
 }  // namespace
 
-http::middleware make_metrics(metrics_shard& shard) {
-  return http::hook_middleware([&shard] { return std::make_unique<metrics_hook>(shard); });
-}
+http::layer_ptr make_metrics(metrics_shard& shard) { return std::make_unique<metrics_layer>(shard); }
 
 }  // namespace gateway::middleware

@@ -1,18 +1,13 @@
 #pragma once
-// The gateway's middleware, one file each. Every factory returns a
-// http::middleware (next handler in, handler out), composed once per worker
-// at start-up in the contract's order (see app/app.cpp):
-//   body limit (in net/connection) -> request id -> metrics -> logging -> compression
-//   -> rate limit -> auth -> router -> [validation per route] -> route
-// Shared state (registries, tables, keys) is owned by app::gateway and
-// outlives every chain.
+// The gateway's middleware, one file each, as http::layer factories (the
+// contract: http/layer.hpp; the order they run in: app/pipeline.hpp).
+// Shared state (registries, tables, keys) outlives every layer built from it.
 #include <cstdint>
-#include <optional>
 #include <string_view>
 #include <vector>
 
 #include "gateway/core/config.hpp"
-#include "gateway/http/handler.hpp"
+#include "gateway/http/layer.hpp"
 #include "gateway/http/query.hpp"
 #include "gateway/middleware/access_log.hpp"
 #include "gateway/middleware/api_keys.hpp"
@@ -26,31 +21,29 @@ namespace gateway::middleware {
 // X-Request-Id: the client's when sane (<= 128 plain characters), else a
 // generated one; set on the request (so the backend gets it), kept in the
 // context (access log, /logs) and returned on the response.
-http::middleware make_request_id(unsigned worker);
+http::layer_ptr make_request_id(unsigned worker);
 
 // Counts every request (path, status, latency) in the worker's shard.
-http::middleware make_metrics(metrics_shard& shard);
+http::layer_ptr make_metrics(metrics_shard& shard);
 
 // Keeps the newest entries for /logs (redacted) and writes the access log.
-http::middleware make_logging(log_ring& ring, access_log& out);
+http::layer_ptr make_logging(log_ring& ring, access_log& out);
 
 // 429 with Retry-After over the limit; RateLimit-* headers on every
 // limited response. Keyed by client IP, or by API key when `by_api_key`
-// and the request presents one. /health and /metrics are not limited.
-http::middleware make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard);
+// and the request presents one.
+http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard);
 
 // API key (X-API-Key or api_key query) or Authorization: Bearer <JWT>.
-// /health and /metrics skip it. Failure: 401 with WWW-Authenticate.
-// `jwt` may be null: bearer tokens are then refused.
-http::middleware make_auth(const api_key_set& keys, const jwt_verifier* jwt, metrics_shard& shard);
+// Failure: 401 with WWW-Authenticate. `jwt` may be null: bearer tokens are
+// then refused.
+http::layer_ptr make_auth(const api_key_set& keys, const jwt_verifier* jwt, metrics_shard& shard);
 
-// Route-level: for paths under rules.route (a prefix), POST and PUT bodies
-// must be a JSON object satisfying the
-// field rules. 400 "Invalid JSON", "Missing field: x", "Field too short: x",
-// "Field too long: x".
-http::handler_ptr make_validation(const core::validation_rules& rules, http::handler_ptr next);
-
-// True for paths that skip auth and rate limiting.
-bool is_open_path(std::string_view path) noexcept;
+// A route's JSON body rules: for POST and PUT to a path under a rule set's
+// route (a prefix), the body must be a JSON object satisfying that set's
+// field rules. The body is parsed once, whatever the number of sets. 400
+// "Invalid JSON", "Missing field: x", "Field too short: x", "Field too
+// long: x". The rules must outlive the layer.
+http::layer_ptr make_validation(const std::vector<const core::validation_rules*>& rules);
 
 }  // namespace gateway::middleware

@@ -1,12 +1,10 @@
 #include <charconv>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 
 #include "gateway/middleware/middleware.hpp"
 
 namespace gateway::middleware {
-
-bool is_open_path(std::string_view path) noexcept { return path == "/health" || path == "/metrics"; }
 
 namespace {
 
@@ -16,16 +14,20 @@ std::string_view number(core::arena& mem, std::uint64_t v) {
   return mem.copy(std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)));
 }
 
-class rate_limit_handler final : public http::handler {
- public:
-  rate_limit_handler(http::handler_ptr next, rate_limiter& limiter, bool by_api_key, metrics_shard& shard)
-      : next_(std::move(next)), limiter_(limiter), by_api_key_(by_api_key), shard_(shard) {}
+// draft-ietf-httpapi-ratelimit-headers: the client's budget, on every
+// limited response.
+void add_budget_headers(http::exchange& ex, const rate_limit_decision& d) {
+  ex.res.headers.add("RateLimit-Limit", number(ex.mem(), d.limit));
+  ex.res.headers.add("RateLimit-Remaining", number(ex.mem(), d.remaining));
+  ex.res.headers.add("RateLimit-Reset", number(ex.mem(), static_cast<std::uint64_t>(d.reset.count())));
+}
 
-  asio::awaitable<void> handle(http::exchange& ex) override {
-    if (is_open_path(ex.req.path)) {
-      co_await next_->handle(ex);
-      co_return;
-    }
+class rate_limit_layer final : public http::layer {
+ public:
+  rate_limit_layer(rate_limiter& limiter, bool by_api_key, metrics_shard& shard)
+      : limiter_(limiter), by_api_key_(by_api_key), shard_(shard) {}
+
+  http::step enter(http::exchange& ex, http::layer_state& state) override {
     std::string_view key = ex.ctx.client_ip;
     if (by_api_key_) {
       // Prefixed so an API key can never collide with an IP's bucket.
@@ -39,22 +41,20 @@ class rate_limit_handler final : public http::handler {
         key = std::string_view(p, presented.size() + 2);
       }
     }
-    auto d = limiter_.check(key, std::chrono::steady_clock::now());
-    if (!d.allowed) {
-      shard_.add(metric_counter::rate_limited);
-      http::respond_text(ex, 429, "Too Many Requests");
-      ex.res.headers.add("Retry-After", number(ex.mem(), static_cast<std::uint64_t>(d.reset.count())));
-    } else {
-      co_await next_->handle(ex);
-    }
-    // draft-ietf-httpapi-ratelimit-headers: the client's budget, on every limited route.
-    ex.res.headers.add("RateLimit-Limit", number(ex.mem(), d.limit));
-    ex.res.headers.add("RateLimit-Remaining", number(ex.mem(), d.remaining));
-    ex.res.headers.add("RateLimit-Reset", number(ex.mem(), static_cast<std::uint64_t>(d.reset.count())));
+    const auto& d = state.emplace<rate_limit_decision>(limiter_.check(key, std::chrono::steady_clock::now()));
+    if (d.allowed) return http::step::next;
+    shard_.add(metric_counter::rate_limited);
+    http::respond_text(ex, 429, "Too Many Requests");
+    ex.res.headers.add("Retry-After", number(ex.mem(), static_cast<std::uint64_t>(d.reset.count())));
+    add_budget_headers(ex, d);
+    return http::step::answered;
+  }
+
+  void leave(http::exchange& ex, http::layer_state& state) override {
+    add_budget_headers(ex, state.get<rate_limit_decision>());
   }
 
  private:
-  http::handler_ptr next_;
   rate_limiter& limiter_;
   bool by_api_key_;
   metrics_shard& shard_;
@@ -62,10 +62,8 @@ class rate_limit_handler final : public http::handler {
 
 }  // namespace
 
-http::middleware make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard) {
-  return [&limiter, by_api_key, &shard](http::handler_ptr next) -> http::handler_ptr {
-    return std::make_unique<rate_limit_handler>(std::move(next), limiter, by_api_key, shard);
-  };
+http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard) {
+  return std::make_unique<rate_limit_layer>(limiter, by_api_key, shard);
 }
 
 }  // namespace gateway::middleware

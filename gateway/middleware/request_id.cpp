@@ -18,16 +18,16 @@ bool sane_request_id(std::string_view id) noexcept {
   return true;
 }
 
-class request_id_hook final : public http::hook {
+class request_id_layer final : public http::layer {
  public:
-  explicit request_id_hook(unsigned worker) {
+  explicit request_id_layer(unsigned worker) {
     // 64 random bits per worker, then a counter: unique within the process
     // and unlikely to collide across restarts, with no lock and no syscall.
     std::random_device rd;
     prefix_ = (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<std::uint64_t>(worker) << 56);
   }
 
-  bool before(http::exchange& ex, void*&) override {
+  http::step enter(http::exchange& ex, http::layer_state&) override {
     std::string_view id = ex.req.headers.value_of("x-request-id");
     if (!sane_request_id(id)) {
       static constexpr char hex[] = "0123456789abcdef";
@@ -40,10 +40,10 @@ class request_id_hook final : public http::hook {
       ex.req.headers.set("X-Request-Id", id);
     }
     ex.ctx.request_id = id;
-    return true;
+    return http::step::next;
   }
 
-  void after(http::exchange& ex, void*) override { ex.res.headers.set("X-Request-Id", ex.ctx.request_id); }
+  void leave(http::exchange& ex, http::layer_state&) override { ex.res.headers.set("X-Request-Id", ex.ctx.request_id); }
 
  private:
   std::uint64_t prefix_ = 0;
@@ -52,8 +52,6 @@ class request_id_hook final : public http::hook {
 
 }  // namespace
 
-http::middleware make_request_id(unsigned worker) {
-  return http::hook_middleware([worker] { return std::make_unique<request_id_hook>(worker); });
-}
+http::layer_ptr make_request_id(unsigned worker) { return std::make_unique<request_id_layer>(worker); }
 
 }  // namespace gateway::middleware

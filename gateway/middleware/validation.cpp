@@ -1,5 +1,7 @@
 #include <llhttp.h>
 
+#include <optional>
+
 #include "gateway/core/utf8.hpp"
 #include "gateway/json/reader.hpp"
 #include "gateway/middleware/middleware.hpp"
@@ -8,38 +10,21 @@ namespace gateway::middleware {
 
 namespace {
 
-class validation_handler final : public http::handler {
+// One --validate (or config-file) rule set, with its messages built once:
+// a request only picks one.
+class rule_set {
  public:
-  validation_handler(const core::validation_rules& rules, http::handler_ptr next)
-      : rules_(rules), next_(std::move(next)) {
-    // The messages are built once; a request only picks one.
-    for (const auto& f : rules_.fields) {
+  explicit rule_set(const core::validation_rules& rules) : rules_(rules) {
+    for (const auto& f : rules_.fields)
       messages_.push_back({"Missing field: " + f.field, "Field too short: " + f.field, "Field too long: " + f.field});
-    }
   }
 
-  asio::awaitable<void> handle(http::exchange& ex) override {
-    const bool under_route = ex.req.path.substr(0, rules_.route.size()) == rules_.route;
-    if (under_route && (ex.req.method_id == HTTP_POST || ex.req.method_id == HTTP_PUT)) {
-      if (const std::string* failure = check(ex.req.body)) {
-        http::respond_text(ex, 400, *failure);
-        co_return;
-      }
-    }
-    co_await next_->handle(ex);
+  bool applies_to(std::string_view path) const noexcept {
+    return path.substr(0, rules_.route.size()) == rules_.route;
   }
 
- private:
-  struct field_messages {
-    std::string missing, too_short, too_long;
-  };
-
-  const std::string* check(std::string_view body) const {
-    json::parse_options opts;
-    opts.max_depth = 64;
-    auto parsed = json::parse(body, opts);
-    if (!parsed || !parsed.value().is_object()) return &invalid_json_;
-    const json::value& doc = parsed.value();
+  // The failure message for `doc`, or null when it passes.
+  const std::string* check(const json::value& doc) const {
     for (std::size_t i = 0; i < rules_.fields.size(); ++i) {
       const auto& rule = rules_.fields[i];
       const json::value* v = doc.find(rule.field);
@@ -55,16 +40,53 @@ class validation_handler final : public http::handler {
     return nullptr;
   }
 
+ private:
+  struct field_messages {
+    std::string missing, too_short, too_long;
+  };
   const core::validation_rules& rules_;
-  http::handler_ptr next_;
   std::vector<field_messages> messages_;
+};
+
+class validation_layer final : public http::layer {
+ public:
+  explicit validation_layer(const std::vector<const core::validation_rules*>& rules) {
+    for (const auto* r : rules) sets_.emplace_back(*r);
+  }
+
+  http::step enter(http::exchange& ex, http::layer_state&) override {
+    if (ex.req.method_id != HTTP_POST && ex.req.method_id != HTTP_PUT) return http::step::next;
+    const json::value* doc = nullptr;
+    std::optional<json::parse_result> parsed;
+    for (const auto& set : sets_) {
+      if (!set.applies_to(ex.req.path)) continue;
+      if (doc == nullptr) {
+        // The body is parsed once, for the first rule set that applies.
+        json::parse_options opts;
+        opts.max_depth = 64;
+        parsed.emplace(json::parse(ex.req.body, opts));
+        if (!*parsed || !parsed->value().is_object()) return answer(ex, invalid_json_);
+        doc = &parsed->value();
+      }
+      if (const std::string* failure = set.check(*doc)) return answer(ex, *failure);
+    }
+    return http::step::next;
+  }
+
+ private:
+  static http::step answer(http::exchange& ex, const std::string& message) {
+    http::respond_text(ex, 400, message);
+    return http::step::answered;
+  }
+
+  std::vector<rule_set> sets_;
   std::string invalid_json_ = "Invalid JSON";
 };
 
 }  // namespace
 
-http::handler_ptr make_validation(const core::validation_rules& rules, http::handler_ptr next) {
-  return std::make_unique<validation_handler>(rules, std::move(next));
+http::layer_ptr make_validation(const std::vector<const core::validation_rules*>& rules) {
+  return std::make_unique<validation_layer>(rules);
 }
 
 }  // namespace gateway::middleware

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "gateway/core/arena.hpp"
-#include "gateway/http/handler.hpp"
+#include "gateway/http/layer.hpp"
 #include "gateway/http/request_parser.hpp"
 #include "gateway/http/serializer.hpp"
 #include "gateway/net/worker.hpp"
@@ -551,6 +551,7 @@ asio::awaitable<void> session::run() {
     } in_flight(counters);
     core::live_shard::bump(counters.requests_total);
     ex.ctx.mem = &mem_;
+    ex.ctx.received_body = ex.req.body;
     ex.ctx.client_ip = std::string_view(client_ip_, client_ip_len_);
     ex.ctx.start = clock::now();
     ex.ctx.worker = w_.index();
@@ -559,7 +560,7 @@ asio::awaitable<void> session::run() {
     // registers in ex.ctx.guard, until the response or tunnel is done.
     st_.request = &ex.ctx;
     chain_ = w_.current_chain();
-    co_await chain_->chain->handle(ex);
+    co_await chain_->chain->run(ex);
     outcome o = outcome::close;
     if (!st_.aborted) {
       if (ex.res.upgrade != nullptr && ex.res.status == 101 && ex.req.upgrade) o = co_await run_tunnel(ex);

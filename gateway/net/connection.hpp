@@ -10,7 +10,7 @@
 #include <asio/ip/tcp.hpp>
 #include <chrono>
 
-#include "gateway/http/handler.hpp"
+#include "gateway/http/exchange.hpp"
 
 namespace gateway::net {
 

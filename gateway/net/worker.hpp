@@ -15,7 +15,7 @@
 #include "gateway/core/arena.hpp"
 #include "gateway/core/config.hpp"
 #include "gateway/core/live_counters.hpp"
-#include "gateway/http/handler.hpp"
+#include "gateway/http/layer.hpp"
 
 namespace gateway::net {
 
@@ -38,7 +38,7 @@ struct worker_env {
   std::shared_ptr<const void> owned;
 };
 
-using chain_factory = std::function<http::handler_ptr(worker_env&)>;
+using chain_factory = std::function<std::unique_ptr<http::pipeline>(worker_env&)>;
 
 // One built chain with its env. A connection holds the generation it
 // started a request with until that response (or tunnel) is finished, so a
@@ -46,7 +46,7 @@ using chain_factory = std::function<http::handler_ptr(worker_env&)>;
 // worker's thread (or with the worker).
 struct chain_generation {
   worker_env env;
-  http::handler_ptr chain;  // declared after env: destroyed before it
+  std::unique_ptr<http::pipeline> chain;  // declared after env: destroyed before it
   ~chain_generation() { chain.reset(); }
 };
 
@@ -82,7 +82,6 @@ class worker {
   void attach(connection_state& c) noexcept;
   void detach(connection_state& c) noexcept;
   bool draining() const noexcept { return draining_; }
-  http::handler& chain() noexcept { return *chain_->chain; }
   const std::shared_ptr<chain_generation>& current_chain() const noexcept { return chain_; }
   const core::config& cfg() const noexcept { return cfg_; }
   core::live_shard& counters() noexcept { return counters_; }

@@ -10,36 +10,29 @@ namespace gateway::proxy {
 
 namespace {
 
-class limit_handler final : public http::handler {
+class limit_layer final : public http::layer {
  public:
-  limit_handler(http::handler_ptr next, concurrency_limit_options opts, std::atomic<std::uint64_t>* rejected)
-      : next_(std::move(next)), opts_(opts), rejected_(rejected) {}
+  limit_layer(concurrency_limit_options opts, std::atomic<std::uint64_t>* rejected) : opts_(opts), rejected_(rejected) {}
 
-  asio::awaitable<void> handle(http::exchange& ex) override {
-    if (in_flight_ < opts_.max_in_flight) {
-      ++in_flight_;
-    } else {
-      // Awaited into a name, never inside a condition: GCC 12 compiled
-      // "if (!co_await wait_for_slot(ex))" at the top of a coroutine into a
-      // frame resumed in a bad state (SIGILL in the upstream-limit test,
-      // every run). The project keeps co_await out of conditions for that.
-      const bool handed_over = co_await wait_for_slot(ex);  // the slot comes with it
-      if (!handed_over) {
-        if (rejected_) rejected_->fetch_add(1, std::memory_order_relaxed);
-        http::respond_text(ex, 503, "backend busy: too many requests in flight, retry");
-        ex.res.headers.add("Retry-After", "1");
-        co_return;
-      }
-    }
-    struct release {
-      limit_handler& self;
-      // The slot goes straight to the oldest waiter, so a newcomer cannot
-      // take it between the wake-up and the waiter's resumption.
-      ~release() {
-        if (!self.hand_over()) --self.in_flight_;
-      }
-    } guard{*this};
-    co_await next_->handle(ex);
+  http::step enter(http::exchange&, http::layer_state&) override {
+    if (in_flight_ >= opts_.max_in_flight) return http::step::wait;
+    ++in_flight_;
+    return http::step::next;
+  }
+
+  asio::awaitable<http::step> await(http::exchange& ex, http::layer_state&) override {
+    const bool handed_over = co_await wait_for_slot(ex);  // the slot comes with it
+    if (handed_over) co_return http::step::next;
+    if (rejected_) rejected_->fetch_add(1, std::memory_order_relaxed);
+    http::respond_text(ex, 503, "backend busy: too many requests in flight, retry");
+    ex.res.headers.add("Retry-After", "1");
+    co_return http::step::answered;
+  }
+
+  // The slot goes straight to the oldest waiter, so a newcomer cannot take
+  // it between the wake-up and the waiter's resumption.
+  void leave(http::exchange&, http::layer_state&) override {
+    if (!hand_over()) --in_flight_;
   }
 
  private:
@@ -88,7 +81,6 @@ class limit_handler final : public http::handler {
     return false;
   }
 
-  http::handler_ptr next_;
   concurrency_limit_options opts_;
   std::atomic<std::uint64_t>* rejected_;
   std::uint32_t in_flight_ = 0;
@@ -99,9 +91,8 @@ class limit_handler final : public http::handler {
 
 }  // namespace
 
-http::handler_ptr make_concurrency_limit(http::handler_ptr next, concurrency_limit_options opts,
-                                         std::atomic<std::uint64_t>* rejected_counter) {
-  return std::make_unique<limit_handler>(std::move(next), opts, rejected_counter);
+http::layer_ptr make_concurrency_limit(concurrency_limit_options opts, std::atomic<std::uint64_t>* rejected_counter) {
+  return std::make_unique<limit_layer>(opts, rejected_counter);
 }
 
 }  // namespace gateway::proxy

@@ -10,7 +10,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "gateway/http/handler.hpp"
+#include "gateway/http/layer.hpp"
 
 namespace gateway::proxy {
 
@@ -21,8 +21,10 @@ struct concurrency_limit_options {
 };
 
 
-// Wraps `next` (the proxy handler).
-http::handler_ptr make_concurrency_limit(http::handler_ptr next, concurrency_limit_options opts,
-                                         std::atomic<std::uint64_t>* rejected_counter = nullptr);
+// A layer for a route's policy, before the layer that talks to the backend:
+// it holds a slot from enter() until leave() (the response head is in; a
+// streamed body then flows without one).
+http::layer_ptr make_concurrency_limit(concurrency_limit_options opts,
+                                       std::atomic<std::uint64_t>* rejected_counter = nullptr);
 
 }  // namespace gateway::proxy

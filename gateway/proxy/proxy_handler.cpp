@@ -344,9 +344,9 @@ class upstream_response final : public http::body_source, public http::upstream_
   bool timed_out_ = false;
 };
 
-class proxy_handler final : public http::handler {
+class proxy_layer final : public http::layer {
  public:
-  proxy_handler(net::worker_env& env, proxy_options opts, backend_address backend)
+  proxy_layer(net::worker_env& env, proxy_options opts, backend_address backend)
       : opts_(std::move(opts)),
         backend_(std::move(backend)),
         pool_(*env.io, backend_.endpoint, pool_limits{opts_.max_idle, opts_.idle_timeout, opts_.connect_timeout},
@@ -355,7 +355,10 @@ class proxy_handler final : public http::handler {
     env.on_drain.push_back([pool = &pool_] { pool->drain(); });
   }
 
-  asio::awaitable<void> handle(http::exchange& ex) override {
+  // The backend always makes the request wait.
+  http::step enter(http::exchange&, http::layer_state&) override { return http::step::wait; }
+
+  asio::awaitable<http::step> await(http::exchange& ex, http::layer_state&) override {
     auto& mem = ex.mem();
     auto& stats = pool_.stats();
     ex.ctx.upstream = backend_.authority;
@@ -407,14 +410,14 @@ class proxy_handler final : public http::handler {
       auto* t = up->make_tunnel();
       ex.res.upgrade = t;
       ex.ctx.guard = t;
-      co_return;
+      co_return http::step::answered;
     }
     if (!err && !up->start_body()) err = make_error_code(proxy_errc::bad_response);
     if (err) {
       const int status = status_for(err);
       if (err != proxy_errc::aborted) upstream_stats::bump(status == 504 ? stats.gateway_timeout : stats.bad_gateway);
       http::respond_text(ex, status, status == 504 ? "Gateway Timeout" : "Bad Gateway");
-      co_return;
+      co_return http::step::answered;
     }
 
     const response_reader& reader = up->reader();
@@ -437,6 +440,7 @@ class proxy_handler final : public http::handler {
       // client connection survives a close-delimited backend response.
       ex.res.framing = http::body_framing::chunked;
     }
+    co_return http::step::answered;
   }
 
  private:
@@ -458,12 +462,12 @@ proxy_options options_from_config(const core::config& cfg) {
   return o;
 }
 
-http::handler_ptr make_proxy_handler(net::worker_env& env, proxy_options opts) {
+http::layer_ptr make_proxy(net::worker_env& env, proxy_options opts) {
   backend_address backend = parse_backend_url(opts.backend_url);
   if (!opts.stats) opts.stats = std::make_shared<upstream_stats>();
   if (opts.buffer_size < 4096) opts.buffer_size = 4096;  // more than the first read (2 KiB)
   if (opts.max_response_head < opts.buffer_size) opts.max_response_head = opts.buffer_size;
-  return std::make_unique<proxy_handler>(env, std::move(opts), std::move(backend));
+  return std::make_unique<proxy_layer>(env, std::move(opts), std::move(backend));
 }
 
 }  // namespace gateway::proxy

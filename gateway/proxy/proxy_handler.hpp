@@ -35,7 +35,7 @@
 #include <string>
 
 #include "gateway/core/config.hpp"
-#include "gateway/http/handler.hpp"
+#include "gateway/http/layer.hpp"
 #include "gateway/net/worker.hpp"
 #include "gateway/proxy/upstream_pool.hpp"
 
@@ -61,9 +61,10 @@ struct proxy_options {
 // Backend URL, timeouts and pool limits from the gateway's configuration.
 proxy_options options_from_config(const core::config& cfg);
 
-// Builds one worker's proxy handler and its upstream pool, and registers the
-// pool's drain in env.on_drain. Start-up only: throws std::invalid_argument
-// for a bad backend URL (a host name is resolved here, never per request).
-http::handler_ptr make_proxy_handler(net::worker_env& env, proxy_options opts);
+// Builds one worker's proxy (the answering layer of a proxied route) and its
+// upstream pool, and registers the pool's drain in env.on_drain. Start-up
+// only: throws std::invalid_argument for a bad backend URL (a host name is
+// resolved here, never per request).
+http::layer_ptr make_proxy(net::worker_env& env, proxy_options opts);
 
 }  // namespace gateway::proxy

@@ -13,7 +13,7 @@
 #include <memory>
 #include <new>
 
-#include "gateway/app/app.hpp"
+#include "gateway/app/instance.hpp"
 #include "gateway/net/server.hpp"
 #include "tests/perf/blocking_http.hpp"
 #include "tests/support/test_server.hpp"
@@ -89,32 +89,26 @@ allocation_figures measure(std::uint16_t port) {
 // gate must catch.
 void* volatile sink = nullptr;
 
-class allocating_handler final : public http::handler {
+class allocating_layer final : public http::layer {
  public:
-  explicit allocating_handler(http::handler_ptr next) : next_(std::move(next)) {}
-  asio::awaitable<void> handle(http::exchange& ex) override {
+  http::step enter(http::exchange&, http::layer_state&) override {
     sink = ::operator new(64);
     ::operator delete(sink);
-    co_await next_->handle(ex);
+    return http::step::next;
   }
-
- private:
-  http::handler_ptr next_;
 };
 
-// The gateway's own chain (app::make_chain_factory), optionally with the
-// allocating layer outermost, served by a net::server as app::instance does.
+// The gateway's own pipeline (app::make_pipeline_factory), optionally with
+// the allocating layer outermost, served by a net::server as app::instance
+// does.
 allocation_figures measure_custom_chain(std::uint16_t backend_port, bool inject) {
   core::config cfg = gate_config(backend_port);
   app::shared_state state(cfg, stdout);
-  net::chain_factory inner = app::make_chain_factory(cfg, state);
+  net::chain_factory inner = app::make_pipeline_factory(app::make_settings(app::resolved(cfg)), state);
   net::chain_factory chain = [&inner, inject](net::worker_env& env) {
-    std::vector<http::middleware> layers;
-    if (inject)
-      layers.push_back([](http::handler_ptr next) -> http::handler_ptr {
-        return std::make_unique<allocating_handler>(std::move(next));
-      });
-    return http::compose(std::move(layers), inner(env));
+    auto p = inner(env);
+    if (inject) p->wrap(std::make_unique<allocating_layer>());
+    return p;
   };
   net::server srv(cfg, chain);
   srv.start();

@@ -13,7 +13,7 @@
 #include <cstring>
 #include <exception>
 
-#include "gateway/app/app.hpp"
+#include "gateway/app/instance.hpp"
 #include "gateway/core/memory.hpp"
 
 namespace gateway::test {

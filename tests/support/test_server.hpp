@@ -16,10 +16,16 @@
 #include <vector>
 
 #include "gateway/core/config.hpp"
-#include "gateway/app/app.hpp"
+#include "gateway/app/instance.hpp"
+#include "gateway/app/router.hpp"
 #include "gateway/net/server.hpp"
 
 namespace gateway::test {
+
+// A pipeline with no outer layers, only `routes` (custom test servers).
+inline std::unique_ptr<http::pipeline> pipeline_of(std::unique_ptr<app::router> routes) {
+  return std::make_unique<http::pipeline>(http::layer_list{}, std::move(routes));
+}
 
 // A config for tests: loopback, port 0, 2 workers, short drain.
 core::config test_config();

@@ -10,12 +10,13 @@
 #include "gateway/admin/health.hpp"
 #include "gateway/app/router.hpp"
 #include "gateway/net/worker.hpp"
+#include "tests/support/test_server.hpp"
 
 namespace gateway::test {
 
-class echo_handler final : public http::handler {
+class echo_handler final : public http::layer {
  public:
-  asio::awaitable<void> handle(http::exchange& ex) override {
+  http::step enter(http::exchange& ex, http::layer_state&) override {
     std::string s;
     s.append(ex.req.method).append(" ").append(ex.req.target).append(" ");
     s.append(std::to_string(ex.req.body.size()));
@@ -24,17 +25,19 @@ class echo_handler final : public http::handler {
     for (unsigned char c : ex.req.body) sum = sum * 31 + c;
     s.append(" ").append(std::to_string(sum));
     http::respond_text(ex, 200, s);
-    co_return;
+    return http::step::answered;
   }
 };
 
-class slow_handler final : public http::handler {
+class slow_handler final : public http::layer {
  public:
   explicit slow_handler(std::chrono::milliseconds d) : delay_(d) {}
-  asio::awaitable<void> handle(http::exchange& ex) override {
+  http::step enter(http::exchange&, http::layer_state&) override { return http::step::wait; }
+  asio::awaitable<http::step> await(http::exchange& ex, http::layer_state&) override {
     asio::steady_timer t(co_await asio::this_coro::executor, delay_);
     co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     http::respond_text(ex, 200, "slow done");
+    co_return http::step::answered;
   }
 
  private:
@@ -42,12 +45,12 @@ class slow_handler final : public http::handler {
 };
 
 inline net::chain_factory test_chain(std::chrono::milliseconds slow = std::chrono::milliseconds(300)) {
-  return [slow](net::worker_env&) -> http::handler_ptr {
+  return [slow](net::worker_env&) {
     auto r = std::make_unique<app::router>();
-    r->add_exact("/health", admin::make_health_handler());
+    r->add_exact("/health", admin::make_health_page());
     r->add_prefix("/echo/", std::make_unique<echo_handler>());
     r->add_exact("/slow", std::make_unique<slow_handler>(slow));
-    return r;
+    return pipeline_of(std::move(r));
   };
 }
 

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "gateway/app/app.hpp"
+#include "gateway/app/instance.hpp"
 #include "gateway/core/config.hpp"
 #include "gateway/core/config_file.hpp"
 #include "gateway/proxy/tunnel.hpp"

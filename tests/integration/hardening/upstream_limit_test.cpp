@@ -14,17 +14,22 @@ TEST_CASE("over the upstream concurrency cap, requests wait briefly and then get
   auto cfg = test::test_config();
   cfg.threads = 1;
   std::atomic<std::uint64_t> rejected{0};
-  auto chain = [&](net::worker_env&) -> http::handler_ptr {
+  auto chain = [&](net::worker_env&) {
     auto r = std::make_unique<app::router>();
-    r->add_exact("/health", admin::make_health_handler());
+    r->add_exact("/health", admin::make_health_page());
     proxy::concurrency_limit_options o;
     o.max_in_flight = 2;
     o.queue_timeout = 150ms;
-    r->add_exact("/slow", proxy::make_concurrency_limit(std::make_unique<test::slow_handler>(400ms), o, &rejected));
+    auto capped = [&](std::chrono::milliseconds delay) {
+      http::layer_list route;
+      route.push_back(proxy::make_concurrency_limit(o, &rejected));
+      route.push_back(std::make_unique<test::slow_handler>(delay));
+      return route;
+    };
+    r->add_exact("/slow", capped(400ms));
     o.queue_timeout = 2000ms;
-    r->add_exact("/slow-patient",
-                 proxy::make_concurrency_limit(std::make_unique<test::slow_handler>(100ms), o, &rejected));
-    return r;
+    r->add_exact("/slow-patient", capped(100ms));
+    return test::pipeline_of(std::move(r));
   };
   test::running_server srv(cfg, chain);
 

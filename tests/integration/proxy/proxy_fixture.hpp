@@ -1,6 +1,6 @@
 #pragma once
 // The gateway under test for the proxy suite: the real server in-process,
-// a router with "/api/" -> make_proxy_handler, and a recording backend.
+// a router with "/api/" -> make_proxy, and a recording backend.
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,14 +14,14 @@ namespace gateway::test {
 
 inline net::chain_factory proxy_chain(std::string backend_url, std::shared_ptr<proxy::upstream_stats> stats,
                                       std::size_t buffer_size = 0) {
-  return [backend_url, stats, buffer_size](net::worker_env& env) -> http::handler_ptr {
+  return [backend_url, stats, buffer_size](net::worker_env& env) {
     auto r = std::make_unique<app::router>();
     proxy::proxy_options o = proxy::options_from_config(*env.cfg);
     o.backend_url = backend_url;
     o.stats = stats;
     if (buffer_size) o.buffer_size = buffer_size;
-    r->add_prefix("/api/", proxy::make_proxy_handler(env, std::move(o)));
-    return r;
+    r->add_prefix("/api/", proxy::make_proxy(env, std::move(o)));
+    return pipeline_of(std::move(r));
   };
 }
 

@@ -1,0 +1,167 @@
+#include "gateway/app/pipeline.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gateway/admin/admin.hpp"
+#include "gateway/admin/health.hpp"
+#include "gateway/app/router.hpp"
+#include "gateway/middleware/compression.hpp"
+#include "gateway/middleware/middleware.hpp"
+#include "gateway/proxy/concurrency_limit.hpp"
+#include "gateway/proxy/proxy_handler.hpp"
+
+namespace gateway::app {
+
+namespace {
+
+middleware::access_log_format log_format(const core::config& cfg, std::FILE* out) {
+  if (cfg.access_log == "auto") {
+    // A person watching a terminal gets one coloured line per request; a
+    // pipe or file gets the parseable text format.
+    const bool tty = out != nullptr && ::isatty(::fileno(out)) == 1;
+    return tty ? middleware::access_log_format::pretty : middleware::access_log_format::text;
+  }
+  middleware::access_log_format f = middleware::access_log_format::text;
+  middleware::parse_access_log_format(cfg.access_log, f);
+  return f;
+}
+
+// "/app/" -> "/app" (what the proxy strips); "/" strips nothing.
+std::string strip_of(const std::string& prefix) { return prefix.size() > 1 ? prefix.substr(0, prefix.size() - 1) : ""; }
+
+// One proxied route as the configuration describes it.
+struct proxied_route {
+  std::string prefix;
+  std::string backend;
+  std::string strip;
+  bool auth = false;
+  bool rate_limit = false;
+  std::optional<std::chrono::nanoseconds> timeout, connect_timeout;
+  std::vector<const core::validation_rules*> rules;
+};
+
+// /api/ (the seed's route) and every --route, with the --validate rules
+// given to the route whose prefix is the longest match for their path.
+std::vector<proxied_route> proxied_routes(const core::config& cfg) {
+  std::vector<proxied_route> out;
+  out.push_back({"/api/", cfg.backend, "/api", true, true, std::nullopt, std::nullopt, {}});
+  for (const auto& r : cfg.routes) {
+    proxied_route p{r.prefix, r.backend, r.strip_prefix ? strip_of(r.prefix) : "", r.auth, r.rate_limit,
+                    r.timeout, r.connect_timeout, {}};
+    for (const auto& v : r.validation) p.rules.push_back(&v);
+    out.push_back(std::move(p));
+  }
+  for (const auto& v : cfg.validation) {
+    proxied_route* best = &out.front();
+    std::size_t best_len = 0;
+    for (auto& p : out) {
+      std::string_view pre = p.prefix;
+      const bool under = std::string_view(v.route).substr(0, pre.size()) == pre || v.route == pre.substr(0, pre.size() - 1);
+      if (under && pre.size() > best_len) {
+        best = &p;
+        best_len = pre.size();
+      }
+    }
+    best->rules.push_back(&v);
+  }
+  return out;
+}
+
+// Builds one worker's pipeline.
+class pipeline_builder {
+ public:
+  pipeline_builder(const settings& s, shared_state& state, net::worker_env& env)
+      : s_(s), cfg_(s.cfg), state_(state), env_(env), shard_(state.metrics.shard(env.index)) {}
+
+  std::unique_ptr<http::pipeline> build() {
+    auto r = std::make_unique<router>();
+    r->add_exact("/health", route({}, admin::make_health_page()));
+    r->add_exact("/metrics", route({}, admin::make_metrics_page(state_.metrics)));
+    r->add_exact("/logs", route(policy{.rate_limit = true, .auth = true}, admin::make_logs_page(state_.logs)));
+    r->add_exact("/logs/clear",
+                 route(policy{.rate_limit = true, .auth = true}, admin::make_logs_clear_page(state_.logs)));
+    for (const auto& p : proxied_routes(cfg_)) r->add_prefix(p.prefix, proxy_route(p));
+    r->set_fallback(route(policy{.rate_limit = true, .auth = true}, make_fixed_answer(404, "404 page not found")));
+
+    http::layer_list outer;
+    outer.push_back(middleware::make_request_id(env_.index));
+    outer.push_back(middleware::make_metrics(shard_));
+    outer.push_back(middleware::make_logging(state_.logs, state_.access));
+    outer.push_back(middleware::make_compression(cfg_.max_body, cfg_.compress_responses));
+    return std::make_unique<http::pipeline>(std::move(outer), std::move(r));
+  }
+
+ private:
+  struct policy {
+    bool rate_limit = false;
+    bool auth = false;
+    const std::vector<const core::validation_rules*>* rules = nullptr;
+  };
+
+  // A route: its policy layers in the order of the lifecycle above, then
+  // the layers that answer.
+  http::layer_list route(const policy& p, http::layer_ptr endpoint, http::layer_ptr before_endpoint = nullptr) {
+    http::layer_list layers;
+    if (p.rate_limit && s_.limiter)
+      layers.push_back(middleware::make_rate_limit(*s_.limiter, cfg_.rate_limit_key == "api-key", shard_));
+    if (p.auth) layers.push_back(middleware::make_auth(s_.keys, s_.jwt.get(), shard_));
+    if (p.rules != nullptr && !p.rules->empty()) layers.push_back(middleware::make_validation(*p.rules));
+    if (before_endpoint) layers.push_back(std::move(before_endpoint));
+    layers.push_back(std::move(endpoint));
+    return layers;
+  }
+
+  http::layer_list proxy_route(const proxied_route& p) {
+    auto opts = proxy::options_from_config(cfg_);
+    opts.backend_url = p.backend;
+    opts.strip_prefix = p.strip;
+    if (p.timeout) opts.response_timeout = *p.timeout;
+    if (p.connect_timeout) opts.connect_timeout = *p.connect_timeout;
+    opts.stats = state_.upstream;
+    // Each worker takes its share of the backend's concurrency cap.
+    proxy::concurrency_limit_options lim;
+    lim.max_in_flight = std::max<std::uint32_t>(1, cfg_.upstream_max_concurrent / std::max(1u, cfg_.threads));
+    lim.max_waiters = lim.max_in_flight;
+    lim.queue_timeout = cfg_.upstream_queue_timeout;
+    return route(policy{.rate_limit = p.rate_limit, .auth = p.auth, .rules = &p.rules},
+                 proxy::make_proxy(env_, std::move(opts)),
+                 proxy::make_concurrency_limit(lim, &state_.upstream_busy));
+  }
+
+  const settings& s_;
+  const core::config& cfg_;
+  shared_state& state_;
+  net::worker_env& env_;
+  middleware::metrics_shard& shard_;
+};
+
+}  // namespace
+
+shared_state::shared_state(const core::config& cfg, std::FILE* access_log_out)
+    : metrics(cfg.threads, middleware::metrics_options{cfg.metrics_max_paths, 256}),
+      logs(middleware::log_ring_options{cfg.log_capacity}),
+      access(log_format(cfg, access_log_out), access_log_out) {}
+
+void shared_state::set_limiter(std::shared_ptr<middleware::rate_limiter> l) {
+  std::lock_guard lock(mu_);
+  limiter_ = std::move(l);
+}
+
+std::shared_ptr<middleware::rate_limiter> shared_state::current_limiter() const {
+  std::lock_guard lock(mu_);
+  return limiter_;
+}
+
+net::chain_factory make_pipeline_factory(std::shared_ptr<const settings> s, shared_state& state) {
+  return [s, &state](net::worker_env& env) -> std::unique_ptr<http::pipeline> {
+    env.owned = s;  // the layers refer to the settings' keys, rules and limiter
+    return pipeline_builder(*s, state, env).build();
+  };
+}
+
+}  // namespace gateway::app

@@ -1,0 +1,80 @@
+#pragma once
+// The request's way through the gateway, in the order it happens. This is
+// the one place it is told: the code in pipeline.cpp builds what it says.
+//
+//   1. net/worker       accept on the worker's own listener (SO_REUSEPORT, so
+//                       a connection never changes threads); over
+//                       --max-connections: a canned 503 with Retry-After
+//   2. net/connection   read the head: a strict RFC 9112 line scan, then
+//                       llhttp must agree (400, 431, 501, 505; 408 when it
+//                       stalls past --header-timeout)
+//   3. net/connection   read the body once into the request arena (413 over
+//                       --max-body, 503 over --body-budget, 408 when it
+//                       stalls); every later layer and the proxy use this copy
+//   4. outer layers     request id -> metrics -> logging -> compression
+//                       (a gzip or deflate body is decoded here, 413 past
+//                       --max-body)
+//   5. router           exact path first, then the longest prefix
+//   6. route policy     [rate limit] -> [auth] -> [validation] -> [backend
+//                       concurrency cap], as the route says (table below)
+//   7. endpoint         an admin page or the proxy (proxy/proxy_handler.hpp
+//                       numbers its phases: pool, send, response head, stream)
+//   8. back out         every layer entered leaves, innermost first:
+//                       RateLimit-* headers, response gzip, the /logs entry
+//                       and access-log line, the metrics, X-Request-Id
+//   9. net/connection   the head and the body in one send, or the head with
+//                       the proxied body streamed after it; next request on
+//                       the connection while keep-alive allows (pipelined
+//                       requests are answered in order)
+//  10. arena reset      every byte the request used is released together
+//
+// Routes and their policy:
+//
+//   /health, /metrics          (none)
+//   /logs, /logs/clear         rate limit, auth
+//   /api/                      rate limit, auth, --validate rules, cap, proxy
+//                              to --backend with /api removed
+//   --route PREFIX=URL         its own: auth, rate_limit, validate; cap, proxy
+//   any other path             rate limit, auth, 404 (a route for "/" takes
+//                              them instead)
+//
+// Steps 4 to 8 are http::layer objects (http/layer.hpp) run by one
+// http::pipeline per worker, built here once at start-up and again for a
+// reload; a request already running keeps the pipeline it started on.
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+
+#include "gateway/app/settings.hpp"
+#include "gateway/middleware/access_log.hpp"
+#include "gateway/middleware/log_ring.hpp"
+#include "gateway/middleware/metrics_registry.hpp"
+#include "gateway/net/worker.hpp"
+#include "gateway/proxy/upstream_pool.hpp"
+
+namespace gateway::app {
+
+// What the pipelines of every worker share, across reloads. Outlives them.
+struct shared_state {
+  shared_state(const core::config& cfg, std::FILE* access_log_out);
+  middleware::metrics_registry metrics;
+  middleware::log_ring logs;
+  middleware::access_log access;
+  std::shared_ptr<proxy::upstream_stats> upstream = std::make_shared<proxy::upstream_stats>();
+  std::atomic<std::uint64_t> upstream_busy{0};  // 503s from --upstream-max-concurrent
+  // The limiter of the running settings, for the metrics (which read it
+  // from another thread): set_limiter() on a reload, current_limiter() to read.
+  void set_limiter(std::shared_ptr<middleware::rate_limiter> l);
+  std::shared_ptr<middleware::rate_limiter> current_limiter() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<middleware::rate_limiter> limiter_;
+};
+
+// Builds each worker's pipeline from `s` (which every pipeline keeps alive)
+// and `state`.
+net::chain_factory make_pipeline_factory(std::shared_ptr<const settings> s, shared_state& state);
+
+}  // namespace gateway::app

@@ -1,0 +1,75 @@
+#include <csignal>
+#include <cstdio>
+#include <pthread.h>
+
+#include "gateway/app/instance.hpp"
+#include "gateway/core/memory.hpp"
+
+namespace gateway::app {
+
+int run(const core::config& cfg) {
+  if (cfg.check_config) {
+    std::string message;
+    const bool ok = check_config(cfg, message);
+    std::fprintf(ok ? stdout : stderr, "gateway: %s\n", message.c_str());
+    return ok ? 0 : 1;
+  }
+  core::configure_process_memory();
+  // Signals are taken by this thread alone, with sigwait: worker threads
+  // inherit the blocked mask and never see them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<instance> gw;
+  try {
+    gw = std::make_unique<instance>(cfg);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gateway: %s\n", e.what());
+    return 1;
+  }
+  gw->start();
+  const auto& c = gw->cfg();
+  std::fprintf(stderr, "gateway: listening on %s:%u with %u worker threads\n", c.listen.host.c_str(),
+               static_cast<unsigned>(gw->port()), gw->server().worker_count());
+  std::fprintf(stderr, "gateway: try  curl -s http://%s:%u/health\n", c.listen.host.c_str(),
+               static_cast<unsigned>(gw->port()));
+  if (gw->demo_backend())
+    std::fprintf(stderr, "gateway: no --backend given: /api/ goes to an embedded echo backend at %s\n", c.backend.c_str());
+  if (!c.routes.empty()) std::fprintf(stderr, "gateway: routes:%s\n", describe_routes(c).c_str());
+  if (!c.api_keys.empty())
+    std::fprintf(stderr, "gateway: and  curl -s -H 'X-API-Key: %s' http://%s:%u/api/hello\n", c.api_keys.front().c_str(),
+                 c.listen.host.c_str(), static_cast<unsigned>(gw->port()));
+  else if (c.api_keys_file.empty() && c.jwt_secret.empty())
+    std::fprintf(stderr, "gateway: no --api-key or --jwt-secret given: /api/ and /logs will answer 401\n");
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      std::string message;
+      if (gw->reload_from_sources(message))
+        std::fprintf(stderr, "gateway: SIGHUP: configuration reloaded: %s\n", message.c_str());
+      else
+        std::fprintf(stderr, "gateway: SIGHUP: reload REFUSED, the previous configuration stays: %s\n",
+                     message.c_str());
+      continue;
+    }
+    std::fprintf(stderr, "gateway: signal %d, draining (up to %lld ms)\n", sig,
+                 static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(c.drain_timeout).count()));
+    break;
+  }
+  gw->stop();
+  gw->wait();
+  auto live = gw->server().live();
+  std::fprintf(stderr, "gateway: stopped (connections %lld, coroutines %lld, threads %lld)\n",
+               static_cast<long long>(live.connections), static_cast<long long>(live.coroutines),
+               static_cast<long long>(live.threads));
+  return 0;
+}
+
+}  // namespace gateway::app

@@ -1,0 +1,134 @@
+#include "gateway/app/settings.hpp"
+
+#include <algorithm>
+#include <asio/ip/address.hpp>
+#include <stdexcept>
+#include <thread>
+
+#include "gateway/proxy/backend_address.hpp"
+
+namespace gateway::app {
+
+namespace {
+
+middleware::api_key_set load_keys(const core::config& cfg) {
+  middleware::api_key_set keys;
+  try {
+    keys = middleware::api_key_set(cfg.api_keys);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("--api-key: ") + e.what());
+  }
+  if (!cfg.api_keys_file.empty()) {
+    std::string err;
+    auto from_file = middleware::api_key_set::from_file(cfg.api_keys_file, err);
+    if (!err.empty()) throw std::runtime_error("--api-keys-file: " + err);
+    keys.merge(from_file);
+  }
+  return keys;
+}
+
+std::unique_ptr<middleware::jwt_verifier> make_jwt(const core::config& cfg) {
+  if (cfg.jwt_secret.empty()) return nullptr;
+  middleware::jwt_options o;
+  o.secret = cfg.jwt_secret;
+  o.leeway = std::chrono::duration_cast<std::chrono::seconds>(cfg.jwt_leeway);
+  if (!cfg.jwt_issuer.empty()) o.issuer = cfg.jwt_issuer;
+  if (!cfg.jwt_audience.empty()) o.audience = cfg.jwt_audience;
+  return std::make_unique<middleware::jwt_verifier>(std::move(o));
+}
+
+std::shared_ptr<middleware::rate_limiter> make_limiter(const core::config& cfg) {
+  middleware::rate_limit_options o;
+  o.limit = cfg.rate_limit;
+  o.window = cfg.rate_limit_window;
+  o.max_keys = cfg.rate_limit_max_clients;
+  o.shards = 64;
+  return std::make_shared<middleware::rate_limiter>(o);
+}
+
+}  // namespace
+
+core::config resolved(core::config cfg) {
+  if (cfg.threads == 0) cfg.threads = std::max(1u, std::thread::hardware_concurrency());
+  return cfg;
+}
+
+std::shared_ptr<const settings> make_settings(core::config cfg, std::shared_ptr<middleware::rate_limiter> reuse) {
+  auto s = std::make_shared<settings>();
+  s->cfg = std::move(cfg);
+  s->keys = load_keys(s->cfg);
+  s->jwt = make_jwt(s->cfg);
+  if (s->cfg.rate_limit_enabled) s->limiter = reuse ? std::move(reuse) : make_limiter(s->cfg);
+  return s;
+}
+
+bool same_limiter(const core::config& a, const core::config& b) noexcept {
+  return a.rate_limit_enabled == b.rate_limit_enabled && a.rate_limit == b.rate_limit &&
+         a.rate_limit_window == b.rate_limit_window && a.rate_limit_max_clients == b.rate_limit_max_clients;
+}
+
+std::string restart_only_changes(const core::config& a, const core::config& b) {
+  std::string out;
+  auto note = [&out](bool differs, const char* key) {
+    if (!differs) return;
+    if (!out.empty()) out += ", ";
+    out += key;
+  };
+  note(a.listen.host != b.listen.host || a.listen.port != b.listen.port, "listen");
+  note(a.threads != b.threads, "threads");
+  note(a.max_body != b.max_body, "max_body");
+  note(a.max_head != b.max_head, "max_head");
+  note(a.max_headers != b.max_headers, "max_headers");
+  note(a.max_connections != b.max_connections, "max_connections");
+  note(a.body_budget != b.body_budget, "body_budget");
+  note(a.header_timeout != b.header_timeout, "header_timeout");
+  note(a.body_timeout != b.body_timeout, "body_timeout");
+  note(a.idle_timeout != b.idle_timeout, "idle_timeout");
+  note(a.write_timeout != b.write_timeout, "write_timeout");
+  note(a.drain_timeout != b.drain_timeout, "drain_timeout");
+  note(a.tunnel_idle_timeout != b.tunnel_idle_timeout, "tunnel_idle_timeout");
+  note(a.access_log != b.access_log, "access_log");
+  note(a.log_capacity != b.log_capacity, "log_capacity");
+  note(a.metrics_max_paths != b.metrics_max_paths, "metrics_max_paths");
+  return out;
+}
+
+std::string describe_routes(const core::config& cfg) {
+  std::string s;
+  for (const auto& r : cfg.routes) {
+    s += "\n  " + r.prefix + " -> " + r.backend + (r.strip_prefix ? " (prefix removed" : " (prefix kept") +
+         (r.auth ? ", auth" : "") + (r.rate_limit ? ", rate limit" : "") + ")";
+  }
+  return s;
+}
+
+bool check_config(const core::config& given, std::string& message) {
+  if (!given.check_error.empty()) {
+    message = given.check_error;
+    return false;
+  }
+  try {
+    core::config cfg = resolved(given);
+    std::error_code ec;
+    asio::ip::make_address(cfg.listen.host, ec);
+    if (ec) throw std::runtime_error("--listen: '" + cfg.listen.host + "' is not a numeric IP address");
+    auto s = make_settings(cfg);
+    if (!cfg.backend.empty()) proxy::parse_backend_url(cfg.backend);
+    for (const auto& r : cfg.routes) {
+      try {
+        proxy::parse_backend_url(r.backend);
+      } catch (const std::exception& e) {
+        throw std::runtime_error("route " + r.prefix + ": " + e.what());
+      }
+    }
+    message = "configuration OK" + std::string(cfg.config_file.empty() ? "" : " (" + cfg.config_file + ")") +
+              ": listen " + cfg.listen.host + ":" + std::to_string(cfg.listen.port) + ", /api/ -> " +
+              (cfg.backend.empty() ? std::string("embedded echo backend") : cfg.backend) + describe_routes(cfg);
+    return true;
+  } catch (const std::exception& e) {
+    message = e.what();
+    return false;
+  }
+}
+
+}  // namespace gateway::app

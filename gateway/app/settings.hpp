@@ -1,0 +1,49 @@
+#pragma once
+// What the configuration turns into before a pipeline is built from it: the
+// API keys, the JWT verifier and the rate limiter, checked and built once.
+// Immutable once built; every pipeline holds the settings it was built with,
+// so a reload never changes what a running request uses.
+#include <memory>
+#include <string>
+
+#include "gateway/core/config.hpp"
+#include "gateway/middleware/api_keys.hpp"
+#include "gateway/middleware/jwt.hpp"
+#include "gateway/middleware/rate_limiter.hpp"
+
+namespace gateway::app {
+
+struct settings {
+  core::config cfg;  // resolved: threads and backend filled in
+  middleware::api_key_set keys;
+  std::unique_ptr<middleware::jwt_verifier> jwt;      // null without --jwt-secret
+  std::shared_ptr<middleware::rate_limiter> limiter;  // null when --rate-limit off
+};
+
+// `cfg` with what "default" means filled in (threads: one per core).
+core::config resolved(core::config cfg);
+
+// Builds the settings for `cfg`; throws std::exception with a message naming
+// the flag for a bad key file or key. `reuse_limiter` is taken instead of a
+// new table when the rate-limit options are unchanged, so clients keep their
+// counts across a reload.
+std::shared_ptr<const settings> make_settings(core::config cfg,
+                                              std::shared_ptr<middleware::rate_limiter> reuse_limiter = nullptr);
+
+// True when `a` and `b` build the same rate limiter.
+bool same_limiter(const core::config& a, const core::config& b) noexcept;
+
+// Settings that only a restart can change (listener, threads, client-side
+// limits and timeouts, log sinks): empty when `a` and `b` agree on them,
+// else their config keys, comma-separated.
+std::string restart_only_changes(const core::config& a, const core::config& b);
+
+// Checks `cfg` as the gateway would start it (flags, key files, backends,
+// the listen address) without binding anything: --check-config. On success
+// `message` summarises the routes.
+bool check_config(const core::config& cfg, std::string& message);
+
+// The proxied routes, one line each, for start-up and reload messages.
+std::string describe_routes(const core::config& cfg);
+
+}  // namespace gateway::app

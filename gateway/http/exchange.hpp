@@ -1,0 +1,52 @@
+#pragma once
+// One request as the layers see it: the request, the response they fill,
+// and what the connection knows about the request (its arena, the client,
+// the clock). Every view points into the connection's read buffer or the
+// request arena; nothing here outlives the request.
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+
+#include "gateway/core/arena.hpp"
+#include "gateway/http/message.hpp"
+#include "gateway/http/upstream_guard.hpp"
+
+namespace gateway::http {
+
+struct request_context {
+  core::arena* mem = nullptr;
+  std::string_view client_ip;  // textual, e.g. "127.0.0.1"
+  std::chrono::steady_clock::time_point start;
+  unsigned worker = 0;
+  std::uint64_t connection_id = 0;
+  std::string_view request_id;
+  // The body as the client sent it, before any layer replaced req.body
+  // (the decompression layer does): what /logs shows.
+  std::string_view received_body;
+  // Set by the route that matched (for metrics and logs); a pattern, so
+  // it is bounded by the number of configured routes.
+  std::string_view route;
+  // Set by the proxy: the backend it sent the request to ("HOST:PORT"),
+  // for the access log. Empty for answers the gateway gives itself.
+  std::string_view upstream;
+  // The backend work of this request, while a handler holds backend
+  // sockets (see upstream_guard.hpp); null otherwise.
+  upstream_guard* guard = nullptr;
+};
+
+struct exchange {
+  request req;
+  response res;
+  request_context ctx;
+
+  core::arena& mem() const noexcept { return *ctx.mem; }
+};
+
+// Fills `ex.res` with a plain-text error body "message\n" (as the seed's
+// http.Error did). The text is copied into the request arena.
+void respond_text(exchange& ex, int status, std::string_view message);
+
+// Fills `ex.res` with a JSON body (copied into the arena).
+void respond_json(exchange& ex, int status, std::string_view json);
+
+}  // namespace gateway::http
