@@ -5,7 +5,10 @@
 
 namespace gateway::app {
 
-instance::instance(core::config cfg, std::FILE* access_log_out) : cfg_(resolved(std::move(cfg))) {
+instance::instance(core::config cfg, std::FILE* access_log_out) : instance(std::move(cfg), access_log_out, {}) {}
+
+instance::instance(core::config cfg, std::FILE* access_log_out, pipeline_hook adjust_for_test)
+    : cfg_(resolved(std::move(cfg))), adjust_for_test_(std::move(adjust_for_test)) {
   if (cfg_.backend.empty()) {
     // No backend: an in-process echo service, so /api/ works out of the box.
     demo_ = std::make_unique<proxy::demo_backend>();
@@ -15,53 +18,44 @@ instance::instance(core::config cfg, std::FILE* access_log_out) : cfg_(resolved(
   settings_ = make_settings(cfg_);
   state_->set_limiter(settings_->limiter);
   workers_.resize(cfg_.threads, nullptr);
-  auto factory = make_pipeline_factory(settings_, *state_);
+  auto factory = pipeline_factory(settings_);
   server_ = std::make_unique<net::server>(cfg_, [this, &factory](net::worker_env& env) {
     if (env.index < workers_.size()) workers_[env.index] = env.owner;
     return factory(env);
   });
+  register_metrics();
+}
+
+// Every figure /metrics exports besides the request counts the metrics
+// layer keeps: the stat sets (net, proxy) and what only a callback knows.
+void instance::register_metrics() {
+  auto& m = state_->metrics;
+  m.add_stats(server_->stats());
+  m.add_stats(std::span<const proxy::upstream_stats>(state_->upstream.get(), 1));
   auto* srv = server_.get();
-  state_->metrics.add_gauge("connections", "Open client connections",
-                            [srv] { return srv->live().connections; });
-  state_->metrics.add_gauge("requests_in_flight", "Requests being served",
-                            [srv] { return srv->live().requests_in_flight; });
   auto* st = state_.get();
-  state_->metrics.add_gauge("access_log_dropped", "Access-log lines dropped because output was slow",
-                            [st] { return static_cast<std::int64_t>(st->access.dropped()); });
-  state_->metrics.add_gauge("rate_limit_clients", "Clients tracked by the rate limiter", [st] {
+  m.add(core::stat_type::gauge, "body_bytes_buffered", "Request-body bytes buffered now (against --body-budget)",
+        [srv] { return srv->live().body_bytes_buffered; });
+  m.add(core::stat_type::counter, "access_log_dropped", "Access-log lines dropped because the output was slow",
+        [st] { return static_cast<std::int64_t>(st->access.dropped()); });
+  m.add(core::stat_type::gauge, "rate_limit_clients", "Clients tracked by the rate limiter", [st] {
     auto l = st->current_limiter();
     return l ? static_cast<std::int64_t>(l->size()) : 0;
   });
-  state_->metrics.add_gauge("log_entries", "Entries held for /logs",
-                            [st] { return static_cast<std::int64_t>(st->logs.size()); });
-  auto* up = state_->upstream.get();
-  state_->metrics.add_gauge("upstream_connections", "Backend connections open (idle or in use)",
-                            [up] { return up->live.load(); });
-  state_->metrics.add_gauge("upstream_idle_connections", "Backend connections idle in the pools",
-                            [up] { return up->idle.load(); });
-  state_->metrics.add_gauge("upstream_connections_opened", "Backend connections opened since start",
-                            [up] { return static_cast<std::int64_t>(up->opened.load()); });
-  state_->metrics.add_gauge("upstream_requests", "Requests forwarded to the backend",
-                            [up] { return static_cast<std::int64_t>(up->requests.load()); });
-  state_->metrics.add_gauge("upstream_retries", "Requests retried after a stale pooled connection",
-                            [up] { return static_cast<std::int64_t>(up->retries.load()); });
-  state_->metrics.add_gauge("upstream_busy_rejected", "503 answers: requests over --upstream-max-concurrent",
-                            [st] { return static_cast<std::int64_t>(st->upstream_busy.load()); });
-  state_->metrics.add_gauge("rejected_connections", "Connections refused with 503 over --max-connections",
-                            [srv] { return static_cast<std::int64_t>(srv->live().rejected_connections); });
-  state_->metrics.add_gauge("rejected_bodies", "Requests refused with 503 over --body-budget",
-                            [srv] { return static_cast<std::int64_t>(srv->live().rejected_bodies); });
-  state_->metrics.add_gauge("body_bytes_buffered", "Request-body bytes buffered now (against --body-budget)",
-                            [srv] { return static_cast<std::int64_t>(srv->live().body_bytes_buffered); });
-  state_->metrics.add_gauge("client_timeouts", "Client connections timed out (408 or closed)",
-                            [srv] { return static_cast<std::int64_t>(srv->live().timeouts); });
-  state_->metrics.add_gauge("bad_requests", "Malformed requests refused (400 and kin)",
-                            [srv] { return static_cast<std::int64_t>(srv->live().bad_requests); });
-  state_->metrics.add_gauge("accept_errors", "Failed accepts (e.g. out of file descriptors), each followed by a back-off",
-                            [srv] { return static_cast<std::int64_t>(srv->live().accept_errors); });
-  auto* self = this;
-  state_->metrics.add_gauge("config_reloads", "Configuration reloads applied",
-                            [self] { return static_cast<std::int64_t>(self->reloads()); });
+  m.add(core::stat_type::gauge, "log_entries", "Entries held for /logs",
+        [st] { return static_cast<std::int64_t>(st->logs.size()); });
+  m.add(core::stat_type::counter, "config_reloads", "Configuration reloads applied",
+        [this] { return static_cast<std::int64_t>(reloads()); });
+}
+
+net::chain_factory instance::pipeline_factory(std::shared_ptr<const settings> s) {
+  auto make = make_pipeline_factory(std::move(s), *state_);
+  if (!adjust_for_test_) return make;
+  return [make, adjust = adjust_for_test_](net::worker_env& env) {
+    auto p = make(env);
+    adjust(*p);
+    return p;
+  };
 }
 
 instance::~instance() {
@@ -101,7 +95,7 @@ bool instance::reload(core::config next, std::string& message) {
   std::shared_ptr<const settings> s;
   try {
     s = make_settings(next, same_limiter(settings_->cfg, next) ? settings_->limiter : nullptr);
-    auto factory = make_pipeline_factory(s, *state_);
+    auto factory = pipeline_factory(s);
     for (auto* w : workers_) pipelines.push_back(w->prepare_chain(factory));
   } catch (const std::exception& e) {
     message = e.what();

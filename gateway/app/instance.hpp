@@ -2,6 +2,7 @@
 // One gateway: the state every worker's pipeline shares, the server, and
 // reloading. run() is the process around it (signals, messages, exit code).
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,6 +21,10 @@ class instance {
   // Validates the config further (key files, addresses) and binds; throws
   // std::exception with a message naming the problem. Nothing runs yet.
   explicit instance(core::config cfg, std::FILE* access_log_out = stdout);
+  // For tests: `adjust` sees every pipeline built (at start and on reload)
+  // before it runs, e.g. to wrap it in a layer that misbehaves on cue.
+  using pipeline_hook = std::function<void(http::pipeline&)>;
+  instance(core::config cfg, std::FILE* access_log_out, pipeline_hook adjust_for_test);
   ~instance();
   instance(const instance&) = delete;
   instance& operator=(const instance&) = delete;
@@ -46,7 +51,11 @@ class instance {
   std::shared_ptr<const settings> current_settings() const;
 
  private:
+  void register_metrics();
+  net::chain_factory pipeline_factory(std::shared_ptr<const settings> s);
+
   core::config cfg_;
+  pipeline_hook adjust_for_test_;
   std::unique_ptr<proxy::demo_backend> demo_;  // when no --backend is given
   std::unique_ptr<shared_state> state_;
   std::unique_ptr<net::server> server_;

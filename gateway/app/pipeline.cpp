@@ -130,7 +130,7 @@ class pipeline_builder {
     lim.queue_timeout = cfg_.upstream_queue_timeout;
     return route(policy{.rate_limit = p.rate_limit, .auth = p.auth, .rules = &p.rules},
                  proxy::make_proxy(env_, std::move(opts)),
-                 proxy::make_concurrency_limit(lim, &state_.upstream_busy));
+                 proxy::make_concurrency_limit(lim, &state_.upstream->busy_rejected));
   }
 
   const settings& s_;

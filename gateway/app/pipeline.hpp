@@ -62,7 +62,6 @@ struct shared_state {
   middleware::log_ring logs;
   middleware::access_log access;
   std::shared_ptr<proxy::upstream_stats> upstream = std::make_shared<proxy::upstream_stats>();
-  std::atomic<std::uint64_t> upstream_busy{0};  // 503s from --upstream-max-concurrent
   // The limiter of the running settings, for the metrics (which read it
   // from another thread): set_limiter() on a reload, current_limiter() to read.
   void set_limiter(std::shared_ptr<middleware::rate_limiter> l);

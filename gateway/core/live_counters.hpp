@@ -1,50 +1,44 @@
 #pragma once
-// Counters of live objects (connections, coroutines, requests, threads),
-// kept per worker so the hot path touches only its own cache line; readers
-// sum the shards. Tests assert they all return to zero after shutdown.
+// The server's own figures: live objects (connections, coroutines, requests
+// in flight; tests assert they return to zero after shutdown) and what the
+// connections met (timeouts, refusals, bytes), kept per worker.
 #include <atomic>
 #include <cstdint>
 
+#include "gateway/core/stats.hpp"
+
 namespace gateway::core {
 
+// Per worker: the worker alone writes its shard (so the hot path touches
+// only its own cache line); readers sum the shards (net::server::live(),
+// /metrics).
+#define GATEWAY_WORKER_STATS(X)                                                                                  \
+  X(connections, gauge, "connections", "Open client connections")                                               \
+  X(coroutines, gauge, "coroutines", "Coroutines alive: one per connection, one accept loop per worker")      \
+  X(requests_in_flight, gauge, "requests_in_flight", "Requests being served")                                   \
+  X(requests_total, counter, "requests_read", "Requests read from clients (head and body complete)")           \
+  X(connections_total, counter, "connections_accepted", "Client connections accepted")                         \
+  X(accept_errors, counter, "accept_errors", "Failed accepts (out of file descriptors, ...), each followed by a back-off") \
+  X(timeouts, counter, "client_timeouts", "Requests whose head or body stalled past its timeout (408)")         \
+  X(bad_requests, counter, "bad_requests", "Malformed requests refused (400 and kin) before any layer ran")     \
+  X(session_exceptions, counter, "session_exceptions", "Connections ended by an unexpected exception (a bug)")  \
+  X(bytes_in, counter, "client_bytes_read", "Bytes read from client connections")                               \
+  X(body_buffers, counter, "request_body_buffers", "Request bodies copied into a buffer of their own")          \
+  X(rejected_connections, counter, "rejected_connections", "Connections refused with 503 over --max-connections") \
+  X(rejected_bodies, counter, "rejected_bodies", "Requests refused with 503 over --body-budget")
+
 struct alignas(64) live_shard {
-  std::atomic<std::int64_t> connections{0};
-  std::atomic<std::int64_t> coroutines{0};
-  std::atomic<std::int64_t> requests_in_flight{0};
-  std::atomic<std::uint64_t> requests_total{0};
-  std::atomic<std::uint64_t> connections_total{0};
-  std::atomic<std::uint64_t> accept_errors{0};
-  std::atomic<std::uint64_t> timeouts{0};
-  std::atomic<std::uint64_t> bad_requests{0};
-  std::atomic<std::uint64_t> session_exceptions{0};
-  std::atomic<std::uint64_t> bytes_in{0};      // read from client sockets
-  std::atomic<std::uint64_t> body_buffers{0};  // request bodies given their own arena buffer
-  std::atomic<std::uint64_t> rejected_connections{0};  // over --max-connections
-  std::atomic<std::uint64_t> rejected_bodies{0};       // over --body-budget
-
-  static void add(std::atomic<std::uint64_t>& a, std::uint64_t n) noexcept { a.fetch_add(n, std::memory_order_relaxed); }
-  static void inc(std::atomic<std::int64_t>& a) noexcept { a.fetch_add(1, std::memory_order_relaxed); }
-  static void dec(std::atomic<std::int64_t>& a) noexcept { a.fetch_sub(1, std::memory_order_relaxed); }
-  static void bump(std::atomic<std::uint64_t>& a) noexcept { a.fetch_add(1, std::memory_order_relaxed); }
+  GATEWAY_STAT_SET(live_shard, GATEWAY_WORKER_STATS)
 };
 
+#define GATEWAY_STAT_VALUE(field, type, name, help) std::int64_t field = 0;
+// The shards summed, with the server's own figures.
 struct live_snapshot {
-  std::int64_t connections = 0;
-  std::int64_t coroutines = 0;
-  std::int64_t requests_in_flight = 0;
-  std::int64_t threads = 0;
-  std::uint64_t requests_total = 0;
-  std::uint64_t connections_total = 0;
-  std::uint64_t accept_errors = 0;
-  std::uint64_t timeouts = 0;
-  std::uint64_t bad_requests = 0;
-  std::uint64_t session_exceptions = 0;
-  std::uint64_t bytes_in = 0;
-  std::uint64_t body_buffers = 0;
-  std::uint64_t rejected_connections = 0;
-  std::uint64_t rejected_bodies = 0;
-  std::uint64_t body_bytes_buffered = 0;  // now, against --body-budget
+  GATEWAY_WORKER_STATS(GATEWAY_STAT_VALUE)
+  std::int64_t threads = 0;              // worker and housekeeping threads alive
+  std::int64_t body_bytes_buffered = 0;  // now, against --body-budget
 };
+#undef GATEWAY_STAT_VALUE
 
 // The global budget for buffered request-body bytes: a request whose body
 // would cross it gets 503 before a byte of the body is read, so a crowd of

@@ -14,7 +14,7 @@ class auth_layer final : public http::layer {
 
   http::step enter(http::exchange& ex, http::layer_state&) override {
     if (authorised(ex)) return http::step::next;
-    shard_.add(metric_counter::auth_rejected);
+    core::bump(shard_.stats().auth_rejected);
     http::respond_text(ex, 401, "Unauthorized");
     // RFC 6750 section 3 for bearer tokens; API keys have no standard scheme.
     ex.res.headers.add("WWW-Authenticate", bearer_challenge_);

@@ -13,14 +13,6 @@ namespace gateway::middleware {
 
 namespace {
 
-constexpr std::array<std::string_view, metric_counter_count> counter_names = {
-    "rate_limited", "auth_rejected", "access_log_dropped", "connections_opened"};
-constexpr std::array<std::string_view, metric_counter_count> counter_help = {
-    "Requests refused with 429 by the rate limiter.",
-    "Requests refused with 401 by authentication.",
-    "Request-log entries dropped because the log output could not keep up.",
-    "Client connections accepted."};
-
 constexpr std::uint32_t sub_count = 1u << latency_buckets::sub_bits;
 
 std::size_t coarse_index(std::int64_t ns) noexcept {
@@ -64,7 +56,7 @@ void append_le(std::string& out, std::int64_t ns) {
   out.append(buf, r.ptr);
 }
 
-bool valid_gauge_name(std::string_view n) noexcept {
+bool valid_name(std::string_view n) noexcept {
   if (n.empty() || (n[0] >= '0' && n[0] <= '9')) return false;
   for (char c : n)
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
@@ -72,10 +64,6 @@ bool valid_gauge_name(std::string_view n) noexcept {
 }
 
 }  // namespace
-
-std::string_view metric_counter_name(metric_counter c) noexcept {
-  return counter_names[static_cast<std::size_t>(c)];
-}
 
 namespace latency_buckets {
 
@@ -239,22 +227,31 @@ metrics_registry::metrics_registry(std::size_t workers, metrics_options opts)
   shards_.reserve(workers);
   for (std::size_t i = 0; i < workers; ++i)
     shards_.push_back(std::unique_ptr<metrics_shard>(new metrics_shard(paths_, opts_.max_paths)));
+  for (const auto& f : request_stats::fields()) {
+    add(f.type, std::string(f.name), std::string(f.help), [this, field = f.field] {
+      std::int64_t total = 0;
+      for (const auto& sh : shards_) total += core::read(sh->stats_.*field);
+      return total;
+    });
+  }
 }
 
 metrics_registry::~metrics_registry() = default;
 
-void metrics_registry::add_gauge(std::string name, std::string help, std::function<std::int64_t()> read) {
-  if (!valid_gauge_name(name)) throw std::invalid_argument("bad gauge name: " + name);
-  for (const auto& g : gauges_)
-    if (g.name == name) throw std::invalid_argument("duplicate gauge name: " + name);
+void metrics_registry::add(core::stat_type type, std::string name, std::string help,
+                           std::function<std::int64_t()> read) {
+  if (!valid_name(name)) throw std::invalid_argument("bad metric name: " + name);
+  for (const auto& f : figures_)
+    if (f.name == name) throw std::invalid_argument("duplicate metric name: " + name);
   // Suffixes that Prometheus reserves for counters and histograms, and our
   // own families' names, would make two families share a sample name.
   for (std::string_view suffix : {"_total", "_bucket", "_sum", "_count", "_created"})
     if (std::string_view(name).ends_with(suffix))
-      throw std::invalid_argument("gauge name may not end in " + std::string(suffix) + ": " + name);
-  if (name == "request_duration_seconds") throw std::invalid_argument("gauge name clashes: " + name);
-  if (!read) throw std::invalid_argument("gauge without a callback: " + name);
-  gauges_.push_back({std::move(name), std::move(help), std::move(read)});
+      throw std::invalid_argument("metric name may not end in " + std::string(suffix) + ": " + name);
+  for (std::string_view own : {"requests", "errors", "path_requests", "path_errors", "request_duration_seconds"})
+    if (name == own) throw std::invalid_argument("metric name clashes with a built-in family: " + name);
+  if (!read) throw std::invalid_argument("metric without a callback: " + name);
+  figures_.push_back({type, std::move(name), std::move(help), std::move(read)});
 }
 
 metrics_snapshot metrics_registry::snapshot() const {
@@ -274,7 +271,6 @@ metrics_snapshot metrics_registry::snapshot() const {
     s.latency_max_ns = std::max(s.latency_max_ns, static_cast<std::int64_t>(sh->latency_max_ns_.load(relaxed)));
     for (std::size_t i = 0; i < s.fine.size(); ++i) s.fine[i] += sh->fine_[i].load(relaxed);
     for (std::size_t i = 0; i < s.coarse.size(); ++i) s.coarse[i] += sh->coarse_[i].load(relaxed);
-    for (std::size_t i = 0; i < metric_counter_count; ++i) s.counters[i] += sh->counters_[i].load(relaxed);
     for (std::size_t id = 0; id < known; ++id) {
       rows[id].requests += sh->requests_by_path_[id].load(relaxed);
       rows[id].errors += sh->errors_by_path_[id].load(relaxed);
@@ -291,14 +287,14 @@ metrics_snapshot metrics_registry::snapshot() const {
   for (const auto& r : rows)
     if (r.requests != 0 || r.errors != 0) s.paths.push_back(r);
 
-  for (const auto& g : gauges_) {
+  for (const auto& f : figures_) {
     std::int64_t v = 0;
     try {
-      v = g.read();
+      v = f.read();
     } catch (...) {
-      v = 0;  // a broken gauge must not take /metrics down
+      v = 0;  // a broken figure must not take /metrics down
     }
-    s.gauges.emplace_back(g.name, v);
+    (f.type == core::stat_type::counter ? s.counters : s.gauges).emplace_back(f.name, v);
   }
   return s;
 }
@@ -341,20 +337,19 @@ void metrics_registry::render_json(std::string& out) const {
   json::append_number(out, s.percentile_ms(0.999), 3);
   out += ",\"max\":";
   json::append_number(out, static_cast<double>(s.latency_max_ns) / 1e6, 3);
-  out += "},\"counters\":{";
-  for (std::size_t i = 0; i < metric_counter_count; ++i) {
-    if (i) out += ',';
-    json::append_string(out, counter_names[i]);
-    out += ':';
-    append_u64(out, s.counters[i]);
-  }
-  out += "},\"gauges\":{";
-  for (std::size_t i = 0; i < s.gauges.size(); ++i) {
-    if (i) out += ',';
-    json::append_string(out, s.gauges[i].first);
-    out += ':';
-    json::append_number(out, s.gauges[i].second);
-  }
+  auto append_figures = [&](std::string_view key, const auto& figures) {
+    out += "},\"";
+    out += key;
+    out += "\":{";
+    for (std::size_t i = 0; i < figures.size(); ++i) {
+      if (i) out += ',';
+      json::append_string(out, figures[i].first);
+      out += ':';
+      json::append_number(out, figures[i].second);
+    }
+  };
+  append_figures("counters", s.counters);
+  append_figures("gauges", s.gauges);
   out += "}}";
 }
 
@@ -407,20 +402,17 @@ void metrics_registry::render_prometheus(std::string& out) const {
                "Requests answered with a status of 400 or more, by path (bounded as above).", true);
 
   std::string name;
-  for (std::size_t i = 0; i < metric_counter_count; ++i) {
+  std::size_t counter = 0, gauge = 0;
+  for (const auto& f : figures_) {
+    const bool is_counter = f.type == core::stat_type::counter;
+    const auto& [_, value] = is_counter ? s.counters[counter++] : s.gauges[gauge++];
     name = "gateway_";
-    name += counter_names[i];
-    name += "_total";
-    append_help(out, name, counter_help[i], "counter");
-    append_sample(out, name, s.counters[i]);
-  }
-  for (std::size_t i = 0; i < s.gauges.size(); ++i) {
-    name = "gateway_";
-    name += s.gauges[i].first;
-    append_help(out, name, gauges_[i].help, "gauge");
+    name += f.name;
+    if (is_counter) name += "_total";
+    append_help(out, name, f.help, is_counter ? "counter" : "gauge");
     out += name;
     out += ' ';
-    json::append_number(out, s.gauges[i].second);
+    json::append_number(out, value);
     out += '\n';
   }
 }

@@ -26,9 +26,11 @@
 // and 68 s. Prometheus gets a coarser fixed set of `le` buckets (0.5 ms to
 // 60 s), counted exactly alongside.
 //
-// Named counters (rate_limited, ...) may be bumped from any thread. Gauges
-// are callbacks registered at start-up, before any render, and called by
-// the rendering thread; they must be safe to call from it.
+// Every other exported figure is registered once, at start-up, before any
+// render, through add() or add_stats() (a stat set, core/stats.hpp): a
+// counter or a gauge with a name and help text, read by the rendering
+// thread. The JSON lists them under "counters" and "gauges"; Prometheus gets
+// gateway_NAME_total (TYPE counter) and gateway_NAME (TYPE gauge).
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -37,9 +39,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "gateway/core/stats.hpp"
 
 namespace gateway::middleware {
 
@@ -48,15 +53,14 @@ struct metrics_options {
   std::size_t max_path_length = 256;
 };
 
-enum class metric_counter : std::uint8_t {
-  rate_limited,
-  auth_rejected,
-  access_log_dropped,
-  connections_opened,
+// What the layers count per worker besides requests (in metrics_shard).
+#define GATEWAY_REQUEST_STATS(X)                                                 \
+  X(rate_limited, counter, "rate_limited", "Requests refused with 429 by the rate limiter") \
+  X(auth_rejected, counter, "auth_rejected", "Requests refused with 401 by authentication")
+
+struct request_stats {
+  GATEWAY_STAT_SET(request_stats, GATEWAY_REQUEST_STATS)
 };
-inline constexpr std::size_t metric_counter_count = 4;
-// "rate_limited", ... (the JSON key; Prometheus: gateway_<name>_total).
-std::string_view metric_counter_name(metric_counter c) noexcept;
 
 // The log-linear latency histogram's geometry, public for tests.
 namespace latency_buckets {
@@ -125,9 +129,7 @@ class alignas(64) metrics_shard {
   // table is full), never blocks.
   void record(std::string_view path, int status, std::chrono::nanoseconds latency) noexcept;
   // Any thread.
-  void add(metric_counter c, std::uint64_t n = 1) noexcept {
-    counters_[static_cast<std::size_t>(c)].fetch_add(n, std::memory_order_relaxed);
-  }
+  request_stats& stats() noexcept { return stats_; }
 
  private:
   friend class metrics_registry;
@@ -144,7 +146,7 @@ class alignas(64) metrics_shard {
   counter latency_max_ns_{0};
   std::array<counter, latency_buckets::count> fine_{};
   std::array<counter, prometheus_bounds_ns.size() + 1> coarse_{};  // last: +Inf only
-  std::array<counter, metric_counter_count> counters_{};
+  request_stats stats_;
   std::unique_ptr<counter[]> requests_by_path_;  // max_paths + 1, last is "other"
   std::unique_ptr<counter[]> errors_by_path_;
 };
@@ -157,13 +159,14 @@ struct metrics_snapshot {
   std::int64_t latency_max_ns = 0;
   std::vector<std::uint64_t> fine;    // latency_buckets::count
   std::vector<std::uint64_t> coarse;  // non-cumulative, prometheus_bounds_ns.size() + 1
-  std::array<std::uint64_t, metric_counter_count> counters{};
   struct path_count {
     std::string_view path;  // points into the registry (valid while it lives)
     std::uint64_t requests = 0;
     std::uint64_t errors = 0;
   };
   std::vector<path_count> paths;  // sorted by path, "other" last; zero rows left out
+  // The registered figures, in registration order.
+  std::vector<std::pair<std::string_view, std::int64_t>> counters;
   std::vector<std::pair<std::string_view, std::int64_t>> gauges;
 
   double avg_latency_ms() const noexcept;
@@ -183,25 +186,35 @@ class metrics_registry {
   std::size_t tracked_paths() const noexcept { return paths_.size(); }
 
   // Start-up only (not thread-safe against render). `name` must match
-  // [a-z_][a-z0-9_]* and not end in _total, _bucket, _sum, _count or
-  // _created; it is the JSON key under "gauges" and, prefixed with
-  // "gateway_", the Prometheus metric name. Throws std::invalid_argument on
-  // a bad or duplicate name. A callback that throws reads as 0.
-  void add_gauge(std::string name, std::string help, std::function<std::int64_t()> read);
+  // [a-z_][a-z0-9_]*, be unused by any other figure, and not end in _total,
+  // _bucket, _sum, _count or _created. Throws std::invalid_argument
+  // otherwise. A callback that throws reads as 0.
+  void add(core::stat_type type, std::string name, std::string help, std::function<std::int64_t()> read);
+
+  // Every field of a stat set, summed over `shards` (which must outlive the
+  // registry's renders).
+  template <class Set>
+  void add_stats(std::span<const Set> shards) {
+    for (const auto& f : Set::fields()) {
+      add(f.type, std::string(f.name), std::string(f.help),
+          [shards, field = f.field] { return core::sum(field, shards.data(), shards.size()); });
+    }
+  }
 
   metrics_snapshot snapshot() const;
 
   // {"total_requests":N,"total_errors":N,"avg_latency_ms":X,
   //  "requests_by_path":{path:N,...},"errors_by_path":{path:N,...},
   //  "latency_ms":{"p50":X,"p90":X,"p99":X,"p999":X,"max":X},
-  //  "counters":{"rate_limited":N,...},"gauges":{name:N,...}}
+  //  "counters":{name:N,...},"gauges":{name:N,...}}
   // errors_by_path lists only paths with errors (as the seed did).
   void render_json(std::string& out) const;
   // Prometheus text exposition format 0.0.4.
   void render_prometheus(std::string& out) const;
 
  private:
-  struct gauge {
+  struct figure {
+    core::stat_type type;
     std::string name;
     std::string help;
     std::function<std::int64_t()> read;
@@ -210,7 +223,7 @@ class metrics_registry {
   metrics_options opts_;
   path_table paths_;
   std::vector<std::unique_ptr<metrics_shard>> shards_;
-  std::vector<gauge> gauges_;
+  std::vector<figure> figures_;
 };
 
 }  // namespace gateway::middleware

@@ -43,7 +43,7 @@ class rate_limit_layer final : public http::layer {
     }
     const auto& d = state.emplace<rate_limit_decision>(limiter_.check(key, std::chrono::steady_clock::now()));
     if (d.allowed) return http::step::next;
-    shard_.add(metric_counter::rate_limited);
+    core::bump(shard_.stats().rate_limited);
     http::respond_text(ex, 429, "Too Many Requests");
     ex.res.headers.add("Retry-After", number(ex.mem(), static_cast<std::uint64_t>(d.reset.count())));
     add_budget_headers(ex, d);

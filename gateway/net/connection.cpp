@@ -219,7 +219,7 @@ asio::awaitable<void> session::send_error(int status, std::string_view message, 
 // keep-alive connection (which just closes). The caller answers 408.
 bool session::read_timed_out() noexcept {
   if (!st_.timed_out || st_.aborted || st_.phase == conn_phase::idle) return false;
-  core::live_shard::bump(w_.counters().timeouts);
+  core::bump(w_.counters().timeouts);
   st_.timed_out = false;
   return true;
 }
@@ -264,7 +264,7 @@ session::head_step session::parse_buffered_head(http::request& req, http::head_r
 }
 
 asio::awaitable<void> session::reject_head(const http::head_result& head) {
-  core::live_shard::bump(w_.counters().bad_requests);
+  core::bump(w_.counters().bad_requests);
   co_await send_error(head.status, head.message, false);
   co_await linger_close();
 }
@@ -305,14 +305,14 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
     // (A small body already buffered never gets here: body_is_buffered.)
     std::size_t buffered = std::min(len, in_.size() - body_start);
     if (!w_.body_budget().try_take(len)) {
-      core::live_shard::bump(w_.counters().rejected_bodies);
+      core::bump(w_.counters().rejected_bodies);
       co_await send_error(503, "server busy: too many request bytes in flight, retry", http10, true);
       co_await linger_close();
       co_return outcome::close;
     }
     budget_taken_ += len;
     auto* body = static_cast<char*>(mem_.allocate(len, 1));
-    core::live_shard::bump(w_.counters().body_buffers);
+    core::bump(w_.counters().body_buffers);
     std::memcpy(body, in_.data() + body_start, buffered);
     // Body bytes past what was buffered are read straight into the arena;
     // bytes after the body (a pipelined request) stay in the read buffer.
@@ -332,7 +332,7 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
         co_return outcome::close;
       }
       got += n;
-      core::live_shard::add(w_.counters().bytes_in, n);
+      core::bump(w_.counters().bytes_in, n);
       push_deadline(cfg_.body_timeout);
     }
     req.body = std::string_view(body, len);
@@ -366,7 +366,7 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
       if (r.what == http::chunk_result::kind::complete) {
         request_bytes_ = pos + r.consumed;
         req.body = std::string_view(b.data, b.size);
-        if (b.size) core::live_shard::bump(w_.counters().body_buffers);
+        if (b.size) core::bump(w_.counters().body_buffers);
         co_return outcome::next;
       }
       if (r.what == http::chunk_result::kind::too_large) {
@@ -375,13 +375,13 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
         co_return outcome::close;
       }
       if (r.what == http::chunk_result::kind::error && b.over_budget) {
-        core::live_shard::bump(w_.counters().rejected_bodies);
+        core::bump(w_.counters().rejected_bodies);
         co_await send_error(503, "server busy: too many request bytes in flight, retry", http10, true);
         co_await linger_close();
         co_return outcome::close;
       }
       if (r.what == http::chunk_result::kind::error) {
-        core::live_shard::bump(w_.counters().bad_requests);
+        core::bump(w_.counters().bad_requests);
         co_await send_error(400, r.message, http10);
         co_await linger_close();
         co_return outcome::close;
@@ -396,7 +396,7 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
       co_return outcome::close;
     }
     in_.commit(n);
-    core::live_shard::add(w_.counters().bytes_in, n);
+    core::bump(w_.counters().bytes_in, n);
     push_deadline(cfg_.body_timeout);
   }
 }
@@ -534,7 +534,7 @@ asio::awaitable<void> session::run() {
         break;
       }
       in_.commit(n);
-      core::live_shard::add(w_.counters().bytes_in, n);
+      core::bump(w_.counters().bytes_in, n);
       if (st_.phase == conn_phase::idle) set_phase(conn_phase::head, cfg_.header_timeout);
     }
     if (!have_head) break;
@@ -546,10 +546,10 @@ asio::awaitable<void> session::run() {
     auto& counters = w_.counters();
     struct in_flight_guard {
       core::live_shard& c;
-      explicit in_flight_guard(core::live_shard& s) : c(s) { core::live_shard::inc(c.requests_in_flight); }
-      ~in_flight_guard() { core::live_shard::dec(c.requests_in_flight); }
+      explicit in_flight_guard(core::live_shard& s) : c(s) { core::bump(c.requests_in_flight); }
+      ~in_flight_guard() { core::drop(c.requests_in_flight); }
     } in_flight(counters);
-    core::live_shard::bump(counters.requests_total);
+    core::bump(counters.requests_total);
     ex.ctx.mem = &mem_;
     ex.ctx.received_body = ex.req.body;
     ex.ctx.client_ip = std::string_view(client_ip_, client_ip_len_);

@@ -91,24 +91,12 @@ void server::wait() {
 
 core::live_snapshot server::live() const noexcept {
   core::live_snapshot s;
-  for (std::size_t i = 0; i < workers_.size(); ++i) {
-    const auto& sh = shards_[i];
-    s.connections += sh.connections.load(std::memory_order_relaxed);
-    s.coroutines += sh.coroutines.load(std::memory_order_relaxed);
-    s.requests_in_flight += sh.requests_in_flight.load(std::memory_order_relaxed);
-    s.requests_total += sh.requests_total.load(std::memory_order_relaxed);
-    s.connections_total += sh.connections_total.load(std::memory_order_relaxed);
-    s.accept_errors += sh.accept_errors.load(std::memory_order_relaxed);
-    s.timeouts += sh.timeouts.load(std::memory_order_relaxed);
-    s.bad_requests += sh.bad_requests.load(std::memory_order_relaxed);
-    s.session_exceptions += sh.session_exceptions.load(std::memory_order_relaxed);
-    s.bytes_in += sh.bytes_in.load(std::memory_order_relaxed);
-    s.body_buffers += sh.body_buffers.load(std::memory_order_relaxed);
-    s.rejected_connections += sh.rejected_connections.load(std::memory_order_relaxed);
-    s.rejected_bodies += sh.rejected_bodies.load(std::memory_order_relaxed);
-  }
+  const std::size_t n = workers_.size();
+#define GATEWAY_STAT_SUM(field, type, name, help) s.field = core::sum(&core::live_shard::field, shards_.get(), n);
+  GATEWAY_WORKER_STATS(GATEWAY_STAT_SUM)
+#undef GATEWAY_STAT_SUM
   s.threads = threads_alive_.load();
-  s.body_bytes_buffered = budget_ ? budget_->used() : 0;
+  s.body_bytes_buffered = budget_ ? static_cast<std::int64_t>(budget_->used()) : 0;
   return s;
 }
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <stop_token>
 #include <thread>
 #include <vector>
@@ -38,6 +39,8 @@ class server {
   std::uint16_t port() const noexcept { return port_; }
   unsigned worker_count() const noexcept { return static_cast<unsigned>(workers_.size()); }
   core::live_snapshot live() const noexcept;
+  // The workers' stat shards, one per worker (for /metrics).
+  std::span<const core::live_shard> stats() const noexcept { return {shards_.get(), workers_.size()}; }
   const core::config& cfg() const noexcept { return cfg_; }
 
  private:

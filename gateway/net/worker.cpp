@@ -97,7 +97,7 @@ void worker::install_chain(std::shared_ptr<chain_generation> next, std::function
 
 void worker::run() {
   asio::co_spawn(io_, accept_loop(), [this](std::exception_ptr e) {
-    if (e) core::live_shard::bump(counters_.session_exceptions);
+    if (e) core::bump(counters_.session_exceptions);
   });
   arm_sweep();
   io_.run();
@@ -112,7 +112,7 @@ void worker::attach(connection_state& c) noexcept {
   if (first_) first_->prev = &c;
   first_ = &c;
   ++connection_count_;
-  core::live_shard::inc(counters_.connections);
+  core::bump(counters_.connections);
 }
 
 void worker::detach(connection_state& c) noexcept {
@@ -121,7 +121,7 @@ void worker::detach(connection_state& c) noexcept {
   if (c.next) c.next->prev = c.prev;
   c.prev = c.next = nullptr;
   --connection_count_;
-  core::live_shard::dec(counters_.connections);
+  core::drop(counters_.connections);
   if (draining_ && connection_count_ == 0) {
     // The last connection is gone: stop the sweep so the io_context runs dry.
     sweep_timer_.cancel();
@@ -129,10 +129,10 @@ void worker::detach(connection_state& c) noexcept {
 }
 
 asio::awaitable<void> worker::accept_loop() {
-  core::live_shard::inc(counters_.coroutines);
+  core::bump(counters_.coroutines);
   struct exit_count {
     core::live_shard& c;
-    ~exit_count() { core::live_shard::dec(c.coroutines); }
+    ~exit_count() { core::drop(c.coroutines); }
   } guard{counters_};
 
   asio::steady_timer backoff(io_);
@@ -141,7 +141,7 @@ asio::awaitable<void> worker::accept_loop() {
     auto [ec, socket] = co_await acceptor_->async_accept(use_nothrow);
     if (ec == asio::error::operation_aborted || draining_) break;
     if (ec) {
-      core::live_shard::bump(counters_.accept_errors);
+      core::bump(counters_.accept_errors);
       // EMFILE/ENFILE and friends: the pending connection stays queued and
       // accept would fail again at once; wait instead of spinning.
       backoff.expires_after(delay);
@@ -154,15 +154,15 @@ asio::awaitable<void> worker::accept_loop() {
       refuse(socket);
       continue;
     }
-    core::live_shard::bump(counters_.connections_total);
-    core::live_shard::inc(counters_.coroutines);
+    core::bump(counters_.connections_total);
+    core::bump(counters_.coroutines);
     auto state = std::make_shared<connection_state>(*this, std::move(socket));
     auto& signal = state->cancel_signal;
     asio::co_spawn(io_, serve_connection(state),
                    asio::bind_cancellation_slot(signal.slot(), [this, state](std::exception_ptr e) {
                      // The backstop: a session that threw is counted; the process goes on.
-                     if (e) core::live_shard::bump(counters_.session_exceptions);
-                     core::live_shard::dec(counters_.coroutines);
+                     if (e) core::bump(counters_.session_exceptions);
+                     core::drop(counters_.coroutines);
                    }));
   }
 }
@@ -174,7 +174,7 @@ void worker::refuse(asio::ip::tcp::socket& s) noexcept {
   static constexpr std::string_view busy =
       "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
       "Retry-After: 1\r\nContent-Length: 29\r\nConnection: close\r\n\r\ntoo many connections, retry\r\n";
-  core::live_shard::bump(counters_.rejected_connections);
+  core::bump(counters_.rejected_connections);
   std::error_code ec;
   s.non_blocking(true, ec);
   s.send(asio::buffer(busy), 0, ec);
@@ -199,7 +199,7 @@ void worker::sweep() {
   auto now = clock::now();
   // No request since the last sweep: the pooled arena blocks go back to
   // malloc (and the housekeeping trim gives the pages to the system).
-  const std::uint64_t requests = counters_.requests_total.load(std::memory_order_relaxed);
+  const std::int64_t requests = core::read(counters_.requests_total);
   if (requests == requests_at_last_sweep_) arena_blocks_.trim();
   requests_at_last_sweep_ = requests;
   bool hard = draining_ && now >= drain_deadline_;

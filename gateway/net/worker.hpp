@@ -108,7 +108,7 @@ class worker {
   static constexpr std::size_t pooled_arena_blocks = 1024;
 #endif
   core::block_pool arena_blocks_{core::arena::default_first_block, pooled_arena_blocks};
-  std::uint64_t requests_at_last_sweep_ = 0;
+  std::int64_t requests_at_last_sweep_ = 0;
   asio::io_context io_{1};
   const core::config& cfg_;
   core::live_shard& counters_;

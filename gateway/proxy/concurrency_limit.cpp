@@ -4,7 +4,6 @@
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <atomic>
 
 namespace gateway::proxy {
 
@@ -12,7 +11,7 @@ namespace {
 
 class limit_layer final : public http::layer {
  public:
-  limit_layer(concurrency_limit_options opts, std::atomic<std::uint64_t>* rejected) : opts_(opts), rejected_(rejected) {}
+  limit_layer(concurrency_limit_options opts, core::stat* rejected) : opts_(opts), rejected_(rejected) {}
 
   http::step enter(http::exchange&, http::layer_state&) override {
     if (in_flight_ >= opts_.max_in_flight) return http::step::wait;
@@ -23,7 +22,7 @@ class limit_layer final : public http::layer {
   asio::awaitable<http::step> await(http::exchange& ex, http::layer_state&) override {
     const bool handed_over = co_await wait_for_slot(ex);  // the slot comes with it
     if (handed_over) co_return http::step::next;
-    if (rejected_) rejected_->fetch_add(1, std::memory_order_relaxed);
+    if (rejected_) core::bump(*rejected_);
     http::respond_text(ex, 503, "backend busy: too many requests in flight, retry");
     ex.res.headers.add("Retry-After", "1");
     co_return http::step::answered;
@@ -82,7 +81,7 @@ class limit_layer final : public http::layer {
   }
 
   concurrency_limit_options opts_;
-  std::atomic<std::uint64_t>* rejected_;
+  core::stat* rejected_;
   std::uint32_t in_flight_ = 0;
   std::uint32_t waiting_ = 0;
   waiter* head_ = nullptr;
@@ -91,8 +90,8 @@ class limit_layer final : public http::layer {
 
 }  // namespace
 
-http::layer_ptr make_concurrency_limit(concurrency_limit_options opts, std::atomic<std::uint64_t>* rejected_counter) {
-  return std::make_unique<limit_layer>(opts, rejected_counter);
+http::layer_ptr make_concurrency_limit(concurrency_limit_options opts, core::stat* rejected) {
+  return std::make_unique<limit_layer>(opts, rejected);
 }
 
 }  // namespace gateway::proxy

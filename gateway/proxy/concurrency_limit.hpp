@@ -7,9 +7,9 @@
 //
 // Thread: one instance per worker, used on that worker's thread only.
 #include <chrono>
-#include <atomic>
 #include <cstdint>
 
+#include "gateway/core/stats.hpp"
 #include "gateway/http/layer.hpp"
 
 namespace gateway::proxy {
@@ -24,7 +24,7 @@ struct concurrency_limit_options {
 // A layer for a route's policy, before the layer that talks to the backend:
 // it holds a slot from enter() until leave() (the response head is in; a
 // streamed body then flows without one).
-http::layer_ptr make_concurrency_limit(concurrency_limit_options opts,
-                                       std::atomic<std::uint64_t>* rejected_counter = nullptr);
+// `rejected` (optional) counts the 503 answers.
+http::layer_ptr make_concurrency_limit(concurrency_limit_options opts, core::stat* rejected = nullptr);
 
 }  // namespace gateway::proxy

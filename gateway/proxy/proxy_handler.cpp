@@ -103,7 +103,7 @@ class upstream_response final : public http::body_source, public http::upstream_
     disarm();
     if (pooled_ != nullptr) buffers_.give_back(pooled_);
     if (conn_.is_open()) {
-      upstream_stats::bump(pool_.stats().discarded);
+      core::bump(pool_.stats().discarded);
       conn_.close();
     }
   }
@@ -311,7 +311,7 @@ class upstream_response final : public http::body_source, public http::upstream_
 
   void discard() noexcept {
     if (conn_.is_open()) {
-      upstream_stats::bump(pool_.stats().discarded);
+      core::bump(pool_.stats().discarded);
       conn_.close();
     }
   }
@@ -378,7 +378,7 @@ class proxy_layer final : public http::layer {
     for (int attempt = 0; attempt < 2; ++attempt) {
       const bool reused = attempt == 0 && pool_.take(up->connection());
       if (reused) {
-        upstream_stats::bump(stats.reused);
+        core::bump(stats.reused);
       } else {
         err = co_await pool_.connect(up->connection());
         if (err) break;
@@ -387,7 +387,7 @@ class proxy_layer final : public http::layer {
           break;
         }
       }
-      upstream_stats::bump(stats.requests);
+      core::bump(stats.requests);
       up->begin_exchange();
       head_outcome o = up->end_exchange(co_await up->send_and_read_head(head, ex.req.body, fields));
       err = o.ec;
@@ -398,7 +398,7 @@ class proxy_layer final : public http::layer {
       const bool retry = reused && !up->aborted() && err == proxy_errc::closed_before_response &&
                          (is_idempotent(ex.req.method_id) || o.sent_nothing);
       if (!retry) break;
-      upstream_stats::bump(stats.retries);
+      core::bump(stats.retries);
     }
     if (!err && up->switched()) {
       ex.res.status = 101;
@@ -415,7 +415,7 @@ class proxy_layer final : public http::layer {
     if (!err && !up->start_body()) err = make_error_code(proxy_errc::bad_response);
     if (err) {
       const int status = status_for(err);
-      if (err != proxy_errc::aborted) upstream_stats::bump(status == 504 ? stats.gateway_timeout : stats.bad_gateway);
+      if (err != proxy_errc::aborted) core::bump(status == 504 ? stats.gateway_timeout : stats.bad_gateway);
       http::respond_text(ex, status, status == 504 ? "Gateway Timeout" : "Bad Gateway");
       co_return http::step::answered;
     }

@@ -57,7 +57,7 @@ std::error_code upstream_connection::open(const asio::ip::tcp& protocol) noexcep
   socket_.open(protocol, ec);
   if (!ec) {
     counted_ = true;
-    stats_->live.fetch_add(1, std::memory_order_relaxed);
+    core::bump(stats_->live, 1);
   }
   return ec;
 }
@@ -67,7 +67,7 @@ void upstream_connection::close() noexcept {
   if (socket_.is_open()) socket_.close(ignored);
   if (counted_) {
     counted_ = false;
-    stats_->live.fetch_sub(1, std::memory_order_relaxed);
+    core::drop(stats_->live, 1);
   }
 }
 
@@ -84,13 +84,13 @@ bool upstream_pool::take(upstream_connection& out) noexcept {
   while (!idle_.empty()) {
     upstream_connection c = std::move(idle_.back());
     idle_.pop_back();
-    stats_->idle.fetch_sub(1, std::memory_order_relaxed);
+    core::drop(stats_->idle, 1);
     if (now - c.idle_since >= limits_.idle_timeout) {
-      upstream_stats::bump(stats_->expired);
+      core::bump(stats_->expired);
       continue;  // closed by its destructor
     }
     if (now - c.idle_since >= fresh_for && !looks_reusable(c.socket())) {
-      upstream_stats::bump(stats_->stale);
+      core::bump(stats_->stale);
       continue;
     }
     out = std::move(c);
@@ -102,7 +102,7 @@ bool upstream_pool::take(upstream_connection& out) noexcept {
 asio::awaitable<std::error_code> upstream_pool::connect(upstream_connection& out) {
   using namespace asio::experimental::awaitable_operators;
   if (out.open(backend_.protocol())) {
-    upstream_stats::bump(stats_->connect_failures);
+    core::bump(stats_->connect_failures);
     co_return make_error_code(proxy_errc::connect_refused);  // EMFILE and friends
   }
   asio::steady_timer timer(io_, limits_.connect_timeout);
@@ -112,19 +112,19 @@ asio::awaitable<std::error_code> upstream_pool::connect(upstream_connection& out
     // The timer finished first: expired, or cancelled along with the request.
     const bool cancelled = static_cast<bool>(std::get<0>(std::get<1>(result)));
     out.close();
-    upstream_stats::bump(stats_->connect_failures);
+    core::bump(stats_->connect_failures);
     co_return make_error_code(cancelled ? proxy_errc::aborted : proxy_errc::connect_timeout);
   }
   ec = std::get<0>(std::get<0>(result));
   if (ec || !out.is_open()) {
     const bool aborted = !out.is_open() || ec == asio::error::operation_aborted;
     out.close();
-    upstream_stats::bump(stats_->connect_failures);
+    core::bump(stats_->connect_failures);
     co_return make_error_code(aborted ? proxy_errc::aborted : proxy_errc::connect_refused);
   }
   std::error_code ignored;
   out.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
-  upstream_stats::bump(stats_->opened);
+  core::bump(stats_->opened);
   co_return std::error_code{};
 }
 
@@ -138,18 +138,18 @@ void upstream_pool::give_back(upstream_connection&& c) noexcept {
     // At the cap the oldest idle connection goes: the newest is the least
     // likely to have been closed by the backend's own idle timeout.
     idle_.erase(idle_.begin());
-    stats_->idle.fetch_sub(1, std::memory_order_relaxed);
+    core::drop(stats_->idle, 1);
   }
   c.idle_since = clock::now();
   idle_.push_back(std::move(c));
-  stats_->idle.fetch_add(1, std::memory_order_relaxed);
+  core::bump(stats_->idle, 1);
   arm_expiry();
 }
 
 void upstream_pool::drain() noexcept {
   draining_ = true;
   if (timer_armed_) expiry_timer_.cancel();
-  stats_->idle.fetch_sub(static_cast<std::int64_t>(idle_.size()), std::memory_order_relaxed);
+  core::drop(stats_->idle, static_cast<std::int64_t>(idle_.size()));
   idle_.clear();
 }
 
@@ -176,8 +176,8 @@ void upstream_pool::expire(clock::time_point now) noexcept {
   while (n < idle_.size() && now - idle_[n].idle_since >= limits_.idle_timeout) ++n;
   if (n == 0) return;
   idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(n));
-  stats_->idle.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
-  stats_->expired.fetch_add(n, std::memory_order_relaxed);
+  core::drop(stats_->idle, static_cast<std::int64_t>(n));
+  core::bump(stats_->expired, static_cast<std::int64_t>(n));
 }
 
 }  // namespace gateway::proxy

@@ -10,8 +10,7 @@
 // worker's on_drain) closes the idle ones and makes give_back() close from
 // then on, so the worker's io_context can run dry.
 //
-// upstream_stats is the one thing read from other threads (metrics, tests):
-// plain atomics, updated with relaxed ordering.
+// upstream_stats is the one thing read from other threads (metrics, tests).
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -23,23 +22,28 @@
 #include <system_error>
 #include <vector>
 
+#include "gateway/core/stats.hpp"
+
 namespace gateway::proxy {
 
-struct upstream_stats {
-  std::atomic<std::uint64_t> opened{0};          // TCP connections established
-  std::atomic<std::uint64_t> connect_failures{0};  // refused, unreachable or timed out
-  std::atomic<std::uint64_t> reused{0};          // requests sent on a pooled connection
-  std::atomic<std::uint64_t> requests{0};        // requests forwarded (attempts, retries included)
-  std::atomic<std::uint64_t> retries{0};         // second attempts after a stale pooled connection
-  std::atomic<std::uint64_t> stale{0};           // pooled connections found closed when taken
-  std::atomic<std::uint64_t> expired{0};         // idle connections closed by the idle timeout
-  std::atomic<std::uint64_t> discarded{0};       // closed mid-response (client gone, error, abort)
-  std::atomic<std::uint64_t> bad_gateway{0};     // 502 answers
-  std::atomic<std::uint64_t> gateway_timeout{0}; // 504 answers
-  std::atomic<std::int64_t> live{0};             // upstream sockets open now (idle or in use)
-  std::atomic<std::int64_t> idle{0};             // of which idle in a pool
+// Shared by every worker's pool (and the routes' concurrency caps).
+#define GATEWAY_UPSTREAM_STATS(X)                                                                              \
+  X(opened, counter, "upstream_connections_opened", "Backend connections established")                       \
+  X(connect_failures, counter, "upstream_connect_failures", "Backend connects refused, unreachable or timed out") \
+  X(reused, counter, "upstream_reused", "Requests sent on a pooled keep-alive connection")                   \
+  X(requests, counter, "upstream_requests", "Requests sent to a backend (retries included)")                 \
+  X(retries, counter, "upstream_retries", "Requests sent again after a stale pooled connection")            \
+  X(stale, counter, "upstream_stale", "Pooled connections found closed by the backend when taken")         \
+  X(expired, counter, "upstream_idle_expired", "Idle pooled connections closed by the idle timeout")         \
+  X(discarded, counter, "upstream_discarded", "Connections closed mid-response (client gone, error, abort)") \
+  X(bad_gateway, counter, "upstream_bad_gateway", "502 answers: backend unreachable or its answer broken")   \
+  X(gateway_timeout, counter, "upstream_gateway_timeout", "504 answers: the backend was too slow")           \
+  X(busy_rejected, counter, "upstream_busy_rejected", "503 answers: requests over --upstream-max-concurrent") \
+  X(live, gauge, "upstream_connections", "Backend connections open (idle or in use)")                       \
+  X(idle, gauge, "upstream_idle_connections", "Backend connections idle in the pools")
 
-  static void bump(std::atomic<std::uint64_t>& a) noexcept { a.fetch_add(1, std::memory_order_relaxed); }
+struct upstream_stats {
+  GATEWAY_STAT_SET(upstream_stats, GATEWAY_UPSTREAM_STATS)
 };
 
 // One upstream TCP connection, owned by value. Closing (or destroying) it

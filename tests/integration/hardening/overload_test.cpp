@@ -24,13 +24,13 @@ std::string get(std::string_view target, std::string_view extra = {}) {
   return test::make_request("GET", target, {}, extra);
 }
 
-// A gauge from /metrics (JSON), or -1.
-long long gauge(std::uint16_t port, std::string_view name) {
+// A counter from /metrics (JSON), or -1.
+long long counter(std::uint16_t port, std::string_view name) {
   auto r = test::http_request(port, get("/metrics"));
   if (!r || r->status != 200) return -1;
   auto doc = json::parse(r->body);
   if (!doc) return -1;
-  const auto* g = doc.value().find("gauges");
+  const auto* g = doc.value().find("counters");
   const auto* v = g ? g->find(name) : nullptr;
   return v ? v->as_int64().value_or(-1) : -1;
 }
@@ -90,7 +90,7 @@ TEST_CASE("over the connection cap, new connections get 503 with Retry-After and
   t0 = std::chrono::steady_clock::now();
   while (srv.server().live().connections > 0 && std::chrono::steady_clock::now() - t0 < 2s)
     std::this_thread::sleep_for(5ms);
-  CHECK(gauge(srv.port(), "rejected_connections") == 5);
+  CHECK(counter(srv.port(), "rejected_connections") == 5);
 }
 
 TEST_CASE("a body that would cross the global body budget gets 503 before it is read", "[integration][hardening]") {
@@ -103,7 +103,7 @@ TEST_CASE("a body that would cross the global body budget gets 503 before it is 
   test::raw_client a(srv.port());
   REQUIRE(a.send(head + "x"));
   auto t0 = std::chrono::steady_clock::now();
-  while (srv.server().live().body_bytes_buffered < three_mib && std::chrono::steady_clock::now() - t0 < 2s)
+  while (srv.server().live().body_bytes_buffered < static_cast<std::int64_t>(three_mib) && std::chrono::steady_clock::now() - t0 < 2s)
     std::this_thread::sleep_for(2ms);
   REQUIRE(srv.server().live().body_bytes_buffered == three_mib);
   // B would cross the budget: 503 at once, without sending its body.
@@ -127,7 +127,7 @@ TEST_CASE("a body that would cross the global body budget gets 503 before it is 
   auto again = test::http_request(srv.port(), test::make_request("POST", "/health", std::string(three_mib, 'z')));
   REQUIRE(again);
   CHECK(again->status == 200);
-  CHECK(gauge(srv.port(), "rejected_bodies") == 1);
+  CHECK(counter(srv.port(), "rejected_bodies") == 1);
 }
 
 TEST_CASE("idle keep-alive connections give their request memory back: 1,000 of them after a request each cost under 8 MiB",
@@ -257,7 +257,7 @@ TEST_CASE("out of file descriptors, the accept loop backs off instead of spinnin
     }
   }
   CHECK(recovered);
-  CHECK(gauge(port, "accept_errors") > 0);
+  CHECK(counter(port, "accept_errors") > 0);
   ::kill(pid, SIGTERM);
   int status = 0;
   ::waitpid(pid, &status, 0);

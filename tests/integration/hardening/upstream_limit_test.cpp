@@ -13,7 +13,7 @@ TEST_CASE("over the upstream concurrency cap, requests wait briefly and then get
           "[integration][hardening]") {
   auto cfg = test::test_config();
   cfg.threads = 1;
-  std::atomic<std::uint64_t> rejected{0};
+  core::stat rejected{0};
   auto chain = [&](net::worker_env&) {
     auto r = std::make_unique<app::router>();
     r->add_exact("/health", admin::make_health_page());

@@ -92,7 +92,7 @@ TEST_CASE("a 1 MiB POST through the full chain is read from the socket once and 
   CHECK(r->status == 200);
   auto after = srv.server().live();
   // Every byte the client sent was read exactly once...
-  CHECK(after.bytes_in - before.bytes_in == req.size());
+  CHECK(after.bytes_in - before.bytes_in == static_cast<std::int64_t>(req.size()));
   // ...into one body buffer, which every middleware and the proxy used.
   CHECK(after.body_buffers - before.body_buffers == 1);
   auto got = backend.requests();

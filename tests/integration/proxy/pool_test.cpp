@@ -142,7 +142,7 @@ TEST_CASE("10,000 proxied requests over 100 client connections open only a few u
     CHECK(ok.load() == 10000);
     CHECK(f.backend.request_count() == 10000);
     CHECK(f.stats->opened.load() <= 8);  // 2 workers x 4 in flight, at worst
-    CHECK(f.backend.connections_accepted() == f.stats->opened.load());
+    CHECK(static_cast<std::int64_t>(f.backend.connections_accepted()) == f.stats->opened.load());
     CHECK(f.stats->reused.load() >= 10000 - 8);
     WARN("4 in flight: " << f.stats->opened.load() << " upstream connections for 10,000 requests");
   }

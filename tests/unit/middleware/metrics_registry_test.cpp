@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -15,7 +16,6 @@
 
 #include "gateway/json/reader.hpp"
 
-using gateway::middleware::metric_counter;
 using gateway::middleware::metrics_options;
 using gateway::middleware::metrics_registry;
 namespace latency_buckets = gateway::middleware::latency_buckets;
@@ -237,9 +237,9 @@ TEST_CASE("metrics registry aggregates every worker's shard", "[unit][middleware
       auto& shard = reg.shard(w);
       for (int i = 0; i < 10000; ++i) {
         shard.record(i % 2 ? "/api/a" : "/api/b", i % 10 == 0 ? 502 : 200, std::chrono::microseconds(100 + w));
-        if (i % 100 == 0) shard.add(metric_counter::rate_limited);
+        if (i % 100 == 0) gateway::core::bump(shard.stats().rate_limited);
       }
-      shard.add(metric_counter::connections_opened, 3);
+      gateway::core::bump(shard.stats().auth_rejected, 3);
     });
   for (auto& t : workers) t.join();
 
@@ -248,9 +248,9 @@ TEST_CASE("metrics registry aggregates every worker's shard", "[unit][middleware
   CHECK(s.total_errors == 4000);
   CHECK(s.latency_sum_ns == std::uint64_t{10000} * (100'000 + 101'000 + 102'000 + 103'000));
   CHECK(s.latency_max_ns == 103'000);
-  CHECK(s.counters[static_cast<std::size_t>(metric_counter::rate_limited)] == 400);
-  CHECK(s.counters[static_cast<std::size_t>(metric_counter::connections_opened)] == 12);
-  CHECK(s.counters[static_cast<std::size_t>(metric_counter::auth_rejected)] == 0);
+  REQUIRE(s.counters.size() == 2);
+  CHECK(s.counters[0] == std::pair<std::string_view, std::int64_t>{"rate_limited", 400});
+  CHECK(s.counters[1] == std::pair<std::string_view, std::int64_t>{"auth_rejected", 12});
   REQUIRE(s.paths.size() == 2);
   CHECK(s.paths[0].path == "/api/a");
   CHECK(s.paths[0].requests == 20000);
@@ -380,12 +380,13 @@ TEST_CASE("metrics registry with no path budget counts everything as other", "[u
 TEST_CASE("metrics JSON output is strict JSON with the seed's fields", "[unit][middleware][metrics]") {
   metrics_registry reg(2);
   std::int64_t live = 7;
-  reg.add_gauge("live_connections", "Open client connections.", [&] { return live; });
-  reg.add_gauge("upstream_idle", "Idle upstream connections.", [] { return std::int64_t{-1}; });
+  reg.add(gateway::core::stat_type::gauge, "live_connections", "Open client connections.", [&] { return live; });
+  reg.add(gateway::core::stat_type::gauge, "upstream_idle", "Idle upstream connections.",
+          [] { return std::int64_t{-1}; });
   reg.shard(0).record("/api/users", 200, 2ms);
   reg.shard(1).record("/api/users", 500, 4ms);
   reg.shard(1).record("/odd\"path\\\n\x01\xff", 404, 6ms);
-  reg.shard(0).add(metric_counter::auth_rejected, 2);
+  gateway::core::bump(reg.shard(0).stats().auth_rejected, 2);
 
   std::string out = "prefix:";  // render appends
   reg.render_json(out);
@@ -410,8 +411,6 @@ TEST_CASE("metrics JSON output is strict JSON with the seed's fields", "[unit][m
   CHECK(lat->find("max")->as_double() == Approx(6.0));
   CHECK(int_field(*v.find("counters"), "auth_rejected") == 2);
   CHECK(int_field(*v.find("counters"), "rate_limited") == 0);
-  CHECK(int_field(*v.find("counters"), "access_log_dropped") == 0);
-  CHECK(int_field(*v.find("counters"), "connections_opened") == 0);
   CHECK(int_field(*v.find("gauges"), "live_connections") == 7);
   CHECK(int_field(*v.find("gauges"), "upstream_idle") == -1);
   live = 9;  // read at render time
@@ -420,22 +419,62 @@ TEST_CASE("metrics JSON output is strict JSON with the seed's fields", "[unit][m
   CHECK(int_field(*parse_json(out).find("gauges"), "live_connections") == 9);
 }
 
-TEST_CASE("metrics registry rejects bad gauge names at start-up", "[unit][middleware][metrics]") {
+TEST_CASE("metrics registry rejects bad or clashing names at start-up", "[unit][middleware][metrics]") {
+  using gateway::core::stat_type;
   metrics_registry reg(1);
   auto g = [] { return std::int64_t{1}; };
-  CHECK_THROWS_AS(reg.add_gauge("", "", g), std::invalid_argument);
-  CHECK_THROWS_AS(reg.add_gauge("9lives", "", g), std::invalid_argument);
-  CHECK_THROWS_AS(reg.add_gauge("Live", "", g), std::invalid_argument);
-  CHECK_THROWS_AS(reg.add_gauge("live-connections", "", g), std::invalid_argument);
-  CHECK_THROWS_AS(reg.add_gauge("requests_total", "", g), std::invalid_argument);
-  CHECK_THROWS_AS(reg.add_gauge("request_duration_seconds", "", g), std::invalid_argument);
-  CHECK_THROWS_AS(reg.add_gauge("no_callback", "", {}), std::invalid_argument);
-  reg.add_gauge("in_flight", "", g);
-  CHECK_THROWS_AS(reg.add_gauge("in_flight", "", g), std::invalid_argument);
-  reg.add_gauge("broken", "", []() -> std::int64_t { throw std::runtime_error("x"); });
+  CHECK_THROWS_AS(reg.add(stat_type::gauge, "", "", g), std::invalid_argument);
+  CHECK_THROWS_AS(reg.add(stat_type::gauge, "9lives", "", g), std::invalid_argument);
+  CHECK_THROWS_AS(reg.add(stat_type::gauge, "Live", "", g), std::invalid_argument);
+  CHECK_THROWS_AS(reg.add(stat_type::gauge, "live-connections", "", g), std::invalid_argument);
+  CHECK_THROWS_AS(reg.add(stat_type::counter, "requests_total", "", g), std::invalid_argument);
+  CHECK_THROWS_AS(reg.add(stat_type::counter, "requests", "", g), std::invalid_argument);
+  CHECK_THROWS_AS(reg.add(stat_type::gauge, "request_duration_seconds", "", g), std::invalid_argument);
+  CHECK_THROWS_AS(reg.add(stat_type::gauge, "no_callback", "", {}), std::invalid_argument);
+  // The registry's own request stats are registered already.
+  CHECK_THROWS_AS(reg.add(stat_type::counter, "rate_limited", "", g), std::invalid_argument);
+  reg.add(stat_type::gauge, "in_flight", "", g);
+  CHECK_THROWS_AS(reg.add(stat_type::counter, "in_flight", "", g), std::invalid_argument);
+  reg.add(stat_type::gauge, "broken", "", []() -> std::int64_t { throw std::runtime_error("x"); });
   auto s = reg.snapshot();
   REQUIRE(s.gauges.size() == 2);
   CHECK(s.gauges[1].second == 0);
+}
+
+namespace {
+#define TEST_STATS(X)                                      \
+  X(opened, counter, "test_opened", "Things opened") \
+  X(open, gauge, "test_open", "Things open now")
+struct test_stats {
+  GATEWAY_STAT_SET(test_stats, TEST_STATS)
+};
+#undef TEST_STATS
+}  // namespace
+
+TEST_CASE("a stat set is exported once, summed over its shards, with its types in JSON and Prometheus",
+          "[unit][middleware][metrics]") {
+  metrics_registry reg(1);
+  std::array<test_stats, 3> shards;
+  reg.add_stats(std::span<const test_stats>(shards));
+  gateway::core::bump(shards[0].opened, 5);
+  gateway::core::bump(shards[2].opened, 2);
+  gateway::core::bump(shards[1].open, 4);
+  gateway::core::drop(shards[2].open, 1);
+
+  std::string json_out;
+  reg.render_json(json_out);
+  auto v = parse_json(json_out);
+  CHECK(int_field(*v.find("counters"), "test_opened") == 7);
+  CHECK(int_field(*v.find("gauges"), "test_open") == 3);
+  CHECK(v.find("gauges")->find("test_opened") == nullptr);
+
+  std::string prom;
+  reg.render_prometheus(prom);
+  CHECK(prom.find("# TYPE gateway_test_opened_total counter\ngateway_test_opened_total 7\n") != std::string::npos);
+  CHECK(prom.find("# TYPE gateway_test_open gauge\ngateway_test_open 3\n") != std::string::npos);
+  CHECK(prom.find("# HELP gateway_test_opened_total Things opened\n") != std::string::npos);
+  // Declared twice is refused like any duplicate name.
+  CHECK_THROWS_AS(reg.add_stats(std::span<const test_stats>(shards)), std::invalid_argument);
 }
 
 TEST_CASE("prometheus label values escape backslash, quote and newline", "[unit][middleware][metrics]") {
@@ -446,13 +485,15 @@ TEST_CASE("prometheus label values escape backslash, quote and newline", "[unit]
 
 TEST_CASE("metrics Prometheus output passes a strict line-format check", "[unit][middleware][metrics]") {
   metrics_registry reg(2);
-  reg.add_gauge("live_connections", "Open client\nconnections \\ now.", [] { return std::int64_t{5}; });
+  reg.add(gateway::core::stat_type::gauge, "live_connections", "Open client\nconnections \\ now.",
+          [] { return std::int64_t{5}; });
+  std::int64_t dropped = 4;
+  reg.add(gateway::core::stat_type::counter, "access_log_dropped", "Lines dropped.", [&] { return dropped; });
   reg.shard(0).record("/api/a", 200, 300us);    // le 0.0005
   reg.shard(0).record("/api/a", 200, 500us);    // le 0.0005 exactly
   reg.shard(1).record("/api/a", 503, 501us);    // le 0.001
   reg.shard(1).record("/we\"ird\\pa\nth", 404, 2s);
   reg.shard(1).record("/slow", 200, 90s);       // only +Inf
-  reg.shard(0).add(metric_counter::access_log_dropped, 4);
 
   std::string out;
   reg.render_prometheus(out);
@@ -496,14 +537,14 @@ TEST_CASE("the strict Prometheus checker catches malformed output", "[unit][midd
 
 TEST_CASE("metrics JSON and Prometheus numbers agree", "[unit][middleware][metrics]") {
   metrics_registry reg(3);
-  reg.add_gauge("in_flight", "Requests in flight.", [] { return std::int64_t{11}; });
+  reg.add(gateway::core::stat_type::gauge, "in_flight", "Requests in flight.", [] { return std::int64_t{11}; });
   std::mt19937 rng(3);
   for (int i = 0; i < 5000; ++i) {
     const std::string path = "/r/" + std::to_string(rng() % 20);
     const int status = (rng() % 7 == 0) ? 500 : 200;
     reg.shard(static_cast<std::size_t>(i % 3)).record(path, status, std::chrono::microseconds(rng() % 200000));
   }
-  reg.shard(2).add(metric_counter::rate_limited, 17);
+  gateway::core::bump(reg.shard(2).stats().rate_limited, 17);
 
   std::string json_text, prom_text;
   reg.render_json(json_text);

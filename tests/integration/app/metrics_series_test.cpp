@@ -1,0 +1,395 @@
+// Every series /metrics exports is moved by something the gateway does: this
+// test knows one action per series and fails when a series it does not know
+// appears (a new figure comes with its trigger here) or when an action
+// leaves its series where it was.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gateway/app/instance.hpp"
+#include "gateway/json/reader.hpp"
+#include "tests/integration/proxy/recording_backend.hpp"
+#include "tests/support/test_server.hpp"
+
+using namespace gateway;
+using namespace std::chrono_literals;
+
+namespace {
+
+// An access-log sink that can be made to stop reading (a stalled terminal).
+class blocking_sink {
+ public:
+  blocking_sink() {
+    cookie_io_functions_t io{};
+    io.write = [](void* self, const char*, std::size_t n) -> ssize_t {
+      auto* s = static_cast<blocking_sink*>(self);
+      std::unique_lock lock(s->mu_);
+      s->cv_.wait(lock, [s] { return !s->blocked_; });
+      return static_cast<ssize_t>(n);
+    };
+    file_ = ::fopencookie(this, "w", io);
+  }
+  ~blocking_sink() { std::fclose(file_); }
+  std::FILE* file() const { return file_; }
+  void block() {
+    std::lock_guard lock(mu_);
+    blocked_ = true;
+  }
+  void release() {
+    {
+      std::lock_guard lock(mu_);
+      blocked_ = false;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::FILE* file_ = nullptr;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool blocked_ = false;
+};
+
+// Outermost in every pipeline: throws or waits when a request asks it to.
+class misbehaving_layer final : public http::layer {
+ public:
+  http::step enter(http::exchange& ex, http::layer_state&) override {
+    if (ex.req.headers.find("x-test-throw") != nullptr) throw std::runtime_error("asked to throw");
+    return ex.req.headers.find("x-test-wait") != nullptr ? http::step::wait : http::step::next;
+  }
+  asio::awaitable<http::step> await(http::exchange&, http::layer_state&) override {
+    asio::steady_timer t(co_await asio::this_coro::executor, 600ms);
+    co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    co_return http::step::next;
+  }
+};
+
+using figures = std::map<std::string, std::int64_t>;
+
+// /metrics as name -> value. Retried for a while: just after a crowd of
+// connections closes, the gateway may still count them against its cap.
+figures read_figures(std::uint16_t port) {
+  std::optional<test::http_response> r;
+  test::wait_until([&] {
+    r = test::http_request(port, test::make_request("GET", "/metrics"));
+    return r && r->status == 200;
+  }, 3000ms);
+  if (!r || r->status != 200) throw std::runtime_error("/metrics did not answer");
+  auto doc = json::parse(r->body);
+  if (!doc) throw std::runtime_error("/metrics is not JSON");
+  figures out;
+  for (const char* section : {"counters", "gauges"})
+    for (const auto& m : doc.value().find(section)->members()) out[m.key] = m.value.as_int64().value_or(-1);
+  return out;
+}
+
+std::optional<test::http_response> ask(std::uint16_t port, const std::string& raw, const char* source = "127.0.0.2") {
+  test::raw_client c(port, 5000ms, source);
+  if (!c.send(raw)) return std::nullopt;
+  return c.read_response();
+}
+
+std::string api(std::string_view target, std::string_view extra = {}) {
+  return test::make_request("GET", target, {}, std::string("X-API-Key: k\r\n") + std::string(extra));
+}
+
+}  // namespace
+
+TEST_CASE("every series /metrics exports is moved by something the gateway does", "[integration][metrics]") {
+  test::recording_backend backend;
+  backend.set_script([](const test::recorded_request& r) {
+    test::reply out;
+    if (r.target.starts_with("/hang")) {
+      out.after = test::reply::then::hang;
+    } else if (r.target.starts_with("/big")) {
+      out.bytes = "HTTP/1.1 200 OK\r\nContent-Length: 33554432\r\n\r\n";
+      out.generated_body = 32u << 20;
+    } else {
+      out.bytes = test::ok_response("ok");
+      if (r.target.starts_with("/close")) out.after = test::reply::then::close;
+    }
+    return out;
+  });
+  blocking_sink sink;
+  auto cfg = test::test_config();
+  cfg.threads = 1;
+  cfg.backend = backend.url();
+  cfg.api_keys = {"k"};
+  cfg.access_log = "json";
+  cfg.rate_limit = 20;
+  cfg.header_timeout = 300ms;
+  cfg.max_connections = 40;
+  cfg.body_budget = 256 * 1024;
+  cfg.upstream_timeout = 300ms;
+  cfg.upstream_idle_timeout = 400ms;
+  cfg.upstream_max_concurrent = 1;
+  cfg.upstream_queue_timeout = 50ms;
+  std::string err;
+  REQUIRE(core::add_route("/dead/", "http://127.0.0.1:" + std::to_string(test::closed_port()), cfg.routes, err));
+  app::instance gw(cfg, sink.file(), [](http::pipeline& p) { p.wrap(std::make_unique<misbehaving_layer>()); });
+  gw.start();
+  const std::uint16_t port = gw.port();
+
+  const figures first = read_figures(port);
+  std::set<std::string> moved;
+  // Runs `action`, then notes which of `names` moved: a counter went up, a
+  // gauge changed (seen by `during`, read while the action holds something).
+  auto check = [&](std::vector<std::string> names, const std::function<void()>& action,
+                   const std::function<figures()>& during = {}) {
+    const figures before = read_figures(port);
+    action();
+    const figures after = during ? during() : read_figures(port);
+    for (const auto& n : names) {
+      INFO("series " << n << ": " << before.at(n) << " -> " << after.at(n));
+      CHECK(after.at(n) != before.at(n));
+      if (after.at(n) != before.at(n)) moved.insert(n);
+    }
+  };
+
+  check({"requests_read", "connections_accepted", "client_bytes_read", "log_entries", "rate_limit_clients",
+         "upstream_requests", "upstream_connections_opened", "upstream_connections", "upstream_idle_connections",
+         "upstream_reused"},
+        [&] {
+          test::raw_client c(port, 5000ms, "127.0.0.2");
+          for (int i = 0; i < 2; ++i) {
+            REQUIRE(c.send(api("/api/ok")));
+            auto r = c.read_response();
+            REQUIRE(r);
+            CHECK(r->status == 200);
+          }
+        });
+
+  {
+    std::vector<std::unique_ptr<test::raw_client>> idle;
+    check({"connections", "coroutines"}, [] {},
+          [&] {
+            for (int i = 0; i < 3; ++i) idle.push_back(std::make_unique<test::raw_client>(port));
+            figures f;
+            test::wait_until([&] { return (f = read_figures(port))["connections"] >= first.at("connections") + 3; }, 3s);
+            return f;
+          });
+  }
+
+  {
+    std::thread slow;
+    check({"requests_in_flight"}, [] {},
+          [&] {
+            slow = std::thread([port] { ask(port, test::make_request("GET", "/health", {}, "X-Test-Wait: 1\r\n")); });
+            figures f;
+            test::wait_until([&] { return (f = read_figures(port))["requests_in_flight"] >= 2; }, 3s);
+            return f;
+          });
+    slow.join();
+  }
+
+  check({"session_exceptions"}, [&] {
+    auto r = ask(port, test::make_request("GET", "/health", {}, "X-Test-Throw: 1\r\n"));
+    CHECK_FALSE(r);  // the connection ends without an answer
+  });
+
+  check({"bad_requests"}, [&] {
+    auto r = ask(port, "GET /a b c\r\n\r\n");
+    REQUIRE(r);
+    CHECK(r->status == 400);
+  });
+
+  check({"client_timeouts"}, [&] {
+    auto r = ask(port, "GET /health HTTP/1.1\r\nHost: t\r\n");
+    REQUIRE(r);
+    CHECK(r->status == 408);
+  });
+
+  check({"request_body_buffers"}, [&] {
+    auto r = ask(port, test::make_request("POST", "/api/ok", std::string(4096, 'b'), "X-API-Key: k\r\n"));
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  });
+
+  {
+    test::raw_client uploading(port, 5000ms, "127.0.0.3");
+    check({"body_bytes_buffered"}, [] {},
+          [&] {
+            REQUIRE(uploading.send("POST /api/ok HTTP/1.1\r\nHost: t\r\nX-API-Key: k\r\nContent-Length: 100000\r\n\r\n0123"));
+            figures f;
+            test::wait_until([&] { return (f = read_figures(port))["body_bytes_buffered"] > 0; }, 3s);
+            return f;
+          });
+  }
+
+  check({"rejected_bodies"}, [&] {
+    auto r = ask(port, "POST /api/ok HTTP/1.1\r\nHost: t\r\nX-API-Key: k\r\nContent-Length: 300000\r\n\r\n");
+    REQUIRE(r);
+    CHECK(r->status == 503);
+  });
+
+  check({"rejected_connections"}, [&] {
+    // The cap is 40: of 45 connections held at once, the last ones are
+    // answered 503 and closed at once.
+    std::vector<std::unique_ptr<test::raw_client>> crowd;
+    for (int i = 0; i < 45; ++i) crowd.push_back(std::make_unique<test::raw_client>(port, 300ms));
+    auto r = crowd.back()->read_response();
+    REQUIRE(r);
+    CHECK(r->status == 503);
+  });
+
+  check({"rate_limited"}, [&] {
+    test::raw_client c(port, 5000ms, "127.0.0.9");
+    int last = 0;
+    for (std::uint32_t i = 0; i <= cfg.rate_limit; ++i) {
+      REQUIRE(c.send(api("/api/ok")));
+      auto r = c.read_response();
+      REQUIRE(r);
+      last = r->status;
+    }
+    CHECK(last == 429);
+  });
+
+  check({"auth_rejected"}, [&] {
+    auto r = ask(port, test::make_request("GET", "/api/ok"));
+    REQUIRE(r);
+    CHECK(r->status == 401);
+  });
+
+  check({"upstream_connect_failures", "upstream_bad_gateway"}, [&] {
+    auto r = ask(port, test::make_request("GET", "/dead/x"));
+    REQUIRE(r);
+    CHECK(r->status == 502);
+  });
+
+  check({"upstream_gateway_timeout", "upstream_busy_rejected"}, [&] {
+    std::thread first_waits([&] {
+      auto r = ask(port, api("/api/hang"), "127.0.0.4");
+      REQUIRE(r);
+      CHECK(r->status == 504);
+    });
+    // The one backend slot is taken: the next request waits 50 ms, then 503.
+    REQUIRE(test::wait_until([&] { return backend.request_count() > 0 && read_figures(port)["requests_in_flight"] >= 2; },
+                             3s));
+    auto r = ask(port, api("/api/ok"), "127.0.0.5");
+    REQUIRE(r);
+    CHECK(r->status == 503);
+    first_waits.join();
+  });
+
+  check({"upstream_discarded"}, [&] {
+    const auto discarded = read_figures(port)["upstream_discarded"];
+    {
+      test::raw_client c(port, 5000ms, "127.0.0.6");
+      REQUIRE(c.send(api("/api/big")));
+      REQUIRE(c.read_response(true));  // the head only
+    }
+    // The client left with 32 MiB still to come: the gateway gives the
+    // backend connection up rather than reading the rest.
+    CHECK(test::wait_until([&] { return read_figures(port)["upstream_discarded"] > discarded; }, 5s));
+  });
+
+  check({"upstream_retries"}, [&] {
+    test::raw_client c(port, 5000ms, "127.0.0.7");
+    REQUIRE(c.send(api("/api/close-after")));
+    REQUIRE(c.read_response());
+    // At once: the pooled connection is taken without a liveness check, the
+    // backend has closed it, and the GET is sent again on a fresh one.
+    REQUIRE(c.send(api("/api/ok")));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  });
+
+  check({"upstream_stale"}, [&] {
+    test::raw_client c(port, 5000ms, "127.0.0.8");
+    REQUIRE(c.send(api("/api/close-after")));
+    REQUIRE(c.read_response());
+    std::this_thread::sleep_for(200ms);  // past the window in which a pooled connection is trusted unchecked
+    REQUIRE(c.send(api("/api/ok")));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  });
+
+  check({"upstream_idle_expired"}, [&] {
+    REQUIRE(ask(port, api("/api/ok"), "127.0.0.10"));
+    const auto expired = read_figures(port)["upstream_idle_expired"];
+    CHECK(test::wait_until([&] { return read_figures(port)["upstream_idle_expired"] > expired; }, 3s));
+  });
+
+  check({"access_log_dropped"}, [&] {
+    sink.block();
+    test::raw_client c(port, 5000ms, "127.0.0.11");
+    std::string batch;
+    for (int i = 0; i < 200; ++i) batch += test::make_request("GET", "/health");
+    // Each line is a few hundred bytes: the log's 1 MiB buffer is full long
+    // before 20,000 requests.
+    std::int64_t dropped = 0;
+    for (int round = 0; round < 100 && dropped == 0; ++round) {
+      REQUIRE(c.send(batch));
+      for (int i = 0; i < 200; ++i) REQUIRE(c.read_response());
+      dropped = read_figures(port)["access_log_dropped"];
+    }
+    sink.release();
+  });
+
+  check({"config_reloads"}, [&] {
+    std::string message;
+    CHECK(gw.reload(cfg, message));
+  });
+
+  check({"accept_errors"}, [&] {
+    // Out of descriptors: connect two sockets made beforehand, with the
+    // process's table full, so the gateway's accept (same process) fails.
+    int a = ::socket(AF_INET, SOCK_STREAM, 0), b = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(a >= 0);
+    REQUIRE(b >= 0);
+    rlimit saved{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    std::vector<int> fillers;
+    const int null_fd = ::open("/dev/null", O_RDONLY);
+    REQUIRE(null_fd >= 0);
+    for (int fd = ::dup(null_fd); fd >= 0 && fillers.size() < 4096; fd = ::dup(null_fd)) {
+      fillers.push_back(fd);
+      if (fillers.size() == 1) {
+        rlimit tight = saved;
+        tight.rlim_cur = static_cast<rlim_t>(fd) + 64;
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+      }
+    }
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(::connect(a, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+    CHECK(::connect(b, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+    std::this_thread::sleep_for(100ms);  // the worker tries to accept meanwhile (and backs off)
+    for (int fd : fillers) ::close(fd);
+    ::close(null_fd);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    ::close(a);
+    ::close(b);
+  });
+
+  // Every exported series was moved above, and nothing else is exported.
+  const figures last = read_figures(port);
+  std::set<std::string> exported;
+  for (const auto& [name, value] : last) exported.insert(name);
+  CHECK(exported == moved);
+  gw.stop();
+  gw.wait();
+}
