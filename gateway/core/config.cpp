@@ -510,8 +510,8 @@ parse_outcome parse_args_impl(int argc, const char* const* argv, config& out) {
 
 std::string help_text() {
   std::string s =
-      "gateway - an HTTP/1.1 API gateway: every request runs through a middleware chain\n"
-      "(body limit, metrics, logging, compression, rate limit, auth) and /api/ is proxied.\n\n"
+      "gateway - an HTTP/1.1 API gateway: request ids, metrics, logs, compression, rate\n"
+      "limits, authentication and validation in front of proxied backends (/api/ and --route).\n\n"
       "Usage: gateway [OPTIONS]\n\nOptions:\n";
   config defaults;
   for (const auto& f : flags()) {
