@@ -11,6 +11,7 @@
 #include <atomic>
 
 #include "tests/integration/proxy/proxy_fixture.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace gateway;
 using namespace std::chrono_literals;
