@@ -36,6 +36,7 @@ class validation_handler final : public http::handler {
   const std::string* check(std::string_view body) const {
     json::parse_options opts;
     opts.max_depth = 64;
+    opts.borrow_text = true;  // the body outlives the parse: its strings are not copied
     auto parsed = json::parse(body, opts);
     if (!parsed || !parsed.value().is_object()) return &invalid_json_;
     const json::value& doc = parsed.value();

@@ -524,6 +524,40 @@ TEST_CASE("values copy deeply and move without copying", "[unit][json]") {
   CHECK(moved.line() == 1);
 }
 
+TEST_CASE("borrow_text leaves long plain strings and numbers in the parsed text; copies own theirs",
+          "[unit][json]") {
+  const std::string text = R"({"long":"abcdefghijklmnopqrstuvwxyz","short":"abc",)"
+                           R"("escaped":"abcdefghijklmnopqrst\nuvwxyz","n":123456789012345678901234567890})";
+  const auto inside = [&](std::string_view v) {
+    return v.data() >= text.data() && v.data() + v.size() <= text.data() + text.size();
+  };
+  json::parse_options opts;
+  opts.borrow_text = true;
+  const auto r = json::parse(text, opts);
+  REQUIRE(r);
+  const json::value& doc = r.value();
+  CHECK(doc.find("long")->as_string() == "abcdefghijklmnopqrstuvwxyz");
+  CHECK(inside(doc.find("long")->as_string()));  // no copy
+  CHECK(doc.find("n")->number_text() == "123456789012345678901234567890");
+  CHECK(inside(doc.find("n")->number_text()));
+  CHECK(doc.find("escaped")->as_string() == "abcdefghijklmnopqrst\nuvwxyz");
+  CHECK_FALSE(inside(doc.find("escaped")->as_string()));  // decoded: its own copy
+  CHECK(doc.find("short")->as_string() == "abc");
+  CHECK_FALSE(inside(doc.find("short")->as_string()));  // inline in the value
+
+  // A copy owns its text and outlives the parsed text.
+  json::value copy = doc;
+  CHECK_FALSE(inside(copy.find("long")->as_string()));
+  CHECK(copy.find("long")->as_string() == "abcdefghijklmnopqrstuvwxyz");
+  CHECK(copy.find("n")->number_text() == doc.find("n")->number_text());
+
+  // Without the option nothing points into the text.
+  const auto owned = json::parse(text);
+  REQUIRE(owned);
+  CHECK_FALSE(inside(owned.value().find("long")->as_string()));
+  CHECK_FALSE(inside(owned.value().find("n")->number_text()));
+}
+
 TEST_CASE("strings written by the writer read back unchanged", "[unit][json]") {
   std::vector<std::string> strings;
   std::string all_ascii;
