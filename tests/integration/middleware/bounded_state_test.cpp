@@ -70,11 +70,17 @@ TEST_CASE("a million distinct clients and paths leave the rate-limit table and p
   };
   REQUIRE(run(0, warmup) == warmup);
   std::size_t rss_warm = test::rss_bytes();
+  const std::size_t table_bytes = state.limiter->memory_bytes();
   REQUIRE(run(warmup, total - warmup) == total - warmup);
   std::size_t rss_end = test::rss_bytes();
 
-  CHECK(state.limiter->size() <= state.limiter->capacity());
+  // Full to its cap and no bigger: the table holds as many clients as the
+  // flag allows, and evicted the rest instead of growing.
   CHECK(state.limiter->capacity() <= 10000);
+  CHECK(state.limiter->capacity() >= 9000);
+  CHECK(state.limiter->size() == state.limiter->capacity());
+  CHECK(state.limiter->evictions() + state.limiter->expirations() >= total - state.limiter->capacity());
+  CHECK(state.limiter->memory_bytes() == table_bytes);
   CHECK(state.metrics.tracked_paths() <= 1001);
   auto m = test::http_request(srv.port(), "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
   REQUIRE(m);
