@@ -13,7 +13,6 @@
 #include <thread>
 #include <vector>
 
-#include "gateway/json/reader.hpp"
 #include "tests/support/test_server.hpp"
 #include "tests/support/wait.hpp"
 
@@ -24,17 +23,6 @@ namespace {
 
 std::string get(std::string_view target, std::string_view extra = {}) {
   return test::make_request("GET", target, {}, extra);
-}
-
-// A gauge from /metrics (JSON), or -1.
-long long gauge(std::uint16_t port, std::string_view name) {
-  auto r = test::http_request(port, get("/metrics"));
-  if (!r || r->status != 200) return -1;
-  auto doc = json::parse(r->body);
-  if (!doc) return -1;
-  const auto* g = doc.value().find("gauges");
-  const auto* v = g ? g->find(name) : nullptr;
-  return v ? v->as_int64().value_or(-1) : -1;
 }
 
 bool serves_health(std::uint16_t port) {
@@ -98,7 +86,7 @@ TEST_CASE("over the connection cap, new connections get 503 with Retry-After and
   CHECK(serves_health(srv.port()));
   held.clear();
   CHECK(test::wait_until([&] { return srv.server().live().connections == 0; }, 2000ms));
-  CHECK(gauge(srv.port(), "rejected_connections") == 5);
+  CHECK(test::gauge(srv.port(), "rejected_connections") == 5);
 }
 
 TEST_CASE("a body that would cross the global body budget gets 503 before it is read", "[integration][hardening]") {
@@ -130,7 +118,7 @@ TEST_CASE("a body that would cross the global body budget gets 503 before it is 
   auto again = test::http_request(srv.port(), test::make_request("POST", "/health", std::string(three_mib, 'z')));
   REQUIRE(again);
   CHECK(again->status == 200);
-  CHECK(gauge(srv.port(), "rejected_bodies") == 1);
+  CHECK(test::gauge(srv.port(), "rejected_bodies") == 1);
 }
 
 TEST_CASE("idle keep-alive connections give their request memory back: 1,000 of them after a request each cost under 8 MiB",
@@ -244,7 +232,7 @@ TEST_CASE("out of file descriptors, the accept loop backs off instead of spinnin
   // vtable). Once cached, no pipe is needed.
   REQUIRE(serves_health(port));
   // Until it has seen that connection end (the /metrics request's own is the one left).
-  REQUIRE(test::wait_until([&] { return gauge(port, "connections") == 1; }, 5000ms));
+  REQUIRE(test::wait_until([&] { return test::gauge(port, "connections") == 1; }, 5000ms));
 
   // Exhaust its descriptors with idle connections (the kernel still
   // completes handshakes into the listen queue).
@@ -273,7 +261,7 @@ TEST_CASE("out of file descriptors, the accept loop backs off instead of spinnin
         }
       },
       5000ms));
-  CHECK(gauge(port, "accept_errors") > 0);
+  CHECK(test::gauge(port, "accept_errors") > 0);
   ::kill(pid, SIGTERM);
   int status = 0;
   ::waitpid(pid, &status, 0);

@@ -13,7 +13,6 @@
 #include <sstream>
 #include <string>
 
-#include "gateway/json/reader.hpp"
 #include "loadtest/src/proc_sampler.hpp"
 #include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/child_process.hpp"
@@ -27,17 +26,6 @@ namespace {
 
 std::string get(std::string_view target) {
   return "GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\nX-API-Key: k\r\n\r\n";
-}
-
-// A gauge from /metrics (JSON), or -1.
-long long gauge(std::uint16_t port, std::string_view name) {
-  auto r = test::http_request(port, get("/metrics"));
-  if (!r || r->status != 200) return -1;
-  auto doc = json::parse(r->body);
-  if (!doc) return -1;
-  const auto* g = doc.value().find("gauges");
-  const auto* v = g ? g->find(name) : nullptr;
-  return v ? v->as_int64().value_or(-1) : -1;
 }
 
 std::uint64_t rss_of(pid_t pid) {
@@ -95,7 +83,7 @@ TEST_CASE("a client that stops reading a 200 MiB response is closed at --write-t
     auto r = test::http_request(port, get("/api/small"));
     if (r && r->status == 200 && r->body == "small") ++served;
     peak = std::max(peak, rss_of(gw.pid()));
-    closed = gauge(port, "connections") == 1;  // the /metrics request's own connection only
+    closed = test::gauge(port, "connections") == 1;  // the /metrics request's own connection only
   }
   const auto closed_after = std::chrono::steady_clock::now() - stalled_at;
   INFO("closed after " << std::chrono::duration_cast<std::chrono::milliseconds>(closed_after).count()
@@ -109,8 +97,9 @@ TEST_CASE("a client that stops reading a 200 MiB response is closed at --write-t
   CHECK(served >= 5);
   if (test::rss_checks_apply) CHECK(peak < baseline + 8u * 1024 * 1024);
   // The backend connection that was cut short is closed, not pooled.
-  CHECK(test::wait_until([&] { return gauge(port, "upstream_connections") == gauge(port, "upstream_idle_connections"); },
-                         5000ms));
+  CHECK(test::wait_until(
+      [&] { return test::gauge(port, "upstream_connections") == test::gauge(port, "upstream_idle_connections"); },
+      5000ms));
 
   // What the client still finds in its socket is an intact prefix, then the end.
   for (;;) {
