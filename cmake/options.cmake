@@ -1,3 +1,13 @@
+# The build's switches, declared in one place (CMakePresets.json combines
+# them into the README's build kinds). Each is checked and applied by the file
+# of its concern: sanitizers.cmake, static.cmake, warnings.cmake, tests/.
+option(GATEWAY_BUILD_TESTS "Build the test suite (tests/)" ON)
+option(GATEWAY_FUZZ "Build the libFuzzer targets in tests/fuzz (clang only; see scripts/fuzz.sh)" OFF)
+set(GATEWAY_SANITIZE "" CACHE STRING "Sanitizer build: address (ASan+UBSan) or thread (TSan alone)")
+set_property(CACHE GATEWAY_SANITIZE PROPERTY STRINGS "" address thread)
+option(GATEWAY_STATIC "Link the gateway binary fully statically (glibc included)" OFF)
+option(GATEWAY_WERROR "Treat warnings as errors" OFF)
+
 # gateway_options: the compile settings every target of the project shares.
 add_library(gateway_options INTERFACE)
 target_compile_features(gateway_options INTERFACE cxx_std_20)

@@ -1,6 +1,5 @@
-# GATEWAY_SANITIZE: "" (none), "address" (ASan + UBSan) or "thread" (TSan alone).
-set(GATEWAY_SANITIZE "" CACHE STRING "Sanitizer build: address (ASan+UBSan) or thread")
-set_property(CACHE GATEWAY_SANITIZE PROPERTY STRINGS "" address thread)
+# GATEWAY_SANITIZE (options.cmake): "" (none), "address" (ASan + UBSan) or
+# "thread" (TSan alone).
 
 if(GATEWAY_SANITIZE STREQUAL "")
   set(_san_flags "")

@@ -1,5 +1,5 @@
-# GATEWAY_STATIC=ON links the gateway binary fully statically (glibc included).
-option(GATEWAY_STATIC "Link the gateway binary fully statically" OFF)
+# GATEWAY_STATIC=ON (options.cmake) links the gateway binary fully statically
+# (glibc included).
 if(GATEWAY_STATIC AND NOT GATEWAY_SANITIZE STREQUAL "")
   message(FATAL_ERROR "GATEWAY_STATIC cannot be combined with GATEWAY_SANITIZE")
 endif()

@@ -1,6 +1,6 @@
-# gateway_warnings: the warning set every target of ours builds clean with.
+# gateway_warnings: the warning set every target of ours builds clean with
+# (errors with GATEWAY_WERROR, options.cmake).
 add_library(gateway_warnings INTERFACE)
-option(GATEWAY_WERROR "Treat warnings as errors" OFF)
 target_compile_options(gateway_warnings INTERFACE
   $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align
     -Woverloaded-virtual -Wimplicit-fallthrough>

@@ -29,9 +29,7 @@ fi
 GATEWAY_DEPS_EXTRA="clang libclang-rt-14-dev ${GATEWAY_DEPS_EXTRA:-}" ./scripts/deps.sh
 
 if [ ! -f "$build/build.ninja" ]; then
-  CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja \
-    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DGATEWAY_SANITIZE=address -DGATEWAY_FUZZ=ON -DGATEWAY_BUILD_TESTS=OFF >/dev/null
+  cmake --preset fuzz >/dev/null  # CMakePresets.json: clang, ASan + UBSan, GATEWAY_FUZZ=ON
 fi
 cmake --build "$build" -j"${GATEWAY_BUILD_JOBS:-2}" --target "${targets[@]}"
 

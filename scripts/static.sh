@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GATEWAY_DEPS_EXTRA=file ./scripts/deps.sh
 if [ ! -f build-static/build.ninja ]; then
-  cmake -S . -B build-static -G Ninja -DCMAKE_BUILD_TYPE=Release -DGATEWAY_STATIC=ON -DGATEWAY_BUILD_TESTS=OFF >/dev/null
+  cmake --preset static >/dev/null  # CMakePresets.json: Release, GATEWAY_STATIC=ON, no tests
 fi
 cmake --build build-static --target gateway -j"$(nproc)"
 file build-static/bin/gateway | tee /dev/stderr | grep -q "statically linked"

@@ -305,8 +305,19 @@ void value::set_text(json::kind k, std::string_view s) {
   kind_ = k;
 }
 
+void value::borrow_text(json::kind k, std::string_view s) {
+  if (s.size() <= inline_capacity) {
+    set_text(k, s);
+    return;
+  }
+  u_.view = {s.data(), s.size()};
+  small_size_ = borrowed;
+  kind_ = k;
+}
+
 std::string_view value::text() const noexcept {
   if (small_size_ == on_heap) return {u_.text.data, u_.text.size};
+  if (small_size_ == borrowed) return {u_.view.data, u_.view.size};
   return {u_.small, small_size_};
 }
 
@@ -720,7 +731,9 @@ bool parser::parse_string_value(value& v) {
   std::string_view raw;
   bool escaped = false;
   if (!parse_string_into(raw, decoded_, escaped)) return false;
-  v.set_text(json::kind::string, escaped ? std::string_view(decoded_) : raw);
+  if (escaped) v.set_text(json::kind::string, decoded_);
+  else if (opts_.borrow_text) v.borrow_text(json::kind::string, raw);
+  else v.set_text(json::kind::string, raw);
   v.line_ = line;
   return true;
 }
@@ -772,7 +785,9 @@ bool parser::parse_number(value& v) {
     if (p == end_ || !is_digit(*p)) return fail(p, "expected a digit in the exponent");
     while (p != end_ && is_digit(*p)) ++p;
   }
-  v.set_text(json::kind::number, std::string_view(start, static_cast<std::size_t>(p - start)));
+  const std::string_view number(start, static_cast<std::size_t>(p - start));
+  if (opts_.borrow_text) v.borrow_text(json::kind::number, number);
+  else v.set_text(json::kind::number, number);
   v.line_ = saturate_line(line_);
   p_ = p;
   return true;

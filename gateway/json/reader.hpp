@@ -21,12 +21,14 @@
 //
 // Errors: bad input is a parse_error value, never an exception; the only
 // exception parse() can throw is std::bad_alloc (out of memory).
-// Ownership: the result owns all its data; `text` may be freed after parse().
+// Ownership: the result owns all its data and `text` may be freed after
+// parse(), unless parse_options::borrow_text is set.
 // Threads: parse() is reentrant; a value has no hidden mutable state, so
 // const access from several threads at once is safe.
 // Cost: one pass over the input with an explicit stack (no recursion while
 // parsing). Strings and numbers of up to 16 bytes are stored inline; a longer
-// one, and every non-empty array or object, costs one exact-size allocation.
+// one (unless borrowed), and every non-empty array or object, costs one
+// exact-size allocation.
 // A value takes 24 bytes and an object member 64 (x86-64), so the DOM can be
 // up to ~12x the input size ("[1,1,1,...]"), with up to ~3x that briefly
 // while the largest array is being built: cap untrusted input with max_size.
@@ -120,11 +122,17 @@ class value {
     member* data;
     std::size_t size;
   };
+  struct borrowed_text {
+    const char* data;
+    std::size_t size;
+  };
   static constexpr std::size_t inline_capacity = 16;
   static constexpr std::uint8_t on_heap = 0xFF;
+  static constexpr std::uint8_t borrowed = 0xFE;  // u_.view points into the parsed text
 
   std::string_view text() const noexcept;
   void set_text(json::kind k, std::string_view s);
+  void borrow_text(json::kind k, std::string_view s);  // set_text without the copy when s is long
   bool owns_memory() const noexcept { return kind_ >= json::kind::array || small_size_ == on_heap; }
   void release() noexcept;
   void copy_from(const value& other);
@@ -145,10 +153,11 @@ class value {
     heap_text text;
     heap_items items;
     heap_members members;
+    borrowed_text view;
   } u_{};
   std::uint32_t line_ = 0;
   json::kind kind_ = json::kind::null;
-  std::uint8_t small_size_ = 0;  // inline text length, or on_heap
+  std::uint8_t small_size_ = 0;  // inline text length, on_heap or borrowed
 };
 
 struct member {
@@ -163,6 +172,11 @@ struct parse_options {
   std::size_t max_depth = 64;
   // Maximum input size in bytes; larger input is rejected before parsing.
   std::size_t max_size = std::numeric_limits<std::size_t>::max();
+  // Strings without escapes and numbers longer than 16 bytes refer to the
+  // parsed text instead of being copied: the result is valid only while that
+  // text is (a copy of a value owns its text again). For a caller that keeps
+  // the text anyway, e.g. validation reading a request body in place.
+  bool borrow_text = false;
 };
 
 struct parse_error {

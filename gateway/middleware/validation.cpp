@@ -64,6 +64,7 @@ class validation_layer final : public http::layer {
         // The body is parsed once, for the first rule set that applies.
         json::parse_options opts;
         opts.max_depth = 64;
+        opts.borrow_text = true;  // the body outlives the parse: its strings are not copied
         parsed.emplace(json::parse(ex.req.body, opts));
         if (!*parsed || !parsed->value().is_object()) return answer(ex, invalid_json_);
         doc = &parsed->value();

@@ -1,5 +1,8 @@
 #include "loadtest/src/options.hpp"
 
+#include "gateway/core/ascii.hpp"
+#include "gateway/core/units.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -11,16 +14,12 @@
 namespace loadtest {
 namespace {
 
+using gateway::core::iequals_ascii;
+
 std::string_view trim(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t' || v.front() == '\r')) v.remove_prefix(1);
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
   return v;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  const auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [&](char x, char y) { return lower(x) == lower(y); });
 }
 
 // A non-negative decimal number with an optional fraction; the rest is the unit.
@@ -53,7 +52,7 @@ std::optional<std::pair<std::string, std::string>> parse_header(std::string_view
   for (char c : name)
     if (c <= ' ' || c >= 0x7f) return std::nullopt;  // no whitespace before the colon (RFC 9112 5.1)
   // The framing is the load generator's to set, from the request's body.
-  if (iequals(name, "content-length") || iequals(name, "transfer-encoding")) return std::nullopt;
+  if (iequals_ascii(name, "content-length") || iequals_ascii(name, "transfer-encoding")) return std::nullopt;
   const std::string_view value = trim(text.substr(colon + 1));
   for (char c : value)
     if (c == '\r' || c == '\n') return std::nullopt;
@@ -62,7 +61,7 @@ std::optional<std::pair<std::string, std::string>> parse_header(std::string_view
 
 void set_header(loadtest_options& o, std::pair<std::string, std::string> h) {
   for (auto& existing : o.headers) {
-    if (iequals(existing.first, h.first)) {
+    if (iequals_ascii(existing.first, h.first)) {
       existing = std::move(h);
       return;
     }
@@ -224,38 +223,11 @@ std::optional<std::string> read_file(const std::string& path, std::string& out) 
 }  // namespace
 
 std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) noexcept {
-  double n = 0;
-  std::string_view unit;
-  if (!split_number(text, n, unit)) return std::nullopt;
-  double scale;
-  if (unit.empty() || unit == "s") scale = 1e9;
-  else if (unit == "ms") scale = 1e6;
-  else if (unit == "us") scale = 1e3;
-  else if (unit == "ns") scale = 1;
-  else if (unit == "m" || unit == "min") scale = 60e9;
-  else if (unit == "h") scale = 3600e9;
-  else return std::nullopt;
-  const double ns = n * scale;
-  if (ns > 1e18) return std::nullopt;
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(ns)));
+  return gateway::core::parse_duration(trim(text));
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view text) noexcept {
-  double n = 0;
-  std::string_view unit;
-  if (!split_number(text, n, unit)) return std::nullopt;
-  double scale;
-  if (unit.empty() || unit == "B") scale = 1;
-  else if (unit == "KiB") scale = 1024.0;
-  else if (unit == "MiB") scale = 1024.0 * 1024;
-  else if (unit == "GiB") scale = 1024.0 * 1024 * 1024;
-  else if (unit == "k" || unit == "K" || unit == "KB" || unit == "kB") scale = 1e3;
-  else if (unit == "M" || unit == "MB") scale = 1e6;
-  else if (unit == "G" || unit == "GB") scale = 1e9;
-  else return std::nullopt;
-  const double bytes = n * scale;
-  if (bytes > 1e15 || bytes != std::floor(bytes)) return std::nullopt;
-  return static_cast<std::uint64_t>(bytes);
+  return gateway::core::parse_size(trim(text));
 }
 
 std::optional<target_url> parse_url(std::string_view text) {
@@ -379,7 +351,8 @@ std::string_view usage_text() noexcept {
   --rss-tolerance SIZE   settled when RSS <= baseline + SIZE (default max(10% of baseline, 8MiB))
   --settle-timeout D     how long to wait for RSS to settle after the load (default 30s)
   --quiet                no progress lines on stderr
-Durations: 10s, 500ms, 2m. Sizes: 1024, 1KiB, 10MiB, 1MB.
+Durations: 10s, 500ms, 2m. Sizes: 1024, 1KiB (or 1k), 10MiB (or 10m), 1MB (decimal),
+read as the gateway reads its flags.
 )";
 }
 

@@ -67,10 +67,13 @@ std::optional<std::string> apply_scenario_text(std::string_view text, loadtest_o
 
 std::string_view usage_text() noexcept;
 
+// Sizes and durations are the gateway's (gateway/core/units.hpp), so a value
+// means the same to loadtest and to the gateway flag it is compared with;
+// surrounding blanks are ignored here (scenario files).
 // "10s", "500ms", "250us", "2m", "1.5s"; a bare number means seconds.
 std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) noexcept;
-// "1KiB", "10MiB", "1GiB" (binary); "1k"/"1KB", "1M"/"1MB", "1G"/"1GB"
-// (decimal); a bare number means bytes.
+// "1KiB"/"1k", "10MiB"/"10m", "1GiB"/"1g" (binary, any case); "1KB", "1MB",
+// "1GB" (decimal); a bare number means bytes.
 std::optional<std::uint64_t> parse_size(std::string_view text) noexcept;
 // "http://HOST[:PORT][/PATH]" (http only).
 std::optional<target_url> parse_url(std::string_view text);

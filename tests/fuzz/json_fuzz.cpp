@@ -7,12 +7,14 @@
 // same text. Since append_string replaces invalid UTF-8 by U+FFFD, this also
 // checks the reader's promise that every decoded string is valid UTF-8.
 // A deep copy of the value must be equal too, and as_int64/as_double must
-// agree where both answer.
+// agree where both answer. Parsing with borrow_text (strings and numbers left
+// in the input) must give the same answer and an equal value.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "gateway/core/utf8.hpp"
 #include "gateway/json/reader.hpp"
 #include "gateway/json/writer.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
@@ -94,7 +96,7 @@ void check_scalars(const json::value& v) {
       break;
     }
     case json::kind::string:
-      FUZZ_CHECK(json::utf8_length(v.as_string()) <= v.as_string().size());
+      FUZZ_CHECK(core::utf8_length(v.as_string()) <= v.as_string().size());
       break;
     case json::kind::array:
       for (const json::value& item : v.items()) check_scalars(item);
@@ -115,13 +117,19 @@ void check_scalars(const json::value& v) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   json::parse_result r = json::parse(text);
+  json::parse_options borrow;
+  borrow.borrow_text = true;
+  json::parse_result b = json::parse(text, borrow);
+  FUZZ_CHECK(r.has_value() == b.has_value());
   if (!r) {
     const json::parse_error& e = r.error();
     FUZZ_CHECK(e.offset <= size && e.line >= 1 && e.column >= 1 && !e.message.empty());
+    FUZZ_CHECK(b.error().offset == e.offset && b.error().message == e.message);
     return 0;
   }
   const json::value& v = r.value();
   check_scalars(v);
+  FUZZ_CHECK(equal(v, b.value()));
 
   std::string once;
   write(v, once);

@@ -20,9 +20,12 @@
 #include <vector>
 
 #include "gateway/json/reader.hpp"
-#include "tests/perf/child_process.hpp"
+#include "tests/support/child_process.hpp"
 
 namespace gateway::perf {
+
+using test::child_process;
+using test::port_after_listening_on;
 
 // GATEWAY_BIN_DIR/name and GATEWAY_SOURCE_DIR/relative.
 std::string bin_path(std::string_view name);

@@ -15,6 +15,7 @@
 
 #include "gateway/app/instance.hpp"
 #include "gateway/core/memory.hpp"
+#include "gateway/json/reader.hpp"
 
 namespace gateway::test {
 
@@ -209,6 +210,26 @@ bool raw_client::wait_closed() {
     if (n < 0) return errno == ECONNRESET || errno == EPIPE;
   }
 }
+
+namespace {
+
+// One series from /metrics (JSON) in the object `kind` ("gauges" or
+// "counters"), or -1.
+long long metric(std::uint16_t port, std::string_view kind, std::string_view name) {
+  auto r = http_request(port, "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+  if (!r || r->status != 200) return -1;
+  auto doc = json::parse(r->body);
+  if (!doc) return -1;
+  const auto* g = doc.value().find(kind);
+  const auto* v = g ? g->find(name) : nullptr;
+  return v ? v->as_int64().value_or(-1) : -1;
+}
+
+}  // namespace
+
+long long gauge(std::uint16_t port, std::string_view name) { return metric(port, "gauges", name); }
+
+long long counter(std::uint16_t port, std::string_view name) { return metric(port, "counters", name); }
 
 std::optional<http_response> http_request(std::uint16_t port, std::string_view raw_request) {
   raw_client c(port);

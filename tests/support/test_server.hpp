@@ -89,6 +89,12 @@ class raw_client {
 // One request, one response, on a fresh connection.
 std::optional<http_response> http_request(std::uint16_t port, std::string_view raw_request);
 
+// A gauge or a counter from the gateway's /metrics (JSON, "gauges" or
+// "counters"), on a fresh connection; -1 if the request or the series is
+// missing.
+long long gauge(std::uint16_t port, std::string_view name);
+long long counter(std::uint16_t port, std::string_view name);
+
 // Builds "METHOD target HTTP/1.1\r\nHost: test\r\n<extra>Content-Length: n\r\n\r\n<body>".
 std::string make_request(std::string_view method, std::string_view target, std::string_view body = {},
                          std::string_view extra_headers = {});

@@ -28,6 +28,7 @@
 #include "gateway/app/instance.hpp"
 #include "gateway/json/reader.hpp"
 #include "tests/integration/proxy/recording_backend.hpp"
+#include "tests/support/wait.hpp"
 #include "tests/support/test_server.hpp"
 
 using namespace gateway;

@@ -10,6 +10,7 @@
 
 #include "tests/integration/core/test_handlers.hpp"
 #include "tests/support/test_server.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace gateway;
 using namespace std::chrono_literals;
@@ -292,10 +293,7 @@ TEST_CASE("shutdown with 200 requests in flight lets them finish and leaves noth
     REQUIRE(idle.back()->read_response());
   }
   // Wait until all 200 are inside the handler.
-  auto t0 = std::chrono::steady_clock::now();
-  while (srv.server().live().requests_in_flight != n && std::chrono::steady_clock::now() - t0 < 3s)
-    std::this_thread::sleep_for(5ms);
-  REQUIRE(srv.server().live().requests_in_flight == n);
+  REQUIRE(test::wait_until([&] { return srv.server().live().requests_in_flight == n; }, 3000ms));
 
   std::thread stopper([&] { srv.stop_and_wait(); });
   int ok = 0;
@@ -325,8 +323,7 @@ TEST_CASE("requests still in flight at the drain deadline are cancelled and noth
     REQUIRE(clients.back()->send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"));
   }
   auto t0 = std::chrono::steady_clock::now();
-  while (srv.server().live().requests_in_flight < 20 && std::chrono::steady_clock::now() - t0 < 5s)
-    std::this_thread::sleep_for(5ms);
+  REQUIRE(test::wait_until([&] { return srv.server().live().requests_in_flight == 20; }, 5000ms));
   srv.stop_and_wait();
   CHECK(std::chrono::steady_clock::now() - t0 < 5s);
   auto live = srv.server().live();

@@ -17,6 +17,7 @@
 #include "tests/integration/dev/websocket_peer.hpp"
 #include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/test_server.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace gateway;
 using namespace std::chrono_literals;

@@ -70,13 +70,19 @@ TEST_CASE("a million distinct clients and paths leave the rate-limit table and p
   };
   REQUIRE(run(0, warmup) == warmup);
   std::size_t rss_warm = test::rss_bytes();
+  const std::size_t table_bytes = state.current_limiter()->memory_bytes();
   REQUIRE(run(warmup, total - warmup) == total - warmup);
   std::size_t rss_end = test::rss_bytes();
 
   const auto limiter = state.current_limiter();
   REQUIRE(limiter != nullptr);
-  CHECK(limiter->size() <= limiter->capacity());
+  // Full to its cap and no bigger: the table holds as many clients as the
+  // flag allows, and evicted the rest instead of growing.
   CHECK(limiter->capacity() <= 10000);
+  CHECK(limiter->capacity() >= 9000);
+  CHECK(limiter->size() == limiter->capacity());
+  CHECK(limiter->evictions() + limiter->expirations() >= total - limiter->capacity());
+  CHECK(limiter->memory_bytes() == table_bytes);
   CHECK(state.metrics.tracked_paths() <= 1001);
   auto m = test::http_request(srv.port(), "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
   REQUIRE(m);

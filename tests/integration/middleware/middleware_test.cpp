@@ -14,6 +14,7 @@
 
 #include "gateway/json/reader.hpp"
 #include "tests/support/test_server.hpp"
+#include "tests/support/skip.hpp"
 
 using namespace gateway;
 using namespace std::chrono_literals;
@@ -264,23 +265,21 @@ TEST_CASE("metrics: JSON has the seed's fields, Prometheus text parses and agree
   REQUIRE(std::regex_search(p->body, sm, std::regex("gateway_path_requests_total\\{path=\"/health\"\\} (\\d+)")));
   CHECK(std::stoll(sm[1]) == 30);
 
-  // A real parser, when installed (scripts/test.sh installs Debian's prometheus for promtool).
-  if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
-    std::string path = "/tmp/gateway_metrics_" + std::to_string(::getpid()) + ".txt";
-    {
-      std::ofstream f(path);
-      f << p->body;
-    }
-    int rc = std::system(("promtool check metrics < " + path + " > " + path + ".out 2>&1").c_str());
-    std::ifstream out(path + ".out");
-    std::string report((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
-    INFO("promtool said: " << report);
-    CHECK(rc == 0);
-    std::remove(path.c_str());
-    std::remove((path + ".out").c_str());
-  } else {
-    WARN("promtool not installed: only the in-test checks of the Prometheus format ran");
+  // A real parser (scripts/deps.sh installs Debian's prometheus for promtool).
+  GATEWAY_REQUIRE_AVAILABLE(std::system("command -v promtool >/dev/null 2>&1") == 0,
+                            "promtool not found (Debian package prometheus)");
+  std::string path = "/tmp/gateway_metrics_" + std::to_string(::getpid()) + ".txt";
+  {
+    std::ofstream f(path);
+    f << p->body;
   }
+  int rc = std::system(("promtool check metrics < " + path + " > " + path + ".out 2>&1").c_str());
+  std::ifstream out(path + ".out");
+  std::string report((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
+  INFO("promtool said: " << report);
+  CHECK(rc == 0);
+  std::remove(path.c_str());
+  std::remove((path + ".out").c_str());
 }
 
 TEST_CASE("request ids: a sane client id is kept, others are replaced, and /logs shows them",

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "tests/integration/proxy/proxy_fixture.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace gateway;
 using namespace std::chrono_literals;

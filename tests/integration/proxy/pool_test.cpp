@@ -11,6 +11,7 @@
 #include <atomic>
 
 #include "tests/integration/proxy/proxy_fixture.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace gateway;
 using namespace std::chrono_literals;
@@ -86,7 +87,9 @@ TEST_CASE("a backend closing pooled connections between requests causes no clien
     CHECK(f.backend.connections_accepted() == 20);  // one per request: each was closed after use
     // A connection idle for more than 100 ms is checked (a peek) before it
     // is used: the stale one is dropped and the POST, which is never
-    // retried, goes out on a fresh connection.
+    // retried, goes out on a fresh connection. The pooled connection must
+    // sit idle past those 100 ms: the pause is the scenario itself (an age,
+    // not an event to wait for).
     std::this_thread::sleep_for(300ms);
     const auto stale_before = f.stats->stale.load();
     REQUIRE(c.send(test::make_request("POST", "/api/after-pause", "payload")));

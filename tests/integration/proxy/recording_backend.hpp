@@ -90,7 +90,4 @@ class recording_backend {
 // A loopback port nothing listens on (bound, then closed).
 std::uint16_t closed_port();
 
-// Polls `pred` every millisecond until it holds or `limit` passes.
-bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit);
-
 }  // namespace gateway::test

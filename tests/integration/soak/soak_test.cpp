@@ -18,6 +18,7 @@
 #include "gateway/json/reader.hpp"
 #include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/test_server.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace gateway;
 using namespace std::chrono_literals;
@@ -75,12 +76,12 @@ TEST_CASE("soak: 2,000 connections of mixed normal, slow, oversized and malforme
   std::atomic<std::size_t> rss_peak{rss_start};
   std::atomic<bool> done{false};
 
+  // RSS every 250 ms until the run is done (and at once when it is).
   std::thread sampler([&] {
-    while (!done) {
+    do {
       std::size_t r = test::rss_bytes();
       if (r > rss_peak) rss_peak = r;
-      std::this_thread::sleep_for(250ms);
-    }
+    } while (!test::wait_until([&] { return done.load(); }, 250ms));
   });
 
   // 2,000 slowloris connections: one byte of head every second; the
@@ -111,7 +112,7 @@ TEST_CASE("soak: 2,000 connections of mixed normal, slow, oversized and malforme
           fds[i] = -1;
         }
       }
-      std::this_thread::sleep_for(1s);
+      test::wait_until([&] { return clock_type::now() >= t_end; }, 1000ms);  // a byte a second, until the end
     }
     for (int fd : fds)
       if (fd >= 0) ::close(fd);
@@ -135,7 +136,7 @@ TEST_CASE("soak: 2,000 connections of mixed normal, slow, oversized and malforme
       } catch (...) {
         ++hostile_bad;
       }
-      std::this_thread::sleep_for(20ms);
+      test::wait_until([&] { return clock_type::now() >= t_end; }, 20ms);  // 50 a second, until the end
     }
   });
 

@@ -15,6 +15,7 @@
 
 #include "gateway/core/utf8.hpp"
 #include "gateway/json/writer.hpp"
+#include "tests/support/skip.hpp"
 
 namespace json = gateway::json;
 using namespace std::string_literals;
@@ -73,13 +74,12 @@ std::string make_document(std::size_t records) {
 }  // namespace
 
 TEST_CASE("reader accepts every y_ file and rejects every n_ file of JSONTestSuite", "[unit][json]") {
-#ifdef GATEWAY_SHARED_DIR
   const std::filesystem::path dir = GATEWAY_SHARED_DIR "/testdata/JSONTestSuite/test_parsing/";
   std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) {
-    WARN("JSONTestSuite not found at " << dir.string() << ": conformance cases skipped");
-    return;
-  }
+  GATEWAY_REQUIRE_AVAILABLE(std::filesystem::is_directory(dir, ec),
+                            "JSONTestSuite not found at " << dir.string()
+                                                          << " (git clone https://github.com/nst/JSONTestSuite "
+                                                             "into ../shared/testdata)");
   std::size_t accepted = 0;
   std::size_t rejected = 0;
   std::size_t implementation_defined = 0;
@@ -109,9 +109,6 @@ TEST_CASE("reader accepts every y_ file and rejects every n_ file of JSONTestSui
   CHECK(accepted >= 90);
   CHECK(rejected >= 180);
   CHECK(implementation_defined >= 30);
-#else
-  WARN("GATEWAY_SHARED_DIR is not defined: JSONTestSuite cases skipped");
-#endif
 }
 
 TEST_CASE("reader accepts any scalar or container as the top-level value", "[unit][json]") {
@@ -523,6 +520,40 @@ TEST_CASE("values copy deeply and move without copying", "[unit][json]") {
   REQUIRE(moved.is_object());
   CHECK(moved.find("k")->size() == 2);
   CHECK(moved.line() == 1);
+}
+
+TEST_CASE("borrow_text leaves long plain strings and numbers in the parsed text; copies own theirs",
+          "[unit][json]") {
+  const std::string text = R"({"long":"abcdefghijklmnopqrstuvwxyz","short":"abc",)"
+                           R"("escaped":"abcdefghijklmnopqrst\nuvwxyz","n":123456789012345678901234567890})";
+  const auto inside = [&](std::string_view v) {
+    return v.data() >= text.data() && v.data() + v.size() <= text.data() + text.size();
+  };
+  json::parse_options opts;
+  opts.borrow_text = true;
+  const auto r = json::parse(text, opts);
+  REQUIRE(r);
+  const json::value& doc = r.value();
+  CHECK(doc.find("long")->as_string() == "abcdefghijklmnopqrstuvwxyz");
+  CHECK(inside(doc.find("long")->as_string()));  // no copy
+  CHECK(doc.find("n")->number_text() == "123456789012345678901234567890");
+  CHECK(inside(doc.find("n")->number_text()));
+  CHECK(doc.find("escaped")->as_string() == "abcdefghijklmnopqrst\nuvwxyz");
+  CHECK_FALSE(inside(doc.find("escaped")->as_string()));  // decoded: its own copy
+  CHECK(doc.find("short")->as_string() == "abc");
+  CHECK_FALSE(inside(doc.find("short")->as_string()));  // inline in the value
+
+  // A copy owns its text and outlives the parsed text.
+  json::value copy = doc;
+  CHECK_FALSE(inside(copy.find("long")->as_string()));
+  CHECK(copy.find("long")->as_string() == "abcdefghijklmnopqrstuvwxyz");
+  CHECK(copy.find("n")->number_text() == doc.find("n")->number_text());
+
+  // Without the option nothing points into the text.
+  const auto owned = json::parse(text);
+  REQUIRE(owned);
+  CHECK_FALSE(inside(owned.value().find("long")->as_string()));
+  CHECK_FALSE(inside(owned.value().find("n")->number_text()));
 }
 
 TEST_CASE("strings written by the writer read back unchanged", "[unit][json]") {

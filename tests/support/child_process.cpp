@@ -1,4 +1,4 @@
-#include "tests/perf/child_process.hpp"
+#include "tests/support/child_process.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -16,7 +16,7 @@
 
 extern char** environ;
 
-namespace gateway::perf {
+namespace gateway::test {
 
 namespace {
 
@@ -40,7 +40,7 @@ int decode_status(int status) noexcept {
 
 }  // namespace
 
-child_process::child_process(const std::vector<std::string>& argv) {
+child_process::child_process(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
   if (argv.empty()) throw std::runtime_error("child_process: empty argv");
   int out_pipe[2] = {-1, -1};
   int err_pipe[2] = {-1, -1};
@@ -58,7 +58,12 @@ child_process::child_process(const std::vector<std::string>& argv) {
   args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  const int rc = ::posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+  // extra_env first: getenv() returns the first entry of a name.
+  std::vector<char*> env;
+  for (const auto& e : extra_env) env.push_back(const_cast<char*>(e.c_str()));
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  env.push_back(nullptr);
+  const int rc = ::posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
@@ -151,11 +156,11 @@ void child_process::pump(std::chrono::milliseconds limit) {
 }
 
 std::optional<std::string> child_process::wait_for_line(std::string_view needle, bool from_stderr,
-                                                        std::chrono::milliseconds limit) {
+                                                        std::chrono::milliseconds limit, std::size_t from) {
   const auto deadline = clock_type::now() + limit;
   for (;;) {
     const std::string& text = from_stderr ? err_ : out_;
-    const std::size_t at = text.find(needle);
+    const std::size_t at = text.find(needle, from);
     if (at != std::string::npos) {
       const std::size_t begin = text.rfind('\n', at);
       const std::size_t end = text.find('\n', at);
@@ -203,4 +208,4 @@ unsigned port_after_listening_on(std::string_view line) noexcept {
   return port;
 }
 
-}  // namespace gateway::perf
+}  // namespace gateway::test

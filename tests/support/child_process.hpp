@@ -1,5 +1,5 @@
 #pragma once
-// Perf-test support: run another program (the Release gateway, echo_backend,
+// Test support: run another program (the Release gateway, echo_backend,
 // loadtest) as a child process with its stdout and stderr captured through
 // pipes, wait for a line it prints (its port), signal it, and collect its exit
 // status, all with deadlines so a hung child fails the test instead of
@@ -18,13 +18,14 @@
 
 #include <sys/types.h>
 
-namespace gateway::perf {
+namespace gateway::test {
 
 class child_process {
  public:
-  // Starts argv[0] (a path) with argv. Throws std::runtime_error if the
-  // program cannot be started.
-  explicit child_process(const std::vector<std::string>& argv);
+  // Starts argv[0] (a path) with argv, in this process's environment plus
+  // `extra_env` ("NAME=value" entries, which take precedence). Throws
+  // std::runtime_error if the program cannot be started.
+  explicit child_process(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {});
   ~child_process();
   child_process(const child_process&) = delete;
   child_process& operator=(const child_process&) = delete;
@@ -32,9 +33,12 @@ class child_process {
   pid_t pid() const noexcept { return pid_; }
 
   // Reads output until a line of stdout (from_stderr false) or stderr
-  // contains `needle`; returns that whole line, or nullopt when the child
-  // closed the stream, exited or `limit` passed first.
-  std::optional<std::string> wait_for_line(std::string_view needle, bool from_stderr, std::chrono::milliseconds limit);
+  // contains `needle` at or after byte `from` of that stream (out().size()
+  // or err().size() taken earlier: only output that came later); returns
+  // that whole line, or nullopt when the child closed the stream, exited or
+  // `limit` passed first.
+  std::optional<std::string> wait_for_line(std::string_view needle, bool from_stderr, std::chrono::milliseconds limit,
+                                           std::size_t from = 0);
 
   // Sends `sig` (no-op once the child has been reaped).
   void signal(int sig) noexcept;
@@ -68,4 +72,4 @@ class child_process {
 // or 0 when there is none.
 unsigned port_after_listening_on(std::string_view line) noexcept;
 
-}  // namespace gateway::perf
+}  // namespace gateway::test

@@ -1,21 +1,22 @@
-// The proxy's pieces on their own: backend URL parsing, the response reader's
-// in-place decoding, the request head builder, and the demo backend.
+// The proxy's pieces on their own, without sockets: backend URL parsing, the
+// response reader's in-place decoding and reuse decision, hop-by-hop fields.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <stdexcept>
+#include <string>
 
 #include "gateway/http/syntax.hpp"
+#include "gateway/core/arena.hpp"
+#include "gateway/http/header_list.hpp"
 #include "gateway/proxy/backend_address.hpp"
-#include "gateway/proxy/demo_backend.hpp"
 #include "gateway/proxy/request_writer.hpp"
 #include "gateway/proxy/response_reader.hpp"
-#include "tests/integration/proxy/proxy_fixture.hpp"
 
 using namespace gateway;
-using namespace std::chrono_literals;
 
 TEST_CASE("backend URLs are parsed once: numeric addresses, localhost, and clear errors",
-          "[integration][proxy]") {
+          "[unit][proxy]") {
   auto a = proxy::parse_backend_url("http://127.0.0.1:9000");
   CHECK(a.endpoint.address().to_string() == "127.0.0.1");
   CHECK(a.endpoint.port() == 9000);
@@ -36,7 +37,7 @@ TEST_CASE("backend URLs are parsed once: numeric addresses, localhost, and clear
 }
 
 TEST_CASE("the response reader decodes chunked bodies in place, fed a byte at a time or all at once",
-          "[integration][proxy]") {
+          "[unit][proxy]") {
   const std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A:  spaced  \r\n\r\n";
   const std::string body = "3\r\nabc\r\n1;x=y\r\nd\r\n0\r\nT: 1\r\n\r\n";
   for (std::size_t step : {std::size_t{1}, std::size_t{2}, std::size_t{7}, body.size()}) {
@@ -65,7 +66,7 @@ TEST_CASE("the response reader decodes chunked bodies in place, fed a byte at a 
   }
 }
 
-TEST_CASE("the response reader knows when a connection may be reused", "[integration][proxy]") {
+TEST_CASE("the response reader knows when a connection may be reused", "[unit][proxy]") {
   struct tc {
     const char* head;
     bool head_request;
@@ -98,7 +99,7 @@ TEST_CASE("the response reader knows when a connection may be reused", "[integra
         proxy::response_reader::head_status::interim);
 }
 
-TEST_CASE("is_hop_by_hop knows the fixed list and the fields Connection names", "[integration][proxy]") {
+TEST_CASE("is_hop_by_hop knows the fixed list and the fields Connection names", "[unit][proxy]") {
   core::arena mem;
   http::header_list h(mem);
   h.add("Connection", "close, X-Foo");
@@ -107,51 +108,4 @@ TEST_CASE("is_hop_by_hop knows the fixed list and the fields Connection names", 
                         "Upgrade", "x-foo", "X-Bar"})
     CHECK(http::is_hop_by_hop(n, h));
   for (const char* n : {"Host", "Content-Length", "X-Foobar", "Trailers", "Close2"}) CHECK_FALSE(http::is_hop_by_hop(n, h));
-}
-
-TEST_CASE("the demo backend describes each request as JSON, directly and through the proxy",
-          "[integration][proxy]") {
-  proxy::demo_backend demo;
-  REQUIRE(demo.port() != 0);
-  auto direct = test::http_request(demo.port(), "POST /hello?x=1 HTTP/1.1\r\nHost: d\r\nContent-Length: 3\r\n\r\nabc");
-  REQUIRE(direct);
-  CHECK(direct->status == 200);
-  CHECK(direct->header("Content-Type") == "application/json");
-  CHECK(direct->body ==
-        "{\"backend\":\"gateway demo backend\",\"method\":\"POST\",\"path\":\"/hello\",\"query\":\"x=1\","
-        "\"headers\":[[\"Host\",\"d\"],[\"Content-Length\",\"3\"]],\"body_length\":3}\n");
-
-  auto stats = std::make_shared<proxy::upstream_stats>();
-  test::running_server srv(test::test_config(), test::proxy_chain(demo.url(), stats));
-  test::raw_client c(srv.port());
-  REQUIRE(c.send("GET /api/it/works?y=2 HTTP/1.1\r\nHost: gw\r\n\r\n"));
-  auto r = c.read_response();
-  REQUIRE(r);
-  CHECK(r->status == 200);
-  CHECK(r->body ==
-        "{\"backend\":\"gateway demo backend\",\"method\":\"GET\",\"path\":\"/it/works\",\"query\":\"y=2\","
-        "\"headers\":[[\"Host\",\"gw\"],[\"X-Forwarded-For\",\"127.0.0.1\"],[\"X-Forwarded-Host\",\"gw\"],"
-        "[\"X-Forwarded-Proto\",\"http\"]],\"body_length\":0}\n");
-  // A chunked request body through the proxy arrives counted.
-  REQUIRE(c.send("PUT /api/up HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwxyz\r\n0\r\n\r\n"));
-  auto r2 = c.read_response();
-  REQUIRE(r2);
-  CHECK(r2->body.find("\"body_length\":4") != std::string::npos);
-  // The backend counts a request once its write completes, which can be just
-  // after the client has read the answer.
-  CHECK(test::wait_until([&] { return demo.requests_served() == 3; }, 5000ms));
-}
-
-TEST_CASE("the demo backend stops cleanly with connections still open", "[integration][proxy]") {
-  proxy::demo_backend demo;
-  test::raw_client idle(demo.port());
-  test::raw_client busy(demo.port());
-  REQUIRE(busy.send("GET / HTTP/1.1\r\nHost: d\r\n\r\n"));
-  REQUIRE(busy.read_response());
-  REQUIRE(test::wait_until([&] { return demo.open_connections() == 2; }, 5000ms));
-  demo.stop();
-  CHECK(demo.open_connections() == 0);
-  CHECK(idle.wait_closed());
-  CHECK(busy.wait_closed());
-  demo.stop();  // idempotent
 }
