@@ -85,14 +85,6 @@ bool same_limits(const core::config& a, const core::config& b) {
          a.rate_limit_window == b.rate_limit_window && a.rate_limit_max_clients == b.rate_limit_max_clients;
 }
 
-class not_found final : public http::handler {
- public:
-  asio::awaitable<void> handle(http::exchange& ex) override {
-    http::respond_text(ex, 404, "404 page not found");
-    co_return;
-  }
-};
-
 // "/app/" -> "/app" (what the proxy strips); "/" strips nothing.
 std::string strip_of(const std::string& prefix) { return prefix.size() > 1 ? prefix.substr(0, prefix.size() - 1) : ""; }
 
@@ -226,8 +218,8 @@ net::chain_factory make_chain_factory(std::shared_ptr<const chain_settings> sett
       for (const auto* rules : p.rules) h = middleware::make_validation(*rules, std::move(h));
       r->add_prefix(p.prefix, guarded(std::move(h), p.auth, p.rate_limit));
     }
-    // Unknown paths: checked as before (an unauthenticated probe learns 401, not 404).
-    r->set_fallback(guarded(std::make_unique<not_found>(), true, true));
+    // Unknown paths get the router's own 404, as the seed's mux answered
+    // them before any middleware (no 401, no rate-limit budget spent).
 
     std::vector<http::middleware> layers;
     layers.push_back(middleware::make_request_id(env.index));

@@ -70,11 +70,11 @@ TEST_CASE("dev proxy: two routes reach two backends with their prefixes removed,
   CHECK(deep.request_count() == 1);
   CHECK(app.request_count() == 2);
 
-  // The built-in /api/ keeps its auth; other paths are still checked, then 404.
+  // The built-in /api/ keeps its auth; other paths get 404 before any middleware.
   CHECK(test::http_request(srv.port(), get("/api/users"))->status == 401);
   REQUIRE(test::http_request(srv.port(), get("/api/users", "X-API-Key: key-1\r\n"))->status == 200);
   CHECK(last_target(api) == "/users");
-  CHECK(test::http_request(srv.port(), get("/elsewhere"))->status == 401);
+  CHECK(test::http_request(srv.port(), get("/elsewhere"))->status == 404);
   CHECK(test::http_request(srv.port(), get("/elsewhere", "X-API-Key: key-1\r\n"))->status == 404);
 }
 
@@ -279,7 +279,7 @@ TEST_CASE("reload from the config file: a bad file is refused and the old routes
   REQUIRE(srv.app()->reload_from_sources(message));
   CHECK(test::http_request(srv.port(), get("/b/y"))->status == 200);
   CHECK(last_target(two) == "/y");
-  CHECK(test::http_request(srv.port(), get("/a/x"))->status == 401);  // gone: an unknown path now
+  CHECK(test::http_request(srv.port(), get("/a/x"))->status == 404);  // gone: an unknown path now
   std::remove(path.c_str());
 }
 
