@@ -191,14 +191,15 @@ net::chain_factory make_chain_factory(std::shared_ptr<const chain_settings> sett
     // A route's own chain: rate limit, then auth, then the route.
     auto guarded = [&](http::handler_ptr h, bool auth, bool rate_limit) {
       std::vector<http::middleware> layers;
-      if (rate_limit && s.limiter) layers.push_back(middleware::make_rate_limit(*s.limiter, cfg.rate_limit_key == "api-key", shard));
+      if (rate_limit && s.limiter)
+        layers.push_back(middleware::make_rate_limit(*s.limiter, cfg.rate_limit_key == "api-key", shard, cfg.rate_limit_exempt));
       if (auth) layers.push_back(middleware::make_auth(s.keys, s.jwt.get(), shard));
       return http::compose(std::move(layers), std::move(h));
     };
 
     auto r = std::make_unique<router>();
-    r->add_exact("/health", admin::make_health_handler());
-    r->add_exact("/metrics", admin::make_metrics_handler(state.metrics));
+    r->add_exact("/health", guarded(admin::make_health_handler(), false, true));
+    r->add_exact("/metrics", guarded(admin::make_metrics_handler(state.metrics), false, true));
     r->add_exact("/logs", guarded(admin::make_logs_handler(state.logs), true, true));
     r->add_exact("/logs/clear", guarded(admin::make_logs_clear_handler(state.logs), true, true));
     for (const auto& p : proxied_routes(cfg)) {

@@ -77,6 +77,7 @@ struct config {
   std::chrono::nanoseconds rate_limit_window = 60s;
   std::string rate_limit_key = "ip";         // ip | api-key
   std::size_t rate_limit_max_clients = 100000;
+  std::vector<std::string> rate_limit_exempt;  // exact paths the limiter lets through uncounted
   std::vector<std::string> api_keys;
   std::string api_keys_file;
   std::string jwt_secret;
@@ -115,7 +116,8 @@ apply_result apply_setting(std::string_view flag, std::string_view value, config
 // True for a flag that takes a setting ("--max-body"; not --help, --config).
 bool is_setting(std::string_view flag) noexcept;
 
-// True for flags that take a list (--api-key, --validate, --route).
+// True for flags that take a list (--api-key, --validate, --route,
+// --rate-limit-exempt).
 bool is_repeatable_flag(std::string_view flag) noexcept;
 
 // Parses "ROUTE:FIELD:rule,rule" (rules: required, min_len=N, max_len=N)

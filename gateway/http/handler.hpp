@@ -10,9 +10,10 @@
 //   net/listener      accept, connection cap
 //   net/connection    read head (llhttp + strict checks, 400/408/431),
 //                     read body once into the arena (413/408), 100-continue
-//   chain             body limit -> metrics -> logging -> compression
-//                     -> rate limit -> auth -> router -> route handler
-//                     (admin/* or proxy/*)
+//   chain             body limit -> request id -> metrics -> logging
+//                     -> compression -> router (unknown path: 404 here)
+//                     -> the route's rate limit -> auth -> [validation]
+//                     -> route handler (admin/* or proxy/*)
 //   net/connection    write head + body (or stream a proxied body), keep-alive
 //   arena reset       every byte of the request released together
 #include <asio/awaitable.hpp>

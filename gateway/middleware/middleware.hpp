@@ -3,11 +3,12 @@
 // http::middleware (next handler in, handler out), composed once per worker
 // at start-up in the contract's order (see app/app.cpp):
 //   body limit (in net/connection) -> request id -> metrics -> logging -> compression
-//   -> rate limit -> auth -> router -> [validation per route] -> route
+//   -> router (unknown path: 404) -> per route: rate limit -> auth -> [validation] -> route
 // Shared state (registries, tables, keys) is owned by app::gateway and
 // outlives every chain.
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -35,8 +36,11 @@ http::middleware make_logging(log_ring& ring, access_log& out);
 
 // 429 with Retry-After over the limit; RateLimit-* headers on every
 // limited response. Keyed by client IP, or by API key when `by_api_key`
-// and the request presents one. /health and /metrics are not limited.
-http::middleware make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard);
+// and the request presents one. Every path is limited (as in the seed,
+// /health and /metrics included) except the exact paths in `exempt`
+// (--rate-limit-exempt), which pass uncounted and without RateLimit-*.
+http::middleware make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard,
+                                 std::vector<std::string> exempt = {});
 
 // API key (X-API-Key or api_key query) or Authorization: Bearer <JWT>.
 // /health and /metrics skip it. Failure: 401 with WWW-Authenticate.
@@ -52,7 +56,7 @@ http::handler_ptr make_validation(const core::validation_rules& rules, http::han
 // The value of query parameter `name` (first match, not percent-decoded), if present.
 std::optional<std::string_view> query_param(std::string_view query, std::string_view name) noexcept;
 
-// True for paths that skip auth and rate limiting.
+// True for paths that skip auth.
 bool is_open_path(std::string_view path) noexcept;
 
 }  // namespace gateway::middleware

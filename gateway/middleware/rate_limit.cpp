@@ -30,11 +30,12 @@ std::string_view number(core::arena& mem, std::uint64_t v) {
 
 class rate_limit_handler final : public http::handler {
  public:
-  rate_limit_handler(http::handler_ptr next, rate_limiter& limiter, bool by_api_key, metrics_shard& shard)
-      : next_(std::move(next)), limiter_(limiter), by_api_key_(by_api_key), shard_(shard) {}
+  rate_limit_handler(http::handler_ptr next, rate_limiter& limiter, bool by_api_key, metrics_shard& shard,
+                     std::vector<std::string> exempt)
+      : next_(std::move(next)), limiter_(limiter), by_api_key_(by_api_key), shard_(shard), exempt_(std::move(exempt)) {}
 
   asio::awaitable<void> handle(http::exchange& ex) override {
-    if (is_open_path(ex.req.path)) {
+    if (is_exempt(ex.req.path)) {
       co_await next_->handle(ex);
       co_return;
     }
@@ -66,17 +67,26 @@ class rate_limit_handler final : public http::handler {
   }
 
  private:
+  // Exact paths (already free of dot-segments: the parser resolved them).
+  bool is_exempt(std::string_view path) const noexcept {
+    for (const auto& p : exempt_)
+      if (p == path) return true;
+    return false;
+  }
+
   http::handler_ptr next_;
   rate_limiter& limiter_;
   bool by_api_key_;
   metrics_shard& shard_;
+  std::vector<std::string> exempt_;
 };
 
 }  // namespace
 
-http::middleware make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard) {
-  return [&limiter, by_api_key, &shard](http::handler_ptr next) -> http::handler_ptr {
-    return std::make_unique<rate_limit_handler>(std::move(next), limiter, by_api_key, shard);
+http::middleware make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard,
+                                 std::vector<std::string> exempt) {
+  return [&limiter, by_api_key, &shard, exempt = std::move(exempt)](http::handler_ptr next) -> http::handler_ptr {
+    return std::make_unique<rate_limit_handler>(std::move(next), limiter, by_api_key, shard, exempt);
   };
 }
 

@@ -142,20 +142,63 @@ TEST_CASE("rate limit: the 100th request passes, the 101st gets 429 with Retry-A
   CHECK(limited->status == 429);
   int retry_after = std::atoi(limited->header("Retry-After").c_str());
   CHECK(retry_after >= 1);
-  CHECK(retry_after <= 60);
+  CHECK(retry_after <= 61);  // a window plus the limiter's granularity (1 s)
   CHECK(limited->header("RateLimit-Remaining") == "0");
-  // Another client IP has its own budget; /health is never limited.
+  // Every route shares the client's budget, /health and /metrics included
+  // (as in the seed, where the limiter ran before auth on every route).
+  for (const char* path : {"/health", "/metrics"}) {
+    INFO(path);
+    REQUIRE(c.send(get(path)));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 429);
+    CHECK(r->header("RateLimit-Remaining") == "0");
+  }
+  // Another client IP has its own budget.
   test::raw_client other(srv.port(), 5000ms, "127.0.0.2");
   REQUIRE(other.send(get("/logs?limit=0", "X-API-Key: key-one\r\n")));
   CHECK(other.read_response()->status == 200);
-  REQUIRE(c.send(get("/health")));
-  CHECK(c.read_response()->status == 200);
 
-  auto m = test::http_request(srv.port(), get("/metrics"));
+  test::raw_client third(srv.port(), 5000ms, "127.0.0.3");
+  REQUIRE(third.send(get("/metrics")));
+  auto m = third.read_response();
   REQUIRE(m);
   auto doc = json::parse(m->body);
   REQUIRE(doc);
-  CHECK(doc.value().find("counters")->find("rate_limited")->as_int64() == 1);
+  CHECK(doc.value().find("counters")->find("rate_limited")->as_int64() == 3);
+}
+
+TEST_CASE("rate limit: --rate-limit-exempt takes exact paths out of the budget, nothing else",
+          "[integration][middleware]") {
+  auto cfg = gateway_config();
+  cfg.rate_limit = 3;
+  cfg.rate_limit_exempt = {"/health", "/api/status"};
+  test::running_server srv(cfg);
+  test::raw_client c(srv.port());
+  auto status_of = [&](const std::string& target, std::string* limit_header = nullptr) {
+    REQUIRE(c.send(get(target, "X-API-Key: key-one\r\n")));
+    auto r = c.read_response();
+    REQUIRE(r);
+    if (limit_header) *limit_header = r->header("RateLimit-Limit");
+    return r->status;
+  };
+  std::string limit;
+  // Exempt paths are neither counted nor refused, and carry no RateLimit-*.
+  for (int i = 0; i < 10; ++i) {
+    CHECK(status_of("/health", &limit) == 200);
+    CHECK(limit.empty());
+    CHECK(status_of("/health?probe=" + std::to_string(i)) == 200);  // the query is not part of the path
+    CHECK(status_of("/api/status", &limit) == 200);
+    CHECK(limit.empty());
+  }
+  // The budget is still whole for everything else.
+  CHECK(status_of("/metrics", &limit) == 200);
+  CHECK(limit == "3");
+  CHECK(status_of("/api/status/more") == 200);  // exact paths only, not prefixes
+  CHECK(status_of("/logs?limit=0") == 200);
+  CHECK(status_of("/api/statuses") == 429);
+  CHECK(status_of("/metrics") == 429);
+  CHECK(status_of("/health") == 200);
 }
 
 TEST_CASE("logs: /logs needs auth and shows no credential, /logs/clear takes POST and DELETE only",
