@@ -2,6 +2,10 @@
 // (app::instance on loopback): the contract's route and middleware tables.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <zlib.h>
@@ -226,7 +230,7 @@ TEST_CASE("logs: /logs needs auth and shows no credential, /logs/clear takes POS
   CHECK(r->body.find("[REDACTED]") != std::string::npos);
   CHECK(r->body.find("body-text") != std::string::npos);
   const auto& first = doc.value().items()[0];
-  for (const char* field : {"timestamp", "method", "path", "status", "duration_ms", "client", "headers", "body"})
+  for (const char* field : {"timestamp", "method", "path", "status_code", "duration", "client_ip", "headers", "body"})
     CHECK(first.find(field) != nullptr);
 
   auto limited = test::http_request(srv.port(), get("/logs?limit=1", "X-API-Key: key-one\r\n"));
@@ -243,6 +247,49 @@ TEST_CASE("logs: /logs needs auth and shows no credential, /logs/clear takes POS
   auto after = test::http_request(srv.port(), get("/logs", "X-API-Key: key-one\r\n"));
   // Only the clear request itself (logged after it ran) may be there.
   CHECK(json::parse(after->body).value().size() <= 1);
+}
+
+TEST_CASE("logs: entries keep the seed's field names and types, client_ip is the client's address and port",
+          "[integration][middleware]") {
+  test::running_server srv(gateway_config());
+  test::raw_client c(srv.port(), 5000ms, "127.0.0.7");
+  sockaddr_in local{};
+  socklen_t len = sizeof local;
+  REQUIRE(::getsockname(c.fd(), reinterpret_cast<sockaddr*>(&local), &len) == 0);
+  const std::string address = "127.0.0.7:" + std::to_string(ntohs(local.sin_port));
+  REQUIRE(c.send(test::make_request("PUT", "/api/things?x=1", "{\"a\":1}",
+                                    "X-API-Key: key-one\r\nx-multi: one\r\nX-Multi: two\r\n")));
+  auto put = c.read_response();
+  REQUIRE(put);
+  REQUIRE(put->status == 200);
+  REQUIRE(c.send(get("/logs?limit=1", "X-API-Key: key-one\r\n")));
+  auto r = c.read_response();
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  auto doc = json::parse(r->body);
+  REQUIRE(doc);
+  REQUIRE(doc.value().size() == 1);
+  const auto& e = doc.value().items()[0];
+  const char* seed_fields[] = {"timestamp", "method", "path", "status_code", "duration", "client_ip", "headers", "body"};
+  REQUIRE(e.members().size() >= 8);
+  for (std::size_t i = 0; i < 8; ++i) CHECK(e.members()[i].key == seed_fields[i]);
+  // timestamp: RFC 3339 UTC with a fraction, "2026-01-02T03:04:05.678Z".
+  const std::string ts(e.find("timestamp")->as_string());
+  CHECK(std::regex_match(ts, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z)")));
+  CHECK(e.find("method")->as_string() == "PUT");
+  CHECK(e.find("path")->as_string() == "/api/things?x=1");
+  CHECK(e.find("status_code")->as_int64() == 200);
+  // duration: integer nanoseconds (Go's time.Duration), not a float.
+  REQUIRE(e.find("duration")->as_int64());
+  CHECK(*e.find("duration")->as_int64() > 0);
+  CHECK(r->body.find("\"duration\":" + std::to_string(*e.find("duration")->as_int64()) + ",") != std::string::npos);
+  CHECK(e.find("client_ip")->as_string() == address);
+  const auto* h = e.find("headers");
+  REQUIRE(h->is_object());
+  CHECK(h->find("X-Multi")->as_string() == "one, two");
+  CHECK(h->find("X-Api-Key")->as_string() == "[REDACTED]");
+  CHECK(h->find("Host")->as_string() == "test");
+  CHECK(e.find("body")->as_string() == "{\"a\":1}");
 }
 
 TEST_CASE("compression: a corrupt gzip body gets 400, a gzip bomb gets 413 with bounded memory",
