@@ -99,7 +99,7 @@ const std::vector<flag_spec>& flags() {
          c.max_body = *n;
          return true;
        }},
-      {"--max-head", "SIZE", "largest request line plus headers (431 above it)",
+      {"--max-head", "SIZE", "largest request line plus headers (431 above it; 414 when the request line alone does not fit)",
        [](const config& c) { return format_size(c.max_head); },
        [](config& c, std::string_view v, std::string& err) {
          auto n = parse_size(v);
@@ -108,6 +108,17 @@ const std::vector<flag_spec>& flags() {
            return false;
          }
          c.max_head = *n;
+         return true;
+       }},
+      {"--max-target", "SIZE", "longest request-target (path and query) accepted (414 above it; 431 stays for header fields)",
+       [](const config& c) { return format_size(c.max_target); },
+       [](config& c, std::string_view v, std::string& err) {
+         auto n = parse_size(v);
+         if (!n || *n < 64 || *n > 1024 * 1024) {
+           err = "expected a size from 64 bytes to 1MiB";
+           return false;
+         }
+         c.max_target = *n;
          return true;
        }},
       {"--max-connections", "N", "open client connections; beyond it new ones get 503 and are closed",

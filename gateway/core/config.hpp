@@ -50,6 +50,7 @@ struct config {
   // Request limits (RFC 9110 section 15.5.14, RFC 6585 section 5).
   std::uint64_t max_body = 10ull * 1024 * 1024;
   std::uint64_t max_head = 16 * 1024;
+  std::uint64_t max_target = 8 * 1024;  // request-target (414 beyond; at most max_head in effect)
   std::uint32_t max_headers = 100;
   std::uint64_t max_connections = 20000;          // open client connections (503 beyond)
   std::uint64_t body_budget = 256ull * 1024 * 1024;  // request-body bytes buffered at once, all clients (503 beyond)

@@ -259,7 +259,8 @@ void session::begin_head() {
 
 session::head_step session::parse_buffered_head(http::request& req, http::head_result& head) {
   if (in_.size() == 0) return head_step::more;
-  http::head_limits limits{static_cast<std::size_t>(cfg_.max_head), cfg_.max_headers};
+  http::head_limits limits{static_cast<std::size_t>(cfg_.max_head), cfg_.max_headers,
+                           static_cast<std::size_t>(cfg_.max_target)};
   head = parser_.parse_head(in_.view(), req, limits);
   if (head.what == http::head_result::kind::complete) return head_step::complete;
   if (head.what == http::head_result::kind::error) return head_step::error;
@@ -361,7 +362,8 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
     // The head nearly fills the buffer: grow it now, while nothing but the
     // head depends on it, and parse the head again so its views follow.
     in_.reserve_tail(8192);
-    http::head_limits limits{static_cast<std::size_t>(cfg_.max_head), cfg_.max_headers};
+    http::head_limits limits{static_cast<std::size_t>(cfg_.max_head), cfg_.max_headers,
+                             static_cast<std::size_t>(cfg_.max_target)};
     http::head_result again = parser_.parse_head(in_.view(), req, limits);
     if (again.what != http::head_result::kind::complete) co_return outcome::close;
   }
