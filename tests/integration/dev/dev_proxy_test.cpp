@@ -49,6 +49,31 @@ std::string temp_file(const std::string& text) {
 
 }  // namespace
 
+TEST_CASE("dev proxy: a / route takes every path no other route has, which otherwise get 404 before any middleware",
+          "[integration][dev]") {
+  test::recording_backend api, front;
+  auto cfg = test::test_config();
+  cfg.backend = api.url();
+  cfg.api_keys = {"key-1"};
+  {
+    test::running_server plain(cfg);
+    auto r = test::http_request(plain.port(), get("/elsewhere/page"));
+    REQUIRE(r);
+    CHECK(r->status == 404);
+    CHECK(r->header("RateLimit-Limit").empty());
+  }
+  cfg = with_route(cfg, "/", front.url());
+  test::running_server srv(cfg);
+  auto r = test::http_request(srv.port(), get("/elsewhere/page?x=1"));
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(last_target(front) == "/elsewhere/page?x=1");  // a / route keeps the path
+  // The gateway's own routes and /api/ stay theirs.
+  CHECK(test::http_request(srv.port(), get("/health"))->status == 200);
+  CHECK(test::http_request(srv.port(), get("/api/x"))->status == 401);
+  CHECK(front.request_count() == 1);
+}
+
 TEST_CASE("dev proxy: two routes reach two backends with their prefixes removed, the longest prefix winning",
           "[integration][dev]") {
   test::recording_backend api, app, deep;
