@@ -80,13 +80,14 @@ class pipeline_builder {
 
   std::unique_ptr<http::pipeline> build() {
     auto r = std::make_unique<router>();
-    r->add_exact("/health", route({}, admin::make_health_page()));
-    r->add_exact("/metrics", route({}, admin::make_metrics_page(state_.metrics)));
+    r->add_exact("/health", route(policy{.rate_limit = true}, admin::make_health_page()));
+    r->add_exact("/metrics", route(policy{.rate_limit = true}, admin::make_metrics_page(state_.metrics)));
     r->add_exact("/logs", route(policy{.rate_limit = true, .auth = true}, admin::make_logs_page(state_.logs)));
     r->add_exact("/logs/clear",
                  route(policy{.rate_limit = true, .auth = true}, admin::make_logs_clear_page(state_.logs)));
     for (const auto& p : proxied_routes(cfg_)) r->add_prefix(p.prefix, proxy_route(p));
-    r->set_fallback(route(policy{.rate_limit = true, .auth = true}, make_fixed_answer(404, "404 page not found")));
+    // Any other path keeps the router's own 404, answered before any route
+    // policy: no auth, no rate-limit budget spent.
 
     http::layer_list outer;
     outer.push_back(middleware::make_request_id(env_.index));
@@ -108,7 +109,8 @@ class pipeline_builder {
   http::layer_list route(const policy& p, http::layer_ptr endpoint, http::layer_ptr before_endpoint = nullptr) {
     http::layer_list layers;
     if (p.rate_limit && s_.limiter)
-      layers.push_back(middleware::make_rate_limit(*s_.limiter, cfg_.rate_limit_key == "api-key", shard_));
+      layers.push_back(
+          middleware::make_rate_limit(*s_.limiter, cfg_.rate_limit_key == "api-key", shard_, cfg_.rate_limit_exempt));
     if (p.auth) layers.push_back(middleware::make_auth(s_.keys, s_.jwt.get(), shard_));
     if (p.rules != nullptr && !p.rules->empty()) layers.push_back(middleware::make_validation(*p.rules));
     if (before_endpoint) layers.push_back(std::move(before_endpoint));

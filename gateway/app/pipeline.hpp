@@ -6,8 +6,10 @@
 //                       a connection never changes threads); over
 //                       --max-connections: a canned 503 with Retry-After
 //   2. net/connection   read the head: a strict RFC 9112 line scan, then
-//                       llhttp must agree (400, 431, 501, 505; 408 when it
-//                       stalls past --header-timeout)
+//                       llhttp must agree (400, 414, 431, 501, 505; 408 when
+//                       it stalls past --header-timeout); the path's
+//                       dot-segments resolved once (RFC 3986 5.2.4), so
+//                       every later step sees the same path
 //   3. net/connection   read the body once into the request arena (413 over
 //                       --max-body, 503 over --body-budget, 408 when it
 //                       stalls); every later layer and the proxy use this copy
@@ -30,13 +32,16 @@
 //
 // Routes and their policy:
 //
-//   /health, /metrics          (none)
+//   /health, /metrics          rate limit
 //   /logs, /logs/clear         rate limit, auth
 //   /api/                      rate limit, auth, --validate rules, cap, proxy
 //                              to --backend with /api removed
 //   --route PREFIX=URL         its own: auth, rate_limit, validate; cap, proxy
-//   any other path             rate limit, auth, 404 (a route for "/" takes
-//                              them instead)
+//   any other path             404 from the router, before any policy (a
+//                              route for "/" takes them instead)
+//
+// The rate limit counts every request of a route that has it, except those
+// whose exact path is in --rate-limit-exempt.
 //
 // Steps 4 to 8 are http::layer objects (http/layer.hpp) run by one
 // http::pipeline per worker, built here once at start-up and again for a

@@ -78,6 +78,7 @@ std::string restart_only_changes(const core::config& a, const core::config& b) {
   note(a.threads != b.threads, "threads");
   note(a.max_body != b.max_body, "max_body");
   note(a.max_head != b.max_head, "max_head");
+  note(a.max_target != b.max_target, "max_target");
   note(a.max_headers != b.max_headers, "max_headers");
   note(a.max_connections != b.max_connections, "max_connections");
   note(a.body_budget != b.body_budget, "body_budget");

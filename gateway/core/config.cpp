@@ -99,7 +99,7 @@ const std::vector<flag_spec>& flags() {
          c.max_body = *n;
          return true;
        }},
-      {"--max-head", "SIZE", "largest request line plus headers (431 above it)",
+      {"--max-head", "SIZE", "largest request line plus headers (431 above it; 414 when the request line alone does not fit)",
        [](const config& c) { return format_size(c.max_head); },
        [](config& c, std::string_view v, std::string& err) {
          auto n = parse_size(v);
@@ -108,6 +108,17 @@ const std::vector<flag_spec>& flags() {
            return false;
          }
          c.max_head = *n;
+         return true;
+       }},
+      {"--max-target", "SIZE", "longest request-target (path and query) accepted (414 above it; 431 stays for header fields)",
+       [](const config& c) { return format_size(c.max_target); },
+       [](config& c, std::string_view v, std::string& err) {
+         auto n = parse_size(v);
+         if (!n || *n < 64 || *n > 1024 * 1024) {
+           err = "expected a size from 64 bytes to 1MiB";
+           return false;
+         }
+         c.max_target = *n;
          return true;
        }},
       {"--max-connections", "N", "open client connections; beyond it new ones get 503 and are closed",
@@ -252,6 +263,18 @@ const std::vector<flag_spec>& flags() {
            return false;
          }
          c.rate_limit_max_clients = n;
+         return true;
+       }},
+      {"--rate-limit-exempt", "PATH",
+       "an exact path the rate limit does not count, e.g. /health for a load balancer's probes; repeatable "
+       "(every route is limited otherwise, /health and /metrics included)",
+       [](const config&) { return std::string("none"); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v.empty() || v.front() != '/' || v.find('?') != std::string_view::npos) {
+           err = "expected a path starting with '/', without a query";
+           return false;
+         }
+         c.rate_limit_exempt.emplace_back(v);
          return true;
        }},
       {"--api-key", "KEY", "an accepted API key (X-API-Key header or api_key query); repeatable",
@@ -412,7 +435,7 @@ bool add_route(std::string_view prefix, std::string_view backend, std::vector<ro
 }
 
 bool is_repeatable_flag(std::string_view flag) noexcept {
-  return flag == "--api-key" || flag == "--validate" || flag == "--route";
+  return flag == "--api-key" || flag == "--validate" || flag == "--route" || flag == "--rate-limit-exempt";
 }
 
 bool is_setting(std::string_view flag) noexcept {
@@ -533,13 +556,14 @@ std::string help_text() {
   }
   s +=
       "\nRoutes:\n"
-      "  /health       200 {\"status\":\"healthy\",\"timestamp\":...}, no auth\n"
-      "  /metrics      JSON counters and latency percentiles (?format=prometheus for Prometheus), no auth\n"
-      "  /logs         newest request-log entries, credentials redacted (?limit=N), auth\n"
-      "  /logs/clear   POST or DELETE empties /logs, auth\n"
+      "  /health       200 {\"status\":\"healthy\",\"timestamp\":...}, no auth, rate limit\n"
+      "  /metrics      JSON counters and latency percentiles (?format=prometheus for Prometheus), no auth, rate limit\n"
+      "  /logs         newest request-log entries, credentials redacted (?limit=N), auth, rate limit\n"
+      "  /logs/clear   POST or DELETE empties /logs, auth, rate limit\n"
       "  /api/         proxied to --backend without the /api prefix (auth, rate limit)\n"
       "  --route ones  proxied to their backend (no auth or rate limit unless the config file says so)\n"
-      "  anything else 404\n"
+      "  anything else 404, before any auth or rate limit\n"
+      "  (--rate-limit-exempt PATH takes an exact path out of the rate limit)\n"
       "\nSignals: SIGINT/SIGTERM stop accepting, drain in-flight requests, exit 0.\n"
       "         SIGHUP re-reads the --config file; a bad one is refused and the running settings stay.\n";
   return s;

@@ -50,6 +50,7 @@ struct config {
   // Request limits (RFC 9110 section 15.5.14, RFC 6585 section 5).
   std::uint64_t max_body = 10ull * 1024 * 1024;
   std::uint64_t max_head = 16 * 1024;
+  std::uint64_t max_target = 8 * 1024;  // request-target (414 beyond; at most max_head in effect)
   std::uint32_t max_headers = 100;
   std::uint64_t max_connections = 20000;          // open client connections (503 beyond)
   std::uint64_t body_budget = 256ull * 1024 * 1024;  // request-body bytes buffered at once, all clients (503 beyond)
@@ -77,6 +78,7 @@ struct config {
   std::chrono::nanoseconds rate_limit_window = 60s;
   std::string rate_limit_key = "ip";         // ip | api-key
   std::size_t rate_limit_max_clients = 100000;
+  std::vector<std::string> rate_limit_exempt;  // exact paths the limiter lets through uncounted
   std::vector<std::string> api_keys;
   std::string api_keys_file;
   std::string jwt_secret;
@@ -115,7 +117,8 @@ apply_result apply_setting(std::string_view flag, std::string_view value, config
 // True for a flag that takes a setting ("--max-body"; not --help, --config).
 bool is_setting(std::string_view flag) noexcept;
 
-// True for flags that take a list (--api-key, --validate, --route).
+// True for flags that take a list (--api-key, --validate, --route,
+// --rate-limit-exempt).
 bool is_repeatable_flag(std::string_view flag) noexcept;
 
 // Parses "ROUTE:FIELD:rule,rule" (rules: required, min_len=N, max_len=N)

@@ -15,7 +15,8 @@ namespace gateway::http {
 
 struct request_context {
   core::arena* mem = nullptr;
-  std::string_view client_ip;  // textual, e.g. "127.0.0.1"
+  std::string_view client_ip;       // textual, e.g. "127.0.0.1" or "::1"
+  std::string_view client_address;  // "ADDRESS:PORT" ("[::1]:PORT"), the seed's RemoteAddr
   std::chrono::steady_clock::time_point start;
   unsigned worker = 0;
   std::uint64_t connection_id = 0;

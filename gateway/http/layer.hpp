@@ -63,6 +63,12 @@ class layer_state {
     if (type_ != &tag<T>) std::abort();  // a layer read state it did not store: a bug
     return *std::launder(reinterpret_cast<T*>(bytes_));
   }
+  // The stored T, or null when enter() stored nothing (or something else).
+  template <class T>
+  T* find() noexcept {
+    check<T>();
+    return type_ == &tag<T> ? std::launder(reinterpret_cast<T*>(bytes_)) : nullptr;
+  }
 
  private:
   template <class T>

@@ -27,6 +27,106 @@ head_result fail(int status, std::string_view msg) {
   return r;
 }
 
+// 1 for a "." segment, 2 for "..", 0 otherwise; a '.' may be written %2e
+// or %2E (RFC 3986 section 2.3: percent-encoded unreserved characters are
+// the characters themselves).
+int dot_segment_kind(std::string_view seg) noexcept {
+  int dots = 0;
+  for (std::size_t i = 0; i < seg.size();) {
+    if (dots == 2) return 0;
+    if (seg[i] == '.') {
+      ++i;
+    } else if (seg[i] == '%' && seg.size() - i >= 3 && seg[i + 1] == '2' && (seg[i + 2] == 'e' || seg[i + 2] == 'E')) {
+      i += 3;
+    } else {
+      return 0;
+    }
+    ++dots;
+  }
+  return dots;
+}
+
+// The request line, checked: method SP request-target SP HTTP-version
+// (RFC 9112 section 3). False with `err` set when it is not one.
+struct request_line {
+  std::string_view method, target, version;
+};
+
+bool scan_request_line(std::string_view line, const head_limits& limits, request_line& out, head_result& err) {
+  std::size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos || sp1 == 0) {
+    err = fail(400, "malformed request line");
+    return false;
+  }
+  out.method = line.substr(0, sp1);
+  for (unsigned char c : out.method) {
+    if (!is_tchar(c)) {
+      err = fail(400, "invalid method");
+      return false;
+    }
+  }
+  std::size_t sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || sp2 == sp1 + 1) {
+    // Also an HTTP/0.9 request ("GET /"), which has no version.
+    err = fail(400, "malformed request line");
+    return false;
+  }
+  out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  out.version = line.substr(sp2 + 1);
+  if (out.target.size() > limits.max_target) {
+    err = fail(414, "request target too long");
+    return false;
+  }
+  for (unsigned char c : out.target) {
+    if (!is_target_byte(c)) {
+      err = fail(400, "invalid request target");
+      return false;
+    }
+  }
+  const std::string_view v = out.version;
+  if (v.size() != 8 || v.substr(0, 5) != "HTTP/" || v[6] != '.' || v[5] < '0' || v[5] > '9' || v[7] < '0' || v[7] > '9') {
+    err = fail(400, "invalid HTTP version");
+    return false;
+  }
+  if (v[5] != '1') {
+    err = fail(505, "only HTTP/1.x is supported");
+    return false;
+  }
+  return true;
+}
+
+// A head that is not complete yet: is what has arrived already enough to
+// refuse it? A complete request line is checked as it is; a partial one
+// only for a target over the limit. At max_head, a request line that has
+// not ended is a target too long (414), anything else a head too large (431).
+// `buf` starts at the request line; `received` counts every byte buffered.
+bool refuse_partial_head(std::string_view buf, std::size_t received, const head_limits& limits, head_result& err) {
+  const std::size_t eol = buf.find("\r\n");
+  if (eol != std::string_view::npos) {
+    request_line rl;
+    if (!scan_request_line(buf.substr(0, eol), limits, rl, err)) return true;
+    if (received >= limits.max_head) {
+      err = fail(431, "request head too large");
+      return true;
+    }
+    return false;
+  }
+  const std::size_t sp1 = buf.find(' ');
+  if (sp1 != std::string_view::npos) {
+    const std::size_t sp2 = buf.find(' ', sp1 + 1);
+    const std::size_t target_len = (sp2 == std::string_view::npos ? buf.size() : sp2) - sp1 - 1;
+    if (target_len > limits.max_target) {
+      err = fail(414, "request target too long");
+      return true;
+    }
+  }
+  if (received >= limits.max_head) {
+    err = sp1 == std::string_view::npos ? fail(431, "request head too large") : fail(414, "request line too long");
+    return true;
+  }
+  return false;
+}
+
 const llhttp_settings_t& settings() {
   static const llhttp_settings_t s = [] {
     llhttp_settings_t x;
@@ -38,6 +138,46 @@ const llhttp_settings_t& settings() {
 
 }  // namespace
 
+bool has_dot_segment(std::string_view path) noexcept {
+  if (path.find_first_of(".%") == std::string_view::npos) return false;
+  while (!path.empty()) {
+    const std::size_t slash = path.find('/');
+    if (dot_segment_kind(path.substr(0, slash)) != 0) return true;
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return false;
+}
+
+std::size_t remove_dot_segments(std::string_view path, char* out) noexcept {
+  // Segment by segment: "." is dropped, ".." drops the last segment written
+  // (and is refused when there is none), anything else is copied. A path
+  // ending in a dot-segment keeps its final '/' ("/a/b/.." is "/a/").
+  std::size_t n = 0;
+  std::size_t i = path.empty() || path.front() != '/' ? 0 : 1;
+  for (;;) {
+    const std::size_t slash = path.find('/', i);
+    const bool last = slash == std::string_view::npos;
+    const std::string_view seg = path.substr(i, last ? std::string_view::npos : slash - i);
+    const int kind = dot_segment_kind(seg);
+    if (kind == 2) {
+      if (n == 0) return std::string_view::npos;
+      while (out[--n] != '/') {
+      }
+    }
+    if (kind == 0) {
+      out[n++] = '/';
+      std::memcpy(out + n, seg.data(), seg.size());
+      n += seg.size();
+    } else if (last) {
+      out[n++] = '/';
+    }
+    if (last) break;
+    i = slash + 1;
+  }
+  return n;
+}
+
 request_parser::request_parser() noexcept {
   static const llhttp_settings_t callbacks = [] {
     llhttp_settings_t x;
@@ -47,6 +187,9 @@ request_parser::request_parser() noexcept {
   }();
   (void)settings;
   llhttp_init(&parser_, HTTP_REQUEST, &callbacks);
+  // HTTP/1.2 and later 1.x are served as 1.1 (RFC 9110 section 2.5); our
+  // scan has checked the version's form, so llhttp need not know them.
+  parser_.lenient_flags |= LENIENT_VERSION;
   parser_.data = this;
 }
 
@@ -86,7 +229,8 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
     }
   }
   if (end == 0) {
-    if (buf.size() >= limits.max_head) return fail(431, "request head too large");
+    head_result err;
+    if (refuse_partial_head(buf.substr(start), buf.size(), limits, err)) return err;
     return {};
   }
 
@@ -94,22 +238,14 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
 
   // Request line: method SP request-target SP HTTP-version (RFC 9112 section 3).
   std::size_t line_end = head.find("\r\n");
-  std::string_view line = head.substr(0, line_end);
-  std::size_t sp1 = line.find(' ');
-  if (sp1 == std::string_view::npos || sp1 == 0) return fail(400, "malformed request line");
-  std::string_view method = line.substr(0, sp1);
-  for (unsigned char c : method)
-    if (!is_tchar(c)) return fail(400, "invalid method");
-  std::size_t sp2 = line.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos || sp2 == sp1 + 1) return fail(400, "malformed request line");
-  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  std::string_view version = line.substr(sp2 + 1);
-  for (unsigned char c : target)
-    if (!is_target_byte(c)) return fail(400, "invalid request target");
-  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' || version[5] < '0' ||
-      version[5] > '9' || version[7] < '0' || version[7] > '9')
-    return fail(400, "invalid HTTP version");
-  if (version[5] != '1') return fail(505, "only HTTP/1.x is supported");
+  request_line rl;
+  {
+    head_result err;
+    if (!scan_request_line(head.substr(0, line_end), limits, rl, err)) return err;
+  }
+  const std::string_view method = rl.method;
+  const std::string_view target = rl.target;
+  const std::string_view version = rl.version;
 
   req.method = method;
   req.target = target;
@@ -117,10 +253,12 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
   req.version_minor = static_cast<std::uint8_t>(version[7] - '0');
   if (req.version_minor > 1) req.version_minor = 1;  // 1.2+ is treated as 1.1 (RFC 9110 section 2.5)
 
+  std::string_view with_mark;  // the query with its '?', if any
   if (target.front() == '/') {
     auto q = target.find('?');
     req.path = target.substr(0, q);
     req.query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+    if (q != std::string_view::npos) with_mark = target.substr(q);
   } else if (target == "*") {
     if (method != "OPTIONS") return fail(400, "asterisk-form is only for OPTIONS");
     req.path = target;
@@ -136,6 +274,18 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
     auto q = rest.find('?');
     req.path = rest.substr(0, q);
     req.query = q == std::string_view::npos ? std::string_view{} : rest.substr(q + 1);
+    if (q != std::string_view::npos) with_mark = rest.substr(q);
+  }
+  if (req.path.front() == '/' && has_dot_segment(req.path)) {
+    // The resolved path and the query, in the arena: from here on the
+    // request is the one with the resolved path (origin-form).
+    auto* p = static_cast<char*>(req.headers.memory().allocate(req.path.size() + with_mark.size(), 1));
+    const std::size_t n = remove_dot_segments(req.path, p);
+    if (n == std::string_view::npos) return fail(400, "path climbs above the root");
+    std::memcpy(p + n, with_mark.data(), with_mark.size());
+    req.path = std::string_view(p, n);
+    req.target = std::string_view(p, n + with_mark.size());
+    req.query = with_mark.empty() ? std::string_view{} : std::string_view(p + n + 1, with_mark.size() - 1);
   }
 
   // Header fields (RFC 9112 section 5): name ":" OWS value OWS CRLF.
@@ -143,6 +293,7 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
   std::size_t pos = line_end + 2;
   std::size_t host_count = 0, cl_count = 0, te_count = 0;
   std::string_view cl_value, te_value, connection_value;
+  std::size_t cl_ows_begin = 0, cl_ows_end = 0;  // the Content-Length value's trailing OWS, in head
   bool expect_continue = false;
   while (pos < head.size() - 2) {
     std::size_t eol = head.find("\r\n", pos);
@@ -190,6 +341,8 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
         if (iequals(name, "content-length")) {
           ++cl_count;
           cl_value = value;
+          cl_ows_begin = static_cast<std::size_t>(value.data() + value.size() - head.data());
+          cl_ows_end = pos - 2;
         }
         break;
       case 17:
@@ -208,6 +361,7 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
     return fail(400, host_count == 0 ? "missing Host header" : "duplicate Host header");
   if (host_count > 1) return fail(400, "duplicate Host header");
   if (host_count == 1) {
+    if (req.headers.value_of("host").empty()) return fail(400, "empty Host header");
     for (unsigned char c : req.headers.value_of("host"))
       if (!(is_tchar(c) || c == ':' || c == '[' || c == ']') || c == '/' || c == '@')
         return fail(400, "invalid Host header");
@@ -225,6 +379,13 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
     if (req.version_minor == 0) return fail(400, "Transfer-Encoding in an HTTP/1.0 request");
     if (cl_count > 0) return fail(400, "both Content-Length and Transfer-Encoding");
     if (te_count > 1) return fail(400, "repeated Transfer-Encoding");
+    // RFC 9112 section 6.3: when chunked is not the final coding the length
+    // cannot be determined: 400, and the connection closes. Chunked last
+    // after codings we do not decode (or with parameters): 501.
+    const std::size_t comma = te_value.rfind(',');
+    std::string_view last = trim_ows(comma == std::string_view::npos ? te_value : te_value.substr(comma + 1));
+    last = trim_ows(last.substr(0, last.find(';')));
+    if (!iequals(last, "chunked")) return fail(400, "Transfer-Encoding does not end in chunked");
     if (!iequals(te_value, "chunked")) return fail(501, "unsupported transfer coding");
     r.chunked = true;
   } else if (cl_count > 0) {
@@ -238,9 +399,18 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
     r.content_length = n;
   }
 
-  // llhttp must agree that this is a well-formed head.
+  // llhttp must agree that this is a well-formed head. It refuses a tab
+  // after a Content-Length's digits, which RFC 9110 section 5.5 allows as
+  // OWS: that OWS (already checked and trimmed above) is left out of what it
+  // reads, which a streaming parser takes as the same head without it.
   llhttp_reset(&parser_);
-  llhttp_errno_t err = llhttp_execute(&parser_, head.data(), head.size());
+  llhttp_errno_t err = HPE_OK;
+  if (cl_ows_end > cl_ows_begin && head.substr(cl_ows_begin, cl_ows_end - cl_ows_begin).find('\t') != std::string_view::npos) {
+    err = llhttp_execute(&parser_, head.data(), cl_ows_begin);
+    if (err == HPE_OK) err = llhttp_execute(&parser_, head.data() + cl_ows_end, head.size() - cl_ows_end);
+  } else {
+    err = llhttp_execute(&parser_, head.data(), head.size());
+  }
   if (err != HPE_PAUSED) {
     if (err == HPE_INVALID_METHOD) return fail(501, "unknown method");
     return fail(400, "malformed request head");

@@ -23,12 +23,15 @@ namespace gateway::http {
 struct head_limits {
   std::size_t max_head = 16 * 1024;
   std::uint32_t max_headers = 100;
+  // Longest request-target (414 above it, RFC 9110 section 15.5.15); a
+  // request line that does not end within max_head gets 414 too.
+  std::size_t max_target = 8 * 1024;
 };
 
 struct head_result {
   enum class kind { incomplete, complete, error } what = kind::incomplete;
   std::size_t head_size = 0;     // bytes of the head, including the final CRLF CRLF
-  int status = 0;                // for errors: 400, 431, 501 or 505
+  int status = 0;                // for errors: 400, 414, 417, 431, 501 or 505
   std::string_view message;      // for errors: a short static explanation
   bool chunked = false;          // body is chunked (Transfer-Encoding: chunked)
   std::uint64_t content_length = 0;  // when !chunked
@@ -50,7 +53,17 @@ class request_parser {
   // Looks for a whole head at the start of `buf`. On `complete`, fills `req`
   // (views into `buf`, header table from `req.headers`' arena). Empty lines
   // before the request line are skipped (RFC 9112 section 2.2) and counted
-  // in head_size.
+  // in head_size. A request line that is already complete is checked even
+  // while the rest of the head is still to come, so a malformed one (an
+  // HTTP/0.9 "GET /") is refused at once rather than timing out.
+  //
+  // Dot-segments ("." and "..", also as %2e / %2E) in the path are resolved
+  // here, once (RFC 3986 section 5.2.4), so routing, auth, the rate limit's
+  // exemptions, per-route policy and the backend all see the same path; a
+  // path that would climb above "/" is refused (400). Then req.path,
+  // req.query and req.target (origin-form: the resolved path and the query)
+  // are in the arena; a path without dot-segments is not copied. "%2F" is
+  // not a separator and stays as it is.
   head_result parse_head(std::string_view buf, request& req, const head_limits& limits);
 
   // Decodes a chunked body that follows the head just parsed, with the
@@ -68,5 +81,15 @@ class request_parser {
   chunked_decoder chunked_;
   bool chunked_started_ = false;
 };
+
+// True if some segment of `path` is "." or ".." (each '.' possibly written
+// %2e or %2E). Cheap for the common path: one scan for '.' and '%'.
+bool has_dot_segment(std::string_view path) noexcept;
+
+// RFC 3986 section 5.2.4 on an absolute path (starting with '/'), with
+// %2e / %2E counted as '.': writes the result to `out` (room for
+// path.size() bytes) and returns its length, or std::string_view::npos if a
+// ".." would climb above "/".
+std::size_t remove_dot_segments(std::string_view path, char* out) noexcept;
 
 }  // namespace gateway::http

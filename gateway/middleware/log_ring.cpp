@@ -217,6 +217,51 @@ std::size_t log_ring::storage_bytes() const {
   return n;
 }
 
+void append_canonical_header_name(std::string& out, std::string_view name) {
+  bool upper = true;
+  for (char c : name) {
+    if (upper && c >= 'a' && c <= 'z') c = static_cast<char>(c - ('a' - 'A'));
+    else if (!upper && c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
+    out += c;
+    upper = c == '-';
+  }
+}
+
+// The headers as the seed's map did: one member per name (in Go's
+// canonical spelling, "X-Api-Key"), in the order names first appear, a
+// repeated field's values joined with ", " (RFC 9110 section 5.3). Done
+// here, when /logs is read, not on every request: at most max_headers
+// fields per entry, compared pairwise.
+void log_ring::append_headers_object(std::string& out, const slot& s) {
+  const std::string_view text = s.header_text;
+  const std::size_t n = s.header_lengths.size();
+  std::string name, joined;
+  out += '{';
+  std::size_t off_i = 0;
+  for (std::size_t i = 0; i < n; off_i += s.header_lengths[i].first + s.header_lengths[i].second, ++i) {
+    const std::string_view name_i = text.substr(off_i, s.header_lengths[i].first);
+    // Already written with an earlier field of the same name?
+    bool seen = false;
+    for (std::size_t j = 0, off_j = 0; j < i && !seen; off_j += s.header_lengths[j].first + s.header_lengths[j].second, ++j)
+      seen = http::iequals(text.substr(off_j, s.header_lengths[j].first), name_i);
+    if (seen) continue;
+    joined.assign(text.substr(off_i + name_i.size(), s.header_lengths[i].second));
+    std::size_t off_k = off_i + name_i.size() + s.header_lengths[i].second;
+    for (std::size_t k = i + 1; k < n; off_k += s.header_lengths[k].first + s.header_lengths[k].second, ++k) {
+      if (!http::iequals(text.substr(off_k, s.header_lengths[k].first), name_i)) continue;
+      joined += ", ";
+      joined.append(text.substr(off_k + s.header_lengths[k].first, s.header_lengths[k].second));
+    }
+    if (out.back() != '{') out += ',';
+    name.clear();
+    append_canonical_header_name(name, name_i);
+    json::append_string(out, name);
+    out += ':';
+    json::append_string(out, joined);
+  }
+  out += '}';
+}
+
 void log_ring::render_json(std::string& out, std::size_t limit) const {
   const std::uint64_t cleared = cleared_.load(std::memory_order_acquire);
   const std::uint64_t head = next_.load(std::memory_order_acquire);
@@ -235,29 +280,18 @@ void log_ring::render_json(std::string& out, std::size_t limit) const {
     json::append_string(out, s.method);
     out += ",\"path\":";
     json::append_string(out, s.path);
-    out += ",\"status\":";
+    out += ",\"status_code\":";
     json::append_number(out, static_cast<std::int64_t>(s.status));
-    out += ",\"duration_ms\":";
-    json::append_number(out, static_cast<double>(s.duration_ns) / 1e6, 3);
-    out += ",\"client\":";
+    out += ",\"duration\":";
+    json::append_number(out, s.duration_ns);
+    out += ",\"client_ip\":";
     json::append_string(out, s.client);
+    out += ",\"headers\":";
+    append_headers_object(out, s);
+    out += ",\"body\":";
+    json::append_string(out, s.body);
     out += ",\"request_id\":";
     json::append_string(out, s.request_id);
-    out += ",\"headers\":[";
-    std::size_t off = 0;
-    for (std::size_t i = 0; i < s.header_lengths.size(); ++i) {
-      const auto [nl, vl] = s.header_lengths[i];
-      const std::string_view text = s.header_text;
-      if (i) out += ',';
-      out += '[';
-      json::append_string(out, text.substr(off, nl));
-      out += ',';
-      json::append_string(out, text.substr(off + nl, vl));
-      out += ']';
-      off += nl + vl;
-    }
-    out += "],\"body\":";
-    json::append_string(out, s.body);
     out += ",\"body_truncated\":";
     out += s.body_truncated ? "true" : "false";
     out += '}';

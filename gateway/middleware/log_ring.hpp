@@ -45,7 +45,7 @@ struct log_entry_view {
   std::string_view path;  // request-target: path with query
   int status = 0;
   std::chrono::nanoseconds duration{0};
-  std::string_view client;  // client address
+  std::string_view client;  // client address and port, "ADDRESS:PORT" ("[v6]:PORT")
   std::string_view request_id;
   std::span<const http::header_field> headers;  // request headers, as received
   std::string_view body;
@@ -87,19 +87,25 @@ class log_ring {
   // and occasional gauges, not per request).
   std::size_t storage_bytes() const;
 
-  // Appends a JSON array of the newest `limit` entries, oldest first:
+  // Appends a JSON array of the newest `limit` entries, oldest first, with
+  // the seed's field names and types first (the consumers of /logs read
+  // them), then ours:
   //   {"timestamp":"2024-05-01T12:00:00.123Z","method":"GET",
-  //    "path":"/api/x?api_key=[REDACTED]","status":200,"duration_ms":1.234,
-  //    "client":"10.0.0.1","request_id":"...",
-  //    "headers":[["Host","example"],["Authorization","[REDACTED]"]],
-  //    "body":"...","body_truncated":false}
-  // headers is an array of [name, value] pairs so that order and repeated
-  // fields survive. Bytes that are not UTF-8 are rendered as U+FFFD.
+  //    "path":"/api/x?api_key=[REDACTED]","status_code":200,
+  //    "duration":1234567,"client_ip":"10.0.0.1:53211",
+  //    "headers":{"Host":"example","Accept":"a/b, c/d","Authorization":"[REDACTED]"},
+  //    "body":"...","request_id":"...","body_truncated":false}
+  // timestamp: RFC 3339 UTC with milliseconds; duration: integer
+  // nanoseconds (Go's time.Duration); client_ip: the seed's RemoteAddr,
+  // address and port; headers: one member per name in Go's canonical
+  // spelling, a repeated field's values joined with ", ". Bytes that are
+  // not UTF-8 are rendered as U+FFFD.
   void render_json(std::string& out, std::size_t limit) const;
 
  private:
   struct slot;
   void fill(slot& s, const log_entry_view& e);
+  static void append_headers_object(std::string& out, const slot& s);
 
   log_ring_options opts_;
   std::size_t capacity_;
@@ -115,6 +121,10 @@ void append_rfc3339_ms(std::string& out, std::chrono::system_clock::time_point t
 // Copies `target` into `out` with every api_key query value replaced by
 // "[REDACTED]", keeping at most `max` bytes. Exposed for tests.
 void append_redacted_target(std::string& out, std::string_view target, std::size_t max);
+
+// `name` in Go's canonical header spelling (textproto.CanonicalMIMEHeaderKey:
+// "x-api-KEY" -> "X-Api-Key"), appended to out.
+void append_canonical_header_name(std::string& out, std::string_view name);
 
 // True for the header names whose values are never logged.
 bool is_credential_header(std::string_view name) noexcept;

@@ -3,6 +3,7 @@
 // contract: http/layer.hpp; the order they run in: app/pipeline.hpp).
 // Shared state (registries, tables, keys) outlives every layer built from it.
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -31,8 +32,11 @@ http::layer_ptr make_logging(log_ring& ring, access_log& out);
 
 // 429 with Retry-After over the limit; RateLimit-* headers on every
 // limited response. Keyed by client IP, or by API key when `by_api_key`
-// and the request presents one.
-http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard);
+// and the request presents one. Every path is limited (as in the seed,
+// /health and /metrics included) except the exact paths in `exempt`
+// (--rate-limit-exempt), which pass uncounted and without RateLimit-*.
+http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard,
+                                std::vector<std::string> exempt = {});
 
 // API key (X-API-Key or api_key query) or Authorization: Bearer <JWT>.
 // Failure: 401 with WWW-Authenticate. `jwt` may be null: bearer tokens are

@@ -1,6 +1,8 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "gateway/middleware/middleware.hpp"
 
@@ -24,10 +26,11 @@ void add_budget_headers(http::exchange& ex, const rate_limit_decision& d) {
 
 class rate_limit_layer final : public http::layer {
  public:
-  rate_limit_layer(rate_limiter& limiter, bool by_api_key, metrics_shard& shard)
-      : limiter_(limiter), by_api_key_(by_api_key), shard_(shard) {}
+  rate_limit_layer(rate_limiter& limiter, bool by_api_key, metrics_shard& shard, std::vector<std::string> exempt)
+      : limiter_(limiter), by_api_key_(by_api_key), shard_(shard), exempt_(std::move(exempt)) {}
 
   http::step enter(http::exchange& ex, http::layer_state& state) override {
+    if (is_exempt(ex.req.path)) return http::step::next;
     std::string_view key = ex.ctx.client_ip;
     if (by_api_key_) {
       // Prefixed so an API key can never collide with an IP's bucket.
@@ -51,19 +54,29 @@ class rate_limit_layer final : public http::layer {
   }
 
   void leave(http::exchange& ex, http::layer_state& state) override {
-    add_budget_headers(ex, state.get<rate_limit_decision>());
+    // An exempt path stored no decision and gets no budget headers.
+    if (const auto* d = state.find<rate_limit_decision>()) add_budget_headers(ex, *d);
   }
 
  private:
+  // Exact paths (already free of dot-segments: the parser resolved them).
+  bool is_exempt(std::string_view path) const noexcept {
+    for (const auto& p : exempt_)
+      if (p == path) return true;
+    return false;
+  }
+
   rate_limiter& limiter_;
   bool by_api_key_;
   metrics_shard& shard_;
+  std::vector<std::string> exempt_;
 };
 
 }  // namespace
 
-http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard) {
-  return std::make_unique<rate_limit_layer>(limiter, by_api_key, shard);
+http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard,
+                                std::vector<std::string> exempt) {
+  return std::make_unique<rate_limit_layer>(limiter, by_api_key, shard, std::move(exempt));
 }
 
 }  // namespace gateway::middleware

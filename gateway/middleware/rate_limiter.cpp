@@ -1,13 +1,16 @@
 #include "gateway/middleware/rate_limiter.hpp"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <new>
 #include <random>
 #include <stdexcept>
-#include <vector>
 
 namespace gateway::middleware {
 
@@ -78,22 +81,36 @@ struct links {
   std::uint32_t next = nil;
 };
 
-// 48 bytes per tracked key.
-struct entry {
-  std::uint64_t hi = 0;
-  std::uint64_t lo = 0;
-  std::int64_t window_start = 0;  // steady_clock nanoseconds
-  std::uint32_t count = 0;
-  links lru;  // most recently used at the head
-  links win;  // most recently opened window at the head
+// Sub-windows per window, and buckets kept per key: one window plus the
+// current bucket (see the header for why the extra one).
+constexpr std::int64_t sub_windows = 60;
+constexpr std::int64_t ring = sub_windows + 1;
+
+// A key's header, one cache line; its `ring` counters live in a parallel
+// array (the counter width depends on the limit). Bucket numbers are
+// time / granularity; bucket k's counter is at ring position k % ring,
+// kept alongside so the hot path divides nothing.
+struct alignas(64) entry {
+  std::uint64_t hi;
+  std::uint64_t lo;
+  std::int64_t newest;      // the bucket the ring ends at; it covers newest - 60 .. newest
+  std::int64_t oldest;      // no counted bucket is older (a hint: may lag behind)
+  std::int64_t last_admit;  // the bucket of the key's newest counted request
+  std::uint32_t total;      // counted requests in the ring
+  std::uint8_t newest_pos;  // newest % ring
+  std::uint8_t oldest_pos;  // oldest % ring
+  links lru;                // most recently used at the head
+  links win;                // most recently counted at the head
 };
+static_assert(sizeof(entry) == 64);
 
 // The hash index maps digest -> slot. Linear probing, load factor <= 1/2.
 // `tag` is the low 32 bits of the digest: it gives the home position and
-// filters most mismatches without touching the slot.
+// filters most mismatches without touching the slot. `slot` is the slot
+// number plus one, so that a zero page is an empty index.
 struct index_entry {
-  std::uint32_t tag = 0;
-  std::uint32_t slot = nil;
+  std::uint32_t tag;
+  std::uint32_t slot;
 };
 
 struct list {
@@ -101,16 +118,32 @@ struct list {
   std::uint32_t tail = nil;
 };
 
+std::size_t align_up(std::size_t n, std::size_t a) noexcept { return (n + a - 1) / a * a; }
+
+// Bytes of one shard's storage, its parts 64-byte aligned.
+struct shard_layout {
+  std::size_t slots_bytes, counters_bytes, index_entries, index_bytes, total;
+  shard_layout(std::size_t cap, std::size_t counter_bytes) noexcept
+      : slots_bytes(cap * sizeof(entry)),
+        counters_bytes(align_up(cap * ring * counter_bytes, 64)),
+        index_entries(std::bit_ceil(cap * 2)),
+        index_bytes(index_entries * sizeof(index_entry)),
+        total(slots_bytes + counters_bytes + index_bytes) {}
+};
+
 }  // namespace
 
 struct rate_limiter::shard {
   // Own cache lines, so that neighbouring shards' locks do not false-share.
   alignas(64) std::mutex mu;
-  std::vector<entry> slots;
-  std::vector<index_entry> index;
+  entry* slots = nullptr;          // `cap` of them; untouched ones are zero pages
+  unsigned char* counters = nullptr;  // `ring` counters per slot
+  index_entry* index = nullptr;
+  std::uint32_t cap = 0;
   std::uint32_t mask = 0;
   std::uint32_t used = 0;
-  std::uint32_t free_head = nil;  // free slots, chained through lru.next
+  std::uint32_t fresh = 0;        // slots below it have been used at least once
+  std::uint32_t free_head = nil;  // slots given back, chained through lru.next
   list lru;
   list win;
   // Written under `mu`, read without it by size() and the counters.
@@ -118,13 +151,17 @@ struct rate_limiter::shard {
   std::atomic<std::uint64_t> evictions{0};
   std::atomic<std::uint64_t> expirations{0};
 
-  void init(std::size_t cap) {
-    slots.assign(cap, entry{});
-    index.assign(std::bit_ceil(cap * 2), index_entry{});
-    mask = static_cast<std::uint32_t>(index.size() - 1);
-    for (std::size_t i = 0; i < cap; ++i)
-      slots[i].lru.next = (i + 1 < cap) ? static_cast<std::uint32_t>(i + 1) : nil;
-    free_head = cap ? 0 : nil;
+  void init(unsigned char* base, std::size_t n, const shard_layout& l) noexcept {
+    slots = reinterpret_cast<entry*>(base);
+    counters = base + l.slots_bytes;
+    index = reinterpret_cast<index_entry*>(base + l.slots_bytes + l.counters_bytes);
+    cap = static_cast<std::uint32_t>(n);
+    mask = static_cast<std::uint32_t>(l.index_entries - 1);
+  }
+
+  template <class Count>
+  Count* counts(std::uint32_t i) const noexcept {
+    return reinterpret_cast<Count*>(counters) + static_cast<std::size_t>(i) * ring;
   }
 
   template <links entry::*L>
@@ -144,20 +181,20 @@ struct rate_limiter::shard {
     l.head = i;
   }
 
-  std::uint32_t find(const digest& d) const noexcept {
-    const auto tag = static_cast<std::uint32_t>(d.lo);
+  std::uint32_t find(std::uint64_t hi, std::uint64_t lo) const noexcept {
+    const auto tag = static_cast<std::uint32_t>(lo);
     for (std::uint32_t pos = tag & mask;; pos = (pos + 1) & mask) {
       const index_entry& e = index[pos];
-      if (e.slot == nil) return nil;
-      if (e.tag == tag && slots[e.slot].lo == d.lo && slots[e.slot].hi == d.hi) return e.slot;
+      if (e.slot == 0) return nil;
+      if (e.tag == tag && slots[e.slot - 1].lo == lo && slots[e.slot - 1].hi == hi) return e.slot - 1;
     }
   }
 
-  void index_insert(const digest& d, std::uint32_t slot) noexcept {
-    const auto tag = static_cast<std::uint32_t>(d.lo);
+  void index_insert(std::uint64_t lo, std::uint32_t slot) noexcept {
+    const auto tag = static_cast<std::uint32_t>(lo);
     std::uint32_t pos = tag & mask;
-    while (index[pos].slot != nil) pos = (pos + 1) & mask;
-    index[pos] = {tag, slot};
+    while (index[pos].slot != 0) pos = (pos + 1) & mask;
+    index[pos] = {tag, slot + 1};
   }
 
   // Backward-shift deletion (Knuth, TAOCP vol. 3, 6.4 Algorithm R): keeps
@@ -166,11 +203,11 @@ struct rate_limiter::shard {
   void index_erase(std::uint32_t slot) noexcept {
     const auto tag = static_cast<std::uint32_t>(slots[slot].lo);
     std::uint32_t i = tag & mask;
-    while (index[i].slot != slot) i = (i + 1) & mask;
+    while (index[i].slot != slot + 1) i = (i + 1) & mask;
     std::uint32_t j = i;
     for (;;) {
       j = (j + 1) & mask;
-      if (index[j].slot == nil) break;
+      if (index[j].slot == 0) break;
       const std::uint32_t home = index[j].tag & mask;
       // Entry j may stay if its home lies cyclically in (i, j].
       const bool stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
@@ -178,7 +215,7 @@ struct rate_limiter::shard {
       index[i] = index[j];
       i = j;
     }
-    index[i] = index_entry{};
+    index[i] = index_entry{0, 0};
   }
 
   void remove(std::uint32_t i) noexcept {
@@ -190,10 +227,14 @@ struct rate_limiter::shard {
     --used;
   }
 
+  // A slot for a new key: one given back, else the next never used (so
+  // pages no key has reached stay untouched). Only when used < cap.
   std::uint32_t allocate() noexcept {
     std::uint32_t i = free_head;
-    free_head = slots[i].lru.next;
+    if (i != nil) free_head = slots[i].lru.next;
+    else i = fresh++;
     slots[i].lru = links{};
+    slots[i].win = links{};
     ++used;
     return i;
   }
@@ -208,84 +249,150 @@ rate_limiter::rate_limiter(rate_limit_options opts) : opts_(opts) {
   per_shard_ = opts_.max_keys / shard_count_;
   if (per_shard_ > (std::numeric_limits<std::uint32_t>::max() >> 2))
     throw std::invalid_argument("rate limit max_keys per shard too large");
+  granularity_ = (opts_.window.count() + sub_windows - 1) / sub_windows;
+  counter_bytes_ = opts_.limit <= 0xFF ? 1 : opts_.limit <= 0xFFFF ? 2 : 4;
   std::random_device rd;
   key0_ = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
   key1_ = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+
+  const shard_layout layout(per_shard_, counter_bytes_);
+  mapping_bytes_ = layout.total * shard_count_;
+  void* p = ::mmap(nullptr, mapping_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  mapping_ = p;
   shards_ = std::make_unique<shard[]>(shard_count_);
-  for (std::size_t i = 0; i < shard_count_; ++i) shards_[i].init(per_shard_);
+  for (std::size_t i = 0; i < shard_count_; ++i)
+    shards_[i].init(static_cast<unsigned char*>(mapping_) + i * layout.total, per_shard_, layout);
 }
 
-rate_limiter::~rate_limiter() = default;
+rate_limiter::~rate_limiter() {
+  if (mapping_ != nullptr) ::munmap(mapping_, mapping_bytes_);
+}
 
 rate_limiter::decision rate_limiter::check(std::string_view key,
                                            std::chrono::steady_clock::time_point now) noexcept {
-  using std::chrono::nanoseconds;
-  const std::int64_t window = opts_.window.count();
-  const std::int64_t t = std::chrono::duration_cast<nanoseconds>(now.time_since_epoch()).count();
-  constexpr std::int64_t second = 1'000'000'000;
-  auto reset_from = [&](std::int64_t remaining_ns) {
-    if (remaining_ns > window) remaining_ns = window;  // a time point from before the window start
-    std::int64_t s = remaining_ns / second + (remaining_ns % second != 0);
-    return std::chrono::seconds(s < 1 ? 1 : s);
-  };
-
-  decision d;
-  d.limit = opts_.limit;
+  std::int64_t t = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  if (t < 0) t = 0;
   if (opts_.limit == 0) {
-    d.reset = reset_from(window);
+    decision d;
+    d.limit = 0;
+    const std::int64_t w = opts_.window.count();
+    d.reset = std::chrono::seconds(std::max<std::int64_t>(1, w / 1'000'000'000 + (w % 1'000'000'000 != 0)));
     return d;
   }
-
   const digest h = siphash128(key0_, key1_, key);
   // The high half picks the shard, the low half the position in its index:
   // independent bits, so one shard's keys still spread over its index.
-  shard& s = shards_[static_cast<std::size_t>(h.hi % shard_count_)];
-  auto expired = [&](const entry& e) { return t - e.window_start >= window; };
+  // (Multiply-shift maps it onto [0, shards) without a division.)
+  shard& s = shards_[static_cast<std::size_t>(((h.hi >> 32) * shard_count_) >> 32)];
+  switch (counter_bytes_) {
+    case 1: return check_in<std::uint8_t>(s, h.hi, h.lo, t);
+    case 2: return check_in<std::uint16_t>(s, h.hi, h.lo, t);
+    default: return check_in<std::uint32_t>(s, h.hi, h.lo, t);
+  }
+}
+
+template <class Count>
+rate_limiter::decision rate_limiter::check_in(shard& s, std::uint64_t hi, std::uint64_t lo, std::int64_t t) noexcept {
+  const std::int64_t g = granularity_;
+  auto pos_of = [](std::int64_t bucket) { return static_cast<std::uint8_t>(bucket % ring); };
 
   std::lock_guard lock(s.mu);
-  // Expired windows sit at the tail of the window list (every window has the
-  // same length). Dropping up to two per call keeps the table clean at O(1)
-  // cost and makes room before any live entry has to go.
-  for (int n = 0; n < 2 && s.win.tail != nil && expired(s.slots[s.win.tail]); ++n) {
+  // Keys whose newest counted request has left its ring sit at the tail of
+  // the counted list. Dropping up to two per call keeps the table clean at
+  // O(1) cost and makes room before any live entry has to go.
+  for (int n = 0; n < 2 && s.win.tail != nil && (s.slots[s.win.tail].last_admit + ring) * g <= t; ++n) {
     s.remove(s.win.tail);
     s.expirations.fetch_add(1, std::memory_order_relaxed);
   }
 
-  std::uint32_t i = s.find(h);
-  if (i == nil) {
-    if (s.used == s.slots.size()) {
-      // Full and nothing expired at the tail: forget the least recently used.
+  std::uint32_t i = s.find(hi, lo);
+  Count* c = nullptr;
+  const bool new_key = i == nil;
+  if (new_key) {
+    if (s.used == s.cap) {
+      // Full and nothing stale at the tail: forget the least recently used.
       s.remove(s.lru.tail);
       s.evictions.fetch_add(1, std::memory_order_relaxed);
     }
     i = s.allocate();
     entry& e = s.slots[i];
-    e.hi = h.hi;
-    e.lo = h.lo;
-    e.window_start = t;
-    e.count = 0;
-    s.index_insert(h, i);
-    s.push_front<&entry::win>(s.win, i);
+    const std::int64_t b = t / g;
+    e.hi = hi;
+    e.lo = lo;
+    e.newest = e.oldest = e.last_admit = b;
+    e.newest_pos = e.oldest_pos = pos_of(b);
+    e.total = 0;
+    c = s.counts<Count>(i);
+    std::memset(c, 0, sizeof(Count) * ring);
+    s.index_insert(lo, i);
   } else {
     entry& e = s.slots[i];
-    if (expired(e)) {
-      e.window_start = t;
-      e.count = 0;
+    c = s.counts<Count>(i);
+    // Still in the newest bucket (or a time point from before it, from a
+    // thread that lost a race: it counts there, a little longer): no
+    // division, and the lists keep their order, on the common path. The
+    // lists order keys by bucket, which is all eviction and expiry need.
+    if (t >= (e.newest + 1) * g) {
+      // Move the ring forward: the buckets that leave it stop counting.
+      const std::int64_t b = t / g;
+      if (b - e.newest >= ring) {
+        std::memset(c, 0, sizeof(Count) * ring);
+        e.total = 0;
+        e.newest_pos = pos_of(b);
+      } else {
+        std::size_t pos = e.newest_pos;
+        for (std::int64_t k = e.newest; k < b; ++k) {
+          if (++pos == ring) pos = 0;
+          e.total -= c[pos];
+          c[pos] = 0;
+        }
+        e.newest_pos = static_cast<std::uint8_t>(pos);
+      }
+      e.newest = b;
+      s.unlink<&entry::lru>(s.lru, i);
+      s.push_front<&entry::lru>(s.lru, i);
+    }
+  }
+  if (new_key) s.push_front<&entry::lru>(s.lru, i);
+
+  entry& e = s.slots[i];
+  decision d;
+  d.limit = opts_.limit;
+  if (e.total < opts_.limit) {
+    ++c[e.newest_pos];
+    if (++e.total == 1) {
+      e.oldest = e.newest;
+      e.oldest_pos = e.newest_pos;
+    }
+    if (new_key) {
+      s.push_front<&entry::win>(s.win, i);
+    } else if (e.last_admit != e.newest) {
       s.unlink<&entry::win>(s.win, i);
       s.push_front<&entry::win>(s.win, i);
     }
-    s.unlink<&entry::lru>(s.lru, i);
-  }
-  s.push_front<&entry::lru>(s.lru, i);
-  s.size.store(s.used, std::memory_order_relaxed);
-
-  entry& e = s.slots[i];
-  if (e.count < opts_.limit) {
-    ++e.count;
+    e.last_admit = e.newest;
     d.allowed = true;
-    d.remaining = opts_.limit - e.count;
   }
-  d.reset = reset_from(e.window_start + window - t);
+  s.size.store(s.used, std::memory_order_relaxed);
+  d.remaining = opts_.limit - e.total;
+
+  // The oldest bucket still holding a count leaves the ring at the start of
+  // bucket oldest + ring: from then on one more request fits. The scan
+  // starts where the last one stopped, so it is short on average.
+  if (e.oldest < e.newest - sub_windows) {
+    e.oldest = e.newest - sub_windows;
+    e.oldest_pos = e.newest_pos == ring - 1 ? 0 : static_cast<std::uint8_t>(e.newest_pos + 1);
+  }
+  while (e.oldest < e.newest && c[e.oldest_pos] == 0) {
+    ++e.oldest;
+    e.oldest_pos = e.oldest_pos == ring - 1 ? 0 : static_cast<std::uint8_t>(e.oldest_pos + 1);
+  }
+  std::int64_t wait = (e.oldest + ring) * g - t;
+  if (wait > ring * g) wait = ring * g;  // a time point from before the newest bucket
+  constexpr std::int64_t second = 1'000'000'000;
+  const std::int64_t secs = wait / second + (wait % second != 0);
+  d.reset = std::chrono::seconds(secs < 1 ? 1 : secs);
   return d;
 }
 
@@ -297,12 +404,9 @@ std::size_t rate_limiter::size() const noexcept {
 
 std::size_t rate_limiter::capacity() const noexcept { return per_shard_ * shard_count_; }
 
-std::size_t rate_limiter::memory_bytes() const noexcept {
-  std::size_t n = sizeof(shard) * shard_count_;
-  for (std::size_t i = 0; i < shard_count_; ++i)
-    n += shards_[i].slots.capacity() * sizeof(entry) + shards_[i].index.capacity() * sizeof(index_entry);
-  return n;
-}
+std::size_t rate_limiter::memory_bytes() const noexcept { return mapping_bytes_ + sizeof(shard) * shard_count_; }
+
+std::size_t rate_limiter::bytes_per_key() const noexcept { return memory_bytes() / capacity(); }
 
 std::uint64_t rate_limiter::evictions() const noexcept {
   std::uint64_t n = 0;

@@ -1,33 +1,43 @@
 #pragma once
 // The rate-limit table: at most `limit` requests per `window` per key (a
-// client IP, or an API key when one is presented), shared by every worker.
+// client IP, or an API key when one is presented), in ANY span of that
+// length, shared by every worker.
 //
-// Algorithm: a fixed window per key, anchored at the key's first request.
-// A key's window opens at the first request that finds no open window and
-// lasts exactly `window`; inside it the first `limit` requests are allowed
-// and every later one is refused (refusals are not counted, so a client that
-// keeps hammering is not punished beyond the window). The request arriving at
-// `window_start + window` or later opens a new window. So the boundary is
-// exact and testable with an injected clock: the 100th request of a window
-// passes, the 101st is refused, and the first one at or after the reset
-// passes again. Like every fixed window, a client can get up to 2 x limit
-// through in a span of one window that straddles a reset; the seed had the
-// same property (it cleared its counters every minute).
+// Algorithm: a sliding window counted in sub-windows. Time is cut into
+// buckets of granularity() = window / 60 (rounded up to the nanosecond); each
+// key keeps the count of requests it was allowed in each of its last 61
+// buckets (the 60 that make up one window plus the current one) and their
+// running total. A request is allowed when that total is below `limit`,
+// and then counted in the current bucket. Why this holds the promise: any
+// span shorter than `window` touches at most 61 consecutive buckets, so when
+// the last request allowed in the span was admitted, every earlier request
+// of the span was already counted in the total it was checked against,
+// which was below `limit`. So no span of one window ever holds more than
+// `limit` allowed requests (a fixed window lets 2 x limit through across a
+// reset). The price: a request's count lasts until its bucket leaves the
+// 61, i.e. between `window` and `window + granularity()` after it. The
+// limiter never refuses a request that a sliding log of length
+// window + granularity() would allow. The boundary is exact: the limit-th
+// request passes, the next one is refused. Refusals are not counted, so a
+// client that keeps hammering is not punished beyond its window.
 //
 // Memory is bounded whatever the number of distinct clients: the table is
 // split into `shards` shards (chosen by a keyed hash of the key), each with a
-// fixed number of slots (max_keys / shards) allocated at construction. Keys
-// are never stored, only a 128-bit SipHash digest of them (API keys can be
-// long, and the table should not hold secrets). When a shard is full, the
-// entry whose window has expired is dropped first (it carries no state: its
-// next request would open a new window anyway); failing that, the least
-// recently used entry is evicted, which forgets its count (counted in
+// fixed number of slots (max_keys / shards), all in one anonymous mapping
+// made at construction; pages no key has used yet cost no resident memory.
+// A slot is a 64-byte header plus 61 counters of 1, 2 or 4 bytes (the
+// smallest that holds `limit`), plus 16 to 32 bytes of hash index:
+// bytes_per_key() says exactly. Keys are never stored, only a 128-bit
+// SipHash digest of them (API keys can be long, and the table should not
+// hold secrets). When a shard is full, an entry none of whose requests
+// still counts is dropped first (it carries no state); failing that, the
+// least recently used entry is evicted, which forgets its counts (counted in
 // evictions(): a sustained non-zero rate means max_keys is too small).
 //
 // Threads: check(), size() and the counters may be called from any thread.
 // check() takes one shard's mutex for a few hundred nanoseconds and never
-// allocates. Construction throws std::invalid_argument on bad options
-// (start-up only).
+// allocates. Construction throws std::invalid_argument on bad options and
+// std::bad_alloc when the mapping cannot be made (start-up only).
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -46,12 +56,14 @@ struct rate_limit_options {
 struct rate_limit_decision {
   bool allowed = false;
   std::uint32_t limit = 0;
-  // Requests left in the current window after this one (0 when refused).
+  // Requests the key may still make now (0 when refused).
   std::uint32_t remaining = 0;
-  // Time until the key's window resets, rounded up to whole seconds (so a
-  // client that waits that long is let through) and at least 1 s: the
-  // delay-seconds for RateLimit-Reset (draft-ietf-httpapi-ratelimit-headers)
-  // and, when refused, Retry-After (RFC 9110 section 10.2.3).
+  // Time until the oldest request still counted for the key stops counting,
+  // so that `remaining` goes up; when refused, that is when a request would
+  // be allowed. Rounded up to whole seconds (a client that waits that long
+  // is let through) and at least 1 s: the delay-seconds for RateLimit-Reset
+  // (draft-ietf-httpapi-ratelimit-headers) and, when refused, Retry-After
+  // (RFC 9110 section 10.2.3).
   std::chrono::seconds reset{0};
 };
 
@@ -67,22 +79,29 @@ class rate_limiter {
   // Counts one request for `key` at `now` and says whether it may proceed.
   // `now` comes from the caller (steady_clock in production, chosen time
   // points in tests). Time points slightly out of order between threads are
-  // tolerated: a request stamped before its key's window start counts in
-  // that window.
+  // tolerated: a request stamped before its key's newest bucket counts in
+  // that bucket (so it counts a little longer, never shorter).
   decision check(std::string_view key, std::chrono::steady_clock::time_point now) noexcept;
 
-  // Keys currently tracked (including ones whose window has expired but
-  // whose slot has not been reused yet). Never exceeds capacity().
+  // Keys currently tracked (including ones none of whose requests counts
+  // any more but whose slot has not been reused yet). Never exceeds
+  // capacity().
   std::size_t size() const noexcept;
   // The bound on size(): (max_keys / shards) * shards, at most max_keys.
   std::size_t capacity() const noexcept;
   std::size_t shard_count() const noexcept { return shard_count_; }
-  // Bytes of table storage (slots and hash index of every shard). Fixed at
-  // construction: nothing grows afterwards.
+  // Bytes of table storage (slots, counters and hash index of every
+  // shard), mapped at construction: nothing grows afterwards. Resident only
+  // as far as keys have touched it.
   std::size_t memory_bytes() const noexcept;
+  // memory_bytes() / capacity(): what one tracked client costs.
+  std::size_t bytes_per_key() const noexcept;
+  // The length of one bucket: window / 60, rounded up to the nanosecond.
+  std::chrono::nanoseconds granularity() const noexcept { return std::chrono::nanoseconds(granularity_); }
   // Live entries evicted because their shard was full (their count is lost).
   std::uint64_t evictions() const noexcept;
-  // Entries dropped because their window had expired (no state lost).
+  // Entries dropped because none of their requests counted any more (no
+  // state lost).
   std::uint64_t expirations() const noexcept;
 
   const rate_limit_options& options() const noexcept { return opts_; }
@@ -93,9 +112,17 @@ class rate_limiter {
   rate_limit_options opts_;
   std::size_t shard_count_ = 0;
   std::size_t per_shard_ = 0;
+  std::int64_t granularity_ = 0;   // nanoseconds per bucket
+  std::size_t counter_bytes_ = 0;  // 1, 2 or 4: the width of a bucket's count
   std::uint64_t key0_ = 0;  // SipHash key, random per process
   std::uint64_t key1_ = 0;
+  void* mapping_ = nullptr;  // every shard's storage, zero pages until used
+  std::size_t mapping_bytes_ = 0;
   std::unique_ptr<shard[]> shards_;
+
+  // check() once the shard is known, for counters of type Count.
+  template <class Count>
+  decision check_in(shard& s, std::uint64_t hi, std::uint64_t lo, std::int64_t t) noexcept;
 };
 
 }  // namespace gateway::middleware

@@ -176,8 +176,10 @@ class session {
   std::string out_;
   std::uint64_t request_bytes_ = 0;  // head + body bytes of the current request in in_
   std::uint64_t budget_taken_ = 0;   // body bytes of this request counted against --body-budget
-  char client_ip_[64] = {};
-  std::size_t client_ip_len_ = 0;
+  // "ADDRESS:PORT" (the seed's RemoteAddr) and the ADDRESS inside it.
+  char client_address_[80] = {};
+  std::size_t client_address_len_ = 0;
+  std::string_view client_ip_;
 };
 
 asio::awaitable<bool> session::write_all(std::span<const asio::const_buffer> bufs) {
@@ -256,7 +258,8 @@ void session::begin_head() {
 
 session::head_step session::parse_buffered_head(http::request& req, http::head_result& head) {
   if (in_.size() == 0) return head_step::more;
-  http::head_limits limits{static_cast<std::size_t>(cfg_.max_head), cfg_.max_headers};
+  http::head_limits limits{static_cast<std::size_t>(cfg_.max_head), cfg_.max_headers,
+                           static_cast<std::size_t>(cfg_.max_target)};
   head = parser_.parse_head(in_.view(), req, limits);
   if (head.what == http::head_result::kind::complete) return head_step::complete;
   if (head.what == http::head_result::kind::error) return head_step::error;
@@ -354,7 +357,8 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
     // The head nearly fills the buffer: grow it now, while nothing but the
     // head depends on it, and parse the head again so its views follow.
     in_.reserve_tail(8192);
-    http::head_limits limits{static_cast<std::size_t>(cfg_.max_head), cfg_.max_headers};
+    http::head_limits limits{static_cast<std::size_t>(cfg_.max_head), cfg_.max_headers,
+                             static_cast<std::size_t>(cfg_.max_target)};
     http::head_result again = parser_.parse_head(in_.view(), req, limits);
     if (again.what != http::head_result::kind::complete) co_return outcome::close;
   }
@@ -500,11 +504,7 @@ asio::awaitable<void> session::run() {
   {
     std::error_code ec;
     auto ep = st_.socket.remote_endpoint(ec);
-    if (!ec) {
-      std::string ip = ep.address().to_string();
-      client_ip_len_ = std::min(ip.size(), sizeof client_ip_);
-      std::memcpy(client_ip_, ip.data(), client_ip_len_);
-    }
+    if (!ec) client_address_len_ = format_remote_address(ep, client_address_, sizeof client_address_, client_ip_);
     st_.socket.set_option(asio::ip::tcp::no_delay(true), ec);
   }
 
@@ -552,7 +552,8 @@ asio::awaitable<void> session::run() {
     core::bump(counters.requests_total);
     ex.ctx.mem = &mem_;
     ex.ctx.received_body = ex.req.body;
-    ex.ctx.client_ip = std::string_view(client_ip_, client_ip_len_);
+    ex.ctx.client_ip = client_ip_;
+    ex.ctx.client_address = std::string_view(client_address_, client_address_len_);
     ex.ctx.start = clock::now();
     ex.ctx.worker = w_.index();
     set_phase(conn_phase::handler, {});
@@ -600,6 +601,29 @@ asio::awaitable<void> session::run() {
 }
 
 }  // namespace
+
+std::size_t format_remote_address(const asio::ip::tcp::endpoint& ep, char* buf, std::size_t cap,
+                                  std::string_view& ip) {
+  std::array<char, 8> port{};
+  const std::string a = ep.address().to_string();
+  const bool v6 = ep.address().is_v6();
+  std::size_t n = 0;
+  auto put = [&](std::string_view s) {
+    const std::size_t k = std::min(s.size(), cap - n);
+    std::memcpy(buf + n, s.data(), k);
+    n += k;
+  };
+  if (v6) put("[");
+  const std::size_t ip_at = n;
+  put(a);
+  const std::size_t ip_len = n - ip_at;
+  if (v6) put("]");
+  put(":");
+  auto r = std::to_chars(port.data(), port.data() + port.size(), ep.port());
+  put(std::string_view(port.data(), static_cast<std::size_t>(r.ptr - port.data())));
+  ip = std::string_view(buf + ip_at, ip_len);
+  return n;
+}
 
 connection_state::connection_state(worker& w, asio::ip::tcp::socket s) : owner(w), socket(std::move(s)) {
   owner.attach(*this);

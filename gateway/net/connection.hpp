@@ -9,6 +9,8 @@
 #include <memory>
 #include <asio/ip/tcp.hpp>
 #include <chrono>
+#include <cstddef>
+#include <string_view>
 
 #include "gateway/http/exchange.hpp"
 
@@ -46,6 +48,12 @@ struct connection_state {
   void cancel_io() noexcept;     // cancel the pending client-side operation
   void abort() noexcept;         // close client and upstream sockets
 };
+
+// The peer's address as the seed's RemoteAddr printed it: "ADDRESS:PORT",
+// "[ADDRESS]:PORT" for IPv6, written into `buf` (cut to `cap` bytes). Sets
+// `ip` to the ADDRESS part (no brackets) inside `buf`; returns the length.
+std::size_t format_remote_address(const asio::ip::tcp::endpoint& ep, char* buf, std::size_t cap,
+                                  std::string_view& ip);
 
 // Serves one client connection until it closes. Runs on the worker's thread.
 // The state is shared with the spawn's completion handler, so the

@@ -40,6 +40,8 @@ HEAD = {
                      b"0\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n",
     "obs_fold": b"GET / HTTP/1.1\r\nHost: a\r\nX-Long: one\r\n two\r\n\r\n",
     "pipelined": b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n",
+    "dot_segments": b"GET /api/./a/%2e%2E/.%2e/logs?x=/../y HTTP/1.1\r\nHost: a\r\n\r\n",
+    "cl_tab_ows": b"POST /x HTTP/1.2\r\nHost: a\r\nContent-Length: \t3\t\r\n\r\nabc",
 }
 
 # chunked_fuzz: byte 0 = cut point (scaled), byte 1 = cap (< 128: none).

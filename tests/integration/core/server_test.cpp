@@ -102,14 +102,19 @@ TEST_CASE("health returns the contract's JSON through the gateway's own chain", 
   CHECK(r->body[33 + 4] == '-');
   CHECK(r->body[33 + 10] == 'T');
   CHECK(r->body.substr(r->body.size() - 3) == "Z\"}");
-  // Unknown paths are behind auth, as in the seed: 401 without a key, 404 with one.
+  // Unknown paths get 404 from the router before any middleware, as the
+  // seed's mux answered them: no 401, no rate-limit headers, key or not.
   auto anonymous = test::http_request(srv.port(), "GET /nothing-here HTTP/1.1\r\nHost: t\r\n\r\n");
   REQUIRE(anonymous);
-  CHECK(anonymous->status == 401);
+  CHECK(anonymous->status == 404);
+  CHECK(anonymous->body == "404 page not found\n");
+  CHECK(anonymous->header("WWW-Authenticate").empty());
+  CHECK(anonymous->header("RateLimit-Limit").empty());
   auto missing =
       test::http_request(srv.port(), "GET /nothing-here HTTP/1.1\r\nHost: t\r\nX-API-Key: test-key\r\n\r\n");
   REQUIRE(missing);
   CHECK(missing->status == 404);
+  CHECK(missing->header("RateLimit-Limit").empty());
 }
 
 TEST_CASE("a small --max-body applies to a small body that arrived with its head", "[integration][core]") {

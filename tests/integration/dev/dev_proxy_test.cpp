@@ -50,6 +50,31 @@ std::string temp_file(const std::string& text) {
 
 }  // namespace
 
+TEST_CASE("dev proxy: a / route takes every path no other route has, which otherwise get 404 before any middleware",
+          "[integration][dev]") {
+  test::recording_backend api, front;
+  auto cfg = test::test_config();
+  cfg.backend = api.url();
+  cfg.api_keys = {"key-1"};
+  {
+    test::running_server plain(cfg);
+    auto r = test::http_request(plain.port(), get("/elsewhere/page"));
+    REQUIRE(r);
+    CHECK(r->status == 404);
+    CHECK(r->header("RateLimit-Limit").empty());
+  }
+  cfg = with_route(cfg, "/", front.url());
+  test::running_server srv(cfg);
+  auto r = test::http_request(srv.port(), get("/elsewhere/page?x=1"));
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(last_target(front) == "/elsewhere/page?x=1");  // a / route keeps the path
+  // The gateway's own routes and /api/ stay theirs.
+  CHECK(test::http_request(srv.port(), get("/health"))->status == 200);
+  CHECK(test::http_request(srv.port(), get("/api/x"))->status == 401);
+  CHECK(front.request_count() == 1);
+}
+
 TEST_CASE("dev proxy: two routes reach two backends with their prefixes removed, the longest prefix winning",
           "[integration][dev]") {
   test::recording_backend api, app, deep;
@@ -71,11 +96,11 @@ TEST_CASE("dev proxy: two routes reach two backends with their prefixes removed,
   CHECK(deep.request_count() == 1);
   CHECK(app.request_count() == 2);
 
-  // The built-in /api/ keeps its auth; other paths are still checked, then 404.
+  // The built-in /api/ keeps its auth; other paths get 404 before any middleware.
   CHECK(test::http_request(srv.port(), get("/api/users"))->status == 401);
   REQUIRE(test::http_request(srv.port(), get("/api/users", "X-API-Key: key-1\r\n"))->status == 200);
   CHECK(last_target(api) == "/users");
-  CHECK(test::http_request(srv.port(), get("/elsewhere"))->status == 401);
+  CHECK(test::http_request(srv.port(), get("/elsewhere"))->status == 404);
   CHECK(test::http_request(srv.port(), get("/elsewhere", "X-API-Key: key-1\r\n"))->status == 404);
 }
 
@@ -280,7 +305,7 @@ TEST_CASE("reload from the config file: a bad file is refused and the old routes
   REQUIRE(srv.app()->reload_from_sources(message));
   CHECK(test::http_request(srv.port(), get("/b/y"))->status == 200);
   CHECK(last_target(two) == "/y");
-  CHECK(test::http_request(srv.port(), get("/a/x"))->status == 401);  // gone: an unknown path now
+  CHECK(test::http_request(srv.port(), get("/a/x"))->status == 404);  // gone: an unknown path now
   std::remove(path.c_str());
 }
 

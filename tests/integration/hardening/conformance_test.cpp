@@ -46,6 +46,7 @@ std::vector<conformance_case> cases() {
       {"CL overflowing 64 bits", post("Content-Length: 99999999999999999999\r\n", "hello"), 400, 0},
       {"CL empty", post("Content-Length: \r\n", ""), 400, 0},
       {"CL with trailing whitespace (OWS)", post("Content-Length: 5 \r\n", "hello"), 200, 1, "hello"},
+      {"CL with tabs and spaces around it (OWS)", post("Content-Length: \t5\t \r\n", "hello"), 200, 1, "hello"},
       {"CL with leading zeros", post("Content-Length: 005\r\n", "hello"), 200, 1, "hello"},
       {"CL over the body limit", post("Content-Length: 20971520\r\n", "x"), 413, 0},
       {"CL shorter than the data: the rest is a pipelined request",
@@ -53,10 +54,12 @@ std::vector<conformance_case> cases() {
       // Transfer-Encoding obfuscations.
       {"TE chunked twice in one field", post("Transfer-Encoding: chunked, chunked\r\n", "0\r\n\r\n"), 501, 0},
       {"TE in two fields", post("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n"), 400, 0},
-      {"TE xchunked", post("Transfer-Encoding: xchunked\r\n", "0\r\n\r\n"), 501, 0},
+      // RFC 9112 section 6.3: a final coding other than chunked leaves the length unknown: 400.
+      {"TE xchunked", post("Transfer-Encoding: xchunked\r\n", "0\r\n\r\n"), 400, 0},
+      {"TE chunked, then gzip", post("Transfer-Encoding: chunked, gzip\r\n", "0\r\n\r\n" + smuggled), 400, 0},
       {"TE chunked with a parameter", post("Transfer-Encoding: chunked;q=1\r\n", "0\r\n\r\n"), 501, 0},
       {"TE gzip, chunked", post("Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n"), 501, 0},
-      {"TE identity", post("Transfer-Encoding: identity\r\n", "hello"), 501, 0},
+      {"TE identity", post("Transfer-Encoding: identity\r\n", "hello"), 400, 0},
       {"TE with space before colon", post("Transfer-Encoding : chunked\r\n", "0\r\n\r\n"), 400, 0},
       {"TE folded onto the next line", post("Transfer-Encoding:\r\n chunked\r\n", "0\r\n\r\n"), 400, 0},
       {"TE with a vertical tab", post("Transfer-Encoding:\x0b" "chunked\r\n", "0\r\n\r\n"), 400, 0},
@@ -108,6 +111,7 @@ std::vector<conformance_case> cases() {
       {"two Host fields", "GET /api/c HTTP/1.1\r\nHost: a\r\nHost: b\r\n" + K + "\r\n", 400, 0},
       {"Host with whitespace inside", "GET /api/c HTTP/1.1\r\nHost: a b\r\n" + K + "\r\n", 400, 0},
       {"Host with userinfo", "GET /api/c HTTP/1.1\r\nHost: user@evil\r\n" + K + "\r\n", 400, 0},
+      {"empty Host", "GET /api/c HTTP/1.1\r\nHost:\r\n" + K + "\r\n", 400, 0},
       // Method, target, version.
       {"invalid method token", "G@T /api/c HTTP/1.1\r\nHost: t\r\n" + K + "\r\n", 400, 0},
       {"lower-case method", "get /api/c HTTP/1.1\r\nHost: t\r\n" + K + "\r\n", 501, 0},
@@ -119,8 +123,17 @@ std::vector<conformance_case> cases() {
       {"asterisk target with GET", "GET * HTTP/1.1\r\nHost: t\r\n" + K + "\r\n", 400, 0},
       {"HTTP/0.9 version", "GET /api/c HTTP/0.9\r\nHost: t\r\n" + K + "\r\n", 505, 0},
       {"HTTP/2.0 version", "GET /api/c HTTP/2.0\r\nHost: t\r\n" + K + "\r\n", 505, 0},
+      {"HTTP/1.2 version is served as 1.1", "GET /api/c HTTP/1.2\r\nHost: t\r\n" + K + "\r\n", 200, 1},
+      // Refused when the line ends, not after the header timeout (10 s; the client waits 5).
+      {"HTTP/0.9 request line", "GET /api/c\r\n", 400, 0},
       {"absolute-form target", "GET http://t/api/abs HTTP/1.1\r\nHost: t\r\n" + K + "\r\n", 200, 1},
-      {"target longer than the head limit", "GET /api/" + std::string(17000, 'a') + " HTTP/1.1\r\nHost: t\r\n" + K + "\r\n", 431, 0},
+      {"target longer than the head limit", "GET /api/" + std::string(17000, 'a') + " HTTP/1.1\r\nHost: t\r\n" + K + "\r\n", 414, 0},
+      {"target over --max-target (8 KiB), head within its limit",
+       "GET /api/" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: t\r\n" + K + "\r\n", 414, 0},
+      {"head over the limit in its fields", "GET /api/c HTTP/1.1\r\nHost: t\r\n" + K + "X-Big: " + std::string(17000, 'b') + "\r\n\r\n",
+       431, 0},
+      {"dot-segments are resolved before routing", "GET /api/a/../c HTTP/1.1\r\nHost: t\r\n" + K + "\r\n", 200, 1},
+      {"a path climbing above the root", "GET /api/../../c HTTP/1.1\r\nHost: t\r\n" + K + "\r\n", 400, 0},
       {"too many fields", [] {
          std::string s = "GET /api/c HTTP/1.1\r\nHost: t\r\n" + K;
          for (int i = 0; i < 120; ++i) s += "X-" + std::to_string(i) + ": v\r\n";
@@ -144,7 +157,7 @@ std::vector<conformance_case> cases() {
 TEST_CASE("framing and smuggling conformance: status to the client, and what reached the backend",
           "[integration][hardening]") {
   auto all = cases();
-  REQUIRE(all.size() >= 60);
+  REQUIRE(all.size() >= 87);
   for (const auto& c : all) {
     INFO("case: " << c.name);
     test::recording_backend backend;
@@ -169,4 +182,21 @@ TEST_CASE("framing and smuggling conformance: status to the client, and what rea
     }
     if (c.forwarded == 1 && !c.body.empty() && !got.empty()) CHECK(got[0].body == c.body);
   }
+}
+
+TEST_CASE("a Transfer-Encoding whose final coding is not chunked gets 400 and the connection closes",
+          "[integration][hardening]") {
+  test::recording_backend backend;
+  auto cfg = test::test_config();
+  cfg.backend = backend.url();
+  cfg.api_keys = {"k"};
+  test::running_server srv(cfg);
+  test::raw_client client(srv.port(), 5000ms);
+  client.send(post("Transfer-Encoding: gzip\r\n", "hello") + pipelined);
+  auto r = client.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 400);
+  CHECK(r->header("Connection") == "close");
+  CHECK(client.wait_closed());
+  CHECK(backend.request_count() == 0);
 }

@@ -128,7 +128,9 @@ TEST_CASE("idle keep-alive connections give their request memory back: 1,000 of 
   lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, 8192);
   ::setrlimit(RLIMIT_NOFILE, &lim);
   REQUIRE(lim.rlim_cur >= 2100);
-  test::running_server srv(test::test_config());
+  auto cfg = test::test_config();
+  cfg.rate_limit_exempt = {"/health"};  // 1,000 requests from one address
+  test::running_server srv(cfg);
   for (int i = 0; i < 3; ++i) REQUIRE(serves_health(srv.port()));
   const std::size_t before = test::rss_bytes();
   // One request at a time, each on its own connection, every connection
@@ -161,6 +163,7 @@ TEST_CASE("idle keep-alive connections give their request memory back: 1,000 of 
 TEST_CASE("RSS returns to baseline within 30 s after a burst of 100 concurrent 10 MiB bodies",
           "[integration][hardening]") {
   auto cfg = test::test_config();
+  cfg.rate_limit_exempt = {"/health"};  // over 100 requests from one address
   test::running_server srv(cfg);
   const std::string body(10u * 1024 * 1024, 'b');
   const std::string req = test::make_request("POST", "/health", body);

@@ -50,7 +50,7 @@ TEST_CASE("a client that stops reading a 200 MiB response is closed at --write-t
     return test::reply{test::ok_response("small")};
   });
   test::child_process gw({std::string(GATEWAY_BIN_DIR) + "/gateway", "--listen", "127.0.0.1:0", "--backend",
-                          backend.url(), "--threads", "2", "--api-key", "k", "--access-log", "off", "--write-timeout",
+                          backend.url(), "--threads", "2", "--api-key", "k", "--access-log", "off", "--rate-limit", "off", "--write-timeout",
                           std::to_string(write_timeout.count()) + "ms"});
   const auto listening = gw.wait_for_line("listening on", true, 10s);
   REQUIRE(listening);

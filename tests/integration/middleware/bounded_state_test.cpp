@@ -28,7 +28,7 @@ std::size_t blast(std::uint16_t port, std::size_t first, std::size_t count) {
     out.clear();
     for (std::size_t i = 0; i < n; ++i) {
       std::string id = std::to_string(first + done + i);
-      out += "GET /p/" + id + " HTTP/1.1\r\nHost: t\r\nX-API-Key: k" + id + "\r\n\r\n";
+      out += "GET /api/p/" + id + " HTTP/1.1\r\nHost: t\r\nX-API-Key: k" + id + "\r\n\r\n";
     }
     if (!c.send(out)) return responses;
     std::size_t want = responses + n;

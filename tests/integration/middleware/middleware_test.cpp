@@ -2,6 +2,10 @@
 // (app::instance on loopback): the contract's route and middleware tables.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <zlib.h>
@@ -143,20 +147,63 @@ TEST_CASE("rate limit: the 100th request passes, the 101st gets 429 with Retry-A
   CHECK(limited->status == 429);
   int retry_after = std::atoi(limited->header("Retry-After").c_str());
   CHECK(retry_after >= 1);
-  CHECK(retry_after <= 60);
+  CHECK(retry_after <= 61);  // a window plus the limiter's granularity (1 s)
   CHECK(limited->header("RateLimit-Remaining") == "0");
-  // Another client IP has its own budget; /health is never limited.
+  // Every route shares the client's budget, /health and /metrics included
+  // (as in the seed, where the limiter ran before auth on every route).
+  for (const char* path : {"/health", "/metrics"}) {
+    INFO(path);
+    REQUIRE(c.send(get(path)));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 429);
+    CHECK(r->header("RateLimit-Remaining") == "0");
+  }
+  // Another client IP has its own budget.
   test::raw_client other(srv.port(), 5000ms, "127.0.0.2");
   REQUIRE(other.send(get("/logs?limit=0", "X-API-Key: key-one\r\n")));
   CHECK(other.read_response()->status == 200);
-  REQUIRE(c.send(get("/health")));
-  CHECK(c.read_response()->status == 200);
 
-  auto m = test::http_request(srv.port(), get("/metrics"));
+  test::raw_client third(srv.port(), 5000ms, "127.0.0.3");
+  REQUIRE(third.send(get("/metrics")));
+  auto m = third.read_response();
   REQUIRE(m);
   auto doc = json::parse(m->body);
   REQUIRE(doc);
-  CHECK(doc.value().find("counters")->find("rate_limited")->as_int64() == 1);
+  CHECK(doc.value().find("counters")->find("rate_limited")->as_int64() == 3);
+}
+
+TEST_CASE("rate limit: --rate-limit-exempt takes exact paths out of the budget, nothing else",
+          "[integration][middleware]") {
+  auto cfg = gateway_config();
+  cfg.rate_limit = 3;
+  cfg.rate_limit_exempt = {"/health", "/api/status"};
+  test::running_server srv(cfg);
+  test::raw_client c(srv.port());
+  auto status_of = [&](const std::string& target, std::string* limit_header = nullptr) {
+    REQUIRE(c.send(get(target, "X-API-Key: key-one\r\n")));
+    auto r = c.read_response();
+    REQUIRE(r);
+    if (limit_header) *limit_header = r->header("RateLimit-Limit");
+    return r->status;
+  };
+  std::string limit;
+  // Exempt paths are neither counted nor refused, and carry no RateLimit-*.
+  for (int i = 0; i < 10; ++i) {
+    CHECK(status_of("/health", &limit) == 200);
+    CHECK(limit.empty());
+    CHECK(status_of("/health?probe=" + std::to_string(i)) == 200);  // the query is not part of the path
+    CHECK(status_of("/api/status", &limit) == 200);
+    CHECK(limit.empty());
+  }
+  // The budget is still whole for everything else.
+  CHECK(status_of("/metrics", &limit) == 200);
+  CHECK(limit == "3");
+  CHECK(status_of("/api/status/more") == 200);  // exact paths only, not prefixes
+  CHECK(status_of("/logs?limit=0") == 200);
+  CHECK(status_of("/api/statuses") == 429);
+  CHECK(status_of("/metrics") == 429);
+  CHECK(status_of("/health") == 200);
 }
 
 TEST_CASE("logs: /logs needs auth and shows no credential, /logs/clear takes POST and DELETE only",
@@ -184,7 +231,7 @@ TEST_CASE("logs: /logs needs auth and shows no credential, /logs/clear takes POS
   CHECK(r->body.find("[REDACTED]") != std::string::npos);
   CHECK(r->body.find("body-text") != std::string::npos);
   const auto& first = doc.value().items()[0];
-  for (const char* field : {"timestamp", "method", "path", "status", "duration_ms", "client", "headers", "body"})
+  for (const char* field : {"timestamp", "method", "path", "status_code", "duration", "client_ip", "headers", "body"})
     CHECK(first.find(field) != nullptr);
 
   auto limited = test::http_request(srv.port(), get("/logs?limit=1", "X-API-Key: key-one\r\n"));
@@ -201,6 +248,49 @@ TEST_CASE("logs: /logs needs auth and shows no credential, /logs/clear takes POS
   auto after = test::http_request(srv.port(), get("/logs", "X-API-Key: key-one\r\n"));
   // Only the clear request itself (logged after it ran) may be there.
   CHECK(json::parse(after->body).value().size() <= 1);
+}
+
+TEST_CASE("logs: entries keep the seed's field names and types, client_ip is the client's address and port",
+          "[integration][middleware]") {
+  test::running_server srv(gateway_config());
+  test::raw_client c(srv.port(), 5000ms, "127.0.0.7");
+  sockaddr_in local{};
+  socklen_t len = sizeof local;
+  REQUIRE(::getsockname(c.fd(), reinterpret_cast<sockaddr*>(&local), &len) == 0);
+  const std::string address = "127.0.0.7:" + std::to_string(ntohs(local.sin_port));
+  REQUIRE(c.send(test::make_request("PUT", "/api/things?x=1", "{\"a\":1}",
+                                    "X-API-Key: key-one\r\nx-multi: one\r\nX-Multi: two\r\n")));
+  auto put = c.read_response();
+  REQUIRE(put);
+  REQUIRE(put->status == 200);
+  REQUIRE(c.send(get("/logs?limit=1", "X-API-Key: key-one\r\n")));
+  auto r = c.read_response();
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  auto doc = json::parse(r->body);
+  REQUIRE(doc);
+  REQUIRE(doc.value().size() == 1);
+  const auto& e = doc.value().items()[0];
+  const char* seed_fields[] = {"timestamp", "method", "path", "status_code", "duration", "client_ip", "headers", "body"};
+  REQUIRE(e.members().size() >= 8);
+  for (std::size_t i = 0; i < 8; ++i) CHECK(e.members()[i].key == seed_fields[i]);
+  // timestamp: RFC 3339 UTC with a fraction, "2026-01-02T03:04:05.678Z".
+  const std::string ts(e.find("timestamp")->as_string());
+  CHECK(std::regex_match(ts, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z)")));
+  CHECK(e.find("method")->as_string() == "PUT");
+  CHECK(e.find("path")->as_string() == "/api/things?x=1");
+  CHECK(e.find("status_code")->as_int64() == 200);
+  // duration: integer nanoseconds (Go's time.Duration), not a float.
+  REQUIRE(e.find("duration")->as_int64());
+  CHECK(*e.find("duration")->as_int64() > 0);
+  CHECK(r->body.find("\"duration\":" + std::to_string(*e.find("duration")->as_int64()) + ",") != std::string::npos);
+  CHECK(e.find("client_ip")->as_string() == address);
+  const auto* h = e.find("headers");
+  REQUIRE(h->is_object());
+  CHECK(h->find("X-Multi")->as_string() == "one, two");
+  CHECK(h->find("X-Api-Key")->as_string() == "[REDACTED]");
+  CHECK(h->find("Host")->as_string() == "test");
+  CHECK(e.find("body")->as_string() == "{\"a\":1}");
 }
 
 TEST_CASE("compression: a corrupt gzip body gets 400, a gzip bomb gets 413 with bounded memory",
@@ -235,7 +325,7 @@ TEST_CASE("metrics: JSON has the seed's fields, Prometheus text parses and agree
           "[integration][middleware]") {
   test::running_server srv(gateway_config());
   for (int i = 0; i < 30; ++i) test::http_request(srv.port(), get("/health"));
-  for (int i = 0; i < 7; ++i) test::http_request(srv.port(), get("/nothing"));  // 401s
+  for (int i = 0; i < 7; ++i) test::http_request(srv.port(), get("/nothing"));  // 404s, before auth
   auto j = test::http_request(srv.port(), get("/metrics"));
   REQUIRE(j);
   CHECK(j->header("Content-Type") == "application/json");
@@ -248,7 +338,7 @@ TEST_CASE("metrics: JSON has the seed's fields, Prometheus text parses and agree
   CHECK(m.find("total_errors")->as_int64() == 7);
   CHECK(m.find("requests_by_path")->find("/health")->as_int64() == 30);
   CHECK(m.find("errors_by_path")->find("/nothing")->as_int64() == 7);
-  CHECK(m.find("counters")->find("auth_rejected")->as_int64() == 7);
+  CHECK(m.find("counters")->find("auth_rejected")->as_int64() == 0);
 
   auto p = test::http_request(srv.port(), get("/metrics?format=prometheus"));
   REQUIRE(p);

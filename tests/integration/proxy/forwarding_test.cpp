@@ -181,7 +181,7 @@ TEST_CASE("a chunked client body reaches the backend with Content-Length", "[int
                           forwarded_tail("127.0.0.1", "h") + "\r\nhello world");
 }
 
-TEST_CASE("encoded query strings and prefix edge cases reach the backend unchanged", "[integration][proxy]") {
+TEST_CASE("encoded query strings and prefix edge cases reach the backend unchanged, dot-segments resolved", "[integration][proxy]") {
   test::proxy_fixture f;
   f.start();
   const std::pair<std::string, std::string> cases[] = {
@@ -191,7 +191,10 @@ TEST_CASE("encoded query strings and prefix edge cases reach the backend unchang
       {"/api/", "/"},
       {"/api/x?", "/x?"},
       {"/api//double/slash/", "//double/slash/"},
-      {"/api/a/../b;p=1?%2F=%3F", "/a/../b;p=1?%2F=%3F"},
+      // Dot-segments are resolved before routing (what the backend gets is
+      // what was routed); the query and %2F stay as sent.
+      {"/api/a/../b;p=1?%2F=%3F", "/b;p=1?%2F=%3F"},
+      {"/api/a%2F..%2Fb", "/a%2F..%2Fb"},
       {"/api/api/x", "/api/x"},
   };
   test::raw_client c(f.port());

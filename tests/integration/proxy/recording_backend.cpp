@@ -6,6 +6,7 @@
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <cctype>
@@ -159,6 +160,11 @@ asio::awaitable<void> recording_backend::serve(asio::ip::tcp::socket s, std::siz
       sc = script_;
     }
     reply rep = sc(r);
+    if (rep.delay.count() > 0) {
+      asio::steady_timer wait(s.get_executor(), rep.delay);
+      auto [ec] = co_await wait.async_wait(use_nothrow);
+      if (ec || stopping_) co_return;
+    }
     if (!rep.bytes.empty()) {
       auto [ec, n] = co_await asio::async_write(s, asio::buffer(rep.bytes), use_nothrow);
       (void)n;

@@ -35,6 +35,7 @@ struct reply {
   std::string bytes;                 // written first, as is
   std::uint64_t generated_body = 0;  // then this many bytes of pattern_byte(i)
   then after = then::keep_open;
+  std::chrono::nanoseconds delay{0};  // waited before anything is written (other connections go on meanwhile)
 };
 
 // Byte i of a generated body (period 251, so misplaced blocks are caught).

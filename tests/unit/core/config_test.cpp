@@ -1,4 +1,5 @@
 #include "gateway/core/config.hpp"
+#include "gateway/core/config_file.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -42,4 +43,28 @@ TEST_CASE("flags are parsed and bad values name the flag", "[unit][core]") {
   for (const char* flag : {"--listen", "--backend", "--threads", "--max-body", "--header-timeout", "--idle-timeout",
                            "--drain-timeout", "--help", "--version"})
     CHECK(text.find(flag) != std::string::npos);
+}
+
+TEST_CASE("the rate-limit-exempt flag takes exact paths, repeatable, and the config file's list", "[unit][core]") {
+  config c;
+  const char* ok[] = {"gateway", "--rate-limit-exempt", "/health", "--rate-limit-exempt=/metrics"};
+  REQUIRE(parse_args(4, ok, c).what == parse_outcome::action::run);
+  CHECK(c.rate_limit_exempt == std::vector<std::string>{"/health", "/metrics"});
+  for (const char* bad : {"health", "", "/health?x=1"}) {
+    config b;
+    const char* argv[] = {"gateway", "--rate-limit-exempt", bad};
+    auto r = parse_args(3, argv, b);
+    CHECK(r.what == parse_outcome::action::error);
+    CHECK(r.message.find("--rate-limit-exempt") != std::string::npos);
+  }
+  config f;
+  std::string err;
+  REQUIRE(apply_config_text("{\"rate_limit_exempt\": [\"/health\", \"/ready\"]}", "c.json", f, err));
+  CHECK(f.rate_limit_exempt == std::vector<std::string>{"/health", "/ready"});
+  CHECK_FALSE(apply_config_text("{\"rate_limit_exempt\": [\"ready\"]}", "c.json", f, err));
+  CHECK(err.find("'rate_limit_exempt'") != std::string::npos);
+  // --help says what it does, and that every route is limited otherwise.
+  const std::string text = help_text();
+  CHECK(text.find("--rate-limit-exempt PATH") != std::string::npos);
+  CHECK(text.find("/health and /metrics included") != std::string::npos);
 }

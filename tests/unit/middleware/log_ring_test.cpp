@@ -35,7 +35,7 @@ log_entry_view entry(std::string_view request_id, std::string_view path = "/api/
   e.path = path;
   e.status = 200;
   e.duration = 1234567ns;
-  e.client = "10.1.2.3";
+  e.client = "10.1.2.3:40001";
   e.request_id = request_id;
   e.body = "";
   return e;
@@ -55,9 +55,11 @@ std::string redacted_path(std::string_view target, std::size_t max = 2048) {
 
 }  // namespace
 
-TEST_CASE("log ring renders every field of an entry", "[unit][middleware][logging]") {
+TEST_CASE("log ring renders every field of an entry with the seed's names and types",
+          "[unit][middleware][logging]") {
   log_ring ring;
-  std::vector<header_field> headers = {{"Host", "example.com"}, {"Accept", "*/*"}, {"Accept", "text/plain"}};
+  std::vector<header_field> headers = {
+      {"Host", "example.com"}, {"accept", "*/*"}, {"X-Trace", "1"}, {"ACCEPT", "text/plain"}};
   auto e = entry("req-1", "/api/users?page=2");
   e.method = "POST";
   e.status = 201;
@@ -69,13 +71,35 @@ TEST_CASE("log ring renders every field of an entry", "[unit][middleware][loggin
   ring.render_json(out, 10);
   CHECK(out ==
         "[{\"timestamp\":\"2024-02-29T23:59:59.123Z\",\"method\":\"POST\",\"path\":\"/api/users?page=2\","
-        "\"status\":201,\"duration_ms\":1.235,\"client\":\"10.1.2.3\",\"request_id\":\"req-1\","
-        "\"headers\":[[\"Host\",\"example.com\"],[\"Accept\",\"*/*\"],[\"Accept\",\"text/plain\"]],"
-        "\"body\":\"{\\\"name\\\":\\\"a\\\\\\\"b\\\"}\",\"body_truncated\":false}]");
+        "\"status_code\":201,\"duration\":1234567,\"client_ip\":\"10.1.2.3:40001\","
+        "\"headers\":{\"Host\":\"example.com\",\"Accept\":\"*/*, text/plain\",\"X-Trace\":\"1\"},"
+        "\"body\":\"{\\\"name\\\":\\\"a\\\\\\\"b\\\"}\",\"request_id\":\"req-1\",\"body_truncated\":false}]");
   auto v = render(ring);
   REQUIRE(v.size() == 1);
-  CHECK(v.items()[0].find("body")->as_string() == e.body);
-  CHECK(v.items()[0].find("headers")->items()[2].items()[1].as_string() == "text/plain");
+  const auto& item = v.items()[0];
+  // The seed's fields first, with its types: the names /logs consumers read.
+  const char* seed_fields[] = {"timestamp", "method", "path", "status_code", "duration", "client_ip", "headers", "body"};
+  REQUIRE(item.members().size() >= 8);
+  for (std::size_t i = 0; i < 8; ++i) CHECK(item.members()[i].key == seed_fields[i]);
+  CHECK(item.find("status_code")->as_int64() == 201);
+  CHECK(item.find("duration")->as_int64() == 1234567);  // Go's time.Duration: integer nanoseconds
+  CHECK(item.find("headers")->is_object());
+  CHECK(item.find("headers")->find("Accept")->as_string() == "*/*, text/plain");
+  CHECK(item.find("body")->as_string() == e.body);
+}
+
+TEST_CASE("log ring spells header names as Go's canonical form", "[unit][middleware][logging]") {
+  auto canon = [](std::string_view n) {
+    std::string out;
+    gateway::middleware::append_canonical_header_name(out, n);
+    return out;
+  };
+  CHECK(canon("x-api-KEY") == "X-Api-Key");
+  CHECK(canon("content-type") == "Content-Type");
+  CHECK(canon("HOST") == "Host");
+  CHECK(canon("x--a") == "X--A");
+  CHECK(canon("x_y-1z") == "X_y-1z");
+  CHECK(canon("") == "");
 }
 
 TEST_CASE("log ring timestamps are RFC 3339 UTC with milliseconds", "[unit][middleware][logging]") {
@@ -146,14 +170,16 @@ TEST_CASE("log ring redacts credential headers whatever their case", "[unit][mid
   ring.render_json(out, 1);
   CHECK(out.find("secret") == std::string::npos);
   auto v = render(ring);
-  const auto h = v.items()[0].find("headers")->items();
-  REQUIRE(h.size() == headers.size());
-  for (std::size_t i = 0; i < h.size(); ++i) {
-    INFO(headers[i].name);
-    CHECK(h[i].items()[0].as_string() == headers[i].name);  // names kept as sent
-    if (i < 6) CHECK(h[i].items()[1].as_string() == "[REDACTED]");
-    else CHECK(h[i].items()[1].as_string() == headers[i].value);
-  }
+  const auto* h = v.items()[0].find("headers");
+  REQUIRE(h->size() == 8);  // X-Api-Key twice: one member
+  CHECK(h->find("Authorization")->as_string() == "[REDACTED]");
+  CHECK(h->find("Proxy-Authorization")->as_string() == "[REDACTED]");
+  CHECK(h->find("X-Api-Key")->as_string() == "[REDACTED], [REDACTED]");
+  CHECK(h->find("Cookie")->as_string() == "[REDACTED]");
+  CHECK(h->find("Set-Cookie")->as_string() == "[REDACTED]");
+  CHECK(h->find("Authorization-Hint")->as_string() == "visible-1");
+  CHECK(h->find("X-Api-Key-Id")->as_string() == "visible-2");
+  CHECK(h->find("Host")->as_string() == "visible-3");
 }
 
 TEST_CASE("log ring redacts api_key query values wherever they are", "[unit][middleware][logging]") {
@@ -230,10 +256,10 @@ TEST_CASE("log ring bounds the headers it copies", "[unit][middleware][logging]"
   e2.headers = large;
   ring.push(e2);
   const auto rendered = render(ring, 1);
-  auto h = rendered.items()[0].find("headers")->items();
+  auto h = rendered.items()[0].find("headers")->members();
   // Each value cut at 1 KiB; the 4 KiB per-entry budget admits three of them.
   REQUIRE(h.size() == 3);
-  for (const auto& pair : h) CHECK(pair.items()[1].as_string() == std::string(1024, 'v'));
+  for (const auto& m : h) CHECK(m.value.as_string() == std::string(1024, 'v'));
 
   const std::string long_id(1000, 'i');
   const std::string long_method(1000, 'M');

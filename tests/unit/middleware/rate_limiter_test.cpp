@@ -2,7 +2,11 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/support/test_server.hpp"
+
+#include <algorithm>
 #include <atomic>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -10,6 +14,7 @@
 using gateway::middleware::rate_limit_options;
 using gateway::middleware::rate_limiter;
 using namespace std::chrono_literals;
+namespace test = gateway::test;
 
 namespace {
 
@@ -18,50 +23,176 @@ const std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::time
 }  // namespace
 
 TEST_CASE("rate limiter allows exactly the limit within one window", "[unit][middleware][rate_limit]") {
-  rate_limiter rl;  // 100 per 60 s
+  rate_limiter rl;  // 100 per 60 s, buckets of 1 s
+  REQUIRE(rl.granularity() == 1s);
   for (std::uint32_t i = 1; i <= 100; ++i) {
     auto d = rl.check("10.0.0.1", t0 + std::chrono::milliseconds(i * 10));
     REQUIRE(d.allowed);
     REQUIRE(d.limit == 100);
     REQUIRE(d.remaining == 100 - i);
   }
-  // The window opened with the first request, at t0 + 10 ms.
+  // 99 requests counted in the bucket [t0, t0 + 1 s), the 100th (at t0 + 1 s)
+  // in the next. The first bucket stops counting at t0 + 61 s.
   auto refused = rl.check("10.0.0.1", t0 + 59s);
   CHECK_FALSE(refused.allowed);
   CHECK(refused.remaining == 0);
-  CHECK(refused.reset == 2s);  // 1.01 s left, rounded up
-  CHECK(rl.check("10.0.0.1", t0 + 59s + 10ms).reset == 1s);
-  // Refusals are not counted: still refused, still one second to go.
-  CHECK_FALSE(rl.check("10.0.0.1", t0 + 59s + 999ms).allowed);
+  CHECK(refused.reset == 2s);
+  CHECK(rl.check("10.0.0.1", t0 + 59s + 10ms).reset == 2s);  // 1.99 s left, rounded up
+  // Refusals are not counted: still refused, still under a second to go.
+  auto last = rl.check("10.0.0.1", t0 + 61s - 1ns);
+  CHECK_FALSE(last.allowed);
+  CHECK(last.reset == 1s);
+  auto again = rl.check("10.0.0.1", t0 + 61s);
+  CHECK(again.allowed);
+  CHECK(again.remaining == 98);  // the request at t0 + 1 s and this one count
 }
 
-TEST_CASE("rate limiter opens a new window exactly when the old one ends", "[unit][middleware][rate_limit]") {
-  rate_limiter rl(rate_limit_options{.limit = 3, .window = 10s});
+TEST_CASE("rate limiter admits again once the oldest counted request has left its window",
+          "[unit][middleware][rate_limit]") {
+  rate_limiter rl(rate_limit_options{.limit = 3, .window = 6s});
+  REQUIRE(rl.granularity() == 100ms);
   for (int i = 0; i < 3; ++i) REQUIRE(rl.check("k", t0).allowed);
-  CHECK_FALSE(rl.check("k", t0 + 10s - 1ns).allowed);
-  auto d = rl.check("k", t0 + 10s);
+  CHECK_FALSE(rl.check("k", t0 + 6s - 1ns).allowed);
+  // The granularity's price: up to one bucket longer than the window.
+  CHECK_FALSE(rl.check("k", t0 + 6s + 99ms).allowed);
+  auto d = rl.check("k", t0 + 6s + 100ms);
   CHECK(d.allowed);
   CHECK(d.remaining == 2);
-  CHECK(d.reset == 10s);
-  // The new window is anchored at t0 + 10 s.
-  CHECK(rl.check("k", t0 + 12s).allowed);
-  CHECK(rl.check("k", t0 + 13s).allowed);
-  auto refused = rl.check("k", t0 + 19s + 1ms);
+  CHECK(d.reset == 7s);  // its own bucket stops counting at t0 + 12.2 s
+  CHECK(rl.check("k", t0 + 8s).allowed);
+  CHECK(rl.check("k", t0 + 9s).allowed);
+  auto refused = rl.check("k", t0 + 12s + 150ms);
   CHECK_FALSE(refused.allowed);
   CHECK(refused.reset == 1s);
-  CHECK(rl.check("k", t0 + 20s).allowed);
+  CHECK(rl.check("k", t0 + 12s + 200ms).allowed);
 }
 
 TEST_CASE("rate limiter reports the reset rounded up to whole seconds", "[unit][middleware][rate_limit]") {
   rate_limiter rl(rate_limit_options{.limit = 2, .window = 60s});
-  CHECK(rl.check("a", t0).reset == 60s);
-  CHECK(rl.check("a", t0 + 500ms).reset == 60s);  // 59.5 s left
+  CHECK(rl.check("a", t0).reset == 61s);           // counted until t0 + 61 s
+  CHECK(rl.check("a", t0 + 500ms).reset == 61s);   // 60.5 s left
   auto refused = rl.check("a", t0 + 30s + 1ms);
   CHECK_FALSE(refused.allowed);
-  CHECK(refused.reset == 30s);  // 29.999 s left
-  CHECK(rl.check("a", t0 + 59s + 999'999'999ns).reset == 1s);
-  // A time point from before the window start (threads racing) stays sane.
-  CHECK(rl.check("a", t0 - 5s).reset == 60s);
+  CHECK(refused.reset == 31s);  // 30.999 s left
+  CHECK(rl.check("a", t0 + 60s + 999'999'999ns).reset == 1s);
+  // A time point from before the newest bucket (threads racing) stays sane.
+  CHECK(rl.check("a", t0 - 5s).reset == 61s);
+}
+
+TEST_CASE("rate limiter's reset is when a refused client is admitted again", "[unit][middleware][rate_limit]") {
+  rate_limiter rl(rate_limit_options{.limit = 5, .window = 60s});
+  for (int i = 0; i < 5; ++i) REQUIRE(rl.check("c", t0 + 500ms + std::chrono::seconds(i)).allowed);
+  const auto at = t0 + 10s + 300ms;
+  auto refused = rl.check("c", at);
+  REQUIRE_FALSE(refused.allowed);
+  // The oldest request sits in [t0, t0 + 1 s) and counts until t0 + 61 s:
+  // 50.7 s from `at`, said as 51 s.
+  CHECK(refused.reset == 51s);
+  CHECK_FALSE(rl.check("c", t0 + 61s - 1ns).allowed);
+  auto admitted = rl.check("c", at + refused.reset);
+  CHECK(admitted.allowed);
+  CHECK(admitted.remaining == 0);
+  // Then the next oldest, from [t0 + 1 s, t0 + 2 s), until t0 + 62 s.
+  auto next = rl.check("c", t0 + 61s + 400ms);
+  CHECK_FALSE(next.allowed);
+  CHECK(next.reset == 1s);
+  CHECK(rl.check("c", t0 + 62s).allowed);
+}
+
+TEST_CASE("rate limiter lets no more than the limit through in any window, across a boundary",
+          "[unit][middleware][rate_limit]") {
+  constexpr std::uint32_t n = 100;
+  const auto window = 60s;
+  rate_limiter rl(rate_limit_options{.limit = n, .window = window});
+  std::vector<std::chrono::steady_clock::time_point> sent, admitted;
+  // One request opens the client's first minute, N - 1 come at its end and
+  // N at the start of the next minute (a fixed window lets 2N - 1 of these
+  // through within one second), then one every 100 ms for two more minutes.
+  sent.push_back(t0);
+  for (std::uint32_t i = 0; i + 1 < n; ++i) sent.push_back(t0 + 59s + std::chrono::milliseconds(i * 10));
+  for (std::uint32_t i = 0; i < n; ++i) sent.push_back(t0 + 60s + std::chrono::milliseconds(i * 10));
+  for (auto t = t0 + 61s; t < t0 + 180s; t += 100ms) sent.push_back(t);
+  for (auto t : sent)
+    if (rl.check("edge", t).allowed) admitted.push_back(t);
+  std::size_t worst = 0;
+  for (std::size_t i = 0; i < admitted.size(); ++i) {
+    std::size_t j = i;
+    while (j < admitted.size() && admitted[j] < admitted[i] + window) ++j;
+    worst = std::max(worst, j - i);
+  }
+  CHECK(worst == n);
+  // Nothing of the second burst gets through: the first N still count.
+  std::size_t in_burst = 0;
+  for (auto t : admitted) in_burst += t >= t0 + 60s && t < t0 + 61s;
+  CHECK(in_burst == 0);
+  // Admitted: the first N; one at t0 + 61 s, when the request at t0 stops
+  // counting; N more from t0 + 120 s, as the end-of-minute ones stop.
+  CHECK(admitted.size() == 2 * n + 1);
+}
+
+TEST_CASE("rate limiter admits exactly between a sliding log of one window and one of a window plus a bucket",
+          "[unit][middleware][rate_limit]") {
+  // Random arrivals, several limits and windows (one whose granularity is
+  // not a whole number of nanoseconds). For every request, with the exact
+  // count of admitted requests in the trailing window: at or over the
+  // limit -> refused; under the limit even over window + granularity ->
+  // admitted.
+  struct setup {
+    std::uint32_t limit;
+    std::chrono::nanoseconds window;
+  };
+  for (setup su : {setup{1, 6s}, setup{7, 10s}, setup{50, 6s}, setup{300, 60s}, setup{70000, 1s}}) {
+    INFO("limit " << su.limit << " window " << su.window.count() << " ns");
+    rate_limiter rl(rate_limit_options{.limit = su.limit, .window = su.window});
+    const auto g = rl.granularity();
+    CHECK(g * 60 >= su.window);
+    CHECK(g * 60 < su.window + 60ns);
+    std::mt19937_64 rng(su.limit);
+    // Bursts and pauses: mean gap a few hundredths of a window per limit.
+    std::exponential_distribution<double> gap(1.0);
+    std::vector<std::chrono::steady_clock::time_point> admitted;
+    std::size_t from_wg = 0, from_w = 0;  // first admitted inside window + g, inside window
+    auto t = t0 + std::chrono::nanoseconds(rng() % 1'000'000'000);
+    std::size_t yes = 0, no = 0;
+    const std::size_t phase = std::max<std::size_t>(500, su.limit * 2u);
+    for (std::size_t i = 0; i < phase * 6; ++i) {
+      const double scale = (i / phase) % 2 == 0 ? 0.2 : 3.0;  // bursts, then sparse stretches
+      t += std::chrono::nanoseconds(
+          static_cast<std::int64_t>(gap(rng) * scale * static_cast<double>(su.window.count()) / su.limit));
+      while (from_wg < admitted.size() && admitted[from_wg] <= t - su.window - g) ++from_wg;
+      while (from_w < admitted.size() && admitted[from_w] <= t - su.window) ++from_w;
+      const bool allowed = rl.check("p", t).allowed;
+      if (admitted.size() - from_w >= su.limit) REQUIRE_FALSE(allowed);
+      if (admitted.size() - from_wg < su.limit) REQUIRE(allowed);
+      if (allowed) admitted.push_back(t);
+      (allowed ? yes : no) += 1;
+    }
+    CHECK(yes > 0);
+    CHECK(no > 0);
+  }
+}
+
+TEST_CASE("rate limiter's table is mapped once and resident only as far as keys reach",
+          "[unit][middleware][rate_limit]") {
+  rate_limit_options opts;
+  opts.max_keys = 1'000'000;
+  const std::size_t before = test::rss_bytes();
+  rate_limiter rl(opts);
+  // 100 per minute: 1-byte counters.
+  CHECK(rl.bytes_per_key() >= 64 + 61);
+  CHECK(rl.bytes_per_key() <= 64 + 61 + 40);
+  CHECK(rl.memory_bytes() >= rl.capacity() * (64 + 61));
+  const std::size_t built = test::rss_bytes();
+  for (int i = 0; i < 1000; ++i) REQUIRE(rl.check("c-" + std::to_string(i), t0).allowed);
+  const std::size_t used = test::rss_bytes();
+  if (test::rss_checks_apply) {
+    CHECK(built < before + 4 * 1024 * 1024);
+    CHECK(used < before + 12 * 1024 * 1024);
+  }
+  CHECK(rl.size() == 1000);
+  // Wider counters for larger limits.
+  CHECK(rate_limiter(rate_limit_options{.limit = 1000}).bytes_per_key() >= 64 + 122);
+  CHECK(rate_limiter(rate_limit_options{.limit = 100000}).bytes_per_key() >= 64 + 244);
 }
 
 TEST_CASE("rate limiter keeps keys independent", "[unit][middleware][rate_limit]") {
