@@ -15,6 +15,9 @@ namespace gateway::net {
 namespace {
 constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 using clock = std::chrono::steady_clock;
+// A keep-alive connection idle this long gives up its session (read buffer,
+// response-head string, coroutine frame: about 3.5 KiB) until it sends again.
+constexpr auto shed_idle_after = std::chrono::seconds(1);
 
 std::chrono::nanoseconds pick_sweep_period(const core::config& c) {
   // Timeouts are checked by a sweep over this worker's connections (one
@@ -228,6 +231,9 @@ void worker::sweep() {
       if (c->deadline <= now && !c->timed_out) {
         c->timed_out = true;
         c->deadline = clock::time_point::max();
+        c->cancel_io();
+      } else if (c->phase == conn_phase::idle && !c->shed && now - c->idle_since >= shed_idle_after) {
+        c->shed = true;  // the session frees its buffers and frame; the socket waits without them
         c->cancel_io();
       }
       if (c->poll_upstream != nullptr) c->poll_upstream(c->abort_upstream_arg, now);
