@@ -21,8 +21,8 @@
 # $GATEWAY_BUILD_DIR), starts echo_backend (1 thread, "ok" bodies), nginx
 # (2 workers, upstream keep-alive, access_log off), HAProxy (nbthread 2,
 # http-reuse always, no log) and the gateway (--access-log off, auth with an
-# API key, rate limiter on with a limit no run reaches, 256 idle upstream
-# connections per worker like nginx's keepalive 256) on loopback ports
+# API key, rate limiter on with a limit no run reaches, its default upstream
+# pool) on loopback ports
 # with configs in a temp folder, and samples each system's CPU and RSS every
 # 100 ms, summed over its processes (nginx: the master and its workers).
 # Everything it started is stopped by PID on exit.
@@ -212,10 +212,8 @@ fi
 
 # --- the gateway ---------------------------------------------------------------
 if [[ ",$systems," == *,gateway,* ]]; then
-  # --upstream-max-idle 256: the same idle pool per worker as nginx's
-  # "keepalive 256" (the default, 64, reconnects under 2,000 connections).
   "$bin/gateway" --listen 127.0.0.1:0 --backend "http://127.0.0.1:$backend_port" --api-key loadtest-key \
-    --access-log off --rate-limit 100000000/min --upstream-max-idle 256 \
+    --access-log off --rate-limit 100000000/min \
     >"$tmp/gateway.out" 2>"$tmp/gateway.err" &
   pid_of[gateway]=$!
   started_pids+=("${pid_of[gateway]}")

@@ -159,12 +159,21 @@ const std::vector<flag_spec>& flags() {
        show_duration(&config::upstream_timeout), duration_flag(&config::upstream_timeout)},
       {"--upstream-idle-timeout", "DURATION", "how long an idle pooled backend connection is kept",
        show_duration(&config::upstream_idle_timeout), duration_flag(&config::upstream_idle_timeout)},
-      {"--upstream-max-idle", "N", "idle pooled backend connections kept per worker thread",
-       [](const config& c) { return std::to_string(c.upstream_max_idle); },
+      {"--upstream-max-idle", "N|auto",
+       "idle pooled backend connections kept per worker thread, at most (an idle one is closed after "
+       "--upstream-idle-timeout unused; auto: the worker's share of --upstream-max-concurrent)",
+       [](const config& c) {
+         return c.upstream_max_idle == config::upstream_max_idle_auto ? std::string("auto")
+                                                                       : std::to_string(c.upstream_max_idle);
+       },
        [](config& c, std::string_view v, std::string& err) {
+         if (v == "auto") {
+           c.upstream_max_idle = config::upstream_max_idle_auto;
+           return true;
+         }
          std::uint64_t n = 0;
          if (!parse_uint(v, n) || n > 100000) {
-           err = "expected a number from 0 to 100000";
+           err = "expected auto or a number from 0 to 100000";
            return false;
          }
          c.upstream_max_idle = static_cast<std::uint32_t>(n);

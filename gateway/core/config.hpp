@@ -65,7 +65,11 @@ struct config {
   std::chrono::nanoseconds upstream_connect_timeout = 2s;
   std::chrono::nanoseconds upstream_timeout = 30s;       // request sent -> response head received (504 after)
   std::chrono::nanoseconds upstream_idle_timeout = 30s;  // pooled keep-alive connection kept this long
-  std::uint32_t upstream_max_idle = 256;                  // idle pooled connections per worker (64 made p99 collapse under bursts)
+  // Idle pooled connections kept per worker, at most. auto: this worker's
+  // share of upstream_max_concurrent, the most that can be busy at once, so
+  // the pool holds whatever the load of the last upstream_idle_timeout needed.
+  static constexpr std::uint32_t upstream_max_idle_auto = 0xffffffffu;
+  std::uint32_t upstream_max_idle = upstream_max_idle_auto;
   std::uint32_t upstream_max_concurrent = 4096;           // requests in flight to one backend (all workers)
   std::chrono::nanoseconds upstream_queue_timeout = 100ms;  // wait for a free slot, then 503
 

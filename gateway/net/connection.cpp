@@ -121,7 +121,9 @@ class session {
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
-  asio::awaitable<void> run();
+  // Serves requests until the connection closes (false) or, idle, is told
+  // to shed its session (true: the socket stays open, nothing is buffered).
+  asio::awaitable<bool> run();
 
  private:
   enum class outcome { next, close };
@@ -180,6 +182,7 @@ class session {
   char client_address_[80] = {};
   std::size_t client_address_len_ = 0;
   std::string_view client_ip_;
+  bool shed_ = false;
 };
 
 asio::awaitable<bool> session::write_all(std::span<const asio::const_buffer> bufs) {
@@ -251,6 +254,8 @@ void session::begin_head() {
     // arena block goes back to the worker's pool until the next request.
     mem_.release_first();
     set_phase(conn_phase::idle, cfg_.idle_timeout);
+    st_.idle_since = clock::now();
+    st_.shed = false;
   } else {
     set_phase(conn_phase::head, cfg_.header_timeout);
   }
@@ -500,7 +505,7 @@ asio::awaitable<session::outcome> session::run_tunnel(http::exchange& ex) {
   co_return outcome::close;
 }
 
-asio::awaitable<void> session::run() {
+asio::awaitable<bool> session::run() {
   {
     std::error_code ec;
     auto ep = st_.socket.remote_endpoint(ec);
@@ -530,6 +535,11 @@ asio::awaitable<void> session::run() {
       const std::size_t max_cap = static_cast<std::size_t>(cfg_.max_head) + 1024;
       auto [ec, n] = co_await st_.socket.async_read_some(in_.prepare(max_cap), use_nothrow);
       if (ec) {
+        if (ec == asio::error::operation_aborted && st_.shed && st_.phase == conn_phase::idle && in_.size() == 0 &&
+            !st_.timed_out && !st_.aborted && !st_.stop_requested) {
+          shed_ = true;  // the read was cancelled to free this session: the socket stays
+          break;
+        }
         if (read_timed_out()) co_await send_error(408, "request head not received in time", false);
         break;
       }
@@ -596,8 +606,10 @@ asio::awaitable<void> session::run() {
       break;
     }
   }
+  if (shed_) co_return true;
   std::error_code ignored;
   st_.socket.close(ignored);
+  co_return false;
 }
 
 }  // namespace
@@ -648,8 +660,20 @@ asio::awaitable<void> serve_connection(std::shared_ptr<connection_state> state) 
   // A hard abort cancels the awaited operation; later awaits must not throw
   // (they fail on the closed socket instead, and the session unwinds).
   co_await asio::this_coro::throw_if_cancelled(false);
-  session s(*state);
-  co_await s.run();
+  for (;;) {
+    bool shed = false;
+    {
+      session s(*state);
+      shed = co_await s.run();
+    }
+    if (!shed) break;
+    // Idle, holding no buffer: wait until the client sends (or the idle
+    // timeout, a drain or an abort cancels the wait), then start a session.
+    auto [ec] = co_await state->socket.async_wait(asio::socket_base::wait_read, use_nothrow);
+    if (ec || state->timed_out || state->stop_requested || state->aborted) break;
+  }
+  std::error_code ignored;
+  state->socket.close(ignored);
 }
 
 }  // namespace gateway::net

@@ -4,6 +4,10 @@
 // keep-alive allows. Timeouts are enforced by the worker's sweep, which
 // cancels the socket's pending operation and marks the connection timed
 // out; the coroutine then answers 408 (or just closes when idle).
+// A connection idle for longer than a second (also found by the sweep)
+// sheds its session: the read buffer, the response-head string and the
+// session's coroutine frame are freed, and it waits for readability
+// holding none of them; a new session starts when bytes arrive.
 #include <asio/awaitable.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <memory>
@@ -33,6 +37,8 @@ struct connection_state {
   bool timed_out = false;
   bool stop_requested = false;   // drain: finish the current request, then close
   bool aborted = false;          // hard cancel at the end of the drain
+  bool shed = false;             // set by the sweep: an idle session should end, keeping the socket
+  std::chrono::steady_clock::time_point idle_since{};  // when phase became idle
   // Emitted (terminal) by abort(): cancels whatever the coroutine awaits,
   // a handler's timer or an upstream read included.
   asio::cancellation_signal cancel_signal;

@@ -15,6 +15,9 @@ namespace gateway::net {
 namespace {
 constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 using clock = std::chrono::steady_clock;
+// A keep-alive connection idle this long gives up its session (read buffer,
+// response-head string, coroutine frame: about 3.5 KiB) until it sends again.
+constexpr auto shed_idle_after = std::chrono::seconds(1);
 
 std::chrono::nanoseconds pick_sweep_period(const core::config& c) {
   // Timeouts are checked by a sweep over this worker's connections (one
@@ -59,6 +62,9 @@ void worker::open_listener(const asio::ip::tcp::endpoint& ep, bool reuse_port) {
   }
   acceptor_->bind(ep);
   acceptor_->listen(asio::socket_base::max_listen_connections);
+  // The accept loop drains the listen queue with synchronous accepts that
+  // must return would_block instead of waiting.
+  acceptor_->non_blocking(true);
 }
 
 std::uint16_t worker::local_port() const { return acceptor_ ? acceptor_->local_endpoint().port() : 0; }
@@ -150,21 +156,35 @@ asio::awaitable<void> worker::accept_loop() {
       continue;
     }
     delay = std::chrono::milliseconds(10);
-    if (connection_count_ >= max_connections_) {
-      refuse(socket);
-      continue;
+    admit(std::move(socket));
+    // Take what else is queued now, without waiting: this loop gets one turn
+    // per pass of the io_context's queue, and with a thousand connections
+    // ready a pass is long, so one accept per turn would leave a burst of
+    // new connections waiting in the listen queue for seconds.
+    for (std::size_t i = 1; i < accept_batch && !draining_; ++i) {
+      std::error_code aec;
+      asio::ip::tcp::socket more = acceptor_->accept(aec);
+      if (aec) break;  // would_block: the queue is empty (errors: the next async_accept sees them)
+      admit(std::move(more));
     }
-    core::bump(counters_.connections_total);
-    core::bump(counters_.coroutines);
-    auto state = std::make_shared<connection_state>(*this, std::move(socket));
-    auto& signal = state->cancel_signal;
-    asio::co_spawn(io_, serve_connection(state),
-                   asio::bind_cancellation_slot(signal.slot(), [this, state](std::exception_ptr e) {
-                     // The backstop: a session that threw is counted; the process goes on.
-                     if (e) core::bump(counters_.session_exceptions);
-                     core::drop(counters_.coroutines);
-                   }));
   }
+}
+
+void worker::admit(asio::ip::tcp::socket socket) {
+  if (connection_count_ >= max_connections_) {
+    refuse(socket);
+    return;
+  }
+  core::bump(counters_.connections_total);
+  core::bump(counters_.coroutines);
+  auto state = std::make_shared<connection_state>(*this, std::move(socket));
+  auto& signal = state->cancel_signal;
+  asio::co_spawn(io_, serve_connection(state),
+                 asio::bind_cancellation_slot(signal.slot(), [this, state](std::exception_ptr e) {
+                   // The backstop: a session that threw is counted; the process goes on.
+                   if (e) core::bump(counters_.session_exceptions);
+                   core::drop(counters_.coroutines);
+                 }));
 }
 
 // Over the connection cap: answer 503 at once and close, without a
@@ -211,6 +231,9 @@ void worker::sweep() {
       if (c->deadline <= now && !c->timed_out) {
         c->timed_out = true;
         c->deadline = clock::time_point::max();
+        c->cancel_io();
+      } else if (c->phase == conn_phase::idle && !c->shed && now - c->idle_since >= shed_idle_after) {
+        c->shed = true;  // the session frees its buffers and frame; the socket waits without them
         c->cancel_io();
       }
       if (c->request != nullptr && c->request->guard != nullptr) c->request->guard->poll(now);

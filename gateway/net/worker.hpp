@@ -94,6 +94,7 @@ class worker {
 
  private:
   asio::awaitable<void> accept_loop();
+  void admit(asio::ip::tcp::socket socket);
   void refuse(asio::ip::tcp::socket& s) noexcept;
   void begin_drain();
   void arm_sweep();
@@ -107,6 +108,9 @@ class worker {
 #else
   static constexpr std::size_t pooled_arena_blocks = 1024;
 #endif
+  // Connections accepted per turn of the accept loop (one asynchronous
+  // accept, then synchronous ones until the listen queue is empty).
+  static constexpr std::size_t accept_batch = 256;
   core::block_pool arena_blocks_{core::arena::default_first_block, pooled_arena_blocks};
   std::int64_t requests_at_last_sweep_ = 0;
   asio::io_context io_{1};

@@ -2,6 +2,7 @@
 
 #include <llhttp.h>
 
+#include <algorithm>
 #include <array>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/this_coro.hpp>
@@ -351,7 +352,7 @@ class proxy_layer final : public http::layer {
         backend_(std::move(backend)),
         pool_(*env.io, backend_.endpoint, pool_limits{opts_.max_idle, opts_.idle_timeout, opts_.connect_timeout},
               opts_.stats),
-        buffers_(opts_.buffer_size, opts_.max_idle) {
+        buffers_(opts_.buffer_size, std::min<std::uint32_t>(opts_.max_idle, max_idle_buffers)) {
     env.on_drain.push_back([pool = &pool_] { pool->drain(); });
   }
 
@@ -444,6 +445,9 @@ class proxy_layer final : public http::layer {
   }
 
  private:
+  // Response buffers (32 KiB each, for responses longer than the first
+  // read) kept for reuse, at most: the pool of connections may be far larger.
+  static constexpr std::uint32_t max_idle_buffers = 256;
   proxy_options opts_;
   backend_address backend_;
   upstream_pool pool_;
@@ -458,7 +462,11 @@ proxy_options options_from_config(const core::config& cfg) {
   o.connect_timeout = cfg.upstream_connect_timeout;
   o.response_timeout = cfg.upstream_timeout;
   o.idle_timeout = cfg.upstream_idle_timeout;
-  o.max_idle = cfg.upstream_max_idle;
+  // auto: as many as this worker may have busy at once (its share of the
+  // concurrency cap, as the concurrency limit computes it).
+  o.max_idle = cfg.upstream_max_idle != core::config::upstream_max_idle_auto
+                   ? cfg.upstream_max_idle
+                   : std::max<std::uint32_t>(1, cfg.upstream_max_concurrent / std::max(1u, cfg.threads));
   return o;
 }
 

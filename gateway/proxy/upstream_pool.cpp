@@ -73,9 +73,7 @@ void upstream_connection::close() noexcept {
 
 upstream_pool::upstream_pool(asio::io_context& io, asio::ip::tcp::endpoint backend, pool_limits limits,
                              std::shared_ptr<upstream_stats> stats)
-    : io_(io), backend_(backend), limits_(limits), stats_(std::move(stats)), expiry_timer_(io) {
-  idle_.reserve(limits_.max_idle);
-}
+    : io_(io), backend_(backend), limits_(limits), stats_(std::move(stats)), expiry_timer_(io) {}
 
 upstream_pool::~upstream_pool() { drain(); }
 

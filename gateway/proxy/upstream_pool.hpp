@@ -3,7 +3,11 @@
 //
 // Ownership: a pool belongs to one worker's proxy handler and is used only on
 // that worker's thread; it holds at most `max_idle` idle connections, each
-// for at most `idle_timeout`. A connection in use is owned by the request that
+// for at most `idle_timeout`. take() hands out the most recently returned
+// one, so under load the same working set is reused and connections beyond
+// it sit at the bottom until they expire: the pool follows the peak of
+// concurrently busy connections over the last `idle_timeout`, without
+// connecting and closing while the load holds steady. A connection in use is owned by the request that
 // took it (by value, as an upstream_connection) and comes back through
 // give_back() only when its response was read completely and the backend did
 // not ask to close; anything else closes it. drain() (called from the
@@ -114,7 +118,7 @@ class upstream_pool {
   asio::ip::tcp::endpoint backend_;
   pool_limits limits_;
   std::shared_ptr<upstream_stats> stats_;
-  std::vector<upstream_connection> idle_;  // oldest first; capacity max_idle
+  std::vector<upstream_connection> idle_;  // oldest first; capacity grows to the peak, at most max_idle
   asio::steady_timer expiry_timer_;
   bool timer_armed_ = false;
   bool draining_ = false;

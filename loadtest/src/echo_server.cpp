@@ -338,6 +338,16 @@ asio::awaitable<void> accept_loop(const shared_config& cfg, echo_worker& w) {
     std::error_code ignored;
     socket.set_option(asio::ip::tcp::no_delay(true), ignored);
     asio::co_spawn(w.io, serve_connection(cfg, w, std::move(socket)), log_escaped);
+    // Then whatever else is queued, without waiting: the loop gets one turn
+    // per pass of the io_context's queue, which is long with thousands of
+    // connections ready, so one accept per turn lets the listen queue grow.
+    for (int i = 1; i < 256 && !w.stopping; ++i) {
+      std::error_code aec;
+      asio::ip::tcp::socket more = w.acceptor.accept(aec);
+      if (aec) break;  // would_block: nothing queued (errors: the next async_accept sees them)
+      more.set_option(asio::ip::tcp::no_delay(true), ignored);
+      asio::co_spawn(w.io, serve_connection(cfg, w, std::move(more)), log_escaped);
+    }
   }
 }
 
@@ -362,6 +372,7 @@ echo_server::echo_server(const echo_options& options) : impl_(std::make_unique<i
     if (threads > 1) w->acceptor.set_option(reuse_port{});
     w->acceptor.bind(ep);
     w->acceptor.listen(asio::socket_base::max_listen_connections);
+    w->acceptor.non_blocking(true);  // accept_loop's synchronous accepts return would_block
     ep = w->acceptor.local_endpoint();  // later workers share the port picked first
     impl_->workers.push_back(std::move(w));
   }

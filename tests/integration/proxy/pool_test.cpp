@@ -10,6 +10,8 @@
 #include <asio/write.hpp>
 #include <atomic>
 
+#include <sys/resource.h>
+
 #include "tests/integration/proxy/proxy_fixture.hpp"
 #include "tests/support/wait.hpp"
 
@@ -159,6 +161,40 @@ TEST_CASE("10,000 proxied requests over 100 client connections open only a few u
   }
   CHECK(f.stats->retries.load() == 0);
   CHECK(f.stats->bad_gateway.load() == 0);
+}
+
+TEST_CASE("under a steady load of 600 concurrent requests the pool neither connects nor closes, and trims "
+          "afterwards", "[integration][proxy]") {
+  // Four sockets per request in flight live in this process (client, its
+  // gateway side, upstream, backend side).
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NOFILE, &lim);
+  lim.rlim_cur = lim.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &lim);
+  REQUIRE(lim.rlim_cur >= 4 * 600 + 200);
+  test::proxy_fixture f;
+  f.cfg.threads = 1;  // one pool sees all 600 at once
+  f.cfg.upstream_idle_timeout = 2s;
+  f.backend.set_script([](const test::recorded_request& rq) { return test::reply{test::ok_response(rq.target)}; });
+  f.start();
+  std::atomic<int> ok{0};
+  run_load(f.port(), 600, 600, 10, ok);
+  CHECK(ok.load() == 6000);
+  // Never more connections than requests in flight, and none closed while
+  // the load lasted (a pool capped below the concurrency closes what comes
+  // back beyond its cap after a burst, then connects again for the next).
+  const auto opened = f.stats->opened.load();
+  const auto pooled = f.stats->idle.load();
+  CHECK(opened <= 600);
+  CHECK(f.stats->live.load() == pooled);
+  CHECK(opened == static_cast<std::uint64_t>(pooled) + f.stats->expired.load());
+  CHECK(pooled >= 10);
+  // Idle for the idle timeout: closed without a request to notice.
+  CHECK(test::wait_until([&] { return f.stats->idle.load() == 0; }, 10000ms));
+  CHECK(f.stats->expired.load() == opened);
+  CHECK(test::wait_until([&] { return f.backend.open_connections() == 0; }, 5000ms));
+  WARN("600 in flight: " << opened << " upstream connections for 6,000 requests, " << pooled
+                         << " pooled afterwards");
 }
 
 TEST_CASE("idle pooled connections are capped per worker and closed after the idle timeout",
