@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/core/perf_inject.hpp"
 #include "gateway/proxy/backend_address.hpp"
 #include "gateway/proxy/proxy_error.hpp"
 #include "gateway/proxy/request_writer.hpp"
@@ -365,6 +366,7 @@ class proxy_handler final : public http::handler {
   }
 
   asio::awaitable<void> handle(http::exchange& ex) override {
+    core::perf_inject::on_request();  // empty unless built with GATEWAY_PERF_INJECT
     auto& mem = ex.mem();
     auto& stats = pool_.stats();
     ex.ctx.upstream = backend_.authority;
