@@ -275,9 +275,12 @@ int main(int argc, char** argv) {
   std::fwrite(table.data(), 1, table.size(), stdout);
   std::size_t held = 0;
   for (const auto& c : report.checks) {
-    if (!c.failed) ++held;
-    std::fprintf(c.failed ? stderr : stdout, "%s %s\n", c.failed ? "loadtest: CHECK FAILED" : "check ok     ",
-                 c.message.c_str());
+    // stdout is flushed first, so the lines keep their order when both
+    // streams go to one place.
+    std::fflush(stdout);
+    if (c.failed) std::fprintf(stderr, "loadtest: CHECK FAILED %s\n", c.message.c_str());
+    else std::printf("check ok      %s\n", c.message.c_str());
+    held += c.failed ? 0 : 1;
   }
   if (!report.checks.empty())
     std::printf("checks        %zu of %zu held\n", held, report.checks.size());

@@ -69,7 +69,7 @@ TEST_CASE("the deterministic gates hold on this build against loadtest/baseline.
   CHECK(perf::all_pass(results));
 }
 
-TEST_CASE("the default gateway binary holds no injection hook; the test build's does", "[perf][gate]") {
+TEST_CASE("the default gateway binary holds no injection hook and the test build does", "[perf][gate]") {
   const std::string plain = binary_text(perf::bin_path("gateway"));
   const std::string with_hook = binary_text(perf::bin_path("gateway_perf_inject"));
   REQUIRE(plain.size() > 100000);
