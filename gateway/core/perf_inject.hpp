@@ -26,7 +26,7 @@
 
 namespace gateway::core::perf_inject {
 
-inline constexpr unsigned spin_per_cpu_unit = 220;
+inline constexpr unsigned spin_per_cpu_unit = 300;
 
 struct settings {
   unsigned cpu = 0, syscall = 0, alloc = 0;

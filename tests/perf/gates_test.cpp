@@ -139,7 +139,7 @@ TEST_CASE("side by side, ten per cent more CPU work per request fails and one ex
   }
 }
 
-TEST_CASE("the side-by-side rule fails on a median of paired ratios beyond the limit", "[perf][gate]") {
+TEST_CASE("the side-by-side rule passes only a candidate shown to be within the limit", "[perf][gate]") {
   const auto stats = [](std::vector<double> r) { return perf::bootstrap_median(r, 0.9, 4000); };
   // Equal builds: ratios around 1.
   const auto same = stats({0.98, 1.01, 1.02, 0.99, 1.00, 1.03, 0.97});
@@ -151,15 +151,19 @@ TEST_CASE("the side-by-side rule fails on a median of paired ratios beyond the l
   CHECK_FALSE(perf::side_by_side_fails(same, 1.10, false));
   CHECK_FALSE(perf::side_by_side_fails(same, 0.90, true));
   CHECK_FALSE(perf::side_by_side_undecided(same, 1.10));
-  // 12 % more CPU per request.
-  const auto more = stats({1.10, 1.12, 1.13, 1.12, 1.12, 1.13});
-  CHECK(perf::side_by_side_fails(more, 1.10, false));
+  // 5 % more CPU per request, measured tightly: within the limit.
+  CHECK_FALSE(perf::side_by_side_fails(stats({1.03, 1.06, 1.05, 1.04, 1.07, 1.05}), 1.10, false));
+  // 9 % more, its interval reaching past 10 %: not shown to be within.
+  const auto nine = stats({1.08, 1.14, 1.03, 1.06, 1.07, 1.11, 1.09, 1.09, 1.10, 1.34});
+  CHECK(nine.high > 1.10);
+  CHECK(perf::side_by_side_fails(nine, 1.10, false));
   // 15 % less throughput.
   CHECK(perf::side_by_side_fails(stats({0.84, 0.86, 0.85, 0.83, 0.87}), 0.90, true));
-  // 6 % more CPU: within the limit.
-  CHECK_FALSE(perf::side_by_side_fails(stats({1.03, 1.09, 1.06, 1.07, 1.01, 1.05}), 1.10, false));
-  // Centred near the limit, noisy: more rounds are asked for.
-  CHECK(perf::side_by_side_undecided(stats({1.02, 1.25, 1.05, 1.15, 1.09}), 1.10));
+  // Centred on 1 but too noisy to show anything: fails, and more rounds
+  // are asked for while that is so.
+  const auto noisy = stats({0.80, 1.25, 0.95, 1.10, 1.00, 0.85, 1.20});
+  CHECK(perf::side_by_side_undecided(noisy, 1.10));
+  CHECK(perf::side_by_side_fails(noisy, 1.10, false));
   // No figures at all fail.
   CHECK(perf::side_by_side_fails(stats({}), 1.10, false));
   CHECK(perf::side_by_side_undecided(stats({}), 1.10));

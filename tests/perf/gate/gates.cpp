@@ -56,6 +56,13 @@ std::string fmt(const char* format, double v) {
   return buf;
 }
 
+double median_of(std::vector<double> v) {
+  if (v.empty()) return not_measured;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 std::string number_text(double v) {
   if (!std::isfinite(v)) return "-";
   if (std::fabs(v) >= 1000) return fmt("%.0f", v);
@@ -322,6 +329,18 @@ deterministic_measurement measure_deterministic(const system_under_test& s, cons
   try {
     auto backend = start_echo_backend({"--threads", "1"});
     const auto flags = gate_flags(backend.port);
+    // Instructions over `per_connection` requests on every connection of
+    // `clients`, the gateway quiescent at both edges (`quiet`: how long to
+    // wait for that; callgrind is slow).
+    const auto count_instructions = [&](int pid, blocking_clients& clients, unsigned per_connection,
+                                        shape_measurement& out, std::chrono::seconds quiet) {
+      out.instruction_requests = per_connection * static_cast<unsigned>(clients.size());
+      if (!wait_quiescent(pid, quiet)) m.problems.emplace_back("the gateway did not go quiet before a window");
+      instruction_window w(*itool, pid, dir);
+      failed += clients.run_in_waves(per_connection);
+      if (!wait_quiescent(pid, quiet)) m.problems.emplace_back("the gateway did not go quiet after a window");
+      out.instructions = w.end();
+    };
 
     const bool native = which.allocations || which.syscalls || which.rss || itool == instruction_tool::perf;
     if (native) {
@@ -367,16 +386,8 @@ deterministic_measurement measure_deterministic(const system_under_test& s, cons
         phase("allocations and system calls counted");
       }
       if (itool == instruction_tool::perf) {
-        const auto count = [&](blocking_clients& clients, unsigned per_connection, shape_measurement& out) {
-          out.instruction_requests = per_connection * static_cast<unsigned>(clients.size());
-          wait_quiescent(pid, 10s);
-          instruction_window w(*itool, pid, dir);
-          failed += clients.run_in_waves(per_connection);
-          wait_quiescent(pid, 10s);
-          out.instructions = w.end();
-        };
-        count(one, b.instructions_one, m.one);
-        count(many, b.instructions_many, m.many);
+        count_instructions(pid, one, b.instructions_one, m.one, 10s);
+        count_instructions(pid, many, b.instructions_many, m.many, 10s);
       }
       if (which.rss) {
         // RSS moves with the housekeeping trim every 2 s: each figure is
@@ -403,17 +414,9 @@ deterministic_measurement measure_deterministic(const system_under_test& s, cons
       blocking_clients many(static_cast<std::uint16_t>(gw.port), b.connections_many, gate_request);
       failed += one.run_in_waves(b.warmup_one);
       failed += many.run_in_waves(b.warmup_many);
-      const auto count = [&](blocking_clients& clients, unsigned per_connection, shape_measurement& out) {
-        out.instruction_requests = per_connection * static_cast<unsigned>(clients.size());
-        wait_quiescent(pid, 30s);
-        instruction_window w(*itool, pid, dir);
-        failed += clients.run_in_waves(per_connection);
-        wait_quiescent(pid, 30s);
-        out.instructions = w.end();
-      };
       phase("warmed up under callgrind");
-      count(one, b.instructions_one, m.one);
-      count(many, b.instructions_many, m.many);
+      count_instructions(pid, one, b.instructions_one, m.one, 30s);
+      count_instructions(pid, many, b.instructions_many, m.many, 30s);
       phase("instructions counted");
       stop(gw, 60s);
       phase("callgrind gateway stopped");
@@ -537,35 +540,55 @@ std::vector<gate_result> judge_deterministic(const deterministic_measurement& m,
   return out;
 }
 
-void update_baseline(gate_baseline& b, const deterministic_measurement& m) {
+void update_baseline(gate_baseline& b, const std::vector<deterministic_measurement>& runs) {
+  if (runs.empty()) return;
+  // The median of what the runs measured, for each figure they all have.
+  const auto median = [&](auto figure) -> std::optional<double> {
+    std::vector<double> v;
+    for (const auto& m : runs)
+      if (const std::optional<double> x = figure(m)) v.push_back(*x);
+    if (v.size() != runs.size()) return std::nullopt;
+    return median_of(v);
+  };
+  const std::string& stool = runs.front().syscall_tool;
+  const std::string& itool = runs.front().instruction_tool;
   for (const bool is_one : {true, false}) {
-    const shape_measurement& sm = is_one ? m.one : m.many;
+    const auto shape = [is_one](const deterministic_measurement& m) -> const shape_measurement& {
+      return is_one ? m.one : m.many;
+    };
     shape_figures& bf = is_one ? b.one : b.many;
-    if (sm.allocations) bf.allocations = *sm.allocations;
-    if (sm.syscalls) {
-      const syscall_rates rates = classify_syscalls(*sm.syscalls, sm.requests);
+    if (auto a = median([&](const auto& m) { return shape(m).allocations; })) bf.allocations = *a;
+    std::vector<syscall_rates> rates;
+    for (const auto& m : runs)
+      if (shape(m).syscalls) rates.push_back(classify_syscalls(*shape(m).syscalls, shape(m).requests));
+    if (!rates.empty() && rates.size() == runs.size()) {
+      std::set<std::string> kinds;
+      for (const auto& r : rates)
+        for (const auto& [k, v] : r.exact) kinds.insert(k);
       bf.syscalls_exact.clear();
-      for (const auto& [k, v] : rates.exact)
-        if (v >= rare_kind) bf.syscalls_exact[k] = v;
-      bf.syscalls_loose[m.syscall_tool] = rates.loose;
+      for (const auto& kind : kinds) {
+        std::vector<double> v;
+        for (const auto& r : rates) v.push_back(r.exact.count(kind) != 0 ? r.exact.at(kind) : 0.0);
+        if (const double m = median_of(v); m >= rare_kind) bf.syscalls_exact[kind] = m;
+      }
+      for (const char* group : loose_groups) {
+        std::vector<double> v;
+        for (const auto& r : rates) v.push_back(r.loose.at(group));
+        bf.syscalls_loose[stool][group] = median_of(v);
+      }
     }
-    if (sm.instructions && sm.instruction_requests > 0)
-      bf.instructions[m.instruction_tool] = static_cast<double>(*sm.instructions) / sm.instruction_requests;
+    if (auto i = median([&](const auto& m) -> std::optional<double> {
+          const auto& sm = shape(m);
+          if (!sm.instructions || sm.instruction_requests == 0) return std::nullopt;
+          return static_cast<double>(*sm.instructions) / sm.instruction_requests;
+        }))
+      bf.instructions[itool] = *i;
   }
-  if (m.rss_per_connection) b.rss_per_connection = *m.rss_per_connection;
+  if (auto r = median([](const auto& m) { return m.rss_per_connection; })) b.rss_per_connection = *r;
 }
 
 // --- side by side ------------------------------------------------------------------
 
-namespace {
-
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-}  // namespace
 
 ratio_stats bootstrap_median(const std::vector<double>& ratios, double confidence, unsigned resamples) {
   ratio_stats s;
@@ -587,8 +610,8 @@ ratio_stats bootstrap_median(const std::vector<double>& ratios, double confidenc
 }
 
 bool side_by_side_fails(const ratio_stats& s, double limit, bool higher_is_better) {
-  if (!std::isfinite(s.median)) return true;
-  return higher_is_better ? s.median < limit : s.median > limit;
+  if (!std::isfinite(s.low) || !std::isfinite(s.high)) return true;
+  return higher_is_better ? !(s.low > limit) : !(s.high < limit);
 }
 
 bool side_by_side_undecided(const ratio_stats& s, double limit) {
@@ -631,16 +654,16 @@ void pin(int pid, int cpu) {
   }
 }
 
-// The first two CPUs this process may run on; nullopt with fewer.
-std::optional<std::pair<int, int>> two_cpus() {
+// The CPUs the rounds alternate between: the first two this process may
+// run on (one, on a machine that has one).
+std::vector<int> round_cpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) != 0) return std::nullopt;
-  int found[2] = {-1, -1};
-  for (int c = 0, n = 0; c < CPU_SETSIZE && n < 2; ++c)
-    if (CPU_ISSET(c, &set)) found[n++] = c;
-  if (found[1] < 0) return std::nullopt;
-  return std::pair{found[0], found[1]};
+  std::vector<int> cpus;
+  if (::sched_getaffinity(0, sizeof set, &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c)
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
 }
 
 // One chain of the comparison: its own echo_backend and gateway.
@@ -670,15 +693,15 @@ std::map<std::string, std::vector<gate_result>> run_side_by_side(const system_un
       out[c.label] = {{"side-by-side.setup", "problems", 1, 0, 0, false, why}};
     return out;
   };
-  const auto cpus = two_cpus();
-  if (!cpus) return fail_all("side by side needs two CPUs (each chain gets one)");
+  const std::vector<int> cpus = round_cpus();
+  if (cpus.empty()) return fail_all("side by side: sched_getaffinity failed");
   for (const auto& candidate : candidates) {
     temp_dir dir;
     std::vector<std::string> problems;
     // Per chain (0 base, 1 candidate), per round: requests per CPU-second
     // of the chain, gateway CPU per request (us) and plain req/s.
     std::vector<double> capacity[2], cpu[2], rps[2];
-    std::vector<double> capacity_ratios, cpu_ratios;  // per pair of rounds
+    std::vector<double> capacity_ratios, cpu_ratios;  // per round
     try {
       chain chains[2];
       const system_under_test* systems[2] = {&base, &candidate};
@@ -692,21 +715,20 @@ std::map<std::string, std::vector<gate_result>> run_side_by_side(const system_un
       const auto stats = [&](const std::vector<double>& ratios) {
         return bootstrap_median(ratios, settings.confidence, settings.resamples);
       };
-      for (unsigned round = 1; round <= 2 * settings.max_rounds; ++round) {
-        // Odd rounds: base on the first CPU; even rounds: on the second.
+      for (unsigned round = 1; round <= settings.max_rounds; ++round) {
+        // Both chains on one CPU, the other CPU in the next round.
+        const int core = cpus[round % cpus.size()];
         chain_run runs[2];
         std::unique_ptr<child_process> load[2];
         double before_gw[2], before_chain[2];
         for (int i = 0; i < 2; ++i) {
-          const int core = (round % 2 == 1) == (i == 0) ? cpus->first : cpus->second;
           pin(chains[i].gateway.proc->pid(), core);
           pin(chains[i].backend.proc->pid(), core);
           before_gw[i] = cpu_ns(chains[i].gateway.proc->pid());
           before_chain[i] = before_gw[i] + cpu_ns(chains[i].backend.proc->pid());
         }
         for (int i = 0; i < 2; ++i) {
-          // loadtest inherits this thread's CPU set: the chain's core.
-          const int core = (round % 2 == 1) == (i == 0) ? cpus->first : cpus->second;
+          // loadtest inherits this thread's CPU set.
           cpu_set_t mine, one;
           ::sched_getaffinity(0, sizeof mine, &mine);
           CPU_ZERO(&one);
@@ -722,7 +744,6 @@ std::map<std::string, std::vector<gate_result>> run_side_by_side(const system_un
         }
         for (int i = 0; i < 2; ++i) {
           const auto status = load[i]->wait_exit(120s);
-          std::string error;
           const std::string text = read_file_text(dir.file("run" + std::to_string(i) + ".json"));
           const auto report = json::parse(text);
           const double requests = report ? number_at(report.value(), {"requests"}) : not_measured;
@@ -744,19 +765,14 @@ std::map<std::string, std::vector<gate_result>> run_side_by_side(const system_un
           capacity[i].push_back(ok ? runs[i].requests / (runs[i].chain_ns / 1e9) : not_measured);
           cpu[i].push_back(ok ? runs[i].gateway_ns / runs[i].requests / 1000 : not_measured);
         }
-        log << "side-by-side " << candidate.label << " round " << round << " (" << base.label << " on CPU "
-            << (round % 2 == 1 ? cpus->first : cpus->second) << "): " << base.label << " " << number_text(rps[0].back())
+        log << "side-by-side " << candidate.label << " round " << round << " (CPU " << core << "): " << base.label
+            << " " << number_text(rps[0].back())
             << " req/s, " << number_text(capacity[0].back()) << " per CPU-s, " << number_text(cpu[0].back())
             << " us/req; " << candidate.label << " " << number_text(rps[1].back()) << " req/s, "
             << number_text(capacity[1].back()) << " per CPU-s, " << number_text(cpu[1].back()) << " us/req\n";
         if (!problems.empty()) break;
-        if (round % 2 == 1) continue;
-        // A pair of rounds has each build once on each CPU: the geometric
-        // mean of its two ratios cancels the difference between the CPUs.
-        const std::size_t r = cpu[0].size();
-        capacity_ratios.push_back(
-            std::sqrt(capacity[1][r - 1] / capacity[0][r - 1] * capacity[1][r - 2] / capacity[0][r - 2]));
-        cpu_ratios.push_back(std::sqrt(cpu[1][r - 1] / cpu[0][r - 1] * cpu[1][r - 2] / cpu[0][r - 2]));
+        capacity_ratios.push_back(capacity[1].back() / capacity[0].back());
+        cpu_ratios.push_back(cpu[1].back() / cpu[0].back());
         if (cpu_ratios.size() < settings.min_rounds) continue;
         if (!side_by_side_undecided(stats(capacity_ratios), settings.throughput_limit) &&
             !side_by_side_undecided(stats(cpu_ratios), settings.cpu_limit))
@@ -768,7 +784,7 @@ std::map<std::string, std::vector<gate_result>> run_side_by_side(const system_un
                               const char* unit) {
           char buf[400];
           std::snprintf(buf, sizeof buf,
-                        "%.0f %% interval [%.3f, %.3f], %zu pairs of rounds; medians %s %s, %s %s %s; req/s %s, %s",
+                        "%.0f %% interval [%.3f, %.3f], %zu rounds; medians %s %s, %s %s %s; req/s %s, %s",
                         settings.confidence * 100, st.low, st.high, st.ratios.size(), base.label.c_str(),
                         number_text(median_of(b)).c_str(), candidate.label.c_str(), number_text(median_of(x)).c_str(),
                         unit, number_text(median_of(rps[0])).c_str(), number_text(median_of(rps[1])).c_str());

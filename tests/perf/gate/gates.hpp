@@ -25,22 +25,22 @@
 //                            counting tool;
 //   instructions.SHAPE       user-space instructions (perf or callgrind);
 //   rss.idle-connection      VmRSS growth per idle keep-alive connection.
-// Side-by-side gates, a base build against a candidate, both running at the
-// same time, each chain (its own echo_backend, the gateway with one worker,
-// loadtest in closed loop) pinned to a CPU of its own, the CPUs swapped every
-// round; a pair of rounds gives each build each CPU once, and the geometric
-// mean of its two candidate / base ratios is one paired ratio:
+// Side-by-side gates, a base build against a candidate: each has its own
+// chain (echo_backend, the gateway with one worker, loadtest in closed
+// loop), and in every round both chains run at the same moment pinned to
+// the same CPU, the rounds alternating between two CPUs; each round gives
+// one paired ratio candidate / base:
 //   side-by-side.throughput        requests per CPU-second of the chain
 //                                  (gateway, echo_backend and loadtest, by
 //                                  schedstat and getrusage): the req/s the
 //                                  chain reaches on a CPU of its own. Plain
-//                                  req/s also counts how much of its CPU the
-//                                  neighbours took, so it is only noted;
+//                                  req/s is noted: sharing a CPU, the two
+//                                  chains' req/s even out;
 //   side-by-side.cpu-per-request   gateway CPU per request (schedstat run
 //                                  time of all its threads, in ns).
-// Sharing the moment cancels what the neighbours do (run one after the
-// other on this machine, A/A ratios of req/s ranged 0.6 to 2.0); swapping
-// the CPUs cancels their difference (up to 40 % here).
+// Sharing the moment and the CPU cancels what the neighbours do: run one
+// after the other on this machine, A/A ratios ranged 0.7 to 1.4 for CPU per
+// request and 0.6 to 2.0 for req/s (docs/perf/gates.md).
 //
 // Everything runs on the calling thread; the gateway, echo_backend,
 // loadtest and the counting tools are child processes on loopback, port 0.
@@ -80,8 +80,8 @@ struct gate_result {
 struct side_by_side_settings {
   unsigned connections = 64;
   std::string duration = "1s";  // per run; every request counts (no warm-up)
-  unsigned min_rounds = 5;   // pairs of rounds
-  unsigned max_rounds = 10;
+  unsigned min_rounds = 6;
+  unsigned max_rounds = 16;
   double confidence = 0.90;
   unsigned resamples = 4000;
   double throughput_limit = 0.90;  // candidate / base req/s may not be lower
@@ -163,8 +163,10 @@ syscall_rates classify_syscalls(const syscall_counts& counts, unsigned requests)
 
 std::vector<gate_result> judge_deterministic(const deterministic_measurement& m, const gate_baseline& b,
                                              const gate_selection& which);
-// Replaces the figures of `b` with those measured (keeps what was not).
-void update_baseline(gate_baseline& b, const deterministic_measurement& m);
+// Replaces the figures of `b` with the medians of those the runs measured
+// (keeps what they did not measure).
+void update_baseline(gate_baseline& b, const std::vector<deterministic_measurement>& runs);
+inline constexpr unsigned baseline_runs = 3;
 
 // The median of paired ratios and its bootstrap percentile interval
 // (resampled with a fixed seed, so the same ratios give the same interval).
@@ -176,10 +178,10 @@ ratio_stats bootstrap_median(const std::vector<double>& ratios, double confidenc
 
 // The side-by-side rule, for a limit L on candidate / base (L = 1.10 for
 // CPU per request, where higher is worse; L = 0.90 for throughput, where
-// lower is): the gate fails when the median of the paired ratios is beyond
-// L. Pairs of rounds are added while the bootstrap interval of the median
-// holds L (more data could change the verdict), from min_rounds up to
-// max_rounds pairs.
+// lower is): the gate passes only when the whole bootstrap interval of the
+// median paired ratio is on the good side of L, i.e. when the candidate is
+// shown to be within 10 %. Rounds are added while the interval holds L
+// (more data could still move it off), from min_rounds up to max_rounds.
 bool side_by_side_fails(const ratio_stats& s, double limit, bool higher_is_better);
 bool side_by_side_undecided(const ratio_stats& s, double limit);
 

@@ -24,7 +24,7 @@ constexpr const char* usage = R"(usage: perf_gate [options]
   --base-gateway BIN   the side-by-side base (default: --gateway without --env)
   --base-env NAME=VALUE, --base-label NAME (default: base)
   --baseline FILE      default: loadtest/baseline.json of this source tree
-  --update-baseline    rewrite FILE with the figures measured now (deterministic gates)
+  --update-baseline    measure the deterministic gates 3 times and rewrite FILE with the medians
   --gates LIST         comma-separated subset of allocations,syscalls,instructions,rss,side-by-side
   --json FILE          write the report as JSON
   --markdown FILE      write the report as a Markdown table
@@ -151,11 +151,13 @@ int main(int argc, char** argv) {
   if (repeat > 0) return spread(head, base, *baseline, which, repeat, json_path);
 
   std::vector<gate_result> results;
-  deterministic_measurement measured;
+  std::vector<deterministic_measurement> measured;
   if (which.allocations || which.syscalls || which.instructions || which.rss) {
-    measured = measure_deterministic(head, *baseline, which, std::cerr);
-    results = judge_deterministic(measured, *baseline, which);
-    if (!measured.alloc_traces.empty()) std::cerr << "allocations traced in the first window:\n" << measured.alloc_traces;
+    for (unsigned run = 0; run < (update ? baseline_runs : 1); ++run)
+      measured.push_back(measure_deterministic(head, *baseline, which, std::cerr));
+    results = judge_deterministic(measured.front(), *baseline, which);
+    if (!measured.front().alloc_traces.empty())
+      std::cerr << "allocations traced in the first window:\n" << measured.front().alloc_traces;
   }
   if (which.side_by_side) {
     auto sbs = run_side_by_side(base, {head}, baseline->side_by_side, std::cerr);
@@ -172,7 +174,9 @@ int main(int argc, char** argv) {
   if (!markdown_path.empty() && !write_file(markdown_path, format_markdown(results, title)))
     std::fprintf(stderr, "perf_gate: cannot write %s\n", markdown_path.c_str());
   if (update) {
-    if (!measured.problems.empty()) {
+    const bool problems = std::any_of(measured.begin(), measured.end(),
+                                      [](const deterministic_measurement& m) { return !m.problems.empty(); });
+    if (problems) {
       std::fprintf(stderr, "perf_gate: the measurement had problems; %s left as it was\n", baseline_path.c_str());
       return 1;
     }
