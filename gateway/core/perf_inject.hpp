@@ -8,25 +8,43 @@
 // GATEWAY_INJECT="cpu=N,syscall=N,alloc=N" (any subset) is read once, at
 // start-up (static initialisation), and each proxied request then does, in
 // the proxy's handle():
-//   cpu=N      N units of dependent multiply-adds; one unit is about 1 % of
-//              a proxied request's CPU time on the development machine
-//              (docs/perf/gates.md has the calibration);
+//   cpu=N      N units of spin() (300 iterations each, 0.39 us of CPU on the
+//              development machine: 1 to 2 % of a proxied request's CPU
+//              there, which is 21 us on a quiet machine and 35 to 60 us
+//              under its usual load; docs/perf/gates.md has the figures);
 //   syscall=N  N getppid system calls;
 //   alloc=N    N heap allocations (operator new of 64 bytes, freed at once).
 // Thread: on_request() runs on any worker; it only reads the settings.
+#include <cstdint>
+
+namespace gateway::core::perf_inject {
+
+// One unit of cpu=N, in iterations of spin().
+inline constexpr unsigned spin_per_cpu_unit = 300;
+
+// `iterations` dependent multiply-adds (4 instructions each), seeded with
+// `x`; the result depends on every one, so none is folded away. The perf
+// tests time it to size an injection against a request's measured cost.
+inline std::uint64_t spin(unsigned iterations, std::uint64_t x) noexcept {
+  for (unsigned i = iterations; i > 0; --i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    asm volatile("" : "+r"(x));
+  }
+  return x;
+}
+
+}  // namespace gateway::core::perf_inject
+
 #if defined(GATEWAY_PERF_INJECT) && GATEWAY_PERF_INJECT
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
 namespace gateway::core::perf_inject {
-
-inline constexpr unsigned spin_per_cpu_unit = 300;
 
 struct settings {
   unsigned cpu = 0, syscall = 0, alloc = 0;
@@ -52,12 +70,7 @@ inline void* volatile alloc_sink = nullptr;
 inline volatile std::uint64_t spin_sink = 0;
 
 inline void on_request() noexcept {
-  std::uint64_t x = injected.cpu;
-  for (unsigned i = injected.cpu * spin_per_cpu_unit; i > 0; --i) {
-    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-    asm volatile("" : "+r"(x));  // a real dependent chain, never folded
-  }
-  spin_sink = x;
+  if (injected.cpu > 0) spin_sink = spin(injected.cpu * spin_per_cpu_unit, spin_sink);
   for (unsigned i = 0; i < injected.syscall; ++i) ::syscall(SYS_getppid);
   for (unsigned i = 0; i < injected.alloc; ++i) {
     alloc_sink = ::operator new(64);

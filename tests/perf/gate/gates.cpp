@@ -793,10 +793,10 @@ std::map<std::string, std::vector<gate_result>> run_side_by_side(const system_un
         auto& gates = out[candidate.label];
         gates.push_back({"side-by-side.throughput", "ratio of requests per CPU-second of the chain", t.median, 1.0,
                          settings.throughput_limit, !side_by_side_fails(t, settings.throughput_limit, true),
-                         note(t, capacity[0], capacity[1], "per CPU-s")});
+                         note(t, capacity[0], capacity[1], "per CPU-s"), median_of(capacity[0])});
         gates.push_back({"side-by-side.cpu-per-request", "ratio of gateway CPU per request", c.median, 1.0,
                          settings.cpu_limit, !side_by_side_fails(c, settings.cpu_limit, false),
-                         note(c, cpu[0], cpu[1], "us/req")});
+                         note(c, cpu[0], cpu[1], "us/req"), median_of(cpu[0])});
       }
       for (auto& ch : chains) {
         stop(ch.gateway, 15s);

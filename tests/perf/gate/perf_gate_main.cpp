@@ -45,11 +45,14 @@ int spread(const gateway::perf::system_under_test& head, const gateway::perf::sy
            const std::string& json_path) {
   using namespace gateway::perf;
   std::map<std::string, std::vector<double>> values;
+  std::map<std::string, unsigned> failures;
   std::vector<std::string> order;
   const auto note = [&](const std::vector<gate_result>& results) {
     for (const auto& r : results) {
       if (values.find(r.name) == values.end()) order.push_back(r.name);
       values[r.name].push_back(r.measured);
+      if (!r.pass) ++failures[r.name];
+      std::cerr << format_line(r) << "\n";
     }
   };
   for (unsigned run = 1; run <= runs; ++run) {
@@ -75,7 +78,8 @@ int spread(const gateway::perf::system_under_test& head, const gateway::perf::sy
     }
     std::cout << "spread " << name << ": min " << text(sorted.front()) << ", median "
               << text(sorted[sorted.size() / 2]) << ", max " << text(sorted.back()) << ", range "
-              << text(sorted.back() - sorted.front()) << " (" << all << ")\n";
+              << text(sorted.back() - sorted.front()) << ", failed " << failures[name] << " of " << v.size() << " ("
+              << all << ")\n";
     json += name == order.front() ? "\n    \"" : ",\n    \"";
     json += name;
     json += "\": [";
