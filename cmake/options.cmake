@@ -32,3 +32,12 @@ if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
 endif()
 find_package(Threads REQUIRED)
 target_link_libraries(gateway_options INTERFACE Threads::Threads)
+
+# The perf gates' fault injection (gateway/core/perf_inject.hpp): with ON, the
+# proxy does the extra work GATEWAY_INJECT names on every request. Never in a
+# build people run; the test suite builds its own hooked binary
+# (gateway_perf_inject) and proves the default one has no hook.
+option(GATEWAY_PERF_INJECT "Compile the perf-gate fault injection hook into the proxy (GATEWAY_INJECT=cpu=N,syscall=N,alloc=N)" OFF)
+if(GATEWAY_PERF_INJECT)
+  target_compile_definitions(gateway_options INTERFACE GATEWAY_PERF_INJECT=1)
+endif()

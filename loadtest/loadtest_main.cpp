@@ -5,13 +5,16 @@
 // The main thread only controls: it starts the workers, wakes every 250 ms to
 // sample the target process and (every second) print progress, takes CPU
 // readings at the measured window's edges, then waits for the target's RSS
-// to settle. Exit status: 0 when every measured request succeeded, 1 when some
-// failed or were dropped, 2 on bad options or set-up failure.
+// to settle. Exit status: 0 when every measured request succeeded and every
+// check held, 1 when some requests failed or were dropped, 2 on bad options
+// or set-up failure, 3 when a --fail-if or --baseline check failed (each is
+// named on stderr).
 #include "loadtest/src/load_runner.hpp"
 #include "loadtest/src/options.hpp"
 #include "loadtest/src/proc_sampler.hpp"
 #include "loadtest/src/report.hpp"
 #include "loadtest/src/request_templates.hpp"
+#include "loadtest/src/thresholds.hpp"
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -21,7 +24,9 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 namespace {
@@ -76,6 +81,20 @@ int main(int argc, char** argv) {
   if (help) {
     std::fwrite(usage_text().data(), 1, usage_text().size(), stdout);
     return 0;
+  }
+  // The baseline is read before the load, so a bad file costs no run.
+  gateway::json::value baseline_report;
+  if (!options.baseline_path.empty()) {
+    std::ifstream in(options.baseline_path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto parsed = gateway::json::parse(text.str());
+    if (!in || !parsed || !parsed.value().is_object() || parsed.value().find("rps") == nullptr) {
+      std::fprintf(stderr, "loadtest: --baseline %s is not a loadtest JSON report%s%s\n", options.baseline_path.c_str(),
+                   parsed ? "" : ": ", parsed ? "" : parsed.error().message.c_str());
+      return 2;
+    }
+    baseline_report = std::move(parsed).value();
   }
   raise_fd_limit(options.connections + 64ULL);
   install_signal_handlers();
@@ -237,8 +256,34 @@ int main(int argc, char** argv) {
   }
   report.target = tr;
 
+  // The checks read the report as its JSON says it, as they read a baseline.
+  bool check_failed = false;
+  if (!options.fail_if.empty() || !options.baseline_path.empty()) {
+    const auto self = gateway::json::parse(format_json(report));
+    const gateway::json::value doc = self ? self.value() : gateway::json::value();
+    for (const auto& text : options.fail_if) {
+      std::string error;
+      if (const auto t = parse_threshold(text, error)) report.checks.push_back(evaluate(*t, doc));
+    }
+    if (!options.baseline_path.empty())
+      for (auto& c : compare_to_baseline(doc, baseline_report, options.regression_metrics, options.max_regression))
+        report.checks.push_back(std::move(c));
+    for (const auto& c : report.checks) check_failed = check_failed || c.failed;
+  }
+
   const std::string table = format_table(report);
   std::fwrite(table.data(), 1, table.size(), stdout);
+  std::size_t held = 0;
+  for (const auto& c : report.checks) {
+    // stdout is flushed first, so the lines keep their order when both
+    // streams go to one place.
+    std::fflush(stdout);
+    if (c.failed) std::fprintf(stderr, "loadtest: CHECK FAILED %s\n", c.message.c_str());
+    else std::printf("check ok      %s\n", c.message.c_str());
+    held += c.failed ? 0 : 1;
+  }
+  if (!report.checks.empty())
+    std::printf("checks        %zu of %zu held\n", held, report.checks.size());
   std::fflush(stdout);
   if (!options.json_path.empty()) {
     const std::string json = format_json(report);
@@ -250,5 +295,6 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (check_failed) return 3;
   return stats.error_total() > 0 || stats.dropped > 0 ? 1 : 0;
 }

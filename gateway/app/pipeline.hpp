@@ -16,7 +16,8 @@
 //   4. outer layers     request id -> metrics -> logging -> compression
 //                       (a gzip or deflate body is decoded here, 413 past
 //                       --max-body)
-//   5. router           exact path first, then the longest prefix
+//   5. router           exact path first, then the longest prefix; no match:
+//                       404 here, before any route policy
 //   6. route policy     [rate limit] -> [auth] -> [validation] -> [backend
 //                       concurrency cap], as the route says (table below)
 //   7. endpoint         an admin page or the proxy (proxy/proxy_handler.hpp
@@ -27,7 +28,9 @@
 //   9. net/connection   the head and the body in one send, or the head with
 //                       the proxied body streamed after it; next request on
 //                       the connection while keep-alive allows (pipelined
-//                       requests are answered in order)
+//                       requests are answered in order); a connection idle
+//                       for a second gives up its session (buffers and
+//                       coroutine frame) and gets a new one when bytes come
 //  10. arena reset      every byte the request used is released together
 //
 // Routes and their policy:

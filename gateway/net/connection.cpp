@@ -178,10 +178,6 @@ class session {
   std::string out_;
   std::uint64_t request_bytes_ = 0;  // head + body bytes of the current request in in_
   std::uint64_t budget_taken_ = 0;   // body bytes of this request counted against --body-budget
-  // "ADDRESS:PORT" (the seed's RemoteAddr) and the ADDRESS inside it.
-  char client_address_[80] = {};
-  std::size_t client_address_len_ = 0;
-  std::string_view client_ip_;
   bool shed_ = false;
 };
 
@@ -506,13 +502,6 @@ asio::awaitable<session::outcome> session::run_tunnel(http::exchange& ex) {
 }
 
 asio::awaitable<bool> session::run() {
-  {
-    std::error_code ec;
-    auto ep = st_.socket.remote_endpoint(ec);
-    if (!ec) client_address_len_ = format_remote_address(ep, client_address_, sizeof client_address_, client_ip_);
-    st_.socket.set_option(asio::ip::tcp::no_delay(true), ec);
-  }
-
   while (!st_.aborted) {
     mem_.reset();
     http::exchange ex;
@@ -562,8 +551,8 @@ asio::awaitable<bool> session::run() {
     core::bump(counters.requests_total);
     ex.ctx.mem = &mem_;
     ex.ctx.received_body = ex.req.body;
-    ex.ctx.client_ip = client_ip_;
-    ex.ctx.client_address = std::string_view(client_address_, client_address_len_);
+    ex.ctx.client_ip = st_.client_ip;
+    ex.ctx.client_address = std::string_view(st_.client_address, st_.client_address_len);
     ex.ctx.start = clock::now();
     ex.ctx.worker = w_.index();
     set_phase(conn_phase::handler, {});
@@ -639,6 +628,10 @@ std::size_t format_remote_address(const asio::ip::tcp::endpoint& ep, char* buf, 
 
 connection_state::connection_state(worker& w, asio::ip::tcp::socket s) : owner(w), socket(std::move(s)) {
   owner.attach(*this);
+  std::error_code ec;
+  const auto ep = socket.remote_endpoint(ec);
+  if (!ec) client_address_len = format_remote_address(ep, client_address, sizeof client_address, client_ip);
+  socket.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
 connection_state::~connection_state() { owner.detach(*this); }

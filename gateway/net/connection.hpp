@@ -46,6 +46,12 @@ struct connection_state {
   // tunnel is done), so that abort() and the sweep reach its backend work
   // through request->guard.
   http::request_context* request = nullptr;
+  // The peer, found once when the connection is accepted (a session that
+  // starts again after an idle spell does not ask the kernel again):
+  // "ADDRESS:PORT" (the seed's RemoteAddr) and the ADDRESS inside it.
+  char client_address[56] = {};
+  std::size_t client_address_len = 0;
+  std::string_view client_ip;
 
   // Intrusive list links, owned by the worker.
   connection_state* prev = nullptr;

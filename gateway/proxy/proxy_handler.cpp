@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/core/perf_inject.hpp"
 #include "gateway/http/syntax.hpp"
 #include "gateway/proxy/backend_address.hpp"
 #include "gateway/proxy/proxy_error.hpp"
@@ -360,6 +361,7 @@ class proxy_layer final : public http::layer {
   http::step enter(http::exchange&, http::layer_state&) override { return http::step::wait; }
 
   asio::awaitable<http::step> await(http::exchange& ex, http::layer_state&) override {
+    core::perf_inject::on_request();  // empty unless built with GATEWAY_PERF_INJECT
     auto& mem = ex.mem();
     auto& stats = pool_.stats();
     ex.ctx.upstream = backend_.authority;

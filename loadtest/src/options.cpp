@@ -2,6 +2,7 @@
 
 #include "gateway/core/ascii.hpp"
 #include "gateway/core/units.hpp"
+#include "loadtest/src/thresholds.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -199,6 +200,31 @@ std::optional<std::string> apply_option(std::string key, std::string_view value,
     if (!parse_uint(value, o.max_reconnects)) return bad();
   } else if (key == "quiet") {
     o.quiet = true;
+  } else if (key == "fail-if") {
+    std::string error;
+    if (!parse_threshold(value, error)) return "--fail-if " + error;
+    o.fail_if.emplace_back(value);
+  } else if (key == "baseline") {
+    if (value.empty()) return bad();
+    o.baseline_path = std::string(value);
+  } else if (key == "max-regression") {
+    const auto p = parse_percent(value);
+    if (!p) return bad();
+    o.max_regression = *p;
+  } else if (key == "regression-metrics") {
+    std::vector<std::string> names;
+    for (std::string_view rest = value; !rest.empty();) {
+      const std::size_t comma = rest.find(',');
+      const std::string name(trim(rest.substr(0, comma)));
+      const bool known = std::any_of(metric_table().begin(), metric_table().end(),
+                                     [&](const metric_info& m) { return m.name == name; });
+      if (!known) return "--regression-metrics: unknown metric '" + name + "'";
+      names.push_back(name);
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    if (names.empty()) return bad();
+    o.regression_metrics = std::move(names);
   } else if (key == "name") {
     o.scenario_name = std::string(value);
   } else if (key == "description") {
@@ -351,6 +377,16 @@ std::string_view usage_text() noexcept {
   --rss-tolerance SIZE   settled when RSS <= baseline + SIZE (default max(10% of baseline, 8MiB))
   --settle-timeout D     how long to wait for RSS to settle after the load (default 30s)
   --quiet                no progress lines on stderr
+CI checks (exit status 3 when one fails; each failure is named on stderr):
+  --fail-if COND         fail the run when COND holds (repeatable), e.g. 'p99>50ms', 'errors>0',
+                         'rps<10000', 'error_rate>0.1%', 'cpu>70', 'rss_peak>500MiB'.
+                         COND is METRIC OP VALUE with OP one of > >= < <= == !=; metrics: p50 p90 p99
+                         p999 max mean min (times: give ns/us/ms/s), rps, requests, ok, errors,
+                         errors.KIND, dropped, error_rate (%), and with --pid cpu (% of a core),
+                         cpu_per_request (a time), rss_peak, rss_end (sizes), settle (a time)
+  --baseline FILE        an earlier --json report to compare with
+  --max-regression P     with --baseline: fail when a metric is worse by more than P (default 10%)
+  --regression-metrics L the metrics compared with the baseline (default rps,p99)
 Durations: 10s, 500ms, 2m. Sizes: 1024, 1KiB (or 1k), 10MiB (or 10m), 1MB (decimal),
 read as the gateway reads its flags.
 )";

@@ -54,6 +54,12 @@ struct loadtest_options {
   std::chrono::nanoseconds settle_timeout = std::chrono::seconds(30);
   unsigned max_reconnects = 10;  // consecutive failures before a connection gives up
   bool quiet = false;            // no progress lines
+  // CI checks (thresholds.hpp): conditions that fail the run, and an
+  // earlier report to compare against.
+  std::vector<std::string> fail_if;  // each already validated by parse_threshold
+  std::string baseline_path;
+  double max_regression = 0.10;  // a fraction; applies with --baseline
+  std::vector<std::string> regression_metrics{"rps", "p99"};
 };
 
 // Parses argv[1..argc). --scenario is applied first wherever it appears, then

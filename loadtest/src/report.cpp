@@ -113,7 +113,7 @@ std::string format_json(const run_report& r) {
   const loadtest_options& o = *r.options;
   const run_stats& s = *r.stats;
   const latency_histogram& h = s.latency;
-  std::string j = "{\n  \"scenario\": ";
+  std::string j = "{\n  \"schema_version\": " + std::to_string(report_schema_version) + ",\n  \"scenario\": ";
   append_json_string(j, o.scenario_name);
   j += ",\n  \"url\": ";
   append_json_string(j, o.url_text);
@@ -146,17 +146,28 @@ std::string format_json(const run_report& r) {
           r.loadtest_cpu_s, r.loadtest_cpu_total_s,
           s.requests ? r.loadtest_cpu_s * 1e6 / static_cast<double>(s.requests) : 0.0);
   if (!r.target.enabled) {
-    j += ",\n  \"target\": null\n}\n";
-    return j;
+    j += ",\n  \"target\": null";
+  } else {
+    const target_report& p = r.target;
+    appendf(j, ",\n  \"target\": {\"pid\": %d, \"alive\": %s, \"samples\": %llu", p.pid, p.alive ? "true" : "false",
+            static_cast<unsigned long long>(p.samples));
+    appendf(j, ", \"rss_baseline_bytes\": %llu, \"rss_peak_bytes\": %llu, \"rss_end_bytes\": %llu, \"rss_tolerance_bytes\": %llu",
+            static_cast<unsigned long long>(p.rss_baseline_bytes), static_cast<unsigned long long>(p.rss_peak_bytes),
+            static_cast<unsigned long long>(p.rss_end_bytes), static_cast<unsigned long long>(p.rss_tolerance_bytes));
+    appendf(j, ", \"cpu_s\": %.6f, \"cpu_pct\": %.3f, \"cpu_us_per_request\": %.3f, \"settle_s\": %.3f, \"settled\": %s}",
+            p.cpu_s, p.cpu_pct, p.cpu_us_per_request, p.settle_s, p.settled ? "true" : "false");
   }
-  const target_report& p = r.target;
-  appendf(j, ",\n  \"target\": {\"pid\": %d, \"alive\": %s, \"samples\": %llu", p.pid, p.alive ? "true" : "false",
-          static_cast<unsigned long long>(p.samples));
-  appendf(j, ", \"rss_baseline_bytes\": %llu, \"rss_peak_bytes\": %llu, \"rss_end_bytes\": %llu, \"rss_tolerance_bytes\": %llu",
-          static_cast<unsigned long long>(p.rss_baseline_bytes), static_cast<unsigned long long>(p.rss_peak_bytes),
-          static_cast<unsigned long long>(p.rss_end_bytes), static_cast<unsigned long long>(p.rss_tolerance_bytes));
-  appendf(j, ", \"cpu_s\": %.6f, \"cpu_pct\": %.3f, \"cpu_us_per_request\": %.3f, \"settle_s\": %.3f, \"settled\": %s}\n}\n",
-          p.cpu_s, p.cpu_pct, p.cpu_us_per_request, p.settle_s, p.settled ? "true" : "false");
+  j += ",\n  \"checks\": [";
+  for (std::size_t i = 0; i < r.checks.size(); ++i) {
+    const check_result& c = r.checks[i];
+    j += i == 0 ? "\n    {\"check\": " : ",\n    {\"check\": ";
+    append_json_string(j, c.name);
+    appendf(j, ", \"failed\": %s, \"measured\": %.6f, \"reference\": %.6f, \"message\": ", c.failed ? "true" : "false",
+            c.measured, c.reference);
+    append_json_string(j, c.message);
+    j += "}";
+  }
+  j += r.checks.empty() ? "]\n}\n" : "\n  ]\n}\n";
   return j;
 }
 

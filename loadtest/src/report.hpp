@@ -1,6 +1,7 @@
 #pragma once
 // The load generator's final report: a table for people (stdout) and a JSON
 // document for scripts (--json). JSON fields (all numbers unless noted):
+//   schema_version (1; a field's meaning never changes within a version),
 //   scenario (string), url (string), mode ("closed"|"open"), connections, threads,
 //   rate (open loop, req/s), duration_s (the measured time actually run),
 //   warmup_s, interrupted (bool), requests (measured, complete responses),
@@ -12,9 +13,12 @@
 //   target: null without --pid, else {pid, alive (bool), samples,
 //   rss_baseline_bytes, rss_peak_bytes, rss_end_bytes, rss_tolerance_bytes,
 //   cpu_s, cpu_pct (of one core, measured window), cpu_us_per_request,
-//   settle_s, settled (bool)}.
+//   settle_s, settled (bool)},
+//   checks: the --fail-if and --baseline checks (thresholds.hpp), each
+//   {check (string), failed (bool), measured, reference, message (string)}.
 #include "loadtest/src/load_runner.hpp"
 #include "loadtest/src/options.hpp"
+#include "loadtest/src/thresholds.hpp"
 
 #include <cstdint>
 #include <string>
@@ -45,7 +49,10 @@ struct run_report {
   double loadtest_cpu_s = 0;
   double loadtest_cpu_total_s = 0;
   target_report target;
+  std::vector<check_result> checks;
 };
+
+inline constexpr int report_schema_version = 1;
 
 std::string format_table(const run_report& r);
 std::string format_json(const run_report& r);

@@ -13,15 +13,12 @@
 #include <charconv>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
 
-#include "tests/perf/alloc_counter.hpp"
 
 namespace gateway::perf {
 
 namespace {
-
-constexpr std::string_view canned_response =
-    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
 
 bool send_all(int fd, std::string_view bytes) noexcept {
   while (!bytes.empty()) {
@@ -90,74 +87,6 @@ bool read_response(int fd, std::string& buf) {
 
 }  // namespace
 
-blocking_backend::blocking_backend() {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) throw std::runtime_error("socket failed");
-  sockaddr_in a = loopback(0);
-  socklen_t len = sizeof a;
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 1024) != 0 ||
-      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(listen_fd_);
-    throw std::runtime_error(std::string("blocking_backend: ") + std::strerror(errno));
-  }
-  port_ = ntohs(a.sin_port);
-  acceptor_ = std::thread([this] { accept_loop(); });
-}
-
-blocking_backend::~blocking_backend() {
-  stopping_ = true;
-  // shutdown() wakes a thread blocked in accept() or recv() on Linux.
-  ::shutdown(listen_fd_, SHUT_RDWR);
-  acceptor_.join();
-  ::close(listen_fd_);
-  std::vector<std::thread> threads;
-  {
-    std::lock_guard lock(mutex_);
-    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
-    threads.swap(threads_);
-  }
-  for (auto& t : threads) t.join();
-  for (int fd : fds_) ::close(fd);
-}
-
-void blocking_backend::accept_loop() {
-  exclude_this_thread();
-  for (;;) {
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (stopping_) {
-      if (fd >= 0) ::close(fd);
-      return;
-    }
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      return;
-    }
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    std::lock_guard lock(mutex_);
-    fds_.push_back(fd);
-    threads_.emplace_back([this, fd] { serve(fd); });
-  }
-}
-
-void blocking_backend::serve(int fd) {
-  exclude_this_thread();
-  std::string buf;
-  char chunk[16384];
-  for (;;) {
-    const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    buf.append(chunk, static_cast<std::size_t>(n));
-    std::size_t end;
-    while ((end = buf.find("\r\n\r\n")) != std::string::npos) {
-      buf.erase(0, end + 4);
-      requests_.fetch_add(1, std::memory_order_relaxed);
-      if (!send_all(fd, canned_response)) return;
-    }
-  }
-}
-
 blocking_clients::blocking_clients(std::uint16_t port, unsigned connections, std::string request)
     : request_(std::move(request)) {
   for (unsigned i = 0; i < connections; ++i) {
@@ -179,24 +108,34 @@ blocking_clients::~blocking_clients() {
   for (int fd : fds_) ::close(fd);
 }
 
-std::uint64_t blocking_clients::run(unsigned per_connection) {
-  std::atomic<std::uint64_t> failed{0};
-  std::vector<std::thread> threads;
-  threads.reserve(fds_.size());
-  for (int fd : fds_) {
-    threads.emplace_back([this, fd, per_connection, &failed] {
-      exclude_this_thread();
-      std::string buf;
-      for (unsigned i = 0; i < per_connection; ++i) {
-        if (!send_all(fd, request_) || !read_response(fd, buf)) {
-          failed.fetch_add(per_connection - i);
-          return;
-        }
-      }
-    });
+std::uint64_t blocking_clients::run_in_waves(unsigned waves) {
+  std::uint64_t failed = 0;
+  std::vector<std::string> bufs(fds_.size());
+  std::vector<bool> alive(fds_.size(), true);
+  for (unsigned w = 0; w < waves; ++w) {
+    for (std::size_t i = 0; i < fds_.size(); ++i)
+      if (alive[i] && !send_all(fds_[i], request_)) alive[i] = false;
+    for (std::size_t i = 0; i < fds_.size(); ++i) {
+      if (alive[i] && !read_response(fds_[i], bufs[i])) alive[i] = false;
+      if (!alive[i]) ++failed;
+    }
   }
-  for (auto& t : threads) t.join();
-  return failed.load();
+  return failed;
+}
+
+std::uint64_t blocking_clients::run_one_at_a_time(unsigned per_connection) {
+  std::uint64_t failed = 0;
+  std::string buf;
+  for (int fd : fds_) {
+    buf.clear();
+    for (unsigned i = 0; i < per_connection; ++i) {
+      if (!send_all(fd, request_) || !read_response(fd, buf)) {
+        failed += per_connection - i;
+        break;
+      }
+    }
+  }
+  return failed;
 }
 
 }  // namespace gateway::perf

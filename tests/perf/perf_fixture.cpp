@@ -63,12 +63,17 @@ std::vector<std::string> gateway_flags(unsigned backend_port) {
           "--rate-limit", "100000000/min"};
 }
 
-started start_gateway(const std::vector<std::string>& flags) {
-  std::vector<std::string> argv{bin_path("gateway")};
+started start_gateway(const std::vector<std::string>& flags) { return start_gateway_binary(bin_path("gateway"), flags); }
+
+started start_gateway_binary(const std::string& binary, const std::vector<std::string>& flags,
+                             const std::vector<std::string>& env, const std::vector<std::string>& prefix,
+                             std::chrono::seconds limit) {
+  std::vector<std::string> argv = prefix;
+  argv.push_back(binary);
   argv.insert(argv.end(), flags.begin(), flags.end());
   started s;
-  s.proc = std::make_unique<child_process>(argv);
-  const auto line = s.proc->wait_for_line("gateway: listening on", true, 10s);
+  s.proc = std::make_unique<child_process>(argv, env);
+  const auto line = s.proc->wait_for_line("gateway: listening on", true, limit);
   if (line) s.port = port_after_listening_on(*line);
   if (s.port == 0) throw std::runtime_error("the gateway did not announce its port; stderr: " + s.proc->err());
   return s;

@@ -44,6 +44,7 @@ class temp_dir {
   temp_dir(const temp_dir&) = delete;
   temp_dir& operator=(const temp_dir&) = delete;
   std::string file(std::string_view name) const { return path_ + "/" + std::string(name); }
+  const std::string& path() const noexcept { return path_; }
 
  private:
   std::string path_;
@@ -69,6 +70,13 @@ std::vector<std::string> gateway_flags(unsigned backend_port);
 
 // The gateway binary with `flags`; waits for "gateway: listening on".
 started start_gateway(const std::vector<std::string>& flags);
+
+// The same for the gateway executable `binary`, in this environment plus
+// `env` ("NAME=value"), run under `prefix` (an argv prefix, e.g. valgrind's),
+// waiting up to `limit` for its "listening on" line.
+started start_gateway_binary(const std::string& binary, const std::vector<std::string>& flags,
+                             const std::vector<std::string>& env = {}, const std::vector<std::string>& prefix = {},
+                             std::chrono::seconds limit = std::chrono::seconds(10));
 
 struct load_outcome {
   std::optional<int> exit_status;  // nullopt: killed after the time limit

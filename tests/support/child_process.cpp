@@ -40,7 +40,7 @@ int decode_status(int status) noexcept {
 
 }  // namespace
 
-child_process::child_process(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
+child_process::child_process(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
   if (argv.empty()) throw std::runtime_error("child_process: empty argv");
   int out_pipe[2] = {-1, -1};
   int err_pipe[2] = {-1, -1};
@@ -58,12 +58,18 @@ child_process::child_process(const std::vector<std::string>& argv, const std::ve
   args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  // extra_env first: getenv() returns the first entry of a name.
-  std::vector<char*> env;
-  for (const auto& e : extra_env) env.push_back(const_cast<char*>(e.c_str()));
-  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
-  env.push_back(nullptr);
-  const int rc = ::posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), env.data());
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const std::string_view name = entry.substr(0, entry.find('='));
+    const bool replaced = std::any_of(env.begin(), env.end(), [&](const std::string& x) {
+      return x.size() > name.size() && x.compare(0, name.size(), name) == 0 && x[name.size()] == '=';
+    });
+    if (!replaced) envp.push_back(*e);
+  }
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const int rc = ::posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
@@ -174,6 +180,22 @@ std::optional<std::string> child_process::wait_for_line(std::string_view needle,
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
     if (left.count() <= 0) return std::nullopt;
     // The round that brings the line may also bring EOF: look again first.
+    pump(left);
+  }
+}
+
+bool child_process::wait_for_count(std::string_view needle, std::size_t count, bool from_stderr,
+                                   std::chrono::milliseconds limit) {
+  const auto deadline = clock_type::now() + limit;
+  for (;;) {
+    const std::string& text = from_stderr ? err_ : out_;
+    std::size_t seen = 0;
+    for (std::size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size()))
+      ++seen;
+    if (seen >= count) return true;
+    if ((from_stderr ? err_fd_ : out_fd_) < 0) return false;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+    if (left.count() <= 0) return false;
     pump(left);
   }
 }

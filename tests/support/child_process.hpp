@@ -23,9 +23,9 @@ namespace gateway::test {
 class child_process {
  public:
   // Starts argv[0] (a path) with argv, in this process's environment plus
-  // `extra_env` ("NAME=value" entries, which take precedence). Throws
-  // std::runtime_error if the program cannot be started.
-  explicit child_process(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {});
+  // `env` ("NAME=value" entries, which replace variables of the same name).
+  // Throws std::runtime_error if the program cannot be started.
+  explicit child_process(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
   ~child_process();
   child_process(const child_process&) = delete;
   child_process& operator=(const child_process&) = delete;
@@ -39,6 +39,11 @@ class child_process {
   // `limit` passed first.
   std::optional<std::string> wait_for_line(std::string_view needle, bool from_stderr, std::chrono::milliseconds limit,
                                            std::size_t from = 0);
+
+  // Reads output until stdout (from_stderr false) or stderr holds `count`
+  // occurrences of `needle`; false when the stream ended, the child exited
+  // or `limit` passed first.
+  bool wait_for_count(std::string_view needle, std::size_t count, bool from_stderr, std::chrono::milliseconds limit);
 
   // Sends `sig` (no-op once the child has been reaped).
   void signal(int sig) noexcept;

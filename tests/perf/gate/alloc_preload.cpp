@@ -1,48 +1,64 @@
-// Replacement global allocation functions ([replacement.functions]): every
-// form of operator new counts one allocation unless the calling thread is
-// excluded, then takes the memory from malloc; every operator delete gives
-// it back with free. Linked into perf_tests only (never into a sanitizer
-// build: ASan and TSan bring their own operator new).
-#include "tests/perf/alloc_counter.hpp"
+// libperf_alloc_count.so: replacement global allocation functions
+// ([replacement.functions]) for a process started with LD_PRELOAD, counting
+// into the page described in alloc_counters.hpp. The gateway binary calls
+// operator new through the dynamic linker, so the preloaded definitions win
+// over libstdc++'s. Every operator new counts one allocation, then takes the
+// memory from malloc; every operator delete gives it back with free.
+// Before the page is mapped (allocations made by constructors that run
+// before this library's), nothing is counted.
+#include "tests/perf/gate/alloc_counters.hpp"
 
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <execinfo.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
-
-namespace gateway::perf {
+#include <string>
 
 namespace {
 
-std::atomic<std::uint64_t> allocations{0};
-std::atomic<std::uint64_t> deallocations{0};
-// Constant-initialised, so reading it from inside operator new never
-// allocates (no dynamic TLS initialisation).
-thread_local bool excluded = false;
+using gateway::perf::alloc_counters;
+
+alloc_counters* page = nullptr;
 
 // Trace slots: claimed with one fetch_add, filled by backtrace() into static
-// storage (glibc's backtrace allocates only on its very first call, which
-// trace_next_allocations makes from the excluded test thread).
+// storage (glibc's backtrace allocates only on its first call, which the
+// constructor makes).
 constexpr unsigned max_traces = 64;
 constexpr int max_depth = 24;
-std::atomic<unsigned> trace_budget{0};
 std::atomic<unsigned> trace_count{0};
 void* trace_frames[max_traces][max_depth];
 int trace_depth[max_traces];
 std::size_t trace_size[max_traces];
+// Constant-initialised, so reading it inside operator new never allocates.
 thread_local bool tracing = false;
 
+__attribute__((constructor)) void map_counters() {
+  const char* path = std::getenv(gateway::perf::alloc_counters_env);
+  if (path == nullptr) return;
+  const int fd = ::open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return;
+  void* p = ::mmap(nullptr, gateway::perf::alloc_counters_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) return;
+  void* warm[2];
+  ::backtrace(warm, 2);  // loads the unwinder now, not inside a traced operator new
+  page = static_cast<alloc_counters*>(p);
+}
+
 void count(std::size_t n) noexcept {
-  if (excluded) return;
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (trace_budget.load(std::memory_order_relaxed) == 0 || tracing) return;
-  unsigned left = trace_budget.load(std::memory_order_relaxed);
-  while (left > 0 && !trace_budget.compare_exchange_weak(left, left - 1, std::memory_order_relaxed)) {
+  alloc_counters* c = page;
+  if (c == nullptr) return;
+  c->allocations.fetch_add(1, std::memory_order_relaxed);
+  if (c->trace_budget.load(std::memory_order_relaxed) == 0 || tracing) return;
+  unsigned left = c->trace_budget.load(std::memory_order_relaxed);
+  while (left > 0 && !c->trace_budget.compare_exchange_weak(left, left - 1, std::memory_order_relaxed)) {
   }
   if (left == 0) return;
   const unsigned slot = trace_count.fetch_add(1, std::memory_order_relaxed);
@@ -68,24 +84,9 @@ void* counted_aligned(std::size_t n, std::align_val_t a) noexcept {
 
 void counted_free(void* p) noexcept {
   if (p == nullptr) return;
-  if (!excluded) deallocations.fetch_add(1, std::memory_order_relaxed);
+  if (alloc_counters* c = page) c->deallocations.fetch_add(1, std::memory_order_relaxed);
   std::free(p);
 }
-
-}  // namespace
-
-std::uint64_t counted_allocations() noexcept { return allocations.load(std::memory_order_relaxed); }
-std::uint64_t counted_deallocations() noexcept { return deallocations.load(std::memory_order_relaxed); }
-void exclude_this_thread() noexcept { excluded = true; }
-
-void trace_next_allocations(unsigned n) noexcept {
-  void* warm[2];
-  ::backtrace(warm, 2);  // loads the unwinder now, not inside a traced operator new
-  trace_count.store(0);
-  trace_budget.store(n > max_traces ? max_traces : n);
-}
-
-namespace {
 
 // "function" for `offset` in `file` (addr2line -f -C), or "" when unknown.
 std::string addr2line(const char* file, std::ptrdiff_t offset) {
@@ -101,16 +102,18 @@ std::string addr2line(const char* file, std::ptrdiff_t offset) {
   return fn == "??" ? std::string() : fn;
 }
 
-}  // namespace
-
-std::string traced_allocations() {
-  std::string out;
+// At exit: the recorded stacks, symbolized (demangled exported symbols, else
+// addr2line on the binary's full symbol table), one block per allocation.
+__attribute__((destructor)) void write_traces() {
   const unsigned n = std::min(trace_count.load(), max_traces);
+  const char* path = std::getenv(gateway::perf::alloc_trace_file_env);
+  if (n == 0 || path == nullptr) return;
+  page = nullptr;  // what follows allocates; none of it is the gateway's
+  std::FILE* out = std::fopen(path, "w");
+  if (out == nullptr) return;
   for (unsigned i = 0; i < n; ++i) {
-    char line[512];
-    std::snprintf(line, sizeof line, "allocation %u: %zu bytes\n", i + 1, trace_size[i]);
-    out += line;
-    // The first frames are operator new and its helpers (maybe inlined).
+    std::fprintf(out, "allocation %u: %zu bytes\n", i + 1, trace_size[i]);
+    // The first frames are operator new and its helpers.
     for (int f = 0; f < trace_depth[i]; ++f) {
       Dl_info info{};
       const char* name = nullptr;
@@ -122,24 +125,18 @@ std::string traced_allocations() {
       }
       std::string resolved;
       if (name == nullptr && info.dli_fname != nullptr) {
-        // Not an exported symbol (coroutine bodies are local): ask addr2line,
-        // which reads the binary's full symbol table.
+        // Not an exported symbol (coroutine bodies are local).
         resolved = addr2line(info.dli_fname, static_cast<char*>(trace_frames[i][f]) - static_cast<char*>(info.dli_fbase));
         if (!resolved.empty()) name = resolved.c_str();
       }
-      std::snprintf(line, sizeof line, "    %p %.200s\n", trace_frames[i][f], name != nullptr ? name : "?");
+      std::fprintf(out, "    %p %.200s\n", trace_frames[i][f], name != nullptr ? name : "?");
       std::free(demangled);
-      out += line;
     }
   }
-  return out;
+  std::fclose(out);
 }
 
-}  // namespace gateway::perf
-
-using gateway::perf::counted_aligned;
-using gateway::perf::counted_free;
-using gateway::perf::counted_malloc;
+}  // namespace
 
 void* operator new(std::size_t n) {
   if (void* p = counted_malloc(n)) return p;
