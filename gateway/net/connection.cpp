@@ -230,12 +230,20 @@ bool session::read_timed_out() noexcept {
 // our response; so stop sending, then read and discard for a short while
 // (RFC 9112 section 9.6, "lingering close").
 asio::awaitable<void> session::linger_close() {
+  // As long as the client keeps sending (a gap of at most 2 s), up to 30 s
+  // and 64 MiB in all: a client still pushing a large refused body gets to
+  // finish and read the answer, one that goes quiet is closed after 2 s.
+  constexpr auto quiet_limit = std::chrono::seconds(2);
+  constexpr auto total_limit = std::chrono::seconds(30);
   std::error_code ignored;
   st_.socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-  set_phase(conn_phase::linger, std::chrono::seconds(2));
+  const auto until = clock::now() + total_limit;
   std::array<char, 4096> sink;
   std::uint64_t discarded = 0;
   while (discarded < 64ull * 1024 * 1024 && !st_.timed_out && !st_.stop_requested) {
+    const auto left = until - clock::now();
+    if (left <= clock::duration::zero()) break;
+    set_phase(conn_phase::linger, std::min<std::chrono::nanoseconds>(quiet_limit, left));
     auto [ec, n] = co_await st_.socket.async_read_some(asio::buffer(sink), use_nothrow);
     if (ec) break;
     discarded += n;
