@@ -282,7 +282,7 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
     auto* p = static_cast<char*>(req.headers.memory().allocate(req.path.size() + with_mark.size(), 1));
     const std::size_t n = remove_dot_segments(req.path, p);
     if (n == std::string_view::npos) return fail(400, "path climbs above the root");
-    std::memcpy(p + n, with_mark.data(), with_mark.size());
+    if (!with_mark.empty()) std::memcpy(p + n, with_mark.data(), with_mark.size());
     req.path = std::string_view(p, n);
     req.target = std::string_view(p, n + with_mark.size());
     req.query = with_mark.empty() ? std::string_view{} : std::string_view(p + n + 1, with_mark.size() - 1);

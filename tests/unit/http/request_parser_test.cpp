@@ -178,7 +178,8 @@ TEST_CASE("parser serves HTTP/1.x above 1.1 as 1.1", "[unit][http][parser]") {
   for (const char* v : {"HTTP/1.2", "HTTP/1.9"}) {
     INFO(v);
     parsed p;
-    parse(p, std::string("GET /x ") + v + "\r\nHost: t\r\n\r\n");
+    const std::string raw_head = std::string("GET /x ") + v + "\r\nHost: t\r\n\r\n";
+    parse(p, raw_head);
     REQUIRE(p.head.what == http::head_result::kind::complete);
     CHECK(p.req.version_minor == 1);
     CHECK(p.req.keep_alive);
@@ -189,7 +190,8 @@ TEST_CASE("parser takes a Content-Length with surrounding whitespace as its numb
   for (const char* value : {" 5", "5 ", "\t5", "5\t", " \t5\t ", "  5  "}) {
     INFO("[" << value << "]");
     parsed p;
-    parse(p, std::string("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length:") + value + "\r\nX-After: y\r\n\r\nhello");
+    const std::string raw_head = std::string("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length:") + value + "\r\nX-After: y\r\n\r\nhello";
+    parse(p, raw_head);
     REQUIRE(p.head.what == http::head_result::kind::complete);
     CHECK(p.head.content_length == 5);
     CHECK(p.req.headers.value_of("x-after") == "y");
@@ -206,7 +208,8 @@ TEST_CASE("parser refuses a Transfer-Encoding not ending in chunked with 400, ot
               c{"gzip, chunked", 501}, c{"chunked;q=1", 501}, c{"chunked, chunked", 501}}) {
     INFO(k.te);
     parsed p;
-    parse(p, std::string("POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: ") + k.te + "\r\n\r\n");
+    const std::string raw_head = std::string("POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: ") + k.te + "\r\n\r\n";
+    parse(p, raw_head);
     REQUIRE(p.head.what == http::head_result::kind::error);
     CHECK(p.head.status == k.status);
   }
