@@ -15,6 +15,7 @@
 #include "gateway/http/layer.hpp"
 #include "gateway/http/request_parser.hpp"
 #include "gateway/http/serializer.hpp"
+#include "gateway/net/proxy_protocol.hpp"
 #include "gateway/net/worker.hpp"
 
 namespace gateway::net {
@@ -162,6 +163,7 @@ class session {
   asio::awaitable<outcome> run_tunnel(http::exchange& ex);
   asio::awaitable<void> send_error(int status, std::string_view message, bool http10, bool retry_after = false);
   bool read_timed_out() noexcept;
+  asio::awaitable<bool> read_proxy_header();
   asio::awaitable<void> linger_close();
   asio::awaitable<bool> write_all(std::span<const asio::const_buffer> bufs);
 
@@ -505,11 +507,52 @@ asio::awaitable<session::outcome> session::run_tunnel(http::exchange& ex) {
   co_return outcome::close;
 }
 
+// --proxy-protocol: the header comes before any HTTP byte, within
+// --header-timeout. Bytes read past it stay in the buffer for the first
+// request. False when the connection must close: no valid header
+// (counted, unless the client closed before sending a byte), or a drain.
+asio::awaitable<bool> session::read_proxy_header() {
+  set_phase(conn_phase::head, cfg_.header_timeout);
+  for (;;) {
+    const proxy_header h = parse_proxy_header(in_.view());
+    if (h.what == proxy_header::kind::complete) {
+      in_.consume(h.size);
+      st_.proxy_header_read = true;
+      st_.has_proxied_source = h.has_source;
+      st_.proxied_ip = h.source;
+      st_.proxied_port = h.source_port;
+      co_return true;
+    }
+    if (h.what == proxy_header::kind::invalid) break;
+    auto [ec, n] = co_await st_.socket.async_read_some(in_.prepare(proxy_header_max_size), use_nothrow);
+    if (ec) {
+      if (st_.aborted || (!st_.timed_out && in_.size() == 0)) co_return false;
+      break;
+    }
+    in_.commit(n);
+    core::bump(w_.counters().bytes_in, n);
+  }
+  core::bump(w_.counters().proxy_rejected);
+  co_return false;
+}
+
 asio::awaitable<bool> session::run() {
   {
     std::error_code ec;
-    auto ep = st_.socket.remote_endpoint(ec);
-    if (!ec) client_address_len_ = format_remote_address(ep, client_address_, sizeof client_address_, client_ip_);
+    if (cfg_.proxy_protocol && !st_.proxy_header_read) {
+      const bool ok = co_await read_proxy_header();
+      if (!ok) {
+        st_.socket.close(ec);
+        co_return false;
+      }
+    }
+    if (st_.has_proxied_source) {
+      client_address_len_ = format_remote_address(st_.proxied_ip, st_.proxied_port, client_address_,
+                                                  sizeof client_address_, client_ip_);
+    } else {
+      auto ep = st_.socket.remote_endpoint(ec);
+      if (!ec) client_address_len_ = format_remote_address(ep, client_address_, sizeof client_address_, client_ip_);
+    }
     st_.socket.set_option(asio::ip::tcp::no_delay(true), ec);
   }
 
@@ -614,11 +657,11 @@ asio::awaitable<bool> session::run() {
 
 }  // namespace
 
-std::size_t format_remote_address(const asio::ip::tcp::endpoint& ep, char* buf, std::size_t cap,
-                                  std::string_view& ip) {
+namespace {
+
+std::size_t format_address_port(std::string_view a, bool v6, std::uint16_t port_number, char* buf, std::size_t cap,
+                                std::string_view& ip) {
   std::array<char, 8> port{};
-  const std::string a = ep.address().to_string();
-  const bool v6 = ep.address().is_v6();
   std::size_t n = 0;
   auto put = [&](std::string_view s) {
     const std::size_t k = std::min(s.size(), cap - n);
@@ -631,10 +674,25 @@ std::size_t format_remote_address(const asio::ip::tcp::endpoint& ep, char* buf, 
   const std::size_t ip_len = n - ip_at;
   if (v6) put("]");
   put(":");
-  auto r = std::to_chars(port.data(), port.data() + port.size(), ep.port());
+  auto r = std::to_chars(port.data(), port.data() + port.size(), port_number);
   put(std::string_view(port.data(), static_cast<std::size_t>(r.ptr - port.data())));
   ip = std::string_view(buf + ip_at, ip_len);
   return n;
+}
+
+}  // namespace
+
+std::size_t format_remote_address(const asio::ip::tcp::endpoint& ep, char* buf, std::size_t cap,
+                                  std::string_view& ip) {
+  const std::string a = ep.address().to_string();
+  return format_address_port(a, ep.address().is_v6(), ep.port(), buf, cap, ip);
+}
+
+std::size_t format_remote_address(const core::ip_address& address, std::uint16_t port, char* buf, std::size_t cap,
+                                  std::string_view& ip) {
+  char text[core::max_ip_text];
+  const std::size_t len = core::format_ip(address, text);
+  return format_address_port(std::string_view(text, len), !address.v4, port, buf, cap, ip);
 }
 
 connection_state::connection_state(worker& w, asio::ip::tcp::socket s) : owner(w), socket(std::move(s)) {
