@@ -169,13 +169,14 @@ const std::vector<flag_spec>& flags() {
       {"--drain-timeout", "DURATION", "on SIGINT/SIGTERM, how long in-flight requests may finish",
        show_duration(&config::drain_timeout), duration_flag(&config::drain_timeout)},
       {"--proxy-protocol", "",
-       "every connection must begin with a PROXY protocol v1 or v2 header (HAProxy send-proxy, AWS NLB, ...); "
-       "its source address is the client's; a connection without a valid one is closed (off: the socket's peer "
-       "is the client)",
+       "every connection must begin with a PROXY protocol v1 or v2 header (HAProxy send-proxy, AWS NLB, ...) "
+       "within --header-timeout; its source address is the client's (LOCAL, UNKNOWN: the socket's peer); a "
+       "connection without a valid one is closed and counted in proxy_protocol_rejected",
        show_on_off(&config::proxy_protocol), on_off_flag(&config::proxy_protocol)},
       {"--trusted-proxy", "CIDR",
-       "a proxy whose X-Forwarded-For is believed (an address, or a range like 10.0.0.0/8 or fd00::/8): from it "
-       "the client is the right-most address in X-Forwarded-For that is not a trusted proxy; repeatable",
+       "a proxy whose X-Forwarded-For is believed (an address, or a range like 10.0.0.0/8 or fd00::/8): when the "
+       "peer (the PROXY address, if any) is one, the client is the right-most address in X-Forwarded-For that is "
+       "not a trusted proxy; repeatable",
        [](const config&) { return std::string("none"); },
        [](config& c, std::string_view v, std::string& err) {
          std::string_view why;
