@@ -69,7 +69,8 @@ TEST_CASE("the rate-limit-exempt flag takes exact paths, repeatable, and the con
   CHECK(text.find("/health and /metrics included") != std::string::npos);
 }
 
-TEST_CASE("--proxy-protocol is a switch, --trusted-proxy a repeatable CIDR, both config-file keys", "[unit][core]") {
+TEST_CASE("the proxy-protocol flag is a switch, trusted-proxy a repeatable CIDR, both config-file keys",
+          "[unit][core]") {
   config c;
   CHECK_FALSE(c.proxy_protocol);
   CHECK(c.trusted_proxies.empty());
