@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 seconds="${1:-60}"
 [ $# -gt 0 ] && shift
-all_targets=(head_fuzz chunked_fuzz json_fuzz gzip_fuzz response_head_fuzz)
+all_targets=(head_fuzz chunked_fuzz json_fuzz gzip_fuzz response_head_fuzz proxy_header_fuzz)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 jobs="${GATEWAY_FUZZ_JOBS:-1}"
 build="build-fuzz"

@@ -16,10 +16,11 @@ case "$san" in
   thread) preset=tsan build=build-thread extra=clang ;;
   *) echo "test.sh: GATEWAY_SANITIZE must be empty, address or thread, not '$san'" >&2; exit 2 ;;
 esac
-# prometheus: its promtool checks the /metrics exposition format in a test
-# (which fails without it, as the JSONTestSuite cases fail without
+# prometheus: its promtool checks the /metrics exposition format in a test;
+# haproxy: the PROXY protocol test runs the gateway behind it (each test
+# fails without its tool, as the JSONTestSuite cases fail without
 # ../shared/testdata/JSONTestSuite; GATEWAY_ALLOW_SKIP=1 skips them instead).
-GATEWAY_DEPS_EXTRA="prometheus $extra ${GATEWAY_DEPS_EXTRA:-}" ./scripts/deps.sh
+GATEWAY_DEPS_EXTRA="prometheus haproxy $extra ${GATEWAY_DEPS_EXTRA:-}" ./scripts/deps.sh
 if [ ! -d ../shared/testdata/JSONTestSuite/test_parsing ]; then
   echo "test.sh: ../shared/testdata/JSONTestSuite is missing, its test will fail:" \
        "git clone https://github.com/nst/JSONTestSuite ../shared/testdata/JSONTestSuite" >&2

@@ -90,6 +90,7 @@ class pipeline_builder {
     // policy: no auth, no rate-limit budget spent.
 
     http::layer_list outer;
+    if (!cfg_.trusted_proxies.empty()) outer.push_back(middleware::make_client_address(cfg_.trusted_proxies));
     outer.push_back(middleware::make_request_id(env_.index));
     outer.push_back(middleware::make_metrics(shard_));
     outer.push_back(middleware::make_logging(state_.logs, state_.access));

@@ -5,6 +5,10 @@
 //   1. net/worker       accept on the worker's own listener (SO_REUSEPORT, so
 //                       a connection never changes threads); over
 //                       --max-connections: a canned 503 with Retry-After
+//      net/connection   with --proxy-protocol, first the PROXY v1/v2 header
+//                       (net/proxy_protocol.hpp) within --header-timeout:
+//                       none or a bad one closes the connection (counted);
+//                       its source address is the client's from then on
 //   2. net/connection   read the head: a strict RFC 9112 line scan, then
 //                       llhttp must agree (400, 414, 431, 501, 505; 408 when
 //                       it stalls past --header-timeout); the path's
@@ -13,9 +17,12 @@
 //   3. net/connection   read the body once into the request arena (413 over
 //                       --max-body, 503 over --body-budget, 408 when it
 //                       stalls); every later layer and the proxy use this copy
-//   4. outer layers     request id -> metrics -> logging -> compression
-//                       (a gzip or deflate body is decoded here, 413 past
-//                       --max-body)
+//   4. outer layers     [client address] -> request id -> metrics ->
+//                       logging -> compression (a gzip or deflate body is
+//                       decoded here, 413 past --max-body). The client
+//                       address layer is there with --trusted-proxy: from a
+//                       trusted peer, X-Forwarded-For names the client
+//                       (http/forwarded_for.hpp) that every later step sees
 //   5. router           exact path first, then the longest prefix; no match:
 //                       404 here, before any route policy
 //   6. route policy     [rate limit] -> [auth] -> [validation] -> [backend

@@ -36,14 +36,16 @@ int run(const core::config& cfg) {
   const auto& c = gw->cfg();
   std::fprintf(stderr, "gateway: listening on %s:%u with %u worker threads\n", c.listen.host.c_str(),
                static_cast<unsigned>(gw->port()), gw->server().worker_count());
-  std::fprintf(stderr, "gateway: try  curl -s http://%s:%u/health\n", c.listen.host.c_str(),
+  // With --proxy-protocol a plain request is refused; curl can send a v1 header itself.
+  const char* curl_proxy = c.proxy_protocol ? "--haproxy-protocol " : "";
+  std::fprintf(stderr, "gateway: try  curl %s-s http://%s:%u/health\n", curl_proxy, c.listen.host.c_str(),
                static_cast<unsigned>(gw->port()));
   if (gw->demo_backend())
     std::fprintf(stderr, "gateway: no --backend given: /api/ goes to an embedded echo backend at %s\n", c.backend.c_str());
   if (!c.routes.empty()) std::fprintf(stderr, "gateway: routes:%s\n", describe_routes(c).c_str());
   if (!c.api_keys.empty())
-    std::fprintf(stderr, "gateway: and  curl -s -H 'X-API-Key: %s' http://%s:%u/api/hello\n", c.api_keys.front().c_str(),
-                 c.listen.host.c_str(), static_cast<unsigned>(gw->port()));
+    std::fprintf(stderr, "gateway: and  curl %s-s -H 'X-API-Key: %s' http://%s:%u/api/hello\n", curl_proxy,
+                 c.api_keys.front().c_str(), c.listen.host.c_str(), static_cast<unsigned>(gw->port()));
   else if (c.api_keys_file.empty() && c.jwt_secret.empty())
     std::fprintf(stderr, "gateway: no --api-key or --jwt-secret given: /api/ and /logs will answer 401\n");
 

@@ -33,7 +33,7 @@ std::shared_ptr<const settings> make_settings(core::config cfg,
 // True when `a` and `b` build the same rate limiter.
 bool same_limiter(const core::config& a, const core::config& b) noexcept;
 
-// Settings that only a restart can change (listener, threads, client-side
+// Settings that only a restart can change (listener and --proxy-protocol, threads, client-side
 // limits and timeouts, log sinks): empty when `a` and `b` agree on them,
 // else their config keys, comma-separated.
 std::string restart_only_changes(const core::config& a, const core::config& b);

@@ -61,6 +61,21 @@ auto show_duration(std::chrono::nanoseconds config::*member) {
   return [member](const config& c) { return format_duration(c.*member); };
 }
 
+auto on_off_flag(bool config::*member) {
+  return [member](config& c, std::string_view v, std::string& err) {
+    if (v != "on" && v != "off") {
+      err = "expected on or off";
+      return false;
+    }
+    c.*member = v == "on";
+    return true;
+  };
+}
+
+auto show_on_off(bool config::*member) {
+  return [member](const config& c) { return std::string(c.*member ? "on" : "off"); };
+}
+
 const std::vector<flag_spec>& flags() {
   static const std::vector<flag_spec> table = {
       {"--listen", "HOST:PORT", "address to accept client connections on",
@@ -153,6 +168,29 @@ const std::vector<flag_spec>& flags() {
        show_duration(&config::write_timeout), duration_flag(&config::write_timeout)},
       {"--drain-timeout", "DURATION", "on SIGINT/SIGTERM, how long in-flight requests may finish",
        show_duration(&config::drain_timeout), duration_flag(&config::drain_timeout)},
+      {"--proxy-protocol", "",
+       "every connection must begin with a PROXY protocol v1 or v2 header (HAProxy send-proxy, AWS NLB, ...) "
+       "within --header-timeout; its source address is the client's (LOCAL, UNKNOWN: the socket's peer); a "
+       "connection without a valid one is closed and counted in proxy_protocol_rejected",
+       show_on_off(&config::proxy_protocol), on_off_flag(&config::proxy_protocol)},
+      {"--trusted-proxy", "CIDR",
+       "a proxy whose X-Forwarded-For is believed (an address, or a range like 10.0.0.0/8 or fd00::/8): when the "
+       "peer (the PROXY address, if any) is one, the client is the right-most address in X-Forwarded-For that is "
+       "not a trusted proxy; repeatable",
+       [](const config&) { return std::string("none"); },
+       [](config& c, std::string_view v, std::string& err) {
+         std::string_view why;
+         auto range = parse_cidr(v, why);
+         if (!range) {
+           err = std::string(why);
+           return false;
+         }
+         if (!c.trusted_proxies.add(*range)) {
+           err = "at most " + std::to_string(cidr_set::max_size) + " trusted proxy ranges";
+           return false;
+         }
+         return true;
+       }},
       {"--upstream-connect-timeout", "DURATION", "time allowed to connect to the backend (504 after it)",
        show_duration(&config::upstream_connect_timeout), duration_flag(&config::upstream_connect_timeout)},
       {"--upstream-timeout", "DURATION", "time allowed for the backend's response head (504 after it)",
@@ -338,15 +376,7 @@ const std::vector<flag_spec>& flags() {
        [](const config&) { return std::string("none"); },
        [](config& c, std::string_view v, std::string& err) { return parse_validation_rule(v, c.validation, err); }},
       {"--compress-responses", "on|off", "gzip responses when the client accepts it and the type is compressible",
-       [](const config& c) { return std::string(c.compress_responses ? "on" : "off"); },
-       [](config& c, std::string_view v, std::string& err) {
-         if (v != "on" && v != "off") {
-           err = "expected on or off";
-           return false;
-         }
-         c.compress_responses = v == "on";
-         return true;
-       }},
+       show_on_off(&config::compress_responses), on_off_flag(&config::compress_responses)},
       {"--route", "PREFIX=URL",
        "proxy paths under PREFIX to URL (http://HOST:PORT) with PREFIX removed, no auth, no rate limit; "
        "repeatable, longest prefix wins (per-route options: --config)",
@@ -444,7 +474,8 @@ bool add_route(std::string_view prefix, std::string_view backend, std::vector<ro
 }
 
 bool is_repeatable_flag(std::string_view flag) noexcept {
-  return flag == "--api-key" || flag == "--validate" || flag == "--route" || flag == "--rate-limit-exempt";
+  return flag == "--api-key" || flag == "--validate" || flag == "--route" || flag == "--rate-limit-exempt" ||
+         flag == "--trusted-proxy";
 }
 
 bool is_setting(std::string_view flag) noexcept {
@@ -524,7 +555,9 @@ parse_outcome parse_args_impl(int argc, const char* const* argv, config& out) {
     if (spec == nullptr || !spec->apply) {
       return {parse_outcome::action::error, "unknown option '" + std::string(arg) + "' (see --help)"};
     }
-    if (!has_inline_value) {
+    if (!has_inline_value && spec->value_name.empty()) {
+      value = "on";  // a switch: the flag alone turns it on
+    } else if (!has_inline_value) {
       if (i + 1 >= argc) {
         return {parse_outcome::action::error, std::string(arg) + ": missing value " + std::string(spec->value_name)};
       }

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "gateway/core/ip_address.hpp"
+
 namespace gateway::core {
 
 using namespace std::chrono_literals;
@@ -60,6 +62,10 @@ struct config {
   std::chrono::nanoseconds idle_timeout = 60s;    // keep-alive wait for the next request
   std::chrono::nanoseconds write_timeout = 30s;   // a stalled client reader
   std::chrono::nanoseconds drain_timeout = 5s;    // in-flight requests at shutdown
+
+  // Client addresses behind a load balancer.
+  bool proxy_protocol = false;  // every connection starts with a PROXY protocol v1/v2 header
+  cidr_set trusted_proxies;     // peers whose X-Forwarded-For names the client
 
   // Upstream (proxy) settings.
   std::chrono::nanoseconds upstream_connect_timeout = 2s;
@@ -122,7 +128,7 @@ apply_result apply_setting(std::string_view flag, std::string_view value, config
 bool is_setting(std::string_view flag) noexcept;
 
 // True for flags that take a list (--api-key, --validate, --route,
-// --rate-limit-exempt).
+// --rate-limit-exempt, --trusted-proxy).
 bool is_repeatable_flag(std::string_view flag) noexcept;
 
 // Parses "ROUTE:FIELD:rule,rule" (rules: required, min_len=N, max_len=N)

@@ -25,7 +25,9 @@ namespace gateway::core {
   X(bytes_in, counter, "client_bytes_read", "Bytes read from client connections")                               \
   X(body_buffers, counter, "request_body_buffers", "Request bodies copied into a buffer of their own")          \
   X(rejected_connections, counter, "rejected_connections", "Connections refused with 503 over --max-connections") \
-  X(rejected_bodies, counter, "rejected_bodies", "Requests refused with 503 over --body-budget")
+  X(rejected_bodies, counter, "rejected_bodies", "Requests refused with 503 over --body-budget")                \
+  X(proxy_rejected, counter, "proxy_protocol_rejected",                                                          \
+    "Connections closed without a valid PROXY protocol header (--proxy-protocol): malformed, cut short or stalled past --header-timeout")
 
 struct alignas(64) live_shard {
   GATEWAY_STAT_SET(live_shard, GATEWAY_WORKER_STATS)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gateway/core/config.hpp"
+#include "gateway/core/ip_address.hpp"
 #include "gateway/http/layer.hpp"
 #include "gateway/http/query.hpp"
 #include "gateway/middleware/access_log.hpp"
@@ -18,6 +19,14 @@
 #include "gateway/middleware/rate_limiter.hpp"
 
 namespace gateway::middleware {
+
+// The client behind a trusted proxy (--trusted-proxy): when the peer (the
+// socket's, or the PROXY protocol's) is in `trusted`, ex.ctx.client_ip and
+// client_address become the client X-Forwarded-For names (the walk is in
+// http/forwarded_for.hpp), the address alone since the header has no port.
+// Every later step (rate limit, /logs, access log, the X-Forwarded-For the
+// proxy appends) sees that address. Not in the pipeline without ranges.
+http::layer_ptr make_client_address(core::cidr_set trusted);
 
 // X-Request-Id: the client's when sane (<= 128 plain characters), else a
 // generated one; set on the request (so the backend gets it), kept in the

@@ -15,6 +15,7 @@
 #include "gateway/http/layer.hpp"
 #include "gateway/http/request_parser.hpp"
 #include "gateway/http/serializer.hpp"
+#include "gateway/net/proxy_protocol.hpp"
 #include "gateway/net/worker.hpp"
 
 namespace gateway::net {
@@ -162,6 +163,7 @@ class session {
   asio::awaitable<outcome> run_tunnel(http::exchange& ex);
   asio::awaitable<void> send_error(int status, std::string_view message, bool http10, bool retry_after = false);
   bool read_timed_out() noexcept;
+  asio::awaitable<bool> read_proxy_header();
   asio::awaitable<void> linger_close();
   asio::awaitable<bool> write_all(std::span<const asio::const_buffer> bufs);
 
@@ -509,7 +511,45 @@ asio::awaitable<session::outcome> session::run_tunnel(http::exchange& ex) {
   co_return outcome::close;
 }
 
+// --proxy-protocol: the header comes before any HTTP byte, within
+// --header-timeout. Bytes read past it stay in the buffer for the first
+// request. False when the connection must close: no valid header
+// (counted, unless the client closed before sending a byte), or a drain.
+asio::awaitable<bool> session::read_proxy_header() {
+  set_phase(conn_phase::head, cfg_.header_timeout);
+  for (;;) {
+    const proxy_header h = parse_proxy_header(in_.view());
+    if (h.what == proxy_header::kind::complete) {
+      in_.consume(h.size);
+      st_.proxy_header_read = true;
+      if (h.has_source)
+        st_.client_address_len = format_remote_address(h.source, h.source_port, st_.client_address,
+                                                       sizeof st_.client_address, st_.client_ip);
+      co_return true;
+    }
+    if (h.what == proxy_header::kind::invalid) break;
+    auto [ec, n] = co_await st_.socket.async_read_some(in_.prepare(proxy_header_max_size), use_nothrow);
+    if (ec) {
+      if (st_.aborted || (!st_.timed_out && in_.size() == 0)) co_return false;
+      break;
+    }
+    in_.commit(n);
+    core::bump(w_.counters().bytes_in, n);
+  }
+  core::bump(w_.counters().proxy_rejected);
+  co_return false;
+}
+
 asio::awaitable<bool> session::run() {
+  if (cfg_.proxy_protocol && !st_.proxy_header_read) {
+    const bool ok = co_await read_proxy_header();
+    if (!ok) {
+      std::error_code ignored;
+      st_.socket.close(ignored);
+      co_return false;
+    }
+  }
+
   while (!st_.aborted) {
     mem_.reset();
     http::exchange ex;
@@ -611,11 +651,11 @@ asio::awaitable<bool> session::run() {
 
 }  // namespace
 
-std::size_t format_remote_address(const asio::ip::tcp::endpoint& ep, char* buf, std::size_t cap,
-                                  std::string_view& ip) {
+namespace {
+
+std::size_t format_address_port(std::string_view a, bool v6, std::uint16_t port_number, char* buf, std::size_t cap,
+                                std::string_view& ip) {
   std::array<char, 8> port{};
-  const std::string a = ep.address().to_string();
-  const bool v6 = ep.address().is_v6();
   std::size_t n = 0;
   auto put = [&](std::string_view s) {
     const std::size_t k = std::min(s.size(), cap - n);
@@ -628,10 +668,25 @@ std::size_t format_remote_address(const asio::ip::tcp::endpoint& ep, char* buf, 
   const std::size_t ip_len = n - ip_at;
   if (v6) put("]");
   put(":");
-  auto r = std::to_chars(port.data(), port.data() + port.size(), ep.port());
+  auto r = std::to_chars(port.data(), port.data() + port.size(), port_number);
   put(std::string_view(port.data(), static_cast<std::size_t>(r.ptr - port.data())));
   ip = std::string_view(buf + ip_at, ip_len);
   return n;
+}
+
+}  // namespace
+
+std::size_t format_remote_address(const asio::ip::tcp::endpoint& ep, char* buf, std::size_t cap,
+                                  std::string_view& ip) {
+  const std::string a = ep.address().to_string();
+  return format_address_port(a, ep.address().is_v6(), ep.port(), buf, cap, ip);
+}
+
+std::size_t format_remote_address(const core::ip_address& address, std::uint16_t port, char* buf, std::size_t cap,
+                                  std::string_view& ip) {
+  char text[core::max_ip_text];
+  const std::size_t len = core::format_ip(address, text);
+  return format_address_port(std::string_view(text, len), !address.v4, port, buf, cap, ip);
 }
 
 connection_state::connection_state(worker& w, asio::ip::tcp::socket s) : owner(w), socket(std::move(s)) {

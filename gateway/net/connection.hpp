@@ -4,6 +4,10 @@
 // keep-alive allows. Timeouts are enforced by the worker's sweep, which
 // cancels the socket's pending operation and marks the connection timed
 // out; the coroutine then answers 408 (or just closes when idle).
+// With --proxy-protocol, the first session first reads the PROXY header
+// (net/proxy_protocol.hpp) within --header-timeout: a connection without a
+// valid one is closed and counted (proxy_protocol_rejected); the address
+// it carries is the connection's client address from then on.
 // A connection idle for longer than a second (also found by the sweep)
 // sheds its session: the read buffer, the response-head string and the
 // session's coroutine frame are freed, and it waits for readability
@@ -16,6 +20,7 @@
 #include <cstddef>
 #include <string_view>
 
+#include "gateway/core/ip_address.hpp"
 #include "gateway/http/exchange.hpp"
 
 namespace gateway::net {
@@ -52,6 +57,11 @@ struct connection_state {
   char client_address[56] = {};
   std::size_t client_address_len = 0;
   std::string_view client_ip;
+  // --proxy-protocol: the header was read (once per connection; a session
+  // started after shedding finds it here). The client it names (LOCAL and
+  // UNKNOWN name none: the socket's peer is the client) replaces the
+  // address above.
+  bool proxy_header_read = false;
 
   // Intrusive list links, owned by the worker.
   connection_state* prev = nullptr;
@@ -65,6 +75,10 @@ struct connection_state {
 // "[ADDRESS]:PORT" for IPv6, written into `buf` (cut to `cap` bytes). Sets
 // `ip` to the ADDRESS part (no brackets) inside `buf`; returns the length.
 std::size_t format_remote_address(const asio::ip::tcp::endpoint& ep, char* buf, std::size_t cap,
+                                  std::string_view& ip);
+
+// The same for an address and port given as values (a PROXY header's).
+std::size_t format_remote_address(const core::ip_address& address, std::uint16_t port, char* buf, std::size_t cap,
                                   std::string_view& ip);
 
 // Serves one client connection until it closes. Runs on the worker's thread.

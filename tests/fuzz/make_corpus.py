@@ -91,6 +91,30 @@ RESPONSE = {
 }
 
 
+def proxy_v2(ver_cmd: int, family: int, payload: bytes) -> bytes:
+    sig = b"\r\n\r\n\x00\r\nQUIT\n"
+    return sig + bytes([ver_cmd, family, len(payload) >> 8, len(payload) & 0xFF]) + payload
+
+
+INET = bytes([203, 0, 113, 7, 10, 0, 0, 1, 0xC7, 0x38, 0x01, 0xBB])
+INET6 = bytes([0x20, 0x01, 0x0D, 0xB8] + [0] * 11 + [5] + [0x20, 0x01, 0x0D, 0xB8] + [0] * 11 + [1]) + bytes(
+    [0xC7, 0x38, 0x01, 0xBB])
+
+PROXY = {
+    "v1_tcp4": b"PROXY TCP4 198.51.100.22 10.0.0.1 35646 80\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    "v1_tcp6": b"PROXY TCP6 2001:db8::7 2001:db8::1 65535 0\r\n",
+    "v1_unknown": b"PROXY UNKNOWN ffff:: ffff:: 1 2\r\nGET",
+    "v1_bad_port": b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n",
+    "v1_bare_lf": b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",
+    "v2_inet": proxy_v2(0x21, 0x11, INET) + b"GET / HTTP/1.1\r\n",
+    "v2_inet6_tlvs": proxy_v2(0x21, 0x21, INET6 + bytes([0x01, 0x00, 0x02]) + b"h2" + bytes([0x04, 0x00, 0x01, 0])),
+    "v2_local": proxy_v2(0x20, 0x00, b""),
+    "v2_unix": proxy_v2(0x21, 0x31, bytes(216)),
+    "v2_short_tlv": proxy_v2(0x21, 0x11, INET + bytes([0x01, 0x00])),
+    "plain_http": b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+}
+
+
 def write(target: str, files: dict) -> None:
     d = os.path.join(CORPUS, target)
     shutil.rmtree(d, ignore_errors=True)
@@ -106,3 +130,4 @@ if __name__ == "__main__":
     write("json_fuzz", JSON)
     write("gzip_fuzz", GZIP)
     write("response_head_fuzz", RESPONSE)
+    write("proxy_header_fuzz", PROXY)

@@ -387,6 +387,24 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
     ::close(b);
   });
 
+  // proxy_protocol_rejected moves only with --proxy-protocol, which this
+  // gateway runs without: a second one, with it, refuses a plain request.
+  {
+    auto pp = test::test_config();
+    pp.threads = 1;
+    pp.proxy_protocol = true;
+    app::instance gw2(pp, stdout);
+    gw2.start();
+    test::raw_client c(gw2.port(), 5000ms);
+    REQUIRE(c.send(test::make_request("GET", "/metrics")));
+    CHECK(c.read_all().empty());
+    const bool counted = test::wait_until([&] { return gw2.server().live().proxy_rejected == 1; }, 3s);
+    CHECK(counted);
+    if (counted && read_figures(port).count("proxy_protocol_rejected") == 1) moved.insert("proxy_protocol_rejected");
+    gw2.stop();
+    gw2.wait();
+  }
+
   // Every exported series was moved above, and nothing else is exported.
   const figures last = read_figures(port);
   std::set<std::string> exported;

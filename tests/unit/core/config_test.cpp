@@ -68,3 +68,54 @@ TEST_CASE("the rate-limit-exempt flag takes exact paths, repeatable, and the con
   CHECK(text.find("--rate-limit-exempt PATH") != std::string::npos);
   CHECK(text.find("/health and /metrics included") != std::string::npos);
 }
+
+TEST_CASE("the proxy-protocol flag is a switch, trusted-proxy a repeatable CIDR, both config-file keys",
+          "[unit][core]") {
+  config c;
+  CHECK_FALSE(c.proxy_protocol);
+  CHECK(c.trusted_proxies.empty());
+  const char* ok[] = {"gateway", "--proxy-protocol", "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy=::1",
+                      "--threads", "1"};
+  REQUIRE(parse_args(7, ok, c).what == parse_outcome::action::run);
+  CHECK(c.proxy_protocol);
+  CHECK(c.threads == 1);  // the switch took no value from the next argument
+  REQUIRE(c.trusted_proxies.size() == 2);
+  CHECK(c.trusted_proxies.contains(*parse_ip("10.2.3.4")));
+  CHECK(c.trusted_proxies.contains(*parse_ip("::1")));
+  CHECK_FALSE(c.trusted_proxies.contains(*parse_ip("::2")));
+
+  config off;
+  const char* explicit_off[] = {"gateway", "--proxy-protocol=off"};
+  REQUIRE(parse_args(2, explicit_off, off).what == parse_outcome::action::run);
+  CHECK_FALSE(off.proxy_protocol);
+
+  for (const char* bad : {"10.0.0.0/33", "10.0.0.1/8", "lb.internal", "", "10.0.0.0/8,10.1.0.0/16"}) {
+    config b;
+    const char* argv[] = {"gateway", "--trusted-proxy", bad};
+    auto r = parse_args(3, argv, b);
+    INFO(bad);
+    CHECK(r.what == parse_outcome::action::error);
+    CHECK(r.message.find("--trusted-proxy") != std::string::npos);
+  }
+  config b;
+  const char* bad_switch[] = {"gateway", "--proxy-protocol=yes"};
+  auto r = parse_args(2, bad_switch, b);
+  CHECK(r.what == parse_outcome::action::error);
+  CHECK(r.message.find("--proxy-protocol") != std::string::npos);
+
+  config f;
+  std::string err;
+  REQUIRE(apply_config_text(R"({"proxy_protocol": true, "trusted_proxy": ["192.0.2.0/24", "2001:db8::/32"]})",
+                            "c.json", f, err));
+  CHECK(f.proxy_protocol);
+  CHECK(f.trusted_proxies.size() == 2);
+  CHECK(f.trusted_proxies.contains(*parse_ip("2001:db8::5")));
+  config g;
+  CHECK_FALSE(apply_config_text("{\n\"trusted_proxy\": [\"192.0.2.1/24\"]}", "c.json", g, err));
+  CHECK(err.find("c.json:2: 'trusted_proxy'") != std::string::npos);
+
+  const std::string text = help_text();
+  CHECK(text.find("  --proxy-protocol ") != std::string::npos);
+  CHECK(text.find("--trusted-proxy CIDR") != std::string::npos);
+  CHECK(text.find("right-most address in X-Forwarded-For") != std::string::npos);
+}

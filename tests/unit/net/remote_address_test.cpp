@@ -38,3 +38,22 @@ TEST_CASE("a client's address is written as the seed's RemoteAddr: ADDRESS:PORT,
   CHECK(cut.address == "192.168.");
   CHECK(cut.ip == "192.168.");
 }
+
+TEST_CASE("a PROXY header's client is written the same way as a socket's peer", "[unit][net]") {
+  auto write = [](const char* ip, unsigned short port) {
+    char buf[80];
+    std::string_view ip_view;
+    const std::size_t n = format_remote_address(*gateway::core::parse_ip(ip), port, buf, sizeof buf, ip_view);
+    return formatted{std::string(buf, n), std::string(ip_view)};
+  };
+  auto v4 = write("198.51.100.7", 40001);
+  CHECK(v4.address == "198.51.100.7:40001");
+  CHECK(v4.ip == "198.51.100.7");
+  auto v6 = write("2001:DB8::7", 443);
+  CHECK(v6.address == "[2001:db8::7]:443");
+  CHECK(v6.ip == "2001:db8::7");
+  // An IPv4-mapped source is the IPv4 client (one rate-limit key for both spellings).
+  CHECK(write("::ffff:198.51.100.7", 1).address == "198.51.100.7:1");
+  // The same text as the socket path gives for the same endpoint.
+  CHECK(write("::1", 8080).address == format("::1", 8080).address);
+}
