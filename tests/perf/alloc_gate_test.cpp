@@ -14,6 +14,7 @@
 #include <new>
 
 #include "gateway/app/instance.hpp"
+#include "gateway/core/config_file.hpp"
 #include "gateway/net/server.hpp"
 #include "tests/perf/blocking_http.hpp"
 #include "tests/support/test_server.hpp"
@@ -67,8 +68,8 @@ struct allocation_figures {
 // Warms the gateway on `port` up, then counts what its threads allocate
 // over the measured requests. The clients' connections stay open across
 // both phases, so no per-connection cost lands in the measurement.
-allocation_figures measure(std::uint16_t port) {
-  perf::blocking_clients clients(port, connections, request);
+allocation_figures measure(std::uint16_t port, const std::string& req = request) {
+  perf::blocking_clients clients(port, connections, req);
   allocation_figures f;
   f.failed += clients.run(warmup_per_connection);
   // GATEWAY_PERF_ALLOC_TRACE=N prints the call stacks of the first N
@@ -153,4 +154,37 @@ TEST_CASE("the allocation gate fails when a layer adds one heap allocation per r
   // trips it.
   CHECK(injected.allocations_per_request - clean.allocations_per_request >= 1.0);
   CHECK(injected.allocations_per_request > allocation_budget_per_request);
+}
+
+TEST_CASE("a request on a route with header rules, substitutions, Host upstream and CORS allocates nothing either",
+          "[perf][alloc]") {
+  perf::exclude_this_thread();
+  perf::blocking_backend backend;
+  core::config cfg = gate_config(backend.port());
+  // Every feature of the route on the path: CORS (an allowed origin, so the
+  // response fields are added), the rate limit and auth, request fields set,
+  // added with substitutions and removed, response fields set and removed.
+  const std::string text = R"({"routes": [{"prefix": "/rules/", "backend": "http://127.0.0.1:)" +
+                           std::to_string(backend.port()) + R"(", "auth": true, "rate_limit": true,
+    "host": "upstream",
+    "request_headers": {"set": {"X-Client": "${client_ip}", "X-Static": "gateway"},
+                        "add": {"X-Trace": "${request_id}@${route}"}, "remove": ["Cookie"]},
+    "response_headers": {"set": {"Cache-Control": "no-store"}, "add": {"X-Served-By": "${route}"},
+                         "remove": ["Server"]},
+    "cors": {"origins": ["https://app.example"], "credentials": true, "expose_headers": ["X-Request-Id"]}}]})";
+  std::string err;
+  REQUIRE(core::apply_config_text(text, "perf.json", cfg, err));
+  const std::string rules_request =
+      "GET /rules/items?page=1 HTTP/1.1\r\nHost: perf\r\nX-API-Key: perf-key\r\nOrigin: https://app.example\r\n"
+      "Cookie: a=1\r\n\r\n";
+  allocation_figures f;
+  {
+    app::instance gw(cfg, stdout);
+    gw.start();
+    f = measure(gw.port(), rules_request);
+  }
+  WARN("allocation gate, route with header rules and CORS: " << f.allocations_per_request << " allocations per request");
+  REQUIRE(f.failed == 0);
+  CHECK(backend.requests() == connections * (warmup_per_connection + measured_per_connection));
+  CHECK(f.allocations_per_request <= allocation_budget_per_request);
 }
