@@ -11,6 +11,8 @@
 #include "gateway/admin/health.hpp"
 #include "gateway/app/router.hpp"
 #include "gateway/middleware/compression.hpp"
+#include "gateway/middleware/cors.hpp"
+#include "gateway/middleware/header_rules.hpp"
 #include "gateway/middleware/middleware.hpp"
 #include "gateway/proxy/concurrency_limit.hpp"
 #include "gateway/proxy/proxy_handler.hpp"
@@ -43,16 +45,20 @@ struct proxied_route {
   bool rate_limit = false;
   std::optional<std::chrono::nanoseconds> timeout, connect_timeout;
   std::vector<const core::validation_rules*> rules;
+  bool upstream_host = false;
+  const route_settings* extra = nullptr;  // header rules, CORS (null for /api/)
 };
 
 // /api/ (the seed's route) and every --route, with the --validate rules
 // given to the route whose prefix is the longest match for their path.
-std::vector<proxied_route> proxied_routes(const core::config& cfg) {
+std::vector<proxied_route> proxied_routes(const settings& s) {
+  const core::config& cfg = s.cfg;
   std::vector<proxied_route> out;
   out.push_back({"/api/", cfg.backend, "/api", true, true, std::nullopt, std::nullopt, {}});
-  for (const auto& r : cfg.routes) {
+  for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
+    const auto& r = cfg.routes[i];
     proxied_route p{r.prefix, r.backend, r.strip_prefix ? strip_of(r.prefix) : "", r.auth, r.rate_limit,
-                    r.timeout, r.connect_timeout, {}};
+                    r.timeout, r.connect_timeout, {}, r.upstream_host, &s.routes[i]};
     for (const auto& v : r.validation) p.rules.push_back(&v);
     out.push_back(std::move(p));
   }
@@ -85,7 +91,7 @@ class pipeline_builder {
     r->add_exact("/logs", route(policy{.rate_limit = true, .auth = true}, admin::make_logs_page(state_.logs)));
     r->add_exact("/logs/clear",
                  route(policy{.rate_limit = true, .auth = true}, admin::make_logs_clear_page(state_.logs)));
-    for (const auto& p : proxied_routes(cfg_)) r->add_prefix(p.prefix, proxy_route(p));
+    for (const auto& p : proxied_routes(s_)) r->add_prefix(p.prefix, proxy_route(p));
     // Any other path keeps the router's own 404, answered before any route
     // policy: no auth, no rate-limit budget spent.
 
@@ -103,17 +109,22 @@ class pipeline_builder {
     bool rate_limit = false;
     bool auth = false;
     const std::vector<const core::validation_rules*>* rules = nullptr;
+    const route_settings* extra = nullptr;  // CORS and header rules
   };
 
   // A route: its policy layers in the order of the lifecycle above, then
-  // the layers that answer.
+  // the layers that answer. A route without CORS or header rules has no
+  // layer for them.
   http::layer_list route(const policy& p, http::layer_ptr endpoint, http::layer_ptr before_endpoint = nullptr) {
     http::layer_list layers;
+    if (p.extra != nullptr && p.extra->cors) layers.push_back(middleware::make_cors(*p.extra->cors, shard_));
     if (p.rate_limit && s_.limiter)
       layers.push_back(
           middleware::make_rate_limit(*s_.limiter, cfg_.rate_limit_key == "api-key", shard_, cfg_.rate_limit_exempt));
     if (p.auth) layers.push_back(middleware::make_auth(s_.keys, s_.jwt.get(), shard_));
     if (p.rules != nullptr && !p.rules->empty()) layers.push_back(middleware::make_validation(*p.rules));
+    if (p.extra != nullptr && !p.extra->headers.empty())
+      layers.push_back(middleware::make_header_rules(p.extra->headers));
     if (before_endpoint) layers.push_back(std::move(before_endpoint));
     layers.push_back(std::move(endpoint));
     return layers;
@@ -123,6 +134,7 @@ class pipeline_builder {
     auto opts = proxy::options_from_config(cfg_);
     opts.backend_url = p.backend;
     opts.strip_prefix = p.strip;
+    opts.upstream_host = p.upstream_host;
     if (p.timeout) opts.response_timeout = *p.timeout;
     if (p.connect_timeout) opts.connect_timeout = *p.connect_timeout;
     opts.stats = state_.upstream;
@@ -131,7 +143,7 @@ class pipeline_builder {
     lim.max_in_flight = std::max<std::uint32_t>(1, cfg_.upstream_max_concurrent / std::max(1u, cfg_.threads));
     lim.max_waiters = lim.max_in_flight;
     lim.queue_timeout = cfg_.upstream_queue_timeout;
-    return route(policy{.rate_limit = p.rate_limit, .auth = p.auth, .rules = &p.rules},
+    return route(policy{.rate_limit = p.rate_limit, .auth = p.auth, .rules = &p.rules, .extra = p.extra},
                  proxy::make_proxy(env_, std::move(opts)),
                  proxy::make_concurrency_limit(lim, &state_.upstream->busy_rejected));
   }

@@ -25,13 +25,23 @@
 //                       (http/forwarded_for.hpp) that every later step sees
 //   5. router           exact path first, then the longest prefix; no match:
 //                       404 here, before any route policy
-//   6. route policy     [rate limit] -> [auth] -> [validation] -> [backend
-//                       concurrency cap], as the route says (table below)
+//   6. route policy     [CORS] -> [rate limit] -> [auth] -> [validation] ->
+//                       [header rules] -> [backend concurrency cap], as the
+//                       route says (table below). CORS answers a preflight
+//                       itself (204, or 403), before the rate limit counts
+//                       it or auth asks for credentials; header rules edit
+//                       the request after the policy has read it as sent
+//                       (middleware/cors.hpp, middleware/header_rules.hpp)
 //   7. endpoint         an admin page or the proxy (proxy/proxy_handler.hpp
-//                       numbers its phases: pool, send, response head, stream)
-//   8. back out         every layer entered leaves, innermost first:
-//                       RateLimit-* headers, response gzip, the /logs entry
-//                       and access-log line, the metrics, X-Request-Id
+//                       numbers its phases: pool, send, response head, stream;
+//                       a route's "host": "upstream" is applied there)
+//   8. back out         every layer entered leaves, innermost first: the
+//                       route's response header rules (on the backend's
+//                       answer or the 502/503/504 for it), RateLimit-*
+//                       headers, the CORS fields (on every answer of the
+//                       route, 401 and 429 included), response gzip, the
+//                       /logs entry and access-log line, the metrics,
+//                       X-Request-Id
 //   9. net/connection   the head and the body in one send, or the head with
 //                       the proxied body streamed after it; next request on
 //                       the connection while keep-alive allows (pipelined
@@ -46,7 +56,8 @@
 //   /logs, /logs/clear         rate limit, auth
 //   /api/                      rate limit, auth, --validate rules, cap, proxy
 //                              to --backend with /api removed
-//   --route PREFIX=URL         its own: auth, rate_limit, validate; cap, proxy
+//   --route PREFIX=URL         its own: cors, rate_limit, auth, validate,
+//                              header rules (config file); cap, proxy
 //   any other path             404 from the router, before any policy (a
 //                              route for "/" takes them instead)
 //

@@ -28,6 +28,9 @@ int run(const core::config& cfg) {
   std::unique_ptr<instance> gw;
   try {
     gw = std::make_unique<instance>(cfg);
+  } catch (const config_error& e) {
+    std::fprintf(stderr, "gateway: %s\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gateway: %s\n", e.what());
     return 1;

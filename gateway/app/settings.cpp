@@ -46,6 +46,22 @@ std::shared_ptr<middleware::rate_limiter> make_limiter(const core::config& cfg) 
   return std::make_shared<middleware::rate_limiter>(o);
 }
 
+std::vector<route_settings> compile_routes(const core::config& cfg) {
+  std::vector<route_settings> out;
+  out.reserve(cfg.routes.size());
+  for (const auto& r : cfg.routes) {
+    try {
+      route_settings rs;
+      rs.headers = middleware::compile_header_rules(r);
+      if (r.cors) rs.cors = middleware::compile_cors(*r.cors);
+      out.push_back(std::move(rs));
+    } catch (const std::invalid_argument& e) {
+      throw config_error("route " + r.prefix + ": " + e.what());
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 core::config resolved(core::config cfg) {
@@ -58,6 +74,7 @@ std::shared_ptr<const settings> make_settings(core::config cfg, std::shared_ptr<
   s->cfg = std::move(cfg);
   s->keys = load_keys(s->cfg);
   s->jwt = make_jwt(s->cfg);
+  s->routes = compile_routes(s->cfg);
   if (s->cfg.rate_limit_enabled) s->limiter = reuse ? std::move(reuse) : make_limiter(s->cfg);
   return s;
 }
@@ -99,7 +116,9 @@ std::string describe_routes(const core::config& cfg) {
   std::string s;
   for (const auto& r : cfg.routes) {
     s += "\n  " + r.prefix + " -> " + r.backend + (r.strip_prefix ? " (prefix removed" : " (prefix kept") +
-         (r.auth ? ", auth" : "") + (r.rate_limit ? ", rate limit" : "") + ")";
+         (r.auth ? ", auth" : "") + (r.rate_limit ? ", rate limit" : "") + (r.cors ? ", CORS" : "") +
+         (r.request_headers.empty() && r.response_headers.empty() ? "" : ", header rules") +
+         (r.upstream_host ? ", Host upstream" : "") + ")";
   }
   return s;
 }

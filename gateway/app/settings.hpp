@@ -4,27 +4,48 @@
 // Immutable once built; every pipeline holds the settings it was built with,
 // so a reload never changes what a running request uses.
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "gateway/core/config.hpp"
 #include "gateway/middleware/api_keys.hpp"
+#include "gateway/middleware/cors.hpp"
+#include "gateway/middleware/header_rules.hpp"
 #include "gateway/middleware/jwt.hpp"
 #include "gateway/middleware/rate_limiter.hpp"
 
 namespace gateway::app {
+
+// A setting that is wrong in itself, not in its surroundings (a header rule
+// a route may not have, CORS that browsers would refuse): run() exits 2 for
+// it, as for a bad flag or config file.
+struct config_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// What one configured route needs besides its config: its header rules and
+// CORS policy, checked and compiled once.
+struct route_settings {
+  middleware::route_header_rules headers;
+  std::optional<middleware::cors_policy> cors;
+};
 
 struct settings {
   core::config cfg;  // resolved: threads and backend filled in
   middleware::api_key_set keys;
   std::unique_ptr<middleware::jwt_verifier> jwt;      // null without --jwt-secret
   std::shared_ptr<middleware::rate_limiter> limiter;  // null when --rate-limit off
+  std::vector<route_settings> routes;                 // one per cfg.routes, in its order
 };
 
 // `cfg` with what "default" means filled in (threads: one per core).
 core::config resolved(core::config cfg);
 
 // Builds the settings for `cfg`; throws std::exception with a message naming
-// the flag for a bad key file or key. `reuse_limiter` is taken instead of a
+// the flag for a bad key file or key, and config_error naming the route and
+// the key for a route's header rules or CORS settings. `reuse_limiter` is taken instead of a
 // new table when the rate-limit options are unchanged, so clients keep their
 // counts across a reload.
 std::shared_ptr<const settings> make_settings(core::config cfg,

@@ -379,7 +379,7 @@ const std::vector<flag_spec>& flags() {
        show_on_off(&config::compress_responses), on_off_flag(&config::compress_responses)},
       {"--route", "PREFIX=URL",
        "proxy paths under PREFIX to URL (http://HOST:PORT) with PREFIX removed, no auth, no rate limit; "
-       "repeatable, longest prefix wins (per-route options: --config)",
+       "repeatable, longest prefix wins (per-route options, header rules and CORS: --config)",
        [](const config&) { return std::string("none"); },
        [](config& c, std::string_view v, std::string& err) {
          auto eq = v.find('=');
@@ -603,7 +603,8 @@ std::string help_text() {
       "  /logs         newest request-log entries, credentials redacted (?limit=N), auth, rate limit\n"
       "  /logs/clear   POST or DELETE empties /logs, auth, rate limit\n"
       "  /api/         proxied to --backend without the /api prefix (auth, rate limit)\n"
-      "  --route ones  proxied to their backend (no auth or rate limit unless the config file says so)\n"
+      "  --route ones  proxied to their backend (no auth or rate limit unless the config file says so;\n"
+      "                the config file also gives a route header rules, its Host and CORS)\n"
       "  anything else 404, before any auth or rate limit\n"
       "  (--rate-limit-exempt PATH takes an exact path out of the rate limit)\n"
       "\nSignals: SIGINT/SIGTERM stop accepting, drain in-flight requests, exit 0.\n"

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gateway/core/ip_address.hpp"
@@ -31,6 +32,27 @@ struct validation_rules {
   std::vector<field_rule> fields;
 };
 
+// A route's edits of one direction's header fields, as the config file
+// states them: names and value templates ("${client_ip}", "${request_id}",
+// "${route}"). Checked and compiled at start-up by middleware/header_rules.hpp.
+struct header_edits {
+  std::vector<std::pair<std::string, std::string>> set;  // replace every field of the name
+  std::vector<std::pair<std::string, std::string>> add;  // append a field (a name may repeat)
+  std::vector<std::string> remove;                       // drop every field of the name
+  bool empty() const noexcept { return set.empty() && add.empty() && remove.empty(); }
+};
+
+// A route's CORS policy as the config file states it (checked at start-up
+// by middleware/cors.hpp).
+struct cors_config {
+  std::vector<std::string> origins;  // exact origins ("https://app.example"), or the one entry "*"
+  std::vector<std::string> methods{"GET", "HEAD", "POST"};
+  std::vector<std::string> headers;  // request headers a preflight may name; "*": any
+  std::vector<std::string> expose_headers;
+  bool credentials = false;
+  std::optional<std::chrono::seconds> max_age;
+};
+
 // One proxied route besides the built-in /api/ (--route PREFIX=URL, or a
 // "routes" entry of the config file). Longest prefix wins.
 struct route_config {
@@ -42,6 +64,10 @@ struct route_config {
   std::vector<validation_rules> validation;  // rules.route: a path prefix under `prefix`
   std::optional<std::chrono::nanoseconds> timeout;          // else --upstream-timeout
   std::optional<std::chrono::nanoseconds> connect_timeout;  // else --upstream-connect-timeout
+  header_edits request_headers;   // to the backend
+  header_edits response_headers;  // to the client
+  bool upstream_host = false;     // Host sent upstream: the backend's authority (else the client's)
+  std::optional<cors_config> cors;
 };
 
 struct config {

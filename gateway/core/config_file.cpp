@@ -89,11 +89,98 @@ bool read_rule(const json::value& v, const std::string& prefix, route_config& r,
   return true;
 }
 
+// A list of strings, or (when `one_ok`) a single string taken as a list of one.
+bool read_strings(const json::member& m, std::vector<std::string>& out, file_error& fail, bool one_ok = false) {
+  out.clear();
+  if (one_ok && m.value.is_string()) {
+    out.emplace_back(m.value.as_string());
+    return true;
+  }
+  if (!m.value.is_array()) return fail.at(m.value.line(), "'" + m.key + "': expected a list of strings");
+  for (const auto& item : m.value.items()) {
+    if (!item.is_string()) return fail.at(item.line(), "'" + m.key + "': expected a list of strings");
+    out.emplace_back(item.as_string());
+  }
+  return true;
+}
+
+// {"set": {"Name": "value"}, "add": {"Name": "value" or ["v1", "v2"]},
+//  "remove": ["Name"]}: the shape only; names and values are checked where
+// they are compiled (middleware/header_rules.hpp).
+bool read_header_edits(const json::member& m, header_edits& out, file_error& fail) {
+  if (!m.value.is_object())
+    return fail.at(m.value.line(), "'" + m.key + "': expected an object with \"set\", \"add\" and \"remove\"");
+  for (const auto& part : m.value.members()) {
+    const std::string where = "'" + m.key + "." + part.key + "'";
+    if (part.key == "set" || part.key == "add") {
+      if (!part.value.is_object())
+        return fail.at(part.value.line(), where + ": expected an object of header names and values");
+      auto& list = part.key == "set" ? out.set : out.add;
+      for (const auto& f : part.value.members()) {
+        if (f.value.is_string()) {
+          list.emplace_back(f.key, std::string(f.value.as_string()));
+        } else if (part.key == "add" && f.value.is_array()) {
+          for (const auto& item : f.value.items()) {
+            if (!item.is_string()) return fail.at(item.line(), where + " '" + f.key + "': expected strings");
+            list.emplace_back(f.key, std::string(item.as_string()));
+          }
+        } else {
+          return fail.at(f.value.line(), where + " '" + f.key + "': expected a string" +
+                                             (part.key == "add" ? " or a list of strings" : ""));
+        }
+      }
+    } else if (part.key == "remove") {
+      if (!read_strings(part, out.remove, fail)) return false;
+    } else {
+      return fail.at(part.key_line, "unknown key '" + part.key + "' (in '" + m.key + "': set, add, remove)");
+    }
+  }
+  return true;
+}
+
+// {"origins": [...] or "*", "methods": [...], "headers": [...],
+//  "credentials": bool, "max_age": seconds or "10m", "expose_headers": [...]}
+bool read_cors(const json::member& m, std::optional<cors_config>& out, file_error& fail) {
+  if (!m.value.is_object()) return fail.at(m.value.line(), "'cors': expected an object with \"origins\"");
+  cors_config c;
+  bool has_origins = false;
+  for (const auto& part : m.value.members()) {
+    if (part.key == "origins") {
+      if (!read_strings(part, c.origins, fail, true)) return false;
+      has_origins = true;
+    } else if (part.key == "methods") {
+      if (!read_strings(part, c.methods, fail)) return false;
+    } else if (part.key == "headers") {
+      if (!read_strings(part, c.headers, fail, true)) return false;
+    } else if (part.key == "expose_headers") {
+      if (!read_strings(part, c.expose_headers, fail, true)) return false;
+    } else if (part.key == "credentials") {
+      if (!read_bool(part, c.credentials, fail)) return false;
+    } else if (part.key == "max_age") {
+      std::optional<std::chrono::nanoseconds> d;
+      if (auto n = part.value.as_int64(); part.value.is_number() && n && *n >= 0) d = std::chrono::seconds(*n);
+      else if (part.value.is_string()) d = parse_duration(part.value.as_string());
+      if (!d || d->count() < 0 || *d > std::chrono::hours(24 * 365))
+        return fail.at(part.value.line(), "'max_age': expected seconds or a duration like \"10m\" (at most a year)");
+      c.max_age = std::chrono::duration_cast<std::chrono::seconds>(*d);
+    } else {
+      return fail.at(part.key_line, "unknown key '" + part.key +
+                                        "' (in 'cors': origins, methods, headers, credentials, max_age, "
+                                        "expose_headers)");
+    }
+  }
+  if (!has_origins || c.origins.empty())
+    return fail.at(m.value.line(), "'cors': needs \"origins\": a list of origins, or \"*\"");
+  out = std::move(c);
+  return true;
+}
+
 bool read_route(const json::value& v, config& out, file_error& fail) {
   if (!v.is_object()) return fail.at(v.line(), "'routes': expected objects with \"prefix\" and \"backend\"");
   // A misspelt key is named before anything it might have been meant as.
   static constexpr std::string_view keys[] = {"prefix", "backend", "strip_prefix", "auth", "rate_limit",
-                                              "timeout", "connect_timeout", "validate"};
+                                              "timeout", "connect_timeout", "validate", "request_headers",
+                                              "response_headers", "host", "cors"};
   for (const auto& m : v.members())
     if (std::find(std::begin(keys), std::end(keys), m.key) == std::end(keys))
       return fail.at(m.key_line, "unknown key '" + m.key + "' (in a route)");
@@ -123,6 +210,17 @@ bool read_route(const json::value& v, config& out, file_error& fail) {
       if (!read_duration(m, r.timeout, fail)) return false;
     } else if (m.key == "connect_timeout") {
       if (!read_duration(m, r.connect_timeout, fail)) return false;
+    } else if (m.key == "request_headers") {
+      if (!read_header_edits(m, r.request_headers, fail)) return false;
+    } else if (m.key == "response_headers") {
+      if (!read_header_edits(m, r.response_headers, fail)) return false;
+    } else if (m.key == "host") {
+      if (!m.value.is_string() || (m.value.as_string() != "client" && m.value.as_string() != "upstream"))
+        return fail.at(m.value.line(), "'host': expected \"client\" (the client's Host, the default) or \"upstream\" "
+                                       "(the backend's authority)");
+      r.upstream_host = m.value.as_string() == "upstream";
+    } else if (m.key == "cors") {
+      if (!read_cors(m, r.cors, fail)) return false;
     } else if (m.key == "validate") {
       if (!m.value.is_array()) return fail.at(m.value.line(), "'validate': expected a list of rules");
       for (const auto& rule : m.value.items())

@@ -8,7 +8,18 @@
 //    "strip_prefix": true, "auth": false, "rate_limit": false,
 //    "timeout": "30s", "connect_timeout": "2s",
 //    "validate": [{"path": "/app/users", "field": "name", "required": true,
-//                  "min_len": 2, "max_len": 64}]}
+//                  "min_len": 2, "max_len": 64}],
+//    "request_headers": {"set": {"X-Client": "${client_ip}"},
+//                        "add": {"X-Tag": ["a", "b"]}, "remove": ["Cookie"]},
+//    "response_headers": {"set": {...}, "add": {...}, "remove": ["Server"]},
+//    "host": "upstream",
+//    "cors": {"origins": ["https://app.example"], "methods": ["GET", "POST"],
+//             "headers": ["Content-Type"], "credentials": true,
+//             "max_age": "10m", "expose_headers": ["X-Request-Id"]}}
+//
+// The file gives these their shape; what they mean (header names a route
+// may not touch, substitutions, origins) is checked when the settings are
+// built (app/settings.hpp), where an error names the route and the key.
 //
 // Values: a string in the flag's syntax; a number for numeric flags; true or
 // false for on/off flags; an array of strings for repeatable flags

@@ -52,6 +52,17 @@ class header_list {
     size_ = w;
     return removed;
   }
+  // Removes every field for which pred(field) is true, keeping the order
+  // of the rest.
+  template <class Pred>
+  std::size_t remove_if(Pred pred) noexcept {
+    std::uint32_t w = 0;
+    for (std::uint32_t r = 0; r < size_; ++r)
+      if (!pred(static_cast<const header_field&>(data_[r]))) data_[w++] = data_[r];
+    std::size_t removed = size_ - w;
+    size_ = w;
+    return removed;
+  }
   void set(std::string_view name, std::string_view value) {
     remove(name);
     add(name, value);

@@ -7,11 +7,6 @@ namespace gateway::http {
 
 namespace {
 
-// Field value bytes (RFC 9110 section 5.5): VCHAR, obs-text, SP, HTAB.
-constexpr bool is_field_value_byte(unsigned char c) noexcept {
-  return c == '\t' || (c >= 0x20 && c != 0x7F);
-}
-
 // request-target bytes (RFC 3986 section 2 plus '%'): visible ASCII only,
 // never a fragment.
 constexpr bool is_target_byte(unsigned char c) noexcept {

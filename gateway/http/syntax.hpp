@@ -23,6 +23,17 @@ constexpr std::string_view trim_ows(std::string_view v) noexcept {
   return v;
 }
 
+// RFC 9110 section 5.5: a byte a field value may hold (VCHAR, obs-text, SP,
+// HTAB; never CR, LF, NUL or another control byte).
+constexpr bool is_field_value_byte(unsigned char c) noexcept { return c == '\t' || (c >= 0x20 && c != 0x7F); }
+
+// A whole field value: such bytes only, no whitespace at either end.
+constexpr bool is_field_value(std::string_view v) noexcept {
+  for (unsigned char c : v)
+    if (!is_field_value_byte(c)) return false;
+  return v.empty() || (v.front() != ' ' && v.front() != '\t' && v.back() != ' ' && v.back() != '\t');
+}
+
 // Does the comma-separated list (RFC 9110 section 5.6.1) contain `token`,
 // compared case-insensitively, as in "Connection: keep-alive, Upgrade"?
 bool has_token(std::string_view list, std::string_view token) noexcept;

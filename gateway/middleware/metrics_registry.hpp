@@ -56,7 +56,9 @@ struct metrics_options {
 // What the layers count per worker besides requests (in metrics_shard).
 #define GATEWAY_REQUEST_STATS(X)                                                 \
   X(rate_limited, counter, "rate_limited", "Requests refused with 429 by the rate limiter") \
-  X(auth_rejected, counter, "auth_rejected", "Requests refused with 401 by authentication")
+  X(auth_rejected, counter, "auth_rejected", "Requests refused with 401 by authentication") \
+  X(cors_preflights, counter, "cors_preflights", "CORS preflights answered 204 by the gateway") \
+  X(cors_refused, counter, "cors_refused", "CORS preflights refused with 403 (origin, method or header not allowed)")
 
 struct request_stats {
   GATEWAY_STAT_SET(request_stats, GATEWAY_REQUEST_STATS)

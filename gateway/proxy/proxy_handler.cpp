@@ -365,7 +365,7 @@ class proxy_layer final : public http::layer {
     auto& mem = ex.mem();
     auto& stats = pool_.stats();
     ex.ctx.upstream = backend_.authority;
-    forward_params params{opts_.strip_prefix, ex.ctx.client_ip, backend_.authority};
+    forward_params params{opts_.strip_prefix, ex.ctx.client_ip, backend_.authority, opts_.upstream_host};
     std::string_view head = build_request_head(ex.req, params, mem);
     // A WebSocket handshake keeps its Upgrade and Connection: upgrade
     // (hop-by-hop, so build_request_head dropped them): the backend must see

@@ -44,6 +44,7 @@ namespace gateway::proxy {
 struct proxy_options {
   std::string backend_url;            // "http://HOST:PORT" (backend_address.hpp)
   std::string strip_prefix = "/api";  // removed from the path; "" keeps it
+  bool upstream_host = false;         // Host: the backend's authority, not the client's
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(2);
   // Request written and response head received within this, else 504; also
   // the longest silence tolerated mid-body before the response is cut.

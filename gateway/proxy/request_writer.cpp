@@ -77,6 +77,8 @@ std::string_view build_request_head(const http::request& req, const forward_para
         // may differ from the client's when a middleware decoded the body.
         s.field(f.name, body_length);
         has_length = true;
+      } else if (p.upstream_host && http::iequals(f.name, "host")) {
+        s.field(f.name, p.backend_authority);
       } else if (&f == last_xff) {
         s.put(f.name);
         s.put(": ");

@@ -9,6 +9,8 @@
 //   them); Content-Length keeps its place but states the size of the body
 //   actually forwarded; X-Forwarded-For keeps its place with ", <client ip>"
 //   appended to its last occurrence
+//   (with upstream_host, the client's Host field carries the backend's
+//   authority instead of the client's value, in its place)
 //   Host: <backend authority>             only if the client sent no Host
 //   Content-Length: <n>                   if the client sent none and the body is
 //                                         not empty or came chunked
@@ -29,6 +31,7 @@ struct forward_params {
   std::string_view strip_prefix;      // "/api": "/api/x?y" -> "/x?y", "/api" -> "/"
   std::string_view client_ip;         // the peer address of the client connection
   std::string_view backend_authority; // Host for a client that sent none (HTTP/1.0)
+  bool upstream_host = false;         // Host: backend_authority always (a route's "host": "upstream")
 };
 
 // Builds the head in `mem` and returns a view of it (valid until the arena resets).

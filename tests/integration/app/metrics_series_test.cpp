@@ -147,6 +147,9 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
   cfg.upstream_queue_timeout = 50ms;
   std::string err;
   REQUIRE(core::add_route("/dead/", "http://127.0.0.1:" + std::to_string(test::closed_port()), cfg.routes, err));
+  REQUIRE(core::add_route("/cors/", backend.url(), cfg.routes, err));
+  cfg.routes.back().cors = core::cors_config{};
+  cfg.routes.back().cors->origins = {"https://app.example"};
   app::instance gw(cfg, sink.file(), [](http::pipeline& p) { p.wrap(std::make_unique<misbehaving_layer>()); });
   gw.start();
   const std::uint16_t port = gw.port();
@@ -179,6 +182,15 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
             CHECK(r->status == 200);
           }
         });
+
+  auto preflight = [&](std::string_view origin) {
+    auto r = ask(port, "OPTIONS /cors/x HTTP/1.1\r\nHost: t\r\nOrigin: " + std::string(origin) +
+                           "\r\nAccess-Control-Request-Method: GET\r\n\r\n");
+    REQUIRE(r);
+    return r->status;
+  };
+  check({"cors_preflights"}, [&] { CHECK(preflight("https://app.example") == 204); });
+  check({"cors_refused"}, [&] { CHECK(preflight("https://elsewhere.example") == 403); });
 
   {
     std::vector<std::unique_ptr<test::raw_client>> idle;

@@ -227,6 +227,8 @@ TEST_CASE("10,000 idle keep-alive connections after a request each: RSS per conn
     ::close(out_pipe[0]);
     ::close(out_pipe[1]);
     const char* bin = GATEWAY_BIN_DIR "/gateway";
+    // /health is rate-limited like every route: 5,000 requests per address
+    // need the limit off.
     ::execl(bin, bin, "--listen", "127.0.0.1:0", "--threads", "2", "--backend", "http://127.0.0.1:9",
             "--access-log", "off", "--rate-limit", "off", "--idle-timeout", "300s", static_cast<char*>(nullptr));
     ::_exit(127);

@@ -119,3 +119,67 @@ TEST_CASE("the proxy-protocol flag is a switch, trusted-proxy a repeatable CIDR,
   CHECK(text.find("--trusted-proxy CIDR") != std::string::npos);
   CHECK(text.find("right-most address in X-Forwarded-For") != std::string::npos);
 }
+
+TEST_CASE("a config-file route takes header rules, a Host choice and CORS settings", "[unit][core]") {
+  config c;
+  std::string err;
+  const std::string text = R"({"routes": [{"prefix": "/app/", "backend": "http://127.0.0.1:5173",
+    "request_headers": {"set": {"X-Client": "${client_ip}"}, "add": {"X-Tag": ["a", "b"], "X-One": "1"},
+                        "remove": ["Cookie"]},
+    "response_headers": {"remove": ["Server"], "set": {"Cache-Control": "no-store"}},
+    "host": "upstream",
+    "cors": {"origins": ["https://app.example"], "methods": ["GET"], "headers": "*", "credentials": true,
+             "max_age": "10m", "expose_headers": ["X-Request-Id"]}}]})";
+  REQUIRE(apply_config_text(text, "c.json", c, err));
+  INFO(err);
+  REQUIRE(c.routes.size() == 1);
+  const auto& r = c.routes[0];
+  using field = std::pair<std::string, std::string>;
+  CHECK(r.request_headers.set == std::vector<field>{{"X-Client", "${client_ip}"}});
+  CHECK(r.request_headers.add == std::vector<field>{{"X-Tag", "a"}, {"X-Tag", "b"}, {"X-One", "1"}});
+  CHECK(r.request_headers.remove == std::vector<std::string>{"Cookie"});
+  CHECK(r.response_headers.set == std::vector<field>{{"Cache-Control", "no-store"}});
+  CHECK(r.response_headers.remove == std::vector<std::string>{"Server"});
+  CHECK(r.upstream_host);
+  REQUIRE(r.cors);
+  CHECK(r.cors->origins == std::vector<std::string>{"https://app.example"});
+  CHECK(r.cors->methods == std::vector<std::string>{"GET"});
+  CHECK(r.cors->headers == std::vector<std::string>{"*"});
+  CHECK(r.cors->credentials);
+  CHECK(r.cors->max_age == std::chrono::seconds(600));
+  CHECK(r.cors->expose_headers == std::vector<std::string>{"X-Request-Id"});
+
+  // Defaults: the client's Host, no rules, no CORS; methods default to the simple ones.
+  config d;
+  REQUIRE(apply_config_text(R"({"routes": [{"prefix": "/a/", "backend": "http://127.0.0.1:1",
+                                 "cors": {"origins": "*", "max_age": 5}}]})",
+                            "d.json", d, err));
+  CHECK_FALSE(d.routes[0].upstream_host);
+  CHECK(d.routes[0].request_headers.empty());
+  CHECK(d.routes[0].cors->origins == std::vector<std::string>{"*"});
+  CHECK(d.routes[0].cors->methods == std::vector<std::string>{"GET", "HEAD", "POST"});
+  CHECK(d.routes[0].cors->max_age == std::chrono::seconds(5));
+}
+
+TEST_CASE("a config-file route's header rules and CORS settings must have their shape", "[unit][core]") {
+  auto error_of = [](const std::string& route_keys) {
+    config c;
+    std::string err;
+    const std::string text =
+        "{\"routes\": [{\"prefix\": \"/a/\", \"backend\": \"http://127.0.0.1:1\",\n" + route_keys + "}]}";
+    return apply_config_text(text, "c.json", c, err) ? std::string() : err;
+  };
+  CHECK_THAT(error_of(R"("request_headers": ["X-A"])"), Catch::Contains("c.json:2: 'request_headers': expected an object"));
+  CHECK_THAT(error_of(R"("request_headers": {"sett": {}})"), Catch::Contains("unknown key 'sett'"));
+  CHECK_THAT(error_of(R"("response_headers": {"set": {"X-A": 1}})"),
+             Catch::Contains("'response_headers.set' 'X-A': expected a string"));
+  CHECK_THAT(error_of(R"("request_headers": {"set": {"X-A": ["1", "2"]}})"),
+             Catch::Contains("'request_headers.set' 'X-A': expected a string"));
+  CHECK_THAT(error_of(R"("request_headers": {"remove": "Cookie"})"), Catch::Contains("expected a list of strings"));
+  CHECK_THAT(error_of(R"("host": "backend")"), Catch::Contains("'host': expected \"client\""));
+  CHECK_THAT(error_of(R"("cors": {"methods": ["GET"]})"), Catch::Contains("'cors': needs \"origins\""));
+  CHECK_THAT(error_of(R"("cors": {"origins": "*", "allow": []})"), Catch::Contains("unknown key 'allow'"));
+  CHECK_THAT(error_of(R"("cors": {"origins": "*", "max_age": -1})"), Catch::Contains("'max_age'"));
+  CHECK_THAT(error_of(R"("cors": {"origins": "*", "credentials": "yes"})"), Catch::Contains("'credentials'"));
+  CHECK(error_of(R"("host": "client")").empty());
+}

@@ -240,6 +240,7 @@ TEST_CASE("metrics registry aggregates every worker's shard", "[unit][middleware
         if (i % 100 == 0) gateway::core::bump(shard.stats().rate_limited);
       }
       gateway::core::bump(shard.stats().auth_rejected, 3);
+      gateway::core::bump(shard.stats().cors_refused, 2);
     });
   for (auto& t : workers) t.join();
 
@@ -248,9 +249,11 @@ TEST_CASE("metrics registry aggregates every worker's shard", "[unit][middleware
   CHECK(s.total_errors == 4000);
   CHECK(s.latency_sum_ns == std::uint64_t{10000} * (100'000 + 101'000 + 102'000 + 103'000));
   CHECK(s.latency_max_ns == 103'000);
-  REQUIRE(s.counters.size() == 2);
+  REQUIRE(s.counters.size() == 4);
   CHECK(s.counters[0] == std::pair<std::string_view, std::int64_t>{"rate_limited", 400});
   CHECK(s.counters[1] == std::pair<std::string_view, std::int64_t>{"auth_rejected", 12});
+  CHECK(s.counters[2] == std::pair<std::string_view, std::int64_t>{"cors_preflights", 0});
+  CHECK(s.counters[3] == std::pair<std::string_view, std::int64_t>{"cors_refused", 8});
   REQUIRE(s.paths.size() == 2);
   CHECK(s.paths[0].path == "/api/a");
   CHECK(s.paths[0].requests == 20000);
