@@ -3,7 +3,6 @@
 # whole suite through ctest. Exits non-zero on any failure.
 #   GATEWAY_SANITIZE=address|thread  build and test with sanitizers (own build folder)
 #   CTEST_ARGS="-L unit"             pass extra arguments to ctest
-#   GATEWAY_ALLOW_SKIP=1             tests whose data or tool is missing skip instead of failing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The build folders and settings are CMakePresets.json's: release (build/),
@@ -19,7 +18,7 @@ esac
 # prometheus: its promtool checks the /metrics exposition format in a test;
 # haproxy: the PROXY protocol test runs the gateway behind it (each test
 # fails without its tool, as the JSONTestSuite cases fail without
-# ../shared/testdata/JSONTestSuite; GATEWAY_ALLOW_SKIP=1 skips them instead).
+# ../shared/testdata/JSONTestSuite).
 GATEWAY_DEPS_EXTRA="prometheus haproxy $extra ${GATEWAY_DEPS_EXTRA:-}" ./scripts/deps.sh
 if [ ! -d ../shared/testdata/JSONTestSuite/test_parsing ]; then
   echo "test.sh: ../shared/testdata/JSONTestSuite is missing, its test will fail:" \
