@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/child_process.hpp"
 #include "tests/support/test_server.hpp"
 #include "tests/support/wait.hpp"
 
@@ -103,7 +104,7 @@ TEST_CASE("a body that would cross the global body budget gets 503 before it is 
   // A holds 3 MiB of the 4 MiB budget while its body trickles in.
   test::raw_client a(srv.port());
   REQUIRE(a.send(head + "x"));
-  REQUIRE(test::wait_until([&] { return srv.server().live().body_bytes_buffered >= three_mib; }, 2000ms));
+  REQUIRE(test::wait_until([&] { return srv.server().live().body_bytes_buffered >= static_cast<std::int64_t>(three_mib); }, 2000ms));
   REQUIRE(srv.server().live().body_bytes_buffered == three_mib);
   // B would cross the budget: 503 at once, without sending its body.
   test::raw_client b(srv.port());
@@ -218,38 +219,16 @@ TEST_CASE("10,000 idle keep-alive connections after a request each: RSS per conn
   lim.rlim_cur = lim.rlim_max;
   ::setrlimit(RLIMIT_NOFILE, &lim);
   REQUIRE(lim.rlim_cur >= 10300);
-  int out_pipe[2];
-  REQUIRE(::pipe(out_pipe) == 0);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::dup2(out_pipe[1], 2);
-    ::close(out_pipe[0]);
-    ::close(out_pipe[1]);
-    const char* bin = GATEWAY_BIN_DIR "/gateway";
-    // /health is rate-limited like every route: 5,000 requests per address
-    // need the limit off.
-    ::execl(bin, bin, "--listen", "127.0.0.1:0", "--threads", "2", "--backend", "http://127.0.0.1:9",
-            "--access-log", "off", "--rate-limit", "off", "--idle-timeout", "300s", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(out_pipe[1]);
-  std::string line;
-  char ch;
-  while (::read(out_pipe[0], &ch, 1) == 1 && ch != '\n') line += ch;
-  auto at = line.find("127.0.0.1:");
-  REQUIRE(at != std::string::npos);
-  auto port = static_cast<std::uint16_t>(std::stoi(line.substr(at + 10)));
-  struct stop_child {
-    pid_t pid;
-    int fd;
-    ~stop_child() {
-      ::kill(pid, SIGTERM);
-      int st = 0;
-      ::waitpid(pid, &st, 0);
-      ::close(fd);
-    }
-  } guard{pid, out_pipe[0]};
+  // /health is rate-limited like every route: 5,000 requests per address
+  // need the limit off.
+  test::child_process gw({std::string(GATEWAY_BIN_DIR) + "/gateway", "--listen", "127.0.0.1:0", "--threads", "2",
+                          "--backend", "http://127.0.0.1:9", "--access-log", "off", "--rate-limit", "off",
+                          "--idle-timeout", "300s"});
+  const auto listening = gw.wait_for_line("listening on", true, 10s);
+  REQUIRE(listening);
+  const auto port = static_cast<std::uint16_t>(test::port_after_listening_on(*listening));
+  REQUIRE(port != 0);
+  const pid_t pid = gw.pid();
 
   constexpr int n = 10000;
   for (int i = 0; i < 3; ++i) REQUIRE(serves_health(port));
