@@ -373,11 +373,9 @@ struct member_lease {
   member& m_;
 };
 
-// What a failed exchange says about the member (passive health) and
-// whether another member may take the request. A refused or timed-out
-// connect never reached the backend; a reset before any response byte may
-// have, so only an idempotent request (RFC 9110 section 9.2.2) or one of
-// which nothing was sent goes again.
+// The failures that count against a member's passive health: it could not
+// be reached, said nothing in time, or answered with a broken head. (Which
+// of them may send the request to another member is decided in await().)
 bool counts_against_member(std::error_code err) noexcept {
   return err == proxy_errc::connect_refused || err == proxy_errc::connect_timeout ||
          err == proxy_errc::closed_before_response || err == proxy_errc::response_timeout ||
@@ -461,9 +459,37 @@ class proxy_layer final : public http::layer {
       if (upgrade) head = with_upgrade_fields(head, ex.req.headers.value_of("upgrade"), mem);
       up = mem.make<upstream_response>(m.pool, buffers_, opts_, ex.req.method_id == HTTP_HEAD, ex.ctx, upgrade);
       ex.ctx.guard = up;
+      // A pooled connection found closed before any response byte is
+      // replaced by a fresh one once, when the request is safe to send
+      // again (RFC 9112 section 9.3.1). (Inline rather than a coroutine of
+      // its own: a frame per request less.)
       bool sent_nothing = false;
       clock::time_point sent_at{};
-      err = co_await exchange_with(m, *up, head, ex, fields, sent_nothing, sent_at);
+      for (int attempt = 0; attempt < 2; ++attempt) {
+        const bool reused = attempt == 0 && m.pool.take(up->connection());
+        if (reused) {
+          core::bump(stats.reused);
+        } else {
+          err = co_await m.pool.connect(up->connection());
+          if (err) break;
+          if (up->aborted()) {
+            err = make_error_code(proxy_errc::aborted);
+            break;
+          }
+        }
+        core::bump(stats.requests);
+        sent_at = clock::now();
+        up->begin_exchange();
+        head_outcome o = up->end_exchange(co_await up->send_and_read_head(head, ex.req.body, fields));
+        err = o.ec;
+        sent_nothing = o.sent_nothing;
+        if (!err) break;
+        up->connection().close();
+        const bool retry = reused && !up->aborted() && err == proxy_errc::closed_before_response &&
+                           (is_idempotent(ex.req.method_id) || o.sent_nothing);
+        if (!retry) break;
+        core::bump(stats.retries);
+      }
       now = clock::now();
       m.state->requests.fetch_add(1, std::memory_order_relaxed);
       if (!err) {
@@ -479,7 +505,10 @@ class proxy_layer final : public http::layer {
       failed(m, now);
       // Another member takes the request once, if it cannot have been acted
       // on twice and the budget allows (never after a response byte: none
-      // has come back).
+      // has come back). A refused or timed-out connect never reached the
+      // backend; a reset before any response byte may have, so only an
+      // idempotent request (RFC 9110 section 9.2.2) or one of which nothing
+      // was sent goes again.
       const bool never_sent = err == proxy_errc::connect_refused || err == proxy_errc::connect_timeout || sent_nothing;
       const bool may_resend =
           never_sent || (err == proxy_errc::closed_before_response && is_idempotent(ex.req.method_id));
@@ -537,43 +566,6 @@ class proxy_layer final : public http::layer {
   }
 
  private:
-  // One member's exchange: a pooled connection or a new one, the request
-  // sent, the response head read. A pooled connection found closed before
-  // any response byte is replaced by a fresh one once, when the request is
-  // safe to send again (RFC 9112 section 9.3.1).
-  asio::awaitable<std::error_code> exchange_with(member& m, upstream_response& up, std::string_view head,
-                                                 http::exchange& ex, http::header_list& fields, bool& sent_nothing,
-                                                 clock::time_point& sent_at) {
-    auto& stats = *opts_.stats;
-    std::error_code err;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      const bool reused = attempt == 0 && m.pool.take(up.connection());
-      if (reused) {
-        core::bump(stats.reused);
-      } else {
-        err = co_await m.pool.connect(up.connection());
-        if (err) break;
-        if (up.aborted()) {
-          err = make_error_code(proxy_errc::aborted);
-          break;
-        }
-      }
-      core::bump(stats.requests);
-      sent_at = clock::now();
-      up.begin_exchange();
-      head_outcome o = up.end_exchange(co_await up.send_and_read_head(head, ex.req.body, fields));
-      err = o.ec;
-      sent_nothing = o.sent_nothing;
-      if (!err) break;
-      up.connection().close();
-      const bool retry = reused && !up.aborted() && err == proxy_errc::closed_before_response &&
-                         (is_idempotent(ex.req.method_id) || o.sent_nothing);
-      if (!retry) break;
-      core::bump(stats.retries);
-    }
-    co_return err;
-  }
-
   // The next member: an available one (not ejected, not marked down), or
   // any when none is (panic).
   std::size_t pick(clock::time_point now, std::size_t exclude) noexcept {
