@@ -46,6 +46,10 @@ void instance::register_metrics() {
         [st] { return static_cast<std::int64_t>(st->logs.size()); });
   m.add(core::stat_type::counter, "config_reloads", "Configuration reloads applied",
         [this] { return static_cast<std::int64_t>(reloads()); });
+  auto* members = &st->members;
+  m.add_section(
+      "upstream_members", [members](std::string& out) { members->render_json(out); },
+      [members](std::string& out) { members->render_prometheus(out); });
 }
 
 net::chain_factory instance::pipeline_factory(std::shared_ptr<const settings> s) {
@@ -113,6 +117,7 @@ bool instance::reload(core::config next, std::string& message) {
   for (auto& f : swapped) f.wait_until(deadline);
   state_->set_limiter(s->limiter);
   settings_ = std::move(s);
+  state_->members.prune();  // members of routes the old pipelines had (those still running go next time)
   ++reloads_;
   message = std::to_string(settings_->cfg.routes.size() + 1) + " proxied routes" + describe_routes(settings_->cfg);
   return true;

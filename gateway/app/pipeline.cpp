@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "gateway/admin/admin.hpp"
 #include "gateway/admin/health.hpp"
 #include "gateway/app/router.hpp"
+#include "gateway/json/writer.hpp"
 #include "gateway/middleware/compression.hpp"
 #include "gateway/middleware/cors.hpp"
 #include "gateway/middleware/header_rules.hpp"
@@ -39,7 +41,7 @@ std::string strip_of(const std::string& prefix) { return prefix.size() > 1 ? pre
 // One proxied route as the configuration describes it.
 struct proxied_route {
   std::string prefix;
-  std::string backend;
+  std::string backend;  // one URL or a group
   std::string strip;
   bool auth = false;
   bool rate_limit = false;
@@ -47,6 +49,7 @@ struct proxied_route {
   std::vector<const core::validation_rules*> rules;
   bool upstream_host = false;
   const route_settings* extra = nullptr;  // header rules, CORS (null for /api/)
+  std::optional<std::string> balance;     // else --balance
 };
 
 // /api/ (the seed's route) and every --route, with the --validate rules
@@ -54,11 +57,11 @@ struct proxied_route {
 std::vector<proxied_route> proxied_routes(const settings& s) {
   const core::config& cfg = s.cfg;
   std::vector<proxied_route> out;
-  out.push_back({"/api/", cfg.backend, "/api", true, true, std::nullopt, std::nullopt, {}});
+  out.push_back({"/api/", cfg.backend, "/api", true, true, std::nullopt, std::nullopt, {}, false, nullptr, std::nullopt});
   for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
     const auto& r = cfg.routes[i];
     proxied_route p{r.prefix, r.backend, r.strip_prefix ? strip_of(r.prefix) : "", r.auth, r.rate_limit,
-                    r.timeout, r.connect_timeout, {}, r.upstream_host, &s.routes[i]};
+                    r.timeout, r.connect_timeout, {}, r.upstream_host, &s.routes[i], r.balance};
     for (const auto& v : r.validation) p.rules.push_back(&v);
     out.push_back(std::move(p));
   }
@@ -137,7 +140,13 @@ class pipeline_builder {
     opts.upstream_host = p.upstream_host;
     if (p.timeout) opts.response_timeout = *p.timeout;
     if (p.connect_timeout) opts.connect_timeout = *p.connect_timeout;
+    if (p.balance)
+      opts.balance = *p.balance == "least_request" ? proxy::balance_kind::least_request : proxy::balance_kind::round_robin;
     opts.stats = state_.upstream;
+    std::vector<core::backend_member> members;
+    if (std::string err; !core::parse_backend_list(p.backend, members, err))
+      throw std::invalid_argument("route " + p.prefix + ": " + err);
+    opts.members = state_.members.states(p.prefix, members);
     // Each worker takes its share of the backend's concurrency cap.
     proxy::concurrency_limit_options lim;
     lim.max_in_flight = std::max<std::uint32_t>(1, cfg_.upstream_max_concurrent / std::max(1u, cfg_.threads));
@@ -156,6 +165,127 @@ class pipeline_builder {
 };
 
 }  // namespace
+
+std::vector<std::shared_ptr<proxy::member_state>> member_registry::states(
+    std::string_view route, const std::vector<core::backend_member>& members) {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<proxy::member_state>> out;
+  for (const auto& m : members) {
+    std::shared_ptr<proxy::member_state> found;
+    for (const auto& e : members_)
+      if (e->route() == route && e->url() == m.url) found = e;
+    if (!found) {
+      if (members_.size() >= max_entries)
+        throw std::length_error("more than " + std::to_string(max_entries) + " backend group members in all");
+      found = std::make_shared<proxy::member_state>(std::string(route), m.url, m.weight);
+      members_.push_back(found);
+    }
+    found->set_weight(m.weight);
+    out.push_back(std::move(found));
+  }
+  return out;
+}
+
+void member_registry::prune() {
+  std::lock_guard lock(mu_);
+  std::erase_if(members_, [](const auto& m) { return m.use_count() == 1; });
+}
+
+std::vector<std::shared_ptr<proxy::member_state>> member_registry::all() const {
+  std::lock_guard lock(mu_);
+  return members_;
+}
+
+void member_registry::render_json(std::string& out) const {
+  const auto list = all();
+  const auto now = std::chrono::steady_clock::now();
+  out += '[';
+  bool first = true;
+  for (const auto& m : list) {
+    if (!first) out += ',';
+    first = false;
+    const auto answered = m->answered.load(std::memory_order_relaxed);
+    out += "{\"route\":";
+    json::append_string(out, m->route());
+    out += ",\"member\":";
+    json::append_string(out, m->url());
+    out += ",\"weight\":";
+    json::append_number(out, static_cast<std::uint64_t>(m->weight()));
+    out += ",\"requests\":";
+    json::append_number(out, m->requests.load(std::memory_order_relaxed));
+    out += ",\"errors\":";
+    json::append_number(out, m->errors.load(std::memory_order_relaxed));
+    out += ",\"latency_ms_avg\":";
+    json::append_number(out, answered == 0 ? 0.0 : static_cast<double>(m->latency_ns.load(std::memory_order_relaxed)) /
+                                                         static_cast<double>(answered) / 1e6);
+    out += ",\"healthy\":";
+    out += m->available(now) ? "true" : "false";
+    out += ",\"ejected\":";
+    out += m->ejected(now) ? "true" : "false";
+    out += ",\"down\":";
+    out += m->down() ? "true" : "false";
+    out += ",\"ejections\":";
+    json::append_number(out, m->ejections.load(std::memory_order_relaxed));
+    out += ",\"checks_failed\":";
+    json::append_number(out, m->checks_failed.load(std::memory_order_relaxed));
+    out += '}';
+  }
+  out += ']';
+}
+
+void member_registry::render_prometheus(std::string& out) const {
+  const auto list = all();
+  if (list.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  // `type` empty: more samples of the family just described (a summary's
+  // _count after its _sum).
+  auto family = [&](std::string_view name, std::string_view type, std::string_view help, auto value,
+                    std::string_view suffix = {}) {
+    if (!type.empty()) {
+      out += "# HELP ";
+      out += name;
+      out += ' ';
+      out += help;
+      out += "\n# TYPE ";
+      out += name;
+      out += ' ';
+      out += type;
+      out += '\n';
+    }
+    for (const auto& m : list) {
+      out += name;
+      out += suffix;
+      out += "{route=\"";
+      middleware::append_prometheus_label_value(out, m->route());
+      out += "\",member=\"";
+      middleware::append_prometheus_label_value(out, m->url());
+      out += "\"} ";
+      value(*m);
+      out += '\n';
+    }
+  };
+  auto number = [&](std::int64_t v) { json::append_number(out, v); };
+  family("gateway_upstream_member_requests_total", "counter", "Exchanges with a group member (retries included).",
+         [&](const proxy::member_state& m) { number(m.requests.load(std::memory_order_relaxed)); });
+  family("gateway_upstream_member_errors_total", "counter",
+         "Exchanges with a group member that failed (connect, reset, timeout, broken answer) or got a 5xx.",
+         [&](const proxy::member_state& m) { number(m.errors.load(std::memory_order_relaxed)); });
+  // A summary without quantiles: _sum and _count per member.
+  family("gateway_upstream_member_latency_seconds", "summary",
+         "Time from sending a request to a group member to its response head.",
+         [&](const proxy::member_state& m) {
+           json::append_number(out, static_cast<double>(m.latency_ns.load(std::memory_order_relaxed)) / 1e9, 9);
+         }, "_sum");
+  family("gateway_upstream_member_latency_seconds", "", "",
+         [&](const proxy::member_state& m) { number(m.answered.load(std::memory_order_relaxed)); }, "_count");
+  family("gateway_upstream_member_healthy", "gauge",
+         "1 while a group member takes traffic (not ejected, not marked down by health checks).",
+         [&](const proxy::member_state& m) { number(m.available(now) ? 1 : 0); });
+  family("gateway_upstream_member_ejections_total", "counter", "Times a group member was ejected (passive health).",
+         [&](const proxy::member_state& m) { number(m.ejections.load(std::memory_order_relaxed)); });
+  family("gateway_upstream_member_checks_failed_total", "counter", "Active health checks of a group member that failed.",
+         [&](const proxy::member_state& m) { number(m.checks_failed.load(std::memory_order_relaxed)); });
+}
 
 shared_state::shared_state(const core::config& cfg, std::FILE* access_log_out)
     : metrics(cfg.threads, middleware::metrics_options{cfg.metrics_max_paths, 256}),

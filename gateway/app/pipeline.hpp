@@ -33,8 +33,9 @@
 //                       the request after the policy has read it as sent
 //                       (middleware/cors.hpp, middleware/header_rules.hpp)
 //   7. endpoint         an admin page or the proxy (proxy/proxy_handler.hpp
-//                       numbers its phases: pool, send, response head, stream;
-//                       a route's "host": "upstream" is applied there)
+//                       numbers its phases: member choice, pool, send,
+//                       response head, retry on another member, stream; a
+//                       route's "host": "upstream" is applied there)
 //   8. back out         every layer entered leaves, innermost first: the
 //                       route's response header rules (on the backend's
 //                       answer or the 502/503/504 for it), RateLimit-*
@@ -71,15 +72,46 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "gateway/app/settings.hpp"
 #include "gateway/middleware/access_log.hpp"
 #include "gateway/middleware/log_ring.hpp"
 #include "gateway/middleware/metrics_registry.hpp"
 #include "gateway/net/worker.hpp"
+#include "gateway/core/backend_list.hpp"
+#include "gateway/proxy/upstream_group.hpp"
 #include "gateway/proxy/upstream_pool.hpp"
 
 namespace gateway::app {
+
+// The upstream group members' states (health, figures), one per (route
+// prefix, member URL), shared by every worker's pipeline and kept across
+// reloads so that a member keeps its health and counts. Any thread.
+class member_registry {
+ public:
+  static constexpr std::size_t max_entries = 1024;
+  // The states of `members` under `route`, in their order, created on first
+  // use. Throws std::length_error past max_entries members in all.
+  std::vector<std::shared_ptr<proxy::member_state>> states(std::string_view route,
+                                                           const std::vector<core::backend_member>& members);
+  // Forgets the members no pipeline holds any more (after a reload).
+  void prune();
+  std::vector<std::shared_ptr<proxy::member_state>> all() const;
+
+  // /metrics: "upstream_members":[{"route","member","weight","requests",
+  // "errors","latency_ms_avg","healthy","ejected","down","ejections",
+  // "checks_failed"},...]; Prometheus families gateway_upstream_member_*
+  // labelled {route, member}.
+  void render_json(std::string& out) const;
+  void render_prometheus(std::string& out) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<proxy::member_state>> members_;
+};
 
 // What the pipelines of every worker share, across reloads. Outlives them.
 struct shared_state {
@@ -88,6 +120,7 @@ struct shared_state {
   middleware::log_ring logs;
   middleware::access_log access;
   std::shared_ptr<proxy::upstream_stats> upstream = std::make_shared<proxy::upstream_stats>();
+  member_registry members;
   // The limiter of the running settings, for the metrics (which read it
   // from another thread): set_limiter() on a reload, current_limiter() to read.
   void set_limiter(std::shared_ptr<middleware::rate_limiter> l);

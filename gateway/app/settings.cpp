@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "gateway/core/backend_list.hpp"
 #include "gateway/proxy/backend_address.hpp"
 
 namespace gateway::app {
@@ -60,6 +61,13 @@ std::vector<route_settings> compile_routes(const core::config& cfg) {
     }
   }
   return out;
+}
+
+// Every member of a backend group parses (names resolve).
+void check_group(const std::string& list) {
+  std::vector<core::backend_member> members;
+  if (std::string err; !core::parse_backend_list(list, members, err)) throw std::runtime_error("backend: " + err);
+  for (const auto& m : members) proxy::parse_backend_url(m.url);
 }
 
 }  // namespace
@@ -134,10 +142,10 @@ bool check_config(const core::config& given, std::string& message) {
     asio::ip::make_address(cfg.listen.host, ec);
     if (ec) throw std::runtime_error("--listen: '" + cfg.listen.host + "' is not a numeric IP address");
     auto s = make_settings(cfg);
-    if (!cfg.backend.empty()) proxy::parse_backend_url(cfg.backend);
+    if (!cfg.backend.empty()) check_group(cfg.backend);
     for (const auto& r : cfg.routes) {
       try {
-        proxy::parse_backend_url(r.backend);
+        check_group(r.backend);
       } catch (const std::exception& e) {
         throw std::runtime_error("route " + r.prefix + ": " + e.what());
       }

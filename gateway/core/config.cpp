@@ -5,6 +5,7 @@
 #include <functional>
 #include <string_view>
 
+#include "gateway/core/backend_list.hpp"
 #include "gateway/core/config_file.hpp"
 #include "gateway/core/units.hpp"
 
@@ -82,14 +83,14 @@ const std::vector<flag_spec>& flags() {
        [](const config& c) { return c.listen.host + ":" + std::to_string(c.listen.port); },
        [](config& c, std::string_view v, std::string& err) { return parse_listen(v, c.listen, err); }},
       {"--backend", "URL",
-       "backend that /api/ is proxied to (http://HOST:PORT); without it an embedded echo backend is started",
+       "backend that /api/ is proxied to (http://HOST:PORT); several make a group: repeat the flag or give "
+       "URL,URL..., each optionally URL;weight=N (1-1000); without it an embedded echo backend is started",
        [](const config&) { return std::string("embedded echo backend"); },
        [](config& c, std::string_view v, std::string& err) {
-         if (v.substr(0, 7) != "http://" || v.size() <= 7) {
-           err = "expected http://HOST:PORT";
-           return false;
-         }
-         c.backend = std::string(v);
+         std::vector<backend_member> members;
+         const std::string joined = c.backend.empty() ? std::string(v) : c.backend + "," + std::string(v);
+         if (!parse_backend_list(joined, members, err)) return false;
+         c.backend = joined;
          return true;
        }},
       {"--threads", "N", "worker threads, each with its own event loop (0: one per core)",
@@ -230,6 +231,83 @@ const std::vector<flag_spec>& flags() {
        }},
       {"--upstream-queue-timeout", "DURATION", "how long a request waits for a free backend slot before 503",
        show_duration(&config::upstream_queue_timeout), duration_flag(&config::upstream_queue_timeout)},
+      {"--balance", "round_robin|least_request",
+       "how a group's requests are spread: weighted round robin, or the member with fewer requests in flight "
+       "per weight of two drawn by weight",
+       [](const config& c) { return c.balance; },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v != "round_robin" && v != "least_request") {
+           err = "expected round_robin or least_request";
+           return false;
+         }
+         c.balance = std::string(v);
+         return true;
+       }},
+      {"--eject-after", "N",
+       "a group member with N failures in a row (connect refused or timed out, reset, timeout, 5xx) is ejected "
+       "(0: never); never the last available one, and with none available all take traffic",
+       [](const config& c) { return std::to_string(c.eject_after); },
+       [](config& c, std::string_view v, std::string& err) {
+         std::uint64_t n = 0;
+         if (!parse_uint(v, n) || n > 1000) {
+           err = "expected a number from 0 to 1000";
+           return false;
+         }
+         c.eject_after = static_cast<std::uint32_t>(n);
+         return true;
+       }},
+      {"--eject-time", "DURATION", "first ejection of a member; each one that follows within --eject-max doubles it",
+       show_duration(&config::eject_time), duration_flag(&config::eject_time)},
+      {"--eject-max", "DURATION", "longest ejection", show_duration(&config::eject_max),
+       duration_flag(&config::eject_max)},
+      {"--health-check", "PATH|off",
+       "GET PATH on every group member each --health-interval, on the worker threads; 2xx passes",
+       [](const config& c) { return c.health_check.empty() ? std::string("off") : c.health_check; },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v == "off") {
+           c.health_check.clear();
+           return true;
+         }
+         if (v.empty() || v.front() != '/' || v.find_first_of(" \r\n") != std::string_view::npos) {
+           err = "expected a path starting with '/' (no spaces), or off";
+           return false;
+         }
+         c.health_check = std::string(v);
+         return true;
+       }},
+      {"--health-interval", "DURATION", "time between two active checks of a member",
+       show_duration(&config::health_interval), duration_flag(&config::health_interval)},
+      {"--health-timeout", "DURATION", "an active check without a status line by then fails",
+       show_duration(&config::health_timeout), duration_flag(&config::health_timeout)},
+      {"--health-thresholds", "UP/DOWN",
+       "passed checks in a row that mark a member up / failed ones that mark it down",
+       [](const config& c) { return std::to_string(c.health_healthy) + "/" + std::to_string(c.health_unhealthy); },
+       [](config& c, std::string_view v, std::string& err) {
+         const auto slash = v.find('/');
+         std::uint64_t up = 0, down = 0;
+         if (slash == std::string_view::npos || !parse_uint(v.substr(0, slash), up) ||
+             !parse_uint(v.substr(slash + 1), down) || up == 0 || down == 0 || up > 100 || down > 100) {
+           err = "expected UP/DOWN, two numbers from 1 to 100, like 2/3";
+           return false;
+         }
+         c.health_healthy = static_cast<std::uint32_t>(up);
+         c.health_unhealthy = static_cast<std::uint32_t>(down);
+         return true;
+       }},
+      {"--retry-budget", "PERCENT",
+       "a request a group member refused, timed out connecting or reset before answering goes to another "
+       "member once (idempotent methods, or nothing sent), while retries stay within PERCENT of the requests "
+       "of the last second (at least 3 per second per worker); 0: no such retries",
+       [](const config& c) { return std::to_string(c.retry_budget); },
+       [](config& c, std::string_view v, std::string& err) {
+         std::uint64_t n = 0;
+         if (!parse_uint(v, n) || n > 100) {
+           err = "expected a number from 0 to 100";
+           return false;
+         }
+         c.retry_budget = static_cast<std::uint32_t>(n);
+         return true;
+       }},
       {"--access-log", "auto|off|text|json|pretty",
        "one line per request on stdout, written by a background thread (auto: pretty on a terminal, else text)",
        [](const config& c) { return c.access_log; },
@@ -378,8 +456,9 @@ const std::vector<flag_spec>& flags() {
       {"--compress-responses", "on|off", "gzip responses when the client accepts it and the type is compressible",
        show_on_off(&config::compress_responses), on_off_flag(&config::compress_responses)},
       {"--route", "PREFIX=URL",
-       "proxy paths under PREFIX to URL (http://HOST:PORT) with PREFIX removed, no auth, no rate limit; "
-       "repeatable, longest prefix wins (per-route options, header rules and CORS: --config)",
+       "proxy paths under PREFIX to URL (http://HOST:PORT, or a group URL,URL... as for --backend) with PREFIX "
+       "removed, no auth, no rate limit; repeatable, longest prefix wins (per-route options, header rules and "
+       "CORS: --config)",
        [](const config&) { return std::string("none"); },
        [](config& c, std::string_view v, std::string& err) {
          auto eq = v.find('=');
@@ -456,10 +535,8 @@ bool add_route(std::string_view prefix, std::string_view backend, std::vector<ro
     err = "/api/ is the built-in route: set its backend with --backend";
     return false;
   }
-  if (backend.substr(0, 7) != "http://" || backend.size() <= 7) {
-    err = "expected a backend URL http://HOST:PORT";
-    return false;
-  }
+  std::vector<backend_member> members;
+  if (!parse_backend_list(backend, members, err)) return false;
   for (auto& r : routes) {
     if (r.prefix == p) {
       r.backend = std::string(backend);
@@ -475,7 +552,7 @@ bool add_route(std::string_view prefix, std::string_view backend, std::vector<ro
 
 bool is_repeatable_flag(std::string_view flag) noexcept {
   return flag == "--api-key" || flag == "--validate" || flag == "--route" || flag == "--rate-limit-exempt" ||
-         flag == "--trusted-proxy";
+         flag == "--trusted-proxy" || flag == "--backend";
 }
 
 bool is_setting(std::string_view flag) noexcept {
@@ -530,6 +607,7 @@ parse_outcome parse_args_impl(int argc, const char* const* argv, config& out) {
     out.config_file = std::string(value);
     if (!load_config_file(out.config_file, out, err)) return {parse_outcome::action::error, err};
   }
+  bool backend_from_flags = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     std::string_view value;
@@ -548,6 +626,12 @@ parse_outcome parse_args_impl(int argc, const char* const* argv, config& out) {
     if (arg == "--config") {
       if (!has_inline_value) ++i;  // read above
       continue;
+    }
+    // --backend adds to a group: the command line's first one replaces
+    // what the --config file gave.
+    if (arg == "--backend" && !backend_from_flags) {
+      backend_from_flags = true;
+      out.backend.clear();
     }
     const flag_spec* spec = nullptr;
     for (const auto& f : flags())

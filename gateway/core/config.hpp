@@ -57,7 +57,8 @@ struct cors_config {
 // "routes" entry of the config file). Longest prefix wins.
 struct route_config {
   std::string prefix;        // starts and ends with '/'
-  std::string backend;       // "http://HOST:PORT"
+  std::string backend;       // "http://HOST:PORT", or a group "URL[;weight=N],URL..."
+  std::optional<std::string> balance;  // else --balance
   bool strip_prefix = true;  // "/app/x" reaches the backend as "/x"
   bool auth = false;         // API key or JWT required (as for /api/)
   bool rate_limit = false;   // counted against the --rate-limit budget
@@ -72,7 +73,7 @@ struct route_config {
 
 struct config {
   listen_address listen;
-  std::string backend;  // "http://host:port" or empty: the embedded demo backend
+  std::string backend;  // "http://host:port", a group "URL[;weight=N],URL...", or empty: the embedded demo backend
   unsigned threads = 0;  // 0: one per core
 
   // Request limits (RFC 9110 section 15.5.14, RFC 6585 section 5).
@@ -104,6 +105,18 @@ struct config {
   std::uint32_t upstream_max_idle = upstream_max_idle_auto;
   std::uint32_t upstream_max_concurrent = 4096;           // requests in flight to one backend (all workers)
   std::chrono::nanoseconds upstream_queue_timeout = 100ms;  // wait for a free slot, then 503
+
+  // Upstream groups: a backend given as several URLs (proxy/upstream_group.hpp).
+  std::string balance = "round_robin";        // round_robin | least_request
+  std::uint32_t eject_after = 5;              // consecutive failures or 5xx that eject a member (0: never)
+  std::chrono::nanoseconds eject_time = 1s;   // first ejection; doubles for each one that follows
+  std::chrono::nanoseconds eject_max = 30s;   // longest ejection
+  std::string health_check;                   // active check path ("/healthz"); empty: none
+  std::chrono::nanoseconds health_interval = 5s;
+  std::chrono::nanoseconds health_timeout = 1s;
+  std::uint32_t health_healthy = 2;           // passed checks in a row that mark a member up
+  std::uint32_t health_unhealthy = 3;         // failed checks in a row that mark it down
+  std::uint32_t retry_budget = 20;            // retries on another member, % of requests per second (0: none)
 
   // Middleware.
   std::string access_log = "auto";          // auto | off | text | json | pretty (auto: pretty on a terminal, else text)

@@ -180,7 +180,7 @@ bool read_route(const json::value& v, config& out, file_error& fail) {
   // A misspelt key is named before anything it might have been meant as.
   static constexpr std::string_view keys[] = {"prefix", "backend", "strip_prefix", "auth", "rate_limit",
                                               "timeout", "connect_timeout", "validate", "request_headers",
-                                              "response_headers", "host", "cors"};
+                                              "response_headers", "host", "cors", "balance"};
   for (const auto& m : v.members())
     if (std::find(std::begin(keys), std::end(keys), m.key) == std::end(keys))
       return fail.at(m.key_line, "unknown key '" + m.key + "' (in a route)");
@@ -188,15 +188,28 @@ bool read_route(const json::value& v, config& out, file_error& fail) {
   const json::value* backend = v.find("backend");
   if (prefix == nullptr || !prefix->is_string())
     return fail.at(prefix ? prefix->line() : v.line(), "a route needs \"prefix\": \"/path/\"");
-  if (backend == nullptr || !backend->is_string())
-    return fail.at(backend ? backend->line() : v.line(), "a route needs \"backend\": \"http://HOST:PORT\"");
+  // "backend": one URL, a "URL,URL..." list, or a list of URLs (each may
+  // end in ";weight=N").
+  std::string backend_list;
+  if (backend != nullptr && backend->is_array()) {
+    for (const auto& item : backend->items()) {
+      if (!item.is_string()) return fail.at(item.line(), "'backend': expected a list of URLs");
+      if (!backend_list.empty()) backend_list += ',';
+      backend_list += item.as_string();
+    }
+  } else if (backend != nullptr && backend->is_string()) {
+    backend_list = std::string(backend->as_string());
+  }
+  if (backend_list.empty())
+    return fail.at(backend ? backend->line() : v.line(),
+                   "a route needs \"backend\": \"http://HOST:PORT\" (or a list of URLs)");
   std::string err;
   // Every file route is new: a second one with the same prefix is a mistake.
   std::string p(prefix->as_string());
   if (!p.empty() && p.back() != '/') p.push_back('/');
   for (const auto& r : out.routes)
     if (r.prefix == p) return fail.at(prefix->line(), "route '" + p + "' is given twice");
-  if (!add_route(prefix->as_string(), backend->as_string(), out.routes, err)) return fail.at(prefix->line(), err);
+  if (!add_route(prefix->as_string(), backend_list, out.routes, err)) return fail.at(prefix->line(), err);
   route_config& r = out.routes.back();
   for (const auto& m : v.members()) {
     if (m.key == "prefix" || m.key == "backend") continue;
@@ -219,6 +232,10 @@ bool read_route(const json::value& v, config& out, file_error& fail) {
         return fail.at(m.value.line(), "'host': expected \"client\" (the client's Host, the default) or \"upstream\" "
                                        "(the backend's authority)");
       r.upstream_host = m.value.as_string() == "upstream";
+    } else if (m.key == "balance") {
+      if (!m.value.is_string() || (m.value.as_string() != "round_robin" && m.value.as_string() != "least_request"))
+        return fail.at(m.value.line(), "'balance': expected \"round_robin\" or \"least_request\"");
+      r.balance = std::string(m.value.as_string());
     } else if (m.key == "cors") {
       if (!read_cors(m, r.cors, fail)) return false;
     } else if (m.key == "validate") {

@@ -350,7 +350,19 @@ void metrics_registry::render_json(std::string& out) const {
   };
   append_figures("counters", s.counters);
   append_figures("gauges", s.gauges);
-  out += "}}";
+  out += '}';
+  for (const auto& sec : sections_) {
+    out += ',';
+    json::append_string(out, sec.key);
+    out += ':';
+    sec.json(out);
+  }
+  out += '}';
+}
+
+void metrics_registry::add_section(std::string key, std::function<void(std::string&)> json,
+                                   std::function<void(std::string&)> prometheus) {
+  sections_.push_back({std::move(key), std::move(json), std::move(prometheus)});
 }
 
 void metrics_registry::render_prometheus(std::string& out) const {
@@ -415,6 +427,7 @@ void metrics_registry::render_prometheus(std::string& out) const {
     json::append_number(out, value);
     out += '\n';
   }
+  for (const auto& sec : sections_) sec.prometheus(out);
 }
 
 }  // namespace gateway::middleware

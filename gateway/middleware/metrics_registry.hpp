@@ -195,6 +195,13 @@ class metrics_registry {
 
   // Every field of a stat set, summed over `shards` (which must outlive the
   // registry's renders).
+  // A family of labelled figures that only its owner can list (the group
+  // members'): `json` appends the value of the JSON key `key`, `prometheus`
+  // appends complete exposition lines (HELP, TYPE, samples). Start-up only;
+  // both run on the rendering thread and must bound what they write.
+  void add_section(std::string key, std::function<void(std::string&)> json,
+                   std::function<void(std::string&)> prometheus);
+
   template <class Set>
   void add_stats(std::span<const Set> shards) {
     for (const auto& f : Set::fields()) {
@@ -208,7 +215,7 @@ class metrics_registry {
   // {"total_requests":N,"total_errors":N,"avg_latency_ms":X,
   //  "requests_by_path":{path:N,...},"errors_by_path":{path:N,...},
   //  "latency_ms":{"p50":X,"p90":X,"p99":X,"p999":X,"max":X},
-  //  "counters":{name:N,...},"gauges":{name:N,...}}
+  //  "counters":{name:N,...},"gauges":{name:N,...}, then each section's key}
   // errors_by_path lists only paths with errors (as the seed did).
   void render_json(std::string& out) const;
   // Prometheus text exposition format 0.0.4.
@@ -226,6 +233,12 @@ class metrics_registry {
   path_table paths_;
   std::vector<std::unique_ptr<metrics_shard>> shards_;
   std::vector<figure> figures_;
+  struct section {
+    std::string key;
+    std::function<void(std::string&)> json;
+    std::function<void(std::string&)> prometheus;
+  };
+  std::vector<section> sections_;
 };
 
 }  // namespace gateway::middleware

@@ -5,16 +5,19 @@
 #include <algorithm>
 #include <array>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <cstring>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
 #include "gateway/core/perf_inject.hpp"
 #include "gateway/http/syntax.hpp"
 #include "gateway/proxy/backend_address.hpp"
+#include "gateway/proxy/health_check.hpp"
 #include "gateway/proxy/proxy_error.hpp"
 #include "gateway/proxy/request_writer.hpp"
 #include "gateway/proxy/response_reader.hpp"
@@ -346,15 +349,85 @@ class upstream_response final : public http::body_source, public http::upstream_
   bool timed_out_ = false;
 };
 
+// One member of this worker's group: its address, its own pool of
+// connections, its shared state (health, figures) and the requests this
+// worker has in flight on it (for least request).
+struct member {
+  member(asio::io_context& io, backend_address addr, const proxy_options& opts, std::shared_ptr<member_state> st)
+      : address(std::move(addr)),
+        pool(io, address.endpoint, pool_limits{opts.max_idle, opts.idle_timeout, opts.connect_timeout}, opts.stats),
+        state(std::move(st)) {}
+  backend_address address;
+  upstream_pool pool;
+  std::shared_ptr<member_state> state;
+  std::int64_t in_flight = 0;
+};
+
+// Holds a member for one request, in the request arena: its in-flight count
+// drops when the request ends (the response streamed, or abandoned).
+struct member_lease {
+  explicit member_lease(member& m) noexcept : m_(m) { ++m_.in_flight; }
+  ~member_lease() { --m_.in_flight; }
+  member_lease(const member_lease&) = delete;
+  member_lease& operator=(const member_lease&) = delete;
+  member& m_;
+};
+
+// The failures that count against a member's passive health: it could not
+// be reached, said nothing in time, or answered with a broken head. (Which
+// of them may send the request to another member is decided in await().)
+bool counts_against_member(std::error_code err) noexcept {
+  return err == proxy_errc::connect_refused || err == proxy_errc::connect_timeout ||
+         err == proxy_errc::closed_before_response || err == proxy_errc::response_timeout ||
+         err == proxy_errc::bad_response || err == proxy_errc::response_head_too_large;
+}
+
 class proxy_layer final : public http::layer {
  public:
-  proxy_layer(net::worker_env& env, proxy_options opts, backend_address backend)
+  proxy_layer(net::worker_env& env, proxy_options opts, std::vector<backend_address> addresses,
+              std::vector<std::uint32_t> weights)
       : opts_(std::move(opts)),
-        backend_(std::move(backend)),
-        pool_(*env.io, backend_.endpoint, pool_limits{opts_.max_idle, opts_.idle_timeout, opts_.connect_timeout},
-              opts_.stats),
-        buffers_(opts_.buffer_size, std::min<std::uint32_t>(opts_.max_idle, max_idle_buffers)) {
-    env.on_drain.push_back([pool = &pool_] { pool->drain(); });
+        balancer_(opts_.balance, weights, 0x9e3779b97f4a7c15ull + env.index),
+        budget_(opts_.retry_budget_percent, opts_.retry_min_per_second),
+        buffers_(opts_.buffer_size, std::min<std::uint32_t>(opts_.max_idle, max_idle_buffers)),
+        io_(*env.io) {
+    members_.reserve(addresses.size());
+    for (std::size_t i = 0; i < addresses.size(); ++i)
+      members_.push_back(std::make_unique<member>(*env.io, std::move(addresses[i]), opts_, opts_.members[i]));
+    group_ = members_.size() > 1;
+    env.on_drain.push_back([this] {
+      for (auto& m : members_) m->pool.drain();
+    });
+    // Active checks: member i is checked by worker i mod N only.
+    if (!opts_.check.path.empty()) {
+      const unsigned workers = env.cfg != nullptr && env.cfg->threads > 0 ? env.cfg->threads : 1;
+      for (std::size_t i = 0; i < members_.size(); ++i) {
+        if (i % workers != env.index % workers) continue;
+        checkers_.push_back(make_health_checker(*env.io, members_[i]->address.endpoint,
+                                                members_[i]->address.authority, members_[i]->state, opts_.check));
+      }
+      if (!checkers_.empty()) {
+        // Started on the worker's thread (the chain may be built on another
+        // during a reload); stopped there when the chain drains.
+        auto list = std::make_shared<std::vector<std::shared_ptr<health_checker>>>(checkers_);
+        asio::post(io_, [w = std::weak_ptr(list)] {
+          if (auto l = w.lock())
+            for (auto& c : *l) start(c);
+        });
+        checker_list_ = list;
+        env.on_drain.push_back([list] {
+          for (auto& c : *list) stop(*c);
+        });
+      }
+    }
+  }
+
+  ~proxy_layer() override {
+    // A chain dropped before it ran (a reload that lost its worker) never
+    // drained: its checkers stop on the worker's thread.
+    if (checker_list_) asio::post(io_, [list = std::move(checker_list_)] {
+      for (auto& c : *list) stop(*c);
+    });
   }
 
   // The backend always makes the request wait.
@@ -363,45 +436,91 @@ class proxy_layer final : public http::layer {
   asio::awaitable<http::step> await(http::exchange& ex, http::layer_state&) override {
     core::perf_inject::on_request();  // empty unless built with GATEWAY_PERF_INJECT
     auto& mem = ex.mem();
-    auto& stats = pool_.stats();
-    ex.ctx.upstream = backend_.authority;
-    forward_params params{opts_.strip_prefix, ex.ctx.client_ip, backend_.authority, opts_.upstream_host};
-    std::string_view head = build_request_head(ex.req, params, mem);
+    auto& stats = *opts_.stats;
+    clock::time_point now{};
+    if (group_) {
+      now = clock::now();
+      budget_.on_request(now);
+    }
+    std::size_t index = pick(now, balancer::none);
     // A WebSocket handshake keeps its Upgrade and Connection: upgrade
     // (hop-by-hop, so build_request_head dropped them): the backend must see
     // the request to switch (RFC 6455 section 4.1).
     const bool upgrade = is_websocket_upgrade(ex.req);
-    if (upgrade) head = with_upgrade_fields(head, ex.req.headers.value_of("upgrade"), mem);
-
-    auto* up = mem.make<upstream_response>(pool_, buffers_, opts_, ex.req.method_id == HTTP_HEAD, ex.ctx, upgrade);
-    ex.ctx.guard = up;
-
     http::header_list fields(mem);
+    upstream_response* up = nullptr;
     std::error_code err;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      const bool reused = attempt == 0 && pool_.take(up->connection());
-      if (reused) {
-        core::bump(stats.reused);
-      } else {
-        err = co_await pool_.connect(up->connection());
-        if (err) break;
-        if (up->aborted()) {
-          err = make_error_code(proxy_errc::aborted);
-          break;
+    for (bool moved = false;; moved = true) {
+      member& m = *members_[index];
+      if (group_ && opts_.balance == balance_kind::least_request) mem.make<member_lease>(m);
+      ex.ctx.upstream = m.address.authority;
+      forward_params params{opts_.strip_prefix, ex.ctx.client_ip, m.address.authority, opts_.upstream_host};
+      std::string_view head = build_request_head(ex.req, params, mem);
+      if (upgrade) head = with_upgrade_fields(head, ex.req.headers.value_of("upgrade"), mem);
+      up = mem.make<upstream_response>(m.pool, buffers_, opts_, ex.req.method_id == HTTP_HEAD, ex.ctx, upgrade);
+      ex.ctx.guard = up;
+      // A pooled connection found closed before any response byte is
+      // replaced by a fresh one once, when the request is safe to send
+      // again (RFC 9112 section 9.3.1). (Inline rather than a coroutine of
+      // its own: a frame per request less.)
+      bool sent_nothing = false;
+      clock::time_point sent_at{};
+      for (int attempt = 0; attempt < 2; ++attempt) {
+        const bool reused = attempt == 0 && m.pool.take(up->connection());
+        if (reused) {
+          core::bump(stats.reused);
+        } else {
+          err = co_await m.pool.connect(up->connection());
+          if (err) break;
+          if (up->aborted()) {
+            err = make_error_code(proxy_errc::aborted);
+            break;
+          }
         }
+        core::bump(stats.requests);
+        sent_at = clock::now();
+        up->begin_exchange();
+        head_outcome o = up->end_exchange(co_await up->send_and_read_head(head, ex.req.body, fields));
+        err = o.ec;
+        sent_nothing = o.sent_nothing;
+        if (!err) break;
+        up->connection().close();
+        const bool retry = reused && !up->aborted() && err == proxy_errc::closed_before_response &&
+                           (is_idempotent(ex.req.method_id) || o.sent_nothing);
+        if (!retry) break;
+        core::bump(stats.retries);
       }
-      core::bump(stats.requests);
-      up->begin_exchange();
-      head_outcome o = up->end_exchange(co_await up->send_and_read_head(head, ex.req.body, fields));
-      err = o.ec;
-      if (!err) break;
+      now = clock::now();
+      m.state->requests.fetch_add(1, std::memory_order_relaxed);
+      if (!err) {
+        m.state->answered.fetch_add(1, std::memory_order_relaxed);
+        m.state->latency_ns.fetch_add((now - sent_at).count(), std::memory_order_relaxed);
+        const int status = up->switched() ? 101 : up->reader().status();
+        if (status >= 500) failed(m, now);
+        else m.state->record_success(now, opts_.health);
+        break;
+      }
+      if (err == proxy_errc::aborted) break;
+      if (!counts_against_member(err)) break;
+      failed(m, now);
+      // Another member takes the request once, if it cannot have been acted
+      // on twice and the budget allows (never after a response byte: none
+      // has come back). A refused or timed-out connect never reached the
+      // backend; a reset before any response byte may have, so only an
+      // idempotent request (RFC 9110 section 9.2.2) or one of which nothing
+      // was sent goes again.
+      const bool never_sent = err == proxy_errc::connect_refused || err == proxy_errc::connect_timeout || sent_nothing;
+      const bool may_resend =
+          never_sent || (err == proxy_errc::closed_before_response && is_idempotent(ex.req.method_id));
+      if (moved || !group_ || !may_resend || up->aborted()) break;
+      if (!budget_.try_retry(now)) {
+        core::bump(stats.retries_over_budget);
+        break;
+      }
+      ex.ctx.guard = nullptr;
       up->connection().close();
-      // Stale pooled connection (RFC 9112 section 9.3.1): safe to send again
-      // only if the backend cannot have acted on the request.
-      const bool retry = reused && !up->aborted() && err == proxy_errc::closed_before_response &&
-                         (is_idempotent(ex.req.method_id) || o.sent_nothing);
-      if (!retry) break;
-      core::bump(stats.retries);
+      index = pick(now, index);
+      core::bump(stats.failovers);
     }
     if (!err && up->switched()) {
       ex.res.status = 101;
@@ -447,13 +566,35 @@ class proxy_layer final : public http::layer {
   }
 
  private:
+  // The next member: an available one (not ejected, not marked down), or
+  // any when none is (panic).
+  std::size_t pick(clock::time_point now, std::size_t exclude) noexcept {
+    if (!group_) return 0;
+    return balancer_.pick([&](std::size_t i) { return members_[i]->state->available(now); },
+                          [&](std::size_t i) { return members_[i]->in_flight; }, exclude);
+  }
+
+  // Passive health: a member is never ejected while it is the last one
+  // available (the panic rule covers the rest).
+  void failed(member& m, clock::time_point now) noexcept {
+    bool others = false;
+    for (auto& o : members_)
+      if (o.get() != &m && o->state->available(now)) others = true;
+    if (m.state->record_failure(now, opts_.health, others)) core::bump(opts_.stats->ejections);
+  }
+
   // Response buffers (32 KiB each, for responses longer than the first
   // read) kept for reuse, at most: the pool of connections may be far larger.
   static constexpr std::uint32_t max_idle_buffers = 256;
   proxy_options opts_;
-  backend_address backend_;
-  upstream_pool pool_;
-  buffer_pool buffers_;  // declared after pool_: destroyed before it, after every request
+  balancer balancer_;
+  retry_budget budget_;
+  bool group_ = false;
+  std::vector<std::unique_ptr<member>> members_;
+  buffer_pool buffers_;  // declared after members_: destroyed before their pools, after every request
+  asio::io_context& io_;
+  std::vector<std::shared_ptr<health_checker>> checkers_;
+  std::shared_ptr<std::vector<std::shared_ptr<health_checker>>> checker_list_;
 };
 
 }  // namespace
@@ -469,15 +610,37 @@ proxy_options options_from_config(const core::config& cfg) {
   o.max_idle = cfg.upstream_max_idle != core::config::upstream_max_idle_auto
                    ? cfg.upstream_max_idle
                    : std::max<std::uint32_t>(1, cfg.upstream_max_concurrent / std::max(1u, cfg.threads));
+  o.balance = cfg.balance == "least_request" ? balance_kind::least_request : balance_kind::round_robin;
+  o.health.eject_after = cfg.eject_after;
+  o.health.eject_base = cfg.eject_time;
+  o.health.eject_max = std::max(cfg.eject_max, cfg.eject_time);
+  o.retry_budget_percent = cfg.retry_budget;
+  o.check.path = cfg.health_check;
+  o.check.interval = cfg.health_interval;
+  o.check.timeout = cfg.health_timeout;
+  o.check.healthy = cfg.health_healthy;
+  o.check.unhealthy = cfg.health_unhealthy;
   return o;
 }
 
 http::layer_ptr make_proxy(net::worker_env& env, proxy_options opts) {
-  backend_address backend = parse_backend_url(opts.backend_url);
+  std::vector<core::backend_member> specs;
+  if (std::string err; !core::parse_backend_list(opts.backend_url, specs, err))
+    throw std::invalid_argument("backend: " + err);
+  std::vector<backend_address> addresses;
+  std::vector<std::uint32_t> weights;
+  for (const auto& m : specs) {
+    addresses.push_back(parse_backend_url(m.url));
+    weights.push_back(m.weight);
+  }
   if (!opts.stats) opts.stats = std::make_shared<upstream_stats>();
+  if (opts.members.size() != specs.size()) {
+    opts.members.clear();
+    for (const auto& m : specs) opts.members.push_back(std::make_shared<member_state>(opts.strip_prefix, m.url, m.weight));
+  }
   if (opts.buffer_size < 4096) opts.buffer_size = 4096;  // more than the first read (2 KiB)
   if (opts.max_response_head < opts.buffer_size) opts.max_response_head = opts.buffer_size;
-  return std::make_unique<proxy_layer>(env, std::move(opts), std::move(backend));
+  return std::make_unique<proxy_layer>(env, std::move(opts), std::move(addresses), std::move(weights));
 }
 
 }  // namespace gateway::proxy

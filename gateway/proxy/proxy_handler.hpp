@@ -4,14 +4,20 @@
 // Per request, in order (the proxy's phases):
 //   1. build the backend's request head (request_writer.hpp: prefix
 //      stripped, hop-by-hop fields removed, X-Forwarded-* added) in the arena
-//   2. take a pooled connection (upstream_pool.hpp) or connect
+//   2. choose the group's member (upstream_group.hpp: round robin or least
+//      request over the members not ejected or marked down), take a pooled
+//      connection of that member (upstream_pool.hpp) or connect
 //      (connect timeout -> 504, refused -> 502)
 //   3. one gathered write of head + the once-read body, then read the
 //      response head, both within the response timeout (-> 504)
 //   4. a pooled connection that turns out closed before any response byte
 //      is retried once on a fresh connection, if the method is idempotent
 //      (RFC 9110 section 9.2.2) or nothing of the request was sent; a POST
-//      that may have reached the backend is never sent twice
+//      that may have reached the backend is never sent twice. Then, in a
+//      group, a member that refused, timed out connecting or reset before
+//      any response byte hands the request to another member once, under
+//      the same rule and within the retry budget; the outcome (failure,
+//      5xx, success) goes to the member's passive health
 //   5. the response head goes to ex.res (status, reason, fields minus
 //      hop-by-hop); the body stays on the socket and is pulled by the
 //      client connection through ex.res.stream, a body_source in the
@@ -37,12 +43,15 @@
 #include "gateway/core/config.hpp"
 #include "gateway/http/layer.hpp"
 #include "gateway/net/worker.hpp"
+#include "gateway/proxy/health_check.hpp"
+#include "gateway/proxy/upstream_group.hpp"
 #include "gateway/proxy/upstream_pool.hpp"
 
 namespace gateway::proxy {
 
 struct proxy_options {
-  std::string backend_url;            // "http://HOST:PORT" (backend_address.hpp)
+  // "http://HOST:PORT", or a group: "URL[;weight=N],URL..." (upstream_group.hpp)
+  std::string backend_url;
   std::string strip_prefix = "/api";  // removed from the path; "" keeps it
   bool upstream_host = false;         // Host: the backend's authority, not the client's
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(2);
@@ -57,6 +66,17 @@ struct proxy_options {
   // Counters shared by every worker's pool (metrics and tests read them from
   // any thread). Created by make_proxy_handler when null.
   std::shared_ptr<upstream_stats> stats;
+
+  // Groups (upstream_group.hpp, health_check.hpp).
+  balance_kind balance = balance_kind::round_robin;
+  health_policy health;
+  std::uint32_t retry_budget_percent = 20;  // 0: never another member
+  std::uint32_t retry_min_per_second = 3;   // per worker, whatever the percentage
+  health_check_options check;               // check.path empty: no active checks
+  // One state per member of backend_url, in its order, shared by every
+  // worker (and kept across reloads by the caller); created when the count
+  // does not match.
+  std::vector<std::shared_ptr<member_state>> members;
 };
 
 // Backend URL, timeouts and pool limits from the gateway's configuration.

@@ -37,6 +37,9 @@ namespace gateway::proxy {
   X(reused, counter, "upstream_reused", "Requests sent on a pooled keep-alive connection")                   \
   X(requests, counter, "upstream_requests", "Requests sent to a backend (retries included)")                 \
   X(retries, counter, "upstream_retries", "Requests sent again after a stale pooled connection")            \
+  X(failovers, counter, "upstream_failovers", "Requests handed to another group member after a failure")     \
+  X(retries_over_budget, counter, "upstream_retries_over_budget", "Retries on another member refused by the retry budget") \
+  X(ejections, counter, "upstream_ejections", "Group members ejected after consecutive failures")          \
   X(stale, counter, "upstream_stale", "Pooled connections found closed by the backend when taken")         \
   X(expired, counter, "upstream_idle_expired", "Idle pooled connections closed by the idle timeout")         \
   X(discarded, counter, "upstream_discarded", "Connections closed mid-response (client gone, error, abort)") \

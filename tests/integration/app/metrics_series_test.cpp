@@ -147,6 +147,12 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
   cfg.upstream_queue_timeout = 50ms;
   std::string err;
   REQUIRE(core::add_route("/dead/", "http://127.0.0.1:" + std::to_string(test::closed_port()), cfg.routes, err));
+  // Groups: one dead member and a live one; two dead ones. A member is
+  // ejected at its first failure.
+  const std::string dead = std::to_string(test::closed_port());
+  cfg.eject_after = 1;
+  REQUIRE(core::add_route("/group/", "http://127.0.0.1:" + dead + "," + backend.url(), cfg.routes, err));
+  REQUIRE(core::add_route("/all-dead/", "http://127.0.0.1:" + dead + ",http://127.0.0.2:" + dead, cfg.routes, err));
   REQUIRE(core::add_route("/cors/", backend.url(), cfg.routes, err));
   cfg.routes.back().cors = core::cors_config{};
   cfg.routes.back().cors->origins = {"https://app.example"};
@@ -314,6 +320,24 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
     // The client left with 32 MiB still to come: the gateway gives the
     // backend connection up rather than reading the rest.
     CHECK(test::wait_until([&] { return read_figures(port)["upstream_discarded"] > discarded; }, 5s));
+  });
+
+  // The first request to /group/ goes to the dead member (round robin
+  // starts with the first), which is ejected, and the request is answered
+  // by the live one.
+  check({"upstream_failovers", "upstream_ejections"}, [&] {
+    auto r = ask(port, test::make_request("GET", "/group/x"));
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  });
+  // With every member dead each request spends a retry: past the floor of
+  // 3 a second, 20 % of a handful of requests allows none.
+  check({"upstream_retries_over_budget"}, [&] {
+    for (int i = 0; i < 5; ++i) {
+      auto r = ask(port, test::make_request("GET", "/all-dead/x"));
+      REQUIRE(r);
+      CHECK(r->status == 502);
+    }
   });
 
   check({"upstream_retries"}, [&] {

@@ -3,6 +3,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <optional>
 #include <string>
 
 using namespace gateway::core;
@@ -182,4 +186,68 @@ TEST_CASE("a config-file route's header rules and CORS settings must have their 
   CHECK_THAT(error_of(R"("cors": {"origins": "*", "max_age": -1})"), Catch::Contains("'max_age'"));
   CHECK_THAT(error_of(R"("cors": {"origins": "*", "credentials": "yes"})"), Catch::Contains("'credentials'"));
   CHECK(error_of(R"("host": "client")").empty());
+}
+
+TEST_CASE("a backend group: --backend repeats or takes a list, with weights; routes and the config file take lists",
+          "[unit][core]") {
+  config c;
+  const char* ok[] = {"gateway", "--backend", "http://127.0.0.1:1", "--backend=http://127.0.0.1:2;weight=3,http://h:3",
+                      "--route", "/svc/=http://127.0.0.1:4,http://127.0.0.1:5", "--balance", "least_request",
+                      "--eject-after", "3", "--eject-time", "200ms", "--health-check", "/healthz",
+                      "--health-thresholds", "1/4", "--retry-budget", "10"};
+  REQUIRE(parse_args(18, ok, c).what == parse_outcome::action::run);
+  CHECK(c.backend == "http://127.0.0.1:1,http://127.0.0.1:2;weight=3,http://h:3");
+  REQUIRE(c.routes.size() == 1);
+  CHECK(c.routes[0].backend == "http://127.0.0.1:4,http://127.0.0.1:5");
+  CHECK(c.balance == "least_request");
+  CHECK(c.eject_after == 3);
+  CHECK(c.eject_time == 200ms);
+  CHECK(c.health_check == "/healthz");
+  CHECK(c.health_healthy == 1);
+  CHECK(c.health_unhealthy == 4);
+  CHECK(c.retry_budget == 10);
+  for (auto [flag, value] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"--backend", "http://a:1;weight=0"}, {"--backend", "http://a:1,http://a:1"}, {"--backend", "ftp://a:1"},
+           {"--route", "/x/=http://a:1,"}, {"--balance", "random"}, {"--health-check", "healthz"},
+           {"--health-thresholds", "0/3"}, {"--retry-budget", "101"}, {"--eject-after", "x"}}) {
+    config b;
+    const char* argv[] = {"gateway", flag, value};
+    auto r = parse_args(3, argv, b);
+    INFO(flag << " " << value);
+    CHECK(r.what == parse_outcome::action::error);
+    CHECK(r.message.find(flag) != std::string::npos);
+  }
+  config f;
+  std::string err;
+  REQUIRE(apply_config_text("{\"backend\": [\"http://127.0.0.1:1\", \"http://127.0.0.1:2;weight=2\"], \"routes\": "
+                            "[{\"prefix\": \"/svc/\", \"backend\": [\"http://127.0.0.1:4\", \"http://127.0.0.1:5\"], "
+                            "\"balance\": \"least_request\"}]}",
+                            "c.json", f, err));
+  CHECK(f.backend == "http://127.0.0.1:1,http://127.0.0.1:2;weight=2");
+  REQUIRE(f.routes.size() == 1);
+  CHECK(f.routes[0].backend == "http://127.0.0.1:4,http://127.0.0.1:5");
+  CHECK(f.routes[0].balance == std::optional<std::string>("least_request"));
+  CHECK_FALSE(apply_config_text("{\"routes\": [{\"prefix\": \"/s/\", \"backend\": [\"http://a:1\", 3]}]}", "c.json", f,
+                                err));
+  CHECK(err.find("'backend'") != std::string::npos);
+  CHECK_FALSE(apply_config_text("{\"routes\": [{\"prefix\": \"/s/\", \"backend\": \"http://a:1\", \"balance\": \"x\"}]}",
+                                "c.json", f, err));
+  CHECK(err.find("'balance'") != std::string::npos);
+  // The command line's first --backend replaces the file's group.
+  const std::string path = "/tmp/gateway_config_test_group_" + std::to_string(::getpid()) + ".json";
+  {
+    std::FILE* out = std::fopen(path.c_str(), "w");
+    REQUIRE(out != nullptr);
+    std::fputs("{\"backend\": [\"http://127.0.0.1:1\", \"http://127.0.0.1:2\"]}", out);
+    std::fclose(out);
+  }
+  config g;
+  const char* over[] = {"gateway", "--config", path.c_str(), "--backend", "http://127.0.0.1:7", "--backend",
+                        "http://127.0.0.1:8"};
+  REQUIRE(parse_args(7, over, g).what == parse_outcome::action::run);
+  CHECK(g.backend == "http://127.0.0.1:7,http://127.0.0.1:8");
+  std::remove(path.c_str());
+  const std::string text = help_text();
+  for (const char* f : {"--balance", "--eject-after", "--health-check", "--retry-budget", "URL;weight=N"})
+    CHECK(text.find(f) != std::string::npos);
 }
