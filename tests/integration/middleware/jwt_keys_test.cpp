@@ -62,7 +62,7 @@ std::size_t occurrences(const std::string& text, std::string_view what) {
 
 }  // namespace
 
-TEST_CASE("--jwt-jwks: public-key tokens verified by the gateway process, claims forwarded as headers, forged "
+TEST_CASE("JWK Set file: public-key tokens verified by the gateway process, claims forwarded as headers, forged "
           "ones removed, the keys re-read on SIGHUP and a bad file refused",
           "[integration][middleware]") {
   const auto rsa = test::signing_key::generate("RSA");
@@ -160,7 +160,8 @@ TEST_CASE("--jwt-jwks: public-key tokens verified by the gateway process, claims
   CHECK(*status == 0);
 }
 
-TEST_CASE("--jwt-jwks and --jwt-claim-header: a bad setting stops the gateway at start with exit 2 naming the flag",
+TEST_CASE("JWK Set file and claim headers: a bad --jwt-jwks or --jwt-claim-header stops the gateway at start "
+          "with exit 2 naming the flag",
           "[integration][middleware]") {
   const std::string bad = temp_path();
   write_file(bad, R"({"keys": [{"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA", "kid": "short"}]})");
