@@ -120,14 +120,12 @@ bool instance::reload(core::config next, std::string& message) {
   state_->members.prune();  // members of routes the old pipelines had (those still running go next time)
   ++reloads_;
   message = std::to_string(settings_->cfg.routes.size() + 1) + " proxied routes" + describe_routes(settings_->cfg);
+  if (settings_->jwt && settings_->jwt->options().jwks)
+    message += "\n  --jwt-jwks: " + settings_->jwt->options().jwks->describe();
   return true;
 }
 
 bool instance::reload_from_sources(std::string& message) {
-  if (cfg_.config_file.empty()) {
-    message = "no --config file was given, so there is nothing to re-read";
-    return false;
-  }
   std::vector<const char*> argv{"gateway"};
   for (const auto& a : cfg_.command_line) argv.push_back(a.c_str());
   core::config next;

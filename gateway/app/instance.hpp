@@ -45,7 +45,9 @@ class instance {
   // once every running worker has the new pipeline. Any thread but a
   // worker's; one reload at a time.
   bool reload(core::config next, std::string& message);
-  // Re-reads the --config file and re-applies the command line over it.
+  // Re-reads the --config file (if any) and re-applies the command line
+  // over it, which re-reads the files flags name (--api-keys-file,
+  // --jwt-jwks).
   bool reload_from_sources(std::string& message);
   std::uint64_t reloads() const noexcept;
   std::shared_ptr<const settings> current_settings() const;

@@ -113,6 +113,7 @@ class pipeline_builder {
     bool auth = false;
     const std::vector<const core::validation_rules*>* rules = nullptr;
     const route_settings* extra = nullptr;  // CORS and header rules
+    bool proxied = false;
   };
 
   // A route: its policy layers in the order of the lifecycle above, then
@@ -125,6 +126,8 @@ class pipeline_builder {
       layers.push_back(
           middleware::make_rate_limit(*s_.limiter, cfg_.rate_limit_key == "api-key", shard_, cfg_.rate_limit_exempt));
     if (p.auth) layers.push_back(middleware::make_auth(s_.keys, s_.jwt.get(), shard_));
+    if (!p.auth && p.proxied && !s_.claim_header_strip.empty())
+      layers.push_back(middleware::make_header_rules(s_.claim_header_strip));
     if (p.rules != nullptr && !p.rules->empty()) layers.push_back(middleware::make_validation(*p.rules));
     if (p.extra != nullptr && !p.extra->headers.empty())
       layers.push_back(middleware::make_header_rules(p.extra->headers));
@@ -152,7 +155,7 @@ class pipeline_builder {
     lim.max_in_flight = std::max<std::uint32_t>(1, cfg_.upstream_max_concurrent / std::max(1u, cfg_.threads));
     lim.max_waiters = lim.max_in_flight;
     lim.queue_timeout = cfg_.upstream_queue_timeout;
-    return route(policy{.rate_limit = p.rate_limit, .auth = p.auth, .rules = &p.rules, .extra = p.extra},
+    return route(policy{.rate_limit = p.rate_limit, .auth = p.auth, .rules = &p.rules, .extra = p.extra, .proxied = true},
                  proxy::make_proxy(env_, std::move(opts)),
                  proxy::make_concurrency_limit(lim, &state_.upstream->busy_rejected));
   }

@@ -29,9 +29,13 @@
 //                       [header rules] -> [backend concurrency cap], as the
 //                       route says (table below). CORS answers a preflight
 //                       itself (204, or 403), before the rate limit counts
-//                       it or auth asks for credentials; header rules edit
-//                       the request after the policy has read it as sent
-//                       (middleware/cors.hpp, middleware/header_rules.hpp)
+//                       it or auth asks for credentials; auth removes the
+//                       --jwt-claim-header fields and sets them from a
+//                       verified token's claims (a proxied route without
+//                       auth only removes them, in a header-rules layer in
+//                       auth's place); header rules edit the request after
+//                       the policy has read it as sent (middleware/cors.hpp,
+//                       middleware/jwt.hpp, middleware/header_rules.hpp)
 //   7. endpoint         an admin page or the proxy (proxy/proxy_handler.hpp
 //                       numbers its phases: member choice, pool, send,
 //                       response head, retry on another member, stream; a

@@ -49,8 +49,10 @@ int run(const core::config& cfg) {
   if (!c.api_keys.empty())
     std::fprintf(stderr, "gateway: and  curl %s-s -H 'X-API-Key: %s' http://%s:%u/api/hello\n", curl_proxy,
                  c.api_keys.front().c_str(), c.listen.host.c_str(), static_cast<unsigned>(gw->port()));
-  else if (c.api_keys_file.empty() && c.jwt_secret.empty())
-    std::fprintf(stderr, "gateway: no --api-key or --jwt-secret given: /api/ and /logs will answer 401\n");
+  else if (c.api_keys_file.empty() && c.jwt_secret.empty() && c.jwt_jwks.empty())
+    std::fprintf(stderr, "gateway: no --api-key, --jwt-secret or --jwt-jwks given: /api/ and /logs will answer 401\n");
+  if (auto s = gw->current_settings(); s->jwt && s->jwt->options().jwks)
+    std::fprintf(stderr, "gateway: --jwt-jwks %s: %s\n", c.jwt_jwks.c_str(), s->jwt->options().jwks->describe().c_str());
 
   for (;;) {
     int sig = 0;

@@ -28,10 +28,30 @@ middleware::api_key_set load_keys(const core::config& cfg) {
   return keys;
 }
 
+// The JWT verifier, with the --jwt-jwks file read now (at start-up, and
+// again for each reload: a bad file throws and the reload is refused).
 std::unique_ptr<middleware::jwt_verifier> make_jwt(const core::config& cfg) {
-  if (cfg.jwt_secret.empty()) return nullptr;
+  if (cfg.jwt_secret.empty() && cfg.jwt_jwks.empty()) {
+    if (!cfg.jwt_claim_headers.empty()) throw config_error("--jwt-claim-header needs --jwt-secret or --jwt-jwks");
+    return nullptr;
+  }
   middleware::jwt_options o;
   o.secret = cfg.jwt_secret;
+  if (!cfg.jwt_jwks.empty()) {
+    try {
+      o.jwks = std::make_shared<const middleware::jwk_set>(middleware::jwk_set::load(cfg.jwt_jwks));
+    } catch (const std::runtime_error& e) {
+      throw config_error(std::string("--jwt-jwks: ") + e.what());
+    }
+  }
+  for (const auto& [claim, header] : cfg.jwt_claim_headers) {
+    try {
+      middleware::check_request_header_name("--jwt-claim-header " + claim + "=" + header + ": header", header);
+    } catch (const std::invalid_argument& e) {
+      throw config_error(e.what());
+    }
+    o.claim_headers.push_back({claim, header});
+  }
   o.leeway = std::chrono::duration_cast<std::chrono::seconds>(cfg.jwt_leeway);
   if (!cfg.jwt_issuer.empty()) o.issuer = cfg.jwt_issuer;
   if (!cfg.jwt_audience.empty()) o.audience = cfg.jwt_audience;
@@ -82,6 +102,7 @@ std::shared_ptr<const settings> make_settings(core::config cfg, std::shared_ptr<
   s->cfg = std::move(cfg);
   s->keys = load_keys(s->cfg);
   s->jwt = make_jwt(s->cfg);
+  for (const auto& c : s->cfg.jwt_claim_headers) s->claim_header_strip.request.remove.push_back(c.second);
   s->routes = compile_routes(s->cfg);
   if (s->cfg.rate_limit_enabled) s->limiter = reuse ? std::move(reuse) : make_limiter(s->cfg);
   return s;

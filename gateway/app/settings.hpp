@@ -35,7 +35,10 @@ struct route_settings {
 struct settings {
   core::config cfg;  // resolved: threads and backend filled in
   middleware::api_key_set keys;
-  std::unique_ptr<middleware::jwt_verifier> jwt;      // null without --jwt-secret
+  std::unique_ptr<middleware::jwt_verifier> jwt;      // null without --jwt-secret and --jwt-jwks
+  // Removes the --jwt-claim-header fields from requests on proxied routes
+  // without auth (the auth layer does it on the others).
+  middleware::route_header_rules claim_header_strip;
   std::shared_ptr<middleware::rate_limiter> limiter;  // null when --rate-limit off
   std::vector<route_settings> routes;                 // one per cfg.routes, in its order
 };
@@ -45,7 +48,8 @@ core::config resolved(core::config cfg);
 
 // Builds the settings for `cfg`; throws std::exception with a message naming
 // the flag for a bad key file or key, and config_error naming the route and
-// the key for a route's header rules or CORS settings. `reuse_limiter` is taken instead of a
+// the key for a route's header rules or CORS settings, or naming the flag for
+// a bad --jwt-jwks file or --jwt-claim-header. `reuse_limiter` is taken instead of a
 // new table when the rate-limit options are unchanged, so clients keep their
 // counts across a reload.
 std::shared_ptr<const settings> make_settings(core::config cfg,

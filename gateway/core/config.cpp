@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "gateway/core/backend_list.hpp"
+#include "gateway/core/ascii.hpp"
 #include "gateway/core/config_file.hpp"
 #include "gateway/core/units.hpp"
 
@@ -418,7 +419,8 @@ const std::vector<flag_spec>& flags() {
          c.api_keys_file = std::string(v);
          return true;
        }},
-      {"--jwt-secret", "SECRET", "HMAC secret for Bearer JWTs (HS256/384/512); without it bearer tokens are refused",
+      {"--jwt-secret", "SECRET",
+       "HMAC secret for Bearer JWTs (HS256/384/512); without it or --jwt-jwks bearer tokens are refused",
        [](const config&) { return std::string("none"); },
        [](config& c, std::string_view v, std::string& err) {
          if (v.size() < 16) {
@@ -426,6 +428,43 @@ const std::vector<flag_spec>& flags() {
            return false;
          }
          c.jwt_secret = std::string(v);
+         return true;
+       }},
+      {"--jwt-jwks", "FILE",
+       "JWK Set file (RFC 7517) with the public keys of Bearer JWTs signed RS256/384/512, ES256/384 or EdDSA "
+       "(Ed25519), chosen by the token's kid; SIGHUP re-reads it (a bad file is refused, the old keys stay)",
+       [](const config&) { return std::string("none"); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v.empty()) {
+           err = "expected a file name";
+           return false;
+         }
+         c.jwt_jwks = std::string(v);
+         return true;
+       }},
+      {"--jwt-claim-header", "CLAIM=HEADER",
+       "send a verified JWT's claim (a string, number or boolean) to the backend as this request header, e.g. "
+       "sub=X-User-Id; the header is removed from every proxied request that does not carry such a token, so "
+       "clients cannot forge it; repeatable",
+       [](const config&) { return std::string("none"); },
+       [](config& c, std::string_view v, std::string& err) {
+         const auto eq = v.find('=');
+         if (eq == std::string_view::npos || eq == 0 || eq + 1 == v.size()) {
+           err = "expected CLAIM=HEADER, e.g. sub=X-User-Id";
+           return false;
+         }
+         const std::string_view header = v.substr(eq + 1);
+         for (const auto& [claim, name] : c.jwt_claim_headers) {
+           if (iequals_ascii(name, header)) {
+             err = "header " + std::string(header) + " already carries claim " + claim;
+             return false;
+           }
+         }
+         if (c.jwt_claim_headers.size() >= 32) {
+           err = "at most 32 claim headers";
+           return false;
+         }
+         c.jwt_claim_headers.emplace_back(v.substr(0, eq), header);
          return true;
        }},
       {"--jwt-issuer", "ISS", "when set, a JWT's iss must equal it", [](const config&) { return std::string("any"); },
@@ -552,7 +591,7 @@ bool add_route(std::string_view prefix, std::string_view backend, std::vector<ro
 
 bool is_repeatable_flag(std::string_view flag) noexcept {
   return flag == "--api-key" || flag == "--validate" || flag == "--route" || flag == "--rate-limit-exempt" ||
-         flag == "--trusted-proxy" || flag == "--backend";
+         flag == "--trusted-proxy" || flag == "--backend" || flag == "--jwt-claim-header";
 }
 
 bool is_setting(std::string_view flag) noexcept {
@@ -692,7 +731,8 @@ std::string help_text() {
       "  anything else 404, before any auth or rate limit\n"
       "  (--rate-limit-exempt PATH takes an exact path out of the rate limit)\n"
       "\nSignals: SIGINT/SIGTERM stop accepting, drain in-flight requests, exit 0.\n"
-      "         SIGHUP re-reads the --config file; a bad one is refused and the running settings stay.\n";
+      "         SIGHUP re-reads the --config file and the files flags name (--api-keys-file, --jwt-jwks);\n"
+      "         a bad one is refused and the running settings stay.\n";
   return s;
 }
 

@@ -131,6 +131,8 @@ struct config {
   std::vector<std::string> api_keys;
   std::string api_keys_file;
   std::string jwt_secret;
+  std::string jwt_jwks;  // JWK Set file with public keys (RS*, ES*, EdDSA)
+  std::vector<std::pair<std::string, std::string>> jwt_claim_headers;  // claim -> request header to the backend
   std::string jwt_issuer;
   std::string jwt_audience;
   std::chrono::nanoseconds jwt_leeway = 30s;
@@ -167,7 +169,7 @@ apply_result apply_setting(std::string_view flag, std::string_view value, config
 bool is_setting(std::string_view flag) noexcept;
 
 // True for flags that take a list (--api-key, --validate, --route,
-// --rate-limit-exempt, --trusted-proxy).
+// --rate-limit-exempt, --trusted-proxy, --jwt-claim-header).
 bool is_repeatable_flag(std::string_view flag) noexcept;
 
 // Parses "ROUTE:FIELD:rule,rule" (rules: required, min_len=N, max_len=N)

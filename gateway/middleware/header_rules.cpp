@@ -178,6 +178,10 @@ route_header_rules compile_header_rules(const core::route_config& r) {
   return out;
 }
 
+void check_request_header_name(const std::string& key, std::string_view name) {
+  check_name(key, name, direction::request, edit::set, false);
+}
+
 http::layer_ptr make_header_rules(const route_header_rules& rules) {
   return std::make_unique<header_rules_layer>(rules);
 }

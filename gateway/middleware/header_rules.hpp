@@ -98,6 +98,12 @@ struct route_header_rules {
 // ${client_ip}, ${request_id} or ${route})". Start-up (and reload) only.
 route_header_rules compile_header_rules(const core::route_config& r);
 
+// Throws std::invalid_argument starting with `key` when `name` is not a
+// header name the configuration may set on requests to a backend (a token,
+// none of the fields the gateway writes itself: see above). For settings
+// that add request fields of their own (--jwt-claim-header).
+void check_request_header_name(const std::string& key, std::string_view name);
+
 // The layer applying `rules` (which must outlive it).
 http::layer_ptr make_header_rules(const route_header_rules& rules);
 

@@ -49,7 +49,10 @@ http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_
 
 // API key (X-API-Key or api_key query) or Authorization: Bearer <JWT>.
 // Failure: 401 with WWW-Authenticate. `jwt` may be null: bearer tokens are
-// then refused.
+// then refused. The request fields named by the verifier's claim_headers
+// are removed on entry and, for a verified token, set from its claims (the
+// backend sees only what the token says). Routes without auth remove them
+// with a header-rules layer (app/pipeline.cpp).
 http::layer_ptr make_auth(const api_key_set& keys, const jwt_verifier* jwt, metrics_shard& shard);
 
 // A route's JSON body rules: for POST and PUT to a path under a rule set's

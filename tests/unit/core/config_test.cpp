@@ -251,3 +251,54 @@ TEST_CASE("a backend group: --backend repeats or takes a list, with weights; rou
   for (const char* f : {"--balance", "--eject-after", "--health-check", "--retry-budget", "URL;weight=N"})
     CHECK(text.find(f) != std::string::npos);
 }
+
+TEST_CASE("the jwt-jwks flag takes a file, jwt-claim-header repeatable CLAIM=HEADER pairs, both config-file keys",
+          "[unit][core]") {
+  config c;
+  const char* ok[] = {"gateway", "--jwt-jwks", "/etc/gateway/keys.json", "--jwt-claim-header", "sub=X-User-Id",
+                      "--jwt-claim-header=https://example.com/tenant=X-Tenant"};
+  REQUIRE(parse_args(6, ok, c).what == parse_outcome::action::run);
+  CHECK(c.jwt_jwks == "/etc/gateway/keys.json");
+  REQUIRE(c.jwt_claim_headers.size() == 2);
+  CHECK(c.jwt_claim_headers[0] == std::pair<std::string, std::string>{"sub", "X-User-Id"});
+  // The claim is everything before the first '=' (a URL claim name may not hold one).
+  CHECK(c.jwt_claim_headers[1].first == "https://example.com/tenant");
+  CHECK(c.jwt_claim_headers[1].second == "X-Tenant");
+
+  for (const char* bad : {"sub", "=X-User", "sub=", ""}) {
+    config b;
+    const char* argv[] = {"gateway", "--jwt-claim-header", bad};
+    auto r = parse_args(3, argv, b);
+    INFO(bad);
+    CHECK(r.what == parse_outcome::action::error);
+    CHECK(r.message.find("--jwt-claim-header: invalid value") == 0);
+  }
+  config twice;
+  const char* same_header[] = {"gateway", "--jwt-claim-header", "sub=X-User", "--jwt-claim-header", "email=x-user"};
+  auto r = parse_args(5, same_header, twice);
+  CHECK(r.what == parse_outcome::action::error);
+  CHECK(r.message.find("header x-user already carries claim sub") != std::string::npos);
+  config many;
+  std::string err;
+  for (int i = 0; i < 32; ++i)
+    REQUIRE(apply_setting("--jwt-claim-header", "c" + std::to_string(i) + "=X-C" + std::to_string(i), many, err) ==
+            apply_result::ok);
+  CHECK(apply_setting("--jwt-claim-header", "c=X-C", many, err) == apply_result::bad_value);
+  CHECK(err == "at most 32 claim headers");
+  config empty;
+  const char* no_file[] = {"gateway", "--jwt-jwks="};
+  CHECK(parse_args(2, no_file, empty).what == parse_outcome::action::error);
+
+  config f;
+  REQUIRE(apply_config_text(R"({"jwt_jwks": "keys.json", "jwt_claim_header": ["sub=X-User-Id", "tid=X-Tenant"]})",
+                            "c.json", f, err));
+  CHECK(f.jwt_jwks == "keys.json");
+  CHECK(f.jwt_claim_headers.size() == 2);
+
+  const std::string text = help_text();
+  CHECK(text.find("  --jwt-jwks FILE ") != std::string::npos);
+  CHECK(text.find("--jwt-claim-header CLAIM=HEADER") != std::string::npos);
+  CHECK(text.find("clients cannot forge it") != std::string::npos);
+  CHECK(text.find("SIGHUP re-reads the --config file and the files flags name (--api-keys-file, --jwt-jwks)") !=
+        std::string::npos);
+}
