@@ -215,7 +215,12 @@ void rate_limit_store::tick() {
         if (now >= c.deadline) drop(c);
         break;
       case connection::phase::ready:
-        if (c.outstanding > 0 && now - c.last_progress > stall_limit) drop(c);
+        if (c.outstanding > 0 && now - c.last_progress > stall_limit) {
+          // Answers may be waiting in the socket while this loop was busy:
+          // read them first, so only a Redis that does not answer is dropped.
+          redisAsyncHandleRead(c.ac);
+          if (c.ac != nullptr && c.outstanding > 0 && clock::now() - c.last_progress > stall_limit) drop(c);
+        }
         break;
     }
   }
@@ -478,6 +483,12 @@ asio::awaitable<std::optional<rate_limit_decision>> rate_limit_store::finish(std
   if (!s.replied) {
     auto [ec] = co_await s.timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     (void)ec;  // cancelled by the answer, or expired
+  }
+  if (!s.replied && s.reply_pending) {
+    // Expired: the answer may have arrived in time and be unread because the
+    // loop was busy; take what the socket holds now (never waits).
+    connection& c = *conns_[s.conn];
+    if (c.ac != nullptr) redisAsyncHandleRead(c.ac);
   }
   s.waiting = false;
   std::optional<rate_limit_decision> out;
