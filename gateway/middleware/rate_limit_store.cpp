@@ -22,38 +22,67 @@ using clock = std::chrono::steady_clock;
 
 // KEYS[1]: the client's hash. ARGV[1]: the limit; ARGV[2]: microseconds per
 // bucket (window / 60, rounded up). Returns {allowed (0|1), requests left,
-// microseconds until the oldest counted bucket stops counting}. Buckets
-// older than the last 61 are deleted as they are met; the key expires 61
-// buckets after the last allowed request, when none of it counts any more.
-// TIME inside a script is allowed since Redis 5 (effects are replicated).
-constexpr std::string_view script_text = R"lua(local now = redis.call('TIME')
-local t = tonumber(now[1]) * 1000000 + tonumber(now[2])
-local g = tonumber(ARGV[2])
+// microseconds until the oldest counted bucket stops counting}.
+//
+// The hash holds one field per bucket number (its allowed requests), "s"
+// (their sum) and "f" (the oldest bucket that holds a count). A call reads
+// s and f, subtracts and deletes the buckets that have left the last 61
+// (usually none, at most the ones passed since the client's previous
+// request: each bucket is passed once), and counts the request in the
+// current bucket when s is below the limit: O(1) work per request, not a
+// read of the whole window. The key expires 61 buckets after the last
+// allowed request, when none of it counts any more. TIME inside a script is
+// allowed since Redis 5 (effects are replicated), and one clock for every
+// instance is what makes the window the same for all of them.
+constexpr std::string_view script_text = R"lua(local key = KEYS[1]
 local limit = tonumber(ARGV[1])
+local g = tonumber(ARGV[2])
+local now = redis.call('TIME')
+local t = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local cur = math.floor(t / g)
 local first = cur - 60
-local h = redis.call('HGETALL', KEYS[1])
-local total = 0
-local oldest = cur
-for i = 1, #h, 2 do
-  local b = tonumber(h[i])
-  if b < first then
-    redis.call('HDEL', KEYS[1], h[i])
+local v = redis.call('HMGET', key, 's', 'f')
+local total = tonumber(v[1]) or 0
+local f = tonumber(v[2]) or cur
+local changed = false
+if total <= 0 then
+  total = 0
+  f = cur
+else
+  while f < first and total > 0 do
+    local b = string.format('%d', f)
+    local n = redis.call('HGET', key, b)
+    if n then
+      total = total - tonumber(n)
+      redis.call('HDEL', key, b)
+    end
+    f = f + 1
+    changed = true
+  end
+  if total <= 0 then
+    total = 0
+    f = cur
   else
-    total = total + tonumber(h[i + 1])
-    if b < oldest then oldest = b end
+    while f < cur and redis.call('HEXISTS', key, string.format('%d', f)) == 0 do
+      f = f + 1
+      changed = true
+    end
   end
 end
 local allowed = 0
 if total < limit then
-  redis.call('HINCRBY', KEYS[1], string.format('%d', cur), 1)
-  redis.call('PEXPIRE', KEYS[1], math.ceil(61 * g / 1000))
+  redis.call('HINCRBY', key, string.format('%d', cur), 1)
   total = total + 1
   allowed = 1
+  changed = true
+end
+if changed then
+  redis.call('HSET', key, 's', total, 'f', string.format('%d', f))
+  if allowed == 1 then redis.call('PEXPIRE', key, math.ceil(61 * g / 1000)) end
 end
 local left = limit - total
 if left < 0 then left = 0 end
-return {allowed, left, (oldest + 61) * g - t}
+return {allowed, left, (f + 61) * g - t}
 )lua";
 
 // "rl:<window>:" + the client: 45 bytes of IPv6 text or "k:" + 64 hex digits.

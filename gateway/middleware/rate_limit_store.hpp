@@ -6,9 +6,10 @@
 //
 // Data layout (the script in rate_limit_store.cpp): one Redis hash per
 // client, "rl:<window in us>:<client>", whose fields are bucket numbers
-// (Redis's own clock, TIME, divided by window/60) and whose values are the
-// requests allowed in that bucket; the key expires 61 buckets after its last
-// allowed request. This is the local table's sliding window
+// (Redis's own clock, TIME, divided by window/60) with the requests allowed
+// in that bucket, plus their running sum and the oldest counted bucket (so
+// a check is O(1), not a read of 61 fields); the key expires 61 buckets
+// after its last allowed request. This is the local table's sliding window
 // (rate_limiter.hpp) kept in Redis: a request is allowed when the buckets
 // of the last 61 hold fewer than `limit`, so no span of one window ever
 // holds more than `limit` allowed requests (a fixed window per key, INCR +

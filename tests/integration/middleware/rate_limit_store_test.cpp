@@ -108,6 +108,82 @@ TEST_CASE("instances sharing a Redis store enforce one budget: the limit-th requ
   redis.kill();
 }
 
+TEST_CASE("the store's window slides: no 4 of 3/600ms within a window, the budget comes back as requests leave it, "
+          "and the client's hash keeps only its counted buckets",
+          "[integration][middleware]") {
+  GATEWAY_REQUIRE_AVAILABLE(test::redis_server::available(), "redis-server (Debian package redis-server) is missing");
+  test::redis_server redis;
+  REQUIRE(redis.start());
+  // A 600 ms window: buckets of 10 ms.
+  auto gw = start_gateway({"--threads", "1", "--rate-limit", "3/600ms", "--rate-limit-store", redis.url(),
+                           "--rate-limit-store-timeout", "2s"});
+  REQUIRE(store_ready(gw.port, 2));
+  using clock = std::chrono::steady_clock;
+  struct pass {
+    clock::time_point sent, received;
+    std::string remaining;
+  };
+  std::vector<pass> passed;
+  int refused = 0;
+  const auto start = clock::now();
+  for (int i = 0; i < 5000 && clock::now() - start < 3s; ++i) {
+    std::string remaining;
+    const auto sent = clock::now();
+    const int status = status_of(gw.port, "127.0.0.1", &remaining);
+    REQUIRE((status == 200 || status == 429));
+    if (status == 200) passed.push_back({sent, clock::now(), remaining});
+    else ++refused;
+  }
+  REQUIRE(passed.size() >= 3);
+  CHECK(passed[0].remaining == "2");
+  CHECK(passed[1].remaining == "1");
+  CHECK(passed[2].remaining == "0");
+  // Redis counted each request between its send and its answer; four
+  // allowed within one window would break the promise.
+  for (std::size_t i = 0; i + 3 < passed.size(); ++i) {
+    INFO("allowed requests " << i << " and " << i + 3);
+    CHECK(passed[i + 3].received - passed[i].sent >= 600ms);
+  }
+  // The budget comes back: 3 s of asking gets more than one window's worth.
+  CHECK(passed.size() >= 6);
+  CHECK(refused > 0);
+
+  // The hash: "s" is the sum of its bucket fields, "f" the oldest of them,
+  // and buckets that left the window are gone (at most 61 remain).
+  test::child_process cli({"/usr/bin/redis-cli", "-p", std::to_string(redis.port()), "HGETALL",
+                           "rl:600000:127.0.0.1"});
+  REQUIRE(cli.wait_exit(10s) == 0);
+  std::vector<std::string> lines;
+  for (std::size_t p = 0, q; p < cli.out().size(); p = q + 1) {
+    q = cli.out().find('\n', p);
+    if (q == std::string::npos) q = cli.out().size();
+    if (q > p) lines.push_back(cli.out().substr(p, q - p));
+  }
+  REQUIRE(lines.size() % 2 == 0);
+  long long sum = 0, s_field = -1, f_field = -1, oldest = -1;
+  std::size_t buckets = 0;
+  for (std::size_t i = 0; i < lines.size(); i += 2) {
+    const long long v = std::stoll(lines[i + 1]);
+    if (lines[i] == "s") s_field = v;
+    else if (lines[i] == "f") f_field = v;
+    else {
+      sum += v;
+      ++buckets;
+      const long long b = std::stoll(lines[i]);
+      if (oldest < 0 || b < oldest) oldest = b;
+    }
+  }
+  INFO(cli.out());
+  CHECK(s_field == sum);
+  CHECK(f_field == oldest);
+  CHECK(buckets <= 61);
+  CHECK(sum <= 3);
+  CHECK(test::counter(gw.port, "rate_limit_store_fallbacks") == 0);
+  gw.proc->signal(SIGTERM);
+  CHECK(gw.proc->wait_exit(10s) == 0);
+  redis.kill();
+}
+
 TEST_CASE("Redis killed and restarted under load, failure mode open: no request waits past the budget or fails, the "
           "instance counts in its own table meanwhile and shares again once Redis is back",
           "[integration][middleware]") {

@@ -186,7 +186,7 @@ TEST_CASE("a config-file route's header rules and CORS settings must have their 
   CHECK(error_of(R"("host": "client")").empty());
 }
 
-TEST_CASE("--rate-limit-store takes redis://HOST:PORT[/DB] (flag and config file) and says what is wrong",
+TEST_CASE("the rate-limit store flags take redis://HOST:PORT[/DB] (flag and config file) and says what is wrong",
           "[unit][core]") {
   store_url u;
   std::string err;
