@@ -32,6 +32,7 @@ void instance::register_metrics() {
   auto& m = state_->metrics;
   m.add_stats(server_->stats());
   m.add_stats(std::span<const proxy::upstream_stats>(state_->upstream.get(), 1));
+  m.add_stats(std::span<const middleware::rate_limit_store_stats>(&state_->store_health.stats, 1));
   auto* srv = server_.get();
   auto* st = state_.get();
   m.add(core::stat_type::gauge, "body_bytes_buffered", "Request-body bytes buffered now (against --body-budget)",

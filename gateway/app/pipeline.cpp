@@ -88,6 +88,12 @@ class pipeline_builder {
       : s_(s), cfg_(s.cfg), state_(state), env_(env), shard_(state.metrics.shard(env.index)) {}
 
   std::unique_ptr<http::pipeline> build() {
+    if (s_.limiter && s_.store) {
+      store_ = middleware::rate_limit_store::make(*env_.io, *s_.store, state_.store_health, env_.owner);
+      env_.on_drain.push_back([w = std::weak_ptr<middleware::rate_limit_store>(store_)] {
+        if (auto st = w.lock()) st->drain();
+      });
+    }
     auto r = std::make_unique<router>();
     r->add_exact("/health", route(policy{.rate_limit = true}, admin::make_health_page()));
     r->add_exact("/metrics", route(policy{.rate_limit = true}, admin::make_metrics_page(state_.metrics)));
@@ -123,8 +129,9 @@ class pipeline_builder {
     http::layer_list layers;
     if (p.extra != nullptr && p.extra->cors) layers.push_back(middleware::make_cors(*p.extra->cors, shard_));
     if (p.rate_limit && s_.limiter)
-      layers.push_back(
-          middleware::make_rate_limit(*s_.limiter, cfg_.rate_limit_key == "api-key", shard_, cfg_.rate_limit_exempt));
+      layers.push_back(middleware::make_rate_limit(*s_.limiter, cfg_.rate_limit_key == "api-key", shard_,
+                                                   cfg_.rate_limit_exempt, store_,
+                                                   cfg_.rate_limit_store_failure != "closed"));
     if (p.auth) layers.push_back(middleware::make_auth(s_.keys, s_.jwt.get(), shard_));
     if (!p.auth && p.proxied && !s_.claim_header_strip.empty())
       layers.push_back(middleware::make_header_rules(s_.claim_header_strip));
@@ -165,6 +172,7 @@ class pipeline_builder {
   shared_state& state_;
   net::worker_env& env_;
   middleware::metrics_shard& shard_;
+  std::shared_ptr<middleware::rate_limit_store> store_;  // null without --rate-limit-store
 };
 
 }  // namespace

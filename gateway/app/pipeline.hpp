@@ -67,7 +67,11 @@
 //                              route for "/" takes them instead)
 //
 // The rate limit counts every request of a route that has it, except those
-// whose exact path is in --rate-limit-exempt.
+// whose exact path is in --rate-limit-exempt. With --rate-limit-store the
+// count is kept in Redis (middleware/rate_limit_store.hpp): the rate-limit
+// layer waits for it, at most --rate-limit-store-timeout, on the worker's
+// own loop; one store (a few Redis connections) per worker, shared by its
+// routes.
 //
 // Steps 4 to 8 are http::layer objects (http/layer.hpp) run by one
 // http::pipeline per worker, built here once at start-up and again for a
@@ -84,6 +88,7 @@
 #include "gateway/middleware/access_log.hpp"
 #include "gateway/middleware/log_ring.hpp"
 #include "gateway/middleware/metrics_registry.hpp"
+#include "gateway/middleware/rate_limit_store.hpp"
 #include "gateway/net/worker.hpp"
 #include "gateway/core/backend_list.hpp"
 #include "gateway/proxy/upstream_group.hpp"
@@ -125,6 +130,8 @@ struct shared_state {
   middleware::access_log access;
   std::shared_ptr<proxy::upstream_stats> upstream = std::make_shared<proxy::upstream_stats>();
   member_registry members;
+  // The shared rate-limit store's state and counters (--rate-limit-store).
+  middleware::rate_limit_store_health store_health;
   // The limiter of the running settings, for the metrics (which read it
   // from another thread): set_limiter() on a reload, current_limiter() to read.
   void set_limiter(std::shared_ptr<middleware::rate_limiter> l);

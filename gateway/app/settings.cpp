@@ -1,5 +1,9 @@
 #include "gateway/app/settings.hpp"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <asio/ip/address.hpp>
 #include <stdexcept>
@@ -67,6 +71,38 @@ std::shared_ptr<middleware::rate_limiter> make_limiter(const core::config& cfg) 
   return std::make_shared<middleware::rate_limiter>(o);
 }
 
+// The store's options, its host resolved once here (getaddrinfo blocks, so
+// never on a worker thread).
+middleware::rate_limit_store_options make_store_options(const core::config& cfg) {
+  core::store_url url;
+  std::string err;
+  if (!core::parse_store_url(cfg.rate_limit_store, url, err)) throw std::runtime_error("--rate-limit-store: " + err);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc = ::getaddrinfo(url.host.c_str(), nullptr, &hints, &found);
+  if (rc != 0 || found == nullptr)
+    throw std::runtime_error("--rate-limit-store: cannot resolve " + url.host + ": " + ::gai_strerror(rc));
+  char text[INET6_ADDRSTRLEN] = {};
+  const void* addr = found->ai_family == AF_INET6
+                         ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(found->ai_addr)->sin6_addr)
+                         : static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(found->ai_addr)->sin_addr);
+  ::inet_ntop(found->ai_family, addr, text, sizeof text);
+  ::freeaddrinfo(found);
+  middleware::rate_limit_store_options o;
+  o.url = cfg.rate_limit_store;
+  o.address = text;
+  o.port = url.port;
+  o.db = url.db;
+  o.limit = cfg.rate_limit;
+  o.window = cfg.rate_limit_window;
+  o.timeout = cfg.rate_limit_store_timeout;
+  o.connections = cfg.rate_limit_store_connections;
+  o.failure_mode = cfg.rate_limit_store_failure;
+  return o;
+}
+
 std::vector<route_settings> compile_routes(const core::config& cfg) {
   std::vector<route_settings> out;
   out.reserve(cfg.routes.size());
@@ -105,6 +141,7 @@ std::shared_ptr<const settings> make_settings(core::config cfg, std::shared_ptr<
   for (const auto& c : s->cfg.jwt_claim_headers) s->claim_header_strip.request.remove.push_back(c.second);
   s->routes = compile_routes(s->cfg);
   if (s->cfg.rate_limit_enabled) s->limiter = reuse ? std::move(reuse) : make_limiter(s->cfg);
+  if (s->cfg.rate_limit_enabled && !s->cfg.rate_limit_store.empty()) s->store = make_store_options(s->cfg);
   return s;
 }
 

@@ -14,6 +14,7 @@
 #include "gateway/middleware/cors.hpp"
 #include "gateway/middleware/header_rules.hpp"
 #include "gateway/middleware/jwt.hpp"
+#include "gateway/middleware/rate_limit_store.hpp"
 #include "gateway/middleware/rate_limiter.hpp"
 
 namespace gateway::app {
@@ -41,6 +42,10 @@ struct settings {
   middleware::route_header_rules claim_header_strip;
   std::shared_ptr<middleware::rate_limiter> limiter;  // null when --rate-limit off
   std::vector<route_settings> routes;                 // one per cfg.routes, in its order
+  // --rate-limit-store with its host resolved to a numeric address (at
+  // start-up or reload, never on a worker): set when the limiter is on and
+  // a store is configured.
+  std::optional<middleware::rate_limit_store_options> store;
 };
 
 // `cfg` with what "default" means filled in (threads: one per core).

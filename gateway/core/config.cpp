@@ -403,6 +403,53 @@ const std::vector<flag_spec>& flags() {
          c.rate_limit_exempt.emplace_back(v);
          return true;
        }},
+      {"--rate-limit-store", "redis://HOST:PORT[/DB]|off",
+       "share the rate-limit budget with every instance using the same Redis (off: this instance counts alone)",
+       [](const config& c) { return c.rate_limit_store.empty() ? std::string("off") : c.rate_limit_store; },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v == "off") {
+           c.rate_limit_store.clear();
+           return true;
+         }
+         store_url u;
+         if (!parse_store_url(v, u, err)) return false;
+         c.rate_limit_store = std::string(v);
+         return true;
+       }},
+      {"--rate-limit-store-timeout", "DURATION",
+       "longest a request waits for the rate-limit store; then --rate-limit-store-failure decides",
+       show_duration(&config::rate_limit_store_timeout),
+       [](config& c, std::string_view v, std::string& err) {
+         auto d = parse_duration(v);
+         if (!d || *d < 100us || *d > 10s) {
+           err = "expected a duration from 100us to 10s, e.g. 5ms";
+           return false;
+         }
+         c.rate_limit_store_timeout = *d;
+         return true;
+       }},
+      {"--rate-limit-store-failure", "open|closed",
+       "when the store is slow or down: open counts in this instance's own table, closed answers 503",
+       [](const config& c) { return c.rate_limit_store_failure; },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v != "open" && v != "closed") {
+           err = "expected open or closed";
+           return false;
+         }
+         c.rate_limit_store_failure = std::string(v);
+         return true;
+       }},
+      {"--rate-limit-store-connections", "N", "Redis connections per worker thread (commands are pipelined on them)",
+       [](const config& c) { return std::to_string(c.rate_limit_store_connections); },
+       [](config& c, std::string_view v, std::string& err) {
+         std::uint64_t n = 0;
+         if (!parse_uint(v, n) || n == 0 || n > 16) {
+           err = "expected a number from 1 to 16";
+           return false;
+         }
+         c.rate_limit_store_connections = static_cast<std::uint32_t>(n);
+         return true;
+       }},
       {"--api-key", "KEY", "an accepted API key (X-API-Key header or api_key query); repeatable",
        [](const config&) { return std::string("none"); },
        [](config& c, std::string_view v, std::string& err) {
@@ -560,6 +607,41 @@ bool parse_validation_rule(std::string_view text, std::vector<validation_rules>&
     }
   }
   out.push_back({std::string(route), {std::move(fr)}});
+  return true;
+}
+
+bool parse_store_url(std::string_view text, store_url& out, std::string& err) {
+  constexpr std::string_view scheme = "redis://";
+  if (text.substr(0, scheme.size()) != scheme) {
+    err = "expected redis://HOST:PORT[/DB]";
+    return false;
+  }
+  std::string_view rest = text.substr(scheme.size());
+  std::string_view db_text;
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    db_text = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+  }
+  listen_address a;
+  if (!parse_listen(rest, a, err) || a.host.empty() || a.port == 0) {
+    err = "expected redis://HOST:PORT[/DB] with a host and a port from 1 to 65535";
+    return false;
+  }
+  for (char ch : a.host) {
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
+          ch == ':')) {
+      err = "the host may hold letters, digits, '.', '-' (or an IPv6 address in brackets)";
+      return false;
+    }
+  }
+  std::uint64_t db = 0;
+  if (!db_text.empty() && (!parse_uint(db_text, db) || db > 15)) {
+    err = "the database after '/' must be a number from 0 to 15";
+    return false;
+  }
+  out.host = a.host;
+  out.port = a.port;
+  out.db = static_cast<unsigned>(db);
   return true;
 }
 

@@ -128,6 +128,12 @@ struct config {
   std::string rate_limit_key = "ip";         // ip | api-key
   std::size_t rate_limit_max_clients = 100000;
   std::vector<std::string> rate_limit_exempt;  // exact paths the limiter lets through uncounted
+  // Shared budget across instances: redis://HOST:PORT[/DB] (empty: each
+  // instance counts alone). Checked by parse_store_url.
+  std::string rate_limit_store;
+  std::chrono::nanoseconds rate_limit_store_timeout = 5ms;  // longest a request waits on the store
+  std::string rate_limit_store_failure = "open";             // open (local table) | closed (503)
+  std::uint32_t rate_limit_store_connections = 2;            // Redis connections per worker
   std::vector<std::string> api_keys;
   std::string api_keys_file;
   std::string jwt_secret;
@@ -157,6 +163,15 @@ struct config {
 // Adds or replaces (same prefix) a route. PREFIX gets a trailing '/'.
 // False with `err` set for a prefix not starting with '/', the built-in
 // "/api/", or a backend that is not http://HOST:PORT.
+// redis://HOST:PORT[/DB], the --rate-limit-store value. HOST is a name or
+// an IPv4 address (a bracketed IPv6 address); PORT 1..65535; DB 0..15.
+struct store_url {
+  std::string host;
+  std::uint16_t port = 0;
+  unsigned db = 0;
+};
+bool parse_store_url(std::string_view text, store_url& out, std::string& err);
+
 bool add_route(std::string_view prefix, std::string_view backend, std::vector<route_config>& routes, std::string& err);
 
 // Applies one flag ("--max-body") with a textual value, as the command line

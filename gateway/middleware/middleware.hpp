@@ -3,6 +3,7 @@
 // contract: http/layer.hpp; the order they run in: app/pipeline.hpp).
 // Shared state (registries, tables, keys) outlives every layer built from it.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "gateway/middleware/jwt.hpp"
 #include "gateway/middleware/log_ring.hpp"
 #include "gateway/middleware/metrics_registry.hpp"
+#include "gateway/middleware/rate_limit_store.hpp"
 #include "gateway/middleware/rate_limiter.hpp"
 
 namespace gateway::middleware {
@@ -44,8 +46,16 @@ http::layer_ptr make_logging(log_ring& ring, access_log& out);
 // and the request presents one. Every path is limited (as in the seed,
 // /health and /metrics included) except the exact paths in `exempt`
 // (--rate-limit-exempt), which pass uncounted and without RateLimit-*.
+//
+// With `store` (--rate-limit-store), the shared store decides: enter() sends
+// the check and returns wait; await() takes the answer within the store's
+// timeout. A request the store allowed is also counted in `limiter`, so
+// this instance's table holds its own share of the client's traffic. When
+// the store is slow, down or busy, `fail_open` decides in `limiter` alone,
+// else the answer is 503 (Retry-After: 1).
 http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard,
-                                std::vector<std::string> exempt = {});
+                                std::vector<std::string> exempt = {}, std::shared_ptr<rate_limit_store> store = nullptr,
+                                bool fail_open = true);
 
 // API key (X-API-Key or api_key query) or Authorization: Bearer <JWT>.
 // Failure: 401 with WWW-Authenticate. `jwt` may be null: bearer tokens are

@@ -1,6 +1,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,10 +25,24 @@ void add_budget_headers(http::exchange& ex, const rate_limit_decision& d) {
   ex.res.headers.add("RateLimit-Reset", number(ex.mem(), static_cast<std::uint64_t>(d.reset.count())));
 }
 
+// What enter() leaves for await() while the store decides: the key (in the
+// exchange or its arena, alive for the request) and the store's slot.
+struct store_wait {
+  const char* key;
+  std::uint32_t key_len;
+  std::uint32_t slot;
+};
+
 class rate_limit_layer final : public http::layer {
  public:
-  rate_limit_layer(rate_limiter& limiter, bool by_api_key, metrics_shard& shard, std::vector<std::string> exempt)
-      : limiter_(limiter), by_api_key_(by_api_key), shard_(shard), exempt_(std::move(exempt)) {}
+  rate_limit_layer(rate_limiter& limiter, bool by_api_key, metrics_shard& shard, std::vector<std::string> exempt,
+                   std::shared_ptr<rate_limit_store> store, bool fail_open)
+      : limiter_(limiter),
+        by_api_key_(by_api_key),
+        shard_(shard),
+        exempt_(std::move(exempt)),
+        store_(std::move(store)),
+        fail_open_(fail_open) {}
 
   http::step enter(http::exchange& ex, http::layer_state& state) override {
     if (is_exempt(ex.req.path)) return http::step::next;
@@ -44,13 +59,24 @@ class rate_limit_layer final : public http::layer {
         key = std::string_view(p, presented.size() + 2);
       }
     }
-    const auto& d = state.emplace<rate_limit_decision>(limiter_.check(key, std::chrono::steady_clock::now()));
-    if (d.allowed) return http::step::next;
-    core::bump(shard_.stats().rate_limited);
-    http::respond_text(ex, 429, "Too Many Requests");
-    ex.res.headers.add("Retry-After", number(ex.mem(), static_cast<std::uint64_t>(d.reset.count())));
-    add_budget_headers(ex, d);
-    return http::step::answered;
+    if (store_) {
+      std::uint32_t slot = 0;
+      if (store_->start(key, slot)) {
+        state.emplace<store_wait>(store_wait{key.data(), static_cast<std::uint32_t>(key.size()), slot});
+        return http::step::wait;
+      }
+      return without_store(ex, state, key);
+    }
+    return decide(ex, state, limiter_.check(key, std::chrono::steady_clock::now()));
+  }
+
+  asio::awaitable<http::step> await(http::exchange& ex, http::layer_state& state) override {
+    const store_wait w = state.get<store_wait>();
+    const std::string_view key(w.key, w.key_len);
+    const std::optional<rate_limit_decision> d = co_await store_->finish(w.slot);
+    if (!d) co_return without_store(ex, state, key);
+    if (d->allowed) (void)limiter_.check(key, std::chrono::steady_clock::now());
+    co_return decide(ex, state, *d);
   }
 
   void leave(http::exchange& ex, http::layer_state& state) override {
@@ -59,6 +85,29 @@ class rate_limit_layer final : public http::layer {
   }
 
  private:
+  http::step decide(http::exchange& ex, http::layer_state& state, const rate_limit_decision& decision) {
+    const auto& d = state.emplace<rate_limit_decision>(decision);
+    if (d.allowed) return http::step::next;
+    core::bump(shard_.stats().rate_limited);
+    http::respond_text(ex, 429, "Too Many Requests");
+    ex.res.headers.add("Retry-After", number(ex.mem(), static_cast<std::uint64_t>(d.reset.count())));
+    add_budget_headers(ex, d);
+    return http::step::answered;
+  }
+
+  // The store is slow, down or busy: this instance's table decides (open),
+  // or the request is refused (closed).
+  http::step without_store(http::exchange& ex, http::layer_state& state, std::string_view key) {
+    if (fail_open_) {
+      core::bump(store_->stats().fallbacks);
+      return decide(ex, state, limiter_.check(key, std::chrono::steady_clock::now()));
+    }
+    core::bump(store_->stats().unavailable);
+    http::respond_text(ex, 503, "rate-limit store unavailable");
+    ex.res.headers.add("Retry-After", "1");
+    return http::step::answered;
+  }
+
   // Exact paths (already free of dot-segments: the parser resolved them).
   bool is_exempt(std::string_view path) const noexcept {
     for (const auto& p : exempt_)
@@ -70,13 +119,17 @@ class rate_limit_layer final : public http::layer {
   bool by_api_key_;
   metrics_shard& shard_;
   std::vector<std::string> exempt_;
+  std::shared_ptr<rate_limit_store> store_;
+  bool fail_open_;
 };
 
 }  // namespace
 
 http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard,
-                                std::vector<std::string> exempt) {
-  return std::make_unique<rate_limit_layer>(limiter, by_api_key, shard, std::move(exempt));
+                                std::vector<std::string> exempt, std::shared_ptr<rate_limit_store> store,
+                                bool fail_open) {
+  return std::make_unique<rate_limit_layer>(limiter, by_api_key, shard, std::move(exempt), std::move(store),
+                                            fail_open);
 }
 
 }  // namespace gateway::middleware

@@ -562,13 +562,14 @@ asio::awaitable<bool> session::run() {
       head_step step = parse_buffered_head(ex.req, head);
       if (step == head_step::complete) {
         have_head = true;
+        st_.fresh = false;
         break;
       }
       if (step == head_step::error) {
         co_await reject_head(head);
         break;
       }
-      if (st_.stop_requested && st_.phase == conn_phase::idle) break;
+      if (st_.stop_requested && st_.phase == conn_phase::idle && !st_.fresh) break;
       const std::size_t max_cap = static_cast<std::size_t>(cfg_.max_head) + 1024;
       auto [ec, n] = co_await st_.socket.async_read_some(in_.prepare(max_cap), use_nothrow);
       if (ec) {

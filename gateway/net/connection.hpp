@@ -43,6 +43,11 @@ struct connection_state {
   bool stop_requested = false;   // drain: finish the current request, then close
   bool aborted = false;          // hard cancel at the end of the drain
   bool shed = false;             // set by the sweep: an idle session should end, keeping the socket
+  // No request head received yet. A drain waits for a fresh connection's
+  // first request instead of closing it as idle: a balancer connects (and
+  // sends its PROXY header) before it forwards the client's request, and
+  // once connected it cannot send that request elsewhere.
+  bool fresh = true;
   std::chrono::steady_clock::time_point idle_since{};  // when phase became idle
   // Emitted (terminal) by abort(): cancels whatever the coroutine awaits,
   // a handler's timer or an upstream read included.

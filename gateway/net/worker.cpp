@@ -18,6 +18,7 @@ using clock = std::chrono::steady_clock;
 // A keep-alive connection idle this long gives up its session (read buffer,
 // response-head string, coroutine frame: about 3.5 KiB) until it sends again.
 constexpr auto shed_idle_after = std::chrono::seconds(1);
+constexpr auto fresh_drain_grace = std::chrono::seconds(1);
 
 std::chrono::nanoseconds pick_sweep_period(const core::config& c) {
   // Timeouts are checked by a sweep over this worker's connections (one
@@ -232,6 +233,12 @@ void worker::sweep() {
         c->timed_out = true;
         c->deadline = clock::time_point::max();
         c->cancel_io();
+      } else if (draining_ && c->fresh && c->phase == conn_phase::idle && now - c->idle_since >= fresh_drain_grace) {
+        // A fresh connection gets this long to send its first request in a
+        // drain (a balancer's comes within milliseconds; a preconnect may
+        // never come).
+        c->fresh = false;
+        c->cancel_io();
       } else if (c->phase == conn_phase::idle && !c->shed && now - c->idle_since >= shed_idle_after) {
         c->shed = true;  // the session frees its buffers and frame; the socket waits without them
         c->cancel_io();
@@ -247,6 +254,14 @@ void worker::begin_drain() {
   draining_ = true;
   drain_deadline_ = clock::now() + cfg_.drain_timeout;
   if (acceptor_) {
+    // Connections the kernel has already completed are served, not reset
+    // with the listener: a balancer counts them as sent to this instance.
+    for (std::size_t i = 0; i < accept_batch; ++i) {
+      std::error_code aec;
+      asio::ip::tcp::socket queued = acceptor_->accept(aec);
+      if (aec) break;  // would_block: the queue is empty
+      admit(std::move(queued));
+    }
     std::error_code ignored;
     acceptor_->close(ignored);
   }
@@ -257,7 +272,7 @@ void worker::begin_drain() {
     c->stop_requested = true;
     // An idle keep-alive connection has nothing in flight, and a lingering
     // close only waits out a refused body: end both now.
-    if (c->phase == conn_phase::idle || c->phase == conn_phase::linger) c->cancel_io();
+    if ((c->phase == conn_phase::idle && !c->fresh) || c->phase == conn_phase::linger) c->cancel_io();
   }
   if (connection_count_ == 0) sweep_timer_.cancel();
 }

@@ -82,6 +82,7 @@ class worker {
   void attach(connection_state& c) noexcept;
   void detach(connection_state& c) noexcept;
   bool draining() const noexcept { return draining_; }
+  std::size_t connection_count() const noexcept { return connection_count_; }
   const std::shared_ptr<chain_generation>& current_chain() const noexcept { return chain_; }
   const core::config& cfg() const noexcept { return cfg_; }
   core::live_shard& counters() noexcept { return counters_; }

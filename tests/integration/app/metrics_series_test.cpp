@@ -28,6 +28,8 @@
 #include "gateway/app/instance.hpp"
 #include "gateway/json/reader.hpp"
 #include "tests/integration/proxy/recording_backend.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/redis_server.hpp"
 #include "tests/support/wait.hpp"
 #include "tests/support/test_server.hpp"
 
@@ -102,6 +104,10 @@ figures read_figures(std::uint16_t port) {
     for (const auto& m : doc.value().find(section)->members()) out[m.key] = m.value.as_int64().value_or(-1);
   return out;
 }
+
+// True when the gateway on `port` exports `name` (a series moved on another
+// instance counts for this one only if this one exports it too).
+bool last_known(std::uint16_t port, const std::string& name) { return read_figures(port).count(name) == 1; }
 
 std::optional<test::http_response> ask(std::uint16_t port, const std::string& raw, const char* source = "127.0.0.2") {
   test::raw_client c(port, 5000ms, source);
@@ -439,6 +445,72 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
     if (counted && read_figures(port).count("proxy_protocol_rejected") == 1) moved.insert("proxy_protocol_rejected");
     gw2.stop();
     gw2.wait();
+  }
+
+  // The rate-limit store's series move only with --rate-limit-store: a
+  // gateway sharing a real redis-server (failure mode open) and one whose
+  // store is down (closed) move them, and they are exported here too.
+  {
+    REQUIRE(test::redis_server::available());
+    test::redis_server redis;
+    REQUIRE(redis.start());
+    auto sc = test::test_config();
+    sc.threads = 1;
+    sc.rate_limit_exempt = {"/metrics"};
+    sc.rate_limit_store = redis.url();
+    sc.rate_limit_store_timeout = 50ms;
+    app::instance gs(sc, stdout);
+    const figures quiet = read_figures(port);
+    gs.start();
+    const std::uint16_t sp = gs.port();
+    auto store_moved = [&](const std::vector<std::string>& names, const figures& before) {
+      const figures after = read_figures(sp);
+      for (const auto& n : names) {
+        INFO("series " << n << ": " << before.at(n) << " -> " << after.at(n));
+        CHECK(after.at(n) != before.at(n));
+        if (after.at(n) != before.at(n) && last_known(port, n)) moved.insert(n);
+      }
+    };
+    CHECK(test::wait_until([&] { return read_figures(sp).at("rate_limit_store_connections") == 2; }, 10s));
+    store_moved({"rate_limit_store_connections", "rate_limit_store_up", "rate_limit_store_connects",
+                 "rate_limit_store_state_changes"},
+                quiet);
+    figures before = read_figures(sp);
+    CHECK(ask(sp, test::make_request("GET", "/health"))->status == 200);
+    store_moved({"rate_limit_store_checks"}, before);
+    // A key of the wrong type makes the script fail: an error, decided locally.
+    test::child_process cli({"/usr/bin/redis-cli", "-p", std::to_string(redis.port()), "SET",
+                             "rl:60000000:127.0.0.3", "x"});
+    REQUIRE(cli.wait_exit(10s) == 0);
+    before = read_figures(sp);
+    CHECK(ask(sp, test::make_request("GET", "/health"), "127.0.0.3")->status == 200);
+    store_moved({"rate_limit_store_errors", "rate_limit_store_fallbacks"}, before);
+    // A stopped Redis: the answer does not come within 50 ms.
+    redis.signal(SIGSTOP);
+    before = read_figures(sp);
+    CHECK(ask(sp, test::make_request("GET", "/health"))->status == 200);
+    store_moved({"rate_limit_store_timeouts"}, before);
+    redis.signal(SIGCONT);
+    gs.stop();
+    gs.wait();
+    redis.kill();
+
+    auto closed = test::test_config();
+    closed.threads = 1;
+    closed.rate_limit_exempt = {"/metrics"};
+    closed.rate_limit_store = "redis://127.0.0.1:" + std::to_string(test::closed_port());
+    closed.rate_limit_store_failure = "closed";
+    app::instance gc(closed, stdout);
+    gc.start();
+    const figures cb = read_figures(gc.port());
+    CHECK(ask(gc.port(), test::make_request("GET", "/health"))->status == 503);
+    const figures ca = read_figures(gc.port());
+    CHECK(ca.at("rate_limit_store_unavailable") == cb.at("rate_limit_store_unavailable") + 1);
+    if (ca.at("rate_limit_store_unavailable") != cb.at("rate_limit_store_unavailable") &&
+        last_known(port, "rate_limit_store_unavailable"))
+      moved.insert("rate_limit_store_unavailable");
+    gc.stop();
+    gc.wait();
   }
 
   // Every exported series was moved above, and nothing else is exported.

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 using namespace gateway::core;
 using namespace std::chrono_literals;
@@ -301,4 +303,59 @@ TEST_CASE("the jwt-jwks flag takes a file, jwt-claim-header repeatable CLAIM=HEA
   CHECK(text.find("clients cannot forge it") != std::string::npos);
   CHECK(text.find("SIGHUP re-reads the --config file and the files flags name (--api-keys-file, --jwt-jwks)") !=
         std::string::npos);
+}
+
+TEST_CASE("the rate-limit store flags take redis://HOST:PORT[/DB] (flag and config file) and says what is wrong",
+          "[unit][core]") {
+  store_url u;
+  std::string err;
+  REQUIRE(parse_store_url("redis://127.0.0.1:6379", u, err));
+  CHECK(u.host == "127.0.0.1");
+  CHECK(u.port == 6379);
+  CHECK(u.db == 0);
+  REQUIRE(parse_store_url("redis://redis.internal:6380/3", u, err));
+  CHECK(u.host == "redis.internal");
+  CHECK(u.port == 6380);
+  CHECK(u.db == 3);
+  REQUIRE(parse_store_url("redis://[::1]:6379/0", u, err));
+  CHECK(u.host == "::1");
+  for (const char* bad : {"127.0.0.1:6379", "http://127.0.0.1:6379", "redis://127.0.0.1", "redis://:6379",
+                          "redis://127.0.0.1:0", "redis://127.0.0.1:70000", "redis://127.0.0.1:6379/16",
+                          "redis://127.0.0.1:6379/x", "redis://a b:6379", "redis://h@st:6379"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_store_url(bad, u, err));
+    CHECK_FALSE(err.empty());
+  }
+
+  config c;
+  const char* ok[] = {"gateway", "--rate-limit-store", "redis://127.0.0.1:6379/2", "--rate-limit-store-timeout",
+                      "20ms", "--rate-limit-store-failure", "closed", "--rate-limit-store-connections", "3"};
+  REQUIRE(parse_args(9, ok, c).what == parse_outcome::action::run);
+  CHECK(c.rate_limit_store == "redis://127.0.0.1:6379/2");
+  CHECK(c.rate_limit_store_timeout == std::chrono::nanoseconds(20ms));
+  CHECK(c.rate_limit_store_failure == "closed");
+  CHECK(c.rate_limit_store_connections == 3);
+  for (auto [flag, value] : std::vector<std::pair<const char*, const char*>>{
+           {"--rate-limit-store", "localhost:6379"},
+           {"--rate-limit-store-timeout", "0s"},
+           {"--rate-limit-store-timeout", "1h"},
+           {"--rate-limit-store-failure", "maybe"},
+           {"--rate-limit-store-connections", "0"},
+           {"--rate-limit-store-connections", "17"}}) {
+    config b;
+    const char* argv[] = {"gateway", flag, value};
+    auto r = parse_args(3, argv, b);
+    INFO(flag << " " << value);
+    CHECK(r.what == parse_outcome::action::error);
+    CHECK(r.message.find(flag) != std::string::npos);
+  }
+  config f;
+  REQUIRE(apply_config_text(R"({"rate_limit_store": "redis://10.0.0.5:6379", "rate_limit_store_timeout": "3ms",
+                                "rate_limit_store_failure": "open"})",
+                            "c.json", f, err));
+  CHECK(f.rate_limit_store == "redis://10.0.0.5:6379");
+  CHECK(f.rate_limit_store_timeout == std::chrono::nanoseconds(3ms));
+  const std::string text = help_text();
+  CHECK(text.find("--rate-limit-store redis://HOST:PORT[/DB]|off") != std::string::npos);
+  CHECK(text.find("--rate-limit-store-failure open|closed") != std::string::npos);
 }
