@@ -15,6 +15,7 @@
 #include "gateway/http/layer.hpp"
 #include "gateway/http/request_parser.hpp"
 #include "gateway/http/serializer.hpp"
+#include "gateway/net/interrupt.hpp"
 #include "gateway/net/proxy_protocol.hpp"
 #include "gateway/net/worker.hpp"
 
@@ -707,30 +708,41 @@ void connection_state::cancel_io() noexcept {
 
 void connection_state::abort() noexcept {
   aborted = true;
-  std::error_code ignored;
-  socket.close(ignored);
+  interrupt(socket);
   cancel_signal.emit(asio::cancellation_type::terminal);
   if (request != nullptr && request->guard != nullptr) request->guard->abort();
 }
 
 asio::awaitable<void> serve_connection(std::shared_ptr<connection_state> state) {
   // A hard abort cancels the awaited operation; later awaits must not throw
-  // (they fail on the closed socket instead, and the session unwinds).
+  // (they fail on the interrupted socket instead, and the session unwinds).
   co_await asio::this_coro::throw_if_cancelled(false);
-  for (;;) {
-    bool shed = false;
-    {
-      session s(*state);
-      shed = co_await s.run();
-    }
-    if (!shed) break;
-    // Idle, holding no buffer: wait until the client sends (or the idle
-    // timeout, a drain or an abort cancels the wait), then start a session.
-    auto [ec] = co_await state->socket.async_wait(asio::socket_base::wait_read, use_nothrow);
-    if (ec || state->timed_out || state->stop_requested || state->aborted) break;
+  bool shed = false;
+  {
+    session s(*state);
+    shed = co_await s.run();
+  }
+  if (shed && !state->stop_requested && !state->aborted) {
+    park(std::move(state));
+    co_return;
   }
   std::error_code ignored;
   state->socket.close(ignored);
+}
+
+void park(std::shared_ptr<connection_state> state) {
+  // Idle, holding no buffer and no coroutine frame: a plain wait until the
+  // client sends (or the idle timeout, a drain or an abort cancels it), then
+  // a new session on a new coroutine.
+  auto& socket = state->socket;
+  socket.async_wait(asio::socket_base::wait_read, [state = std::move(state)](std::error_code ec) mutable {
+    if (ec || state->timed_out || state->stop_requested || state->aborted) {
+      std::error_code ignored;
+      state->socket.close(ignored);
+      return;
+    }
+    state->owner.start_session(std::move(state));
+  });
 }
 
 }  // namespace gateway::net

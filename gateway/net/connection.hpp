@@ -86,9 +86,15 @@ std::size_t format_remote_address(const asio::ip::tcp::endpoint& ep, char* buf, 
 std::size_t format_remote_address(const core::ip_address& address, std::uint16_t port, char* buf, std::size_t cap,
                                   std::string_view& ip);
 
-// Serves one client connection until it closes. Runs on the worker's thread.
-// The state is shared with the spawn's completion handler, so the
-// cancellation signal outlives the coroutine frame.
+// Serves one client connection until it closes or sheds its idle session
+// (then park() takes it over). Runs on the worker's thread. The state is
+// shared with the spawn's completion handler, so the cancellation signal
+// outlives the coroutine frame.
 asio::awaitable<void> serve_connection(std::shared_ptr<connection_state> state);
+
+// An idle connection that shed its session waits for its next byte with a
+// plain completion handler (the state and one pending wait are all it
+// holds), then gets a new session through worker::start_session.
+void park(std::shared_ptr<connection_state> state);
 
 }  // namespace gateway::net

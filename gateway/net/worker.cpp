@@ -169,6 +169,10 @@ asio::awaitable<void> worker::accept_loop() {
       admit(std::move(more));
     }
   }
+  if (acceptor_ && draining_) {
+    std::error_code ignored;
+    acceptor_->close(ignored);
+  }
 }
 
 void worker::admit(asio::ip::tcp::socket socket) {
@@ -177,8 +181,11 @@ void worker::admit(asio::ip::tcp::socket socket) {
     return;
   }
   core::bump(counters_.connections_total);
+  start_session(std::make_shared<connection_state>(*this, std::move(socket)));
+}
+
+void worker::start_session(std::shared_ptr<connection_state> state) {
   core::bump(counters_.coroutines);
-  auto state = std::make_shared<connection_state>(*this, std::move(socket));
   auto& signal = state->cancel_signal;
   asio::co_spawn(io_, serve_connection(state),
                  asio::bind_cancellation_slot(signal.slot(), [this, state](std::exception_ptr e) {
@@ -253,6 +260,8 @@ void worker::begin_drain() {
   if (draining_) return;
   draining_ = true;
   drain_deadline_ = clock::now() + cfg_.drain_timeout;
+  // The accept loop closes the listener once its pending accept has
+  // returned (closing under it is unsafe with io_uring: net/interrupt.hpp).
   if (acceptor_) {
     // Connections the kernel has already completed are served, not reset
     // with the listener: a balancer counts them as sent to this instance.
@@ -263,7 +272,7 @@ void worker::begin_drain() {
       admit(std::move(queued));
     }
     std::error_code ignored;
-    acceptor_->close(ignored);
+    acceptor_->cancel(ignored);
   }
   for (auto& f : env_.on_drain) f();
   if (chain_)

@@ -89,6 +89,9 @@ class worker {
   core::byte_budget& body_budget() noexcept { return budget_; }
   unsigned index() const noexcept { return env_.index; }
   std::uint64_t next_connection_id() noexcept { return ++connection_ids_; }
+  // Spawns a session coroutine for the connection (its first, or the next
+  // after it was parked: net::park).
+  void start_session(std::shared_ptr<connection_state> state);
   // First blocks for the request arenas of this worker's connections: an
   // idle connection gives its block back here (see core::arena).
   core::block_pool& arena_blocks() noexcept { return arena_blocks_; }

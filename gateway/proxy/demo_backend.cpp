@@ -18,6 +18,7 @@
 #include "gateway/core/arena.hpp"
 #include "gateway/http/request_parser.hpp"
 #include "gateway/json/writer.hpp"
+#include "gateway/net/interrupt.hpp"
 
 namespace gateway::proxy {
 
@@ -41,17 +42,23 @@ struct demo_backend::impl {
   bool stopping = false;  // io thread only
   std::jthread thread;
 
+  // Ends every pending operation; each coroutine closes its own socket on
+  // the way out (closing under a pending operation: net/interrupt.hpp).
   void shutdown() {
     stopping = true;
     std::error_code ignored;
-    acceptor.close(ignored);
-    for (auto* s : sockets) s->close(ignored);
+    acceptor.cancel(ignored);
+    for (auto* s : sockets) net::interrupt(*s);
   }
 
   asio::awaitable<void> accept_loop() {
     for (;;) {
       auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
-      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      if (ec == asio::error::operation_aborted || stopping) {
+        std::error_code ignored;
+        acceptor.close(ignored);
+        co_return;
+      }
       if (ec) continue;
       asio::co_spawn(io, serve(std::move(socket)), asio::detached);
     }

@@ -126,10 +126,11 @@ class upstream_response final : public http::body_source, public http::upstream_
                                       opts_.buffer_size, mem_);
   }
 
-  // Hard shutdown: close the backend connection under whatever awaits it.
+  // Hard shutdown: end whatever awaits the backend connection (the
+  // coroutine then fails with aborted and the connection is not reused).
   void abort() noexcept override {
     aborted_ = true;
-    conn_.close();
+    conn_.interrupt();
   }
 
   // Sending the request and reading the response head, within the response
@@ -176,12 +177,14 @@ class upstream_response final : public http::body_source, public http::upstream_
     }
     if (failed_) co_return std::pair{failed_, std::string_view{}};
     while (!reader_.complete()) {
-      if (!conn_.is_open()) co_return fail(timed_out_ ? proxy_errc::body_timeout : proxy_errc::aborted);
+      if (timed_out_ || aborted_ || !conn_.is_open())
+        co_return fail(timed_out_ ? proxy_errc::body_timeout : proxy_errc::aborted);
       if (pooled_ == nullptr) use_pooled(0);  // a body longer than the first read: the big buffer now
       arm();
       auto [ec, n] = co_await conn_.socket().async_read_some(asio::buffer(buf_, cap_), use_nothrow);
       disarm();
       if (timed_out_) co_return fail(proxy_errc::body_timeout);
+      if (aborted_) co_return fail(proxy_errc::aborted);
       if (ec) {
         if (ec == asio::error::eof && reader_.finish_at_eof()) {
           settle();  // close-delimited: this was its end
@@ -214,11 +217,11 @@ class upstream_response final : public http::body_source, public http::upstream_
 
   void arm() noexcept { upstream_guard::arm(opts_.response_timeout); }
 
-  // The deadline passed while waiting on the backend: closing the socket
-  // ends the pending operation, which then reports the timeout.
+  // The deadline passed while waiting on the backend: interrupting the
+  // socket ends the pending operation, which then reports the timeout.
   void expire() noexcept override {
     timed_out_ = true;
-    conn_.close();
+    conn_.interrupt();
   }
 
  public:
@@ -310,7 +313,7 @@ class upstream_response final : public http::body_source, public http::upstream_
   // request, unless the backend said close or sent more than it should.
   void settle() noexcept {
     if (!conn_.is_open()) return;
-    if (reader_.reusable() && !aborted_) pool_.give_back(std::move(conn_));
+    if (reader_.reusable() && !aborted_ && !timed_out_) pool_.give_back(std::move(conn_));
     else conn_.close();
   }
 

@@ -80,16 +80,17 @@ upstream_tunnel::upstream_tunnel(upstream_connection conn, std::string_view upst
 
 upstream_tunnel::~upstream_tunnel() { conn_.close(); }
 
-void upstream_tunnel::abort() noexcept { conn_.close(); }
+void upstream_tunnel::abort() noexcept { conn_.interrupt(); }
 
 void upstream_tunnel::expire() noexcept { close_both(); }
 
 void upstream_tunnel::close_both() noexcept {
   std::error_code ignored;
   // Shutting the client down (not closing it: the connection owns it) ends
-  // a read pending on it; closing the upstream ends one pending there.
+  // a read pending on it; interrupting the upstream ends one pending there
+  // (the other relay may still be awaiting it: run() closes it at the end).
   if (client_ != nullptr) client_->shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  conn_.close();
+  conn_.interrupt();
 }
 
 asio::awaitable<void> upstream_tunnel::relay(asio::ip::tcp::socket& from, asio::ip::tcp::socket& to, char* buf) {
@@ -140,6 +141,7 @@ asio::awaitable<void> upstream_tunnel::run(asio::ip::tcp::socket& client, std::s
   co_await (relay(client, upstream, up_buf_) && relay(upstream, client, down_buf_));
   disarm();
   close_both();
+  conn_.close();
   client_ = nullptr;
 }
 

@@ -7,6 +7,7 @@
 #include <asio/use_awaitable.hpp>
 #include <cerrno>
 
+#include "gateway/net/interrupt.hpp"
 #include "gateway/proxy/proxy_error.hpp"
 
 namespace gateway::proxy {
@@ -69,6 +70,10 @@ void upstream_connection::close() noexcept {
     counted_ = false;
     core::drop(stats_->live, 1);
   }
+}
+
+void upstream_connection::interrupt() noexcept {
+  if (socket_.is_open()) net::interrupt(socket_);
 }
 
 upstream_pool::upstream_pool(asio::io_context& io, asio::ip::tcp::endpoint backend, pool_limits limits,

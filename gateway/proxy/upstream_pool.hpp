@@ -69,6 +69,9 @@ class upstream_connection {
   // Opens the socket (counted as live from here on).
   std::error_code open(const asio::ip::tcp& protocol) noexcept;
   void close() noexcept;
+  // Ends the operation pending on it from outside the coroutine that awaits
+  // it; that coroutine closes it afterwards (see net/interrupt.hpp).
+  void interrupt() noexcept;
 
   // Time it was returned to the pool (for the idle timeout).
   std::chrono::steady_clock::time_point idle_since{};

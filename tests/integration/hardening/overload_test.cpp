@@ -253,7 +253,7 @@ TEST_CASE("10,000 idle keep-alive connections after a request each: RSS per conn
   INFO("gateway RSS " << before / 1024 << " -> " << after / 1024 << " KiB: " << per << " B per idle connection");
   // README, "Memory per idle connection" (not under the sanitizers, whose
   // allocator keeps freed memory in quarantine).
-  if (test::rss_checks_apply) CHECK(per <= 4608);
+  if (test::rss_checks_apply) CHECK(per <= 3584);
   WARN("10,000 idle connections: " << per << " B RSS per connection");
   // They still work: one of them sends a second request.
   static constexpr std::string_view again = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
