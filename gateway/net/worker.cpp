@@ -260,8 +260,6 @@ void worker::begin_drain() {
   if (draining_) return;
   draining_ = true;
   drain_deadline_ = clock::now() + cfg_.drain_timeout;
-  // The accept loop closes the listener once its pending accept has
-  // returned (closing under it is unsafe with io_uring: net/interrupt.hpp).
   if (acceptor_) {
     // Connections the kernel has already completed are served, not reset
     // with the listener: a balancer counts them as sent to this instance.
@@ -271,6 +269,8 @@ void worker::begin_drain() {
       if (aec) break;  // would_block: the queue is empty
       admit(std::move(queued));
     }
+    // The accept loop closes the listener once its pending accept has
+    // returned (closing under it is unsafe with io_uring: net/interrupt.hpp).
     std::error_code ignored;
     acceptor_->cancel(ignored);
   }
