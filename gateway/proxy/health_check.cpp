@@ -9,6 +9,8 @@
 #include <asio/write.hpp>
 #include <exception>
 
+#include "gateway/net/interrupt.hpp"
+
 namespace gateway::proxy {
 
 namespace {
@@ -58,8 +60,7 @@ class health_checker {
     stopped_ = true;
     timer_.cancel();
     deadline_.cancel();
-    std::error_code ignored;
-    socket_.close(ignored);
+    net::interrupt(socket_);  // the probe closes it when its operation returns
   }
 
   asio::io_context& io() noexcept { return io_; }
