@@ -13,26 +13,9 @@
 #include <string>
 
 #include "tests/support/child_process.hpp"
+#include "tests/support/test_server.hpp"
 
 namespace gateway::test {
-
-// A loopback port free right now (programs that need a number in their
-// configuration: redis-server, haproxy). The window between this close and
-// their bind is short; a lost race fails loudly (the program cannot bind).
-inline std::uint16_t free_loopback_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  std::uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
 
 class redis_server {
  public:

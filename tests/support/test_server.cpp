@@ -264,4 +264,34 @@ std::string gzip_bytes(std::string_view in, int level) {
   return out;
 }
 
+std::uint16_t free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  std::uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+bool accepts_connections(std::uint16_t port) {
+  try {
+    raw_client c(port, std::chrono::milliseconds(1000));
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::string find_haproxy() {
+  for (const char* p : {"/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"})
+    if (::access(p, X_OK) == 0) return p;
+  return {};
+}
+
 }  // namespace gateway::test

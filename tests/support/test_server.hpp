@@ -115,4 +115,16 @@ inline constexpr bool rss_checks_apply = false;
 inline constexpr bool rss_checks_apply = true;
 #endif
 
+// A loopback port free right now (programs that need a number in their
+// configuration: redis-server, haproxy). The window between this close and
+// their bind is short; a lost race fails loudly (the program cannot bind).
+std::uint16_t free_loopback_port();
+
+// Whether something accepts a TCP connection on the loopback port now.
+bool accepts_connections(std::uint16_t port);
+
+// haproxy from Debian's package (/usr/sbin is not on every PATH); empty
+// when it is not installed.
+std::string find_haproxy();
+
 }  // namespace gateway::test

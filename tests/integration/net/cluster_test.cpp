@@ -30,21 +30,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string find_haproxy() {
-  for (const char* p : {"/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"})
-    if (::access(p, X_OK) == 0) return p;
-  return {};
-}
-
-bool accepts_connections(std::uint16_t port) {
-  try {
-    test::raw_client c(port, 1000ms);
-    return true;
-  } catch (const std::exception&) {
-    return false;
-  }
-}
-
 std::size_t count_of(const std::string& text, std::string_view needle) {
   std::size_t n = 0;
   for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
@@ -56,7 +41,7 @@ std::size_t count_of(const std::string& text, std::string_view needle) {
 TEST_CASE("three instances behind HAProxy (send-proxy-v2) sharing Redis: exactly 100 of 300 pass per client, and "
           "stopping one instance mid-run loses no request",
           "[cluster]") {
-  const std::string haproxy = find_haproxy();
+  const std::string haproxy = test::find_haproxy();
   GATEWAY_REQUIRE_AVAILABLE(!haproxy.empty(), "haproxy (Debian package haproxy) is not installed");
   GATEWAY_REQUIRE_AVAILABLE(test::redis_server::available(), "redis-server (Debian package redis-server) is missing");
   test::redis_server redis;
@@ -80,6 +65,7 @@ TEST_CASE("three instances behind HAProxy (send-proxy-v2) sharing Redis: exactly
   for (auto& g : gw) REQUIRE(g->wait_for_line("reachable: every instance", true, 10s));
 
   const std::uint16_t lb_port = test::free_loopback_port();
+  REQUIRE(lb_port != 0);
   const std::string dir = std::filesystem::temp_directory_path() / ("gateway-cluster-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::string cfg_path = dir + "/haproxy.cfg";
@@ -97,7 +83,7 @@ TEST_CASE("three instances behind HAProxy (send-proxy-v2) sharing Redis: exactly
       cfg << "  server gw" << i << " 127.0.0.1:" << ports[i] << " send-proxy-v2 check check-send-proxy inter 100ms\n";
   }
   test::child_process lb({haproxy, "-db", "-f", cfg_path});
-  const bool up = test::wait_until([&] { return accepts_connections(lb_port); }, 10s);
+  const bool up = test::wait_until([&] { return test::accepts_connections(lb_port); }, 10s);
   INFO("haproxy stderr: " << lb.err());
   REQUIRE(up);
 

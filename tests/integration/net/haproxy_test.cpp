@@ -30,38 +30,6 @@ std::string get(std::string_view path, std::string_view extra = {}) {
   return "GET " + std::string(path) + " HTTP/1.1\r\nHost: test\r\n" + std::string(extra) + "\r\n";
 }
 
-// haproxy from Debian's package (/usr/sbin is not on every PATH).
-std::string find_haproxy() {
-  for (const char* p : {"/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"})
-    if (::access(p, X_OK) == 0) return p;
-  return {};
-}
-
-// A loopback port free right now. haproxy's config needs a fixed number;
-// the window between closing this socket and haproxy binding it is short,
-// and a lost race fails loudly (haproxy cannot bind and exits).
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-bool accepts_connections(std::uint16_t port) {
-  try {
-    test::raw_client c(port, 1000ms);
-    return true;
-  } catch (const std::exception&) {
-    return false;
-  }
-}
-
 std::uint16_t local_port(int fd) {
   sockaddr_in local{};
   socklen_t len = sizeof local;
@@ -74,7 +42,7 @@ std::uint16_t local_port(int fd) {
 TEST_CASE("behind HAProxy with send-proxy-v2, each client address has its own rate-limit budget and is what "
           "/logs and the access log show",
           "[integration][net]") {
-  const std::string haproxy = find_haproxy();
+  const std::string haproxy = test::find_haproxy();
   GATEWAY_REQUIRE_AVAILABLE(!haproxy.empty(), "haproxy (Debian package haproxy) is not installed");
 
   test::child_process gw({std::string(GATEWAY_BIN_DIR) + "/gateway", "--listen", "127.0.0.1:0", "--threads", "2",
@@ -85,7 +53,8 @@ TEST_CASE("behind HAProxy with send-proxy-v2, each client address has its own ra
   const auto gw_port = static_cast<std::uint16_t>(test::port_after_listening_on(*listening));
   REQUIRE(gw_port != 0);
 
-  const std::uint16_t lb_port = free_port();
+  const std::uint16_t lb_port = test::free_loopback_port();
+  REQUIRE(lb_port != 0);
   const std::string dir = std::filesystem::temp_directory_path() / ("gateway-haproxy-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::string cfg_path = dir + "/haproxy.cfg";
@@ -105,7 +74,7 @@ TEST_CASE("behind HAProxy with send-proxy-v2, each client address has its own ra
                              "  server gw1 127.0.0.1:"
                           << gw_port << " send-proxy-v2 check check-send-proxy inter 100ms\n";
   test::child_process lb({haproxy, "-db", "-f", cfg_path});
-  const bool up = test::wait_until([&] { return accepts_connections(lb_port); }, 10s);
+  const bool up = test::wait_until([&] { return test::accepts_connections(lb_port); }, 10s);
   INFO("haproxy stderr: " << lb.err());
   REQUIRE(up);
 
