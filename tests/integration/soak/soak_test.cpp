@@ -7,7 +7,6 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,28 +16,14 @@
 
 #include "gateway/json/reader.hpp"
 #include "tests/integration/proxy/recording_backend.hpp"
+#include "tests/support/slow_clients.hpp"
 #include "tests/support/test_server.hpp"
 #include "tests/support/wait.hpp"
 
 using namespace gateway;
 using namespace std::chrono_literals;
 
-namespace {
-
 using clock_type = std::chrono::steady_clock;
-
-int open_nonblocking(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  return fd;
-}
-
-}  // namespace
 
 TEST_CASE("soak: 2,000 connections of mixed normal, slow, oversized and malformed clients for 60 s", "[soak]") {
   rlimit lim{};
@@ -86,37 +71,7 @@ TEST_CASE("soak: 2,000 connections of mixed normal, slow, oversized and malforme
 
   // 2,000 slowloris connections: one byte of head every second; the
   // gateway times them out (408) and they come back.
-  std::atomic<std::uint64_t> slow_reconnects{0};
-  std::thread slowloris([&] {
-    const std::string head = "GET /api/slow HTTP/1.1\r\nHost: t\r\nX-Slow: ";
-    std::vector<int> fds(2000, -1);
-    std::vector<std::size_t> sent(2000, 0);
-    while (clock_type::now() < t_end) {
-      for (std::size_t i = 0; i < fds.size(); ++i) {
-        if (fds[i] < 0) {
-          fds[i] = open_nonblocking(port);
-          sent[i] = 0;
-          ++slow_reconnects;
-        }
-        char byte = sent[i] < head.size() ? head[sent[i]] : 'a';
-        if (::send(fds[i], &byte, 1, MSG_NOSIGNAL) == 1) {
-          ++sent[i];
-        } else if (errno != EAGAIN && errno != ENOTCONN && errno != EINPROGRESS) {
-          ::close(fds[i]);
-          fds[i] = -1;
-        }
-        char sink[512];
-        ssize_t n = ::recv(fds[i], sink, sizeof sink, 0);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != ENOTCONN)) {
-          ::close(fds[i]);
-          fds[i] = -1;
-        }
-      }
-      test::wait_until([&] { return clock_type::now() >= t_end; }, 1000ms);  // a byte a second, until the end
-    }
-    for (int fd : fds)
-      if (fd >= 0) ::close(fd);
-  });
+  test::slow_clients slowloris(port, 2000, 1000ms);
 
   // Oversized and malformed clients.
   std::atomic<std::uint64_t> hostile_ok{0}, hostile_bad{0};
@@ -157,7 +112,8 @@ TEST_CASE("soak: 2,000 connections of mixed normal, slow, oversized and malforme
   }
   int lt_status = 0;
   ::waitpid(lt, &lt_status, 0);
-  slowloris.join();
+  slowloris.stop();
+  const auto slow_reconnects = slowloris.connects();
   hostile.join();
   done = true;
   sampler.join();
