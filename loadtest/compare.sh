@@ -9,12 +9,21 @@
 #     --connections N   client connections (default 2000)
 #     --duration D      measured time per run (default 10s)
 #     --warmup D        unmeasured load before each run (default 2s)
-#     --rounds N        rounds of A B C D (default 2, at least 2)
+#     --rounds N        rounds of A B C D (default 3, at least 2)
 #     --rate N          open loop at N req/s (default: closed loop)
 #     --out DIR         where reports, samples and the chart go
 #                       (default build/compare/YYYYmmdd-HHMMSS)
-#     --chart FILE      the SVG (default DIR/latency.svg)
+#     --chart FILE      the SVG (default DIR/latency.svg; one per client:
+#                       latency-wrk.svg beside it for wrk)
 #     --systems LIST    comma-separated subset of direct,nginx,haproxy,gateway
+#     --clients LIST    load generators, each run against every system in
+#                       every round: loadtest (--source-ips 250, one
+#                       coroutine per connection) and wrk (-t2, one source
+#                       address, 2 s request timeout: its timeouts count as
+#                       errors). Default loadtest,wrk; wrk is installed
+#                       from Debian when missing.
+#     --results FILE    also append the tables, as Markdown under a dated
+#                       heading, to FILE (e.g. docs/perf/results.md)
 #
 # What it does: installs nginx and HAProxy from Debian when missing
 # (scripts/deps.sh), builds the Release binaries when missing (build/, or
@@ -33,8 +42,10 @@ root=$(pwd)
 connections=2000
 duration=10s
 warmup=2s
-rounds=2
+rounds=3
 rate=""
+clients="loadtest,wrk"
+results=""
 out=""
 chart=""
 systems="direct,nginx,haproxy,gateway"
@@ -48,6 +59,8 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --chart) chart=$2; shift 2 ;;
     --systems) systems=$2; shift 2 ;;
+    --clients) clients=$2; shift 2 ;;
+    --results) results=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -60,11 +73,23 @@ IFS=, read -r -a system_list <<<"$systems"
 for s in "${system_list[@]}"; do
   case "$s" in direct|nginx|haproxy|gateway) ;; *) echo "compare.sh: unknown system $s" >&2; exit 2 ;; esac
 done
+IFS=, read -r -a client_list <<<"$clients"
+for c in "${client_list[@]}"; do
+  case "$c" in loadtest|wrk) ;; *) echo "compare.sh: unknown client $c (loadtest or wrk)" >&2; exit 2 ;; esac
+done
+if [ -n "$rate" ] && [[ ",$clients," == *,wrk,* ]]; then
+  echo "compare.sh: wrk has no open loop; with --rate use --clients loadtest" >&2
+  exit 2
+fi
+if [ -n "$results" ]; then
+  touch "$results" && results=$(cd "$(dirname "$results")" && pwd)/$(basename "$results")
+fi
 
 # --- dependencies and build ------------------------------------------------
 PATH="$PATH:/usr/sbin:/sbin"  # where Debian puts nginx and haproxy
-if ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null || ! command -v python3 >/dev/null; then
-  GATEWAY_DEPS_EXTRA="nginx-light haproxy python3" ./scripts/deps.sh
+if ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null || ! command -v python3 >/dev/null ||
+   ! command -v wrk >/dev/null; then
+  GATEWAY_DEPS_EXTRA="nginx-light haproxy python3 wrk" ./scripts/deps.sh
 else
   ./scripts/deps.sh  # the build's own packages (quick when all are there)
 fi
@@ -303,36 +328,45 @@ load_args=(--connections "$connections" --duration "$duration" --warmup "$warmup
 mode="closed loop"
 [ -n "$rate" ] && mode="open loop at $rate req/s"
 echo "compare: $mode, $connections connections, $duration per run after $warmup warm-up, $rounds rounds," \
-     "systems ${system_list[*]}; results in $out" >&2
+     "systems ${system_list[*]}, clients ${client_list[*]}; results in $out" >&2
+now() { python3 -c 'import time; print("%.4f" % time.monotonic())'; }
 for round in $(seq 1 "$rounds"); do
-  for s in "${system_list[@]}"; do
-    run="$s-$round"
-    sampler "${pid_of[$s]}" "$out/$run.samples" &
-    sampler_pid=$!
-    sleep 0.3
-    start=$(python3 -c 'import time; print("%.4f" % time.monotonic())')
-    status=0
-    "$bin/loadtest" --url "${url_of[$s]}" "${load_args[@]}" --json "$out/$run.json" >"$out/$run.txt" 2>&1 || status=$?
-    kill -TERM "$sampler_pid" 2>/dev/null || true
-    wait "$sampler_pid" 2>/dev/null || true
-    sampler_pid=""
-    echo "$start" >"$out/$run.start"
-    rps=$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["rps"])' "$out/$run.json" 2>/dev/null || echo "?")
-    echo "compare: round $round $s: $rps req/s (loadtest exit $status)" >&2
+  for client in "${client_list[@]}"; do
+    for s in "${system_list[@]}"; do
+      run="$client-$s-$round"
+      sampler "${pid_of[$s]}" "$out/$run.samples" &
+      sampler_pid=$!
+      sleep 0.3
+      status=0
+      if [ "$client" = loadtest ]; then
+        # The report's warmup_s says where the measured window starts.
+        now >"$out/$run.start"
+        "$bin/loadtest" --url "${url_of[$s]}" "${load_args[@]}" --json "$out/$run.json" >"$out/$run.txt" 2>&1 ||
+          status=$?
+      else
+        wrk -t2 -c"$connections" -d"$warmup" -H "X-API-Key: loadtest-key" "${url_of[$s]}" >/dev/null 2>&1 || true
+        now >"$out/$run.start"
+        WRK_JSON="$out/$run.json" wrk -t2 -c"$connections" -d"$duration" -H "X-API-Key: loadtest-key" \
+          -s "$root/loadtest/wrk_report.lua" "${url_of[$s]}" >"$out/$run.txt" 2>&1 || status=$?
+      fi
+      kill -TERM "$sampler_pid" 2>/dev/null || true
+      wait "$sampler_pid" 2>/dev/null || true
+      sampler_pid=""
+      rps=$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["rps"])' "$out/$run.json" 2>/dev/null || echo "?")
+      echo "compare: round $round $client $s: $rps req/s (exit $status)" >&2
+    done
   done
 done
 
 # --- the table and the chart ----------------------------------------------------------
-SVG_CHART="$root/loadtest/svg_chart.py" python3 - "$out" "$chart" "$warmup" "$duration" "$mode" "$connections" "$rounds" "${system_list[@]}" <<'PY'
-import json, os, re, statistics, subprocess, sys
-out, chart, warmup, duration, mode, connections, rounds = sys.argv[1:8]
-systems = sys.argv[8:]
+SVG_CHART="$root/loadtest/svg_chart.py" python3 - "$out" "$chart" "$warmup" "$duration" "$mode" "$connections" "$rounds" "$clients" "$results" "${system_list[@]}" <<'PY'
+import datetime, json, os, re, statistics, subprocess, sys
+out, chart, warmup, duration, mode, connections, rounds, clients, results = sys.argv[1:10]
+systems = sys.argv[10:]
+clients = clients.split(",")
 rounds = int(rounds)
-def seconds(text):
-    m = re.fullmatch(r"([0-9.]+)(ms|s|m|h)?", text)
-    return float(m.group(1)) * {"ms": 1e-3, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
-warm_s, dur_s = seconds(warmup), seconds(duration)
 names = {"direct": "backend alone", "nginx": "nginx", "haproxy": "HAProxy", "gateway": "gateway"}
+client_names = {"loadtest": "loadtest (250 source addresses)", "wrk": "wrk -t2 (one source address)"}
 
 def window_cpu(samples, t0, t1):
     """CPU seconds between t0 and t1, interpolated between samples."""
@@ -343,82 +377,107 @@ def window_cpu(samples, t0, t1):
         return samples[0][1] if t < samples[0][0] else samples[-1][1]
     return at(t1) - at(t0)
 
-runs = {}
-for s in systems:
-    for r in range(1, rounds + 1):
-        base = os.path.join(out, "%s-%d" % (s, r))
-        try:
-            rep = json.load(open(base + ".json"))
-        except (OSError, ValueError):
-            continue
-        start = float(open(base + ".start").read())
-        rows = [l.split() for l in open(base + ".samples")]
-        samples = [(float(t), float(c)) for t, c, _, _ in rows]
-        peak = max(int(m) for _, _, m, _ in rows) if rows else 0
-        procs = max(int(n) for _, _, _, n in rows) if rows else 0
-        t0 = start + warm_s
-        t1 = t0 + rep["duration_s"]
-        cpu = window_cpu(samples, t0, t1) if len(samples) > 1 else float("nan")
-        reqs = rep["requests"] or 1
-        runs.setdefault(s, []).append({
-            "rps": rep["rps"], "p50": rep["latency_ms"]["p50"], "p90": rep["latency_ms"]["p90"],
-            "p99": rep["latency_ms"]["p99"], "p999": rep["latency_ms"]["p999"], "max": rep["latency_ms"]["max"],
-            "errors": rep["errors"]["total"] + rep.get("dropped", 0), "cpu_us": cpu * 1e6 / reqs,
-            "cpu_pct": 100 * cpu / rep["duration_s"], "rss": peak, "procs": procs,
-            "loadtest_cpu_us": rep.get("loadtest_cpu_us_per_request", float("nan"))})
+def load_runs(client):
+    runs = {}
+    for s in systems:
+        for r in range(1, rounds + 1):
+            base = os.path.join(out, "%s-%s-%d" % (client, s, r))
+            try:
+                rep = json.load(open(base + ".json"))
+            except (OSError, ValueError):
+                continue
+            start = float(open(base + ".start").read())
+            rows = [l.split() for l in open(base + ".samples")]
+            samples = [(float(t), float(c)) for t, c, _, _ in rows]
+            peak = max(int(m) for _, _, m, _ in rows) if rows else 0
+            procs = max(int(n) for _, _, _, n in rows) if rows else 0
+            t0 = start + rep["warmup_s"]
+            t1 = t0 + rep["duration_s"]
+            cpu = window_cpu(samples, t0, t1) if len(samples) > 1 else float("nan")
+            reqs = rep["requests"] or 1
+            runs.setdefault(s, []).append({
+                "rps": rep["rps"], "p50": rep["latency_ms"]["p50"], "p90": rep["latency_ms"]["p90"],
+                "p99": rep["latency_ms"]["p99"], "p999": rep["latency_ms"]["p999"], "max": rep["latency_ms"]["max"],
+                "errors": rep["errors"]["total"] + rep.get("dropped", 0), "cpu_us": cpu * 1e6 / reqs,
+                "cpu_pct": 100 * cpu / rep["duration_s"], "rss": peak, "procs": procs,
+                "loadtest_cpu_us": rep.get("loadtest_cpu_us_per_request", float("nan"))})
+    return runs
 
-med = {s: {k: statistics.median(run[k] for run in rs) for k in rs[0]} for s, rs in runs.items()}
-ref = med.get("nginx")
-def ratio(s, k):
-    if not ref or not ref[k]:
-        return "-"
-    return "%.2fx" % (med[s][k] / ref[k])
-print()
-print("%s, %s connections, %s per run (after %s warm-up), medians of %d rounds interleaved" %
-      (mode, connections, duration, warmup, rounds))
 hdr = ("system", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU us/req", "CPU %", "peak RSS", "errors",
        "req/s/nginx", "CPU/req/nginx", "p99/nginx", "RSS/nginx")
-rows = []
-for s in systems:
-    if s not in med:
-        continue
-    m = med[s]
-    rows.append((names[s], "%.0f" % m["rps"], "%.2f" % m["p50"], "%.2f" % m["p99"], "%.2f" % m["p999"],
-                 "%.1f" % m["cpu_us"], "%.0f" % m["cpu_pct"], "%.1f MiB" % (m["rss"] / 1048576),
-                 "%.0f" % m["errors"], ratio(s, "rps"), ratio(s, "cpu_us"), ratio(s, "p99"), ratio(s, "rss")))
-widths = [max(len(str(x)) for x in col) for col in zip(hdr, *rows)]
-line = lambda r: "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))
-print(line(hdr))
-print(line(["-" * w for w in widths]))
-for r in rows:
-    print(line(r))
-print()
-print("per round (req/s, p99 ms):")
-for s in systems:
-    if s in runs:
-        print("  %-14s %s" % (names[s], "   ".join("%.0f, %.1f" % (r["rps"], r["p99"]) for r in runs[s])))
-print("CPU and RSS are summed over each system's processes (nginx: master + %d workers; RSS of forked"
-      " workers counts shared pages once per process). loadtest's own CPU: %s us/request." %
-      (max(0, int(med.get("nginx", {}).get("procs", 1)) - 1),
-       ", ".join("%s %.1f" % (names[s], med[s]["loadtest_cpu_us"]) for s in systems if s in med)))
-
+title = "%s, %s connections, %s per run (after %s warm-up), medians of %d rounds interleaved" % (
+    mode, connections, duration, warmup, rounds)
+markdown = ["", "### %s: %s" % (datetime.date.today().isoformat(), title), "",
+            "`loadtest/compare.sh --connections %s --duration %s --rounds %d`%s, one table per client." % (
+                connections, duration, rounds, "" if mode == "closed loop" else " (open loop)")]
 summary = {"mode": mode, "connections": int(connections), "duration": duration, "warmup": warmup,
-           "rounds": rounds, "medians": med, "runs": runs}
+           "rounds": rounds, "clients": {}}
+for client in clients:
+    runs = load_runs(client)
+    if not runs:
+        print("compare.sh: no %s report was readable" % client)
+        continue
+    med = {s: {k: statistics.median(run[k] for run in rs) for k in rs[0]} for s, rs in runs.items()}
+    ref = med.get("nginx")
+    def ratio(s, k):
+        if not ref or not ref[k]:
+            return "-"
+        return "%.2fx" % (med[s][k] / ref[k])
+    rows = []
+    for s in systems:
+        if s not in med:
+            continue
+        m = med[s]
+        rows.append((names[s], "%.0f" % m["rps"], "%.2f" % m["p50"], "%.2f" % m["p99"], "%.2f" % m["p999"],
+                     "%.1f" % m["cpu_us"], "%.0f" % m["cpu_pct"], "%.1f MiB" % (m["rss"] / 1048576),
+                     "%.0f" % m["errors"], ratio(s, "rps"), ratio(s, "cpu_us"), ratio(s, "p99"), ratio(s, "rss")))
+    print()
+    print("%s; client %s" % (title, client_names[client]))
+    widths = [max(len(str(x)) for x in col) for col in zip(hdr, *rows)]
+    line = lambda r: "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))
+    print(line(hdr))
+    print(line(["-" * w for w in widths]))
+    for r in rows:
+        print(line(r))
+    print()
+    per_round = ["%-14s %s" % (names[s], "   ".join("%.0f, %.1f" % (r["rps"], r["p99"]) for r in runs[s]))
+                 for s in systems if s in runs]
+    print("per round (req/s, p99 ms):")
+    for l in per_round:
+        print("  " + l)
+    markdown += ["", "Client: %s." % client_names[client], "", "| " + " | ".join(hdr) + " |",
+                 "|" + "---|" * len(hdr)] + ["| " + " | ".join(r) + " |" for r in rows]
+    markdown += ["", "Per round (req/s, p99 ms): " + "; ".join(
+        "%s %s" % (names[s], ", ".join("%.0f/%.1f" % (r["rps"], r["p99"]) for r in runs[s]))
+        for s in systems if s in runs) + "."]
+    summary["clients"][client] = {"medians": med, "runs": runs}
+    series = []
+    for s in systems:
+        if s in med:
+            m = med[s]
+            series.append({"name": names[s],
+                           "label": "%.0f req/s, %.0f us CPU/req" % (m["rps"], m["cpu_us"]),
+                           "points": [[50, m["p50"]], [90, m["p90"]], [99, m["p99"]], [99.9, m["p999"]]],
+                           "max_ms": m["max"]})
+    spec = {"title": "Latency percentiles: %s, %s connections, %s" % (mode, connections, client),
+            "subtitle": "%s per run, medians of %d interleaved rounds, loopback, echo backend" % (duration, rounds),
+            "series": series}
+    spec_file = os.path.join(out, "chart-%s.json" % client)
+    with open(spec_file, "w") as f:
+        json.dump(spec, f, indent=2)
+    svg = chart if client == clients[0] else re.sub(r"(\.svg)?$", "-%s.svg" % client, chart, count=1)
+    subprocess.run([sys.executable, os.environ["SVG_CHART"], spec_file, svg], check=True)
+    print("chart: %s" % svg)
+
+nginx_procs = max((int(c["medians"].get("nginx", {}).get("procs", 1)) for c in summary["clients"].values()), default=1)
+note = ("CPU and RSS are summed over each system's processes (nginx: master + %d workers; RSS of forked"
+        " workers counts shared pages once per process)." % max(0, nginx_procs - 1))
+print(note)
+markdown += ["", note, ""]
 with open(os.path.join(out, "compare.json"), "w") as f:
     json.dump(summary, f, indent=2)
-series = []
-for s in systems:
-    if s in med:
-        m = med[s]
-        series.append({"name": names[s],
-                       "label": "%.0f req/s, %.0f us CPU/req" % (m["rps"], m["cpu_us"]),
-                       "points": [[50, m["p50"]], [90, m["p90"]], [99, m["p99"]], [99.9, m["p999"]]],
-                       "max_ms": m["max"]})
-spec = {"title": "Latency percentiles: %s, %s connections" % (mode, connections),
-        "subtitle": "%s per run, medians of %d interleaved rounds, loopback, echo backend" % (duration, rounds),
-        "series": series}
-with open(os.path.join(out, "chart.json"), "w") as f:
-    json.dump(spec, f, indent=2)
-subprocess.run([sys.executable, os.environ["SVG_CHART"], os.path.join(out, "chart.json"), chart], check=True)
-print("chart: %s" % chart)
+if results:
+    with open(results, "a") as f:
+        f.write("\n".join(markdown) + "\n")
+    print("appended to %s" % results)
 PY
