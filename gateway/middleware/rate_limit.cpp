@@ -61,9 +61,17 @@ class rate_limit_layer final : public http::layer {
     }
     if (store_) {
       std::uint32_t slot = 0;
-      if (store_->start(key, slot)) {
-        state.emplace<store_wait>(store_wait{key.data(), static_cast<std::uint32_t>(key.size()), slot});
-        return http::step::wait;
+      rate_limit_decision from_slice{};
+      switch (store_->start(key, slot, from_slice)) {
+        case rate_limit_store::start_result::waiting:
+          state.emplace<store_wait>(store_wait{key.data(), static_cast<std::uint32_t>(key.size()), slot});
+          return http::step::wait;
+        case rate_limit_store::start_result::decided:
+          // The local table keeps counting, ready for a fallback.
+          (void)limiter_.check(key, std::chrono::steady_clock::now());
+          return decide(ex, state, from_slice);
+        case rate_limit_store::start_result::unavailable:
+          break;
       }
       return without_store(ex, state, key);
     }

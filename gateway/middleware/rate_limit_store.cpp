@@ -21,8 +21,12 @@ namespace {
 using clock = std::chrono::steady_clock;
 
 // KEYS[1]: the client's hash. ARGV[1]: the limit; ARGV[2]: microseconds per
-// bucket (window / 60, rounded up). Returns {allowed (0|1), requests left,
-// microseconds until the oldest counted bucket stops counting}.
+// bucket (window / 60, rounded up); ARGV[3]: the slice asked for (requests
+// to count at once, at least 1). Returns {requests granted (0: refused),
+// requests left, microseconds until the oldest counted bucket stops
+// counting}. A slice larger than 1 is granted only while the client has at
+// least 64 times the slice left; below that every request is counted alone,
+// so the last ones before the limit are decided one by one.
 //
 // The hash holds one field per bucket number (its allowed requests), "s"
 // (their sum) and "f" (the oldest bucket that holds a count). A call reads
@@ -71,14 +75,16 @@ else
 end
 local allowed = 0
 if total < limit then
-  redis.call('HINCRBY', key, string.format('%d', cur), 1)
-  total = total + 1
   allowed = 1
+  local want = tonumber(ARGV[3]) or 1
+  if want > 1 and limit - total >= want * 64 then allowed = want end
+  redis.call('HINCRBY', key, string.format('%d', cur), allowed)
+  total = total + allowed
   changed = true
 end
 if changed then
   redis.call('HSET', key, 's', total, 'f', string.format('%d', f))
-  if allowed == 1 then redis.call('PEXPIRE', key, math.ceil(61 * g / 1000)) end
+  if allowed > 0 then redis.call('PEXPIRE', key, math.ceil(61 * g / 1000)) end
 end
 local left = limit - total
 if left < 0 then left = 0 end
@@ -169,8 +175,28 @@ struct rate_limit_store::slot {
   bool ok = false;
   bool retried = false;  // NOSCRIPT: sent again with EVAL once
   std::uint8_t key_len = 0;
+  std::uint8_t want_len = 0;
+  char want[4];  // the slice asked for, as text
   char key[max_key];
 };
+
+// --- one client's slice ----------------------------------------------------
+
+struct rate_limit_store::slice {
+  std::uint8_t key_len = 0;  // 0: unused
+  char key[max_key];
+  std::uint32_t tokens = 0;  // requests of the last grants this worker may still allow
+  std::uint32_t next = 1;    // the slice to ask for next
+  std::uint32_t left = 0;    // what Redis said was left after the last grant
+  std::chrono::seconds reset{1};
+  clock::time_point expires{};  // tokens lapse at this time (a bucket after the grant)
+};
+
+rate_limit_store::slice& rate_limit_store::slice_for(const char* key, std::size_t len) noexcept {
+  std::uint32_t h = 2166136261u;  // FNV-1a
+  for (std::size_t i = 0; i < len; ++i) h = (h ^ static_cast<unsigned char>(key[i])) * 16777619u;
+  return slices_[h % slice_table_size];
+}
 
 std::shared_ptr<rate_limit_store> rate_limit_store::make(asio::io_context& io, rate_limit_store_options opts,
                                                          rate_limit_store_health& health, const net::worker* owner) {
@@ -199,6 +225,8 @@ rate_limit_store::rate_limit_store(asio::io_context& io, rate_limit_store_option
   }
   conns_ = std::make_unique<std::unique_ptr<connection>[]>(opts_.connections);
   for (std::uint32_t i = 0; i < opts_.connections; ++i) conns_[i] = std::make_unique<connection>(io, *this, i);
+  slices_ = std::make_unique<slice[]>(slice_table_size);
+  bucket_ = std::chrono::microseconds((window_us + 59) / 60);
 }
 
 rate_limit_store::~rate_limit_store() {
@@ -400,8 +428,58 @@ void rate_limit_store::drain() noexcept { draining_ = true; }
 
 // --- checks ----------------------------------------------------------------
 
-bool rate_limit_store::start(std::string_view key, std::uint32_t& out) noexcept {
-  if (free_count_ == 0 || closed_) return false;
+rate_limit_store::start_result rate_limit_store::start(std::string_view key, std::uint32_t& out,
+                                                      rate_limit_decision& decided) noexcept {
+  if (closed_) return start_result::unavailable;
+  // The Redis key: an API key as its SHA-256 (hex), never as sent.
+  char rkey[max_key];
+  std::size_t len = key_prefix_.size();
+  std::memcpy(rkey, key_prefix_.data(), len);
+  if (key.substr(0, 2) == "k:") {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(key.data() + 2), key.size() - 2, digest);
+    static constexpr char hex[] = "0123456789abcdef";
+    rkey[len++] = 'k';
+    rkey[len++] = ':';
+    for (unsigned char b : digest) {
+      rkey[len++] = hex[b >> 4];
+      rkey[len++] = hex[b & 15];
+    }
+  } else {
+    if (len + key.size() > max_key) return start_result::unavailable;
+    std::memcpy(rkey + len, key.data(), key.size());
+    len += key.size();
+  }
+
+  // This worker's slice of the client's budget, if it holds one.
+  const auto now = clock::now();
+  slice& sl = slice_for(rkey, len);
+  std::uint32_t want = 1;
+  if (sl.key_len == len && std::memcmp(sl.key, rkey, len) == 0) {
+    if (now >= sl.expires) {
+      if (sl.tokens > 0) sl.next = std::max<std::uint32_t>(1, sl.next / 2);  // the last slice was too large
+      sl.tokens = 0;
+      sl.expires = now + bucket_;
+    } else if (sl.tokens > 0) {
+      --sl.tokens;
+      decided = {true, opts_.limit, std::min(opts_.limit, sl.left + sl.tokens), sl.reset};
+      core::bump(health_.stats.slice_hits);
+      return start_result::decided;
+    } else {
+      sl.next = std::min(max_slice, sl.next * 2);  // seen again within a bucket: a busy client
+    }
+    want = sl.next;
+  } else {
+    // Taken over (or first used): a second request within a bucket asks
+    // for a slice.
+    std::memcpy(sl.key, rkey, len);
+    sl.key_len = static_cast<std::uint8_t>(len);
+    sl.tokens = 0;
+    sl.next = 1;
+    sl.expires = now + bucket_;
+  }
+
+  if (free_count_ == 0) return start_result::unavailable;
   connection* c = nullptr;
   for (std::uint32_t n = 0; n < opts_.connections; ++n) {
     connection& cand = *conns_[(next_conn_ + n) % opts_.connections];
@@ -411,30 +489,14 @@ bool rate_limit_store::start(std::string_view key, std::uint32_t& out) noexcept 
       break;
     }
   }
-  if (c == nullptr) return false;
+  if (c == nullptr) return start_result::unavailable;
   slot& s = *slots_[free_[free_count_ - 1]];
-  // The Redis key: an API key as its SHA-256 (hex), never as sent.
-  std::size_t len = key_prefix_.size();
-  std::memcpy(s.key, key_prefix_.data(), len);
-  if (key.substr(0, 2) == "k:") {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(key.data() + 2), key.size() - 2, digest);
-    static constexpr char hex[] = "0123456789abcdef";
-    s.key[len++] = 'k';
-    s.key[len++] = ':';
-    for (unsigned char b : digest) {
-      s.key[len++] = hex[b >> 4];
-      s.key[len++] = hex[b & 15];
-    }
-  } else {
-    if (len + key.size() > max_key) return false;
-    std::memcpy(s.key + len, key.data(), key.size());
-    len += key.size();
-  }
+  std::memcpy(s.key, rkey, len);
   s.key_len = static_cast<std::uint8_t>(len);
+  s.want_len = static_cast<std::uint8_t>(std::to_chars(s.want, s.want + sizeof s.want, want).ptr - s.want);
   s.conn = c->index;
   s.retried = false;
-  if (!send(*c, s, sha_.empty())) return false;
+  if (!send(*c, s, sha_.empty())) return start_result::unavailable;
   --free_count_;
   s.waiting = true;
   s.reply_pending = true;
@@ -442,13 +504,42 @@ bool rate_limit_store::start(std::string_view key, std::uint32_t& out) noexcept 
   s.ok = false;
   s.timer.expires_after(opts_.timeout);
   out = s.index;
-  return true;
+  return start_result::waiting;
+}
+
+// A grant of `granted` (0: refused) for the slot's client: what is beyond
+// the request that asked joins the client's slice on this worker.
+void rate_limit_store::keep_slice(const slot& s, std::uint32_t granted, const rate_limit_decision& d) noexcept {
+  slice& sl = slice_for(s.key, s.key_len);
+  if (sl.key_len != s.key_len || std::memcmp(sl.key, s.key, s.key_len) != 0) {
+    if (granted <= 1) return;
+    std::memcpy(sl.key, s.key, s.key_len);
+    sl.key_len = s.key_len;
+    sl.tokens = 0;
+    sl.next = granted;
+  }
+  if (granted == 0) {
+    sl.tokens = 0;
+    sl.next = 1;
+    return;
+  }
+  if (granted == 1) return;
+  const auto now = clock::now();
+  // Tokens already held keep their (earlier) lapse time; none held: the
+  // new ones may be used for a bucket from now.
+  if (sl.tokens == 0 || now >= sl.expires) {
+    sl.tokens = 0;
+    sl.expires = now + bucket_;
+  }
+  sl.tokens += granted - 1;
+  sl.left = d.remaining;
+  sl.reset = d.reset;
 }
 
 bool rate_limit_store::send(connection& c, slot& s, bool with_script) noexcept {
   if (c.ac == nullptr) return false;
-  const char* argv[6];
-  std::size_t lens[6];
+  const char* argv[7];
+  std::size_t lens[7];
   argv[0] = with_script ? "EVAL" : "EVALSHA";
   lens[0] = with_script ? 4 : 7;
   argv[1] = with_script ? script_text.data() : sha_.data();
@@ -461,7 +552,9 @@ bool rate_limit_store::send(connection& c, slot& s, bool with_script) noexcept {
   lens[4] = limit_.size();
   argv[5] = granularity_.data();
   lens[5] = granularity_.size();
-  if (redisAsyncCommandArgv(c.ac, &on_reply, &s, 6, argv, lens) != REDIS_OK) return false;
+  argv[6] = s.want;
+  lens[6] = s.want_len;
+  if (redisAsyncCommandArgv(c.ac, &on_reply, &s, 7, argv, lens) != REDIS_OK) return false;
   if (c.outstanding++ == 0) c.last_progress = clock::now();
   return true;
 }
@@ -488,12 +581,14 @@ void rate_limit_store::on_reply(redisAsyncContext* ac, void* reply, void* p) {
       r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_INTEGER &&
       r->element[2]->type == REDIS_REPLY_INTEGER) {
     ok = true;
-    d.allowed = r->element[0]->integer == 1;
+    const long long granted = std::clamp<long long>(r->element[0]->integer, 0, max_slice);
+    d.allowed = granted > 0;
     d.limit = st.opts_.limit;
     d.remaining = static_cast<std::uint32_t>(std::clamp<long long>(r->element[1]->integer, 0, st.opts_.limit));
     // Whole seconds, rounded up, at least 1 (as the local table says it).
     const long long us = std::max<long long>(0, r->element[2]->integer);
     d.reset = std::chrono::seconds(std::max<long long>(1, us / 1'000'000 + (us % 1'000'000 != 0)));
+    st.keep_slice(s, static_cast<std::uint32_t>(granted), d);
   }
   if (!ok) core::bump(st.health_.stats.errors);
   s.reply_pending = false;

@@ -19,6 +19,21 @@
 // that promise across instances however requests race between them. API
 // keys are stored as a SHA-256 digest, never as sent.
 //
+// Slices: a busy client's requests need not each cost a round trip. A
+// worker that sees a client again within a bucket (window/60) of its last
+// check asks for a slice of 2, then 4, ... up to 32 requests in one script
+// run; Redis counts the whole slice in the current bucket and grants it
+// only while the client has at least 64 times the slice left (else 1), and
+// the worker allows the rest of the slice itself, without Redis, until it
+// is used up or a bucket has passed since the grant (then what is left is
+// dropped: never carried across buckets). So the limit is still never
+// exceeded in the bucket counts, and the last 64 x 32 requests before the
+// limit are decided one by one as without slices; what a slice changes is
+// when a request is counted: up to one bucket early (its grant's bucket),
+// so as the window slides it may leave the window up to one bucket early.
+// A worker's unused slice is a budget other instances cannot use until it
+// lapses (at most 31 requests per worker for at most a bucket).
+//
 // Per worker: one rate_limit_store, with a small pool of hiredis async
 // connections driven by the worker's own io_context (an adapter puts
 // hiredis's read/write interest onto asio::posix::stream_descriptor
@@ -77,6 +92,8 @@ namespace gateway::middleware {
     "Requests answered 503 because Redis was slow or down (failure mode closed)")                                     \
   X(connects, counter, "rate_limit_store_connects", "Redis connections made ready (first ones and reconnections)")    \
   X(state_changes, counter, "rate_limit_store_state_changes", "Times the store became reachable or unreachable")      \
+  X(slice_hits, counter, "rate_limit_store_slice_hits",                                                               \
+    "Requests allowed from a slice of the budget this worker took from Redis earlier, without a round trip")          \
   X(up, gauge, "rate_limit_store_up", "1 while at least one Redis connection is ready, else 0")                      \
   X(connections, gauge, "rate_limit_store_connections", "Redis connections ready now, all workers")
 
@@ -132,10 +149,20 @@ class rate_limit_store : public std::enable_shared_from_this<rate_limit_store> {
   rate_limit_store(const rate_limit_store&) = delete;
   rate_limit_store& operator=(const rate_limit_store&) = delete;
 
-  // Sends the check of one request for `key` (an IP, or "k:" + an API key).
-  // True: the answer is awaited with finish(slot). False: no connection is
-  // ready or max_in_flight checks are out; decide without the store now.
-  bool start(std::string_view key, std::uint32_t& slot) noexcept;
+  // Largest slice a worker asks for, and how many clients' slices a worker
+  // holds (a table indexed by a hash of the Redis key: a client whose entry
+  // another takes over loses its slice, which only costs round trips).
+  static constexpr std::uint32_t max_slice = 32;
+  static constexpr std::uint32_t slice_table_size = 1024;
+
+  enum class start_result : std::uint8_t {
+    waiting,      // the check was sent: await finish(slot)
+    decided,      // allowed from this worker's slice: `decided` holds the decision
+    unavailable,  // no connection is ready or max_in_flight checks are out: decide without the store
+  };
+  // Decides or sends the check of one request for `key` (an IP, or "k:" +
+  // an API key).
+  start_result start(std::string_view key, std::uint32_t& slot, rate_limit_decision& decided) noexcept;
   // The store's decision for `slot`, or nothing when it did not come within
   // the timeout or was an error (counted). Call once per successful start().
   asio::awaitable<std::optional<rate_limit_decision>> finish(std::uint32_t slot);
@@ -150,6 +177,7 @@ class rate_limit_store : public std::enable_shared_from_this<rate_limit_store> {
 
   struct connection;
   struct slot;
+  struct slice;
 
  private:
   rate_limit_store(asio::io_context& io, rate_limit_store_options opts, rate_limit_store_health& health,
@@ -161,6 +189,8 @@ class rate_limit_store : public std::enable_shared_from_this<rate_limit_store> {
   void drop(connection& c) noexcept;
   void close_all() noexcept;
   bool send(connection& c, slot& s, bool with_script) noexcept;
+  slice& slice_for(const char* key, std::size_t len) noexcept;
+  void keep_slice(const slot& s, std::uint32_t granted, const rate_limit_decision& d) noexcept;
   void release(slot& s) noexcept;
   void arm_read(connection& c);
   void arm_write(connection& c);
@@ -187,6 +217,8 @@ class rate_limit_store : public std::enable_shared_from_this<rate_limit_store> {
   std::unique_ptr<std::uint32_t[]> free_;  // stack of free slot numbers
   std::uint32_t free_count_ = 0;
   std::unique_ptr<std::unique_ptr<connection>[]> conns_;
+  std::unique_ptr<slice[]> slices_;
+  std::chrono::microseconds bucket_;  // window / 60: how long a slice may be used
   std::uint32_t next_conn_ = 0;
   asio::steady_timer tick_;
   bool draining_ = false;

@@ -459,6 +459,7 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
     sc.rate_limit_exempt = {"/metrics"};
     sc.rate_limit_store = redis.url();
     sc.rate_limit_store_timeout = 50ms;
+    sc.rate_limit = 1000;  // enough left for slices (more than 64 x 2)
     app::instance gs(sc, stdout);
     const figures quiet = read_figures(port);
     gs.start();
@@ -478,6 +479,11 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
     figures before = read_figures(sp);
     CHECK(ask(sp, test::make_request("GET", "/health"))->status == 200);
     store_moved({"rate_limit_store_checks"}, before);
+    // The same client again within a bucket asks for a slice of 2: the
+    // request after it is allowed from the slice.
+    before = read_figures(sp);
+    for (int i = 0; i < 3; ++i) CHECK(ask(sp, test::make_request("GET", "/health"))->status == 200);
+    store_moved({"rate_limit_store_slice_hits"}, before);
     // A key of the wrong type makes the script fail: an error, decided locally.
     test::child_process cli({"/usr/bin/redis-cli", "-p", std::to_string(redis.port()), "SET",
                              "rl:60000000:127.0.0.3", "x"});
@@ -485,10 +491,11 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
     before = read_figures(sp);
     CHECK(ask(sp, test::make_request("GET", "/health"), "127.0.0.3")->status == 200);
     store_moved({"rate_limit_store_errors", "rate_limit_store_fallbacks"}, before);
-    // A stopped Redis: the answer does not come within 50 ms.
+    // A stopped Redis: the answer does not come within 50 ms (for a client
+    // that holds no slice).
     redis.signal(SIGSTOP);
     before = read_figures(sp);
-    CHECK(ask(sp, test::make_request("GET", "/health"))->status == 200);
+    CHECK(ask(sp, test::make_request("GET", "/health"), "127.0.0.4")->status == 200);
     store_moved({"rate_limit_store_timeouts"}, before);
     redis.signal(SIGCONT);
     gs.stop();
