@@ -24,6 +24,17 @@
 #                       from Debian when missing.
 #     --results FILE    also append the tables, as Markdown under a dated
 #                       heading, to FILE (e.g. docs/perf/results.md)
+#     --tls             clients speak HTTPS to nginx, HAProxy and the gateway
+#                       (a self-signed P-256 certificate made for the run;
+#                       TLS 1.2 and 1.3, session resumption on in all three;
+#                       the backend stays plain HTTP). Keep-alive requests
+#                       are measured with wrk (loadtest has no TLS); then,
+#                       per round and system, new TLS connections per second
+#                       with `openssl s_time` for --duration, full handshakes
+#                       (-new) and resumed ones (-reuse), each fetching
+#                       /health, with the server's CPU per connection; then
+#                       RSS per idle TLS connection (1,000 connections held
+#                       open after one request each).
 #
 # What it does: installs nginx and HAProxy from Debian when missing
 # (scripts/deps.sh), builds the Release binaries when missing (build/, or
@@ -44,11 +55,12 @@ duration=10s
 warmup=2s
 rounds=3
 rate=""
-clients="loadtest,wrk"
+clients=""
 results=""
+tls=""
 out=""
 chart=""
-systems="direct,nginx,haproxy,gateway"
+systems=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --connections) connections=$2; shift 2 ;;
@@ -61,6 +73,7 @@ while [ $# -gt 0 ]; do
     --systems) systems=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
     --results) results=$2; shift 2 ;;
+    --tls) tls=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -69,6 +82,17 @@ if [ "$rounds" -lt 2 ]; then
   echo "compare.sh: --rounds must be at least 2 (interleaving is what shows drift)" >&2
   exit 2
 fi
+if [ -n "$tls" ]; then
+  [ -n "$systems" ] || systems="nginx,haproxy,gateway"
+  [ -n "$clients" ] || clients="wrk"
+  if [[ ",$systems," == *,direct,* ]] || [[ ",$clients," == *,loadtest,* ]]; then
+    echo "compare.sh: with --tls the systems are nginx, haproxy and gateway and the client is wrk" \
+         "(the backend and loadtest speak plain HTTP only)" >&2
+    exit 2
+  fi
+fi
+[ -n "$systems" ] || systems="direct,nginx,haproxy,gateway"
+[ -n "$clients" ] || clients="loadtest,wrk"
 IFS=, read -r -a system_list <<<"$systems"
 for s in "${system_list[@]}"; do
   case "$s" in direct|nginx|haproxy|gateway) ;; *) echo "compare.sh: unknown system $s" >&2; exit 2 ;; esac
@@ -110,6 +134,14 @@ out=$(cd "$out" && pwd)
 [ -n "$chart" ] || chart="$out/latency.svg"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/gateway-compare-XXXXXX")
 chmod 755 "$tmp"  # nginx workers may run as another user
+scheme=http
+if [ -n "$tls" ]; then
+  scheme=https
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+  chmod 644 "$tmp/key.pem"
+  cat "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/haproxy.pem"
+fi
 
 # --- process bookkeeping: everything started here is stopped by PID ---------
 started_pids=()
@@ -188,7 +220,10 @@ http {
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:$nginx_port backlog=4096;
+    listen 127.0.0.1:$nginx_port${tls:+ ssl} backlog=4096;
+$(if [ -n "$tls" ]; then echo "    ssl_certificate $tmp/cert.pem; ssl_certificate_key $tmp/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m; ssl_session_tickets on;"; fi)
+    location = /health { return 200 "ok"; }
     location /api/ {
       proxy_pass http://backend/;
       proxy_http_version 1.1;
@@ -200,7 +235,7 @@ EOF
   nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" >"$tmp/nginx/out" 2>&1 &
   pid_of[nginx]=$!
   started_pids+=("${pid_of[nginx]}")
-  url_of[nginx]="http://127.0.0.1:$nginx_port/api/items"
+  url_of[nginx]="$scheme://127.0.0.1:$nginx_port/api/items"
 fi
 
 # --- HAProxy -----------------------------------------------------------------
@@ -223,7 +258,8 @@ defaults
   option http-keep-alive
   http-reuse always
 frontend clients
-  bind 127.0.0.1:$haproxy_port
+  bind 127.0.0.1:$haproxy_port${tls:+ ssl crt $tmp/haproxy.pem alpn http/1.1}
+  http-request return status 200 content-type text/plain string ok if { path /health }
   default_backend echo
 backend echo
   http-request replace-path /api(/.*) \1
@@ -232,18 +268,21 @@ EOF
   haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.out" 2>&1 &
   pid_of[haproxy]=$!
   started_pids+=("${pid_of[haproxy]}")
-  url_of[haproxy]="http://127.0.0.1:$haproxy_port/api/items"
+  url_of[haproxy]="$scheme://127.0.0.1:$haproxy_port/api/items"
 fi
 
 # --- the gateway ---------------------------------------------------------------
 if [[ ",$systems," == *,gateway,* ]]; then
+  tls_flags=()
+  [ -n "$tls" ] && tls_flags=(--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
   "$bin/gateway" --listen 127.0.0.1:0 --backend "http://127.0.0.1:$backend_port" --api-key loadtest-key \
+    "${tls_flags[@]}" \
     --access-log off --rate-limit 100000000/min \
     >"$tmp/gateway.out" 2>"$tmp/gateway.err" &
   pid_of[gateway]=$!
   started_pids+=("${pid_of[gateway]}")
   gateway_port=$(wait_for_line "$tmp/gateway.err" 'gateway: listening on' | sed -E 's/.*:([0-9]+) with.*/\1/')
-  url_of[gateway]="http://127.0.0.1:$gateway_port/api/items"
+  url_of[gateway]="$scheme://127.0.0.1:$gateway_port/api/items"
 fi
 
 # Every system answers before the runs start.
@@ -251,9 +290,9 @@ for s in "${system_list[@]}"; do
   ok=""
   for _ in $(seq 1 100); do
     if python3 - "${url_of[$s]}" <<'PY' 2>/dev/null
-import sys, urllib.request
+import ssl, sys, urllib.request
 req = urllib.request.Request(sys.argv[1], headers={"X-API-Key": "loadtest-key"})
-sys.exit(0 if urllib.request.urlopen(req, timeout=2).status == 200 else 1)
+sys.exit(0 if urllib.request.urlopen(req, timeout=2, context=ssl._create_unverified_context()).status == 200 else 1)
 PY
     then ok=1; break; fi
     sleep 0.1
@@ -358,11 +397,86 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
+# --- TLS: new connections per second, and memory per idle TLS connection ------
+if [ -n "$tls" ]; then
+  hs_seconds=$(python3 -c 'import re,sys; m=re.fullmatch(r"([0-9.]+)(ms|s|m)?", sys.argv[1]); print(max(1, round(float(m.group(1)) * {"ms": 1e-3, "s": 1, "m": 60, None: 1}[m.group(2)])))' "$duration")
+  for round in $(seq 1 "$rounds"); do
+    for hs_mode in new reuse; do
+      for s in "${system_list[@]}"; do
+        run="handshake-$hs_mode-$s-$round"
+        port=${url_of[$s]#https://127.0.0.1:}
+        port=${port%%/*}
+        sampler "${pid_of[$s]}" "$out/$run.samples" &
+        sampler_pid=$!
+        sleep 0.3
+        now >"$out/$run.start"
+        timeout $((hs_seconds + 30)) openssl s_time -connect "127.0.0.1:$port" "-$hs_mode" -time "$hs_seconds" \
+          -www /health >"$out/$run.txt" 2>&1 || true
+        now >"$out/$run.end"
+        kill -TERM "$sampler_pid" 2>/dev/null || true
+        wait "$sampler_pid" 2>/dev/null || true
+        sampler_pid=""
+        echo "compare: round $round $hs_mode TLS connections $s: $(grep -m1 -o '^[0-9]* connections in [0-9.]*s' "$out/$run.txt" || echo '?')" >&2
+      done
+    done
+  done
+  # RSS per idle TLS connection: 1,000 connections, one request each, held.
+  for s in "${system_list[@]}"; do
+    port=${url_of[$s]#https://127.0.0.1:}
+    port=${port%%/*}
+    python3 - "${pid_of[$s]}" "$port" 1000 >"$out/idle-$s.json" <<'PY' || echo "compare: idle TLS connections against $s failed" >&2
+import json, os, ssl, socket, sys, time
+root, port, count = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+page = os.sysconf("SC_PAGE_SIZE")
+def tree_rss():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    kids.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    total, todo = 0, [root]
+    while todo:
+        p = todo.pop()
+        todo.extend(kids.get(p, []))
+        try:
+            with open("/proc/%d/statm" % p) as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, ValueError):
+            pass
+    return total
+ctx = ssl._create_unverified_context()
+time.sleep(1)
+before = tree_rss()
+held = []
+for _ in range(count):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    c = ctx.wrap_socket(raw, server_hostname="localhost")
+    c.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    held.append(c)
+time.sleep(2)  # idle: what the server keeps per connection after its idle handling
+after = tree_rss()
+print(json.dumps({"connections": len(held), "rss_before": before, "rss_after": after,
+                  "per_connection": (after - before) / max(1, len(held))}))
+for c in held:
+    c.close()
+PY
+  done
+fi
+
 # --- the table and the chart ----------------------------------------------------------
-SVG_CHART="$root/loadtest/svg_chart.py" python3 - "$out" "$chart" "$warmup" "$duration" "$mode" "$connections" "$rounds" "$clients" "$results" "${system_list[@]}" <<'PY'
+SVG_CHART="$root/loadtest/svg_chart.py" python3 - "$out" "$chart" "$warmup" "$duration" "$mode" "$connections" "$rounds" "$clients" "$results" "$tls" "${system_list[@]}" <<'PY'
 import datetime, json, os, re, statistics, subprocess, sys
-out, chart, warmup, duration, mode, connections, rounds, clients, results = sys.argv[1:10]
-systems = sys.argv[10:]
+out, chart, warmup, duration, mode, connections, rounds, clients, results, tls = sys.argv[1:11]
+systems = sys.argv[11:]
 clients = clients.split(",")
 rounds = int(rounds)
 names = {"direct": "backend alone", "nginx": "nginx", "haproxy": "HAProxy", "gateway": "gateway"}
@@ -405,11 +519,12 @@ def load_runs(client):
 
 hdr = ("system", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU us/req", "CPU %", "peak RSS", "errors",
        "req/s/nginx", "CPU/req/nginx", "p99/nginx", "RSS/nginx")
-title = "%s, %s connections, %s per run (after %s warm-up), medians of %d rounds interleaved" % (
-    mode, connections, duration, warmup, rounds)
+title = "%s%s, %s connections, %s per run (after %s warm-up), medians of %d rounds interleaved" % (
+    "HTTPS, " if tls else "", mode, connections, duration, warmup, rounds)
 markdown = ["", "### %s: %s" % (datetime.date.today().isoformat(), title), "",
-            "`loadtest/compare.sh --connections %s --duration %s --rounds %d`%s, one table per client." % (
-                connections, duration, rounds, "" if mode == "closed loop" else " (open loop)")]
+            "`loadtest/compare.sh --connections %s --duration %s --rounds %d%s`%s, one table per client." % (
+                connections, duration, rounds, " --tls" if tls else "",
+                "" if mode == "closed loop" else " (open loop)")]
 summary = {"mode": mode, "connections": int(connections), "duration": duration, "warmup": warmup,
            "rounds": rounds, "clients": {}}
 for client in clients:
@@ -468,6 +583,62 @@ for client in clients:
     svg = chart if client == clients[0] else re.sub(r"(\.svg)?$", "-%s.svg" % client, chart, count=1)
     subprocess.run([sys.executable, os.environ["SVG_CHART"], spec_file, svg], check=True)
     print("chart: %s" % svg)
+
+if tls:
+    # New TLS connections (openssl s_time, one client process) and idle ones.
+    hs = {}
+    for s in systems:
+        for m in ("new", "reuse"):
+            for r in range(1, rounds + 1):
+                base = os.path.join(out, "handshake-%s-%s-%d" % (m, s, r))
+                try:
+                    txt = open(base + ".txt").read()
+                    t0, t1 = float(open(base + ".start").read()), float(open(base + ".end").read())
+                    rows = [l.split() for l in open(base + ".samples")]
+                except OSError:
+                    continue
+                found = re.search(r"(\d+) connections in [0-9.]+s", txt)
+                if not found or t1 <= t0:
+                    continue
+                n = int(found.group(1))
+                samples = [(float(t), float(c)) for t, c, _, _ in rows]
+                cpu = window_cpu(samples, t0, t1) if len(samples) > 1 else float("nan")
+                hs.setdefault((s, m), []).append({"rate": n / (t1 - t0), "cpu_us": cpu * 1e6 / max(1, n)})
+    idle = {}
+    for s in systems:
+        try:
+            idle[s] = json.load(open(os.path.join(out, "idle-%s.json" % s)))["per_connection"]
+        except (OSError, ValueError, KeyError):
+            pass
+    def med_of(s, m, k):
+        runs_ = hs.get((s, m))
+        return statistics.median(x[k] for x in runs_) if runs_ else float("nan")
+    thdr = ("system", "full handshakes/s", "CPU us/full", "resumed/s", "CPU us/resumed", "RSS/idle TLS conn",
+            "full/s/nginx", "CPU/full/nginx", "resumed/s/nginx", "idle RSS/nginx")
+    def r(a, b):
+        return "%.2fx" % (a / b) if b and b == b and a == a else "-"
+    trows = []
+    for s in systems:
+        v = [med_of(s, "new", "rate"), med_of(s, "new", "cpu_us"), med_of(s, "reuse", "rate"),
+             med_of(s, "reuse", "cpu_us"), idle.get(s, float("nan"))]
+        n = [med_of("nginx", "new", "rate"), med_of("nginx", "new", "cpu_us"), med_of("nginx", "reuse", "rate"),
+             idle.get("nginx", float("nan"))]
+        trows.append((names[s], "%.0f" % v[0], "%.0f" % v[1], "%.0f" % v[2], "%.0f" % v[3], "%.0f B" % v[4],
+                      r(v[0], n[0]), r(v[1], n[1]), r(v[2], n[2]), r(v[4], n[3])))
+    print()
+    print("New TLS connections (openssl s_time for %s, one client process, each fetching /health; medians of "
+          "%d rounds) and RSS per idle TLS connection (1,000 held after one request):" % (duration, rounds))
+    widths = [max(len(str(x)) for x in col) for col in zip(thdr, *trows)]
+    line = lambda r_: "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r_, widths)))
+    print(line(thdr))
+    print(line(["-" * w for w in widths]))
+    for row in trows:
+        print(line(row))
+    markdown += ["", "New TLS connections (`openssl s_time`, %s, one client process) and RSS per idle TLS "
+                 "connection (1,000 held open after one request):" % duration, "",
+                 "| " + " | ".join(thdr) + " |", "|" + "---|" * len(thdr)] + \
+                ["| " + " | ".join(row) + " |" for row in trows]
+    summary["tls"] = {"handshakes": {"%s/%s" % k: v for k, v in hs.items()}, "idle_rss_per_connection": idle}
 
 nginx_procs = max((int(c["medians"].get("nginx", {}).get("procs", 1)) for c in summary["clients"].values()), default=1)
 note = ("CPU and RSS are summed over each system's processes (nginx: master + %d workers; RSS of forked"
