@@ -186,13 +186,17 @@ class pipeline_builder {
     // Stopped when the pipeline drains, or, dropped without draining (a
     // reload that lost its worker), when the pipeline goes.
     struct stop_on_destroy {
+      stop_on_destroy(std::shared_ptr<proxy::name_refresher> refresher, asio::io_context& context)
+          : r(std::move(refresher)), io(context) {}
+      stop_on_destroy(const stop_on_destroy&) = delete;
+      stop_on_destroy& operator=(const stop_on_destroy&) = delete;
+      ~stop_on_destroy() {
+        asio::post(io, [p = std::move(r)] { p->stop(); });
+      }
       std::shared_ptr<proxy::name_refresher> r;
       asio::io_context& io;
-      ~stop_on_destroy() {
-        asio::post(io, [r = std::move(r)] { r->stop(); });
-      }
     };
-    auto holder = std::make_shared<stop_on_destroy>(stop_on_destroy{std::move(refresher), *env_.io});
+    auto holder = std::make_shared<stop_on_destroy>(std::move(refresher), *env_.io);
     env_.on_drain.push_back([holder] { holder->r->stop(); });
   }
 
@@ -236,7 +240,10 @@ void member_registry::prune() {
 
 std::vector<std::shared_ptr<proxy::member_state>> member_registry::all() const {
   std::lock_guard lock(mu_);
-  return members_;
+  std::vector<std::shared_ptr<proxy::member_state>> out;
+  for (const auto& m : members_)
+    if (m.use_count() > 1) out.push_back(m);  // held by a pipeline: not a member that left
+  return out;
 }
 
 void member_registry::render_json(std::string& out) const {

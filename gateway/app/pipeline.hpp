@@ -110,6 +110,8 @@ class member_registry {
                                                            const std::vector<core::backend_member>& members);
   // Forgets the members no pipeline holds any more (after a reload).
   void prune();
+  // The members some pipeline holds (a member that left with a reload or a
+  // name's address change is no longer listed).
   std::vector<std::shared_ptr<proxy::member_state>> all() const;
 
   // /metrics: "upstream_members":[{"route","member","weight","requests",
