@@ -51,10 +51,11 @@ bool parse_listen(std::string_view s, listen_address& out, std::string& err) {
 bool valid_dns_servers(std::string_view v) {
   if (v.empty() || v.size() > 1024) return false;
   std::size_t items = 0;
-  while (!v.empty()) {
+  for (bool more = true; more;) {
     const auto comma = v.find(',');
     std::string_view item = v.substr(0, comma);
-    v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+    more = comma != std::string_view::npos;
+    if (more) v = v.substr(comma + 1);
     if (++items > 8) return false;
     std::string_view host = item, port;
     if (!item.empty() && item.front() == '[') {
