@@ -1,9 +1,5 @@
 #include "gateway/app/settings.hpp"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <asio/ip/address.hpp>
 #include <stdexcept>
@@ -71,25 +67,22 @@ std::shared_ptr<middleware::rate_limiter> make_limiter(const core::config& cfg) 
   return std::make_shared<middleware::rate_limiter>(o);
 }
 
-// The store's options, its host resolved once here (getaddrinfo blocks, so
-// never on a worker thread).
+// The store's options, its host resolved once here with c-ares (it blocks,
+// so never on a worker thread; and no NSS, so the static binary resolves too).
 middleware::rate_limit_store_options make_store_options(const core::config& cfg) {
   core::store_url url;
   std::string err;
   if (!core::parse_store_url(cfg.rate_limit_store, url, err)) throw std::runtime_error("--rate-limit-store: " + err);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  const int rc = ::getaddrinfo(url.host.c_str(), nullptr, &hints, &found);
-  if (rc != 0 || found == nullptr)
-    throw std::runtime_error("--rate-limit-store: cannot resolve " + url.host + ": " + ::gai_strerror(rc));
-  char text[INET6_ADDRSTRLEN] = {};
-  const void* addr = found->ai_family == AF_INET6
-                         ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(found->ai_addr)->sin6_addr)
-                         : static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(found->ai_addr)->sin_addr);
-  ::inet_ntop(found->ai_family, addr, text, sizeof text);
-  ::freeaddrinfo(found);
+  std::string text = url.host;
+  if (proxy::is_host_name(url.host)) {
+    proxy::name_table names;
+    try {
+      proxy::resolve_names(names, {url.host}, dns_options_of(cfg));
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("--rate-limit-store: ") + e.what());
+    }
+    text = names.addresses(url.host).front().to_string();
+  }
   middleware::rate_limit_store_options o;
   o.url = cfg.rate_limit_store;
   o.address = text;

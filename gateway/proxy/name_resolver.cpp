@@ -255,11 +255,22 @@ void resolve_names(name_table& table, const std::vector<std::string>& hosts, con
   if (todo.empty()) return;
   asio::io_context io(1);
   std::vector<lookup_result> results(todo.size());
+  for (auto& r : results) {
+    r.status = ARES_ETIMEOUT;
+    r.error = ares_strerror(ARES_ETIMEOUT);
+  }
   {
     dns_channel ch(io, o);
+    std::size_t pending = todo.size();
     for (std::size_t i = 0; i < todo.size(); ++i)
-      ch.resolve(todo[i], [&results, i](lookup_result r) { results[i] = std::move(r); });
-    io.run();  // until every lookup has answered or timed out (c-ares's timer)
+      ch.resolve(todo[i], [&results, &pending, &io, i](lookup_result r) {
+        if (r.status == ARES_EDESTRUCTION) return;
+        results[i] = std::move(r);
+        if (--pending == 0) io.stop();
+      });
+    // Until every lookup has answered or timed out (c-ares's own timer);
+    // the bound only guards against a socket c-ares keeps watched.
+    if (pending > 0) io.run_for(o.timeout * ((1 << std::max(1, o.tries)) - 1) * 4 + std::chrono::seconds(1));
   }
   for (std::size_t i = 0; i < todo.size(); ++i)
     if (results[i].status != ARES_SUCCESS)
