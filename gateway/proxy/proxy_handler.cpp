@@ -433,7 +433,8 @@ std::vector<core::backend_member> as_backend_members(const std::vector<member_ta
 class proxy_layer final : public http::layer {
  public:
   proxy_layer(net::worker_env& env, proxy_options opts, std::vector<member_spec> specs,
-              std::vector<member_target> targets, std::vector<std::shared_ptr<member_state>> states)
+              std::vector<member_target> targets, std::vector<std::shared_ptr<member_state>> states,
+              std::uint64_t names_version)
       : opts_(std::move(opts)),
         balancer_(opts_.balance, weights_of(targets), seed_of(env)),
         budget_(opts_.retry_budget_percent, opts_.retry_min_per_second),
@@ -444,7 +445,7 @@ class proxy_layer final : public http::layer {
         workers_(env.cfg != nullptr && env.cfg->threads > 0 ? env.cfg->threads : 1) {
     for (const auto& sp : specs_)
       if (!sp.address.host.empty()) named_ = true;
-    if (named_) names_seen_ = opts_.names->version();
+    names_seen_ = names_version;
     members_.reserve(targets.size());
     for (std::size_t i = 0; i < targets.size(); ++i)
       members_.push_back(std::make_unique<member>(*env.io, std::move(targets[i]), opts_, std::move(states[i])));
@@ -774,6 +775,8 @@ http::layer_ptr make_proxy(net::worker_env& env, proxy_options opts) {
     if (!opts.names) opts.names = std::make_shared<name_table>();
     resolve_names(*opts.names, hosts, dns_options{});  // nothing to do when the caller resolved them
   }
+  // The version before the expansion: a change in between is seen again.
+  const std::uint64_t seen = opts.names ? opts.names->version() : 0;
   auto targets = expand(specs, opts.names.get());
   if (!opts.stats) opts.stats = std::make_shared<upstream_stats>();
   std::vector<std::shared_ptr<member_state>> states;
@@ -784,7 +787,8 @@ http::layer_ptr make_proxy(net::worker_env& env, proxy_options opts) {
   }
   if (opts.buffer_size < 4096) opts.buffer_size = 4096;  // more than the first read (2 KiB)
   if (opts.max_response_head < opts.buffer_size) opts.max_response_head = opts.buffer_size;
-  return std::make_unique<proxy_layer>(env, std::move(opts), std::move(specs), std::move(targets), std::move(states));
+  return std::make_unique<proxy_layer>(env, std::move(opts), std::move(specs), std::move(targets), std::move(states),
+                                       seen);
 }
 
 }  // namespace gateway::proxy

@@ -202,3 +202,35 @@ TEST_CASE("a backend name that cannot be resolved at start-up is refused, naming
     CHECK(std::string(e.what()).find("route /svc/") != std::string::npos);
   }
 }
+
+TEST_CASE("a reload resolves the names it brings, and refuses one that cannot be resolved",
+          "[integration][proxy][dns]") {
+  backend_pair backends;
+  test::dns_responder dns(name, {"127.0.0.2"}, 60);
+  core::config cfg = dns_config(backends, dns);
+  cfg.backend = "http://127.0.0.1:" + std::to_string(backends.port);
+  test::running_server srv(cfg);
+  CHECK(test::gauge(srv.port(), "dns_names") == 0);
+
+  core::config next = cfg;
+  core::route_config r;
+  r.prefix = "/svc/";
+  r.backend = backends.url();
+  next.routes.push_back(r);
+  std::string message;
+  REQUIRE(srv.app()->reload(next, message));
+  auto answer = test::http_request(srv.port(), "GET /svc/item HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(answer);
+  CHECK(answer->status == 200);
+  CHECK(member_requests(srv, backends.member("127.0.0.2")) == 1);
+  CHECK(test::gauge(srv.port(), "dns_names") == 1);
+
+  next.routes.back().backend = "http://nowhere.gateway.test:" + std::to_string(backends.port);
+  CHECK_FALSE(srv.app()->reload(next, message));
+  CHECK(message.find("route /svc/") != std::string::npos);
+  CHECK(message.find("cannot resolve 'nowhere.gateway.test'") != std::string::npos);
+  answer = test::http_request(srv.port(), "GET /svc/item HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(answer);
+  CHECK(answer->status == 200);  // the previous configuration stays
+  CHECK(member_requests(srv, backends.member("127.0.0.2")) == 2);
+}
