@@ -24,6 +24,9 @@
 //                  bounded to [min_ttl, max_ttl] (an /etc/hosts entry has
 //                  TTL 0: min_ttl). A failed or empty answer keeps the last
 //                  good addresses, is counted, and is retried after min_ttl.
+//                  c-ares reads /etc/hosts (and, when the channel starts,
+//                  /etc/resolv.conf) with plain file reads on that loop: a
+//                  small local file, at most once per name per min_ttl.
 #include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
 #include <asio/steady_timer.hpp>
