@@ -1,7 +1,8 @@
 # The gateway as one static binary on an empty image.
 #   docker build -t gateway .
 #   docker run --rm -p 8080:8080 gateway --backend http://10.0.0.5:3000 --api-key "$KEY"
-# A static glibc binary cannot use NSS: give backends as numeric addresses.
+# Backends may be host names: the static binary resolves them with c-ares from
+# the /etc/hosts and /etc/resolv.conf Docker gives every container (no NSS).
 
 # Build: Debian 12, the same packages as CI; scripts/static.sh configures
 # GATEWAY_STATIC=ON, builds, checks the binary is static and serves /health.

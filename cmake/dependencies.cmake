@@ -1,8 +1,9 @@
 # Every dependency comes from Debian's packages (see README: libasio-dev,
-# node-llhttp, zlib1g-dev, libssl-dev, libhiredis-dev, catch2).
+# node-llhttp, zlib1g-dev, libssl-dev, libhiredis-dev, libc-ares-dev, catch2).
 find_package(Asio REQUIRED)
 find_package(LLHTTP REQUIRED)
 find_package(Hiredis 0.14 REQUIRED)
+find_package(Cares 1.16 REQUIRED)  # ares_getaddrinfo (1.16) with per-address TTLs
 if(GATEWAY_STATIC)
   set(ZLIB_USE_STATIC_LIBS ON)
   set(OPENSSL_USE_STATIC_LIBS ON)

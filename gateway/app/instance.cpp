@@ -16,6 +16,7 @@ instance::instance(core::config cfg, std::FILE* access_log_out, pipeline_hook ad
   }
   state_ = std::make_unique<shared_state>(cfg_, access_log_out);
   settings_ = make_settings(cfg_);
+  resolve_backend_names(cfg_, *state_->names);
   state_->set_limiter(settings_->limiter);
   workers_.resize(cfg_.threads, nullptr);
   auto factory = pipeline_factory(settings_);
@@ -47,6 +48,16 @@ void instance::register_metrics() {
         [st] { return static_cast<std::int64_t>(st->logs.size()); });
   m.add(core::stat_type::counter, "config_reloads", "Configuration reloads applied",
         [this] { return static_cast<std::int64_t>(reloads()); });
+  auto* names = st->names.get();
+  m.add(core::stat_type::gauge, "dns_names", "Backend host names followed (re-resolved on their TTL)",
+        [names] { return static_cast<std::int64_t>(names->size()); });
+  m.add(core::stat_type::counter, "dns_resolutions", "Backend host name lookups that answered with addresses",
+        [names] { return names->resolutions.load(std::memory_order_relaxed); });
+  m.add(core::stat_type::counter, "dns_failures",
+        "Backend host name re-resolutions that failed or came back empty (the last good addresses stay)",
+        [names] { return names->failures.load(std::memory_order_relaxed); });
+  m.add(core::stat_type::counter, "dns_changes", "Backend host names whose addresses changed while running",
+        [names] { return names->changes.load(std::memory_order_relaxed); });
   auto* members = &st->members;
   m.add_section(
       "upstream_members", [members](std::string& out) { members->render_json(out); },
@@ -100,6 +111,7 @@ bool instance::reload(core::config next, std::string& message) {
   std::shared_ptr<const settings> s;
   try {
     s = make_settings(next, same_limiter(settings_->cfg, next) ? settings_->limiter : nullptr);
+    resolve_backend_names(next, *state_->names);  // names new to this configuration
     auto factory = pipeline_factory(s);
     for (auto* w : workers_) pipelines.push_back(w->prepare_chain(factory));
   } catch (const std::exception& e) {

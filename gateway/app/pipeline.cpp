@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <asio/post.hpp>
+
 #include <algorithm>
 #include <optional>
 #include <stdexcept>
@@ -94,6 +96,7 @@ class pipeline_builder {
         if (auto st = w.lock()) st->drain();
       });
     }
+    if (env_.index == 0) follow_names();
     auto r = std::make_unique<router>();
     r->add_exact("/health", route(policy{.rate_limit = true}, admin::make_health_page()));
     r->add_exact("/metrics", route(policy{.rate_limit = true}, admin::make_metrics_page(state_.metrics)));
@@ -156,7 +159,10 @@ class pipeline_builder {
     std::vector<core::backend_member> members;
     if (std::string err; !core::parse_backend_list(p.backend, members, err))
       throw std::invalid_argument("route " + p.prefix + ": " + err);
-    opts.members = state_.members.states(p.prefix, members);
+    opts.names = state_.names;
+    opts.member_states = [&registry = state_.members, prefix = p.prefix](const std::vector<core::backend_member>& list) {
+      return registry.states(prefix, list);
+    };
     // Each worker takes its share of the backend's concurrency cap.
     proxy::concurrency_limit_options lim;
     lim.max_in_flight = std::max<std::uint32_t>(1, cfg_.upstream_max_concurrent / std::max(1u, cfg_.threads));
@@ -165,6 +171,33 @@ class pipeline_builder {
     return route(policy{.rate_limit = p.rate_limit, .auth = p.auth, .rules = &p.rules, .extra = p.extra, .proxied = true},
                  proxy::make_proxy(env_, std::move(opts)),
                  proxy::make_concurrency_limit(lim, &state_.upstream->busy_rejected));
+  }
+
+  // Worker 0 re-resolves the backends' host names on their TTL for every
+  // worker (proxy/name_resolver.hpp); the refresher lives as long as this
+  // pipeline, and the next one's takes over the schedule kept in the table.
+  void follow_names() {
+    auto hosts = backend_host_names(cfg_);
+    if (hosts.empty()) return;
+    auto refresher = proxy::name_refresher::make(*env_.io, state_.names, std::move(hosts), dns_options_of(cfg_));
+    asio::post(*env_.io, [w = std::weak_ptr(refresher)] {
+      if (auto r = w.lock()) r->start();
+    });
+    // Stopped when the pipeline drains, or, dropped without draining (a
+    // reload that lost its worker), when the pipeline goes.
+    struct stop_on_destroy {
+      stop_on_destroy(std::shared_ptr<proxy::name_refresher> refresher, asio::io_context& context)
+          : r(std::move(refresher)), io(context) {}
+      stop_on_destroy(const stop_on_destroy&) = delete;
+      stop_on_destroy& operator=(const stop_on_destroy&) = delete;
+      ~stop_on_destroy() {
+        asio::post(io, [p = std::move(r)] { p->stop(); });
+      }
+      std::shared_ptr<proxy::name_refresher> r;
+      asio::io_context& io;
+    };
+    auto holder = std::make_shared<stop_on_destroy>(std::move(refresher), *env_.io);
+    env_.on_drain.push_back([holder] { holder->r->stop(); });
   }
 
   const settings& s_;
@@ -180,6 +213,9 @@ class pipeline_builder {
 std::vector<std::shared_ptr<proxy::member_state>> member_registry::states(
     std::string_view route, const std::vector<core::backend_member>& members) {
   std::lock_guard lock(mu_);
+  // Members no pipeline holds any more (a reload or a name's address
+  // change removed them) make room first.
+  std::erase_if(members_, [](const auto& m) { return m.use_count() == 1; });
   std::vector<std::shared_ptr<proxy::member_state>> out;
   for (const auto& m : members) {
     std::shared_ptr<proxy::member_state> found;
@@ -204,7 +240,10 @@ void member_registry::prune() {
 
 std::vector<std::shared_ptr<proxy::member_state>> member_registry::all() const {
   std::lock_guard lock(mu_);
-  return members_;
+  std::vector<std::shared_ptr<proxy::member_state>> out;
+  for (const auto& m : members_)
+    if (m.use_count() > 1) out.push_back(m);  // held by a pipeline: not a member that left
+  return out;
 }
 
 void member_registry::render_json(std::string& out) const {

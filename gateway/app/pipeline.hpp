@@ -91,6 +91,7 @@
 #include "gateway/middleware/rate_limit_store.hpp"
 #include "gateway/net/worker.hpp"
 #include "gateway/core/backend_list.hpp"
+#include "gateway/proxy/name_resolver.hpp"
 #include "gateway/proxy/upstream_group.hpp"
 #include "gateway/proxy/upstream_pool.hpp"
 
@@ -103,11 +104,14 @@ class member_registry {
  public:
   static constexpr std::size_t max_entries = 1024;
   // The states of `members` under `route`, in their order, created on first
-  // use. Throws std::length_error past max_entries members in all.
+  // use (and those no pipeline holds any more forgotten). Throws
+  // std::length_error past max_entries members in all.
   std::vector<std::shared_ptr<proxy::member_state>> states(std::string_view route,
                                                            const std::vector<core::backend_member>& members);
   // Forgets the members no pipeline holds any more (after a reload).
   void prune();
+  // The members some pipeline holds (a member that left with a reload or a
+  // name's address change is no longer listed).
   std::vector<std::shared_ptr<proxy::member_state>> all() const;
 
   // /metrics: "upstream_members":[{"route","member","weight","requests",
@@ -130,6 +134,9 @@ struct shared_state {
   middleware::access_log access;
   std::shared_ptr<proxy::upstream_stats> upstream = std::make_shared<proxy::upstream_stats>();
   member_registry members;
+  // The backends' host names and their addresses (proxy/name_resolver.hpp):
+  // resolved at start-up and reload, followed by worker 0's refresher.
+  std::shared_ptr<proxy::name_table> names = std::make_shared<proxy::name_table>();
   // The shared rate-limit store's state and counters (--rate-limit-store).
   middleware::rate_limit_store_health store_health;
   // The limiter of the running settings, for the metrics (which read it

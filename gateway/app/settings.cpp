@@ -1,9 +1,5 @@
 #include "gateway/app/settings.hpp"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <asio/ip/address.hpp>
 #include <stdexcept>
@@ -71,25 +67,22 @@ std::shared_ptr<middleware::rate_limiter> make_limiter(const core::config& cfg) 
   return std::make_shared<middleware::rate_limiter>(o);
 }
 
-// The store's options, its host resolved once here (getaddrinfo blocks, so
-// never on a worker thread).
+// The store's options, its host resolved once here with c-ares (it blocks,
+// so never on a worker thread; and no NSS, so the static binary resolves too).
 middleware::rate_limit_store_options make_store_options(const core::config& cfg) {
   core::store_url url;
   std::string err;
   if (!core::parse_store_url(cfg.rate_limit_store, url, err)) throw std::runtime_error("--rate-limit-store: " + err);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  const int rc = ::getaddrinfo(url.host.c_str(), nullptr, &hints, &found);
-  if (rc != 0 || found == nullptr)
-    throw std::runtime_error("--rate-limit-store: cannot resolve " + url.host + ": " + ::gai_strerror(rc));
-  char text[INET6_ADDRSTRLEN] = {};
-  const void* addr = found->ai_family == AF_INET6
-                         ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(found->ai_addr)->sin6_addr)
-                         : static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(found->ai_addr)->sin_addr);
-  ::inet_ntop(found->ai_family, addr, text, sizeof text);
-  ::freeaddrinfo(found);
+  std::string text = url.host;
+  if (proxy::is_host_name(url.host)) {
+    proxy::name_table names;
+    try {
+      proxy::resolve_names(names, {url.host}, dns_options_of(cfg));
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("--rate-limit-store: ") + e.what());
+    }
+    text = names.addresses(url.host).front().to_string();
+  }
   middleware::rate_limit_store_options o;
   o.url = cfg.rate_limit_store;
   o.address = text;
@@ -119,14 +112,58 @@ std::vector<route_settings> compile_routes(const core::config& cfg) {
   return out;
 }
 
-// Every member of a backend group parses (names resolve).
+// Every member of a backend group parses (names are resolved apart).
 void check_group(const std::string& list) {
   std::vector<core::backend_member> members;
   if (std::string err; !core::parse_backend_list(list, members, err)) throw std::runtime_error("backend: " + err);
   for (const auto& m : members) proxy::parse_backend_url(m.url);
 }
 
+// The host names of one backend list (a malformed list has none here: its
+// error comes from check_group or make_proxy).
+void add_names(const std::string& list, std::vector<std::string>& out) {
+  std::vector<core::backend_member> members;
+  if (std::string err; !core::parse_backend_list(list, members, err)) return;
+  for (const auto& m : members) {
+    try {
+      auto a = proxy::parse_backend_url(m.url);
+      if (!a.host.empty() && std::find(out.begin(), out.end(), a.host) == out.end()) out.push_back(a.host);
+    } catch (const std::invalid_argument&) {
+    }
+  }
+}
+
 }  // namespace
+
+std::vector<std::string> backend_host_names(const core::config& cfg) {
+  std::vector<std::string> out;
+  add_names(cfg.backend, out);
+  for (const auto& r : cfg.routes) add_names(r.backend, out);
+  return out;
+}
+
+proxy::dns_options dns_options_of(const core::config& cfg) {
+  proxy::dns_options o;
+  o.servers = cfg.dns_server;
+  o.min_ttl = cfg.dns_min_ttl;
+  o.max_ttl = std::max(cfg.dns_max_ttl, cfg.dns_min_ttl);
+  return o;
+}
+
+void resolve_backend_names(const core::config& cfg, proxy::name_table& table) {
+  const auto o = dns_options_of(cfg);
+  auto resolve_list = [&](const std::string& list, const std::string& what) {
+    std::vector<std::string> hosts;
+    add_names(list, hosts);
+    try {
+      proxy::resolve_names(table, hosts, o);
+    } catch (const std::exception& e) {
+      throw config_error(what + " " + list + ": " + e.what());
+    }
+  };
+  resolve_list(cfg.backend, "--backend");
+  for (const auto& r : cfg.routes) resolve_list(r.backend, "route " + r.prefix);
+}
 
 core::config resolved(core::config cfg) {
   if (cfg.threads == 0) cfg.threads = std::max(1u, std::thread::hardware_concurrency());
@@ -208,6 +245,8 @@ bool check_config(const core::config& given, std::string& message) {
         throw std::runtime_error("route " + r.prefix + ": " + e.what());
       }
     }
+    proxy::name_table names;
+    resolve_backend_names(cfg, names);
     message = "configuration OK" + std::string(cfg.config_file.empty() ? "" : " (" + cfg.config_file + ")") +
               ": listen " + cfg.listen.host + ":" + std::to_string(cfg.listen.port) + ", /api/ -> " +
               (cfg.backend.empty() ? std::string("embedded echo backend") : cfg.backend) + describe_routes(cfg);

@@ -16,6 +16,7 @@
 #include "gateway/middleware/jwt.hpp"
 #include "gateway/middleware/rate_limit_store.hpp"
 #include "gateway/middleware/rate_limiter.hpp"
+#include "gateway/proxy/name_resolver.hpp"
 
 namespace gateway::app {
 
@@ -72,6 +73,16 @@ std::string restart_only_changes(const core::config& a, const core::config& b);
 // the listen address) without binding anything: --check-config. On success
 // `message` summarises the routes.
 bool check_config(const core::config& cfg, std::string& message);
+
+// The host names (not numeric addresses) of every backend member of `cfg`:
+// --backend and each route's, each name once.
+std::vector<std::string> backend_host_names(const core::config& cfg);
+proxy::dns_options dns_options_of(const core::config& cfg);
+// Resolves every backend host name of `cfg` that `table` does not know yet
+// (blocking: start-up, reload, --check-config; never on a worker). Throws
+// config_error naming the backend (--backend or the route) and the name
+// when one cannot be resolved.
+void resolve_backend_names(const core::config& cfg, proxy::name_table& table);
 
 // The proxied routes, one line each, for start-up and reload messages.
 std::string describe_routes(const core::config& cfg);

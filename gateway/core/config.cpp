@@ -47,6 +47,40 @@ bool parse_listen(std::string_view s, listen_address& out, std::string& err) {
   return true;
 }
 
+// "IP[:PORT],...", IPv6 addresses in brackets (c-ares's server list).
+bool valid_dns_servers(std::string_view v) {
+  if (v.empty() || v.size() > 1024) return false;
+  std::size_t items = 0;
+  for (bool more = true; more;) {
+    const auto comma = v.find(',');
+    std::string_view item = v.substr(0, comma);
+    more = comma != std::string_view::npos;
+    if (more) v = v.substr(comma + 1);
+    if (++items > 8) return false;
+    std::string_view host = item, port;
+    if (!item.empty() && item.front() == '[') {
+      const auto close = item.find(']');
+      if (close == std::string_view::npos) return false;
+      host = item.substr(1, close - 1);
+      std::string_view after = item.substr(close + 1);
+      if (!after.empty()) {
+        if (after.front() != ':') return false;
+        port = after.substr(1);
+        if (port.empty()) return false;
+      }
+      if (!parse_ipv6(host)) return false;
+    } else if (const auto colon = item.find(':'); colon != std::string_view::npos) {
+      host = item.substr(0, colon);
+      port = item.substr(colon + 1);
+      if (port.empty()) return false;
+    }
+    if (!parse_ip(host)) return false;
+    std::uint64_t p = 0;
+    if (!port.empty() && (!parse_uint(port, p) || p == 0 || p > 65535)) return false;
+  }
+  return true;
+}
+
 auto duration_flag(std::chrono::nanoseconds config::*member) {
   return [member](config& c, std::string_view v, std::string& err) {
     auto d = parse_duration(v);
@@ -309,6 +343,24 @@ const std::vector<flag_spec>& flags() {
          c.retry_budget = static_cast<std::uint32_t>(n);
          return true;
        }},
+      {"--dns-server", "IP[:PORT],...",
+       "DNS servers for backend host names instead of /etc/resolv.conf's (/etc/hosts is read first either "
+       "way); names are resolved with c-ares, off the request path, and re-resolved on their TTL",
+       [](const config& c) { return c.dns_server.empty() ? std::string("/etc/resolv.conf") : c.dns_server; },
+       [](config& c, std::string_view v, std::string& err) {
+         if (!valid_dns_servers(v)) {
+           err = "expected numeric addresses with optional ports, like 10.0.0.2,10.0.0.3:5353 or [::1]:53";
+           return false;
+         }
+         c.dns_server = std::string(v);
+         return true;
+       }},
+      {"--dns-min-ttl", "DURATION",
+       "a backend host name is re-resolved no sooner than this (also the retry after a failed lookup, and the "
+       "period for /etc/hosts entries, which have no TTL)",
+       show_duration(&config::dns_min_ttl), duration_flag(&config::dns_min_ttl)},
+      {"--dns-max-ttl", "DURATION", "a backend host name is re-resolved no later than this, whatever its TTL",
+       show_duration(&config::dns_max_ttl), duration_flag(&config::dns_max_ttl)},
       {"--access-log", "auto|off|text|json|pretty",
        "one line per request on stdout, written by a background thread (auto: pretty on a terminal, else text)",
        [](const config& c) { return c.access_log; },

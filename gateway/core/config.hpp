@@ -118,6 +118,11 @@ struct config {
   std::uint32_t health_unhealthy = 3;         // failed checks in a row that mark it down
   std::uint32_t retry_budget = 20;            // retries on another member, % of requests per second (0: none)
 
+  // Backend host names (proxy/name_resolver.hpp).
+  std::string dns_server;                     // "IP[:PORT],..." instead of /etc/resolv.conf's; empty: resolv.conf
+  std::chrono::nanoseconds dns_min_ttl = 1s;  // a name is re-resolved no sooner than this after an answer
+  std::chrono::nanoseconds dns_max_ttl = 60s; // and no later than this, whatever its TTL
+
   // Middleware.
   std::string access_log = "auto";          // auto | off | text | json | pretty (auto: pretty on a terminal, else text)
   std::size_t log_capacity = 10000;          // entries kept for /logs

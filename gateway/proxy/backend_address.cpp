@@ -1,6 +1,5 @@
 #include "gateway/proxy/backend_address.hpp"
 
-#include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
 #include <charconv>
 #include <stdexcept>
@@ -56,25 +55,20 @@ backend_address parse_backend_url(std::string_view url) {
 
   backend_address out;
   out.authority = std::string(rest);
+  out.port = port;
   std::error_code ec;
   auto address = asio::ip::make_address(std::string(host), ec);
   if (!ec) {
     out.endpoint = asio::ip::tcp::endpoint(address, port);
-    return out;
-  }
-  // A name: resolved once, here, at start-up (RFC 6761 section 6.3 lets
-  // "localhost" resolve to loopback without DNS; the system resolver does so
-  // from /etc/hosts). IPv4 is preferred, as the backend most likely listens there.
-  asio::io_context io;
-  asio::ip::tcp::resolver resolver(io);
-  auto results = resolver.resolve(std::string(host), std::to_string(port), ec);
-  if (ec || results.empty()) bad(url, "cannot resolve host '" + std::string(host) + "'");
-  out.endpoint = results.begin()->endpoint();
-  for (const auto& r : results) {
-    if (r.endpoint().address().is_v4()) {
-      out.endpoint = r.endpoint();
-      break;
-    }
+  } else {
+    // A name (RFC 1123 section 2.1 letters, digits, hyphens, dots; '_' as
+    // service names use it); a bracketed host must be an IPv6 address.
+    if (rest.front() == '[') bad(url, "invalid IPv6 address");
+    if (host.size() > 253 || host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+                                 std::string_view::npos)
+      bad(url, "invalid host name '" + std::string(host) + "'");
+    out.host = std::string(host);
+    out.endpoint = asio::ip::tcp::endpoint(asio::ip::tcp::v4(), port);
   }
   return out;
 }

@@ -1,8 +1,9 @@
 #pragma once
 // The backend's address, parsed once at start-up from "http://HOST[:PORT][/]".
-// HOST is a numeric IPv4 address, a bracketed IPv6 address or a name; a name
-// (e.g. "localhost") is resolved here, once, with the system resolver, and
-// never again: the data path only ever sees the endpoint.
+// HOST is a numeric IPv4 address, a bracketed IPv6 address or a name. A
+// numeric one is the endpoint; a name (e.g. "localhost") is left in `host`
+// for the resolver (name_resolver.hpp), which turns it into one endpoint per
+// address, off the request path: the data path only ever sees endpoints.
 #include <asio/ip/tcp.hpp>
 #include <cstdint>
 #include <string>
@@ -11,12 +12,14 @@
 namespace gateway::proxy {
 
 struct backend_address {
-  asio::ip::tcp::endpoint endpoint;
+  asio::ip::tcp::endpoint endpoint;  // unset (port only) for a name until resolved
   std::string authority;  // "HOST:PORT" as written, for a Host header when the client sent none
+  std::string host;       // the name; empty for a numeric address
+  std::uint16_t port = 80;
 };
 
 // Throws std::invalid_argument naming the problem (bad scheme, missing host,
-// bad port, a path, an unresolvable name). Start-up only: it may block on DNS.
+// bad port, a path). Never resolves.
 backend_address parse_backend_url(std::string_view url);
 
 }  // namespace gateway::proxy

@@ -18,6 +18,7 @@
 #include "gateway/http/syntax.hpp"
 #include "gateway/proxy/backend_address.hpp"
 #include "gateway/proxy/health_check.hpp"
+#include "gateway/proxy/name_resolver.hpp"
 #include "gateway/proxy/proxy_error.hpp"
 #include "gateway/proxy/request_writer.hpp"
 #include "gateway/proxy/response_reader.hpp"
@@ -352,14 +353,51 @@ class upstream_response final : public http::body_source, public http::upstream_
   bool timed_out_ = false;
 };
 
+// A member as configured: its URL parsed (a name not resolved) and weight.
+struct member_spec {
+  std::string url;
+  backend_address address;
+  std::uint32_t weight = 1;
+};
+
+// One address to send to: a numeric member, or one address of a named one
+// (key "URL (ADDRESS)"; its Host and X-Forwarded-Host stay the name's).
+struct member_target {
+  std::string key;
+  backend_address address;
+  std::uint32_t weight = 1;
+};
+
+// The members `specs` stand for now: each name expanded to its addresses
+// in `names`, at most max_members in all (the first ones, in order).
+std::vector<member_target> expand(const std::vector<member_spec>& specs, const name_table* names) {
+  std::vector<member_target> out;
+  for (const auto& s : specs) {
+    if (s.address.host.empty()) {
+      out.push_back({s.url, s.address, s.weight});
+    } else if (names != nullptr) {
+      for (const auto& a : names->addresses(s.address.host)) {
+        member_target t{s.url + " (" + a.to_string() + ")", s.address, s.weight};
+        t.address.endpoint = asio::ip::tcp::endpoint(a, s.address.port);
+        out.push_back(std::move(t));
+      }
+    }
+  }
+  if (out.size() > max_members) out.resize(max_members);
+  return out;
+}
+
 // One member of this worker's group: its address, its own pool of
 // connections, its shared state (health, figures) and the requests this
-// worker has in flight on it (for least request).
+// worker has in flight on it (least request, and a route with names, whose
+// members may leave while requests still use them).
 struct member {
-  member(asio::io_context& io, backend_address addr, const proxy_options& opts, std::shared_ptr<member_state> st)
-      : address(std::move(addr)),
+  member(asio::io_context& io, member_target t, const proxy_options& opts, std::shared_ptr<member_state> st)
+      : key(std::move(t.key)),
+        address(std::move(t.address)),
         pool(io, address.endpoint, pool_limits{opts.max_idle, opts.idle_timeout, opts.connect_timeout}, opts.stats),
         state(std::move(st)) {}
+  std::string key;
   backend_address address;
   upstream_pool pool;
   std::shared_ptr<member_state> state;
@@ -385,43 +423,52 @@ bool counts_against_member(std::error_code err) noexcept {
          err == proxy_errc::bad_response || err == proxy_errc::response_head_too_large;
 }
 
+std::vector<core::backend_member> as_backend_members(const std::vector<member_target>& targets) {
+  std::vector<core::backend_member> out;
+  out.reserve(targets.size());
+  for (const auto& t : targets) out.push_back({t.key, t.weight});
+  return out;
+}
+
 class proxy_layer final : public http::layer {
  public:
-  proxy_layer(net::worker_env& env, proxy_options opts, std::vector<backend_address> addresses,
-              std::vector<std::uint32_t> weights)
+  proxy_layer(net::worker_env& env, proxy_options opts, std::vector<member_spec> specs,
+              std::vector<member_target> targets, std::vector<std::shared_ptr<member_state>> states,
+              std::uint64_t names_version)
       : opts_(std::move(opts)),
-        balancer_(opts_.balance, weights, 0x9e3779b97f4a7c15ull + env.index),
+        balancer_(opts_.balance, weights_of(targets), seed_of(env)),
         budget_(opts_.retry_budget_percent, opts_.retry_min_per_second),
+        specs_(std::move(specs)),
         buffers_(opts_.buffer_size, std::min<std::uint32_t>(opts_.max_idle, max_idle_buffers)),
-        io_(*env.io) {
-    members_.reserve(addresses.size());
-    for (std::size_t i = 0; i < addresses.size(); ++i)
-      members_.push_back(std::make_unique<member>(*env.io, std::move(addresses[i]), opts_, opts_.members[i]));
+        io_(*env.io),
+        worker_index_(env.index),
+        workers_(env.cfg != nullptr && env.cfg->threads > 0 ? env.cfg->threads : 1) {
+    for (const auto& sp : specs_)
+      if (!sp.address.host.empty()) named_ = true;
+    names_seen_ = names_version;
+    members_.reserve(targets.size());
+    for (std::size_t i = 0; i < targets.size(); ++i)
+      members_.push_back(std::make_unique<member>(*env.io, std::move(targets[i]), opts_, std::move(states[i])));
     group_ = members_.size() > 1;
     env.on_drain.push_back([this] {
+      draining_ = true;
       for (auto& m : members_) m->pool.drain();
+      for (auto& m : retired_) m->pool.drain();
     });
     // Active checks: member i is checked by worker i mod N only.
     if (!opts_.check.path.empty()) {
-      const unsigned workers = env.cfg != nullptr && env.cfg->threads > 0 ? env.cfg->threads : 1;
-      for (std::size_t i = 0; i < members_.size(); ++i) {
-        if (i % workers != env.index % workers) continue;
-        checkers_.push_back(make_health_checker(*env.io, members_[i]->address.endpoint,
-                                                members_[i]->address.authority, members_[i]->state, opts_.check));
-      }
-      if (!checkers_.empty()) {
-        // Started on the worker's thread (the chain may be built on another
-        // during a reload); stopped there when the chain drains.
-        auto list = std::make_shared<std::vector<std::shared_ptr<health_checker>>>(checkers_);
-        asio::post(io_, [w = std::weak_ptr(list)] {
-          if (auto l = w.lock())
-            for (auto& c : *l) start(c);
-        });
-        checker_list_ = list;
-        env.on_drain.push_back([list] {
-          for (auto& c : *list) stop(*c);
-        });
-      }
+      checker_list_ = std::make_shared<std::vector<std::shared_ptr<health_checker>>>();
+      add_checkers(*checker_list_);
+      // Started on the worker's thread (the chain may be built on another
+      // during a reload); stopped there when the chain drains.
+      asio::post(io_, [w = std::weak_ptr(checker_list_)] {
+        if (auto l = w.lock())
+          for (auto& c : *l) start(c);
+      });
+      env.on_drain.push_back([list = checker_list_] {
+        for (auto& c : *list) stop(*c);
+        list->clear();
+      });
     }
   }
 
@@ -440,6 +487,7 @@ class proxy_layer final : public http::layer {
     core::perf_inject::on_request();  // empty unless built with GATEWAY_PERF_INJECT
     auto& mem = ex.mem();
     auto& stats = *opts_.stats;
+    if (named_) [[unlikely]] follow_names();
     clock::time_point now{};
     if (group_) {
       now = clock::now();
@@ -455,7 +503,7 @@ class proxy_layer final : public http::layer {
     std::error_code err;
     for (bool moved = false;; moved = true) {
       member& m = *members_[index];
-      if (group_ && opts_.balance == balance_kind::least_request) mem.make<member_lease>(m);
+      if (named_ || (group_ && opts_.balance == balance_kind::least_request)) mem.make<member_lease>(m);
       ex.ctx.upstream = m.address.authority;
       forward_params params{opts_.strip_prefix, ex.ctx.client_ip, m.address.authority, opts_.upstream_host};
       std::string_view head = build_request_head(ex.req, params, mem);
@@ -522,7 +570,9 @@ class proxy_layer final : public http::layer {
       }
       ex.ctx.guard = nullptr;
       up->connection().close();
-      index = pick(now, index);
+      // The member list may have changed while this request waited (a
+      // name's addresses): exclude `m` wherever it is now.
+      index = pick(now, index_of(m));
       core::bump(stats.failovers);
     }
     if (!err && up->switched()) {
@@ -577,6 +627,84 @@ class proxy_layer final : public http::layer {
                           [&](std::size_t i) { return members_[i]->in_flight; }, exclude);
   }
 
+  static std::vector<std::uint32_t> weights_of(const std::vector<member_target>& targets) {
+    std::vector<std::uint32_t> w;
+    for (const auto& t : targets) w.push_back(t.weight);
+    return w;
+  }
+  static std::uint64_t seed_of(const net::worker_env& env) noexcept { return 0x9e3779b97f4a7c15ull + env.index; }
+
+  std::size_t index_of(const member& m) const noexcept {
+    for (std::size_t i = 0; i < members_.size(); ++i)
+      if (members_[i].get() == &m) return i;
+    return balancer::none;
+  }
+
+  // Active checkers for the members this worker checks (i mod N).
+  void add_checkers(std::vector<std::shared_ptr<health_checker>>& out) {
+    for (std::size_t i = 0; i < members_.size(); ++i) {
+      if (i % workers_ != worker_index_ % workers_) continue;
+      out.push_back(make_health_checker(io_, members_[i]->address.endpoint, members_[i]->address.authority,
+                                        members_[i]->state, opts_.check));
+    }
+  }
+
+  // A route with named members, on the worker's thread before each request:
+  // when the name table moved, the members become the names' current
+  // addresses. A member that stays keeps its pool; one that leaves stops
+  // pooling and is freed once no request uses it (requests already on it
+  // finish there: nothing in flight is dropped).
+  void follow_names() {
+    if (!retired_.empty())
+      std::erase_if(retired_, [](const std::unique_ptr<member>& m) { return m->in_flight == 0; });
+    const std::uint64_t v = opts_.names->version();
+    if (v == names_seen_ || draining_) return;
+    names_seen_ = v;
+    auto targets = expand(specs_, opts_.names.get());
+    bool same = targets.size() == members_.size();
+    for (std::size_t i = 0; same && i < targets.size(); ++i)
+      same = targets[i].key == members_[i]->key && targets[i].address.endpoint == members_[i]->address.endpoint;
+    if (same || targets.empty()) return;
+    std::vector<std::shared_ptr<member_state>> states;
+    try {
+      states = opts_.member_states ? opts_.member_states(as_backend_members(targets))
+                                   : std::vector<std::shared_ptr<member_state>>{};
+    } catch (const std::exception&) {
+      return;  // the member registry is full: keep the current members
+    }
+    std::vector<std::unique_ptr<member>> next;
+    next.reserve(targets.size());
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      auto found = std::find_if(members_.begin(), members_.end(), [&](const std::unique_ptr<member>& m) {
+        return m && m->key == targets[i].key && m->address.endpoint == targets[i].address.endpoint;
+      });
+      if (found != members_.end()) {
+        (*found)->state->set_weight(targets[i].weight);
+        next.push_back(std::move(*found));
+        continue;
+      }
+      auto st = i < states.size() ? states[i]
+                                  : std::make_shared<member_state>(opts_.strip_prefix, targets[i].key, targets[i].weight);
+      next.push_back(std::make_unique<member>(io_, std::move(targets[i]), opts_, std::move(st)));
+    }
+    for (auto& m : members_) {
+      if (!m) continue;
+      m->pool.drain();
+      if (m->in_flight > 0) retired_.push_back(std::move(m));
+    }
+    members_ = std::move(next);
+    group_ = members_.size() > 1;
+    std::vector<std::uint32_t> weights;
+    for (const auto& m : members_) weights.push_back(m->state->weight());
+    balancer_ = balancer(opts_.balance, std::move(weights), 0x9e3779b97f4a7c15ull + worker_index_ + v);
+    if (checker_list_) {
+      for (auto& c : *checker_list_) stop(*c);
+      checker_list_->clear();
+      add_checkers(*checker_list_);
+      for (auto& c : *checker_list_) start(c);
+    }
+  }
+
   // Passive health: a member is never ejected while it is the last one
   // available (the panic rule covers the rest).
   void failed(member& m, clock::time_point now) noexcept {
@@ -593,10 +721,17 @@ class proxy_layer final : public http::layer {
   balancer balancer_;
   retry_budget budget_;
   bool group_ = false;
+  std::vector<member_spec> specs_;
+  bool named_ = false;            // some member is a name: follow_names() before each request
+  std::uint64_t names_seen_ = 0;  // the name table's version the members were built from
+  bool draining_ = false;
   std::vector<std::unique_ptr<member>> members_;
+  std::vector<std::unique_ptr<member>> retired_;  // left with requests still on them
   buffer_pool buffers_;  // declared after members_: destroyed before their pools, after every request
   asio::io_context& io_;
-  std::vector<std::shared_ptr<health_checker>> checkers_;
+  unsigned worker_index_;
+  unsigned workers_;
+  // Active checkers of this worker's members; the drain hook holds it too.
   std::shared_ptr<std::vector<std::shared_ptr<health_checker>>> checker_list_;
 };
 
@@ -627,23 +762,33 @@ proxy_options options_from_config(const core::config& cfg) {
 }
 
 http::layer_ptr make_proxy(net::worker_env& env, proxy_options opts) {
-  std::vector<core::backend_member> specs;
-  if (std::string err; !core::parse_backend_list(opts.backend_url, specs, err))
+  std::vector<core::backend_member> list;
+  if (std::string err; !core::parse_backend_list(opts.backend_url, list, err))
     throw std::invalid_argument("backend: " + err);
-  std::vector<backend_address> addresses;
-  std::vector<std::uint32_t> weights;
-  for (const auto& m : specs) {
-    addresses.push_back(parse_backend_url(m.url));
-    weights.push_back(m.weight);
+  std::vector<member_spec> specs;
+  std::vector<std::string> hosts;
+  for (const auto& m : list) {
+    specs.push_back({m.url, parse_backend_url(m.url), m.weight});
+    if (!specs.back().address.host.empty()) hosts.push_back(specs.back().address.host);
   }
+  if (!hosts.empty()) {
+    if (!opts.names) opts.names = std::make_shared<name_table>();
+    resolve_names(*opts.names, hosts, dns_options{});  // nothing to do when the caller resolved them
+  }
+  // The version before the expansion: a change in between is seen again.
+  const std::uint64_t seen = opts.names ? opts.names->version() : 0;
+  auto targets = expand(specs, opts.names.get());
   if (!opts.stats) opts.stats = std::make_shared<upstream_stats>();
-  if (opts.members.size() != specs.size()) {
-    opts.members.clear();
-    for (const auto& m : specs) opts.members.push_back(std::make_shared<member_state>(opts.strip_prefix, m.url, m.weight));
+  std::vector<std::shared_ptr<member_state>> states;
+  if (opts.member_states) states = opts.member_states(as_backend_members(targets));
+  if (states.size() != targets.size()) {
+    states.clear();
+    for (const auto& t : targets) states.push_back(std::make_shared<member_state>(opts.strip_prefix, t.key, t.weight));
   }
   if (opts.buffer_size < 4096) opts.buffer_size = 4096;  // more than the first read (2 KiB)
   if (opts.max_response_head < opts.buffer_size) opts.max_response_head = opts.buffer_size;
-  return std::make_unique<proxy_layer>(env, std::move(opts), std::move(addresses), std::move(weights));
+  return std::make_unique<proxy_layer>(env, std::move(opts), std::move(specs), std::move(targets), std::move(states),
+                                       seen);
 }
 
 }  // namespace gateway::proxy

@@ -5,7 +5,9 @@
 //   1. build the backend's request head (request_writer.hpp: prefix
 //      stripped, hop-by-hop fields removed, X-Forwarded-* added) in the arena
 //   2. choose the group's member (upstream_group.hpp: round robin or least
-//      request over the members not ejected or marked down), take a pooled
+//      request over the members not ejected or marked down; a route with a
+//      named member first takes the name's new addresses when the name
+//      table moved, name_resolver.hpp), take a pooled
 //      connection of that member (upstream_pool.hpp) or connect
 //      (connect timeout -> 504, refused -> 502)
 //   3. one gathered write of head + the once-read body, then read the
@@ -37,6 +39,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -44,6 +47,7 @@
 #include "gateway/http/layer.hpp"
 #include "gateway/net/worker.hpp"
 #include "gateway/proxy/health_check.hpp"
+#include "gateway/proxy/name_resolver.hpp"
 #include "gateway/proxy/upstream_group.hpp"
 #include "gateway/proxy/upstream_pool.hpp"
 
@@ -73,10 +77,15 @@ struct proxy_options {
   std::uint32_t retry_budget_percent = 20;  // 0: never another member
   std::uint32_t retry_min_per_second = 3;   // per worker, whatever the percentage
   health_check_options check;               // check.path empty: no active checks
-  // One state per member of backend_url, in its order, shared by every
-  // worker (and kept across reloads by the caller); created when the count
-  // does not match.
-  std::vector<std::shared_ptr<member_state>> members;
+  // Host names (name_resolver.hpp): a member given by name is one member
+  // per address the name has in `names` ("URL (ADDRESS)", with the URL's
+  // weight), followed while the gateway runs. Null: make_proxy resolves the
+  // names into a table of its own, once. A route without names never reads it.
+  std::shared_ptr<name_table> names;
+  // The shared states of a member list (name and order as given), kept by
+  // the caller across reloads and address changes; null: fresh states.
+  // Called on the worker's thread when a name's addresses change.
+  std::function<std::vector<std::shared_ptr<member_state>>(const std::vector<core::backend_member>&)> member_states;
 };
 
 // Backend URL, timeouts and pool limits from the gateway's configuration.
@@ -84,8 +93,9 @@ proxy_options options_from_config(const core::config& cfg);
 
 // Builds one worker's proxy (the answering layer of a proxied route) and its
 // upstream pool, and registers the pool's drain in env.on_drain. Start-up
-// only: throws std::invalid_argument for a bad backend URL (a host name is
-// resolved here, never per request).
+// only: throws std::invalid_argument for a bad backend URL, and
+// std::runtime_error for a name it had to resolve itself and could not
+// (never per request).
 http::layer_ptr make_proxy(net::worker_env& env, proxy_options opts);
 
 }  // namespace gateway::proxy

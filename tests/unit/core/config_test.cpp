@@ -359,3 +359,45 @@ TEST_CASE("the rate-limit store flags take redis://HOST:PORT[/DB] (flag and conf
   CHECK(text.find("--rate-limit-store redis://HOST:PORT[/DB]|off") != std::string::npos);
   CHECK(text.find("--rate-limit-store-failure open|closed") != std::string::npos);
 }
+
+TEST_CASE("the dns flags take numeric servers with ports and TTL bounds (flag and config file), in the help",
+          "[unit][core]") {
+  config c;
+  CHECK(c.dns_server.empty());
+  CHECK(c.dns_min_ttl == std::chrono::nanoseconds(1s));
+  CHECK(c.dns_max_ttl == std::chrono::nanoseconds(60s));
+  const char* ok[] = {"gateway", "--dns-server", "10.0.0.2,127.0.0.1:5353,[::1]:53", "--dns-min-ttl", "5s",
+                      "--dns-max-ttl", "10m"};
+  REQUIRE(parse_args(7, ok, c).what == parse_outcome::action::run);
+  CHECK(c.dns_server == "10.0.0.2,127.0.0.1:5353,[::1]:53");
+  CHECK(c.dns_min_ttl == std::chrono::nanoseconds(5s));
+  CHECK(c.dns_max_ttl == std::chrono::nanoseconds(600s));
+  for (auto [flag, value] : std::vector<std::pair<const char*, const char*>>{
+           {"--dns-server", "dns.example"},
+           {"--dns-server", "10.0.0.2:0"},
+           {"--dns-server", "10.0.0.2:"},
+           {"--dns-server", "10.0.0.2,"},
+           {"--dns-server", "::1"},
+           {"--dns-server", "[10.0.0.2]:53"},
+           {"--dns-server", "1.1.1.1,1.1.1.2,1.1.1.3,1.1.1.4,1.1.1.5,1.1.1.6,1.1.1.7,1.1.1.8,1.1.1.9"},
+           {"--dns-min-ttl", "0s"},
+           {"--dns-max-ttl", "soon"}}) {
+    config b;
+    const char* argv[] = {"gateway", flag, value};
+    auto r = parse_args(3, argv, b);
+    INFO(flag << " " << value);
+    CHECK(r.what == parse_outcome::action::error);
+    CHECK(r.message.find(flag) != std::string::npos);
+  }
+  config f;
+  std::string err;
+  REQUIRE(apply_config_text(R"({"dns_server": "127.0.0.1:5353", "dns_min_ttl": "2s", "dns_max_ttl": "30s"})", "c.json",
+                            f, err));
+  CHECK(f.dns_server == "127.0.0.1:5353");
+  CHECK(f.dns_min_ttl == std::chrono::nanoseconds(2s));
+  CHECK(f.dns_max_ttl == std::chrono::nanoseconds(30s));
+  const std::string text = help_text();
+  CHECK(text.find("--dns-server IP[:PORT],...") != std::string::npos);
+  CHECK(text.find("--dns-min-ttl DURATION") != std::string::npos);
+  CHECK(text.find("--dns-max-ttl DURATION") != std::string::npos);
+}

@@ -15,7 +15,7 @@
 
 using namespace gateway;
 
-TEST_CASE("backend URLs are parsed once: numeric addresses, localhost, and clear errors",
+TEST_CASE("backend URLs are parsed once: numeric addresses, names left for the resolver, and clear errors",
           "[unit][proxy]") {
   auto a = proxy::parse_backend_url("http://127.0.0.1:9000");
   CHECK(a.endpoint.address().to_string() == "127.0.0.1");
@@ -24,13 +24,19 @@ TEST_CASE("backend URLs are parsed once: numeric addresses, localhost, and clear
   auto b = proxy::parse_backend_url("http://[::1]:81/");
   CHECK(b.endpoint.address().to_string() == "::1");
   CHECK(b.endpoint.port() == 81);
+  // A name is kept for the resolver, never resolved here.
   auto c = proxy::parse_backend_url("http://localhost:8081");
-  CHECK(c.endpoint.address().is_loopback());
-  CHECK(c.endpoint.port() == 8081);
+  CHECK(c.host == "localhost");
+  CHECK(c.port == 8081);
+  CHECK(c.authority == "localhost:8081");
+  CHECK(proxy::parse_backend_url("http://api.svc_1-a.example:80").host == "api.svc_1-a.example");
+  CHECK(a.host.empty());
+  CHECK(b.host.empty());
   CHECK(proxy::parse_backend_url("http://10.1.2.3").endpoint.port() == 80);
   for (const char* bad : {"127.0.0.1:80", "https://127.0.0.1:443", "http://", "http://127.0.0.1:0",
                           "http://127.0.0.1:70000", "http://127.0.0.1:80/path", "http://127.0.0.1:x",
-                          "http://[::1", "http://user@127.0.0.1:80", "http://127.0.0.1:"}) {
+                          "http://[::1", "http://user@127.0.0.1:80", "http://127.0.0.1:", "http://[name]:80",
+                          "http://bad!name:80", "http://sp ace:80"}) {
     INFO(bad);
     CHECK_THROWS_AS(proxy::parse_backend_url(bad), std::invalid_argument);
   }

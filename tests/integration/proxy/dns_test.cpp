@@ -1,0 +1,236 @@
+// Backend host names resolved with c-ares and followed while the gateway
+// runs: a test DNS server on loopback (tests/support/dns_responder.hpp)
+// names two echo_backend processes, on 127.0.0.1 and 127.0.0.2 with the same
+// port, and changes its answer; the in-process gateway's per-member figures
+// say where the requests went.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gateway/app/settings.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/dns_responder.hpp"
+#include "tests/support/test_server.hpp"
+
+using namespace gateway;
+using namespace std::chrono_literals;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+constexpr const char* name = "svc.gateway.test";
+
+// Two echo backends on one port: 127.0.0.1 (its answers delayed, so that
+// requests are in flight on it when its address leaves) and 127.0.0.2.
+struct backend_pair {
+  std::unique_ptr<test::child_process> a, b;
+  unsigned port = 0;
+  backend_pair() {
+    const std::string bin = std::string(GATEWAY_BIN_DIR) + "/echo_backend";
+    a = std::make_unique<test::child_process>(
+        std::vector<std::string>{bin, "--listen", "127.0.0.1:0", "--delay", "100ms"});
+    auto line = a->wait_for_line("listening on", false, 10s);
+    REQUIRE(line);
+    port = test::port_after_listening_on(*line);
+    REQUIRE(port != 0);
+    b = std::make_unique<test::child_process>(
+        std::vector<std::string>{bin, "--listen", "127.0.0.2:" + std::to_string(port)});
+    line = b->wait_for_line("listening on", false, 10s);
+    REQUIRE(line);  // 127.0.0.2:PORT was free too
+  }
+  std::string url() const { return std::string("http://") + name + ":" + std::to_string(port); }
+  std::string member(const char* address) const { return url() + " (" + address + ")"; }
+};
+
+core::config dns_config(const backend_pair& backends, const test::dns_responder& dns) {
+  core::config cfg = test::test_config();
+  cfg.backend = backends.url();
+  cfg.dns_server = dns.server();
+  cfg.dns_min_ttl = 1s;
+  cfg.api_keys = {"key-1"};
+  cfg.rate_limit_enabled = false;
+  cfg.access_log = "off";
+  return cfg;
+}
+
+// Requests of the member whose URL is `member` (-1: no such member).
+long long member_requests(test::running_server& srv, const std::string& member) {
+  for (const auto& m : srv.app()->state().members.all())
+    if (m->url() == member) return m->requests.load();
+  return -1;
+}
+
+const std::string get = "GET /api/item HTTP/1.1\r\nHost: t\r\nX-API-Key: key-1\r\n\r\n";
+
+// Client threads sending keep-alive GETs until stopped (at most `max_each`
+// each), counting answers that are not 200.
+class load {
+ public:
+  load(std::uint16_t port, int threads, int max_each) {
+    for (int t = 0; t < threads; ++t) {
+      threads_.emplace_back([this, port, max_each] {
+        auto c = std::make_unique<test::raw_client>(port, 5000ms);
+        for (int i = 0; i < max_each && !stop_; ++i) {
+          auto r = c->send(get) ? c->read_response() : std::nullopt;
+          ++done_;
+          if (!r || r->status != 200) {
+            ++failed_;
+            c = std::make_unique<test::raw_client>(port, 5000ms);
+          }
+        }
+      });
+    }
+  }
+  ~load() { stop(); }
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+  long long done() const { return done_; }
+  long long failed() const { return failed_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<long long> done_{0}, failed_{0};
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+TEST_CASE("a backend name is resolved at start-up and each of its A records is a group member",
+          "[integration][proxy][dns]") {
+  backend_pair backends;
+  test::dns_responder dns(name, {"127.0.0.1", "127.0.0.2"}, 60);
+  test::running_server srv(dns_config(backends, dns));
+  CHECK(dns.queries() >= 1);
+  for (int i = 0; i < 20; ++i) {
+    auto r = test::http_request(srv.port(), get);
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  }
+  // Round robin over the two addresses, one pool each.
+  CHECK(member_requests(srv, backends.member("127.0.0.1")) >= 5);
+  CHECK(member_requests(srv, backends.member("127.0.0.2")) >= 5);
+  CHECK(test::counter(srv.port(), "dns_resolutions") >= 1);
+  CHECK(test::gauge(srv.port(), "dns_names") == 1);
+}
+
+TEST_CASE("a backend name whose address changes is followed without restart, and no request fails",
+          "[integration][proxy][dns]") {
+  backend_pair backends;
+  test::dns_responder dns(name, {"127.0.0.1"}, 1);
+  test::running_server srv(dns_config(backends, dns));
+  load clients(srv.port(), 4, 100000);
+  const auto first = backends.member("127.0.0.1"), second = backends.member("127.0.0.2");
+  const auto until = clock_type::now() + 5s;
+  while (member_requests(srv, first) < 20 && clock_type::now() < until) std::this_thread::sleep_for(10ms);
+  REQUIRE(member_requests(srv, first) >= 20);
+  CHECK(member_requests(srv, second) == -1);
+
+  // The record's TTL is 1 s: the new address takes traffic within TTL + 1 s.
+  const auto changed = clock_type::now();
+  dns.set({"127.0.0.2"}, 1);
+  while (member_requests(srv, second) <= 0 && clock_type::now() - changed < 5s) std::this_thread::sleep_for(5ms);
+  const auto took = clock_type::now() - changed;
+  INFO("moved after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  REQUIRE(member_requests(srv, second) > 0);
+  CHECK(took <= 2s);
+  // The old address's member is gone once its requests in flight finished.
+  const auto gone_by = clock_type::now() + 3s;
+  while (member_requests(srv, first) != -1 && clock_type::now() < gone_by) std::this_thread::sleep_for(10ms);
+  CHECK(member_requests(srv, first) == -1);
+  const auto before = member_requests(srv, second);
+  std::this_thread::sleep_for(300ms);
+  CHECK(member_requests(srv, second) > before);
+  clients.stop();
+  INFO(clients.done() << " requests");
+  CHECK(clients.done() > 50);
+  CHECK(clients.failed() == 0);  // requests in flight on 127.0.0.1 when it left finished there
+  CHECK(test::counter(srv.port(), "dns_changes") >= 1);
+  CHECK(test::counter(srv.port(), "dns_failures") == 0);
+}
+
+TEST_CASE("a DNS server gone keeps the last good addresses and counts the failures",
+          "[integration][proxy][dns]") {
+  backend_pair backends;
+  test::dns_responder dns(name, {"127.0.0.2"}, 1);
+  test::running_server srv(dns_config(backends, dns));
+  dns.stop();
+  const auto until = clock_type::now() + 10s;
+  while (test::counter(srv.port(), "dns_failures") < 2 && clock_type::now() < until)
+    std::this_thread::sleep_for(50ms);
+  CHECK(test::counter(srv.port(), "dns_failures") >= 2);
+  for (int i = 0; i < 10; ++i) {
+    auto r = test::http_request(srv.port(), get);
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  }
+  CHECK(member_requests(srv, backends.member("127.0.0.2")) == 10);
+  CHECK(test::counter(srv.port(), "dns_changes") == 0);
+}
+
+TEST_CASE("a backend name that cannot be resolved at start-up is refused, naming the backend",
+          "[integration][proxy][dns]") {
+  test::dns_responder dns(name, {"127.0.0.1"}, 60);
+  core::config cfg = test::test_config();
+  cfg.dns_server = dns.server();
+  cfg.backend = "http://nowhere.gateway.test:3000";
+  try {
+    app::instance gw(cfg);
+    FAIL("the gateway started");
+  } catch (const app::config_error& e) {  // run() exits 2 for it
+    const std::string what = e.what();
+    CHECK(what.find("--backend http://nowhere.gateway.test:3000") != std::string::npos);
+    CHECK(what.find("cannot resolve 'nowhere.gateway.test'") != std::string::npos);
+  }
+  // The same for a route's backend.
+  cfg.backend.clear();
+  core::route_config r;
+  r.prefix = "/svc/";
+  r.backend = "http://127.0.0.1:3000,http://nowhere.gateway.test:3000";
+  cfg.routes.push_back(r);
+  try {
+    app::instance gw(cfg);
+    FAIL("the gateway started");
+  } catch (const app::config_error& e) {
+    CHECK(std::string(e.what()).find("route /svc/") != std::string::npos);
+  }
+}
+
+TEST_CASE("a reload resolves the names it brings, and refuses one that cannot be resolved",
+          "[integration][proxy][dns]") {
+  backend_pair backends;
+  test::dns_responder dns(name, {"127.0.0.2"}, 60);
+  core::config cfg = dns_config(backends, dns);
+  cfg.backend = "http://127.0.0.1:" + std::to_string(backends.port);
+  test::running_server srv(cfg);
+  CHECK(test::gauge(srv.port(), "dns_names") == 0);
+
+  core::config next = cfg;
+  core::route_config r;
+  r.prefix = "/svc/";
+  r.backend = backends.url();
+  next.routes.push_back(r);
+  std::string message;
+  REQUIRE(srv.app()->reload(next, message));
+  auto answer = test::http_request(srv.port(), "GET /svc/item HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(answer);
+  CHECK(answer->status == 200);
+  CHECK(member_requests(srv, backends.member("127.0.0.2")) == 1);
+  CHECK(test::gauge(srv.port(), "dns_names") == 1);
+
+  next.routes.back().backend = "http://nowhere.gateway.test:" + std::to_string(backends.port);
+  CHECK_FALSE(srv.app()->reload(next, message));
+  CHECK(message.find("route /svc/") != std::string::npos);
+  CHECK(message.find("cannot resolve 'nowhere.gateway.test'") != std::string::npos);
+  answer = test::http_request(srv.port(), "GET /svc/item HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(answer);
+  CHECK(answer->status == 200);  // the previous configuration stays
+  CHECK(member_requests(srv, backends.member("127.0.0.2")) == 2);
+}
