@@ -181,12 +181,12 @@ class upstream_response final : public http::body_source, public http::upstream_
         co_return fail(timed_out_ ? proxy_errc::body_timeout : proxy_errc::aborted);
       if (pooled_ == nullptr) use_pooled(0);  // a body longer than the first read: the big buffer now
       arm();
-      auto [ec, n] = co_await conn_.socket().async_read_some(asio::buffer(buf_, cap_), use_nothrow);
+      auto [ec, n] = co_await conn_.read_some(asio::buffer(buf_, cap_));
       disarm();
       if (timed_out_) co_return fail(proxy_errc::body_timeout);
       if (aborted_) co_return fail(proxy_errc::aborted);
       if (ec) {
-        if (ec == asio::error::eof && reader_.finish_at_eof()) {
+        if (upstream_connection::is_eof(ec) && reader_.finish_at_eof()) {
           settle();  // close-delimited: this was its end
           break;
         }
@@ -232,7 +232,7 @@ class upstream_response final : public http::body_source, public http::upstream_
                                                    http::header_list& fields) {
     co_await asio::this_coro::throw_if_cancelled(false);
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
-    auto [wec, written] = co_await asio::async_write(conn_.socket(), bufs, use_nothrow);
+    auto [wec, written] = co_await conn_.write(bufs);
     if (wec) {
       if (aborted_) co_return head_outcome{make_error_code(proxy_errc::aborted)};
       co_return head_outcome{make_error_code(proxy_errc::closed_before_response), written == 0};
@@ -262,7 +262,7 @@ class upstream_response final : public http::body_source, public http::upstream_
       const auto cancel_state = co_await asio::this_coro::cancellation_state;
       if (cancel_state.cancelled() != asio::cancellation_type::none)
         co_return head_outcome{make_error_code(proxy_errc::aborted)};
-      auto [ec, n] = co_await conn_.socket().async_read_some(asio::buffer(buf_ + filled, cap_ - filled), use_nothrow);
+      auto [ec, n] = co_await conn_.read_some(asio::buffer(buf_ + filled, cap_ - filled));
       if (ec) {
         if (aborted_ || ec == asio::error::operation_aborted)
           co_return head_outcome{make_error_code(proxy_errc::aborted)};
@@ -358,7 +358,8 @@ class upstream_response final : public http::body_source, public http::upstream_
 struct member {
   member(asio::io_context& io, backend_address addr, const proxy_options& opts, std::shared_ptr<member_state> st)
       : address(std::move(addr)),
-        pool(io, address.endpoint, pool_limits{opts.max_idle, opts.idle_timeout, opts.connect_timeout}, opts.stats),
+        pool(io, address.endpoint, pool_limits{opts.max_idle, opts.idle_timeout, opts.connect_timeout}, opts.stats,
+             address.tls ? opts.tls : nullptr, address.host),
         state(std::move(st)) {}
   backend_address address;
   upstream_pool pool;
@@ -382,7 +383,8 @@ struct member_lease {
 bool counts_against_member(std::error_code err) noexcept {
   return err == proxy_errc::connect_refused || err == proxy_errc::connect_timeout ||
          err == proxy_errc::closed_before_response || err == proxy_errc::response_timeout ||
-         err == proxy_errc::bad_response || err == proxy_errc::response_head_too_large;
+         err == proxy_errc::bad_response || err == proxy_errc::response_head_too_large ||
+         err == proxy_errc::tls_handshake_failed || err == proxy_errc::tls_verify_failed;
 }
 
 class proxy_layer final : public http::layer {
@@ -406,8 +408,9 @@ class proxy_layer final : public http::layer {
       const unsigned workers = env.cfg != nullptr && env.cfg->threads > 0 ? env.cfg->threads : 1;
       for (std::size_t i = 0; i < members_.size(); ++i) {
         if (i % workers != env.index % workers) continue;
-        checkers_.push_back(make_health_checker(*env.io, members_[i]->address.endpoint,
-                                                members_[i]->address.authority, members_[i]->state, opts_.check));
+        const backend_address& a = members_[i]->address;
+        checkers_.push_back(make_health_checker(*env.io, a.endpoint, a.authority, members_[i]->state, opts_.check,
+                                                a.tls ? opts_.tls : nullptr, a.host));
       }
       if (!checkers_.empty()) {
         // Started on the worker's thread (the chain may be built on another
@@ -512,7 +515,9 @@ class proxy_layer final : public http::layer {
       // backend; a reset before any response byte may have, so only an
       // idempotent request (RFC 9110 section 9.2.2) or one of which nothing
       // was sent goes again.
-      const bool never_sent = err == proxy_errc::connect_refused || err == proxy_errc::connect_timeout || sent_nothing;
+      const bool never_sent = err == proxy_errc::connect_refused || err == proxy_errc::connect_timeout ||
+                              err == proxy_errc::tls_handshake_failed || err == proxy_errc::tls_verify_failed ||
+                              sent_nothing;
       const bool may_resend =
           never_sent || (err == proxy_errc::closed_before_response && is_idempotent(ex.req.method_id));
       if (moved || !group_ || !may_resend || up->aborted()) break;
@@ -623,6 +628,8 @@ proxy_options options_from_config(const core::config& cfg) {
   o.check.timeout = cfg.health_timeout;
   o.check.healthy = cfg.health_healthy;
   o.check.unhealthy = cfg.health_unhealthy;
+  o.tls_options.ca_files = cfg.upstream_ca;
+  o.tls_options.insecure = cfg.upstream_insecure;
   return o;
 }
 
@@ -637,6 +644,7 @@ http::layer_ptr make_proxy(net::worker_env& env, proxy_options opts) {
     weights.push_back(m.weight);
   }
   if (!opts.stats) opts.stats = std::make_shared<upstream_stats>();
+  if (!opts.tls && has_https_member(opts.backend_url)) opts.tls = std::make_shared<upstream_tls>(opts.tls_options);
   if (opts.members.size() != specs.size()) {
     opts.members.clear();
     for (const auto& m : specs) opts.members.push_back(std::make_shared<member_state>(opts.strip_prefix, m.url, m.weight));
