@@ -76,6 +76,17 @@ class health_checker {
   // The TCP socket of the current probe (under its TLS stream for https).
   asio::ip::tcp::socket& sock() noexcept { return stream_ ? stream_->next_layer() : socket_; }
 
+  // The operation on whichever stream the probe has, chosen outside the
+  // coroutine (GCC 12 miscompiles a conditional expression inside a
+  // co_await expression).
+  auto send_request() {
+    return stream_ ? asio::async_write(*stream_, asio::buffer(request_), use_nothrow)
+                   : asio::async_write(socket_, asio::buffer(request_), use_nothrow);
+  }
+  auto read_some(asio::mutable_buffer b) {
+    return stream_ ? stream_->async_read_some(b, use_nothrow) : socket_.async_read_some(b, use_nothrow);
+  }
+
   // One check: connect (and the TLS handshake for https), send, read until
   // the status line is in, all within the timeout; then close (the request
   // said Connection: close).
@@ -91,16 +102,12 @@ class health_checker {
                               deadline_.async_wait(use_nothrow));
       if (shaken.index() != 0 || std::get<0>(std::get<0>(shaken)) || stopped_) co_return finish(false);
     }
-    auto sent = co_await ((stream_ ? asio::async_write(*stream_, asio::buffer(request_), use_nothrow)
-                                   : asio::async_write(socket_, asio::buffer(request_), use_nothrow)) ||
-                          deadline_.async_wait(use_nothrow));
+    auto sent = co_await (send_request() || deadline_.async_wait(use_nothrow));
     if (sent.index() != 0 || std::get<0>(std::get<0>(sent)) || stopped_) co_return finish(false);
     std::array<char, 32> buf{};
     std::size_t filled = 0;
     while (filled < 12) {  // "HTTP/1.1 200"
-      auto room = asio::buffer(buf.data() + filled, buf.size() - filled);
-      auto got = co_await ((stream_ ? stream_->async_read_some(room, use_nothrow)
-                                    : socket_.async_read_some(room, use_nothrow)) ||
+      auto got = co_await (read_some(asio::buffer(buf.data() + filled, buf.size() - filled)) ||
                            deadline_.async_wait(use_nothrow));
       if (got.index() != 0 || std::get<0>(std::get<0>(got)) || stopped_) co_return finish(false);
       filled += std::get<1>(std::get<0>(got));

@@ -214,11 +214,17 @@ asio::awaitable<std::error_code> upstream_pool::handshake(upstream_connection& o
       const auto now = clock::now();
       if (logged_at_ == clock::time_point{} || now - logged_at_ >= std::chrono::seconds(10)) {
         logged_at_ = now;
+        // An unknown issuer is what --upstream-ca fixes; a wrong name or an
+        // expired certificate it does not.
+        const bool unknown_issuer = verify == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+                                    verify == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+                                    verify == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
+                                    verify == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+                                    verify == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
         if (bad_certificate)
-          std::fprintf(stderr,
-                       "gateway: upstream https://%s port %u: certificate verification failed: %s; answering 502 "
-                       "(trust its CA with --upstream-ca FILE)\n",
-                       host_.c_str(), static_cast<unsigned>(backend_.port()), X509_verify_cert_error_string(verify));
+          std::fprintf(stderr, "gateway: upstream https://%s port %u: certificate verification failed: %s; answering 502%s\n",
+                       host_.c_str(), static_cast<unsigned>(backend_.port()), X509_verify_cert_error_string(verify),
+                       unknown_issuer ? " (trust its CA with --upstream-ca FILE)" : "");
         else
           std::fprintf(stderr, "gateway: upstream https://%s port %u: TLS handshake failed: %s; answering 502\n",
                        host_.c_str(), static_cast<unsigned>(backend_.port()), ec.message().c_str());
