@@ -285,7 +285,8 @@ const std::vector<flag_spec>& flags() {
       {"--eject-max", "DURATION", "longest ejection", show_duration(&config::eject_max),
        duration_flag(&config::eject_max)},
       {"--health-check", "PATH|off",
-       "GET PATH on every group member each --health-interval, on the worker threads; 2xx passes",
+       "GET PATH on every group member each --health-interval, on the worker threads (https members over TLS, "
+       "verified as their requests are); 2xx passes",
        [](const config& c) { return c.health_check.empty() ? std::string("off") : c.health_check; },
        [](config& c, std::string_view v, std::string& err) {
          if (v == "off") {
