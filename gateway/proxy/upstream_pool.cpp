@@ -196,7 +196,6 @@ asio::awaitable<std::error_code> upstream_pool::handshake(upstream_connection& o
   }
   auto result = co_await (out.tls()->async_handshake(asio::ssl::stream_base::client, use_nothrow) ||
                           timer.async_wait(use_nothrow));
-  core::bump(stats_->tls_handshakes);
   if (result.index() == 1) {
     const bool cancelled = static_cast<bool>(std::get<0>(std::get<1>(result)));
     out.close();
@@ -236,6 +235,7 @@ asio::awaitable<std::error_code> upstream_pool::handshake(upstream_connection& o
                               : bad_certificate ? proxy_errc::tls_verify_failed
                                                 : proxy_errc::tls_handshake_failed);
   }
+  core::bump(stats_->tls_handshakes);
   if (SSL_session_reused(ssl) == 1) core::bump(stats_->tls_resumed);
   co_return std::error_code{};
 }
