@@ -156,6 +156,7 @@ class pipeline_builder {
     if (p.balance)
       opts.balance = *p.balance == "least_request" ? proxy::balance_kind::least_request : proxy::balance_kind::round_robin;
     opts.stats = state_.upstream;
+    opts.tls = s_.upstream_tls;
     std::vector<core::backend_member> members;
     if (std::string err; !core::parse_backend_list(p.backend, members, err))
       throw std::invalid_argument("route " + p.prefix + ": " + err);

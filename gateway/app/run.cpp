@@ -46,6 +46,10 @@ int run(const core::config& cfg) {
   if (gw->demo_backend())
     std::fprintf(stderr, "gateway: no --backend given: /api/ goes to an embedded echo backend at %s\n", c.backend.c_str());
   if (!c.routes.empty()) std::fprintf(stderr, "gateway: routes:%s\n", describe_routes(c).c_str());
+  if (c.upstream_insecure)
+    std::fprintf(stderr,
+                 "gateway: WARNING: --upstream-insecure: certificates of https:// backends are NOT verified; "
+                 "for development only\n");
   if (!c.api_keys.empty())
     std::fprintf(stderr, "gateway: and  curl %s-s -H 'X-API-Key: %s' http://%s:%u/api/hello\n", curl_proxy,
                  c.api_keys.front().c_str(), c.listen.host.c_str(), static_cast<unsigned>(gw->port()));

@@ -179,6 +179,16 @@ std::shared_ptr<const settings> make_settings(core::config cfg, std::shared_ptr<
   s->routes = compile_routes(s->cfg);
   if (s->cfg.rate_limit_enabled) s->limiter = reuse ? std::move(reuse) : make_limiter(s->cfg);
   if (s->cfg.rate_limit_enabled && !s->cfg.rate_limit_store.empty()) s->store = make_store_options(s->cfg);
+  bool https = proxy::has_https_member(s->cfg.backend);
+  for (const auto& r : s->cfg.routes) https = https || proxy::has_https_member(r.backend);
+  if (https) {
+    try {
+      s->upstream_tls = std::make_shared<proxy::upstream_tls>(
+          proxy::upstream_tls_options{s->cfg.upstream_ca, s->cfg.upstream_insecure});
+    } catch (const std::invalid_argument& e) {
+      throw config_error(e.what());
+    }
+  }
   return s;
 }
 

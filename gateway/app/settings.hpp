@@ -17,6 +17,7 @@
 #include "gateway/middleware/rate_limit_store.hpp"
 #include "gateway/middleware/rate_limiter.hpp"
 #include "gateway/proxy/name_resolver.hpp"
+#include "gateway/proxy/upstream_tls.hpp"
 
 namespace gateway::app {
 
@@ -47,6 +48,10 @@ struct settings {
   // start-up or reload, never on a worker): set when the limiter is on and
   // a store is configured.
   std::optional<middleware::rate_limit_store_options> store;
+  // The client TLS context for https:// backends (--upstream-ca,
+  // --upstream-insecure), one for every worker and route: set only when
+  // some backend is https.
+  std::shared_ptr<proxy::upstream_tls> upstream_tls;
 };
 
 // `cfg` with what "default" means filled in (threads: one per core).

@@ -36,9 +36,10 @@ bool parse_backend_list(std::string_view list, std::vector<backend_member>& out,
       }
       m.weight = w;
     }
-    if (item.substr(0, 7) != "http://" || item.size() <= 7) {
+    const std::size_t scheme = item.substr(0, 7) == "http://" ? 7 : item.substr(0, 8) == "https://" ? 8 : 0;
+    if (scheme == 0 || item.size() <= scheme) {
       err = item.empty() ? std::string("empty item in the backend list (expected URL,URL...)")
-                         : "'" + std::string(item) + "': expected http://HOST:PORT";
+                         : "'" + std::string(item) + "': expected http://HOST:PORT or https://HOST:PORT";
       return false;
     }
     m.url = std::string(item);

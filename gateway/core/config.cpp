@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <functional>
 #include <string_view>
 
@@ -118,7 +119,7 @@ const std::vector<flag_spec>& flags() {
        [](const config& c) { return c.listen.host + ":" + std::to_string(c.listen.port); },
        [](config& c, std::string_view v, std::string& err) { return parse_listen(v, c.listen, err); }},
       {"--backend", "URL",
-       "backend that /api/ is proxied to (http://HOST:PORT); several make a group: repeat the flag or give "
+       "backend that /api/ is proxied to (http://HOST:PORT, or https://HOST[:PORT] with TLS); several make a group: repeat the flag or give "
        "URL,URL..., each optionally URL;weight=N (1-1000); without it an embedded echo backend is started",
        [](const config&) { return std::string("embedded echo backend"); },
        [](config& c, std::string_view v, std::string& err) {
@@ -264,6 +265,28 @@ const std::vector<flag_spec>& flags() {
          c.upstream_max_concurrent = static_cast<std::uint32_t>(n);
          return true;
        }},
+      {"--upstream-ca", "FILE",
+       "PEM file of CA certificates trusted for https:// backends besides the system trust store "
+       "(/etc/ssl/certs); repeatable",
+       [](const config&) { return std::string("system trust store only"); },
+       [](config& c, std::string_view v, std::string& err) {
+         const std::string path(v);
+         if (std::FILE* f = std::fopen(path.c_str(), "r")) {
+           std::fclose(f);
+         } else {
+           err = "cannot read the file";
+           return false;
+         }
+         if (c.upstream_ca.size() >= 64) {
+           err = "at most 64 CA files";
+           return false;
+         }
+         c.upstream_ca.push_back(path);
+         return true;
+       }},
+      {"--upstream-insecure", "",
+       "do not verify the certificates of https:// backends (development only; a warning is printed at start)",
+       show_on_off(&config::upstream_insecure), on_off_flag(&config::upstream_insecure)},
       {"--upstream-queue-timeout", "DURATION", "how long a request waits for a free backend slot before 503",
        show_duration(&config::upstream_queue_timeout), duration_flag(&config::upstream_queue_timeout)},
       {"--balance", "round_robin|least_request",
@@ -296,7 +319,8 @@ const std::vector<flag_spec>& flags() {
       {"--eject-max", "DURATION", "longest ejection", show_duration(&config::eject_max),
        duration_flag(&config::eject_max)},
       {"--health-check", "PATH|off",
-       "GET PATH on every group member each --health-interval, on the worker threads; 2xx passes",
+       "GET PATH on every group member each --health-interval, on the worker threads (https members over TLS, "
+       "verified as their requests are); 2xx passes",
        [](const config& c) { return c.health_check.empty() ? std::string("off") : c.health_check; },
        [](config& c, std::string_view v, std::string& err) {
          if (v == "off") {
@@ -594,7 +618,7 @@ const std::vector<flag_spec>& flags() {
       {"--compress-responses", "on|off", "gzip responses when the client accepts it and the type is compressible",
        show_on_off(&config::compress_responses), on_off_flag(&config::compress_responses)},
       {"--route", "PREFIX=URL",
-       "proxy paths under PREFIX to URL (http://HOST:PORT, or a group URL,URL... as for --backend) with PREFIX "
+       "proxy paths under PREFIX to URL (http://HOST:PORT or https://HOST[:PORT], or a group URL,URL... as for --backend) with PREFIX "
        "removed, no auth, no rate limit; repeatable, longest prefix wins (per-route options, header rules and "
        "CORS: --config)",
        [](const config&) { return std::string("none"); },
@@ -725,7 +749,7 @@ bool add_route(std::string_view prefix, std::string_view backend, std::vector<ro
 
 bool is_repeatable_flag(std::string_view flag) noexcept {
   return flag == "--api-key" || flag == "--validate" || flag == "--route" || flag == "--rate-limit-exempt" ||
-         flag == "--trusted-proxy" || flag == "--backend" || flag == "--jwt-claim-header";
+         flag == "--trusted-proxy" || flag == "--backend" || flag == "--jwt-claim-header" || flag == "--upstream-ca";
 }
 
 bool is_setting(std::string_view flag) noexcept {

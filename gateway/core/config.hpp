@@ -105,6 +105,10 @@ struct config {
   std::uint32_t upstream_max_idle = upstream_max_idle_auto;
   std::uint32_t upstream_max_concurrent = 4096;           // requests in flight to one backend (all workers)
   std::chrono::nanoseconds upstream_queue_timeout = 100ms;  // wait for a free slot, then 503
+  // https backends (proxy/upstream_tls.hpp): CA files trusted besides the
+  // system store, and verification off (development only).
+  std::vector<std::string> upstream_ca;
+  bool upstream_insecure = false;
 
   // Upstream groups: a backend given as several URLs (proxy/upstream_group.hpp).
   std::string balance = "round_robin";        // round_robin | least_request
@@ -167,7 +171,7 @@ struct config {
 
 // Adds or replaces (same prefix) a route. PREFIX gets a trailing '/'.
 // False with `err` set for a prefix not starting with '/', the built-in
-// "/api/", or a backend that is not http://HOST:PORT.
+// "/api/", or a backend that is not http(s)://HOST:PORT.
 // redis://HOST:PORT[/DB], the --rate-limit-store value. HOST is a name or
 // an IPv4 address (a bracketed IPv6 address); PORT 1..65535; DB 0..15.
 struct store_url {

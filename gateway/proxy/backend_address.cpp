@@ -15,15 +15,12 @@ namespace {
 }  // namespace
 
 backend_address parse_backend_url(std::string_view url) {
-  constexpr std::string_view scheme = "http://";
-  if (url.size() < scheme.size() || url.substr(0, scheme.size()) != scheme) {
-    if (url.substr(0, 8) == "https://") bad(url, "https backends are not supported; use http://");
-    bad(url, "expected http://HOST:PORT");
-  }
-  std::string_view rest = url.substr(scheme.size());
+  const bool tls = url.substr(0, 8) == "https://";
+  if (!tls && url.substr(0, 7) != "http://") bad(url, "expected http://HOST:PORT or https://HOST:PORT");
+  std::string_view rest = url.substr(tls ? 8 : 7);
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   if (rest.find_first_of("/?#@") != std::string_view::npos)
-    bad(url, "only http://HOST:PORT is accepted (no path, query or user info)");
+    bad(url, "only http(s)://HOST:PORT is accepted (no path, query or user info)");
   if (rest.empty()) bad(url, "missing host");
 
   std::string_view host, port_text;
@@ -43,7 +40,7 @@ backend_address parse_backend_url(std::string_view url) {
   }
   if (host.empty()) bad(url, "missing host");
 
-  std::uint16_t port = 80;
+  std::uint16_t port = tls ? 443 : 80;
   if (!port_text.empty() || rest.find(':') != std::string_view::npos) {
     unsigned value = 0;
     auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
@@ -56,6 +53,7 @@ backend_address parse_backend_url(std::string_view url) {
   backend_address out;
   out.authority = std::string(rest);
   out.port = port;
+  out.tls = tls;
   std::error_code ec;
   auto address = asio::ip::make_address(std::string(host), ec);
   if (!ec) {

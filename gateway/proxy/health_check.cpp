@@ -6,8 +6,10 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include <asio/ssl/stream.hpp>
 #include <asio/write.hpp>
 #include <exception>
+#include <openssl/ssl.h>
 
 #include "gateway/net/interrupt.hpp"
 
@@ -21,8 +23,11 @@ using namespace asio::experimental::awaitable_operators;
 class health_checker {
  public:
   health_checker(asio::io_context& io, asio::ip::tcp::endpoint ep, std::string host,
-                 std::shared_ptr<member_state> member, health_check_options opts)
-      : io_(io),
+                 std::shared_ptr<member_state> member, health_check_options opts, std::shared_ptr<upstream_tls> tls,
+                 std::string tls_host)
+      : tls_(std::move(tls)),
+        tls_host_(std::move(tls_host)),
+        io_(io),
         socket_(io),
         timer_(io),
         deadline_(io),
@@ -60,7 +65,7 @@ class health_checker {
     stopped_ = true;
     timer_.cancel();
     deadline_.cancel();
-    net::interrupt(socket_);  // the probe closes it when its operation returns
+    net::interrupt(sock());  // the probe closes it when its operation returns
   }
 
   asio::io_context& io() noexcept { return io_; }
@@ -68,21 +73,41 @@ class health_checker {
   bool stopped_ = false;
 
  private:
-  // One check: connect, send, read until the status line is in, all within
-  // the timeout; then close (the request said Connection: close).
+  // The TCP socket of the current probe (under its TLS stream for https).
+  asio::ip::tcp::socket& sock() noexcept { return stream_ ? stream_->next_layer() : socket_; }
+
+  // The operation on whichever stream the probe has, chosen outside the
+  // coroutine (GCC 12 miscompiles a conditional expression inside a
+  // co_await expression).
+  auto send_request() {
+    return stream_ ? asio::async_write(*stream_, asio::buffer(request_), use_nothrow)
+                   : asio::async_write(socket_, asio::buffer(request_), use_nothrow);
+  }
+  auto read_some(asio::mutable_buffer b) {
+    return stream_ ? stream_->async_read_some(b, use_nothrow) : socket_.async_read_some(b, use_nothrow);
+  }
+
+  // One check: connect (and the TLS handshake for https), send, read until
+  // the status line is in, all within the timeout; then close (the request
+  // said Connection: close).
   asio::awaitable<bool> probe() {
-    std::error_code ec;
-    socket_.close(ec);
+    finish(false);
+    if (tls_) stream_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket>>(io_, tls_->context());
     deadline_.expires_after(opts_.timeout);
-    auto connected = co_await (socket_.async_connect(endpoint_, use_nothrow) || deadline_.async_wait(use_nothrow));
+    auto connected = co_await (sock().async_connect(endpoint_, use_nothrow) || deadline_.async_wait(use_nothrow));
     if (connected.index() != 0 || std::get<0>(std::get<0>(connected)) || stopped_) co_return finish(false);
-    auto sent = co_await (asio::async_write(socket_, asio::buffer(request_), use_nothrow) ||
-                          deadline_.async_wait(use_nothrow));
+    if (stream_) {
+      if (!tls_->prepare(stream_->native_handle(), tls_host_, sessions_)) co_return finish(false);
+      auto shaken = co_await (stream_->async_handshake(asio::ssl::stream_base::client, use_nothrow) ||
+                              deadline_.async_wait(use_nothrow));
+      if (shaken.index() != 0 || std::get<0>(std::get<0>(shaken)) || stopped_) co_return finish(false);
+    }
+    auto sent = co_await (send_request() || deadline_.async_wait(use_nothrow));
     if (sent.index() != 0 || std::get<0>(std::get<0>(sent)) || stopped_) co_return finish(false);
     std::array<char, 32> buf{};
     std::size_t filled = 0;
     while (filled < 12) {  // "HTTP/1.1 200"
-      auto got = co_await (socket_.async_read_some(asio::buffer(buf.data() + filled, buf.size() - filled), use_nothrow) ||
+      auto got = co_await (read_some(asio::buffer(buf.data() + filled, buf.size() - filled)) ||
                            deadline_.async_wait(use_nothrow));
       if (got.index() != 0 || std::get<0>(std::get<0>(got)) || stopped_) co_return finish(false);
       filled += std::get<1>(std::get<0>(got));
@@ -93,10 +118,20 @@ class health_checker {
 
   bool finish(bool ok) noexcept {
     std::error_code ignored;
+    if (stream_) {
+      // Keeps the session resumable (see upstream_pool.cpp's close()).
+      SSL_set_shutdown(stream_->native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+      stream_->next_layer().close(ignored);
+      stream_.reset();
+    }
     socket_.close(ignored);
     return ok;
   }
 
+  std::shared_ptr<upstream_tls> tls_;  // null: plain http
+  std::string tls_host_;
+  tls_session_cache sessions_;
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket>> stream_;  // the current probe's, https only
   asio::io_context& io_;
   asio::ip::tcp::socket socket_;
   asio::steady_timer timer_;
@@ -111,8 +146,10 @@ class health_checker {
 
 std::shared_ptr<health_checker> make_health_checker(asio::io_context& io, asio::ip::tcp::endpoint endpoint,
                                                     std::string host, std::shared_ptr<member_state> member,
-                                                    health_check_options opts) {
-  return std::make_shared<health_checker>(io, endpoint, std::move(host), std::move(member), std::move(opts));
+                                                    health_check_options opts, std::shared_ptr<upstream_tls> tls,
+                                                    std::string tls_host) {
+  return std::make_shared<health_checker>(io, endpoint, std::move(host), std::move(member), std::move(opts),
+                                          std::move(tls), std::move(tls_host));
 }
 
 void start(const std::shared_ptr<health_checker>& c) {

@@ -6,7 +6,9 @@
 // `healthy` passed checks in a row it is marked up again (it starts up).
 // The verdict goes to the member's shared state (upstream_group.hpp), which
 // every worker's balancer reads; each member is checked by one worker only
-// (make_proxy spreads them).
+// (make_proxy spreads them). An https member is checked over TLS, verified
+// as its requests are (upstream_tls.hpp), on a new connection each time
+// that resumes the checker's last session.
 //
 // Lifetime: a checker is a coroutine holding its own state by shared_ptr.
 // stop() (from the worker's on_drain, or posted by the owner's destructor)
@@ -23,6 +25,7 @@
 #include <asio/ip/tcp.hpp>
 
 #include "gateway/proxy/upstream_group.hpp"
+#include "gateway/proxy/upstream_tls.hpp"
 
 namespace gateway::proxy {
 
@@ -36,10 +39,14 @@ struct health_check_options {
 
 class health_checker;
 
-// Creates a checker for one member (not running yet). Any thread.
+// Creates a checker for one member (not running yet). Any thread. `host`
+// is the Host header; with `tls` (an https member) the check speaks TLS,
+// with SNI and the certificate check against `tls_host`.
 std::shared_ptr<health_checker> make_health_checker(asio::io_context& io, asio::ip::tcp::endpoint endpoint,
                                                     std::string host, std::shared_ptr<member_state> member,
-                                                    health_check_options opts);
+                                                    health_check_options opts,
+                                                    std::shared_ptr<upstream_tls> tls = nullptr,
+                                                    std::string tls_host = {});
 // The worker's thread: starts it (once), or stops it (idempotent; a
 // stopped checker never starts).
 void start(const std::shared_ptr<health_checker>& c);

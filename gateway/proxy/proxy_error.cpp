@@ -20,6 +20,8 @@ class category final : public std::error_category {
       case proxy_errc::truncated_body: return "backend closed the connection mid-body";
       case proxy_errc::body_timeout: return "backend stalled mid-body";
       case proxy_errc::aborted: return "upstream connection aborted";
+      case proxy_errc::tls_handshake_failed: return "TLS handshake with the backend failed";
+      case proxy_errc::tls_verify_failed: return "backend TLS certificate verification failed";
     }
     return "unknown proxy error";
   }

@@ -17,6 +17,8 @@ enum class proxy_errc {
   truncated_body,         // the backend closed or reset the connection mid-body
   body_timeout,           // the backend sent nothing for the upstream timeout mid-body
   aborted,                // the upstream socket was closed by shutdown
+  tls_handshake_failed,   // the TLS handshake with an https backend failed (502)
+  tls_verify_failed,      // an https backend's certificate failed verification (502)
 };
 
 const std::error_category& proxy_category() noexcept;

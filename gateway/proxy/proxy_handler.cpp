@@ -182,12 +182,12 @@ class upstream_response final : public http::body_source, public http::upstream_
         co_return fail(timed_out_ ? proxy_errc::body_timeout : proxy_errc::aborted);
       if (pooled_ == nullptr) use_pooled(0);  // a body longer than the first read: the big buffer now
       arm();
-      auto [ec, n] = co_await conn_.socket().async_read_some(asio::buffer(buf_, cap_), use_nothrow);
+      auto [ec, n] = co_await conn_.read_some(asio::buffer(buf_, cap_));
       disarm();
       if (timed_out_) co_return fail(proxy_errc::body_timeout);
       if (aborted_) co_return fail(proxy_errc::aborted);
       if (ec) {
-        if (ec == asio::error::eof && reader_.finish_at_eof()) {
+        if (upstream_connection::is_eof(ec) && reader_.finish_at_eof()) {
           settle();  // close-delimited: this was its end
           break;
         }
@@ -233,7 +233,7 @@ class upstream_response final : public http::body_source, public http::upstream_
                                                    http::header_list& fields) {
     co_await asio::this_coro::throw_if_cancelled(false);
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
-    auto [wec, written] = co_await asio::async_write(conn_.socket(), bufs, use_nothrow);
+    auto [wec, written] = co_await conn_.write(bufs);
     if (wec) {
       if (aborted_) co_return head_outcome{make_error_code(proxy_errc::aborted)};
       co_return head_outcome{make_error_code(proxy_errc::closed_before_response), written == 0};
@@ -263,7 +263,7 @@ class upstream_response final : public http::body_source, public http::upstream_
       const auto cancel_state = co_await asio::this_coro::cancellation_state;
       if (cancel_state.cancelled() != asio::cancellation_type::none)
         co_return head_outcome{make_error_code(proxy_errc::aborted)};
-      auto [ec, n] = co_await conn_.socket().async_read_some(asio::buffer(buf_ + filled, cap_ - filled), use_nothrow);
+      auto [ec, n] = co_await conn_.read_some(asio::buffer(buf_ + filled, cap_ - filled));
       if (ec) {
         if (aborted_ || ec == asio::error::operation_aborted)
           co_return head_outcome{make_error_code(proxy_errc::aborted)};
@@ -395,7 +395,8 @@ struct member {
   member(asio::io_context& io, member_target t, const proxy_options& opts, std::shared_ptr<member_state> st)
       : key(std::move(t.key)),
         address(std::move(t.address)),
-        pool(io, address.endpoint, pool_limits{opts.max_idle, opts.idle_timeout, opts.connect_timeout}, opts.stats),
+        pool(io, address.endpoint, pool_limits{opts.max_idle, opts.idle_timeout, opts.connect_timeout}, opts.stats,
+             address.tls ? opts.tls : nullptr, address.tls_name()),
         state(std::move(st)) {}
   std::string key;
   backend_address address;
@@ -420,7 +421,8 @@ struct member_lease {
 bool counts_against_member(std::error_code err) noexcept {
   return err == proxy_errc::connect_refused || err == proxy_errc::connect_timeout ||
          err == proxy_errc::closed_before_response || err == proxy_errc::response_timeout ||
-         err == proxy_errc::bad_response || err == proxy_errc::response_head_too_large;
+         err == proxy_errc::bad_response || err == proxy_errc::response_head_too_large ||
+         err == proxy_errc::tls_handshake_failed || err == proxy_errc::tls_verify_failed;
 }
 
 std::vector<core::backend_member> as_backend_members(const std::vector<member_target>& targets) {
@@ -560,7 +562,9 @@ class proxy_layer final : public http::layer {
       // backend; a reset before any response byte may have, so only an
       // idempotent request (RFC 9110 section 9.2.2) or one of which nothing
       // was sent goes again.
-      const bool never_sent = err == proxy_errc::connect_refused || err == proxy_errc::connect_timeout || sent_nothing;
+      const bool never_sent = err == proxy_errc::connect_refused || err == proxy_errc::connect_timeout ||
+                              err == proxy_errc::tls_handshake_failed || err == proxy_errc::tls_verify_failed ||
+                              sent_nothing;
       const bool may_resend =
           never_sent || (err == proxy_errc::closed_before_response && is_idempotent(ex.req.method_id));
       if (moved || !group_ || !may_resend || up->aborted()) break;
@@ -644,8 +648,9 @@ class proxy_layer final : public http::layer {
   void add_checkers(std::vector<std::shared_ptr<health_checker>>& out) {
     for (std::size_t i = 0; i < members_.size(); ++i) {
       if (i % workers_ != worker_index_ % workers_) continue;
-      out.push_back(make_health_checker(io_, members_[i]->address.endpoint, members_[i]->address.authority,
-                                        members_[i]->state, opts_.check));
+      const backend_address& a = members_[i]->address;
+      out.push_back(make_health_checker(io_, a.endpoint, a.authority, members_[i]->state, opts_.check,
+                                        a.tls ? opts_.tls : nullptr, a.tls_name()));
     }
   }
 
@@ -758,6 +763,8 @@ proxy_options options_from_config(const core::config& cfg) {
   o.check.timeout = cfg.health_timeout;
   o.check.healthy = cfg.health_healthy;
   o.check.unhealthy = cfg.health_unhealthy;
+  o.tls_options.ca_files = cfg.upstream_ca;
+  o.tls_options.insecure = cfg.upstream_insecure;
   return o;
 }
 
@@ -779,6 +786,7 @@ http::layer_ptr make_proxy(net::worker_env& env, proxy_options opts) {
   const std::uint64_t seen = opts.names ? opts.names->version() : 0;
   auto targets = expand(specs, opts.names.get());
   if (!opts.stats) opts.stats = std::make_shared<upstream_stats>();
+  if (!opts.tls && has_https_member(opts.backend_url)) opts.tls = std::make_shared<upstream_tls>(opts.tls_options);
   std::vector<std::shared_ptr<member_state>> states;
   if (opts.member_states) states = opts.member_states(as_backend_members(targets));
   if (states.size() != targets.size()) {

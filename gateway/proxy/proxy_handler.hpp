@@ -50,11 +50,13 @@
 #include "gateway/proxy/name_resolver.hpp"
 #include "gateway/proxy/upstream_group.hpp"
 #include "gateway/proxy/upstream_pool.hpp"
+#include "gateway/proxy/upstream_tls.hpp"
 
 namespace gateway::proxy {
 
 struct proxy_options {
-  // "http://HOST:PORT", or a group: "URL[;weight=N],URL..." (upstream_group.hpp)
+  // "http://HOST:PORT" or "https://HOST[:PORT]", or a group:
+  // "URL[;weight=N],URL..." (upstream_group.hpp)
   std::string backend_url;
   std::string strip_prefix = "/api";  // removed from the path; "" keeps it
   bool upstream_host = false;         // Host: the backend's authority, not the client's
@@ -70,6 +72,11 @@ struct proxy_options {
   // Counters shared by every worker's pool (metrics and tests read them from
   // any thread). Created by make_proxy_handler when null.
   std::shared_ptr<upstream_stats> stats;
+  // https members (upstream_tls.hpp): the client TLS context, shared by
+  // every worker and route of a configuration; built from tls_options by
+  // make_proxy when null and some member is https.
+  upstream_tls_options tls_options;
+  std::shared_ptr<upstream_tls> tls;
 
   // Groups (upstream_group.hpp, health_check.hpp).
   balance_kind balance = balance_kind::round_robin;

@@ -93,16 +93,19 @@ void upstream_tunnel::close_both() noexcept {
   conn_.interrupt();
 }
 
-asio::awaitable<void> upstream_tunnel::relay(asio::ip::tcp::socket& from, asio::ip::tcp::socket& to, char* buf) {
+template <class From, class To>
+asio::awaitable<void> upstream_tunnel::relay(From& from, To& to, asio::ip::tcp::socket& to_socket, char* buf) {
   co_await asio::this_coro::throw_if_cancelled(false);
   for (;;) {
     auto [ec, n] = co_await from.async_read_some(asio::buffer(buf, buf_size_), use_nothrow);
     if (ec) {
-      if (ec == asio::error::eof) {
+      if (upstream_connection::is_eof(ec)) {
         // Half close (RFC 9293 section 3.6): pass the FIN on, keep the
-        // other direction open until it finishes too.
+        // other direction open until it finishes too. Towards a TLS
+        // backend this is a TCP FIN without close_notify: sending
+        // close_notify would need a write racing the other direction's.
         std::error_code ignored;
-        to.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        to_socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
       } else {
         close_both();
       }
@@ -129,7 +132,7 @@ asio::awaitable<void> upstream_tunnel::run(asio::ip::tcp::socket& client, std::s
   auto& upstream = conn_.socket();
   // Bytes that arrived with the heads on either side go first.
   if (!client_bytes.empty()) {
-    auto [ec, n] = co_await asio::async_write(upstream, asio::buffer(client_bytes), use_nothrow);
+    auto [ec, n] = co_await conn_.write(asio::buffer(client_bytes));
     (void)n;
     if (ec) co_return;
   }
@@ -138,7 +141,10 @@ asio::awaitable<void> upstream_tunnel::run(asio::ip::tcp::socket& client, std::s
     (void)n;
     if (ec) co_return;
   }
-  co_await (relay(client, upstream, up_buf_) && relay(upstream, client, down_buf_));
+  if (auto* tls = conn_.tls())
+    co_await (relay(client, *tls, upstream, up_buf_) && relay(*tls, client, client, down_buf_));
+  else
+    co_await (relay(client, upstream, upstream, up_buf_) && relay(upstream, client, client, down_buf_));
   disarm();
   close_both();
   conn_.close();

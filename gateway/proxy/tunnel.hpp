@@ -10,7 +10,7 @@
 // traffic, and a slow reader slows its writer (TCP back-pressure passes
 // through). A FIN from one side is passed on as a FIN to the other (half
 // close) and the other direction goes on; an error on either side closes
-// both; no byte in either direction for `idle_timeout` closes both (the
+// both (a TLS backend's end without close_notify counts as a FIN); no byte in either direction for `idle_timeout` closes both (the
 // tunnel is the request's upstream_guard: its deadline moves with every
 // byte, and the worker's sweep enforces it).
 //
@@ -57,7 +57,11 @@ class upstream_tunnel final : public http::tunnel, public http::upstream_guard {
   void abort() noexcept override;
 
  private:
-  asio::awaitable<void> relay(asio::ip::tcp::socket& from, asio::ip::tcp::socket& to, char* buf);
+  // One direction. `From` and `To` are a TCP socket or the upstream's TLS
+  // stream (an https member: wss to the backend); `to_socket` is the TCP
+  // socket under `to`, which a half close shuts for sending.
+  template <class From, class To>
+  asio::awaitable<void> relay(From& from, To& to, asio::ip::tcp::socket& to_socket, char* buf);
   // No byte moved for the idle timeout.
   void expire() noexcept override;
   void close_both() noexcept;

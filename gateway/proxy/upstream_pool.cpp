@@ -6,6 +6,9 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/use_awaitable.hpp>
 #include <cerrno>
+#include <cstdio>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "gateway/net/interrupt.hpp"
 #include "gateway/proxy/proxy_error.hpp"
@@ -36,7 +39,12 @@ constexpr auto fresh_for = std::chrono::milliseconds(100);
 }  // namespace
 
 upstream_connection::upstream_connection(upstream_connection&& o) noexcept
-    : idle_since(o.idle_since), socket_(std::move(o.socket_)), stats_(o.stats_), counted_(o.counted_) {
+    : idle_since(o.idle_since),
+      socket_(std::move(o.socket_)),
+      tls_(std::move(o.tls_)),
+      sessions_(std::move(o.sessions_)),
+      stats_(o.stats_),
+      counted_(o.counted_) {
   o.counted_ = false;
 }
 
@@ -44,6 +52,8 @@ upstream_connection& upstream_connection::operator=(upstream_connection&& o) noe
   if (this != &o) {
     close();
     socket_ = std::move(o.socket_);
+    tls_ = std::move(o.tls_);
+    sessions_ = std::move(o.sessions_);
     stats_ = o.stats_;
     counted_ = o.counted_;
     idle_since = o.idle_since;
@@ -63,8 +73,37 @@ std::error_code upstream_connection::open(const asio::ip::tcp& protocol) noexcep
   return ec;
 }
 
+std::error_code upstream_connection::open_tls(const asio::ip::tcp& protocol, upstream_tls& tls,
+                                              std::shared_ptr<tls_session_cache> sessions) noexcept {
+  close();
+  std::error_code ec;
+  try {
+    tls_ = std::make_unique<tls_stream>(socket_.get_executor(), tls.context());
+  } catch (const std::exception&) {
+    return make_error_code(std::errc::not_enough_memory);  // SSL_new failed
+  }
+  sessions_ = std::move(sessions);
+  tls_->next_layer().open(protocol, ec);
+  if (ec) {
+    tls_.reset();
+    return ec;
+  }
+  counted_ = true;
+  core::bump(stats_->live, 1);
+  return ec;
+}
+
 void upstream_connection::close() noexcept {
   std::error_code ignored;
+  if (tls_) {
+    // Freeing an SSL that was not shut down marks its session not
+    // resumable (OpenSSL's ssl_clear_bad_session); the session a pool
+    // keeps must stay usable, whatever ended this connection.
+    SSL_set_shutdown(tls_->native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    if (tls_->next_layer().is_open()) tls_->next_layer().close(ignored);
+    tls_.reset();
+    sessions_.reset();
+  }
   if (socket_.is_open()) socket_.close(ignored);
   if (counted_) {
     counted_ = false;
@@ -73,12 +112,20 @@ void upstream_connection::close() noexcept {
 }
 
 void upstream_connection::interrupt() noexcept {
-  if (socket_.is_open()) net::interrupt(socket_);
+  if (socket().is_open()) net::interrupt(socket());
 }
 
 upstream_pool::upstream_pool(asio::io_context& io, asio::ip::tcp::endpoint backend, pool_limits limits,
-                             std::shared_ptr<upstream_stats> stats)
-    : io_(io), backend_(backend), limits_(limits), stats_(std::move(stats)), expiry_timer_(io) {}
+                             std::shared_ptr<upstream_stats> stats, std::shared_ptr<upstream_tls> tls,
+                             std::string host)
+    : io_(io),
+      backend_(backend),
+      limits_(limits),
+      stats_(std::move(stats)),
+      tls_(std::move(tls)),
+      host_(std::move(host)),
+      sessions_(tls_ ? std::make_shared<tls_session_cache>() : nullptr),
+      expiry_timer_(io) {}
 
 upstream_pool::~upstream_pool() { drain(); }
 
@@ -104,7 +151,7 @@ bool upstream_pool::take(upstream_connection& out) noexcept {
 
 asio::awaitable<std::error_code> upstream_pool::connect(upstream_connection& out) {
   using namespace asio::experimental::awaitable_operators;
-  if (out.open(backend_.protocol())) {
+  if (tls_ ? out.open_tls(backend_.protocol(), *tls_, sessions_) : out.open(backend_.protocol())) {
     core::bump(stats_->connect_failures);
     co_return make_error_code(proxy_errc::connect_refused);  // EMFILE and friends
   }
@@ -127,7 +174,69 @@ asio::awaitable<std::error_code> upstream_pool::connect(upstream_connection& out
   }
   std::error_code ignored;
   out.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
+  if (tls_) {
+    const std::error_code hec = co_await handshake(out, timer);
+    if (hec) co_return hec;
+  }
   core::bump(stats_->opened);
+  co_return std::error_code{};
+}
+
+// The TLS handshake of a fresh connection, within what is left of the
+// connect timeout. A certificate that fails verification is printed (at
+// most once per 10 s per member and worker: a misconfigured backend must
+// not flood the log) and counted; the request gets 502.
+asio::awaitable<std::error_code> upstream_pool::handshake(upstream_connection& out, asio::steady_timer& timer) {
+  using namespace asio::experimental::awaitable_operators;
+  SSL* ssl = out.tls()->native_handle();
+  if (!tls_->prepare(ssl, host_, *sessions_)) {
+    out.close();
+    core::bump(stats_->tls_failures);
+    co_return make_error_code(proxy_errc::tls_handshake_failed);
+  }
+  auto result = co_await (out.tls()->async_handshake(asio::ssl::stream_base::client, use_nothrow) ||
+                          timer.async_wait(use_nothrow));
+  if (result.index() == 1) {
+    const bool cancelled = static_cast<bool>(std::get<0>(std::get<1>(result)));
+    out.close();
+    core::bump(stats_->tls_failures);
+    co_return make_error_code(cancelled ? proxy_errc::aborted : proxy_errc::connect_timeout);
+  }
+  const std::error_code ec = std::get<0>(std::get<0>(result));
+  if (ec || !out.is_open()) {
+    const bool aborted = !out.is_open() || ec == asio::error::operation_aborted;
+    const long verify = SSL_get_verify_result(ssl);
+    const bool bad_certificate = tls_->verifies() && verify != X509_V_OK;
+    if (!aborted) {
+      core::bump(stats_->tls_failures);
+      if (bad_certificate) core::bump(stats_->tls_verify_failures);
+      const auto now = clock::now();
+      if (logged_at_ == clock::time_point{} || now - logged_at_ >= std::chrono::seconds(10)) {
+        logged_at_ = now;
+        // An unknown issuer is what --upstream-ca fixes; a wrong name or an
+        // expired certificate it does not.
+        const bool unknown_issuer = verify == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+                                    verify == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+                                    verify == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
+                                    verify == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+                                    verify == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
+        if (bad_certificate)
+          std::fprintf(stderr, "gateway: upstream https://%s port %u: certificate verification failed: %s; answering 502%s\n",
+                       host_.c_str(), static_cast<unsigned>(backend_.port()), X509_verify_cert_error_string(verify),
+                       unknown_issuer ? " (trust its CA with --upstream-ca FILE)" : "");
+        else
+          std::fprintf(stderr, "gateway: upstream https://%s port %u: TLS handshake failed: %s; answering 502\n",
+                       host_.c_str(), static_cast<unsigned>(backend_.port()), ec.message().c_str());
+      }
+    }
+    out.close();
+    sessions_->forget();
+    co_return make_error_code(aborted ? proxy_errc::aborted
+                              : bad_certificate ? proxy_errc::tls_verify_failed
+                                                : proxy_errc::tls_handshake_failed);
+  }
+  core::bump(stats_->tls_handshakes);
+  if (SSL_session_reused(ssl) == 1) core::bump(stats_->tls_resumed);
   co_return std::error_code{};
 }
 

@@ -14,8 +14,18 @@
 // worker's on_drain) closes the idle ones and makes give_back() close from
 // then on, so the worker's io_context can run dry.
 //
+// An https member's pool (upstream_tls.hpp) connects with a TLS handshake
+// (within the connect timeout) and keeps the TLS connections alive the same
+// way; the last session the backend gave is offered to each new connection,
+// so only the first one pays a full handshake. A plain member's connections
+// carry no TLS state: each operation checks one pointer (read_some, write).
+//
 // upstream_stats is the one thing read from other threads (metrics, tests).
 #include <asio/awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
@@ -23,10 +33,12 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <system_error>
 #include <vector>
 
 #include "gateway/core/stats.hpp"
+#include "gateway/proxy/upstream_tls.hpp"
 
 namespace gateway::proxy {
 
@@ -46,6 +58,10 @@ namespace gateway::proxy {
   X(bad_gateway, counter, "upstream_bad_gateway", "502 answers: backend unreachable or its answer broken")   \
   X(gateway_timeout, counter, "upstream_gateway_timeout", "504 answers: the backend was too slow")           \
   X(busy_rejected, counter, "upstream_busy_rejected", "503 answers: requests over --upstream-max-concurrent") \
+  X(tls_handshakes, counter, "upstream_tls_handshakes", "TLS handshakes completed with https backends (resumed ones included)") \
+  X(tls_resumed, counter, "upstream_tls_resumed", "TLS handshakes with https backends that resumed a session") \
+  X(tls_failures, counter, "upstream_tls_failures", "TLS handshakes with https backends that failed (verification included)") \
+  X(tls_verify_failures, counter, "upstream_tls_verify_failures", "https backends whose certificate failed verification") \
   X(live, gauge, "upstream_connections", "Backend connections open (idle or in use)")                       \
   X(idle, gauge, "upstream_idle_connections", "Backend connections idle in the pools")
 
@@ -53,10 +69,14 @@ struct upstream_stats {
   GATEWAY_STAT_SET(upstream_stats, GATEWAY_UPSTREAM_STATS)
 };
 
-// One upstream TCP connection, owned by value. Closing (or destroying) it
-// keeps upstream_stats::live exact.
+inline constexpr auto upstream_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+
+// One upstream connection, plain TCP or TLS over TCP, owned by value.
+// Closing (or destroying) it keeps upstream_stats::live exact.
 class upstream_connection {
  public:
+  using tls_stream = asio::ssl::stream<asio::ip::tcp::socket>;
+
   upstream_connection(asio::io_context& io, upstream_stats& stats) : socket_(io), stats_(&stats) {}
   upstream_connection(upstream_connection&& o) noexcept;
   upstream_connection& operator=(upstream_connection&& o) noexcept;
@@ -64,11 +84,37 @@ class upstream_connection {
   upstream_connection& operator=(const upstream_connection&) = delete;
   ~upstream_connection() { close(); }
 
-  asio::ip::tcp::socket& socket() noexcept { return socket_; }
+  // The TCP socket (under the TLS layer for an https member).
+  asio::ip::tcp::socket& socket() noexcept { return tls_ ? tls_->next_layer() : socket_; }
+  // The TLS stream, or null for a plain connection.
+  tls_stream* tls() noexcept { return tls_.get(); }
   bool is_open() const noexcept { return counted_; }
-  // Opens the socket (counted as live from here on).
+  // Opens the socket (counted as live from here on); with `tls`, under a
+  // new TLS stream of that context, whose new sessions go to `sessions`.
   std::error_code open(const asio::ip::tcp& protocol) noexcept;
+  std::error_code open_tls(const asio::ip::tcp& protocol, upstream_tls& tls,
+                           std::shared_ptr<tls_session_cache> sessions) noexcept;
+  // Closes the TCP socket and frees the TLS state. No close_notify is sent
+  // (a pooled connection is dropped without a write); the session stays
+  // resumable.
   void close() noexcept;
+
+  // One read or one whole write on whichever stream this is: one pointer
+  // test per operation, so a plain connection pays nothing for TLS. A
+  // backend that closes a TLS connection without close_notify is reported
+  // as eof (see is_eof).
+  auto read_some(asio::mutable_buffer b) {
+    return tls_ ? tls_->async_read_some(b, upstream_nothrow) : socket_.async_read_some(b, upstream_nothrow);
+  }
+  template <class ConstBuffers>
+  auto write(const ConstBuffers& b) {
+    return tls_ ? asio::async_write(*tls_, b, upstream_nothrow) : asio::async_write(socket_, b, upstream_nothrow);
+  }
+  // End of stream: a FIN, or (TLS) a FIN without close_notify, which many
+  // servers send and which ends a close-delimited body just the same.
+  static bool is_eof(const std::error_code& ec) noexcept {
+    return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+  }
   // Ends the operation pending on it from outside the coroutine that awaits
   // it; that coroutine closes it afterwards (see net/interrupt.hpp).
   void interrupt() noexcept;
@@ -77,7 +123,9 @@ class upstream_connection {
   std::chrono::steady_clock::time_point idle_since{};
 
  private:
-  asio::ip::tcp::socket socket_;
+  asio::ip::tcp::socket socket_;                // plain connections
+  std::unique_ptr<tls_stream> tls_;             // TLS connections (socket_ then stays closed)
+  std::shared_ptr<tls_session_cache> sessions_;  // outlives the SSL that points at it
   upstream_stats* stats_;
   bool counted_ = false;
 };
@@ -90,8 +138,11 @@ struct pool_limits {
 
 class upstream_pool {
  public:
+  // With `tls`, every connection is TLS, verified against `host` (the
+  // backend's name or IP literal); `tls` must outlive the pool.
   upstream_pool(asio::io_context& io, asio::ip::tcp::endpoint backend, pool_limits limits,
-                std::shared_ptr<upstream_stats> stats);
+                std::shared_ptr<upstream_stats> stats, std::shared_ptr<upstream_tls> tls = nullptr,
+                std::string host = {});
   upstream_pool(const upstream_pool&) = delete;
   upstream_pool& operator=(const upstream_pool&) = delete;
   ~upstream_pool();
@@ -101,9 +152,11 @@ class upstream_pool {
   // or that the backend closed while idle are closed on the way.
   bool take(upstream_connection& out) noexcept;
 
-  // Opens a fresh connection into `out` (closing what it held). Errors:
-  // proxy_errc::connect_refused, proxy_errc::connect_timeout, or
-  // proxy_errc::aborted when `out` was closed meanwhile (shutdown).
+  // Opens a fresh connection into `out` (closing what it held), with its TLS
+  // handshake for an https member, all within the connect timeout. Errors:
+  // proxy_errc::connect_refused, proxy_errc::connect_timeout,
+  // proxy_errc::tls_verify_failed, proxy_errc::tls_handshake_failed, or
+  // proxy_errc::aborted when `out` was interrupted meanwhile (shutdown).
   asio::awaitable<std::error_code> connect(upstream_connection& out);
 
   // Keeps `c` for reuse, or closes it when draining or at the idle cap.
@@ -114,16 +167,22 @@ class upstream_pool {
 
   asio::io_context& io() noexcept { return io_; }
   upstream_stats& stats() noexcept { return *stats_; }
+  bool is_tls() const noexcept { return tls_ != nullptr; }
   std::size_t idle_count() const noexcept { return idle_.size(); }
 
  private:
   void arm_expiry();
+  asio::awaitable<std::error_code> handshake(upstream_connection& out, asio::steady_timer& timer);
   void expire(std::chrono::steady_clock::time_point now) noexcept;
 
   asio::io_context& io_;
   asio::ip::tcp::endpoint backend_;
   pool_limits limits_;
   std::shared_ptr<upstream_stats> stats_;
+  std::shared_ptr<upstream_tls> tls_;                 // null: plain http
+  std::string host_;                                  // SNI and the certificate identity
+  std::shared_ptr<tls_session_cache> sessions_;       // https only
+  std::chrono::steady_clock::time_point logged_at_{};  // the last TLS failure printed (at most one per 10 s)
   std::vector<upstream_connection> idle_;  // oldest first; capacity grows to the peak, at most max_idle
   asio::steady_timer expiry_timer_;
   bool timer_armed_ = false;

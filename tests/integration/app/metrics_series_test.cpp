@@ -33,6 +33,7 @@
 #include "tests/support/redis_server.hpp"
 #include "tests/support/wait.hpp"
 #include "tests/support/test_server.hpp"
+#include "tests/support/tls_backend.hpp"
 
 using namespace gateway;
 using namespace std::chrono_literals;
@@ -522,6 +523,42 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
       moved.insert("rate_limit_store_unavailable");
     gc.stop();
     gc.wait();
+  }
+
+  // The TLS series move only with https:// backends: a gateway with a
+  // trusted backend (no pooling, so the second request resumes the first's
+  // session) and one whose certificate names another host.
+  {
+    test::tls_material tls;
+    test::tls_backend good(tls.cert, tls.key);
+    test::tls_backend wrong(tls.wrong_cert, tls.wrong_key);
+    auto tc = test::test_config();
+    tc.threads = 1;
+    tc.rate_limit_enabled = false;
+    tc.upstream_ca = {tls.ca};
+    tc.upstream_max_idle = 0;
+    REQUIRE(core::add_route("/good/", good.url(), tc.routes, err));
+    REQUIRE(core::add_route("/wrong/", wrong.url(), tc.routes, err));
+    app::instance gt(tc, stdout);
+    gt.start();
+    const std::uint16_t tp = gt.port();
+    auto tls_moved = [&](const std::vector<std::string>& names, const figures& before) {
+      const figures after = read_figures(tp);
+      for (const auto& n : names) {
+        INFO("series " << n << ": " << before.at(n) << " -> " << after.at(n));
+        CHECK(after.at(n) != before.at(n));
+        if (after.at(n) != before.at(n) && last_known(port, n)) moved.insert(n);
+      }
+    };
+    figures before = read_figures(tp);
+    CHECK(ask(tp, test::make_request("GET", "/good/x"))->status == 200);
+    CHECK(ask(tp, test::make_request("GET", "/good/x"))->status == 200);
+    tls_moved({"upstream_tls_handshakes", "upstream_tls_resumed"}, before);
+    before = read_figures(tp);
+    CHECK(ask(tp, test::make_request("GET", "/wrong/x"))->status == 502);
+    tls_moved({"upstream_tls_failures", "upstream_tls_verify_failures"}, before);
+    gt.stop();
+    gt.wait();
   }
 
   // Every exported series was moved above, and nothing else is exported.

@@ -157,7 +157,7 @@ TEST_CASE("config file: a typo or a bad value is refused naming the key and its 
   CHECK(err == "c.json:2: unknown key 'backnd' (in a route)");
   core::config fresh;
   CHECK_FALSE(core::apply_config_text("{\"routes\": [{\"prefix\": \"/a/\", \"backend\": \"ftp://x\"}]}", "c.json", fresh, err));
-  CHECK(err == "c.json:1: 'ftp://x': expected http://HOST:PORT");
+  CHECK(err == "c.json:1: 'ftp://x': expected http://HOST:PORT or https://HOST:PORT");
   CHECK_FALSE(core::apply_config_text("{\n\"threads\": 2,,\n}", "c.json", cfg, err));
   CHECK(err.rfind("c.json:2:", 0) == 0);
   CHECK_FALSE(core::apply_config_text("{\"compress_responses\": {}}", "c.json", cfg, err));

@@ -401,3 +401,46 @@ TEST_CASE("the dns flags take numeric servers with ports and TTL bounds (flag an
   CHECK(text.find("--dns-min-ttl DURATION") != std::string::npos);
   CHECK(text.find("--dns-max-ttl DURATION") != std::string::npos);
 }
+
+TEST_CASE("https backends: URLs accepted everywhere, upstream-ca repeatable and checked, upstream-insecure a switch",
+          "[unit][core]") {
+  config c;
+  const char* ok[] = {"gateway",           "--backend",     "https://api.example.com", "--route",
+                      "/s/=https://10.0.0.5:8443,http://10.0.0.6:80", "--upstream-ca", "/etc/hostname",
+                      "--upstream-ca=/etc/hostname", "--upstream-insecure", "--threads", "1"};
+  REQUIRE(parse_args(11, ok, c).what == parse_outcome::action::run);
+  CHECK(c.backend == "https://api.example.com");
+  REQUIRE(c.routes.size() == 1);
+  CHECK(c.routes[0].backend == "https://10.0.0.5:8443,http://10.0.0.6:80");
+  CHECK(c.upstream_ca == std::vector<std::string>{"/etc/hostname", "/etc/hostname"});
+  CHECK(c.upstream_insecure);
+  CHECK(c.threads == 1);  // the switch took no value from the next argument
+
+  config b;
+  const char* missing[] = {"gateway", "--upstream-ca", "/nonexistent/ca.pem"};
+  auto r = parse_args(3, missing, b);
+  CHECK(r.what == parse_outcome::action::error);
+  CHECK(r.message.find("--upstream-ca") != std::string::npos);
+  CHECK(r.message.find("cannot read the file") != std::string::npos);
+  config d;
+  const char* bad_scheme[] = {"gateway", "--backend", "ftp://10.0.0.5"};
+  r = parse_args(3, bad_scheme, d);
+  CHECK(r.what == parse_outcome::action::error);
+  CHECK(r.message.find("https://HOST:PORT") != std::string::npos);
+
+  config f;
+  std::string err;
+  REQUIRE(apply_config_text(R"({"backend": "https://api.example.com", "upstream_ca": ["/etc/hostname"],
+                               "upstream_insecure": true,
+                               "routes": [{"prefix": "/x/", "backend": "https://x.example:444", "host": "upstream"}]})",
+                            "c.json", f, err));
+  CHECK(f.backend == "https://api.example.com");
+  CHECK(f.upstream_ca.size() == 1);
+  CHECK(f.upstream_insecure);
+  REQUIRE(f.routes.size() == 1);
+  CHECK(f.routes[0].upstream_host);
+
+  const std::string text = help_text();
+  CHECK(text.find("--upstream-ca FILE") != std::string::npos);
+  CHECK(text.find("  --upstream-insecure ") != std::string::npos);
+}

@@ -30,8 +30,10 @@ TEST_CASE("a backend list gives members with weights, and names the bad item", "
   CHECK(m[1].url == "http://127.0.0.1:2");
   CHECK(m[1].weight == 3);
   CHECK(m[2].url == "http://h:3");
+  REQUIRE(core::parse_backend_list("https://api.example.com,http://127.0.0.1:2", m, err));
+  CHECK(m[0].url == "https://api.example.com");
   for (const char* bad : {"", "http://a:1,", "http://a:1,,http://b:1", "http://a:1;weight=0", "http://a:1;weight=1001",
-                          "http://a:1;weight=x", "http://a:1;w=2", "https://a:1", "http://a:1,http://a:1"}) {
+                          "http://a:1;weight=x", "http://a:1;w=2", "ftp://a:1", "https://", "http://a:1,http://a:1"}) {
     INFO(bad);
     CHECK_FALSE(core::parse_backend_list(bad, m, err));
     CHECK_FALSE(err.empty());
