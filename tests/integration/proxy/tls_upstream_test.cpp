@@ -53,11 +53,12 @@ std::string read_until(int fd, std::string_view needle, std::chrono::millisecond
   return got;
 }
 
-// The "checks_failed" figure of `member` in /metrics' upstream_members, or -1.
-long long checks_failed(std::uint16_t port, const std::string& member) {
+// The "checks_failed" figure of the member `url` (a name: the member is
+// its one address, localhost's 127.0.0.1) in /metrics' upstream_members, or -1.
+long long checks_failed(std::uint16_t port, const std::string& url) {
   auto r = get(port, "/metrics");
   if (!r) return -1;
-  const auto at = r->body.find("\"member\":\"" + member + "\"");
+  const auto at = r->body.find("\"member\":\"" + url + " (127.0.0.1)\"");
   if (at == std::string::npos) return -1;
   const auto key = r->body.find("\"checks_failed\":", at);
   if (key == std::string::npos) return -1;

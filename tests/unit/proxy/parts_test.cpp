@@ -34,17 +34,20 @@ TEST_CASE("backend URLs are parsed once: numeric addresses, names left for the r
   CHECK(b.host.empty());
   CHECK(proxy::parse_backend_url("http://10.1.2.3").endpoint.port() == 80);
   CHECK_FALSE(a.tls);
-  // https: TLS to the backend, default port 443, the host kept for SNI and the name check.
+  // https: TLS to the backend, default port 443; the certificate must name
+  // the host, or the numeric address.
   auto d = proxy::parse_backend_url("https://10.1.2.3");
   CHECK(d.tls);
   CHECK(d.endpoint.port() == 443);
-  CHECK(d.host == "10.1.2.3");
+  CHECK(d.host.empty());
+  CHECK(d.tls_name() == "10.1.2.3");
   auto e = proxy::parse_backend_url("https://localhost:8443/");
   CHECK(e.tls);
   CHECK(e.endpoint.port() == 8443);
   CHECK(e.host == "localhost");
+  CHECK(e.tls_name() == "localhost");
   CHECK(e.authority == "localhost:8443");
-  CHECK(proxy::parse_backend_url("https://[::1]:9443").host == "::1");
+  CHECK(proxy::parse_backend_url("https://[::1]:9443").tls_name() == "::1");
   for (const char* bad : {"127.0.0.1:80", "ftp://127.0.0.1:21", "https://", "https://127.0.0.1:0", "http://", "http://127.0.0.1:0",
                           "http://127.0.0.1:70000", "http://127.0.0.1:80/path", "http://127.0.0.1:x",
                           "http://[::1", "http://user@127.0.0.1:80", "http://127.0.0.1:", "http://[name]:80",
