@@ -30,6 +30,7 @@
 #include "gateway/json/reader.hpp"
 #include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/dns_responder.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/wait.hpp"
 #include "tests/support/test_server.hpp"
@@ -559,6 +560,35 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
     tls_moved({"upstream_tls_failures", "upstream_tls_verify_failures"}, before);
     gt.stop();
     gt.wait();
+  }
+
+  {
+    // Backend host names, on a second instance (this one's backends are
+    // numeric): resolved at start-up, an address change, a DNS server gone.
+    test::dns_responder dns("svc.gateway.test", {"127.0.0.1"}, 1);
+    auto named = test::test_config();
+    named.threads = 1;
+    named.rate_limit_enabled = false;
+    named.access_log = "off";
+    const std::string url = backend.url();
+    named.backend = "http://svc.gateway.test:" + url.substr(url.rfind(':') + 1);
+    named.dns_server = dns.server();
+    app::instance gn(named, stdout);
+    gn.start();
+    const figures nb = read_figures(gn.port());
+    CHECK(nb.at("dns_names") == 1);
+    CHECK(nb.at("dns_resolutions") >= 1);
+    for (const char* n : {"dns_names", "dns_resolutions"})
+      if (nb.at(n) != first.at(n) && last_known(port, n)) moved.insert(n);
+    dns.set({"127.0.0.2"}, 1);
+    CHECK(test::wait_until([&] { return read_figures(gn.port()).at("dns_changes") == 1; }, 5000ms));
+    dns.stop();
+    CHECK(test::wait_until([&] { return read_figures(gn.port()).at("dns_failures") >= 1; }, 5000ms));
+    const figures na = read_figures(gn.port());
+    for (const char* n : {"dns_changes", "dns_failures"})
+      if (na.at(n) != nb.at(n) && last_known(port, n)) moved.insert(n);
+    gn.stop();
+    gn.wait();
   }
 
   // Every exported series was moved above, and nothing else is exported.

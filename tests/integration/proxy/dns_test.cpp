@@ -32,16 +32,20 @@ struct backend_pair {
   unsigned port = 0;
   backend_pair() {
     const std::string bin = std::string(GATEWAY_BIN_DIR) + "/echo_backend";
-    a = std::make_unique<test::child_process>(
-        std::vector<std::string>{bin, "--listen", "127.0.0.1:0", "--delay", "100ms"});
-    auto line = a->wait_for_line("listening on", false, 10s);
-    REQUIRE(line);
-    port = test::port_after_listening_on(*line);
-    REQUIRE(port != 0);
-    b = std::make_unique<test::child_process>(
-        std::vector<std::string>{bin, "--listen", "127.0.0.2:" + std::to_string(port)});
-    line = b->wait_for_line("listening on", false, 10s);
-    REQUIRE(line);  // 127.0.0.2:PORT was free too
+    // The kernel picks a port free on 127.0.0.1; another test may hold it on
+    // 127.0.0.2 (tests run in parallel): then both start again on a new one.
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      a = std::make_unique<test::child_process>(
+          std::vector<std::string>{bin, "--listen", "127.0.0.1:0", "--delay", "100ms"});
+      auto line = a->wait_for_line("listening on", false, 10s);
+      REQUIRE(line);
+      port = test::port_after_listening_on(*line);
+      REQUIRE(port != 0);
+      b = std::make_unique<test::child_process>(
+          std::vector<std::string>{bin, "--listen", "127.0.0.2:" + std::to_string(port)});
+      if (b->wait_for_line("listening on", false, 10s)) return;
+    }
+    FAIL("no port was free on both 127.0.0.1 and 127.0.0.2 in 5 attempts");
   }
   std::string url() const { return std::string("http://") + name + ":" + std::to_string(port); }
   std::string member(const char* address) const { return url() + " (" + address + ")"; }
