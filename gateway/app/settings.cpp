@@ -160,6 +160,10 @@ std::string restart_only_changes(const core::config& a, const core::config& b) {
   note(a.listen.host != b.listen.host || a.listen.port != b.listen.port, "listen");
   note(a.threads != b.threads, "threads");
   note(a.proxy_protocol != b.proxy_protocol, "proxy_protocol");
+  note(a.tls_mode != b.tls_mode || a.tls_certs.empty() != b.tls_certs.empty() ||
+           a.tls_self_signed_pem != b.tls_self_signed_pem,
+       "tls (on or off, self-signed)");
+  note(a.tls_ticket_rotation != b.tls_ticket_rotation, "tls_ticket_rotation");
   note(a.max_body != b.max_body, "max_body");
   note(a.max_head != b.max_head, "max_head");
   note(a.max_target != b.max_target, "max_target");

@@ -26,6 +26,7 @@
 namespace gateway::net {
 
 class worker;
+class tls_stream;
 
 enum class conn_phase : std::uint8_t { idle, head, body, handler, write, linger };
 
@@ -37,6 +38,10 @@ struct connection_state {
 
   worker& owner;
   asio::ip::tcp::socket socket;
+  // With TLS on the listener: the stream over `socket` (its handshake state
+  // and session survive an idle spell: a session started after park()
+  // continues it). Null for plain HTTP.
+  std::unique_ptr<tls_stream> tls;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   conn_phase phase = conn_phase::idle;
   bool timed_out = false;

@@ -8,7 +8,8 @@
 
 namespace gateway::net {
 
-server::server(const core::config& cfg, const chain_factory& make_chain) : cfg_(cfg) {
+server::server(const core::config& cfg, const chain_factory& make_chain, std::shared_ptr<tls_terminator> tls)
+    : cfg_(cfg), tls_(std::move(tls)) {
   unsigned n = cfg_.threads ? cfg_.threads : std::max(1u, std::thread::hardware_concurrency());
   cfg_.threads = n;
   shards_ = std::make_unique<core::live_shard[]>(n);
@@ -22,6 +23,7 @@ server::server(const core::config& cfg, const chain_factory& make_chain) : cfg_(
   asio::ip::tcp::endpoint ep(address, cfg_.listen.port);
   for (unsigned i = 0; i < n; ++i) {
     auto w = std::make_unique<worker>(i, cfg_, shards_[i], *budget_, per_worker);
+    w->set_tls(tls_.get());
     try {
       w->open_listener(ep, n > 1);
     } catch (const std::system_error& e) {

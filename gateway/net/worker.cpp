@@ -9,6 +9,8 @@
 #include <exception>
 
 #include "gateway/net/connection.hpp"
+#include "gateway/net/tls_context.hpp"
+#include "gateway/net/tls_stream.hpp"
 
 namespace gateway::net {
 
@@ -181,7 +183,16 @@ void worker::admit(asio::ip::tcp::socket socket) {
     return;
   }
   core::bump(counters_.connections_total);
-  start_session(std::make_shared<connection_state>(*this, std::move(socket)));
+  auto state = std::make_shared<connection_state>(*this, std::move(socket));
+  if (tls_ != nullptr) {
+    state->tls = tls_->open(state->socket);
+    if (!state->tls) {
+      std::error_code ignored;
+      state->socket.close(ignored);
+      return;
+    }
+  }
+  start_session(std::move(state));
 }
 
 void worker::start_session(std::shared_ptr<connection_state> state) {

@@ -20,6 +20,7 @@
 namespace gateway::net {
 
 struct connection_state;
+class tls_terminator;
 class worker;
 
 // What a chain factory gets for one worker. Handlers may keep a reference
@@ -62,6 +63,9 @@ class worker {
   void open_listener(const asio::ip::tcp::endpoint& ep, bool reuse_port);
   std::uint16_t local_port() const;
   void build_chain(const chain_factory& make);
+  // HTTPS: every accepted connection gets a TLS stream on the terminator's
+  // current certificates (the terminator outlives the worker).
+  void set_tls(const tls_terminator* tls) noexcept { tls_ = tls; }
 
   // --- reload (any thread) ---
   // Builds a chain for this worker without installing it (handler set-up
@@ -124,6 +128,7 @@ class worker {
   std::size_t max_connections_;
   worker_env env_;
   std::optional<asio::ip::tcp::acceptor> acceptor_;
+  const tls_terminator* tls_ = nullptr;
   std::shared_ptr<chain_generation> chain_;
   asio::steady_timer sweep_timer_;
   std::chrono::nanoseconds sweep_period_;

@@ -16,6 +16,17 @@ namespace {
 constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 using namespace asio::experimental::awaitable_operators;
 
+// The two ends' operations under one name, so relay() is written once.
+auto read_some(asio::ip::tcp::socket& s, asio::mutable_buffer b) { return s.async_read_some(b, use_nothrow); }
+auto read_some(http::byte_stream& s, asio::mutable_buffer b) { return s.read_some(b); }
+auto write_all(asio::ip::tcp::socket& s, asio::const_buffer b) { return asio::async_write(s, b, use_nothrow); }
+auto write_all(http::byte_stream& s, asio::const_buffer b) { return s.write_all(b); }
+void shutdown_send(asio::ip::tcp::socket& s) noexcept {
+  std::error_code ignored;
+  s.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+}
+void shutdown_send(http::byte_stream& s) noexcept { s.shutdown_send(); }
+
 }  // namespace
 
 bool is_websocket_upgrade(const http::request& req) noexcept {
@@ -85,31 +96,30 @@ void upstream_tunnel::abort() noexcept { conn_.interrupt(); }
 void upstream_tunnel::expire() noexcept { close_both(); }
 
 void upstream_tunnel::close_both() noexcept {
-  std::error_code ignored;
-  // Shutting the client down (not closing it: the connection owns it) ends
+  // Interrupting the client (not closing it: the connection owns it) ends
   // a read pending on it; interrupting the upstream ends one pending there
   // (the other relay may still be awaiting it: run() closes it at the end).
-  if (client_ != nullptr) client_->shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  if (client_ != nullptr) client_->interrupt();
   conn_.interrupt();
 }
 
-asio::awaitable<void> upstream_tunnel::relay(asio::ip::tcp::socket& from, asio::ip::tcp::socket& to, char* buf) {
+template <class From, class To>
+asio::awaitable<void> upstream_tunnel::relay(From& from, To& to, char* buf) {
   co_await asio::this_coro::throw_if_cancelled(false);
   for (;;) {
-    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf, buf_size_), use_nothrow);
+    auto [ec, n] = co_await read_some(from, asio::buffer(buf, buf_size_));
     if (ec) {
       if (ec == asio::error::eof) {
         // Half close (RFC 9293 section 3.6): pass the FIN on, keep the
         // other direction open until it finishes too.
-        std::error_code ignored;
-        to.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        shutdown_send(to);
       } else {
         close_both();
       }
       co_return;
     }
     arm(idle_timeout_);
-    auto [wec, written] = co_await asio::async_write(to, asio::buffer(buf, n), use_nothrow);
+    auto [wec, written] = co_await write_all(to, asio::buffer(buf, n));
     (void)written;
     if (wec) {
       close_both();
@@ -119,7 +129,7 @@ asio::awaitable<void> upstream_tunnel::relay(asio::ip::tcp::socket& from, asio::
   }
 }
 
-asio::awaitable<void> upstream_tunnel::run(asio::ip::tcp::socket& client, std::string_view client_bytes,
+asio::awaitable<void> upstream_tunnel::run(http::byte_stream& client, std::string_view client_bytes,
                                            std::chrono::nanoseconds idle_timeout) {
   co_await asio::this_coro::throw_if_cancelled(false);
   client_ = &client;
@@ -134,7 +144,7 @@ asio::awaitable<void> upstream_tunnel::run(asio::ip::tcp::socket& client, std::s
     if (ec) co_return;
   }
   if (!upstream_bytes_.empty()) {
-    auto [ec, n] = co_await asio::async_write(client, asio::buffer(upstream_bytes_), use_nothrow);
+    auto [ec, n] = co_await client.write_all(asio::buffer(upstream_bytes_));
     (void)n;
     if (ec) co_return;
   }

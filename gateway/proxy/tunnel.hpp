@@ -50,14 +50,17 @@ class upstream_tunnel final : public http::tunnel, public http::upstream_guard {
                   core::arena& mem);
   ~upstream_tunnel() override;
 
-  asio::awaitable<void> run(asio::ip::tcp::socket& client, std::string_view client_bytes,
+  asio::awaitable<void> run(http::byte_stream& client, std::string_view client_bytes,
                             std::chrono::nanoseconds idle_timeout) override;
 
   // Hard shutdown: closes the upstream side now (the relays then end).
   void abort() noexcept override;
 
  private:
-  asio::awaitable<void> relay(asio::ip::tcp::socket& from, asio::ip::tcp::socket& to, char* buf);
+  // One direction: client to upstream or upstream to client (the client
+  // end is a byte stream, plain or TLS; the upstream end a socket).
+  template <class From, class To>
+  asio::awaitable<void> relay(From& from, To& to, char* buf);
   // No byte moved for the idle timeout.
   void expire() noexcept override;
   void close_both() noexcept;
@@ -67,7 +70,7 @@ class upstream_tunnel final : public http::tunnel, public http::upstream_guard {
   char* up_buf_;
   char* down_buf_;
   std::size_t buf_size_;
-  asio::ip::tcp::socket* client_ = nullptr;
+  http::byte_stream* client_ = nullptr;
   std::chrono::nanoseconds idle_timeout_{};
 };
 
