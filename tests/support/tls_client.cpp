@@ -186,6 +186,25 @@ std::optional<http_response> tls_client::read_response() {
   return r;
 }
 
+std::optional<std::string> tls_client::read_head() {
+  if (!ok_) return std::nullopt;
+  std::size_t end = 0;
+  while ((end = buf_.find("\r\n\r\n")) == std::string::npos)
+    if (!fill()) return std::nullopt;
+  std::string head = buf_.substr(0, end + 4);
+  buf_.erase(0, end + 4);
+  return head;
+}
+
+std::optional<std::string> tls_client::read_exact(std::size_t n) {
+  if (!ok_) return std::nullopt;
+  while (buf_.size() < n)
+    if (!fill()) return std::nullopt;
+  std::string out = buf_.substr(0, n);
+  buf_.erase(0, n);
+  return out;
+}
+
 bool tls_client::wait_closed() {
   if (!ok_) return true;
   char b[4096];

@@ -73,6 +73,10 @@ class tls_client {
   bool send(std::string_view bytes);
   // One response with Content-Length (or none: the body up to close).
   std::optional<http_response> read_response();
+  // Raw reads (a WebSocket after its 101): a head up to its blank line, or
+  // exactly `n` bytes; nullopt on close or timeout first.
+  std::optional<std::string> read_head();
+  std::optional<std::string> read_exact(std::size_t n);
   // True if the server closed the connection within the timeout.
   bool wait_closed();
 

@@ -7,11 +7,13 @@
 
 #include <openssl/ssl.h>
 
+#include <csignal>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "gateway/net/tls_context.hpp"
+#include "tests/integration/dev/websocket_peer.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/skip.hpp"
 #include "tests/support/test_server.hpp"
@@ -208,4 +210,170 @@ TEST_CASE("HTTPS session tickets resume TLS 1.2 and 1.3 sessions, on any worker,
     }
     SSL_SESSION_free(session);
   }
+}
+
+TEST_CASE("HTTPS reload: new certificates for new connections, open ones untouched, a bad file refused",
+          "[integration][tls]") {
+  test::temp_dir dir;
+  const std::string cert = dir.file("site.pem"), key = dir.file("site.key");
+  test::make_certificate({"old.test"}, cert, key);
+  auto cfg = test::test_config();
+  cfg.tls_certs = {cert};
+  cfg.tls_keys = {key};
+  test::running_server srv(cfg);
+  test::tls_client_options o;
+  o.server_name = "old.test";
+  test::tls_client open_before(srv.port(), o);
+  REQUIRE(open_before.connected());
+  CHECK(open_before.peer_common_name() == "old.test");
+
+  test::make_certificate({"new.test"}, cert, key);
+  std::string message;
+  REQUIRE(srv.app()->reload(cfg, message));
+  CHECK(message.find("TLS certificates: new.test (" + cert + ", default)") != std::string::npos);
+  {
+    test::tls_client after(srv.port(), o);
+    REQUIRE(after.connected());
+    CHECK(after.peer_common_name() == "new.test");
+  }
+  // The connection made before the reload goes on with its session.
+  REQUIRE(open_before.send(health));
+  auto r = open_before.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 200);
+
+  // A certificate file that no longer parses: the reload is refused and the
+  // certificates in use stay.
+  std::ofstream(cert, std::ios::trunc) << "-----BEGIN CERTIFICATE-----\nbroken\n";
+  CHECK_FALSE(srv.app()->reload(cfg, message));
+  CHECK(message == "--tls-cert " + cert + ": no PEM certificate in it");
+  test::tls_client still(srv.port(), o);
+  REQUIRE(still.connected());
+  CHECK(still.peer_common_name() == "new.test");
+}
+
+TEST_CASE("HTTPS: SIGHUP makes the gateway binary read its certificate files again", "[integration][tls]") {
+  test::temp_dir dir;
+  const std::string cert = dir.file("site.pem"), key = dir.file("site.key");
+  test::make_certificate({"first.test"}, cert, key);
+  test::child_process gw({std::string(GATEWAY_BIN_DIR) + "/gateway", "--listen", "127.0.0.1:0", "--threads", "1",
+                          "--access-log", "off", "--tls-cert", cert, "--tls-key", key});
+  const auto listening = gw.wait_for_line("listening on", true, 10s);
+  REQUIRE(listening);
+  CHECK(listening->find("(HTTPS)") != std::string::npos);
+  const auto port = static_cast<std::uint16_t>(test::port_after_listening_on(*listening));
+  REQUIRE(port != 0);
+  test::tls_client_options o;
+  {
+    test::tls_client c(port, o);
+    REQUIRE(c.connected());
+    CHECK(c.peer_common_name() == "first.test");
+  }
+  test::make_certificate({"second.test"}, cert, key);
+  const std::size_t from = gw.err().size();
+  gw.signal(SIGHUP);
+  REQUIRE(gw.wait_for_line("configuration reloaded", true, 10s, from));
+  {
+    test::tls_client c(port, o);
+    REQUIRE(c.connected());
+    CHECK(c.peer_common_name() == "second.test");
+  }
+  std::ofstream(key, std::ios::trunc) << "not a key\n";
+  const std::size_t from2 = gw.err().size();
+  gw.signal(SIGHUP);
+  const auto refused = gw.wait_for_line("reload REFUSED", true, 10s, from2);
+  REQUIRE(refused);
+  CHECK(refused->find("--tls-key " + key + ": no PEM private key") != std::string::npos);
+  {
+    test::tls_client c(port, o);
+    REQUIRE(c.connected());
+    CHECK(c.peer_common_name() == "second.test");
+  }
+  gw.signal(SIGTERM);
+  CHECK(gw.wait_exit(10s) == 0);
+}
+
+TEST_CASE("self-signed TLS (--tls self-signed): curl --cacert trusts the written PEM for localhost and 127.0.0.1, its fingerprint "
+          "is printed",
+          "[integration][tls]") {
+  const std::string curl = test::find_program("curl");
+  const std::string openssl = test::find_program("openssl");
+  GATEWAY_REQUIRE_AVAILABLE(!curl.empty() && !openssl.empty(), "curl and openssl are needed (scripts/deps.sh)");
+  test::temp_dir dir;
+  const std::string pem = dir.file("dev.pem");
+  test::child_process gw({std::string(GATEWAY_BIN_DIR) + "/gateway", "--listen", "127.0.0.1:0", "--threads", "1",
+                          "--access-log", "off", "--tls", "self-signed", "--tls-self-signed-pem", pem});
+  const auto listening = gw.wait_for_line("listening on", true, 10s);
+  REQUIRE(listening);
+  const auto port = test::port_after_listening_on(*listening);
+  REQUIRE(port != 0);
+  REQUIRE(gw.wait_for_line("certificate written to " + pem, true, 5s));
+  const auto printed = gw.err().find("SHA-256 fingerprint ");
+  REQUIRE(printed != std::string::npos);
+  const std::string fingerprint = gw.err().substr(printed + 20, 95);
+
+  test::child_process fp({openssl, "x509", "-in", pem, "-noout", "-fingerprint", "-sha256"});
+  REQUIRE(fp.wait_exit(10s) == 0);
+  CHECK(fp.out().find("=" + fingerprint) != std::string::npos);
+
+  for (const std::string host : {"localhost", "127.0.0.1"}) {
+    const std::string url = "https://" + host + ":" + std::to_string(port) + "/health";
+    test::child_process c({curl, "-sS", "--max-time", "10", "--cacert", pem, "-o", "-", "-w", "\n%{http_code}", url});
+    REQUIRE(c.wait_exit(15s) == 0);
+    INFO(c.out() << c.err());
+    CHECK(c.out().find("\"healthy\"") != std::string::npos);
+    CHECK(c.out().substr(c.out().size() - 3) == "200");
+  }
+  // Without --cacert, curl does not trust it.
+  test::child_process untrusted(
+      {curl, "-sS", "--max-time", "10", "https://localhost:" + std::to_string(port) + "/health"});
+  CHECK(untrusted.wait_exit(15s) != 0);
+  gw.signal(SIGTERM);
+  CHECK(gw.wait_exit(10s) == 0);
+}
+
+TEST_CASE("self-signed TLS (--tls self-signed): a WebSocket tunnel runs over TLS both ways", "[integration][tls]") {
+  test::ws::echo_server backend;
+  test::temp_dir dir;
+  auto cfg = test::test_config();
+  cfg.tls_mode = "self-signed";
+  cfg.tls_self_signed_pem = dir.file("dev.pem");
+  std::string err;
+  REQUIRE(core::add_route("/ws/", backend.url(), cfg.routes, err));
+  test::running_server srv(cfg);
+  auto client_owner = std::make_unique<test::tls_client>(srv.port(), trusting(cfg.tls_self_signed_pem));
+  auto& client = *client_owner;
+  REQUIRE(client.connected());
+  REQUIRE(client.send("GET /ws/chat HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+  auto head = client.read_head();
+  REQUIRE(head);
+  CHECK(head->rfind("HTTP/1.1 101 ", 0) == 0);
+  int matched = 0;
+  for (int i = 0; i < 50; ++i) {
+    std::string msg = "message " + std::to_string(i);
+    if (i % 10 == 0) msg.append(40000, 'x');  // more than one TLS record
+    REQUIRE(client.send(test::ws::encode({true, 0x1, msg}, true)));
+    auto h = client.read_exact(2);
+    REQUIRE(h);
+    std::uint64_t n = static_cast<unsigned char>((*h)[1]) & 0x7f;
+    if (n == 126) {
+      auto ext = client.read_exact(2);
+      REQUIRE(ext);
+      n = (static_cast<unsigned char>((*ext)[0]) << 8) | static_cast<unsigned char>((*ext)[1]);
+    } else if (n == 127) {
+      auto ext = client.read_exact(8);
+      REQUIRE(ext);
+      n = 0;
+      for (char c : *ext) n = (n << 8) | static_cast<unsigned char>(c);
+    }
+    auto payload = client.read_exact(static_cast<std::size_t>(n));
+    REQUIRE(payload);
+    if (*payload == msg) ++matched;
+  }
+  CHECK(matched == 50);
+  REQUIRE(client.send(test::ws::encode({true, 0x8, std::string("\x03\xe8", 2)}, true)));
+  CHECK(client.wait_closed());
+  client_owner.reset();  // our FIN: the tunnel's other direction ends
+  CHECK(test::wait_until([&] { return srv.server().live().connections == 0; }, 5s));
 }
