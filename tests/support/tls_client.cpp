@@ -64,6 +64,9 @@ tls_client::tls_client(std::uint16_t port, const tls_client_options& o) {
   ctx_ = SSL_CTX_new(TLS_client_method());
   if (o.min_version) SSL_CTX_set_min_proto_version(ctx_, o.min_version);
   if (o.max_version) SSL_CTX_set_max_proto_version(ctx_, o.max_version);
+  // An old-protocol client must really offer the old protocol (the
+  // library's default security level refuses TLS 1.0 and 1.1 itself).
+  if (o.max_version != 0 && o.max_version < TLS1_2_VERSION) SSL_CTX_set_security_level(ctx_, 0);
   if (!o.ca_file.empty()) {
     SSL_CTX_load_verify_locations(ctx_, o.ca_file.c_str(), nullptr);
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
@@ -128,6 +131,13 @@ std::string tls_client::peer_common_name() const {
 }
 
 SSL_SESSION* tls_client::take_session() const { return ssl_ != nullptr ? SSL_get1_session(ssl_) : nullptr; }
+
+bool tls_client::renegotiate() {
+  if (!ok_ || SSL_renegotiate(ssl_) != 1) return false;
+  const bool done = SSL_do_handshake(ssl_) == 1 && SSL_renegotiate_pending(ssl_) == 0;
+  ERR_clear_error();
+  return done;
+}
 
 bool tls_client::send(std::string_view bytes) {
   if (!ok_) return false;

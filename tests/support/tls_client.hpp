@@ -70,6 +70,9 @@ class tls_client {
   // The session to resume later (owned by the caller: SSL_SESSION_free).
   SSL_SESSION* take_session() const;
 
+  // Asks for a renegotiation (TLS 1.2) and runs its handshake; true if the
+  // server took part in it.
+  bool renegotiate();
   bool send(std::string_view bytes);
   // One response with Content-Length (or none: the body up to close).
   std::optional<http_response> read_response();

@@ -377,3 +377,138 @@ TEST_CASE("self-signed TLS (--tls self-signed): a WebSocket tunnel runs over TLS
   client_owner.reset();  // our FIN: the tunnel's other direction ends
   CHECK(test::wait_until([&] { return srv.server().live().connections == 0; }, 5s));
 }
+
+namespace {
+
+// The first bytes of a TLS ClientHello (RFC 8446 section 4.1.2): a
+// handshake record announcing 512 bytes, of which only these arrive.
+std::string partial_client_hello() {
+  std::string b = "\x16\x03\x01\x02\x00"  // record: handshake, TLS 1.0 record version, 512 bytes
+                  "\x01\x00\x01\xfc"      // ClientHello, 508 bytes
+                  "\x03\x03";             // legacy_version TLS 1.2
+  b.append(32, '\x5a');                   // random
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("hostile TLS: a stalled handshake is cut by the header timeout, garbage instead of a ClientHello is "
+          "closed at once",
+          "[integration][tls]") {
+  certs c;
+  auto cfg = tls_config(c);
+  cfg.header_timeout = 300ms;
+  test::running_server srv(cfg);
+  {
+    const auto start = std::chrono::steady_clock::now();
+    test::raw_client silent(srv.port());  // connects and sends nothing
+    CHECK(silent.wait_closed());
+    CHECK(std::chrono::steady_clock::now() - start < 3s);
+  }
+  {
+    const auto start = std::chrono::steady_clock::now();
+    test::raw_client stalled(srv.port());
+    REQUIRE(stalled.send(partial_client_hello()));  // and never the rest
+    CHECK(stalled.wait_closed());
+    CHECK(std::chrono::steady_clock::now() - start < 3s);
+  }
+  CHECK(srv.server().live().timeouts >= 2);
+  for (std::string_view garbage :
+       {std::string_view("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), std::string_view("\x16\x03\x01\x00\x05hello", 10),
+        std::string_view("\x16\x03\x03\x40\x00", 5), std::string_view("\x80\x2e\x01\x03\x01", 5)}) {
+    test::raw_client bad(srv.port(), 5000ms);
+    REQUIRE(bad.send(std::string(garbage) + std::string(600, '\x01')));
+    CHECK(bad.wait_closed());
+  }
+  // Still serving.
+  test::tls_client good(srv.port(), trusting(c.cert));
+  REQUIRE(good.connected());
+  REQUIRE(good.send(health));
+  REQUIRE(good.read_response());
+  CHECK(srv.server().live().session_exceptions == 0);
+}
+
+TEST_CASE("hostile TLS: a TLS 1.0 or 1.1 client is refused, a renegotiation is refused without harm",
+          "[integration][tls]") {
+  certs c;
+  test::running_server srv(tls_config(c));
+  for (int old : {TLS1_VERSION, TLS1_1_VERSION}) {
+    auto o = trusting(c.cert);
+    o.max_version = old;
+    test::tls_client client(srv.port(), o);
+    CHECK_FALSE(client.connected());
+    INFO(client.error());
+    CHECK(client.error().find("protocol version") != std::string::npos);  // the server's alert
+  }
+  {
+    auto o = trusting(c.cert);
+    o.max_version = TLS1_2_VERSION;
+    test::tls_client client(srv.port(), o);
+    REQUIRE(client.connected());
+    REQUIRE(client.send(health));
+    REQUIRE(client.read_response());
+    CHECK_FALSE(client.renegotiate());
+  }
+  // openssl s_client's own renegotiation ('R' on its input) is refused too.
+  const std::string openssl = test::find_program("openssl");
+  GATEWAY_REQUIRE_AVAILABLE(!openssl.empty(), "openssl is needed (scripts/deps.sh)");
+  test::temp_dir dir;
+  const std::string script = dir.file("renegotiate.sh");
+  std::ofstream(script) << "(sleep 0.5; printf 'R\\n'; sleep 1) | " << openssl << " s_client -connect 127.0.0.1:"
+                        << srv.port() << " -tls1_2 2>&1\n";
+  test::child_process sc({"/bin/sh", script});
+  REQUIRE(sc.wait_exit(20s));
+  INFO(sc.out());
+  CHECK(sc.out().find("RENEGOTIATING") != std::string::npos);
+  CHECK(sc.out().find("no renegotiation") != std::string::npos);
+  test::tls_client after(srv.port(), trusting(c.cert));
+  REQUIRE(after.connected());
+  REQUIRE(after.send(health));
+  REQUIRE(after.read_response());
+  CHECK(srv.server().live().session_exceptions == 0);
+}
+
+TEST_CASE("hostile TLS: 1,000 half-open handshakes beside normal clients: the clients are served, memory stays "
+          "bounded and comes back",
+          "[integration][tls]") {
+  certs c;
+  auto cfg = tls_config(c);
+  cfg.header_timeout = 3s;
+  test::running_server srv(cfg);
+  {
+    // Warm up (the first handshakes load OpenSSL's tables).
+    test::tls_client warm(srv.port(), trusting(c.cert));
+    REQUIRE(warm.connected());
+  }
+  const std::size_t before = test::rss_bytes();
+  std::vector<std::unique_ptr<test::raw_client>> half_open;
+  for (int i = 0; i < 1000; ++i) {
+    half_open.push_back(std::make_unique<test::raw_client>(srv.port(), 10000ms));
+    REQUIRE(half_open.back()->send(partial_client_hello()));
+  }
+  REQUIRE(test::wait_until([&] { return srv.server().live().connections >= 1000; }, 10s));
+  int served = 0;
+  for (int i = 0; i < 20; ++i) {
+    test::tls_client client(srv.port(), trusting(c.cert));
+    if (!client.connected() || !client.send(health)) continue;
+    auto r = client.read_response();
+    if (r && r->status == 200) ++served;
+  }
+  CHECK(served == 20);
+  const std::size_t during = test::rss_bytes();
+  const double per_connection = (static_cast<double>(during) - static_cast<double>(before)) / 1000.0;
+  INFO("RSS per half-open handshake: " << per_connection << " bytes");
+  // OpenSSL's record buffer and handshake buffer (about 17 and 16 KiB) are
+  // held while a handshake waits for the rest of a record.
+  if (test::rss_checks_apply) CHECK(per_connection < 64 * 1024);
+  // The header timeout ends every one of them.
+  CHECK(test::wait_until([&] { return srv.server().live().connections == 0; }, 10s));
+  int closed = 0;
+  for (auto& h : half_open) closed += h->wait_closed() ? 1 : 0;
+  CHECK(closed == 1000);
+  half_open.clear();
+  // The gateway's housekeeping gives freed memory back within seconds.
+  if (test::rss_checks_apply)
+    CHECK(test::wait_until([&] { return test::rss_bytes() < before + 8 * 1024 * 1024; }, 10s));
+  CHECK(srv.server().live().session_exceptions == 0);
+}
