@@ -2,6 +2,11 @@
 #   docker build -t gateway .
 #   docker run --rm -p 8080:8080 gateway --backend http://10.0.0.5:3000 --api-key "$KEY"
 # A static glibc binary cannot use NSS: give backends as numeric addresses.
+# HTTPS (OpenSSL is linked in): mount the certificates read-only and name them,
+#   docker run --rm -p 443:8443 -v /etc/letsencrypt/live/example.com:/certs:ro gateway \
+#     --listen 0.0.0.0:8443 --tls-cert /certs/fullchain.pem --tls-key /certs/privkey.pem \
+#     --backend http://10.0.0.5:3000
+# and `docker kill --signal HUP CONTAINER` after renewal re-reads them.
 
 # Build: Debian 12, the same packages as CI; scripts/static.sh configures
 # GATEWAY_STATIC=ON, builds, checks the binary is static and serves /health.

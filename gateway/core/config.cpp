@@ -881,7 +881,8 @@ std::string help_text() {
       "  anything else 404, before any auth or rate limit\n"
       "  (--rate-limit-exempt PATH takes an exact path out of the rate limit)\n"
       "\nSignals: SIGINT/SIGTERM stop accepting, drain in-flight requests, exit 0.\n"
-      "         SIGHUP re-reads the --config file and the files flags name (--api-keys-file, --jwt-jwks);\n"
+      "         SIGHUP re-reads the --config file and the files flags name (--api-keys-file, --jwt-jwks,\n"
+      "         --tls-cert, --tls-key);\n"
       "         a bad one is refused and the running settings stay.\n";
   return s;
 }
