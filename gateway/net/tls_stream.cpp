@@ -73,7 +73,8 @@ asio::awaitable<std::error_code> tls_stream::handshake() {
     const want w = classify(ssl_, r);
     if (w == want::eof) co_return asio::error::eof;
     if (w == want::error) co_return protocol_error();
-    if (auto ec = co_await wait_for(socket_, w)) co_return ec;
+    const std::error_code ec = co_await wait_for(socket_, w);
+    if (ec) co_return ec;
   }
 }
 
@@ -87,7 +88,8 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::read_some(asio::mutabl
     if (w == want::error) co_return io_result{protocol_error(), 0};
     // A read may have to write (a TLS 1.3 KeyUpdate answer): wait for what
     // OpenSSL asks for, then call again with the same arguments.
-    if (auto ec = co_await wait_for(socket_, w)) co_return io_result{ec, 0};
+    const std::error_code ec = co_await wait_for(socket_, w);
+    if (ec) co_return io_result{ec, 0};
   }
 }
 
@@ -103,7 +105,8 @@ asio::awaitable<std::error_code> tls_stream::write_bytes(const char* p, std::siz
     const want w = classify(ssl_, r);
     if (w == want::eof) co_return asio::error::eof;
     if (w == want::error) co_return protocol_error();
-    if (auto ec = co_await wait_for(socket_, w)) co_return ec;
+    const std::error_code ec = co_await wait_for(socket_, w);
+    if (ec) co_return ec;
   }
 }
 
@@ -133,16 +136,19 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::write(std::span<const 
     if (b.size() == 0) continue;
     const char* p = static_cast<const char*>(b.data());
     if (scratch_.size() + b.size() > record_payload) {
-      if (auto ec = co_await flush_scratch()) co_return io_result{ec, 0};
+      const std::error_code ec = co_await flush_scratch();
+      if (ec) co_return io_result{ec, 0};
     }
     if (b.size() >= record_payload) {
-      if (auto ec = co_await write_bytes(p, b.size())) co_return io_result{ec, 0};
+      const std::error_code ec = co_await write_bytes(p, b.size());
+      if (ec) co_return io_result{ec, 0};
     } else {
       if (scratch_.capacity() < record_payload) scratch_.reserve(record_payload);
       scratch_.append(p, b.size());
     }
   }
-  if (auto ec = co_await flush_scratch()) co_return io_result{ec, 0};
+  const std::error_code ec = co_await flush_scratch();
+  if (ec) co_return io_result{ec, 0};
   co_return io_result{std::error_code{}, total};
 }
 

@@ -306,8 +306,8 @@ TEST_CASE("the jwt-jwks flag takes a file, jwt-claim-header repeatable CLAIM=HEA
   CHECK(text.find("  --tls-cert FILE ") != std::string::npos);
   CHECK(text.find("  --tls-key FILE ") != std::string::npos);
   CHECK(text.find("  --tls off|self-signed ") != std::string::npos);
-  CHECK(text.find("  --tls-self-signed-pem FILE ") != std::string::npos);
-  CHECK(text.find("  --tls-ticket-rotation DURATION ") != std::string::npos);
+  CHECK(text.find("  --tls-self-signed-pem FILE\n") != std::string::npos);
+  CHECK(text.find("  --tls-ticket-rotation DURATION\n") != std::string::npos);
 }
 
 TEST_CASE("the rate-limit store flags take redis://HOST:PORT[/DB] (flag and config file) and says what is wrong",
