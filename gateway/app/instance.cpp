@@ -20,6 +20,8 @@ instance::instance(core::config cfg, std::FILE* access_log_out, pipeline_hook ad
   workers_.resize(cfg_.threads, nullptr);
   auto factory = pipeline_factory(settings_);
   std::shared_ptr<net::tls_terminator> tls;
+  if (cfg_.redirect_http && !net::tls_terminator::wanted(cfg_))
+    throw config_error("--redirect-http: needs TLS on the listener (--tls-cert and --tls-key, or --tls self-signed)");
   if (net::tls_terminator::wanted(cfg_)) {
     if (cfg_.proxy_protocol)
       throw config_error("--proxy-protocol: not supported together with TLS on the listener (--tls-cert, --tls)");

@@ -58,6 +58,9 @@ int run(const core::config& cfg) {
   } else if (tls) {
     std::fprintf(stderr, "gateway: TLS certificates: %s\n", tls->current()->describe().c_str());
   }
+  if (gw->server().redirect_port() != 0)
+    std::fprintf(stderr, "gateway: --redirect-http: plain HTTP on %s:%u answers 308 to https\n", c.listen.host.c_str(),
+                 static_cast<unsigned>(gw->server().redirect_port()));
   const std::string host = tls && !tls->self_signed_fingerprint().empty() ? std::string("localhost") : c.listen.host;
   std::fprintf(stderr, "gateway: try  curl %s-s %s://%s:%u/health\n", curl_opts.c_str(), scheme, host.c_str(),
                static_cast<unsigned>(gw->port()));

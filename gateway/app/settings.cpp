@@ -164,6 +164,7 @@ std::string restart_only_changes(const core::config& a, const core::config& b) {
            a.tls_self_signed_pem != b.tls_self_signed_pem,
        "tls (on or off, self-signed)");
   note(a.tls_ticket_rotation != b.tls_ticket_rotation, "tls_ticket_rotation");
+  note(a.redirect_http != b.redirect_http, "redirect_http");
   note(a.max_body != b.max_body, "max_body");
   note(a.max_head != b.max_head, "max_head");
   note(a.max_target != b.max_target, "max_target");

@@ -260,6 +260,23 @@ const std::vector<flag_spec>& flags() {
          c.tls_ticket_rotation = *d;
          return true;
        }},
+      {"--redirect-http", "PORT|off",
+       "also listen for plain HTTP on PORT (same address as --listen) and answer every request there with 308 "
+       "to https://HOST[:TLS port]/path; needs TLS on the listener",
+       [](const config& c) { return c.redirect_http ? std::to_string(*c.redirect_http) : std::string("off"); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v == "off") {
+           c.redirect_http.reset();
+           return true;
+         }
+         std::uint64_t n = 0;
+         if (!parse_uint(v, n) || n > 65535) {
+           err = "expected a port from 0 to 65535, or off";
+           return false;
+         }
+         c.redirect_http = static_cast<std::uint16_t>(n);
+         return true;
+       }},
       {"--upstream-connect-timeout", "DURATION", "time allowed to connect to the backend (504 after it)",
        show_duration(&config::upstream_connect_timeout), duration_flag(&config::upstream_connect_timeout)},
       {"--upstream-timeout", "DURATION", "time allowed for the backend's response head (504 after it)",

@@ -101,6 +101,7 @@ struct config {
   std::string tls_mode = "off";        // off (TLS when tls_certs is given) | self-signed
   std::string tls_self_signed_pem;     // where --tls self-signed writes its certificate (empty: the default)
   std::chrono::nanoseconds tls_ticket_rotation = 12h;  // session-ticket key lifetime (the previous one still decrypts)
+  std::optional<std::uint16_t> redirect_http;  // a plain port answering 308 to https (0: any free port)
 
   // Upstream (proxy) settings.
   std::chrono::nanoseconds upstream_connect_timeout = 2s;

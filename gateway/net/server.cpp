@@ -36,6 +36,15 @@ server::server(const core::config& cfg, const chain_factory& make_chain, std::sh
     w->build_chain(make_chain);
     workers_.push_back(std::move(w));
   }
+  if (cfg_.redirect_http) {
+    asio::ip::tcp::endpoint rep(address, *cfg_.redirect_http);
+    try {
+      workers_.front()->open_redirect_listener(rep, port_);
+    } catch (const std::system_error& e) {
+      throw std::system_error(e.code(), "--redirect-http: cannot listen on " + cfg_.listen.host + ":" +
+                                            std::to_string(rep.port()));
+    }
+  }
 }
 
 server::~server() {

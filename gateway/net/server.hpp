@@ -46,6 +46,8 @@ class server {
   std::span<const core::live_shard> stats() const noexcept { return {shards_.get(), workers_.size()}; }
   const core::config& cfg() const noexcept { return cfg_; }
   tls_terminator* tls() const noexcept { return tls_.get(); }
+  // The --redirect-http listener's port (0: none).
+  std::uint16_t redirect_port() const { return workers_.empty() ? 0 : workers_.front()->redirect_port(); }
 
  private:
   core::config cfg_;

@@ -512,3 +512,28 @@ TEST_CASE("hostile TLS: 1,000 half-open handshakes beside normal clients: the cl
     CHECK(test::wait_until([&] { return test::rss_bytes() < before + 8 * 1024 * 1024; }, 10s));
   CHECK(srv.server().live().session_exceptions == 0);
 }
+
+TEST_CASE("redirect to HTTPS (--redirect-http): plain HTTP on its port gets 308 to https, curl follows it to the TLS listener",
+          "[integration][tls]") {
+  const std::string curl = test::find_program("curl");
+  GATEWAY_REQUIRE_AVAILABLE(!curl.empty(), "curl is needed (scripts/deps.sh)");
+  certs c;
+  auto cfg = tls_config(c);
+  cfg.redirect_http = 0;
+  test::running_server srv(cfg);
+  const std::uint16_t plain = srv.server().redirect_port();
+  REQUIRE(plain != 0);
+  auto r = test::http_request(plain, "GET /health?x=1 HTTP/1.1\r\nHost: localhost:" + std::to_string(plain) + "\r\n\r\n");
+  REQUIRE(r);
+  CHECK(r->status == 308);
+  CHECK(r->header("location") == "https://localhost:" + std::to_string(srv.port()) + "/health?x=1");
+  auto bad = test::http_request(plain, "GET /health HTTP/1.1\r\n\r\n");
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+  test::child_process follow({curl, "-sS", "-L", "--max-time", "10", "--cacert", c.cert, "-o", "-", "-w",
+                              "\n%{http_code} %{num_redirects}", "http://localhost:" + std::to_string(plain) + "/health"});
+  REQUIRE(follow.wait_exit(15s) == 0);
+  INFO(follow.out() << follow.err());
+  CHECK(follow.out().find("\"healthy\"") != std::string::npos);
+  CHECK(follow.out().find("\n200 1") != std::string::npos);
+}
