@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "gateway/core/backend_list.hpp"
+#include "gateway/net/tls_context.hpp"
 #include "gateway/proxy/backend_address.hpp"
 
 namespace gateway::app {
@@ -205,6 +206,14 @@ bool check_config(const core::config& given, std::string& message) {
     asio::ip::make_address(cfg.listen.host, ec);
     if (ec) throw std::runtime_error("--listen: '" + cfg.listen.host + "' is not a numeric IP address");
     auto s = make_settings(cfg);
+    std::string tls_note;
+    if (cfg.tls_mode != "self-signed" && (!cfg.tls_certs.empty() || !cfg.tls_keys.empty())) {
+      // The certificate files as a start would load them (nothing listens).
+      net::tls_terminator tls(cfg);
+      tls_note = ", TLS certificates: " + tls.current()->describe();
+    } else if (cfg.tls_mode == "self-signed") {
+      tls_note = ", TLS self-signed";
+    }
     if (!cfg.backend.empty()) check_group(cfg.backend);
     for (const auto& r : cfg.routes) {
       try {
@@ -215,7 +224,8 @@ bool check_config(const core::config& given, std::string& message) {
     }
     message = "configuration OK" + std::string(cfg.config_file.empty() ? "" : " (" + cfg.config_file + ")") +
               ": listen " + cfg.listen.host + ":" + std::to_string(cfg.listen.port) + ", /api/ -> " +
-              (cfg.backend.empty() ? std::string("embedded echo backend") : cfg.backend) + describe_routes(cfg);
+              (cfg.backend.empty() ? std::string("embedded echo backend") : cfg.backend) + tls_note +
+              describe_routes(cfg);
     return true;
   } catch (const std::exception& e) {
     message = e.what();

@@ -12,6 +12,12 @@
 // sheds its session: the read buffer, the response-head string and the
 // session's coroutine frame are freed, and it waits for readability
 // holding none of them; a new session starts when bytes arrive.
+// With TLS on the listener, the connection's tls_stream (net/tls_stream.hpp)
+// carries every read and write: the handshake runs once, within
+// --header-timeout, before the first request; the stream (its handshake and
+// keys) stays with the connection_state across idle spells. A parked TLS
+// connection waits for the raw socket's readability: it sheds only while a
+// read waits for the socket, when OpenSSL holds no complete record.
 #include <asio/awaitable.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <memory>

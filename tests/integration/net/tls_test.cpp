@@ -137,6 +137,19 @@ TEST_CASE("HTTPS start-up errors name the flag: missing, unreadable, not PEM, un
   }
 }
 
+TEST_CASE("HTTPS: --check-config loads the certificate files and says what is wrong with them", "[integration][tls]") {
+  certs a;
+  certs b;
+  const std::string gateway = std::string(GATEWAY_BIN_DIR) + "/gateway";
+  test::child_process ok({gateway, "--check-config", "--tls-cert", a.cert, "--tls-key", a.key});
+  REQUIRE(ok.wait_exit(10s) == 0);
+  CHECK(ok.out().find("TLS certificates: localhost (" + a.cert + ", default)") != std::string::npos);
+  test::child_process bad({gateway, "--check-config", "--tls-cert", a.cert, "--tls-key", b.key});
+  REQUIRE(bad.wait_exit(10s) == 1);
+  CHECK(bad.err().find("--tls-key " + b.key + " does not match the certificate in --tls-cert " + a.cert) !=
+        std::string::npos);
+}
+
 TEST_CASE("HTTPS: the server name (SNI) picks the certificate, the first pair is the default",
           "[integration][tls]") {
   test::temp_dir dir;
