@@ -170,6 +170,10 @@ void tls_stream::shutdown_send() noexcept {
 
 void tls_stream::interrupt() noexcept { net::interrupt(socket_); }
 
-void tls_stream::release_idle() noexcept { std::string().swap(scratch_); }
+void tls_stream::release_idle() noexcept {
+  std::string().swap(scratch_);
+  // Record buffers that still hold nothing (refused when they hold data).
+  SSL_free_buffers(ssl_);
+}
 
 }  // namespace gateway::net
