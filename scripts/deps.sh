@@ -3,7 +3,7 @@
 # when some are missing (quick and silent when all are there).
 set -euo pipefail
 
-packages=(g++ cmake ninja-build pkg-config libasio-dev node-llhttp zlib1g-dev libssl-dev libhiredis-dev catch2 curl redis-server)
+packages=(g++ cmake ninja-build pkg-config libasio-dev node-llhttp zlib1g-dev libssl-dev libhiredis-dev catch2 curl openssl redis-server)
 if [ "${GATEWAY_DEPS_EXTRA:-}" != "" ]; then
   # shellcheck disable=SC2206
   packages+=(${GATEWAY_DEPS_EXTRA})
