@@ -8,6 +8,11 @@
 # over that file (or the directory) read-only, or add CAs with --upstream-ca:
 #   docker run --rm -p 8080:8080 -v /etc/ssl/certs:/etc/ssl/certs:ro \
 #     -v "$PWD/ca.pem:/ca.pem:ro" gateway --backend https://10.0.0.5:8443 --upstream-ca /ca.pem
+# HTTPS for clients: mount the certificates read-only and name them,
+#   docker run --rm -p 443:8443 -v /etc/letsencrypt/live/example.com:/certs:ro gateway \
+#     --listen 0.0.0.0:8443 --tls-cert /certs/fullchain.pem --tls-key /certs/privkey.pem \
+#     --backend http://10.0.0.5:3000
+# and `docker kill --signal HUP CONTAINER` after renewal re-reads them.
 
 # Build: Debian 12, the same packages as CI; scripts/static.sh configures
 # GATEWAY_STATIC=ON, builds, checks the binary is static and serves /health.

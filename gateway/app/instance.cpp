@@ -20,10 +20,25 @@ instance::instance(core::config cfg, std::FILE* access_log_out, pipeline_hook ad
   state_->set_limiter(settings_->limiter);
   workers_.resize(cfg_.threads, nullptr);
   auto factory = pipeline_factory(settings_);
-  server_ = std::make_unique<net::server>(cfg_, [this, &factory](net::worker_env& env) {
-    if (env.index < workers_.size()) workers_[env.index] = env.owner;
-    return factory(env);
-  });
+  std::shared_ptr<net::tls_terminator> tls;
+  if (cfg_.redirect_http && !net::tls_terminator::wanted(cfg_))
+    throw config_error("--redirect-http: needs TLS on the listener (--tls-cert and --tls-key, or --tls self-signed)");
+  if (net::tls_terminator::wanted(cfg_)) {
+    if (cfg_.proxy_protocol)
+      throw config_error("--proxy-protocol: not supported together with TLS on the listener (--tls-cert, --tls)");
+    try {
+      tls = std::make_shared<net::tls_terminator>(cfg_);
+    } catch (const net::tls_error& e) {
+      throw config_error(e.what());
+    }
+  }
+  server_ = std::make_unique<net::server>(
+      cfg_,
+      [this, &factory](net::worker_env& env) {
+        if (env.index < workers_.size()) workers_[env.index] = env.owner;
+        return factory(env);
+      },
+      std::move(tls));
   register_metrics();
 }
 
@@ -109,6 +124,17 @@ bool instance::reload(core::config next, std::string& message) {
   }
   std::vector<std::shared_ptr<net::chain_generation>> pipelines;
   std::shared_ptr<const settings> s;
+  // New certificates are read first and installed with the new pipelines:
+  // a bad file refuses the whole reload, and the running ones stay.
+  std::shared_ptr<const net::tls_context> tls;
+  if (auto* t = server_->tls()) {
+    try {
+      tls = t->prepare(next);
+    } catch (const net::tls_error& e) {
+      message = e.what();
+      return false;
+    }
+  }
   try {
     s = make_settings(next, same_limiter(settings_->cfg, next) ? settings_->limiter : nullptr);
     resolve_backend_names(next, *state_->names);  // names new to this configuration
@@ -128,6 +154,7 @@ bool instance::reload(core::config next, std::string& message) {
   // never does, and nothing waits for it past the deadline.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   for (auto& f : swapped) f.wait_until(deadline);
+  if (tls) server_->tls()->install(tls);
   state_->set_limiter(s->limiter);
   settings_ = std::move(s);
   state_->members.prune();  // members of routes the old pipelines had (those still running go next time)
@@ -135,6 +162,7 @@ bool instance::reload(core::config next, std::string& message) {
   message = std::to_string(settings_->cfg.routes.size() + 1) + " proxied routes" + describe_routes(settings_->cfg);
   if (settings_->jwt && settings_->jwt->options().jwks)
     message += "\n  --jwt-jwks: " + settings_->jwt->options().jwks->describe();
+  if (tls) message += "\n  TLS certificates: " + tls->describe();
   return true;
 }
 

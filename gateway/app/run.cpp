@@ -2,6 +2,8 @@
 #include <cstdio>
 #include <pthread.h>
 
+#include <string>
+
 #include "gateway/app/instance.hpp"
 #include "gateway/core/memory.hpp"
 
@@ -37,12 +39,32 @@ int run(const core::config& cfg) {
   }
   gw->start();
   const auto& c = gw->cfg();
-  std::fprintf(stderr, "gateway: listening on %s:%u with %u worker threads\n", c.listen.host.c_str(),
-               static_cast<unsigned>(gw->port()), gw->server().worker_count());
+  const net::tls_terminator* tls = gw->server().tls();
+  const char* scheme = tls ? "https" : "http";
+  std::fprintf(stderr, "gateway: listening on %s:%u with %u worker threads%s\n", c.listen.host.c_str(),
+               static_cast<unsigned>(gw->port()), gw->server().worker_count(), tls ? " (HTTPS)" : "");
   // With --proxy-protocol a plain request is refused; curl can send a v1 header itself.
-  const char* curl_proxy = c.proxy_protocol ? "--haproxy-protocol " : "";
-  std::fprintf(stderr, "gateway: try  curl %s-s http://%s:%u/health\n", curl_proxy, c.listen.host.c_str(),
+  std::string curl_opts = c.proxy_protocol ? "--haproxy-protocol " : "";
+  if (tls && !tls->self_signed_fingerprint().empty()) {
+    std::fprintf(stderr, "gateway: --tls self-signed: certificate for localhost, 127.0.0.1, ::1, SHA-256 fingerprint %s\n",
+                 tls->self_signed_fingerprint().c_str());
+    if (!tls->self_signed_pem_path().empty()) {
+      std::fprintf(stderr, "gateway: --tls self-signed: certificate written to %s\n", tls->self_signed_pem_path().c_str());
+      curl_opts += "--cacert " + tls->self_signed_pem_path() + " ";
+    } else {
+      std::fprintf(stderr, "gateway: --tls self-signed: WARNING: %s\n", tls->self_signed_warning().c_str());
+      curl_opts += "-k ";
+    }
+  } else if (tls) {
+    std::fprintf(stderr, "gateway: TLS certificates: %s\n", tls->current()->describe().c_str());
+  }
+  if (gw->server().redirect_port() != 0)
+    std::fprintf(stderr, "gateway: --redirect-http: plain HTTP on %s:%u answers 308 to https\n", c.listen.host.c_str(),
+                 static_cast<unsigned>(gw->server().redirect_port()));
+  const std::string host = tls && !tls->self_signed_fingerprint().empty() ? std::string("localhost") : c.listen.host;
+  std::fprintf(stderr, "gateway: try  curl %s-s %s://%s:%u/health\n", curl_opts.c_str(), scheme, host.c_str(),
                static_cast<unsigned>(gw->port()));
+  const char* curl_proxy = curl_opts.c_str();
   if (gw->demo_backend())
     std::fprintf(stderr, "gateway: no --backend given: /api/ goes to an embedded echo backend at %s\n", c.backend.c_str());
   if (!c.routes.empty()) std::fprintf(stderr, "gateway: routes:%s\n", describe_routes(c).c_str());
@@ -51,8 +73,8 @@ int run(const core::config& cfg) {
                  "gateway: WARNING: --upstream-insecure: certificates of https:// backends are NOT verified; "
                  "for development only\n");
   if (!c.api_keys.empty())
-    std::fprintf(stderr, "gateway: and  curl %s-s -H 'X-API-Key: %s' http://%s:%u/api/hello\n", curl_proxy,
-                 c.api_keys.front().c_str(), c.listen.host.c_str(), static_cast<unsigned>(gw->port()));
+    std::fprintf(stderr, "gateway: and  curl %s-s -H 'X-API-Key: %s' %s://%s:%u/api/hello\n", curl_proxy,
+                 c.api_keys.front().c_str(), scheme, host.c_str(), static_cast<unsigned>(gw->port()));
   else if (c.api_keys_file.empty() && c.jwt_secret.empty() && c.jwt_jwks.empty())
     std::fprintf(stderr, "gateway: no --api-key, --jwt-secret or --jwt-jwks given: /api/ and /logs will answer 401\n");
   if (auto s = gw->current_settings(); s->jwt && s->jwt->options().jwks)

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "gateway/core/backend_list.hpp"
+#include "gateway/net/tls_context.hpp"
 #include "gateway/proxy/backend_address.hpp"
 
 namespace gateway::app {
@@ -207,6 +208,11 @@ std::string restart_only_changes(const core::config& a, const core::config& b) {
   note(a.listen.host != b.listen.host || a.listen.port != b.listen.port, "listen");
   note(a.threads != b.threads, "threads");
   note(a.proxy_protocol != b.proxy_protocol, "proxy_protocol");
+  note(a.tls_mode != b.tls_mode || a.tls_certs.empty() != b.tls_certs.empty() ||
+           a.tls_self_signed_pem != b.tls_self_signed_pem,
+       "tls (on or off, self-signed)");
+  note(a.tls_ticket_rotation != b.tls_ticket_rotation, "tls_ticket_rotation");
+  note(a.redirect_http != b.redirect_http, "redirect_http");
   note(a.max_body != b.max_body, "max_body");
   note(a.max_head != b.max_head, "max_head");
   note(a.max_target != b.max_target, "max_target");
@@ -247,6 +253,14 @@ bool check_config(const core::config& given, std::string& message) {
     asio::ip::make_address(cfg.listen.host, ec);
     if (ec) throw std::runtime_error("--listen: '" + cfg.listen.host + "' is not a numeric IP address");
     auto s = make_settings(cfg);
+    std::string tls_note;
+    if (cfg.tls_mode != "self-signed" && (!cfg.tls_certs.empty() || !cfg.tls_keys.empty())) {
+      // The certificate files as a start would load them (nothing listens).
+      net::tls_terminator tls(cfg);
+      tls_note = ", TLS certificates: " + tls.current()->describe();
+    } else if (cfg.tls_mode == "self-signed") {
+      tls_note = ", TLS self-signed";
+    }
     if (!cfg.backend.empty()) check_group(cfg.backend);
     for (const auto& r : cfg.routes) {
       try {
@@ -259,7 +273,8 @@ bool check_config(const core::config& given, std::string& message) {
     resolve_backend_names(cfg, names);
     message = "configuration OK" + std::string(cfg.config_file.empty() ? "" : " (" + cfg.config_file + ")") +
               ": listen " + cfg.listen.host + ":" + std::to_string(cfg.listen.port) + ", /api/ -> " +
-              (cfg.backend.empty() ? std::string("embedded echo backend") : cfg.backend) + describe_routes(cfg);
+              (cfg.backend.empty() ? std::string("embedded echo backend") : cfg.backend) + tls_note +
+              describe_routes(cfg);
     return true;
   } catch (const std::exception& e) {
     message = e.what();

@@ -228,6 +228,90 @@ const std::vector<flag_spec>& flags() {
          }
          return true;
        }},
+      {"--tls-cert", "FILE",
+       "serve HTTPS (TLS 1.2 and 1.3) with this PEM certificate (the leaf first, then its chain); repeatable, "
+       "each with its --tls-key in the same order: the client's server name (SNI) picks the certificate whose "
+       "names match, the first is the default; SIGHUP re-reads the files (a bad one is refused, the old stay)",
+       [](const config&) { return std::string("none"); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v.empty()) {
+           err = "expected a file name";
+           return false;
+         }
+         if (c.tls_certs.size() >= 64) {
+           err = "at most 64 certificates";
+           return false;
+         }
+         c.tls_certs.emplace_back(v);
+         return true;
+       }},
+      {"--tls-key", "FILE", "the PEM private key of the --tls-cert at the same position; repeatable",
+       [](const config&) { return std::string("none"); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v.empty()) {
+           err = "expected a file name";
+           return false;
+         }
+         if (c.tls_keys.size() >= 64) {
+           err = "at most 64 keys";
+           return false;
+         }
+         c.tls_keys.emplace_back(v);
+         return true;
+       }},
+      {"--tls", "off|self-signed",
+       "self-signed: serve HTTPS for local development with a certificate made at start-up for localhost, "
+       "127.0.0.1 and ::1 (printed: its SHA-256 fingerprint and the file its PEM is written to, for curl "
+       "--cacert or a browser exception)",
+       [](const config& c) { return c.tls_mode; },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v != "off" && v != "self-signed") {
+           err = "expected off or self-signed (certificates from files: --tls-cert and --tls-key)";
+           return false;
+         }
+         c.tls_mode = std::string(v);
+         return true;
+       }},
+      {"--tls-self-signed-pem", "FILE", "where --tls self-signed writes its certificate (PEM)",
+       [](const config&) { return std::string("$TMPDIR/gateway-localhost.pem (TMPDIR unset: /tmp)"); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v.empty()) {
+           err = "expected a file name";
+           return false;
+         }
+         c.tls_self_signed_pem = std::string(v);
+         return true;
+       }},
+      {"--tls-ticket-rotation", "DURATION",
+       "session tickets (resumption without a full handshake) are encrypted with a key the gateway makes and "
+       "replaces this often; the previous key still decrypts, so a ticket is good for one to two periods",
+       show_duration(&config::tls_ticket_rotation),
+       [](config& c, std::string_view v, std::string& err) {
+         auto d = parse_duration(v);
+         if (!d || *d < std::chrono::seconds(1) || *d > std::chrono::hours(24 * 7)) {
+           err = "expected a duration from 1s to 168h, like 12h";
+           return false;
+         }
+         c.tls_ticket_rotation = *d;
+         return true;
+       }},
+      {"--redirect-http", "PORT|off",
+       "also listen for plain HTTP on PORT (same address as --listen) and answer every request there with 308 "
+       "to https://HOST[:TLS port]/path; needs TLS on the listener",
+       [](const config& c) { return c.redirect_http ? std::to_string(*c.redirect_http) : std::string("off"); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v == "off") {
+           c.redirect_http.reset();
+           return true;
+         }
+         std::uint64_t n = 0;
+         if (!parse_uint(v, n) || n > 65535) {
+           err = "expected a port from 0 to 65535, or off";
+           return false;
+         }
+         c.redirect_http = static_cast<std::uint16_t>(n);
+         return true;
+       }},
       {"--upstream-connect-timeout", "DURATION", "time allowed to connect to the backend (504 after it)",
        show_duration(&config::upstream_connect_timeout), duration_flag(&config::upstream_connect_timeout)},
       {"--upstream-timeout", "DURATION", "time allowed for the backend's response head (504 after it)",
@@ -749,7 +833,8 @@ bool add_route(std::string_view prefix, std::string_view backend, std::vector<ro
 
 bool is_repeatable_flag(std::string_view flag) noexcept {
   return flag == "--api-key" || flag == "--validate" || flag == "--route" || flag == "--rate-limit-exempt" ||
-         flag == "--trusted-proxy" || flag == "--backend" || flag == "--jwt-claim-header" || flag == "--upstream-ca";
+         flag == "--trusted-proxy" || flag == "--backend" || flag == "--jwt-claim-header" || flag == "--upstream-ca" ||
+         flag == "--tls-cert" || flag == "--tls-key";
 }
 
 bool is_setting(std::string_view flag) noexcept {
@@ -889,7 +974,8 @@ std::string help_text() {
       "  anything else 404, before any auth or rate limit\n"
       "  (--rate-limit-exempt PATH takes an exact path out of the rate limit)\n"
       "\nSignals: SIGINT/SIGTERM stop accepting, drain in-flight requests, exit 0.\n"
-      "         SIGHUP re-reads the --config file and the files flags name (--api-keys-file, --jwt-jwks);\n"
+      "         SIGHUP re-reads the --config file and the files flags name (--api-keys-file, --jwt-jwks,\n"
+      "         --tls-cert, --tls-key);\n"
       "         a bad one is refused and the running settings stay.\n";
   return s;
 }

@@ -94,6 +94,15 @@ struct config {
   bool proxy_protocol = false;  // every connection starts with a PROXY protocol v1/v2 header
   cidr_set trusted_proxies;     // peers whose X-Forwarded-For names the client
 
+  // Client-side TLS (net/tls_context.hpp): the listener speaks HTTPS when
+  // certificates are given or tls_mode is "self-signed".
+  std::vector<std::string> tls_certs;  // PEM certificate (and chain) files, one per --tls-cert
+  std::vector<std::string> tls_keys;   // PEM private keys, paired with tls_certs by position
+  std::string tls_mode = "off";        // off (TLS when tls_certs is given) | self-signed
+  std::string tls_self_signed_pem;     // where --tls self-signed writes its certificate (empty: the default)
+  std::chrono::nanoseconds tls_ticket_rotation = 12h;  // session-ticket key lifetime (the previous one still decrypts)
+  std::optional<std::uint16_t> redirect_http;  // a plain port answering 308 to https (0: any free port)
+
   // Upstream (proxy) settings.
   std::chrono::nanoseconds upstream_connect_timeout = 2s;
   std::chrono::nanoseconds upstream_timeout = 30s;       // request sent -> response head received (504 after)

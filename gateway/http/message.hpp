@@ -3,11 +3,13 @@
 // into the connection's read buffer (head bytes, stable until the request
 // ends) or the request arena; nothing here outlives the request.
 #include <asio/awaitable.hpp>
+#include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 #include "gateway/http/header_list.hpp"
@@ -44,18 +46,39 @@ class body_source {
   virtual bool finished() const noexcept { return false; }
 };
 
+// The client's end of a connection as a byte stream: the TCP socket, or the
+// TLS stream on it (net/tls_stream.hpp). Declared here so a tunnel can relay
+// a client's bytes without knowing which; implemented in net/. One read and
+// one write may be pending at once (a tunnel relays both ways). Runs on the
+// connection's worker thread.
+class byte_stream {
+ public:
+  using io_result = std::tuple<std::error_code, std::size_t>;
+  virtual asio::awaitable<io_result> read_some(asio::mutable_buffer into) = 0;
+  // Writes all of `bytes` (an error code and the count written otherwise).
+  virtual asio::awaitable<io_result> write_all(asio::const_buffer bytes) = 0;
+  // Half close: no more bytes from us (TLS: close_notify, then FIN).
+  virtual void shutdown_send() noexcept = 0;
+  // Ends both directions and any pending operation (net/interrupt.hpp);
+  // the connection closes the socket afterwards.
+  virtual void interrupt() noexcept = 0;
+
+ protected:
+  ~byte_stream() = default;
+};
+
 // An upgraded connection (RFC 9110 section 7.8), e.g. a WebSocket: set by a
 // handler that answered 101 and holds the other end (the proxy's upstream
 // socket). The connection writes the 101 head with res.headers as they are
 // (the handler includes Upgrade and Connection: upgrade), then awaits run()
-// with its socket and the client bytes already read past the request; run()
+// with its byte stream and the client bytes already read past the request; run()
 // relays bytes both ways until both sides are done, either fails, or no
 // byte moves for `idle_timeout`. The connection closes afterwards. Arena-
 // owned, like a body_source; runs on the worker's thread.
 class tunnel {
  public:
   virtual ~tunnel() = default;
-  virtual asio::awaitable<void> run(asio::ip::tcp::socket& client, std::string_view client_bytes,
+  virtual asio::awaitable<void> run(byte_stream& client, std::string_view client_bytes,
                                     std::chrono::nanoseconds idle_timeout) = 0;
 };
 

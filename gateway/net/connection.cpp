@@ -17,6 +17,7 @@
 #include "gateway/http/serializer.hpp"
 #include "gateway/net/interrupt.hpp"
 #include "gateway/net/proxy_protocol.hpp"
+#include "gateway/net/tls_stream.hpp"
 #include "gateway/net/worker.hpp"
 
 namespace gateway::net {
@@ -115,10 +116,40 @@ struct body_builder {
   }
 };
 
+// The socket as the session's stream: each operation is the plain Asio one
+// (no frame or copy of its own), so a plain connection runs the same code
+// as without TLS support. Also the byte stream a tunnel relays.
+class plain_stream final : public http::byte_stream {
+ public:
+  static constexpr bool is_tls = false;
+  explicit plain_stream(asio::ip::tcp::socket& s) noexcept : s_(s) {}
+  asio::awaitable<io_result> read_some(asio::mutable_buffer into) override {
+    return s_.async_read_some(into, use_nothrow);
+  }
+  asio::awaitable<io_result> write(std::span<const asio::const_buffer> bufs) {
+    return asio::async_write(s_, bufs, use_nothrow);
+  }
+  asio::awaitable<io_result> write_all(asio::const_buffer bytes) override {
+    return asio::async_write(s_, bytes, use_nothrow);
+  }
+  void shutdown_send() noexcept override {
+    std::error_code ignored;
+    s_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  }
+  void interrupt() noexcept override { net::interrupt(s_); }
+
+ private:
+  asio::ip::tcp::socket& s_;
+};
+
+// The session is written once for both kinds of connection: Io is
+// plain_stream (the socket itself, the same operations as a plain Asio
+// session) or tls_stream.
+template <class Io>
 class session {
  public:
-  session(connection_state& st)
-      : st_(st), w_(st.owner), cfg_(w_.cfg()), in_(2048), mem_(w_.arena_blocks()) {}
+  session(connection_state& st, Io& io)
+      : st_(st), w_(st.owner), cfg_(w_.cfg()), io_(io), in_(2048), mem_(w_.arena_blocks()) {}
   ~session() { release_budget(); }
   session(const session&) = delete;
   session& operator=(const session&) = delete;
@@ -171,6 +202,7 @@ class session {
   connection_state& st_;
   worker& w_;
   const core::config& cfg_;
+  Io& io_;
   read_buffer in_;
   http::request_parser parser_;
   // The chain the current request runs on (a reload may install another
@@ -184,17 +216,19 @@ class session {
   bool shed_ = false;
 };
 
-asio::awaitable<bool> session::write_all(std::span<const asio::const_buffer> bufs) {
+template <class Io>
+asio::awaitable<bool> session<Io>::write_all(std::span<const asio::const_buffer> bufs) {
   std::size_t total = 0;
   for (const auto& b : bufs) total += b.size();
   // A write deadline is pushed forward on each completed partial write by
   // the async_write loop itself; a client that reads nothing times out.
-  auto [ec, n] = co_await asio::async_write(st_.socket, bufs, use_nothrow);
+  auto [ec, n] = co_await io_.write(bufs);
   (void)n;
   co_return !ec && n == total;
 }
 
-asio::awaitable<void> session::send_error(int status, std::string_view message, bool http10, bool retry_after) {
+template <class Io>
+asio::awaitable<void> session<Io>::send_error(int status, std::string_view message, bool http10, bool retry_after) {
   http::response res;
   res.status = status;
   res.close = true;
@@ -221,7 +255,8 @@ asio::awaitable<void> session::send_error(int status, std::string_view message, 
 // True (once, counted) when a read failed because the sweep found the
 // head's or the body's deadline passed: not a hard abort, not an idle
 // keep-alive connection (which just closes). The caller answers 408.
-bool session::read_timed_out() noexcept {
+template <class Io>
+bool session<Io>::read_timed_out() noexcept {
   if (!st_.timed_out || st_.aborted || st_.phase == conn_phase::idle) return false;
   core::bump(w_.counters().timeouts);
   st_.timed_out = false;
@@ -232,14 +267,15 @@ bool session::read_timed_out() noexcept {
 // Closing at once would make the kernel send RST and the client could lose
 // our response; so stop sending, then read and discard for a short while
 // (RFC 9112 section 9.6, "lingering close").
-asio::awaitable<void> session::linger_close() {
+template <class Io>
+asio::awaitable<void> session<Io>::linger_close() {
   // As long as the client keeps sending (a gap of at most 2 s), up to 30 s
   // and 64 MiB in all: a client still pushing a large refused body gets to
   // finish and read the answer, one that goes quiet is closed after 2 s.
   constexpr auto quiet_limit = std::chrono::seconds(2);
   constexpr auto total_limit = std::chrono::seconds(30);
   std::error_code ignored;
-  st_.socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  io_.shutdown_send();
   const auto until = clock::now() + total_limit;
   std::array<char, 4096> sink;
   std::uint64_t discarded = 0;
@@ -254,7 +290,8 @@ asio::awaitable<void> session::linger_close() {
   st_.socket.close(ignored);
 }
 
-void session::begin_head() {
+template <class Io>
+void session<Io>::begin_head() {
   in_.compact();
   if (in_.size() == 0) {
     // Nothing pipelined: the connection may wait idle for long, so its
@@ -268,7 +305,8 @@ void session::begin_head() {
   }
 }
 
-session::head_step session::parse_buffered_head(http::request& req, http::head_result& head) {
+template <class Io>
+typename session<Io>::head_step session<Io>::parse_buffered_head(http::request& req, http::head_result& head) {
   if (in_.size() == 0) return head_step::more;
   http::head_limits limits{static_cast<std::size_t>(cfg_.max_head), cfg_.max_headers,
                            static_cast<std::size_t>(cfg_.max_target)};
@@ -278,7 +316,8 @@ session::head_step session::parse_buffered_head(http::request& req, http::head_r
   return head_step::more;
 }
 
-asio::awaitable<void> session::reject_head(const http::head_result& head) {
+template <class Io>
+asio::awaitable<void> session<Io>::reject_head(const http::head_result& head) {
   core::bump(w_.counters().bad_requests);
   co_await send_error(head.status, head.message, false);
   co_await linger_close();
@@ -287,7 +326,8 @@ asio::awaitable<void> session::reject_head(const http::head_result& head) {
 // No body, or a small one already in the read buffer: the views stay valid
 // until the request ends (the buffer is reused by a pipelined request only
 // after this one), so it is used where it lies.
-bool session::body_is_buffered(http::request& req, const http::head_result& head) {
+template <class Io>
+bool session<Io>::body_is_buffered(http::request& req, const http::head_result& head) {
   if (head.chunked) return false;
   const std::size_t body_start = head.head_size;
   if (head.content_length == 0) {
@@ -303,7 +343,8 @@ bool session::body_is_buffered(http::request& req, const http::head_result& head
   return true;
 }
 
-asio::awaitable<session::outcome> session::read_body(http::request& req, const http::head_result& head) {
+template <class Io>
+asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::request& req, const http::head_result& head) {
   const bool http10 = req.version_minor == 0;
   std::size_t body_start = head.head_size;  // offset in in_ where body bytes begin
   req.body = {};
@@ -341,7 +382,7 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
     set_phase(conn_phase::body, cfg_.body_timeout);
     std::size_t got = buffered;
     while (got < len) {
-      auto [ec, n] = co_await st_.socket.async_read_some(asio::buffer(body + got, len - got), use_nothrow);
+      auto [ec, n] = co_await io_.read_some(asio::buffer(body + got, len - got));
       if (ec) {
         if (read_timed_out()) co_await send_error(408, "request body not received in time", http10);
         co_return outcome::close;
@@ -406,7 +447,7 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
       in_.truncate(body_start);
       pos = body_start;
     }
-    auto [ec, n] = co_await st_.socket.async_read_some(in_.tail_space(), use_nothrow);
+    auto [ec, n] = co_await io_.read_some(in_.tail_space());
     if (ec) {
       if (read_timed_out()) co_await send_error(408, "request body not received in time", http10);
       co_return outcome::close;
@@ -417,7 +458,8 @@ asio::awaitable<session::outcome> session::read_body(http::request& req, const h
   }
 }
 
-asio::awaitable<session::outcome> session::write_stream(http::exchange& ex, http::body_framing framing) {
+template <class Io>
+asio::awaitable<typename session<Io>::outcome> session<Io>::write_stream(http::exchange& ex, http::body_framing framing) {
   static constexpr std::string_view crlf = "\r\n";
   static constexpr std::string_view last_chunk = "0\r\n\r\n";
   for (;;) {
@@ -449,7 +491,8 @@ asio::awaitable<session::outcome> session::write_stream(http::exchange& ex, http
   co_return framing == http::body_framing::until_close ? outcome::close : outcome::next;
 }
 
-void session::prepare_response(http::exchange& ex, first_write& fw) {
+template <class Io>
+void session<Io>::prepare_response(http::exchange& ex, first_write& fw) {
   http::head_options opts;
   opts.http10_client = ex.req.version_minor == 0;
   opts.head_request = ex.req.method_id == HTTP_HEAD;
@@ -492,7 +535,8 @@ void session::prepare_response(http::exchange& ex, first_write& fw) {
 // by the serializer, because it must carry Connection: upgrade as the
 // handler set it. The tunnel keeps its own idle clock, so the sweep leaves
 // the connection alone; a hard abort still closes both sockets.
-asio::awaitable<session::outcome> session::run_tunnel(http::exchange& ex) {
+template <class Io>
+asio::awaitable<typename session<Io>::outcome> session<Io>::run_tunnel(http::exchange& ex) {
   out_.clear();
   out_.append("HTTP/1.1 101 Switching Protocols\r\n");
   for (const auto& f : ex.res.headers) {
@@ -508,7 +552,7 @@ asio::awaitable<session::outcome> session::run_tunnel(http::exchange& ex) {
   if (!sent) co_return outcome::close;
   set_phase(conn_phase::handler, {});
   std::string_view pending = in_.view().substr(std::min<std::size_t>(request_bytes_, in_.size()));
-  co_await ex.res.upgrade->run(st_.socket, pending, cfg_.tunnel_idle_timeout);
+  co_await ex.res.upgrade->run(io_, pending, cfg_.tunnel_idle_timeout);
   co_return outcome::close;
 }
 
@@ -516,7 +560,8 @@ asio::awaitable<session::outcome> session::run_tunnel(http::exchange& ex) {
 // --header-timeout. Bytes read past it stay in the buffer for the first
 // request. False when the connection must close: no valid header
 // (counted, unless the client closed before sending a byte), or a drain.
-asio::awaitable<bool> session::read_proxy_header() {
+template <class Io>
+asio::awaitable<bool> session<Io>::read_proxy_header() {
   set_phase(conn_phase::head, cfg_.header_timeout);
   for (;;) {
     const proxy_header h = parse_proxy_header(in_.view());
@@ -541,13 +586,28 @@ asio::awaitable<bool> session::read_proxy_header() {
   co_return false;
 }
 
-asio::awaitable<bool> session::run() {
+template <class Io>
+asio::awaitable<bool> session<Io>::run() {
   if (cfg_.proxy_protocol && !st_.proxy_header_read) {
     const bool ok = co_await read_proxy_header();
     if (!ok) {
       std::error_code ignored;
       st_.socket.close(ignored);
       co_return false;
+    }
+  }
+  if constexpr (Io::is_tls) {
+    // Once per connection, within --header-timeout (the sweep cancels a
+    // stalled one); a session started after an idle spell skips it.
+    if (!io_.handshake_done()) {
+      set_phase(conn_phase::head, cfg_.header_timeout);
+      const std::error_code ec = co_await io_.handshake();
+      if (ec) {
+        if (st_.timed_out) core::bump(w_.counters().timeouts);
+        std::error_code ignored;
+        st_.socket.close(ignored);
+        co_return false;
+      }
     }
   }
 
@@ -572,7 +632,7 @@ asio::awaitable<bool> session::run() {
       }
       if (st_.stop_requested && st_.phase == conn_phase::idle && !st_.fresh) break;
       const std::size_t max_cap = static_cast<std::size_t>(cfg_.max_head) + 1024;
-      auto [ec, n] = co_await st_.socket.async_read_some(in_.prepare(max_cap), use_nothrow);
+      auto [ec, n] = co_await io_.read_some(in_.prepare(max_cap));
       if (ec) {
         if (ec == asio::error::operation_aborted && st_.shed && st_.phase == conn_phase::idle && in_.size() == 0 &&
             !st_.timed_out && !st_.aborted && !st_.stop_requested) {
@@ -618,7 +678,7 @@ asio::awaitable<bool> session::run() {
         first_write fw;
         prepare_response(ex, fw);
         auto [ec, n] =
-            co_await asio::async_write(st_.socket, std::span<const asio::const_buffer>(fw.bufs), use_nothrow);
+            co_await io_.write(std::span<const asio::const_buffer>(fw.bufs));
         if (ec || n != fw.total) {
           o = outcome::close;
         } else if (fw.done) {
@@ -640,12 +700,14 @@ asio::awaitable<bool> session::run() {
     in_.consume(std::min(request_bytes_, in_.size()));
     request_bytes_ = 0;
     if (o == outcome::close || st_.stop_requested) {
-      std::error_code ignored;
-      st_.socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+      io_.shutdown_send();
       break;
     }
   }
-  if (shed_) co_return true;
+  if (shed_) {
+    if constexpr (Io::is_tls) io_.release_idle();
+    co_return true;
+  }
   std::error_code ignored;
   st_.socket.close(ignored);
   co_return false;
@@ -718,8 +780,12 @@ asio::awaitable<void> serve_connection(std::shared_ptr<connection_state> state) 
   // (they fail on the interrupted socket instead, and the session unwinds).
   co_await asio::this_coro::throw_if_cancelled(false);
   bool shed = false;
-  {
-    session s(*state);
+  if (state->tls) {
+    session<tls_stream> s(*state, *state->tls);
+    shed = co_await s.run();
+  } else {
+    plain_stream io(state->socket);
+    session<plain_stream> s(*state, io);
     shed = co_await s.run();
   }
   if (shed && !state->stop_requested && !state->aborted) {

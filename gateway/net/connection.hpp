@@ -12,6 +12,12 @@
 // sheds its session: the read buffer, the response-head string and the
 // session's coroutine frame are freed, and it waits for readability
 // holding none of them; a new session starts when bytes arrive.
+// With TLS on the listener, the connection's tls_stream (net/tls_stream.hpp)
+// carries every read and write: the handshake runs once, within
+// --header-timeout, before the first request; the stream (its handshake and
+// keys) stays with the connection_state across idle spells. A parked TLS
+// connection waits for the raw socket's readability: it sheds only while a
+// read waits for the socket, when OpenSSL holds no complete record.
 #include <asio/awaitable.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <memory>
@@ -26,6 +32,7 @@
 namespace gateway::net {
 
 class worker;
+class tls_stream;
 
 enum class conn_phase : std::uint8_t { idle, head, body, handler, write, linger };
 
@@ -37,6 +44,10 @@ struct connection_state {
 
   worker& owner;
   asio::ip::tcp::socket socket;
+  // With TLS on the listener: the stream over `socket` (its handshake state
+  // and session survive an idle spell: a session started after park()
+  // continues it). Null for plain HTTP.
+  std::unique_ptr<tls_stream> tls;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   conn_phase phase = conn_phase::idle;
   bool timed_out = false;

@@ -8,7 +8,8 @@
 
 namespace gateway::net {
 
-server::server(const core::config& cfg, const chain_factory& make_chain) : cfg_(cfg) {
+server::server(const core::config& cfg, const chain_factory& make_chain, std::shared_ptr<tls_terminator> tls)
+    : cfg_(cfg), tls_(std::move(tls)) {
   unsigned n = cfg_.threads ? cfg_.threads : std::max(1u, std::thread::hardware_concurrency());
   cfg_.threads = n;
   shards_ = std::make_unique<core::live_shard[]>(n);
@@ -22,6 +23,7 @@ server::server(const core::config& cfg, const chain_factory& make_chain) : cfg_(
   asio::ip::tcp::endpoint ep(address, cfg_.listen.port);
   for (unsigned i = 0; i < n; ++i) {
     auto w = std::make_unique<worker>(i, cfg_, shards_[i], *budget_, per_worker);
+    w->set_tls(tls_.get());
     try {
       w->open_listener(ep, n > 1);
     } catch (const std::system_error& e) {
@@ -33,6 +35,15 @@ server::server(const core::config& cfg, const chain_factory& make_chain) : cfg_(
     }
     w->build_chain(make_chain);
     workers_.push_back(std::move(w));
+  }
+  if (cfg_.redirect_http) {
+    asio::ip::tcp::endpoint rep(address, *cfg_.redirect_http);
+    try {
+      workers_.front()->open_redirect_listener(rep, port_);
+    } catch (const std::system_error& e) {
+      throw std::system_error(e.code(), "--redirect-http: cannot listen on " + cfg_.listen.host + ":" +
+                                            std::to_string(rep.port()));
+    }
   }
 }
 

@@ -20,6 +20,7 @@
 
 #include "gateway/core/config.hpp"
 #include "gateway/core/live_counters.hpp"
+#include "gateway/net/tls_context.hpp"
 #include "gateway/net/worker.hpp"
 
 namespace gateway::net {
@@ -27,8 +28,10 @@ namespace gateway::net {
 class server {
  public:
   // Binds the listeners (throws std::system_error naming the address on
-  // failure) and builds one chain per worker. Nothing runs yet.
-  server(const core::config& cfg, const chain_factory& make_chain);
+  // failure) and builds one chain per worker. Nothing runs yet. With `tls`,
+  // the listener speaks HTTPS with its certificates (shared by every
+  // worker, reloaded through it).
+  server(const core::config& cfg, const chain_factory& make_chain, std::shared_ptr<tls_terminator> tls = nullptr);
   ~server();  // stop() + wait()
   server(const server&) = delete;
   server& operator=(const server&) = delete;
@@ -42,9 +45,13 @@ class server {
   // The workers' stat shards, one per worker (for /metrics).
   std::span<const core::live_shard> stats() const noexcept { return {shards_.get(), workers_.size()}; }
   const core::config& cfg() const noexcept { return cfg_; }
+  tls_terminator* tls() const noexcept { return tls_.get(); }
+  // The --redirect-http listener's port (0: none).
+  std::uint16_t redirect_port() const { return workers_.empty() ? 0 : workers_.front()->redirect_port(); }
 
  private:
   core::config cfg_;
+  std::shared_ptr<tls_terminator> tls_;  // before the workers: they point to it
   std::unique_ptr<core::live_shard[]> shards_;
   std::unique_ptr<core::byte_budget> budget_;
   std::vector<std::unique_ptr<worker>> workers_;

@@ -2,6 +2,8 @@
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/write.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
@@ -9,6 +11,10 @@
 #include <exception>
 
 #include "gateway/net/connection.hpp"
+#include "gateway/net/interrupt.hpp"
+#include "gateway/net/redirect_http.hpp"
+#include "gateway/net/tls_context.hpp"
+#include "gateway/net/tls_stream.hpp"
 
 namespace gateway::net {
 
@@ -68,6 +74,19 @@ void worker::open_listener(const asio::ip::tcp::endpoint& ep, bool reuse_port) {
   acceptor_->non_blocking(true);
 }
 
+void worker::open_redirect_listener(const asio::ip::tcp::endpoint& ep, std::uint16_t https_port) {
+  redirect_acceptor_.emplace(io_);
+  redirect_acceptor_->open(ep.protocol());
+  redirect_acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
+  redirect_acceptor_->bind(ep);
+  redirect_acceptor_->listen(asio::socket_base::max_listen_connections);
+  https_port_ = https_port;
+}
+
+std::uint16_t worker::redirect_port() const {
+  return redirect_acceptor_ ? redirect_acceptor_->local_endpoint().port() : 0;
+}
+
 std::uint16_t worker::local_port() const { return acceptor_ ? acceptor_->local_endpoint().port() : 0; }
 
 void worker::build_chain(const chain_factory& make) { chain_ = prepare_chain(make); }
@@ -106,6 +125,11 @@ void worker::run() {
   asio::co_spawn(io_, accept_loop(), [this](std::exception_ptr e) {
     if (e) core::bump(counters_.session_exceptions);
   });
+  if (redirect_acceptor_) {
+    asio::co_spawn(io_, redirect_loop(), [this](std::exception_ptr e) {
+      if (e) core::bump(counters_.session_exceptions);
+    });
+  }
   arm_sweep();
   io_.run();
 }
@@ -175,13 +199,89 @@ asio::awaitable<void> worker::accept_loop() {
   }
 }
 
+asio::awaitable<void> worker::redirect_loop() {
+  core::bump(counters_.coroutines);
+  struct exit_count {
+    core::live_shard& c;
+    ~exit_count() { core::drop(c.coroutines); }
+  } guard{counters_};
+  asio::steady_timer backoff(io_);
+  while (redirect_acceptor_->is_open() && !draining_) {
+    auto [ec, socket] = co_await redirect_acceptor_->async_accept(use_nothrow);
+    if (ec == asio::error::operation_aborted || draining_) break;
+    if (ec) {
+      core::bump(counters_.accept_errors);
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(use_nothrow);
+      continue;
+    }
+    if (redirect_open_ >= max_redirect_connections) {
+      std::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    core::bump(counters_.coroutines);
+    asio::co_spawn(io_, redirect_one(std::move(socket)), [this](std::exception_ptr e) {
+      if (e) core::bump(counters_.session_exceptions);
+    });
+  }
+  std::error_code ignored;
+  redirect_acceptor_->close(ignored);
+}
+
+asio::awaitable<bool> worker::read_redirect_head(asio::ip::tcp::socket& s, std::string& head) {
+  char buf[2048];
+  while (head.find("\r\n\r\n") == std::string::npos) {
+    if (head.size() >= max_redirect_head) co_return false;
+    auto [ec, n] = co_await s.async_read_some(asio::buffer(buf, std::min(sizeof buf, max_redirect_head - head.size())),
+                                              use_nothrow);
+    if (ec) co_return false;
+    head.append(buf, n);
+  }
+  co_return true;
+}
+
+asio::awaitable<void> worker::redirect_one(asio::ip::tcp::socket s) {
+  using namespace asio::experimental::awaitable_operators;
+  ++redirect_open_;
+  struct done {
+    worker& w;
+    ~done() {
+      --w.redirect_open_;
+      core::drop(w.counters_.coroutines);
+    }
+  } guard{*this};
+  // One head, soon: this listener only ever answers with a redirect.
+  asio::steady_timer deadline(io_);
+  deadline.expires_after(std::min<std::chrono::nanoseconds>(cfg_.header_timeout, std::chrono::seconds(2)));
+  std::string head;
+  auto first = co_await (read_redirect_head(s, head) || deadline.async_wait(use_nothrow));
+  if (first.index() == 0 && std::get<0>(first)) {
+    const std::string answer = redirect_response(head, https_port_);
+    // A fresh socket's send buffer takes the short answer at once.
+    co_await asio::async_write(s, asio::buffer(answer), use_nothrow);
+  }
+  std::error_code ignored;
+  s.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  s.close(ignored);
+}
+
 void worker::admit(asio::ip::tcp::socket socket) {
   if (connection_count_ >= max_connections_) {
     refuse(socket);
     return;
   }
   core::bump(counters_.connections_total);
-  start_session(std::make_shared<connection_state>(*this, std::move(socket)));
+  auto state = std::make_shared<connection_state>(*this, std::move(socket));
+  if (tls_ != nullptr) {
+    state->tls = tls_->open(state->socket);
+    if (!state->tls) {
+      std::error_code ignored;
+      state->socket.close(ignored);
+      return;
+    }
+  }
+  start_session(std::move(state));
 }
 
 void worker::start_session(std::shared_ptr<connection_state> state) {
@@ -273,6 +373,10 @@ void worker::begin_drain() {
     // returned (closing under it is unsafe with io_uring: net/interrupt.hpp).
     std::error_code ignored;
     acceptor_->cancel(ignored);
+  }
+  if (redirect_acceptor_) {
+    std::error_code ignored;
+    redirect_acceptor_->cancel(ignored);
   }
   for (auto& f : env_.on_drain) f();
   if (chain_)

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "gateway/core/arena.hpp"
@@ -20,6 +21,7 @@
 namespace gateway::net {
 
 struct connection_state;
+class tls_terminator;
 class worker;
 
 // What a chain factory gets for one worker. Handlers may keep a reference
@@ -62,6 +64,13 @@ class worker {
   void open_listener(const asio::ip::tcp::endpoint& ep, bool reuse_port);
   std::uint16_t local_port() const;
   void build_chain(const chain_factory& make);
+  // HTTPS: every accepted connection gets a TLS stream on the terminator's
+  // current certificates (the terminator outlives the worker).
+  void set_tls(const tls_terminator* tls) noexcept { tls_ = tls; }
+  // --redirect-http (one worker): a plain listener on `ep` answering every
+  // request with 308 to https on `https_port` (net/redirect_http.hpp).
+  void open_redirect_listener(const asio::ip::tcp::endpoint& ep, std::uint16_t https_port);
+  std::uint16_t redirect_port() const;
 
   // --- reload (any thread) ---
   // Builds a chain for this worker without installing it (handler set-up
@@ -98,6 +107,9 @@ class worker {
 
  private:
   asio::awaitable<void> accept_loop();
+  asio::awaitable<void> redirect_loop();
+  asio::awaitable<void> redirect_one(asio::ip::tcp::socket s);
+  asio::awaitable<bool> read_redirect_head(asio::ip::tcp::socket& s, std::string& head);
   void admit(asio::ip::tcp::socket socket);
   void refuse(asio::ip::tcp::socket& s) noexcept;
   void begin_drain();
@@ -124,6 +136,10 @@ class worker {
   std::size_t max_connections_;
   worker_env env_;
   std::optional<asio::ip::tcp::acceptor> acceptor_;
+  const tls_terminator* tls_ = nullptr;
+  std::optional<asio::ip::tcp::acceptor> redirect_acceptor_;
+  std::uint16_t https_port_ = 0;
+  std::size_t redirect_open_ = 0;  // redirect connections being answered
   std::shared_ptr<chain_generation> chain_;
   asio::steady_timer sweep_timer_;
   std::chrono::nanoseconds sweep_period_;

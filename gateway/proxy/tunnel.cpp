@@ -16,6 +16,24 @@ namespace {
 constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 using namespace asio::experimental::awaitable_operators;
 
+// The two ends' operations under one name, so relay() is written once.
+auto read_some(asio::ip::tcp::socket& s, asio::mutable_buffer b) { return s.async_read_some(b, use_nothrow); }
+auto read_some(http::byte_stream& s, asio::mutable_buffer b) { return s.read_some(b); }
+auto write_all(asio::ip::tcp::socket& s, asio::const_buffer b) { return asio::async_write(s, b, use_nothrow); }
+auto write_all(http::byte_stream& s, asio::const_buffer b) { return s.write_all(b); }
+void shutdown_send(asio::ip::tcp::socket& s) noexcept {
+  std::error_code ignored;
+  s.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+}
+void shutdown_send(http::byte_stream& s) noexcept { s.shutdown_send(); }
+// An https member's end (wss to the backend). A half close towards it is a
+// TCP FIN without close_notify: sending close_notify would need a write
+// racing the other direction's.
+using upstream_tls_stream = upstream_connection::tls_stream;
+auto read_some(upstream_tls_stream& s, asio::mutable_buffer b) { return s.async_read_some(b, use_nothrow); }
+auto write_all(upstream_tls_stream& s, asio::const_buffer b) { return asio::async_write(s, b, use_nothrow); }
+void shutdown_send(upstream_tls_stream& s) noexcept { shutdown_send(s.next_layer()); }
+
 }  // namespace
 
 bool is_websocket_upgrade(const http::request& req) noexcept {
@@ -85,34 +103,30 @@ void upstream_tunnel::abort() noexcept { conn_.interrupt(); }
 void upstream_tunnel::expire() noexcept { close_both(); }
 
 void upstream_tunnel::close_both() noexcept {
-  std::error_code ignored;
-  // Shutting the client down (not closing it: the connection owns it) ends
+  // Interrupting the client (not closing it: the connection owns it) ends
   // a read pending on it; interrupting the upstream ends one pending there
   // (the other relay may still be awaiting it: run() closes it at the end).
-  if (client_ != nullptr) client_->shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  if (client_ != nullptr) client_->interrupt();
   conn_.interrupt();
 }
 
 template <class From, class To>
-asio::awaitable<void> upstream_tunnel::relay(From& from, To& to, asio::ip::tcp::socket& to_socket, char* buf) {
+asio::awaitable<void> upstream_tunnel::relay(From& from, To& to, char* buf) {
   co_await asio::this_coro::throw_if_cancelled(false);
   for (;;) {
-    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf, buf_size_), use_nothrow);
+    auto [ec, n] = co_await read_some(from, asio::buffer(buf, buf_size_));
     if (ec) {
       if (upstream_connection::is_eof(ec)) {
         // Half close (RFC 9293 section 3.6): pass the FIN on, keep the
-        // other direction open until it finishes too. Towards a TLS
-        // backend this is a TCP FIN without close_notify: sending
-        // close_notify would need a write racing the other direction's.
-        std::error_code ignored;
-        to_socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        // other direction open until it finishes too.
+        shutdown_send(to);
       } else {
         close_both();
       }
       co_return;
     }
     arm(idle_timeout_);
-    auto [wec, written] = co_await asio::async_write(to, asio::buffer(buf, n), use_nothrow);
+    auto [wec, written] = co_await write_all(to, asio::buffer(buf, n));
     (void)written;
     if (wec) {
       close_both();
@@ -122,7 +136,7 @@ asio::awaitable<void> upstream_tunnel::relay(From& from, To& to, asio::ip::tcp::
   }
 }
 
-asio::awaitable<void> upstream_tunnel::run(asio::ip::tcp::socket& client, std::string_view client_bytes,
+asio::awaitable<void> upstream_tunnel::run(http::byte_stream& client, std::string_view client_bytes,
                                            std::chrono::nanoseconds idle_timeout) {
   co_await asio::this_coro::throw_if_cancelled(false);
   client_ = &client;
@@ -137,14 +151,14 @@ asio::awaitable<void> upstream_tunnel::run(asio::ip::tcp::socket& client, std::s
     if (ec) co_return;
   }
   if (!upstream_bytes_.empty()) {
-    auto [ec, n] = co_await asio::async_write(client, asio::buffer(upstream_bytes_), use_nothrow);
+    auto [ec, n] = co_await client.write_all(asio::buffer(upstream_bytes_));
     (void)n;
     if (ec) co_return;
   }
   if (auto* tls = conn_.tls())
-    co_await (relay(client, *tls, upstream, up_buf_) && relay(*tls, client, client, down_buf_));
+    co_await (relay(client, *tls, up_buf_) && relay(*tls, client, down_buf_));
   else
-    co_await (relay(client, upstream, upstream, up_buf_) && relay(upstream, client, client, down_buf_));
+    co_await (relay(client, upstream, up_buf_) && relay(upstream, client, down_buf_));
   disarm();
   close_both();
   conn_.close();

@@ -10,7 +10,8 @@
 // traffic, and a slow reader slows its writer (TCP back-pressure passes
 // through). A FIN from one side is passed on as a FIN to the other (half
 // close) and the other direction goes on; an error on either side closes
-// both (a TLS backend's end without close_notify counts as a FIN); no byte in either direction for `idle_timeout` closes both (the
+// both (a TLS backend's end without close_notify counts as a FIN); no
+// byte in either direction for `idle_timeout` closes both (the
 // tunnel is the request's upstream_guard: its deadline moves with every
 // byte, and the worker's sweep enforces it).
 //
@@ -50,18 +51,18 @@ class upstream_tunnel final : public http::tunnel, public http::upstream_guard {
                   core::arena& mem);
   ~upstream_tunnel() override;
 
-  asio::awaitable<void> run(asio::ip::tcp::socket& client, std::string_view client_bytes,
+  asio::awaitable<void> run(http::byte_stream& client, std::string_view client_bytes,
                             std::chrono::nanoseconds idle_timeout) override;
 
   // Hard shutdown: closes the upstream side now (the relays then end).
   void abort() noexcept override;
 
  private:
-  // One direction. `From` and `To` are a TCP socket or the upstream's TLS
-  // stream (an https member: wss to the backend); `to_socket` is the TCP
-  // socket under `to`, which a half close shuts for sending.
+  // One direction: client to upstream or upstream to client (the client
+  // end is a byte stream, plain or TLS; the upstream end a TCP socket, or
+  // the TLS stream of an https member).
   template <class From, class To>
-  asio::awaitable<void> relay(From& from, To& to, asio::ip::tcp::socket& to_socket, char* buf);
+  asio::awaitable<void> relay(From& from, To& to, char* buf);
   // No byte moved for the idle timeout.
   void expire() noexcept override;
   void close_both() noexcept;
@@ -71,7 +72,7 @@ class upstream_tunnel final : public http::tunnel, public http::upstream_guard {
   char* up_buf_;
   char* down_buf_;
   std::size_t buf_size_;
-  asio::ip::tcp::socket* client_ = nullptr;
+  http::byte_stream* client_ = nullptr;
   std::chrono::nanoseconds idle_timeout_{};
 };
 

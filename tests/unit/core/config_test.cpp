@@ -301,8 +301,13 @@ TEST_CASE("the jwt-jwks flag takes a file, jwt-claim-header repeatable CLAIM=HEA
   CHECK(text.find("  --jwt-jwks FILE ") != std::string::npos);
   CHECK(text.find("--jwt-claim-header CLAIM=HEADER") != std::string::npos);
   CHECK(text.find("clients cannot forge it") != std::string::npos);
-  CHECK(text.find("SIGHUP re-reads the --config file and the files flags name (--api-keys-file, --jwt-jwks)") !=
-        std::string::npos);
+  CHECK(text.find("SIGHUP re-reads the --config file and the files flags name (--api-keys-file, --jwt-jwks,\n"
+                  "         --tls-cert, --tls-key)") != std::string::npos);
+  CHECK(text.find("  --tls-cert FILE ") != std::string::npos);
+  CHECK(text.find("  --tls-key FILE ") != std::string::npos);
+  CHECK(text.find("  --tls off|self-signed ") != std::string::npos);
+  CHECK(text.find("  --tls-self-signed-pem FILE\n") != std::string::npos);
+  CHECK(text.find("  --tls-ticket-rotation DURATION\n") != std::string::npos);
 }
 
 TEST_CASE("the rate-limit store flags take redis://HOST:PORT[/DB] (flag and config file) and says what is wrong",

@@ -1,0 +1,96 @@
+#pragma once
+// Test support for HTTPS: certificates made at test time with the openssl
+// CLI (no private key is committed), and a blocking TLS client on OpenSSL
+// with a receive timeout, so a missing answer fails the test instead of
+// hanging it.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tests/support/test_server.hpp"
+
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_session_st SSL_SESSION;
+
+namespace gateway::test {
+
+// A fresh directory under $TMPDIR (else /tmp), removed with its files on
+// destruction.
+class temp_dir {
+ public:
+  temp_dir();
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  const std::string& path() const noexcept { return path_; }
+  std::string file(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
+};
+
+// The openssl program, or empty when it is not installed.
+std::string find_program(std::string_view name);
+
+// Makes a self-signed EC P-256 certificate for `names` (the first is the
+// CN, all are DNS subjectAltNames) into cert_file and key_file with the
+// openssl CLI. Throws std::runtime_error with its output on failure.
+void make_certificate(const std::vector<std::string>& names, const std::string& cert_file, const std::string& key_file);
+
+// One TLS connection to 127.0.0.1:port, verified against `ca_file` (empty:
+// not verified), with `server_name` as SNI (empty: none), resuming
+// `session` when given, limited to TLS versions [min_version, max_version]
+// (OpenSSL's TLS1_2_VERSION, ...; 0: the library's bounds).
+struct tls_client_options {
+  std::string ca_file;
+  std::string server_name;
+  SSL_SESSION* session = nullptr;
+  int min_version = 0;
+  int max_version = 0;
+  std::chrono::milliseconds timeout{10000};
+};
+
+class tls_client {
+ public:
+  tls_client(std::uint16_t port, const tls_client_options& o);
+  ~tls_client();
+  tls_client(const tls_client&) = delete;
+  tls_client& operator=(const tls_client&) = delete;
+
+  bool connected() const noexcept { return ok_; }
+  const std::string& error() const noexcept { return error_; }
+  bool resumed() const;
+  std::string protocol() const;       // "TLSv1.3"
+  std::string alpn() const;           // "http/1.1" or empty
+  std::string peer_common_name() const;
+  // The session to resume later (owned by the caller: SSL_SESSION_free).
+  SSL_SESSION* take_session() const;
+
+  // Asks for a renegotiation (TLS 1.2) and runs its handshake; true if the
+  // server took part in it.
+  bool renegotiate();
+  bool send(std::string_view bytes);
+  // One response with Content-Length (or none: the body up to close).
+  std::optional<http_response> read_response();
+  // Raw reads (a WebSocket after its 101): a head up to its blank line, or
+  // exactly `n` bytes; nullopt on close or timeout first.
+  std::optional<std::string> read_head();
+  std::optional<std::string> read_exact(std::size_t n);
+  // True if the server closed the connection within the timeout.
+  bool wait_closed();
+
+ private:
+  bool fill();
+  int fd_ = -1;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  bool ok_ = false;
+  std::string error_;
+  std::string buf_;
+};
+
+}  // namespace gateway::test
