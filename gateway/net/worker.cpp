@@ -159,12 +159,21 @@ void worker::detach(connection_state& c) noexcept {
   }
 }
 
+namespace {
+
+// Counts a worker coroutine in the live figures for as long as it runs.
+struct coroutine_count {
+  explicit coroutine_count(core::live_shard& c) : shard(c) { core::bump(shard.coroutines); }
+  ~coroutine_count() { core::drop(shard.coroutines); }
+  coroutine_count(const coroutine_count&) = delete;
+  coroutine_count& operator=(const coroutine_count&) = delete;
+  core::live_shard& shard;
+};
+
+}  // namespace
+
 asio::awaitable<void> worker::accept_loop() {
-  core::bump(counters_.coroutines);
-  struct exit_count {
-    core::live_shard& c;
-    ~exit_count() { core::drop(c.coroutines); }
-  } guard{counters_};
+  const coroutine_count counted(counters_);
 
   asio::steady_timer backoff(io_);
   auto delay = std::chrono::milliseconds(10);
@@ -200,11 +209,7 @@ asio::awaitable<void> worker::accept_loop() {
 }
 
 asio::awaitable<void> worker::redirect_loop() {
-  core::bump(counters_.coroutines);
-  struct exit_count {
-    core::live_shard& c;
-    ~exit_count() { core::drop(c.coroutines); }
-  } guard{counters_};
+  const coroutine_count counted(counters_);
   asio::steady_timer backoff(io_);
   while (redirect_acceptor_->is_open() && !draining_) {
     auto [ec, socket] = co_await redirect_acceptor_->async_accept(use_nothrow);
