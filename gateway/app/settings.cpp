@@ -73,14 +73,14 @@ std::shared_ptr<middleware::rate_limiter> make_limiter(const core::config& cfg) 
 middleware::rate_limit_store_options make_store_options(const core::config& cfg) {
   core::store_url url;
   std::string err;
-  if (!core::parse_store_url(cfg.rate_limit_store, url, err)) throw std::runtime_error("--rate-limit-store: " + err);
+  if (!core::parse_store_url(cfg.rate_limit_store, url, err)) throw config_error("--rate-limit-store: " + err);
   std::string text = url.host;
   if (proxy::is_host_name(url.host)) {
     proxy::name_table names;
     try {
       proxy::resolve_names(names, {url.host}, dns_options_of(cfg));
     } catch (const std::exception& e) {
-      throw std::runtime_error(std::string("--rate-limit-store: ") + e.what());
+      throw config_error(std::string("--rate-limit-store: ") + e.what());
     }
     text = names.addresses(url.host).front().to_string();
   }

@@ -366,3 +366,13 @@ TEST_CASE("failure mode closed: a stopped Redis costs a request at most the budg
   CHECK(gw.proc->wait_exit(10s) == 0);
   redis.kill();
 }
+
+TEST_CASE("a store host that cannot be resolved is refused at start-up: exit 2 naming the flag",
+          "[integration][middleware]") {
+  test::child_process gw({std::string(GATEWAY_BIN_DIR) + "/gateway", "--listen", "127.0.0.1:0",
+                          "--rate-limit-store", "redis://no-such-host.invalid:6379"});
+  CHECK(gw.wait_exit(10s) == 2);
+  INFO(gw.err());
+  CHECK(gw.err().find("--rate-limit-store") != std::string::npos);
+  CHECK(gw.err().find("no-such-host.invalid") != std::string::npos);
+}
