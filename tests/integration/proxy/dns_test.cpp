@@ -34,7 +34,8 @@ struct backend_pair {
     const std::string bin = std::string(GATEWAY_BIN_DIR) + "/echo_backend";
     // The kernel picks a port free on 127.0.0.1; another test may hold it on
     // 127.0.0.2 (tests run in parallel): then both start again on a new one.
-    for (int attempt = 0; attempt < 5; ++attempt) {
+    std::string last_error;
+    for (int attempt = 0; attempt < 20; ++attempt) {
       a = std::make_unique<test::child_process>(
           std::vector<std::string>{bin, "--listen", "127.0.0.1:0", "--delay", "100ms"});
       auto line = a->wait_for_line("listening on", false, 10s);
@@ -44,8 +45,9 @@ struct backend_pair {
       b = std::make_unique<test::child_process>(
           std::vector<std::string>{bin, "--listen", "127.0.0.2:" + std::to_string(port)});
       if (b->wait_for_line("listening on", false, 10s)) return;
+      last_error = b->err();
     }
-    FAIL("no port was free on both 127.0.0.1 and 127.0.0.2 in 5 attempts");
+    FAIL("no port was free on both 127.0.0.1 and 127.0.0.2 in 20 attempts; the last one said: " << last_error);
   }
   std::string url() const { return std::string("http://") + name + ":" + std::to_string(port); }
   std::string member(const char* address) const { return url() + " (" + address + ")"; }
