@@ -15,9 +15,10 @@
 // holds more than `limit` allowed requests (a fixed window per key, INCR +
 // EXPIRE, would let 2 x limit through across a reset), and the limit-th
 // request passes and the next is refused exactly. One clock (Redis's) for
-// every instance, and one script run per request (atomic in Redis), keep
-// that promise across instances however requests race between them. API
-// keys are stored as a SHA-256 digest, never as sent.
+// every instance, and one atomic script run per check (a request, or a
+// slice of requests, below), keep that promise across instances however
+// requests race between them. API keys are stored as a SHA-256 digest,
+// never as sent.
 //
 // Slices: a busy client's requests need not each cost a round trip. A
 // worker that sees a client again within a bucket (window/60) of its last
