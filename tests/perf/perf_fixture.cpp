@@ -31,18 +31,6 @@ void raise_open_file_limit() noexcept {
   }
 }
 
-temp_dir::temp_dir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/gateway-perf-XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
-  path_ = tmpl;
-}
-
-temp_dir::~temp_dir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 started start_echo_backend(const std::vector<std::string>& extra) {
   std::vector<std::string> argv{bin_path("echo_backend"), "--listen", "127.0.0.1:0"};
   argv.insert(argv.end(), extra.begin(), extra.end());

@@ -21,6 +21,7 @@
 
 #include "gateway/json/reader.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/files.hpp"
 
 namespace gateway::perf {
 
@@ -35,20 +36,8 @@ std::string source_path(std::string_view relative);
 // inherit it: 2,000 client connections need more than the usual 1,024).
 void raise_open_file_limit() noexcept;
 
-// A fresh directory under $TMPDIR (or /tmp), removed with its files on
-// destruction.
-class temp_dir {
- public:
-  temp_dir();
-  ~temp_dir();
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  std::string file(std::string_view name) const { return path_ + "/" + std::string(name); }
-  const std::string& path() const noexcept { return path_; }
-
- private:
-  std::string path_;
-};
+using test::find_program;
+using test::temp_dir;
 
 // A started child with the port it announced.
 struct started {

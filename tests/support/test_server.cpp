@@ -1,5 +1,7 @@
 #include "tests/support/test_server.hpp"
 
+#include "tests/support/files.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -288,10 +290,6 @@ bool accepts_connections(std::uint16_t port) {
   }
 }
 
-std::string find_haproxy() {
-  for (const char* p : {"/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"})
-    if (::access(p, X_OK) == 0) return p;
-  return {};
-}
+std::string find_haproxy() { return find_program("haproxy"); }
 
 }  // namespace gateway::test

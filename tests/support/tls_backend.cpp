@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "tests/support/child_process.hpp"
+#include "tests/support/files.hpp"
 
 namespace gateway::test {
 
@@ -30,9 +31,9 @@ namespace {
 constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 
 std::string find_openssl() {
-  for (const char* p : {"/usr/bin/openssl", "/usr/local/bin/openssl"})
-    if (::access(p, X_OK) == 0) return p;
-  throw std::runtime_error("the openssl command-line tool is missing (Debian package openssl)");
+  std::string p = find_program("openssl");
+  if (p.empty()) throw std::runtime_error("the openssl command-line tool is missing (Debian package openssl)");
+  return p;
 }
 
 void run_openssl(const std::string& openssl, std::vector<std::string> args) {
@@ -75,9 +76,6 @@ std::string header_value(const std::string& head, std::string_view name) {
 
 tls_material::tls_material() {
   const std::string openssl = find_openssl();
-  std::string tmpl = (std::filesystem::temp_directory_path() / "gateway-tls-XXXXXX").string();
-  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
-  dir = tmpl;
   ca = dir + "/ca.pem";
   other_ca = dir + "/other-ca.pem";
   cert = dir + "/server.pem";
@@ -105,11 +103,6 @@ tls_material::tls_material() {
   make_ca(other_ca, dir + "/other-ca.key", "gateway other CA");
   make_leaf(cert, key, "localhost", "DNS:localhost,IP:127.0.0.1");
   make_leaf(wrong_cert, wrong_key, "wrong.example", "DNS:wrong.example");
-}
-
-tls_material::~tls_material() {
-  std::error_code ignored;
-  std::filesystem::remove_all(dir, ignored);
 }
 
 struct tls_backend::impl {

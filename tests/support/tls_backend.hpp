@@ -27,15 +27,15 @@
 #include <string>
 #include <thread>
 
+#include "tests/support/files.hpp"
+
 namespace gateway::test {
 
 struct tls_material {
   tls_material();
-  ~tls_material();
-  tls_material(const tls_material&) = delete;
-  tls_material& operator=(const tls_material&) = delete;
 
-  std::string dir;
+  temp_dir files;  // removed with its files when the material goes
+  std::string dir = files.path();
   std::string ca;           // CA certificate (PEM)
   std::string cert, key;    // localhost, 127.0.0.1
   std::string wrong_cert, wrong_key;  // wrong.example only

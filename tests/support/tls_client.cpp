@@ -21,33 +21,6 @@
 
 namespace gateway::test {
 
-temp_dir::temp_dir() {
-  const char* t = std::getenv("TMPDIR");
-  std::string base = t != nullptr && *t != '\0' ? t : "/tmp";
-  std::string pattern = base + "/gateway-test-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed under " + base);
-  path_ = pattern;
-}
-
-temp_dir::~temp_dir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
-}
-
-std::string find_program(std::string_view name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
-  dirs += ":/usr/bin:/usr/sbin";
-  std::size_t start = 0;
-  while (start <= dirs.size()) {
-    const std::size_t end = std::min(dirs.find(':', start), dirs.size());
-    const std::string candidate = dirs.substr(start, end - start) + "/" + std::string(name);
-    if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
-  }
-  return {};
-}
-
 void make_certificate(const std::vector<std::string>& names, const std::string& cert_file, const std::string& key_file) {
   const std::string openssl = find_program("openssl");
   if (openssl.empty()) throw std::runtime_error("the openssl program is not installed (apt-get install openssl)");

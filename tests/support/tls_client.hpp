@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/support/files.hpp"
 #include "tests/support/test_server.hpp"
 
 typedef struct ssl_st SSL;
@@ -17,24 +18,6 @@ typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_session_st SSL_SESSION;
 
 namespace gateway::test {
-
-// A fresh directory under $TMPDIR (else /tmp), removed with its files on
-// destruction.
-class temp_dir {
- public:
-  temp_dir();
-  ~temp_dir();
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::string& path() const noexcept { return path_; }
-  std::string file(std::string_view name) const { return path_ + "/" + std::string(name); }
-
- private:
-  std::string path_;
-};
-
-// The openssl program, or empty when it is not installed.
-std::string find_program(std::string_view name);
 
 // Makes a self-signed EC P-256 certificate for `names` (the first is the
 // CN, all are DNS subjectAltNames) into cert_file and key_file with the

@@ -202,18 +202,6 @@ bool strace_attaches(std::string& why) {
 
 }  // namespace
 
-std::string find_program(std::string_view name) {
-  const char* env_path = std::getenv("PATH");
-  std::string dirs = env_path != nullptr ? env_path : "";
-  dirs += ":/usr/sbin:/sbin:/usr/bin:/bin";
-  for (const auto& dir : split(dirs, ':')) {
-    if (dir.empty()) continue;
-    const std::string candidate = dir + "/" + std::string(name);
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return {};
-}
-
 std::uint64_t rss_bytes(int pid) {
   const auto rss = loadtest::parse_vm_rss_bytes(read_text("/proc/" + std::to_string(pid) + "/status"));
   return rss.value_or(0);

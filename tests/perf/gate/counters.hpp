@@ -30,9 +30,6 @@
 
 namespace gateway::perf {
 
-// Absolute path of `name` on PATH (and /usr/sbin, /sbin, /usr/bin), or "".
-std::string find_program(std::string_view name);
-
 // VmRSS of `pid` in bytes; 0 when unreadable.
 std::uint64_t rss_bytes(int pid);
 
