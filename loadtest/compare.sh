@@ -360,6 +360,18 @@ with open(out, "w") as f:
 PY
 }
 
+# Samples SYSTEM's processes into $out/RUN.samples until stop_sampler.
+start_sampler() {
+  sampler "${pid_of[$1]}" "$out/$2.samples" &
+  sampler_pid=$!
+  sleep 0.3
+}
+stop_sampler() {
+  kill -TERM "$sampler_pid" 2>/dev/null || true
+  wait "$sampler_pid" 2>/dev/null || true
+  sampler_pid=""
+}
+
 # --- the runs -------------------------------------------------------------------
 load_args=(--connections "$connections" --duration "$duration" --warmup "$warmup" --source-ips 250
            --header "X-API-Key: loadtest-key" --expect-status 200 --quiet --settle-timeout 1s)
@@ -373,9 +385,7 @@ for round in $(seq 1 "$rounds"); do
   for client in "${client_list[@]}"; do
     for s in "${system_list[@]}"; do
       run="$client-$s-$round"
-      sampler "${pid_of[$s]}" "$out/$run.samples" &
-      sampler_pid=$!
-      sleep 0.3
+      start_sampler "$s" "$run"
       status=0
       if [ "$client" = loadtest ]; then
         # The report's warmup_s says where the measured window starts.
@@ -388,9 +398,7 @@ for round in $(seq 1 "$rounds"); do
         WRK_JSON="$out/$run.json" wrk -t2 -c"$connections" -d"$duration" -H "X-API-Key: loadtest-key" \
           -s "$root/loadtest/wrk_report.lua" "${url_of[$s]}" >"$out/$run.txt" 2>&1 || status=$?
       fi
-      kill -TERM "$sampler_pid" 2>/dev/null || true
-      wait "$sampler_pid" 2>/dev/null || true
-      sampler_pid=""
+      stop_sampler
       rps=$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["rps"])' "$out/$run.json" 2>/dev/null || echo "?")
       echo "compare: round $round $client $s: $rps req/s (exit $status)" >&2
     done
@@ -406,16 +414,12 @@ if [ -n "$tls" ]; then
         run="handshake-$hs_mode-$s-$round"
         port=${url_of[$s]#https://127.0.0.1:}
         port=${port%%/*}
-        sampler "${pid_of[$s]}" "$out/$run.samples" &
-        sampler_pid=$!
-        sleep 0.3
+        start_sampler "$s" "$run"
         now >"$out/$run.start"
         timeout $((hs_seconds + 30)) openssl s_time -connect "127.0.0.1:$port" "-$hs_mode" -time "$hs_seconds" \
           -www /health >"$out/$run.txt" 2>&1 || true
         now >"$out/$run.end"
-        kill -TERM "$sampler_pid" 2>/dev/null || true
-        wait "$sampler_pid" 2>/dev/null || true
-        sampler_pid=""
+        stop_sampler
         echo "compare: round $round $hs_mode TLS connections $s: $(grep -m1 -o '^[0-9]* connections in [0-9.]*s' "$out/$run.txt" || echo '?')" >&2
       done
     done
@@ -491,6 +495,15 @@ def window_cpu(samples, t0, t1):
         return samples[0][1] if t < samples[0][0] else samples[-1][1]
     return at(t1) - at(t0)
 
+def print_table(header, rows):
+    """Columns padded to their widest cell: the first left-aligned, the rest right."""
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda r: "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))
+    print(line(header))
+    print(line(["-" * w for w in widths]))
+    for r in rows:
+        print(line(r))
+
 def load_runs(client):
     runs = {}
     for s in systems:
@@ -548,12 +561,7 @@ for client in clients:
                      "%.0f" % m["errors"], ratio(s, "rps"), ratio(s, "cpu_us"), ratio(s, "p99"), ratio(s, "rss")))
     print()
     print("%s; client %s" % (title, client_names[client]))
-    widths = [max(len(str(x)) for x in col) for col in zip(hdr, *rows)]
-    line = lambda r: "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))
-    print(line(hdr))
-    print(line(["-" * w for w in widths]))
-    for r in rows:
-        print(line(r))
+    print_table(hdr, rows)
     print()
     per_round = ["%-14s %s" % (names[s], "   ".join("%.0f, %.1f" % (r["rps"], r["p99"]) for r in runs[s]))
                  for s in systems if s in runs]
@@ -628,12 +636,7 @@ if tls:
     print()
     print("New TLS connections (openssl s_time for %s, one client process, each fetching /health; medians of "
           "%d rounds) and RSS per idle TLS connection (1,000 held after one request):" % (duration, rounds))
-    widths = [max(len(str(x)) for x in col) for col in zip(thdr, *trows)]
-    line = lambda r_: "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r_, widths)))
-    print(line(thdr))
-    print(line(["-" * w for w in widths]))
-    for row in trows:
-        print(line(row))
+    print_table(thdr, trows)
     markdown += ["", "New TLS connections (`openssl s_time`, %s, one client process) and RSS per idle TLS "
                  "connection (1,000 held open after one request):" % duration, "",
                  "| " + " | ".join(thdr) + " |", "|" + "---|" * len(thdr)] + \
