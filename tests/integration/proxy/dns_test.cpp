@@ -15,6 +15,7 @@
 #include "gateway/app/settings.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/dns_responder.hpp"
+#include "tests/support/keepalive_load.hpp"
 #include "tests/support/test_server.hpp"
 
 using namespace gateway;
@@ -73,40 +74,6 @@ long long member_requests(test::running_server& srv, const std::string& member) 
 
 const std::string get = "GET /api/item HTTP/1.1\r\nHost: t\r\nX-API-Key: key-1\r\n\r\n";
 
-// Client threads sending keep-alive GETs until stopped (at most `max_each`
-// each), counting answers that are not 200.
-class load {
- public:
-  load(std::uint16_t port, int threads, int max_each) {
-    for (int t = 0; t < threads; ++t) {
-      threads_.emplace_back([this, port, max_each] {
-        auto c = std::make_unique<test::raw_client>(port, 5000ms);
-        for (int i = 0; i < max_each && !stop_; ++i) {
-          auto r = c->send(get) ? c->read_response() : std::nullopt;
-          ++done_;
-          if (!r || r->status != 200) {
-            ++failed_;
-            c = std::make_unique<test::raw_client>(port, 5000ms);
-          }
-        }
-      });
-    }
-  }
-  ~load() { stop(); }
-  void stop() {
-    stop_ = true;
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
-  }
-  long long done() const { return done_; }
-  long long failed() const { return failed_; }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<long long> done_{0}, failed_{0};
-  std::vector<std::thread> threads_;
-};
-
 }  // namespace
 
 TEST_CASE("a backend name is resolved at start-up and each of its A records is a group member",
@@ -136,7 +103,7 @@ TEST_CASE("a backend name whose address changes is followed without restart, and
   // new address set before its next request; with four connections all of
   // them land on one worker one time in eight, and the other worker, never
   // asked, keeps the old member listed).
-  load clients(srv.port(), 16, 100000);
+  test::keepalive_load clients(srv.port(), get, 16, 100000);
   const auto first = backends.member("127.0.0.1"), second = backends.member("127.0.0.2");
   const auto until = clock_type::now() + 5s;
   while (member_requests(srv, first) < 20 && clock_type::now() < until) std::this_thread::sleep_for(10ms);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tests/support/child_process.hpp"
+#include "tests/support/keepalive_load.hpp"
 #include "tests/support/test_server.hpp"
 #include "tests/support/wait.hpp"
 
@@ -78,47 +79,6 @@ std::map<std::string, long long> member_figure(std::uint16_t port, std::string_v
   return out;
 }
 
-// Client threads sending keep-alive GETs until stopped (at most `max_each`
-// requests each), counting answers that are not 200.
-class load {
- public:
-  load(std::uint16_t port, int threads, int max_each) {
-    for (int t = 0; t < threads; ++t) {
-      threads_.emplace_back([this, port, max_each] {
-        auto c = std::make_unique<test::raw_client>(port, 5000ms);
-        for (int i = 0; i < max_each && !stop_; ++i) {
-          if (!c->send("GET /svc/item HTTP/1.1\r\nHost: t\r\n\r\n")) {
-            ++failed_;
-            c = std::make_unique<test::raw_client>(port, 5000ms);
-            continue;
-          }
-          auto r = c->read_response();
-          if (!r) {
-            ++failed_;
-            c = std::make_unique<test::raw_client>(port, 5000ms);
-            continue;
-          }
-          ++done_;
-          if (r->status != 200) ++failed_;
-        }
-      });
-    }
-  }
-  ~load() { stop(); }
-  void stop() {
-    stop_ = true;
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
-  }
-  long long done() const { return done_; }
-  long long failed() const { return failed_; }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<long long> done_{0}, failed_{0};
-  std::vector<std::thread> threads_;
-};
-
 }  // namespace
 
 TEST_CASE("a group of three under load: a killed member costs GET clients nothing, its traffic moves within a "
@@ -130,7 +90,7 @@ TEST_CASE("a group of three under load: a killed member costs GET clients nothin
                       "--eject-time", "500ms", "--eject-max", "1s"});
   const std::string victim = b[1].url();
 
-  load clients(gw.port, 4, 200000);
+  test::keepalive_load clients(gw.port, "GET /svc/item HTTP/1.1\r\nHost: t\r\n\r\n", 4, 200000);
   REQUIRE(test::wait_until([&] { return clients.done() >= 300; }, 10s));
   auto before = member_figure(gw.port, "gateway_upstream_member_requests_total");
   for (auto& x : b) CHECK(before[x.url()] > 0);
