@@ -159,7 +159,12 @@ class session {
   asio::awaitable<bool> run();
 
  private:
-  enum class outcome { next, close };
+  // next: keep the connection for another request; close: end it cleanly
+  // (TLS: close_notify, then FIN); broken: a streamed response could not be
+  // completed, so the connection is reset (no close_notify, no FIN) and a
+  // client reading a close-delimited body cannot take what it got for the
+  // whole of it (RFC 9112 section 9.8).
+  enum class outcome { next, close, broken };
 
   void set_phase(conn_phase p, std::chrono::nanoseconds timeout) {
     st_.phase = p;
@@ -464,7 +469,7 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::write_stream(http::e
   static constexpr std::string_view last_chunk = "0\r\n\r\n";
   for (;;) {
     auto [ec, piece] = co_await ex.res.stream->next();
-    if (ec) co_return outcome::close;  // cannot complete the response
+    if (ec) co_return outcome::broken;
     if (piece.empty()) break;
     set_phase(conn_phase::write, cfg_.write_timeout);
     if (framing == http::body_framing::chunked) {
@@ -686,7 +691,7 @@ asio::awaitable<bool> session<Io>::run() {
         } else {
           set_phase(conn_phase::handler, {});
           o = co_await write_stream(ex, fw.framing);
-          if (!fw.keep_alive) o = outcome::close;
+          if (!fw.keep_alive && o == outcome::next) o = outcome::close;
         }
       }
     }
@@ -699,6 +704,11 @@ asio::awaitable<bool> session<Io>::run() {
     release_budget();
     in_.consume(std::min(request_bytes_, in_.size()));
     request_bytes_ = 0;
+    if (o == outcome::broken) {
+      std::error_code ignored;
+      st_.socket.set_option(asio::socket_base::linger(true, 0), ignored);
+      break;
+    }
     if (o == outcome::close || st_.stop_requested) {
       io_.shutdown_send();
       break;

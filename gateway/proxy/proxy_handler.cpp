@@ -187,7 +187,11 @@ class upstream_response final : public http::body_source, public http::upstream_
       if (timed_out_) co_return fail(proxy_errc::body_timeout);
       if (aborted_) co_return fail(proxy_errc::aborted);
       if (ec) {
-        if (upstream_connection::is_eof(ec) && reader_.finish_at_eof()) {
+        // A close-delimited body ends at a FIN, or over TLS at close_notify
+        // only: a TLS connection closed without it may have been cut short
+        // by anyone on the path (RFC 9112 section 9.8), so it counts as
+        // truncated.
+        if (ec == asio::error::eof && reader_.finish_at_eof()) {
           settle();  // close-delimited: this was its end
           break;
         }

@@ -101,8 +101,8 @@ class upstream_connection {
 
   // One read or one whole write on whichever stream this is: one pointer
   // test per operation, so a plain connection pays nothing for TLS. A
-  // backend that closes a TLS connection without close_notify is reported
-  // as eof (see is_eof).
+  // backend that closes a TLS connection without close_notify reports
+  // asio::ssl::error::stream_truncated (see is_eof).
   auto read_some(asio::mutable_buffer b) {
     return tls_ ? tls_->async_read_some(b, upstream_nothrow) : socket_.async_read_some(b, upstream_nothrow);
   }
@@ -110,8 +110,9 @@ class upstream_connection {
   auto write(const ConstBuffers& b) {
     return tls_ ? asio::async_write(*tls_, b, upstream_nothrow) : asio::async_write(socket_, b, upstream_nothrow);
   }
-  // End of stream: a FIN, or (TLS) a FIN without close_notify, which many
-  // servers send and which ends a close-delimited body just the same.
+  // End of stream for a tunnel: a FIN, or (TLS) a FIN without close_notify,
+  // which many servers send. A close-delimited response body does not
+  // accept the latter (proxy_handler: RFC 9112 section 9.8).
   static bool is_eof(const std::error_code& ec) noexcept {
     return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
   }

@@ -168,6 +168,23 @@ struct tls_backend::impl {
           if (e2) co_return;
         }
       }
+      if (target.rfind("/eof?n=", 0) == 0 || target.rfind("/cut?n=", 0) == 0) {
+        // A close-delimited response (no Content-Length, not chunked): /eof
+        // ends it with close_notify, /cut with a bare TCP close.
+        const std::size_t n = std::stoull(target.substr(7));
+        std::string resp = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n";
+        for (std::size_t i = 0; i < n; ++i) resp.push_back(static_cast<char>('a' + i % 26));
+        auto [e1, n1] = co_await asio::async_write(st, asio::buffer(resp), use_nothrow);
+        if (e1) co_return;
+        if (target[1] == 'e') {
+          auto [e2] = co_await st.async_shutdown(use_nothrow);
+          (void)e2;
+        } else {
+          std::error_code ignored;
+          st.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        }
+        co_return;
+      }
       if (target.rfind("/big?n=", 0) == 0) {
         const std::size_t n = std::stoull(target.substr(7));
         const std::string h = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(n) + "\r\n\r\n";

@@ -11,7 +11,9 @@
 //                 test then fails, naming it).
 //   tls_backend   HTTP/1.1 over TLS on 127.0.0.1:0, on a thread of its own:
 //                 keep-alive; GET /big?n=N answers N bytes (written 64 KiB
-//                 at a time); POST answers the request body back; an
+//                 at a time); GET /eof?n=N answers N bytes close-delimited
+//                 and ends with close_notify, GET /cut?n=N the same but
+//                 ends with a TCP close and no close_notify; POST answers the request body back; an
 //                 Upgrade request gets 101 and then every byte echoed until
 //                 the peer closes; anything else answers "host=<Host>
 //                 sni=<SNI>". Counts connections, handshakes and resumed

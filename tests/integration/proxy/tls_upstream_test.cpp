@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -197,6 +198,70 @@ TEST_CASE("https upstream: an 8 MiB body goes up and back, and a 48 MiB response
   for (std::size_t i = 0; i < n; i += 4093) pattern = pattern && big->body[i] == static_cast<char>('a' + i % 26);
   CHECK(pattern);
   CHECK(backend.connections.load() == 1);  // both on one pooled TLS connection
+}
+
+TEST_CASE("https upstream: a close-delimited body ends at close_notify, and one cut without it reaches the client "
+          "as incomplete",
+          "[integration][proxy][tls]") {
+  test::tls_material tls;
+  test::tls_backend backend(tls.cert, tls.key);
+  core::config cfg = tls_config(backend.url());
+  cfg.upstream_ca = {tls.ca};
+  test::running_server srv(cfg);
+  const std::size_t n = 100000;
+  std::string expected;
+  for (std::size_t i = 0; i < n; ++i) expected.push_back(static_cast<char>('a' + i % 26));
+
+  SECTION("close_notify then FIN: the whole body, re-framed as chunked, and the client keeps its connection") {
+    test::raw_client c(srv.port());
+    for (int i = 0; i < 2; ++i) {
+      REQUIRE(c.send(test::make_request("GET", "/t/eof?n=" + std::to_string(n))));
+      auto r = c.read_response();
+      REQUIRE(r);
+      CHECK(r->status == 200);
+      CHECK(r->header("Transfer-Encoding") == "chunked");
+      CHECK(r->body == expected);
+    }
+  }
+  SECTION("a bare FIN (no close_notify): the client never sees the last chunk, and the connection closes") {
+    test::raw_client c(srv.port());
+    REQUIRE(c.send(test::make_request("GET", "/t/cut?n=" + std::to_string(n))));
+    const std::string raw = c.read_all();
+    REQUIRE(raw.rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(raw.find("Transfer-Encoding: chunked") != std::string::npos);
+    CHECK(raw.size() > n / 2);  // the body was streamed as it came
+    CHECK(raw.find("\r\n0\r\n\r\n") == std::string::npos);
+  }
+  SECTION("HTTP/1.0 clients get the body close-delimited: a clean close after close_notify, a reset after a cut") {
+    for (const char* path : {"/t/eof", "/t/cut"}) {
+      test::raw_client c(srv.port());
+      REQUIRE(c.send(std::string("GET ") + path + "?n=" + std::to_string(n) + " HTTP/1.0\r\n\r\n"));
+      std::string raw;
+      char buf[16384];
+      int last_errno = 0;
+      for (;;) {
+        const ssize_t k = ::recv(c.fd(), buf, sizeof buf, 0);
+        if (k > 0) {
+          raw.append(buf, static_cast<std::size_t>(k));
+          continue;
+        }
+        last_errno = k == 0 ? 0 : errno;
+        break;
+      }
+      INFO(path << ": errno " << last_errno << ", " << raw.size() << " bytes");
+      REQUIRE(raw.rfind("HTTP/1.0 200", 0) == 0);
+      CHECK(raw.find("Transfer-Encoding") == std::string::npos);
+      const auto body_at = raw.find("\r\n\r\n");
+      REQUIRE(body_at != std::string::npos);
+      if (std::string_view(path) == "/t/eof") {
+        CHECK(last_errno == 0);  // a FIN: the body is whole
+        CHECK(raw.substr(body_at + 4) == expected);
+      } else {
+        CHECK(last_errno == ECONNRESET);  // not a FIN: the client knows it was cut
+      }
+    }
+  }
+  CHECK(backend.requests.load() >= 1);
 }
 
 TEST_CASE("https upstream: a WebSocket upgrade is tunnelled to the TLS backend both ways, and a half close passes",
