@@ -27,7 +27,12 @@ namespace gateway::core {
   X(rejected_connections, counter, "rejected_connections", "Connections refused with 503 over --max-connections") \
   X(rejected_bodies, counter, "rejected_bodies", "Requests refused with 503 over --body-budget")                \
   X(proxy_rejected, counter, "proxy_protocol_rejected",                                                          \
-    "Connections closed without a valid PROXY protocol header (--proxy-protocol): malformed, cut short or stalled past --header-timeout")
+    "Connections closed without a valid PROXY protocol header (--proxy-protocol): malformed, cut short or stalled past --header-timeout") \
+  X(tls_handshakes, counter, "tls_handshakes", "TLS handshakes completed with clients (resumed ones included)")  \
+  X(tls_resumed, counter, "tls_resumed", "TLS handshakes with clients that resumed a session (a ticket)")        \
+  X(tls_failures, counter, "tls_handshake_failures",                                                             \
+    "TLS handshakes with clients that failed: not TLS, an old version, no shared cipher, closed midway")         \
+  X(tls_timeouts, counter, "tls_handshake_timeouts", "TLS handshakes with clients cut by --header-timeout")
 
 struct alignas(64) live_shard {
   GATEWAY_STAT_SET(live_shard, GATEWAY_WORKER_STATS)

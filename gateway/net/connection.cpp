@@ -608,11 +608,18 @@ asio::awaitable<bool> session<Io>::run() {
       set_phase(conn_phase::head, cfg_.header_timeout);
       const std::error_code ec = co_await io_.handshake();
       if (ec) {
-        if (st_.timed_out) core::bump(w_.counters().timeouts);
+        if (st_.timed_out) {
+          core::bump(w_.counters().timeouts);
+          core::bump(w_.counters().tls_timeouts);
+        } else if (!st_.aborted) {
+          core::bump(w_.counters().tls_failures);
+        }
         std::error_code ignored;
         st_.socket.close(ignored);
         co_return false;
       }
+      core::bump(w_.counters().tls_handshakes);
+      if (io_.resumed()) core::bump(w_.counters().tls_resumed);
     }
   }
 

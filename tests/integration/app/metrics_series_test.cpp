@@ -11,6 +11,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <openssl/ssl.h>
+
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -35,6 +37,7 @@
 #include "tests/support/wait.hpp"
 #include "tests/support/test_server.hpp"
 #include "tests/support/tls_backend.hpp"
+#include "tests/support/tls_client.hpp"
 
 using namespace gateway;
 using namespace std::chrono_literals;
@@ -560,6 +563,61 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
     tls_moved({"upstream_tls_failures", "upstream_tls_verify_failures"}, before);
     gt.stop();
     gt.wait();
+  }
+
+  // The client-side TLS series move only on a TLS listener: a gateway with
+  // a certificate serves one full handshake and one resumed, cuts a stalled
+  // one by its header timeout and refuses plain HTTP. Read from its
+  // counters (its /metrics speaks TLS).
+  {
+    test::tls_material tls;
+    auto lc = test::test_config();
+    lc.threads = 1;
+    lc.rate_limit_enabled = false;
+    lc.header_timeout = 300ms;
+    lc.tls_certs = {tls.cert};
+    lc.tls_keys = {tls.key};
+    app::instance gl(lc, stdout);
+    gl.start();
+    test::tls_client_options o;
+    o.ca_file = tls.ca;
+    o.server_name = "localhost";
+    SSL_SESSION* session = nullptr;
+    {
+      test::tls_client full(gl.port(), o);
+      REQUIRE(full.connected());
+      REQUIRE(full.send("GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+      REQUIRE(full.read_response());
+      session = full.take_session();
+    }
+    REQUIRE(session != nullptr);
+    o.session = session;
+    {
+      test::tls_client again(gl.port(), o);
+      REQUIRE(again.connected());
+      CHECK(again.resumed());
+      REQUIRE(again.send("GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+      REQUIRE(again.read_response());
+    }
+    SSL_SESSION_free(session);
+    {
+      test::raw_client silent(gl.port(), 5000ms);
+      CHECK(silent.wait_closed());
+    }
+    CHECK_FALSE(ask(gl.port(), test::make_request("GET", "/health")).has_value());
+    const auto counts = [&] { return gl.server().live(); };
+    CHECK(test::wait_until([&] { return counts().tls_failures == 1 && counts().tls_timeouts == 1; }, 5000ms));
+    const auto l = counts();
+    CHECK(l.tls_handshakes == 2);
+    CHECK(l.tls_resumed == 1);
+    const std::pair<const char*, std::int64_t> tls_series[] = {{"tls_handshakes", l.tls_handshakes},
+                                                               {"tls_resumed", l.tls_resumed},
+                                                               {"tls_handshake_failures", l.tls_failures},
+                                                               {"tls_handshake_timeouts", l.tls_timeouts}};
+    for (const auto& [name, value] : tls_series)
+      if (value > 0 && last_known(port, name)) moved.insert(name);
+    gl.stop();
+    gl.wait();
   }
 
   {

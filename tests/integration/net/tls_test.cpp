@@ -223,6 +223,15 @@ TEST_CASE("HTTPS session tickets resume TLS 1.2 and 1.3 sessions, on any worker,
     }
     SSL_SESSION_free(session);
   }
+  // Per version: the first, six resumed, one resumed after a rotation, one
+  // full after two. The last two send nothing, so the server may finish
+  // their handshakes after the client returns.
+  CHECK(test::wait_until([&] { return srv.server().live().tls_handshakes == 18; }, 5000ms));
+  CHECK(srv.server().live().tls_resumed == 14);
+  CHECK(srv.server().live().tls_failures == 0);
+  // Plain HTTP on the TLS listener gets no answer and counts as a failure.
+  CHECK_FALSE(test::http_request(srv.port(), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").has_value());
+  CHECK(test::wait_until([&] { return srv.server().live().tls_failures == 1; }, 5000ms));
 }
 
 TEST_CASE("HTTPS reload: new certificates for new connections, open ones untouched, a bad file refused",
@@ -426,6 +435,7 @@ TEST_CASE("hostile TLS: a stalled handshake is cut by the header timeout, garbag
     CHECK(std::chrono::steady_clock::now() - start < 3s);
   }
   CHECK(srv.server().live().timeouts >= 2);
+  CHECK(srv.server().live().tls_timeouts == 2);
   for (std::string_view garbage :
        {std::string_view("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), std::string_view("\x16\x03\x01\x00\x05hello", 10),
         std::string_view("\x16\x03\x03\x40\x00", 5), std::string_view("\x80\x2e\x01\x03\x01", 5)}) {
@@ -433,6 +443,14 @@ TEST_CASE("hostile TLS: a stalled handshake is cut by the header timeout, garbag
     REQUIRE(bad.send(std::string(garbage) + std::string(600, '\x01')));
     CHECK(bad.wait_closed());
   }
+  // Not TLS, a malformed handshake message and an SSLv2 hello fail at once;
+  // a record header that announces 16 KiB and sends 600 bytes waits for the
+  // rest until the header timeout.
+  CHECK(test::wait_until([&] {
+    const auto l = srv.server().live();
+    return l.tls_failures == 3 && l.tls_timeouts == 3;
+  }, 5000ms));
+  CHECK(srv.server().live().tls_handshakes == 0);
   // Still serving.
   test::tls_client good(srv.port(), trusting(c.cert));
   REQUIRE(good.connected());
@@ -453,6 +471,7 @@ TEST_CASE("hostile TLS: a TLS 1.0 or 1.1 client is refused, a renegotiation is r
     INFO(client.error());
     CHECK(client.error().find("protocol version") != std::string::npos);  // the server's alert
   }
+  CHECK(test::wait_until([&] { return srv.server().live().tls_failures == 2; }, 5000ms));
   {
     auto o = trusting(c.cert);
     o.max_version = TLS1_2_VERSION;
