@@ -18,6 +18,13 @@ struct request_context {
   std::string_view client_ip;       // textual, e.g. "127.0.0.1" or "::1"
   std::string_view client_address;  // "ADDRESS:PORT" ("[::1]:PORT"), the seed's RemoteAddr
   std::chrono::steady_clock::time_point start;
+  // When the response was ready: read by the first elapsed() call (the
+  // request log's and the metrics' layers each want it; one clock reading).
+  std::chrono::steady_clock::time_point finished;
+  std::chrono::nanoseconds elapsed() noexcept {
+    if (finished == std::chrono::steady_clock::time_point{}) finished = std::chrono::steady_clock::now();
+    return finished - start;
+  }
   unsigned worker = 0;
   std::uint64_t connection_id = 0;
   std::string_view request_id;

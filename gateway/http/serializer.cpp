@@ -4,13 +4,16 @@
 #include <chrono>
 #include <ctime>
 
+#include "gateway/core/coarse_clock.hpp"
+
 namespace gateway::http {
 
 std::string_view http_date() noexcept {
   thread_local char buf[32];
   thread_local std::time_t cached = 0;
   thread_local std::size_t len = 0;
-  std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  // A second's resolution: the coarse clock is enough (core/coarse_clock.hpp).
+  const std::time_t now = core::coarse_unix_seconds();
   if (now != cached) {
     std::tm tm{};
     gmtime_r(&now, &tm);

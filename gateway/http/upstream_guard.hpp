@@ -16,6 +16,8 @@
 // arena and unregisters (or is unregistered) before the arena resets.
 #include <chrono>
 
+#include "gateway/core/coarse_clock.hpp"
+
 namespace gateway::http {
 
 class upstream_guard {
@@ -38,7 +40,7 @@ class upstream_guard {
 
   // The sweep calls expire() once `timeout` from now has passed, unless
   // disarm() or another arm() comes first.
-  void arm(std::chrono::nanoseconds timeout) noexcept { deadline_ = clock::now() + timeout; }
+  void arm(std::chrono::nanoseconds timeout) noexcept { deadline_ = core::coarse_steady_now() + timeout; }
   void disarm() noexcept { deadline_ = clock::time_point::max(); }
   // The deadline passed: end the pending backend operation (closing the
   // socket does), which then reports the timeout.

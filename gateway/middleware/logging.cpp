@@ -18,7 +18,7 @@ class logging_layer final : public http::layer {
     e.method = ex.req.method;
     e.path = ex.req.target;
     e.status = ex.res.status;
-    e.duration = std::chrono::steady_clock::now() - ex.ctx.start;
+    e.duration = ex.ctx.elapsed();
     e.client = ex.ctx.client_address;
     e.request_id = ex.ctx.request_id;
     e.headers = std::span<const http::header_field>(ex.req.headers.begin(), ex.req.headers.size());

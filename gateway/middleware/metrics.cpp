@@ -15,7 +15,7 @@ class metrics_layer final : public http::layer {
   void leave(http::exchange& ex, http::layer_state&) override {
     // Latency from the end of the request's reading to the response being
     // ready (a streamed body's transfer is the client's and the backend's time).
-    shard_.record(ex.req.path, ex.res.status, std::chrono::steady_clock::now() - ex.ctx.start);
+    shard_.record(ex.req.path, ex.res.status, ex.ctx.elapsed());
   }
 
  private:

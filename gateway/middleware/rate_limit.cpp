@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "gateway/core/coarse_clock.hpp"
 #include "gateway/middleware/middleware.hpp"
 
 namespace gateway::middleware {
@@ -68,14 +69,14 @@ class rate_limit_layer final : public http::layer {
           return http::step::wait;
         case rate_limit_store::start_result::decided:
           // The local table keeps counting, ready for a fallback.
-          (void)limiter_.check(key, std::chrono::steady_clock::now());
+          (void)limiter_.check(key, core::coarse_steady_now());
           return decide(ex, state, from_slice);
         case rate_limit_store::start_result::unavailable:
           break;
       }
       return without_store(ex, state, key);
     }
-    return decide(ex, state, limiter_.check(key, std::chrono::steady_clock::now()));
+    return decide(ex, state, limiter_.check(key, core::coarse_steady_now()));
   }
 
   asio::awaitable<http::step> await(http::exchange& ex, http::layer_state& state) override {
@@ -83,7 +84,7 @@ class rate_limit_layer final : public http::layer {
     const std::string_view key(w.key, w.key_len);
     const std::optional<rate_limit_decision> d = co_await store_->finish(w.slot);
     if (!d) co_return without_store(ex, state, key);
-    if (d->allowed) (void)limiter_.check(key, std::chrono::steady_clock::now());
+    if (d->allowed) (void)limiter_.check(key, core::coarse_steady_now());
     co_return decide(ex, state, *d);
   }
 
@@ -108,7 +109,7 @@ class rate_limit_layer final : public http::layer {
   http::step without_store(http::exchange& ex, http::layer_state& state, std::string_view key) {
     if (fail_open_) {
       core::bump(store_->stats().fallbacks);
-      return decide(ex, state, limiter_.check(key, std::chrono::steady_clock::now()));
+      return decide(ex, state, limiter_.check(key, core::coarse_steady_now()));
     }
     core::bump(store_->stats().unavailable);
     http::respond_text(ex, 503, "rate-limit store unavailable");

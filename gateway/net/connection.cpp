@@ -12,6 +12,7 @@
 #include <string>
 
 #include "gateway/core/arena.hpp"
+#include "gateway/core/coarse_clock.hpp"
 #include "gateway/http/layer.hpp"
 #include "gateway/http/request_parser.hpp"
 #include "gateway/http/serializer.hpp"
@@ -168,9 +169,9 @@ class session {
 
   void set_phase(conn_phase p, std::chrono::nanoseconds timeout) {
     st_.phase = p;
-    st_.deadline = timeout.count() > 0 ? clock::now() + timeout : clock::time_point::max();
+    st_.deadline = timeout.count() > 0 ? core::coarse_steady_now() + timeout : clock::time_point::max();
   }
-  void push_deadline(std::chrono::nanoseconds timeout) { st_.deadline = clock::now() + timeout; }
+  void push_deadline(std::chrono::nanoseconds timeout) { st_.deadline = core::coarse_steady_now() + timeout; }
   void release_budget() noexcept {
     if (budget_taken_) w_.body_budget().give_back(budget_taken_);
     budget_taken_ = 0;
@@ -303,7 +304,7 @@ void session<Io>::begin_head() {
     // arena block goes back to the worker's pool until the next request.
     mem_.release_first();
     set_phase(conn_phase::idle, cfg_.idle_timeout);
-    st_.idle_since = clock::now();
+    st_.idle_since = core::coarse_steady_now();
     st_.shed = false;
   } else {
     set_phase(conn_phase::head, cfg_.header_timeout);

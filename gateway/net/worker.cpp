@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <exception>
 
+#include "gateway/core/coarse_clock.hpp"
 #include "gateway/net/connection.hpp"
 #include "gateway/net/interrupt.hpp"
 #include "gateway/net/redirect_http.hpp"
@@ -329,7 +330,9 @@ void worker::arm_sweep() {
 }
 
 void worker::sweep() {
-  auto now = clock::now();
+  // The deadlines and idle stamps it checks were read from the coarse
+  // clock, and so is this (core/coarse_clock.hpp).
+  auto now = core::coarse_steady_now();
   // No request since the last sweep: the pooled arena blocks go back to
   // malloc (and the housekeeping trim gives the pages to the system).
   const std::int64_t requests = core::read(counters_.requests_total);

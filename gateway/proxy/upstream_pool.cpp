@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "gateway/core/coarse_clock.hpp"
 #include "gateway/net/interrupt.hpp"
 #include "gateway/proxy/proxy_error.hpp"
 
@@ -130,7 +131,7 @@ upstream_pool::upstream_pool(asio::io_context& io, asio::ip::tcp::endpoint backe
 upstream_pool::~upstream_pool() { drain(); }
 
 bool upstream_pool::take(upstream_connection& out) noexcept {
-  const auto now = clock::now();
+  const auto now = core::coarse_steady_now();
   while (!idle_.empty()) {
     upstream_connection c = std::move(idle_.back());
     idle_.pop_back();
@@ -252,7 +253,7 @@ void upstream_pool::give_back(upstream_connection&& c) noexcept {
     idle_.erase(idle_.begin());
     core::drop(stats_->idle, 1);
   }
-  c.idle_since = clock::now();
+  c.idle_since = core::coarse_steady_now();
   idle_.push_back(std::move(c));
   core::bump(stats_->idle, 1);
   arm_expiry();
