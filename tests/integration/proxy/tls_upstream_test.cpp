@@ -11,6 +11,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -34,6 +36,23 @@ core::config tls_config(const std::string& backend) {
   REQUIRE(core::add_route("/t/", backend, cfg.routes, err));
   return cfg;
 }
+
+// One https backend with a certificate for localhost and 127.0.0.1 from the
+// test CA, and the gateway in front of it (tls_config) trusting that CA,
+// started after `adjust` edits its configuration; `host` names the backend
+// in the route's URL.
+struct verified_upstream {
+  explicit verified_upstream(const std::function<void(core::config&)>& adjust = nullptr,
+                             const std::string& host = "localhost") {
+    core::config cfg = tls_config(backend.url(host));
+    cfg.upstream_ca = {tls.ca};
+    if (adjust) adjust(cfg);
+    srv.emplace(cfg);
+  }
+  test::tls_material tls;
+  test::tls_backend backend{tls.cert, tls.key};
+  std::optional<test::running_server> srv;
+};
 
 std::optional<test::http_response> get(std::uint16_t port, std::string_view target) {
   return test::http_request(port, test::make_request("GET", target));
@@ -70,11 +89,9 @@ long long checks_failed(std::uint16_t port, const std::string& url) {
 
 TEST_CASE("https upstream: verified with --upstream-ca, and 20 keep-alive requests use one TLS connection",
           "[integration][proxy][tls]") {
-  test::tls_material tls;
-  test::tls_backend backend(tls.cert, tls.key);
-  core::config cfg = tls_config(backend.url());
-  cfg.upstream_ca = {tls.ca};
-  test::running_server srv(cfg);
+  verified_upstream u;
+  auto& backend = u.backend;
+  auto& srv = *u.srv;
   test::raw_client c(srv.port());
   for (int i = 0; i < 20; ++i) {
     REQUIRE(c.send(test::make_request("GET", "/t/x")));
@@ -130,11 +147,9 @@ TEST_CASE("https upstream: an unknown CA, a certificate for another name or an u
 
 TEST_CASE("https upstream: an IP-literal backend is checked against the certificate's IP address, without SNI",
           "[integration][proxy][tls]") {
-  test::tls_material tls;
-  test::tls_backend backend(tls.cert, tls.key);
-  core::config cfg = tls_config(backend.url("127.0.0.1"));
-  cfg.upstream_ca = {tls.ca};
-  test::running_server srv(cfg);
+  verified_upstream u(nullptr, "127.0.0.1");
+  auto& backend = u.backend;
+  auto& srv = *u.srv;
   auto r = get(srv.port(), "/t/x");
   REQUIRE(r);
   CHECK(r->status == 200);
@@ -155,12 +170,10 @@ TEST_CASE("https upstream: --upstream-insecure accepts an unknown CA and a wrong
 }
 
 TEST_CASE("https upstream: a new connection resumes the session the previous one got", "[integration][proxy][tls]") {
-  test::tls_material tls;
-  test::tls_backend backend(tls.cert, tls.key);
-  core::config cfg = tls_config(backend.url());
-  cfg.upstream_ca = {tls.ca};
-  cfg.upstream_max_idle = 0;  // no pooling: every request connects anew
-  test::running_server srv(cfg);
+  // no pooling: every request connects anew
+  verified_upstream u([](core::config& cfg) { cfg.upstream_max_idle = 0; });
+  auto& backend = u.backend;
+  auto& srv = *u.srv;
   for (int i = 0; i < 4; ++i) {
     auto r = get(srv.port(), "/t/x");
     REQUIRE(r);
@@ -174,11 +187,9 @@ TEST_CASE("https upstream: a new connection resumes the session the previous one
 
 TEST_CASE("https upstream: an 8 MiB body goes up and back, and a 48 MiB response streams down",
           "[integration][proxy][tls]") {
-  test::tls_material tls;
-  test::tls_backend backend(tls.cert, tls.key);
-  core::config cfg = tls_config(backend.url());
-  cfg.upstream_ca = {tls.ca};
-  test::running_server srv(cfg);
+  verified_upstream u;
+  auto& backend = u.backend;
+  auto& srv = *u.srv;
   test::raw_client c(srv.port(), 30000ms);
   std::string up(8u << 20, '\0');
   for (std::size_t i = 0; i < up.size(); ++i) up[i] = static_cast<char>('A' + (i * 7) % 26);
@@ -203,11 +214,9 @@ TEST_CASE("https upstream: an 8 MiB body goes up and back, and a 48 MiB response
 TEST_CASE("https upstream: a close-delimited body ends at close_notify, and one cut without it reaches the client "
           "as incomplete",
           "[integration][proxy][tls]") {
-  test::tls_material tls;
-  test::tls_backend backend(tls.cert, tls.key);
-  core::config cfg = tls_config(backend.url());
-  cfg.upstream_ca = {tls.ca};
-  test::running_server srv(cfg);
+  verified_upstream u;
+  auto& backend = u.backend;
+  auto& srv = *u.srv;
   const std::size_t n = 100000;
   std::string expected;
   for (std::size_t i = 0; i < n; ++i) expected.push_back(static_cast<char>('a' + i % 26));
@@ -266,11 +275,9 @@ TEST_CASE("https upstream: a close-delimited body ends at close_notify, and one 
 
 TEST_CASE("https upstream: a WebSocket upgrade is tunnelled to the TLS backend both ways, and a half close passes",
           "[integration][proxy][tls]") {
-  test::tls_material tls;
-  test::tls_backend backend(tls.cert, tls.key);
-  core::config cfg = tls_config(backend.url());
-  cfg.upstream_ca = {tls.ca};
-  test::running_server srv(cfg);
+  verified_upstream u;
+  auto& backend = u.backend;
+  auto& srv = *u.srv;
   test::raw_client c(srv.port());
   REQUIRE(c.send("GET /t/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
@@ -298,12 +305,9 @@ TEST_CASE("https upstream: a WebSocket upgrade is tunnelled to the TLS backend b
 
 TEST_CASE("https upstream: host upstream sends the backend's authority as Host, SNI is the backend's name either way",
           "[integration][proxy][tls]") {
-  test::tls_material tls;
-  test::tls_backend backend(tls.cert, tls.key);
-  core::config cfg = tls_config(backend.url());
-  cfg.upstream_ca = {tls.ca};
-  cfg.routes.front().upstream_host = true;
-  test::running_server srv(cfg);
+  verified_upstream u([](core::config& cfg) { cfg.routes.front().upstream_host = true; });
+  auto& backend = u.backend;
+  auto& srv = *u.srv;
   auto r = get(srv.port(), "/t/x");
   REQUIRE(r);
   CHECK(r->status == 200);
