@@ -448,11 +448,13 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
       in_.truncate(body_start);
       pos = body_start;
     }
-    auto [ec, n] = co_await io_.read_some(in_.tail_space());
+    const auto space = in_.tail_space();
+    auto [ec, n] = co_await io_.read_some(space);
     if (ec) {
       if (read_timed_out()) co_await send_error(408, "request body not received in time", http10);
       co_return outcome::close;
     }
+    if constexpr (!Io::is_tls) note_read(st_.socket, n, space.size());
     in_.commit(n);
     core::bump(w_.counters().bytes_in, n);
     push_deadline(cfg_.body_timeout);
@@ -620,7 +622,6 @@ asio::awaitable<bool> session<Io>::run() {
     http::head_result head;
     begin_head();
     bool have_head = false;
-    bool drained = false;  // the last read of this request returned less than it asked for
     for (;;) {
       head_step step = parse_buffered_head(ex.req, head);
       if (step == head_step::complete) {
@@ -645,7 +646,7 @@ asio::awaitable<bool> session<Io>::run() {
         if (read_timed_out()) co_await send_error(408, "request head not received in time", false);
         break;
       }
-      drained = n < space.size();
+      if constexpr (!Io::is_tls) note_read(st_.socket, n, space.size());
       in_.commit(n);
       core::bump(w_.counters().bytes_in, n);
       if (st_.phase == conn_phase::idle) set_phase(conn_phase::head, cfg_.header_timeout);
@@ -654,14 +655,6 @@ asio::awaitable<bool> session<Io>::run() {
     if (!body_is_buffered(ex.req, head)) {
       const outcome read = co_await read_body(ex.req, head);
       if (read == outcome::close) break;
-    } else if (drained) {
-      // The request is complete and this request's last read drained the
-      // socket: the next read (the next request, after the response) waits
-      // for epoll instead of failing first (net/read_readiness.hpp). Still
-      // the read's own completion: nothing was awaited since. A client that
-      // half-closed right after its request is then noticed by the idle
-      // sweep rather than by that read.
-      if constexpr (!Io::is_tls) mark_read_drained(st_.socket);
     }
 
     auto& counters = w_.counters();
