@@ -17,7 +17,6 @@
 #include "gateway/http/serializer.hpp"
 #include "gateway/net/interrupt.hpp"
 #include "gateway/net/proxy_protocol.hpp"
-#include "gateway/net/read_readiness.hpp"
 #include "gateway/net/tls_stream.hpp"
 #include "gateway/net/worker.hpp"
 
@@ -448,13 +447,11 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
       in_.truncate(body_start);
       pos = body_start;
     }
-    const auto space = in_.tail_space();
-    auto [ec, n] = co_await io_.read_some(space);
+    auto [ec, n] = co_await io_.read_some(in_.tail_space());
     if (ec) {
       if (read_timed_out()) co_await send_error(408, "request body not received in time", http10);
       co_return outcome::close;
     }
-    if constexpr (!Io::is_tls) note_read(st_.socket, n, space.size());
     in_.commit(n);
     core::bump(w_.counters().bytes_in, n);
     push_deadline(cfg_.body_timeout);
@@ -635,8 +632,7 @@ asio::awaitable<bool> session<Io>::run() {
       }
       if (st_.stop_requested && st_.phase == conn_phase::idle && !st_.fresh) break;
       const std::size_t max_cap = static_cast<std::size_t>(cfg_.max_head) + 1024;
-      const auto space = in_.prepare(max_cap);
-      auto [ec, n] = co_await io_.read_some(space);
+      auto [ec, n] = co_await io_.read_some(in_.prepare(max_cap));
       if (ec) {
         if (ec == asio::error::operation_aborted && st_.shed && st_.phase == conn_phase::idle && in_.size() == 0 &&
             !st_.timed_out && !st_.aborted && !st_.stop_requested) {
@@ -646,7 +642,6 @@ asio::awaitable<bool> session<Io>::run() {
         if (read_timed_out()) co_await send_error(408, "request head not received in time", false);
         break;
       }
-      if constexpr (!Io::is_tls) note_read(st_.socket, n, space.size());
       in_.commit(n);
       core::bump(w_.counters().bytes_in, n);
       if (st_.phase == conn_phase::idle) set_phase(conn_phase::head, cfg_.header_timeout);

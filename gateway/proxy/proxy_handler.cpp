@@ -184,7 +184,6 @@ class upstream_response final : public http::body_source, public http::upstream_
       arm();
       auto [ec, n] = co_await conn_.read_some(asio::buffer(buf_, cap_));
       disarm();
-      if (!ec) conn_.note_read(n, cap_);
       if (timed_out_) co_return fail(proxy_errc::body_timeout);
       if (aborted_) co_return fail(proxy_errc::aborted);
       if (ec) {
@@ -273,7 +272,6 @@ class upstream_response final : public http::body_source, public http::upstream_
         co_return head_outcome{make_error_code(filled == 0 ? proxy_errc::closed_before_response
                                                            : proxy_errc::bad_response)};
       }
-      conn_.note_read(n, cap_ - filled);
       filled += n;
       for (;;) {
         std::string_view window(buf_ + start, filled - start);

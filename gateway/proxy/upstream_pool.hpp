@@ -38,7 +38,6 @@
 #include <vector>
 
 #include "gateway/core/stats.hpp"
-#include "gateway/net/read_readiness.hpp"
 #include "gateway/proxy/upstream_tls.hpp"
 
 namespace gateway::proxy {
@@ -106,12 +105,6 @@ class upstream_connection {
   // as eof (see is_eof).
   auto read_some(asio::mutable_buffer b) {
     return tls_ ? tls_->async_read_some(b, upstream_nothrow) : socket_.async_read_some(b, upstream_nothrow);
-  }
-  // After a read of `asked` bytes that returned `got` (net/read_readiness.hpp):
-  // a short read on a plain connection lets the next one wait for epoll
-  // without trying the socket first.
-  void note_read(std::size_t got, std::size_t asked) noexcept {
-    if (!tls_) net::note_read(socket_, got, asked);
   }
   template <class ConstBuffers>
   auto write(const ConstBuffers& b) {
