@@ -19,6 +19,7 @@
 #include "gateway/app/instance.hpp"
 #include "gateway/core/memory.hpp"
 #include "gateway/json/reader.hpp"
+#include "gateway/net/run_bounded.hpp"
 
 namespace gateway::test {
 
@@ -63,7 +64,7 @@ void run_with_deadline(std::function<asio::awaitable<void>()> task, std::chrono:
     failure = e;
     done = true;
   });
-  io.run_for(limit);
+  net::run_bounded(io, limit);
   if (!done) throw std::runtime_error("awaitable did not finish within the deadline");
   if (failure) std::rethrow_exception(failure);
 }
