@@ -24,3 +24,9 @@ message(STATUS "io_uring backend: liburing ${PC_URING_VERSION} (${URING_LIBRARY}
 target_include_directories(gateway_options SYSTEM INTERFACE "${URING_INCLUDE_DIR}")
 target_compile_definitions(gateway_options INTERFACE ASIO_HAS_IO_URING ASIO_DISABLE_EPOLL GATEWAY_IO_URING=1)
 target_link_libraries(gateway_options INTERFACE "${URING_LIBRARY}")
+# Asio 1.22's cancellations reach the ring with a stale user_data; the header
+# replaces the two prep helpers it calls (see the header). Every translation
+# unit gets it, C++ only (the C sources use no Asio), so that every inline
+# copy of Asio's io_uring service the linker may keep has the fix.
+target_compile_options(gateway_options INTERFACE
+  "$<$<COMPILE_LANGUAGE:CXX>:SHELL:-include ${PROJECT_SOURCE_DIR}/gateway/net/io_uring_sqe_fix.hpp>")
