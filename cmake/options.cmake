@@ -7,6 +7,7 @@ set(GATEWAY_SANITIZE "" CACHE STRING "Sanitizer build: address (ASan+UBSan) or t
 set_property(CACHE GATEWAY_SANITIZE PROPERTY STRINGS "" address thread)
 option(GATEWAY_STATIC "Link the gateway binary fully statically (glibc included)" OFF)
 option(GATEWAY_WERROR "Treat warnings as errors" OFF)
+option(GATEWAY_IO_URING "Build on Asio's io_uring backend instead of epoll (needs liburing-dev and a kernel that allows io_uring; see cmake/io_uring.cmake)" OFF)
 
 # gateway_options: the compile settings every target of the project shares.
 add_library(gateway_options INTERFACE)

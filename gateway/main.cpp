@@ -3,6 +3,7 @@
 
 #include "gateway/app/instance.hpp"
 #include "gateway/core/config.hpp"
+#include "gateway/net/io_backend.hpp"
 
 int main(int argc, char** argv) {
   gateway::core::config cfg;
@@ -12,7 +13,7 @@ int main(int argc, char** argv) {
       std::fputs(gateway::core::help_text().c_str(), stdout);
       return 0;
     case gateway::core::parse_outcome::action::version:
-      std::printf("gateway %s\n", GATEWAY_VERSION);
+      std::printf("gateway %s (I/O backend: %s)\n", GATEWAY_VERSION, gateway::net::io_backend_name());
       return 0;
     case gateway::core::parse_outcome::action::error:
       std::fprintf(stderr, "gateway: %s\n", outcome.message.c_str());

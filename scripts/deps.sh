@@ -5,7 +5,7 @@ set -euo pipefail
 
 # openssl: the CLI that makes the https-upstream tests' certificates; ca-certificates:
 # the system trust store https backends are verified against.
-packages=(g++ cmake ninja-build pkg-config libasio-dev node-llhttp zlib1g-dev libssl-dev libhiredis-dev libc-ares-dev catch2
+packages=(g++ cmake ninja-build pkg-config libasio-dev node-llhttp zlib1g-dev libssl-dev libhiredis-dev libc-ares-dev liburing-dev catch2
           curl redis-server openssl ca-certificates)
 if [ "${GATEWAY_DEPS_EXTRA:-}" != "" ]; then
   # shellcheck disable=SC2206

@@ -2,15 +2,24 @@
 # Installs what is missing, builds the gateway and its tests, and runs the
 # whole suite through ctest. Exits non-zero on any failure.
 #   GATEWAY_SANITIZE=address|thread  build and test with sanitizers (own build folder)
+#   GATEWAY_IO_URING=1               the io_uring build (build-uring/, Asio's io_uring backend):
+#                                    the suite without the perf and soak labels, whose
+#                                    figures and budgets are the epoll build's
 #   CTEST_ARGS="-L unit"             pass extra arguments to ctest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The build folders and settings are CMakePresets.json's: release (build/),
-# asan (build-address/), tsan (build-thread/, clang).
+# asan (build-address/), tsan (build-thread/, clang), release-uring (build-uring/).
 san="${GATEWAY_SANITIZE:-}"
 extra=""
+labels=()
+if [ -n "${GATEWAY_IO_URING:-}" ] && [ "${GATEWAY_IO_URING}" != 0 ]; then
+  [ -n "$san" ] && { echo "test.sh: GATEWAY_IO_URING=1 has no sanitizer build; unset GATEWAY_SANITIZE" >&2; exit 2; }
+  san=uring
+fi
 case "$san" in
   "") preset=release build=build ;;
+  uring) preset=release-uring build=build-uring labels=(-LE 'perf|soak') ;;
   address) preset=asan build=build-address ;;
   thread) preset=tsan build=build-thread extra=clang ;;
   *) echo "test.sh: GATEWAY_SANITIZE must be empty, address or thread, not '$san'" >&2; exit 2 ;;
@@ -34,4 +43,4 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
 # shellcheck disable=SC2086
-ctest --test-dir "$build" --output-on-failure --timeout 900 ${CTEST_ARGS:-}
+ctest --test-dir "$build" --output-on-failure --timeout 900 ${labels[@]+"${labels[@]}"} ${CTEST_ARGS:-}

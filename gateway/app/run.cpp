@@ -6,6 +6,7 @@
 
 #include "gateway/app/instance.hpp"
 #include "gateway/core/memory.hpp"
+#include "gateway/net/io_backend.hpp"
 
 namespace gateway::app {
 
@@ -15,6 +16,13 @@ int run(const core::config& cfg) {
     const bool ok = check_config(cfg, message);
     std::fprintf(ok ? stdout : stderr, "gateway: %s\n", message.c_str());
     return ok ? 0 : 1;
+  }
+  // Before any worker exists: an io_uring build where the kernel refuses
+  // io_uring says so and how to build without it, instead of failing later
+  // inside a worker.
+  if (const std::string refused = net::io_backend_refusal(); !refused.empty()) {
+    std::fprintf(stderr, "gateway: %s\n", refused.c_str());
+    return 2;
   }
   core::configure_process_memory();
   // Signals are taken by this thread alone, with sigwait: worker threads

@@ -722,7 +722,7 @@ const std::vector<flag_spec>& flags() {
       {"--check-config", "", "check the settings (and the --config file), print the result, exit 0 or 1", nullptr,
        nullptr},
       {"--help", "", "print this help and exit", nullptr, nullptr},
-      {"--version", "", "print the version and exit", nullptr, nullptr},
+      {"--version", "", "print the version and the I/O backend (epoll, or io_uring in a GATEWAY_IO_URING build) and exit", nullptr, nullptr},
   };
   return table;
 }

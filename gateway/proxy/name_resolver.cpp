@@ -11,6 +11,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "gateway/net/run_bounded.hpp"
+
 namespace gateway::proxy {
 
 namespace {
@@ -270,7 +272,7 @@ void resolve_names(name_table& table, const std::vector<std::string>& hosts, con
       });
     // Until every lookup has answered or timed out (c-ares's own timer);
     // the bound only guards against a socket c-ares keeps watched.
-    if (pending > 0) io.run_for(o.timeout * ((1 << std::max(1, o.tries)) - 1) * 4 + std::chrono::seconds(1));
+    if (pending > 0) net::run_bounded(io, o.timeout * ((1 << std::max(1, o.tries)) - 1) * 4 + std::chrono::seconds(1));
   }
   for (std::size_t i = 0; i < todo.size(); ++i)
     if (results[i].status != ARES_SUCCESS)

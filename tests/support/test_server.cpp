@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "gateway/app/instance.hpp"
 #include "gateway/core/memory.hpp"
 #include "gateway/json/reader.hpp"
+#include "gateway/net/run_bounded.hpp"
 
 namespace gateway::test {
 
@@ -62,7 +64,7 @@ void run_with_deadline(std::function<asio::awaitable<void>()> task, std::chrono:
     failure = e;
     done = true;
   });
-  io.run_for(limit);
+  net::run_bounded(io, limit);
   if (!done) throw std::runtime_error("awaitable did not finish within the deadline");
   if (failure) std::rethrow_exception(failure);
 }
@@ -88,7 +90,27 @@ std::size_t http_response::count(std::string_view name) const {
   return n;
 }
 
-raw_client::raw_client(std::uint16_t port, std::chrono::milliseconds timeout, const char* source_ip) {
+namespace {
+
+// A blocking call on a socket with SO_RCVTIMEO/SO_SNDTIMEO returns EINTR
+// (it is not restarted) when the thread is interrupted, and in an io_uring
+// build (GATEWAY_IO_URING) the kernel interrupts every thread that has
+// submitted to a ring (Asio's cross-thread post does) to run that ring's
+// completion work. Such a call is retried until `limit` has passed since
+// the first attempt.
+template <class Call>
+ssize_t retry_eintr(std::chrono::milliseconds limit, Call call) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const ssize_t n = call();
+    if (n >= 0 || errno != EINTR || std::chrono::steady_clock::now() >= deadline) return n;
+  }
+}
+
+}  // namespace
+
+raw_client::raw_client(std::uint16_t port, std::chrono::milliseconds timeout, const char* source_ip)
+    : timeout_(timeout) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) throw std::runtime_error("socket() failed");
   timeval tv{};
@@ -108,7 +130,18 @@ raw_client::raw_client(std::uint16_t port, std::chrono::milliseconds timeout, co
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  int rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  if (rc != 0 && errno == EINTR) {
+    // The handshake goes on without us: wait for it, then take its outcome.
+    pollfd p{fd_, POLLOUT, 0};
+    const auto waited = retry_eintr(timeout, [&] { return ::poll(&p, 1, static_cast<int>(timeout.count())); });
+    int err = ETIMEDOUT;
+    socklen_t len = sizeof err;
+    if (waited > 0) ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+    rc = err == 0 ? 0 : -1;
+    errno = err;
+  }
+  if (rc != 0) {
     ::close(fd_);
     fd_ = -1;
     throw std::runtime_error(std::string("connect() failed: ") + std::strerror(errno));
@@ -121,7 +154,7 @@ raw_client::~raw_client() {
 
 bool raw_client::send(std::string_view bytes) {
   while (!bytes.empty()) {
-    ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    const ssize_t n = retry_eintr(timeout_, [&] { return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL); });
     if (n <= 0) return false;
     bytes.remove_prefix(static_cast<std::size_t>(n));
   }
@@ -130,7 +163,7 @@ bool raw_client::send(std::string_view bytes) {
 
 bool raw_client::fill() {
   char tmp[65536];
-  ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+  const ssize_t n = retry_eintr(timeout_, [&] { return ::recv(fd_, tmp, sizeof tmp, 0); });
   if (n <= 0) return false;
   buf_.append(tmp, static_cast<std::size_t>(n));
   return true;
@@ -207,7 +240,7 @@ std::string raw_client::read_all() {
 bool raw_client::wait_closed() {
   char tmp[4096];
   for (;;) {
-    ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+    const ssize_t n = retry_eintr(timeout_, [&] { return ::recv(fd_, tmp, sizeof tmp, 0); });
     if (n == 0) return true;
     if (n < 0) return errno == ECONNRESET || errno == EPIPE;
   }

@@ -83,6 +83,7 @@ class raw_client {
  private:
   bool fill();  // reads more into buf_; false on EOF/error/timeout
   int fd_ = -1;
+  std::chrono::milliseconds timeout_;
   std::string buf_;
 };
 
