@@ -148,7 +148,6 @@ TEST_CASE("https upstream: an unknown CA, a certificate for another name or an u
 TEST_CASE("https upstream: an IP-literal backend is checked against the certificate's IP address, without SNI",
           "[integration][proxy][tls]") {
   verified_upstream u(nullptr, "127.0.0.1");
-  auto& backend = u.backend;
   auto& srv = *u.srv;
   auto r = get(srv.port(), "/t/x");
   REQUIRE(r);
@@ -276,7 +275,6 @@ TEST_CASE("https upstream: a close-delimited body ends at close_notify, and one 
 TEST_CASE("https upstream: a WebSocket upgrade is tunnelled to the TLS backend both ways, and a half close passes",
           "[integration][proxy][tls]") {
   verified_upstream u;
-  auto& backend = u.backend;
   auto& srv = *u.srv;
   test::raw_client c(srv.port());
   REQUIRE(c.send("GET /t/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
