@@ -36,8 +36,13 @@ class tls_stream;
 
 enum class conn_phase : std::uint8_t { idle, head, body, handler, write, linger };
 
+struct parked_connection;
+
 struct connection_state {
   connection_state(worker& w, asio::ip::tcp::socket s);
+  // A connection back from the parking lot: the address it was accepted
+  // with (or its PROXY header gave) and its flags come from the record.
+  connection_state(worker& w, asio::ip::tcp::socket s, const parked_connection& p);
   ~connection_state();
   connection_state(const connection_state&) = delete;
   connection_state& operator=(const connection_state&) = delete;

@@ -7,6 +7,8 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
+#include <unistd.h>
+
 #include <algorithm>
 #include <exception>
 
@@ -59,6 +61,7 @@ worker::~worker() = default;
 
 void worker::open_listener(const asio::ip::tcp::endpoint& ep, bool reuse_port) {
   acceptor_.emplace(io_);
+  listen_protocol_ = ep.protocol();
   acceptor_->open(ep.protocol());
   acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
   if (reuse_port) {
@@ -272,7 +275,7 @@ asio::awaitable<void> worker::redirect_one(asio::ip::tcp::socket s) {
 }
 
 void worker::admit(asio::ip::tcp::socket socket) {
-  if (connection_count_ >= max_connections_) {
+  if (connection_count() >= max_connections_) {
     refuse(socket);
     return;
   }
@@ -298,6 +301,22 @@ void worker::start_session(std::shared_ptr<connection_state> state) {
                    if (e) core::bump(counters_.session_exceptions);
                    core::drop(counters_.coroutines);
                  }));
+}
+
+bool worker::park(connection_state& c) {
+  if (draining_) return false;
+  return parking_.park(c);
+}
+
+void worker::resume(const parked_connection& p) {
+  std::error_code ec;
+  asio::ip::tcp::socket socket(io_);
+  socket.assign(listen_protocol_, p.fd, ec);
+  if (ec) {
+    ::close(p.fd);
+    return;
+  }
+  start_session(std::make_shared<connection_state>(*this, std::move(socket), p));
 }
 
 // Over the connection cap: answer 503 at once and close, without a
@@ -336,6 +355,7 @@ void worker::sweep() {
   if (requests == requests_at_last_sweep_) arena_blocks_.trim();
   requests_at_last_sweep_ = requests;
   bool hard = draining_ && now >= drain_deadline_;
+  parking_.expire(now);
   for (connection_state* c = first_; c != nullptr;) {
     connection_state* next = c->next;  // abort() may not unlink, but be safe
     if (hard) {
@@ -383,6 +403,8 @@ void worker::begin_drain() {
     std::error_code ignored;
     redirect_acceptor_->cancel(ignored);
   }
+  // Parked connections are idle and past the fresh-connection grace: close them.
+  parking_.shut();
   for (auto& f : env_.on_drain) f();
   if (chain_)
     for (auto& f : chain_->env.on_drain) f();

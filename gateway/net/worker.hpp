@@ -17,6 +17,7 @@
 #include "gateway/core/config.hpp"
 #include "gateway/core/live_counters.hpp"
 #include "gateway/http/layer.hpp"
+#include "gateway/net/parking_lot.hpp"
 
 namespace gateway::net {
 
@@ -91,7 +92,8 @@ class worker {
   void attach(connection_state& c) noexcept;
   void detach(connection_state& c) noexcept;
   bool draining() const noexcept { return draining_; }
-  std::size_t connection_count() const noexcept { return connection_count_; }
+  // Open client connections, parked ones included.
+  std::size_t connection_count() const noexcept { return connection_count_ + parking_.size(); }
   const std::shared_ptr<chain_generation>& current_chain() const noexcept { return chain_; }
   const core::config& cfg() const noexcept { return cfg_; }
   core::live_shard& counters() noexcept { return counters_; }
@@ -101,6 +103,13 @@ class worker {
   // Spawns a session coroutine for the connection (its first, or the next
   // after it was parked: net::park).
   void start_session(std::shared_ptr<connection_state> state);
+  // A plain connection whose idle session ended: its descriptor moves to the
+  // parking lot (net/parking_lot.hpp). False when it cannot (a drain): the
+  // caller closes the socket.
+  bool park(connection_state& c);
+  // From the parking lot: the client sent (or closed); a new session on the
+  // descriptor, which this takes over.
+  void resume(const parked_connection& p);
   // First blocks for the request arenas of this worker's connections: an
   // idle connection gives its block back here (see core::arena).
   core::block_pool& arena_blocks() noexcept { return arena_blocks_; }
@@ -130,6 +139,9 @@ class worker {
   core::block_pool arena_blocks_{core::arena::default_first_block, pooled_arena_blocks};
   std::int64_t requests_at_last_sweep_ = 0;
   asio::io_context io_{1};
+  // After io_: its watch is a descriptor of io_.
+  parking_lot parking_{*this, io_};
+  asio::ip::tcp listen_protocol_ = asio::ip::tcp::v4();
   const core::config& cfg_;
   core::live_shard& counters_;
   core::byte_budget& budget_;

@@ -1,0 +1,100 @@
+#pragma once
+// The parking lot: where a worker keeps plain keep-alive connections that
+// shed their session (net/connection.hpp) until their client sends again.
+//
+// A parked connection is not an Asio socket any more: its descriptor is
+// released from Asio's reactor (whose per-socket state goes back to the
+// reactor's pool for the next socket) and registered in the lot's own epoll
+// set, which the worker's io_context watches as one descriptor. What stays
+// per connection is one parked_connection record (88 bytes) in the lot's
+// slab, whose blocks are separate from the memory sessions churn through.
+// When the descriptor turns readable (bytes, end of stream or an error), the
+// record is handed back to the worker (worker::resume), which wraps the
+// descriptor in a socket again and starts a new session; that costs one
+// epoll_ctl each way and Asio's registration, once per idle spell.
+//
+// Everything here runs on the owning worker's thread. TLS connections do not
+// park here: their stream refers to the socket object (net::park keeps them).
+#include <sys/epoll.h>
+
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+namespace gateway::net {
+
+class worker;
+struct connection_state;
+
+struct parked_connection {
+  int fd = -1;
+  bool fresh = false;              // no request head received yet
+  bool proxy_header_read = false;  // --proxy-protocol header already read
+  std::uint8_t client_address_len = 0;
+  std::uint8_t client_ip_offset = 0;  // client_ip inside client_address
+  std::uint8_t client_ip_len = 0;
+  std::chrono::steady_clock::time_point deadline{};  // the idle timeout
+  char client_address[56];
+  // The lot's list of parked records (or, when free, its free list).
+  parked_connection* prev = nullptr;
+  parked_connection* next = nullptr;
+
+  std::string_view client_ip() const noexcept {
+    return {client_address + client_ip_offset, client_ip_len};
+  }
+};
+
+class parking_lot {
+ public:
+  parking_lot(worker& owner, asio::io_context& io) noexcept : owner_(owner), io_(io) {}
+  ~parking_lot();
+  parking_lot(const parking_lot&) = delete;
+  parking_lot& operator=(const parking_lot&) = delete;
+
+  // Takes the connection's descriptor out of its socket and parks it. False
+  // when it could not (no epoll set, the lot is shut): the socket is then
+  // untouched and still the caller's. True also when the descriptor was
+  // taken but could not be watched: it is closed then.
+  bool park(connection_state& c);
+
+  // Closes the parked connections whose idle timeout has passed.
+  void expire(std::chrono::steady_clock::time_point now) noexcept;
+
+  // Closes every parked connection and stops watching (a drain, or the
+  // worker's end); park() refuses from then on.
+  void shut() noexcept;
+
+  std::size_t size() const noexcept { return count_; }
+
+ private:
+  static constexpr std::size_t slab_records = 512;  // 44 KiB per slab block
+  static constexpr int events_per_call = 64;
+
+  bool open() noexcept;
+  void arm();
+  void take_ready();
+  parked_connection* take_record();
+  void give_back(parked_connection* p) noexcept;
+  void unlink(parked_connection* p) noexcept;
+
+  worker& owner_;
+  asio::io_context& io_;
+  int epoll_fd_ = -1;
+  // The epoll set as one descriptor of the io_context (it owns epoll_fd_).
+  std::unique_ptr<asio::posix::stream_descriptor> watch_;
+  bool armed_ = false;
+  bool shut_ = false;
+  // Slab blocks, kept until the lot is destroyed: their number follows the
+  // most connections ever parked at once (bounded by --max-connections).
+  std::vector<std::unique_ptr<parked_connection[]>> slabs_;
+  parked_connection* free_ = nullptr;
+  parked_connection* first_ = nullptr;
+  std::size_t count_ = 0;
+};
+
+}  // namespace gateway::net
