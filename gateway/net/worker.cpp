@@ -6,7 +6,9 @@
 #include <asio/write.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
+#include <asio/posix/stream_descriptor.hpp>
 #include <asio/use_awaitable.hpp>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -57,7 +59,31 @@ worker::worker(unsigned index, const core::config& cfg, core::live_shard& counte
   env_.cfg = &cfg;
 }
 
-worker::~worker() = default;
+worker::~worker() {
+  if (null_fd_ >= 0) ::close(null_fd_);
+}
+
+void worker::reserve_descriptor_states() {
+  if (connection_count_ + descriptor_slack < descriptors_reserved_) return;
+  if (null_fd_ < 0) null_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null_fd_ < 0) return;
+  // Registering a descriptor takes a state from the pool (a new one when it
+  // is empty); releasing it puts the state back. epoll_ctl answers EPERM
+  // for /dev/null, which Asio accepts without registering anything.
+  std::vector<asio::posix::stream_descriptor> held;
+  held.reserve(descriptor_batch);
+  for (std::size_t i = 0; i < descriptor_batch; ++i) {
+    std::error_code ec;
+    held.emplace_back(io_);
+    held.back().assign(null_fd_, ec);
+    if (ec) {
+      held.pop_back();
+      break;
+    }
+  }
+  for (auto& d : held) d.release();
+  descriptors_reserved_ += held.size();
+}
 
 void worker::open_listener(const asio::ip::tcp::endpoint& ep, bool reuse_port) {
   acceptor_.emplace(io_);
@@ -181,6 +207,7 @@ asio::awaitable<void> worker::accept_loop() {
   asio::steady_timer backoff(io_);
   auto delay = std::chrono::milliseconds(10);
   while (acceptor_ && acceptor_->is_open() && !draining_) {
+    reserve_descriptor_states();
     auto [ec, socket] = co_await acceptor_->async_accept(use_nothrow);
     if (ec == asio::error::operation_aborted || draining_) break;
     if (ec) {
@@ -199,6 +226,7 @@ asio::awaitable<void> worker::accept_loop() {
     // ready a pass is long, so one accept per turn would leave a burst of
     // new connections waiting in the listen queue for seconds.
     for (std::size_t i = 1; i < accept_batch && !draining_; ++i) {
+      reserve_descriptor_states();
       std::error_code aec;
       asio::ip::tcp::socket more = acceptor_->accept(aec);
       if (aec) break;  // would_block: the queue is empty (errors: the next async_accept sees them)
@@ -309,6 +337,7 @@ bool worker::park(connection_state& c) {
 }
 
 void worker::resume(const parked_connection& p) {
+  reserve_descriptor_states();
   std::error_code ec;
   asio::ip::tcp::socket socket(io_);
   socket.assign(listen_protocol_, p.fd, ec);

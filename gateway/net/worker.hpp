@@ -120,6 +120,7 @@ class worker {
   asio::awaitable<void> redirect_one(asio::ip::tcp::socket s);
   asio::awaitable<bool> read_redirect_head(asio::ip::tcp::socket& s, std::string& head);
   void admit(asio::ip::tcp::socket socket);
+  void reserve_descriptor_states();
   void refuse(asio::ip::tcp::socket& s) noexcept;
   void begin_drain();
   void arm_sweep();
@@ -136,6 +137,17 @@ class worker {
   // Connections accepted per turn of the accept loop (one asynchronous
   // accept, then synchronous ones until the listen queue is empty).
   static constexpr std::size_t accept_batch = 256;
+  // Asio's reactor keeps one descriptor_state (168 bytes) for every socket
+  // open at once, in a pool it grows one at a time as sockets arrive and
+  // never shrinks. Grown that way, each lands among the blocks of the
+  // session that follows and stays when that session's memory is freed, so
+  // none of those pages can go back to the system. reserve_descriptor_states()
+  // grows the pool ahead of the sockets, descriptor_batch at a time, so the
+  // states sit together: reserved while fewer than descriptor_slack spare.
+  static constexpr std::size_t descriptor_batch = 256;
+  static constexpr std::size_t descriptor_slack = 64;
+  std::size_t descriptors_reserved_ = 0;
+  int null_fd_ = -1;  // /dev/null: epoll refuses it, so reserving makes no epoll_ctl
   core::block_pool arena_blocks_{core::arena::default_first_block, pooled_arena_blocks};
   std::int64_t requests_at_last_sweep_ = 0;
   asio::io_context io_{1};
