@@ -10,8 +10,10 @@
 // it carries is the connection's client address from then on.
 // A connection idle for longer than a second (also found by the sweep)
 // sheds its session: the read buffer, the response-head string and the
-// session's coroutine frame are freed, and it waits for readability
-// holding none of them; a new session starts when bytes arrive.
+// session's coroutine frame are freed. A plain connection then moves to the
+// worker's parking lot (net/parking_lot.hpp: its descriptor leaves Asio and
+// this state is freed); a TLS one waits here for readability (park()). A
+// new session starts when bytes arrive.
 // With TLS on the listener, the connection's tls_stream (net/tls_stream.hpp)
 // carries every read and write: the handshake runs once, within
 // --header-timeout, before the first request; the stream (its handshake and
@@ -108,9 +110,10 @@ std::size_t format_remote_address(const core::ip_address& address, std::uint16_t
 // outlives the coroutine frame.
 asio::awaitable<void> serve_connection(std::shared_ptr<connection_state> state);
 
-// An idle connection that shed its session waits for its next byte with a
-// plain completion handler (the state and one pending wait are all it
-// holds), then gets a new session through worker::start_session.
+// An idle TLS connection that shed its session waits for its next byte
+// with a plain completion handler (the state and one pending wait are all
+// it holds), then gets a new session through worker::start_session. Plain
+// connections park in the worker's parking lot instead (worker::park).
 void park(std::shared_ptr<connection_state> state);
 
 }  // namespace gateway::net
