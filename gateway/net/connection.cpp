@@ -762,7 +762,7 @@ connection_state::connection_state(worker& w, asio::ip::tcp::socket s) : owner(w
 }
 
 connection_state::connection_state(worker& w, asio::ip::tcp::socket s, const parked_connection& p)
-    : owner(w), socket(std::move(s)), fresh(p.fresh), proxy_header_read(p.proxy_header_read) {
+    : owner(w), socket(std::move(s)), fresh(p.fresh), proxy_header_read(p.proxy_header_read), in_parking_set(true) {
   owner.attach(*this);
   client_address_len = p.client_address_len;
   std::memcpy(client_address, p.client_address, client_address_len);

@@ -85,6 +85,9 @@ struct connection_state {
   // UNKNOWN name none: the socket's peer is the client) replaces the
   // address above.
   bool proxy_header_read = false;
+  // The socket's descriptor is in the worker's parking set (disarmed while
+  // the connection is active): parking it again re-arms it.
+  bool in_parking_set = false;
 
   // Intrusive list links, owned by the worker.
   connection_state* prev = nullptr;

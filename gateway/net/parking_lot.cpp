@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <utility>
 
 #include "gateway/net/connection.hpp"
 #include "gateway/net/worker.hpp"
@@ -57,14 +58,13 @@ void parking_lot::unlink(parked_connection* p) noexcept {
 }
 
 void parking_lot::give_back(parked_connection* p) noexcept {
-  p->fd = -1;
+  p->socket.reset();  // closes it, if it is still here
   p->next = free_;
   free_ = p;
 }
 
 bool parking_lot::park(connection_state& c) {
   if (shut_ || !open()) return false;
-  // Copy what a resumed connection needs before the socket lets go.
   parked_connection* p = take_record();
   p->fresh = c.fresh;
   p->proxy_header_read = c.proxy_header_read;
@@ -77,20 +77,16 @@ bool parking_lot::park(connection_state& c) {
     p->client_ip_offset = static_cast<std::uint8_t>(c.client_ip.data() - c.client_address);
     p->client_ip_len = static_cast<std::uint8_t>(c.client_ip.size());
   }
-  std::error_code ec;
-  p->fd = c.socket.release(ec);
-  if (ec) {
-    unlink(p);
-    give_back(p);
-    return false;
-  }
   // Level-triggered: bytes that came between the session's end and now
-  // report at once.
+  // report at once. One-shot: the event disarms it, so resuming needs no
+  // epoll_ctl, and it stays in the set (disarmed) until the socket closes.
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP;
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
   ev.data.ptr = p;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, p->fd, &ev) != 0) {
-    ::close(p->fd);
+  const int fd = c.socket.native_handle();
+  const int op = c.in_parking_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  p->socket.emplace(std::move(c.socket));
+  if (::epoll_ctl(epoll_fd_, op, fd, &ev) != 0) {
     unlink(p);
     give_back(p);
     return true;
@@ -115,16 +111,15 @@ void parking_lot::arm() {
 
 void parking_lot::take_ready() {
   epoll_event events[events_per_call];
-  // Each round takes at most events_per_call records out of the set, and
-  // each record leaves it, so this ends after count_ records at most.
+  // Each round takes at most events_per_call records, each event disarms its
+  // descriptor, so this ends after count_ records at most.
   for (;;) {
     const int n = ::epoll_wait(epoll_fd_, events, events_per_call, 0);
     if (n <= 0) return;
     for (int i = 0; i < n; ++i) {
       auto* p = static_cast<parked_connection*>(events[i].data.ptr);
-      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, p->fd, nullptr);
       unlink(p);
-      owner_.resume(*p);  // takes the descriptor
+      owner_.resume(*p);  // takes the socket
       give_back(p);
     }
     if (n < events_per_call) return;
@@ -135,9 +130,8 @@ void parking_lot::expire(std::chrono::steady_clock::time_point now) noexcept {
   for (parked_connection* p = first_; p != nullptr;) {
     parked_connection* next = p->next;
     if (p->deadline <= now) {
-      ::close(p->fd);  // also leaves the epoll set: nobody else holds the descriptor
       unlink(p);
-      give_back(p);
+      give_back(p);  // closing the socket also takes it out of the epoll sets
     }
     p = next;
   }
@@ -147,7 +141,6 @@ void parking_lot::shut() noexcept {
   shut_ = true;
   while (first_ != nullptr) {
     parked_connection* p = first_;
-    ::close(p->fd);
     unlink(p);
     give_back(p);
   }

@@ -2,19 +2,22 @@
 // The parking lot: where a worker keeps plain keep-alive connections that
 // shed their session (net/connection.hpp) until their client sends again.
 //
-// A parked connection is not an Asio socket any more: its descriptor is
-// released from Asio's reactor (whose per-socket state goes back to the
-// reactor's pool for the next socket) and registered in the lot's own epoll
-// set, which the worker's io_context watches as one descriptor. What stays
-// per connection is one parked_connection record (88 bytes) in the lot's
-// slab, whose blocks are separate from the memory sessions churn through.
-// When the descriptor turns readable (bytes, end of stream or an error), the
-// record is handed back to the worker (worker::resume), which wraps the
-// descriptor in a socket again and starts a new session; that costs one
-// epoll_ctl each way and Asio's registration, once per idle spell.
+// A parked connection is its socket and a few fields in one record of the
+// lot's slab (184 bytes; the slab's blocks are apart from the memory that
+// sessions churn through): no connection_state, no coroutine, no pending
+// Asio operation.
+// The socket stays registered with Asio's reactor (so parking and resuming
+// cost it nothing); the lot watches its descriptor in an epoll set of its
+// own, which the io_context watches as one descriptor. Each descriptor is
+// in that set one-shot: added the first time its connection parks, armed
+// again (EPOLL_CTL_MOD) each later time, disarmed by the event itself, so
+// an idle spell costs one epoll_ctl. When the descriptor turns readable
+// (bytes, end of stream or an error), the record is handed back to the
+// worker (worker::resume), which starts a new session on the socket.
 //
 // Everything here runs on the owning worker's thread. TLS connections do not
-// park here: their stream refers to the socket object (net::park keeps them).
+// park here: their stream refers to the connection's socket object
+// (net::park keeps them).
 #include <sys/epoll.h>
 
 #include <asio/io_context.hpp>
@@ -22,7 +25,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <asio/ip/tcp.hpp>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -32,7 +37,7 @@ class worker;
 struct connection_state;
 
 struct parked_connection {
-  int fd = -1;
+  std::optional<asio::ip::tcp::socket> socket;
   bool fresh = false;              // no request head received yet
   bool proxy_header_read = false;  // --proxy-protocol header already read
   std::uint8_t client_address_len = 0;
@@ -56,10 +61,10 @@ class parking_lot {
   parking_lot(const parking_lot&) = delete;
   parking_lot& operator=(const parking_lot&) = delete;
 
-  // Takes the connection's descriptor out of its socket and parks it. False
-  // when it could not (no epoll set, the lot is shut): the socket is then
-  // untouched and still the caller's. True also when the descriptor was
-  // taken but could not be watched: it is closed then.
+  // Takes the connection's socket and parks it. False when it could not (no
+  // epoll set, the lot is shut): the socket is then untouched and still the
+  // caller's. True also when the socket was taken but could not be watched:
+  // it is closed then.
   bool park(connection_state& c);
 
   // Closes the parked connections whose idle timeout has passed.
@@ -72,7 +77,7 @@ class parking_lot {
   std::size_t size() const noexcept { return count_; }
 
  private:
-  static constexpr std::size_t slab_records = 512;  // 44 KiB per slab block
+  static constexpr std::size_t slab_records = 256;
   static constexpr int events_per_call = 64;
 
   bool open() noexcept;

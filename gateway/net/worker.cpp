@@ -64,7 +64,8 @@ worker::~worker() {
 }
 
 void worker::reserve_descriptor_states() {
-  if (connection_count_ + descriptor_slack < descriptors_reserved_) return;
+  // Parked connections keep their sockets, and so their states.
+  if (connection_count() + descriptor_slack < descriptors_reserved_) return;
   if (null_fd_ < 0) null_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd_ < 0) return;
   // Registering a descriptor takes a state from the pool (a new one when it
@@ -87,7 +88,6 @@ void worker::reserve_descriptor_states() {
 
 void worker::open_listener(const asio::ip::tcp::endpoint& ep, bool reuse_port) {
   acceptor_.emplace(io_);
-  listen_protocol_ = ep.protocol();
   acceptor_->open(ep.protocol());
   acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
   if (reuse_port) {
@@ -336,16 +336,8 @@ bool worker::park(connection_state& c) {
   return parking_.park(c);
 }
 
-void worker::resume(const parked_connection& p) {
-  reserve_descriptor_states();
-  std::error_code ec;
-  asio::ip::tcp::socket socket(io_);
-  socket.assign(listen_protocol_, p.fd, ec);
-  if (ec) {
-    ::close(p.fd);
-    return;
-  }
-  start_session(std::make_shared<connection_state>(*this, std::move(socket), p));
+void worker::resume(parked_connection& p) {
+  start_session(std::make_shared<connection_state>(*this, std::move(*p.socket), p));
 }
 
 // Over the connection cap: answer 503 at once and close, without a

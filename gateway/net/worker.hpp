@@ -108,8 +108,8 @@ class worker {
   // caller closes the socket.
   bool park(connection_state& c);
   // From the parking lot: the client sent (or closed); a new session on the
-  // descriptor, which this takes over.
-  void resume(const parked_connection& p);
+  // record's socket, which this takes over.
+  void resume(parked_connection& p);
   // First blocks for the request arenas of this worker's connections: an
   // idle connection gives its block back here (see core::arena).
   core::block_pool& arena_blocks() noexcept { return arena_blocks_; }
@@ -153,7 +153,6 @@ class worker {
   asio::io_context io_{1};
   // After io_: its watch is a descriptor of io_.
   parking_lot parking_{*this, io_};
-  asio::ip::tcp listen_protocol_ = asio::ip::tcp::v4();
   const core::config& cfg_;
   core::live_shard& counters_;
   core::byte_budget& budget_;
