@@ -765,7 +765,7 @@ connection_state::connection_state(worker& w, asio::ip::tcp::socket s, const par
     : owner(w), socket(std::move(s)), fresh(p.fresh), proxy_header_read(p.proxy_header_read), in_parking_set(true) {
   owner.attach(*this);
   client_address_len = p.client_address_len;
-  std::memcpy(client_address, p.client_address, client_address_len);
+  std::memcpy(client_address, p.client_address(), client_address_len);
   if (p.client_ip_len != 0) client_ip = std::string_view(client_address + p.client_ip_offset, p.client_ip_len);
 }
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <new>
 #include <utility>
 
 #include "gateway/net/connection.hpp"
@@ -59,6 +60,8 @@ void parking_lot::unlink(parked_connection* p) noexcept {
 
 void parking_lot::give_back(parked_connection* p) noexcept {
   p->socket.reset();  // closes it, if it is still here
+  if (p->client_address_len > parked_connection::inline_address_max) delete[] p->heap_address;
+  p->client_address_len = 0;
   p->next = free_;
   free_ = p;
 }
@@ -69,8 +72,18 @@ bool parking_lot::park(connection_state& c) {
   p->fresh = c.fresh;
   p->proxy_header_read = c.proxy_header_read;
   p->deadline = c.deadline;
+  if (c.client_address_len <= parked_connection::inline_address_max) {
+    std::memcpy(p->inline_address, c.client_address, c.client_address_len);
+  } else {
+    p->heap_address = new (std::nothrow) char[c.client_address_len];
+    if (p->heap_address == nullptr) {
+      unlink(p);
+      give_back(p);
+      return false;
+    }
+    std::memcpy(p->heap_address, c.client_address, c.client_address_len);
+  }
   p->client_address_len = static_cast<std::uint8_t>(c.client_address_len);
-  std::memcpy(p->client_address, c.client_address, c.client_address_len);
   p->client_ip_offset = 0;
   p->client_ip_len = 0;
   if (!c.client_ip.empty()) {

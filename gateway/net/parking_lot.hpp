@@ -3,7 +3,7 @@
 // shed their session (net/connection.hpp) until their client sends again.
 //
 // A parked connection is its socket and a few fields in one record of the
-// lot's slab (184 bytes; the slab's blocks are apart from the memory that
+// lot's slab (152 bytes; the slab's blocks are apart from the memory that
 // sessions churn through): no connection_state, no coroutine, no pending
 // Asio operation.
 // The socket stays registered with Asio's reactor (so parking and resuming
@@ -37,20 +37,27 @@ class worker;
 struct connection_state;
 
 struct parked_connection {
+  // Client address text ("ADDRESS:PORT") up to this long is kept in the
+  // record (every IPv4 one); a longer one (IPv6) in a heap block of its own.
+  static constexpr std::size_t inline_address_max = 24;
+
   std::optional<asio::ip::tcp::socket> socket;
-  bool fresh = false;              // no request head received yet
-  bool proxy_header_read = false;  // --proxy-protocol header already read
-  std::uint8_t client_address_len = 0;
-  std::uint8_t client_ip_offset = 0;  // client_ip inside client_address
-  std::uint8_t client_ip_len = 0;
   std::chrono::steady_clock::time_point deadline{};  // the idle timeout
-  char client_address[56];
   // The lot's list of parked records (or, when free, its free list).
   parked_connection* prev = nullptr;
   parked_connection* next = nullptr;
+  union {
+    char inline_address[inline_address_max];
+    char* heap_address;
+  };
+  std::uint8_t client_address_len = 0;
+  std::uint8_t client_ip_offset = 0;  // the ADDRESS part inside it
+  std::uint8_t client_ip_len = 0;
+  bool fresh = false;              // no request head received yet
+  bool proxy_header_read = false;  // --proxy-protocol header already read
 
-  std::string_view client_ip() const noexcept {
-    return {client_address + client_ip_offset, client_ip_len};
+  const char* client_address() const noexcept {
+    return client_address_len <= inline_address_max ? inline_address : heap_address;
   }
 };
 

@@ -170,10 +170,23 @@ TEST_CASE("PROXY protocol: a keep-alive connection parked after an idle second k
   REQUIRE(k2);
   CHECK(k2->status == 200);
   CHECK(k2->header("RateLimit-Remaining") == "1");
+  // A client address too long for the parked record's own bytes (kept
+  // apart while parked) comes back the same.
+  test::raw_client six(port, 5000ms);
+  REQUIRE(six.send(v1("TCP6", "2001:db8:1234:5678::abcd", 40600) + get("/health")));
+  REQUIRE(six.read_response());
+  REQUIRE(test::wait_until([&] { return srv.server().live().coroutines == 2; }, 5000ms));
+  REQUIRE(six.send(get("/health")));
+  auto s2 = six.read_response();
+  REQUIRE(s2);
+  CHECK(s2->status == 200);
+  CHECK(s2->header("RateLimit-Remaining") == "1");
   auto logs = ask(port, v1("TCP4", "198.51.100.9", 40900), get("/logs", "X-API-Key: key-one\r\n"));
   REQUIRE(logs);
   REQUIRE(logs->status == 200);
-  CHECK(logged_clients(*logs, "/health") == std::vector<std::string>{"198.51.100.4:40500", "198.51.100.4:40500"});
+  CHECK(logged_clients(*logs, "/health") ==
+        std::vector<std::string>{"198.51.100.4:40500", "198.51.100.4:40500", "[2001:db8:1234:5678::abcd]:40600",
+                                 "[2001:db8:1234:5678::abcd]:40600"});
 }
 
 TEST_CASE("PROXY protocol: LOCAL and UNKNOWN keep the socket's peer as the client", "[integration][net]") {
