@@ -35,6 +35,10 @@
 #                       /health, with the server's CPU per connection; then
 #                       RSS per idle TLS connection (1,000 connections held
 #                       open after one request each).
+#     --idle N          after the runs, RSS per idle connection: N connections
+#                       (one source address) each sending one /health request,
+#                       then held 4 s, for every system but the backend
+#                       (default 0: skipped; with --tls 1000, over TLS)
 #
 # What it does: installs nginx and HAProxy from Debian when missing
 # (scripts/deps.sh), builds the Release binaries when missing (build/, or
@@ -58,6 +62,7 @@ rate=""
 clients=""
 results=""
 tls=""
+idle=""
 out=""
 chart=""
 systems=""
@@ -74,10 +79,16 @@ while [ $# -gt 0 ]; do
     --clients) clients=$2; shift 2 ;;
     --results) results=$2; shift 2 ;;
     --tls) tls=1; shift ;;
+    --idle) idle=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+if [ -n "$idle" ] && ! [[ "$idle" =~ ^[0-9]+$ ]]; then
+  echo "compare.sh: --idle takes a number of connections" >&2
+  exit 2
+fi
+[ -n "$idle" ] || { [ -n "$tls" ] && idle=1000 || idle=0; }
 if [ "$rounds" -lt 2 ]; then
   echo "compare.sh: --rounds must be at least 2 (interleaving is what shows drift)" >&2
   exit 2
@@ -424,13 +435,17 @@ if [ -n "$tls" ]; then
       done
     done
   done
-  # RSS per idle TLS connection: 1,000 connections, one request each, held.
+fi
+
+# --- RSS per idle connection: N connections, one request each, held -------------
+if [ "$idle" -gt 0 ]; then
   for s in "${system_list[@]}"; do
-    port=${url_of[$s]#https://127.0.0.1:}
+    [ "$s" = direct ] && continue  # the backend is no proxy
+    port=${url_of[$s]#$scheme://127.0.0.1:}
     port=${port%%/*}
-    python3 - "${pid_of[$s]}" "$port" 1000 >"$out/idle-$s.json" <<'PY' || echo "compare: idle TLS connections against $s failed" >&2
+    python3 - "${pid_of[$s]}" "$port" "$idle" "$scheme" >"$out/idle-$s.json" <<'PY' || echo "compare: idle connections against $s failed" >&2
 import json, os, ssl, socket, sys, time
-root, port, count = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+root, port, count, scheme = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 page = os.sysconf("SC_PAGE_SIZE")
 def tree_rss():
     kids = {}
@@ -457,7 +472,7 @@ before = tree_rss()
 held = []
 for _ in range(count):
     raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-    c = ctx.wrap_socket(raw, server_hostname="localhost")
+    c = ctx.wrap_socket(raw, server_hostname="localhost") if scheme == "https" else raw
     c.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
     data = b""
     while b"\r\n\r\n" not in data:
@@ -466,7 +481,7 @@ for _ in range(count):
             break
         data += chunk
     held.append(c)
-time.sleep(2)  # idle: what the server keeps per connection after its idle handling
+time.sleep(4)  # idle: past the gateway's shedding (1 s) and its housekeeping trim (every 2 s)
 after = tree_rss()
 print(json.dumps({"connections": len(held), "rss_before": before, "rss_after": after,
                   "per_connection": (after - before) / max(1, len(held))}))
@@ -477,7 +492,7 @@ PY
 fi
 
 # --- the table and the chart ----------------------------------------------------------
-SVG_CHART="$root/loadtest/svg_chart.py" python3 - "$out" "$chart" "$warmup" "$duration" "$mode" "$connections" "$rounds" "$clients" "$results" "$tls" "${system_list[@]}" <<'PY'
+IDLE_CONNECTIONS="$idle" SVG_CHART="$root/loadtest/svg_chart.py" python3 - "$out" "$chart" "$warmup" "$duration" "$mode" "$connections" "$rounds" "$clients" "$results" "$tls" "${system_list[@]}" <<'PY'
 import datetime, json, os, re, statistics, subprocess, sys
 out, chart, warmup, duration, mode, connections, rounds, clients, results, tls = sys.argv[1:11]
 systems = sys.argv[11:]
@@ -592,6 +607,14 @@ for client in clients:
     subprocess.run([sys.executable, os.environ["SVG_CHART"], spec_file, svg], check=True)
     print("chart: %s" % svg)
 
+idle_count = int(os.environ.get("IDLE_CONNECTIONS", "0"))
+idle = {}
+for s in systems:
+    try:
+        idle[s] = json.load(open(os.path.join(out, "idle-%s.json" % s)))["per_connection"]
+    except (OSError, ValueError, KeyError):
+        pass
+
 if tls:
     # New TLS connections (openssl s_time, one client process) and idle ones.
     hs = {}
@@ -612,12 +635,6 @@ if tls:
                 samples = [(float(t), float(c)) for t, c, _, _ in rows]
                 cpu = window_cpu(samples, t0, t1) if len(samples) > 1 else float("nan")
                 hs.setdefault((s, m), []).append({"rate": n / (t1 - t0), "cpu_us": cpu * 1e6 / max(1, n)})
-    idle = {}
-    for s in systems:
-        try:
-            idle[s] = json.load(open(os.path.join(out, "idle-%s.json" % s)))["per_connection"]
-        except (OSError, ValueError, KeyError):
-            pass
     def med_of(s, m, k):
         runs_ = hs.get((s, m))
         return statistics.median(x[k] for x in runs_) if runs_ else float("nan")
@@ -635,13 +652,25 @@ if tls:
                       r(v[0], n[0]), r(v[1], n[1]), r(v[2], n[2]), r(v[4], n[3])))
     print()
     print("New TLS connections (openssl s_time for %s, one client process, each fetching /health; medians of "
-          "%d rounds) and RSS per idle TLS connection (1,000 held after one request):" % (duration, rounds))
+          "%d rounds) and RSS per idle TLS connection (%d held after one request):" % (duration, rounds, idle_count))
     print_table(thdr, trows)
     markdown += ["", "New TLS connections (`openssl s_time`, %s, one client process) and RSS per idle TLS "
-                 "connection (1,000 held open after one request):" % duration, "",
+                 "connection (%d held open after one request):" % (duration, idle_count), "",
                  "| " + " | ".join(thdr) + " |", "|" + "---|" * len(thdr)] + \
                 ["| " + " | ".join(row) + " |" for row in trows]
     summary["tls"] = {"handshakes": {"%s/%s" % k: v for k, v in hs.items()}, "idle_rss_per_connection": idle}
+elif idle:
+    ihdr = ("system", "RSS per idle connection", "idle RSS/nginx")
+    irows = [(names[s], "%.0f B" % idle[s],
+              "%.2fx" % (idle[s] / idle["nginx"]) if idle.get("nginx") else "-") for s in systems if s in idle]
+    print()
+    print("RSS per idle keep-alive connection (%d opened one after another, one request each, held 4 s):" %
+          idle_count)
+    print_table(ihdr, irows)
+    markdown += ["", "RSS per idle keep-alive connection (%d opened one after another, one request each, "
+                 "held 4 s):" % idle_count, "", "| " + " | ".join(ihdr) + " |", "|" + "---|" * len(ihdr)] + \
+                ["| " + " | ".join(row) + " |" for row in irows]
+    summary["idle_rss_per_connection"] = idle
 
 nginx_procs = max((int(c["medians"].get("nginx", {}).get("procs", 1)) for c in summary["clients"].values()), default=1)
 note = ("CPU and RSS are summed over each system's processes (nginx: master + %d workers; RSS of forked"

@@ -780,6 +780,14 @@ connection_state::connection_state(worker& w, asio::ip::tcp::socket s) : owner(w
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
+connection_state::connection_state(worker& w, asio::ip::tcp::socket s, const parked_connection& p)
+    : owner(w), socket(std::move(s)), fresh(p.fresh), proxy_header_read(p.proxy_header_read), in_parking_set(true) {
+  owner.attach(*this);
+  client_address_len = p.client_address_len;
+  std::memcpy(client_address, p.client_address(), client_address_len);
+  if (p.client_ip_len != 0) client_ip = std::string_view(client_address + p.client_ip_offset, p.client_ip_len);
+}
+
 connection_state::~connection_state() { owner.detach(*this); }
 
 void connection_state::cancel_io() noexcept {
@@ -808,8 +816,14 @@ asio::awaitable<void> serve_connection(std::shared_ptr<connection_state> state) 
     shed = co_await s.run();
   }
   if (shed && !state->stop_requested && !state->aborted) {
-    park(std::move(state));
-    co_return;
+    // Plain: the descriptor moves to the worker's parking lot and this
+    // state goes. TLS: the stream refers to this socket, which waits here.
+    if (!state->tls) {
+      if (state->owner.park(*state)) co_return;
+    } else {
+      park(std::move(state));
+      co_return;
+    }
   }
   std::error_code ignored;
   state->socket.close(ignored);

@@ -10,8 +10,10 @@
 // it carries is the connection's client address from then on.
 // A connection idle for longer than a second (also found by the sweep)
 // sheds its session: the read buffer, the response-head string and the
-// session's coroutine frame are freed, and it waits for readability
-// holding none of them; a new session starts when bytes arrive.
+// session's coroutine frame are freed. A plain connection then moves to the
+// worker's parking lot (net/parking_lot.hpp: its descriptor leaves Asio and
+// this state is freed); a TLS one waits here for readability (park()). A
+// new session starts when bytes arrive.
 // With TLS on the listener, the connection's tls_stream (net/tls_stream.hpp)
 // carries every read and write: the handshake runs once, within
 // --header-timeout, before the first request; the stream (its handshake and
@@ -36,8 +38,13 @@ class tls_stream;
 
 enum class conn_phase : std::uint8_t { idle, head, body, handler, write, linger };
 
+struct parked_connection;
+
 struct connection_state {
   connection_state(worker& w, asio::ip::tcp::socket s);
+  // A connection back from the parking lot: the address it was accepted
+  // with (or its PROXY header gave) and its flags come from the record.
+  connection_state(worker& w, asio::ip::tcp::socket s, const parked_connection& p);
   ~connection_state();
   connection_state(const connection_state&) = delete;
   connection_state& operator=(const connection_state&) = delete;
@@ -78,6 +85,9 @@ struct connection_state {
   // UNKNOWN name none: the socket's peer is the client) replaces the
   // address above.
   bool proxy_header_read = false;
+  // The socket's descriptor is in the worker's parking set (disarmed while
+  // the connection is active): parking it again re-arms it.
+  bool in_parking_set = false;
 
   // Intrusive list links, owned by the worker.
   connection_state* prev = nullptr;
@@ -103,9 +113,10 @@ std::size_t format_remote_address(const core::ip_address& address, std::uint16_t
 // outlives the coroutine frame.
 asio::awaitable<void> serve_connection(std::shared_ptr<connection_state> state);
 
-// An idle connection that shed its session waits for its next byte with a
-// plain completion handler (the state and one pending wait are all it
-// holds), then gets a new session through worker::start_session.
+// An idle TLS connection that shed its session waits for its next byte
+// with a plain completion handler (the state and one pending wait are all
+// it holds), then gets a new session through worker::start_session. Plain
+// connections park in the worker's parking lot instead (worker::park).
 void park(std::shared_ptr<connection_state> state);
 
 }  // namespace gateway::net

@@ -6,7 +6,11 @@
 #include <asio/write.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
+#include <asio/posix/stream_descriptor.hpp>
 #include <asio/use_awaitable.hpp>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <exception>
 
@@ -56,7 +60,32 @@ worker::worker(unsigned index, const core::config& cfg, core::live_shard& counte
   env_.cfg = &cfg;
 }
 
-worker::~worker() = default;
+worker::~worker() {
+  if (null_fd_ >= 0) ::close(null_fd_);
+}
+
+void worker::reserve_descriptor_states() {
+  // Parked connections keep their sockets, and so their states.
+  if (connection_count() + descriptor_slack < descriptors_reserved_) return;
+  if (null_fd_ < 0) null_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null_fd_ < 0) return;
+  // Registering a descriptor takes a state from the pool (a new one when it
+  // is empty); releasing it puts the state back. epoll_ctl answers EPERM
+  // for /dev/null, which Asio accepts without registering anything.
+  std::vector<asio::posix::stream_descriptor> held;
+  held.reserve(descriptor_batch);
+  for (std::size_t i = 0; i < descriptor_batch; ++i) {
+    std::error_code ec;
+    held.emplace_back(io_);
+    held.back().assign(null_fd_, ec);
+    if (ec) {
+      held.pop_back();
+      break;
+    }
+  }
+  for (auto& d : held) d.release();
+  descriptors_reserved_ += held.size();
+}
 
 void worker::open_listener(const asio::ip::tcp::endpoint& ep, bool reuse_port) {
   acceptor_.emplace(io_);
@@ -179,6 +208,7 @@ asio::awaitable<void> worker::accept_loop() {
   asio::steady_timer backoff(io_);
   auto delay = std::chrono::milliseconds(10);
   while (acceptor_ && acceptor_->is_open() && !draining_) {
+    reserve_descriptor_states();
     auto [ec, socket] = co_await acceptor_->async_accept(use_nothrow);
     if (ec == asio::error::operation_aborted || draining_) break;
     if (ec) {
@@ -197,6 +227,7 @@ asio::awaitable<void> worker::accept_loop() {
     // ready a pass is long, so one accept per turn would leave a burst of
     // new connections waiting in the listen queue for seconds.
     for (std::size_t i = 1; i < accept_batch && !draining_; ++i) {
+      reserve_descriptor_states();
       std::error_code aec;
       asio::ip::tcp::socket more = acceptor_->accept(aec);
       if (aec) break;  // would_block: the queue is empty (errors: the next async_accept sees them)
@@ -273,7 +304,7 @@ asio::awaitable<void> worker::redirect_one(asio::ip::tcp::socket s) {
 }
 
 void worker::admit(asio::ip::tcp::socket socket) {
-  if (connection_count_ >= max_connections_) {
+  if (connection_count() >= max_connections_) {
     refuse(socket);
     return;
   }
@@ -299,6 +330,15 @@ void worker::start_session(std::shared_ptr<connection_state> state) {
                    if (e) core::bump(counters_.session_exceptions);
                    core::drop(counters_.coroutines);
                  }));
+}
+
+bool worker::park(connection_state& c) {
+  if (draining_) return false;
+  return parking_.park(c);
+}
+
+void worker::resume(parked_connection& p) {
+  start_session(std::make_shared<connection_state>(*this, std::move(*p.socket), p));
 }
 
 // Over the connection cap: answer 503 at once and close, without a
@@ -339,6 +379,7 @@ void worker::sweep() {
   if (requests == requests_at_last_sweep_) arena_blocks_.trim();
   requests_at_last_sweep_ = requests;
   bool hard = draining_ && now >= drain_deadline_;
+  parking_.expire(now);
   for (connection_state* c = first_; c != nullptr;) {
     connection_state* next = c->next;  // abort() may not unlink, but be safe
     if (hard) {
@@ -386,6 +427,8 @@ void worker::begin_drain() {
     std::error_code ignored;
     redirect_acceptor_->cancel(ignored);
   }
+  // Parked connections are idle and past the fresh-connection grace: close them.
+  parking_.shut();
   for (auto& f : env_.on_drain) f();
   if (chain_)
     for (auto& f : chain_->env.on_drain) f();

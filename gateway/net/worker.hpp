@@ -17,6 +17,7 @@
 #include "gateway/core/config.hpp"
 #include "gateway/core/live_counters.hpp"
 #include "gateway/http/layer.hpp"
+#include "gateway/net/parking_lot.hpp"
 
 namespace gateway::net {
 
@@ -91,7 +92,8 @@ class worker {
   void attach(connection_state& c) noexcept;
   void detach(connection_state& c) noexcept;
   bool draining() const noexcept { return draining_; }
-  std::size_t connection_count() const noexcept { return connection_count_; }
+  // Open client connections, parked ones included.
+  std::size_t connection_count() const noexcept { return connection_count_ + parking_.size(); }
   const std::shared_ptr<chain_generation>& current_chain() const noexcept { return chain_; }
   const core::config& cfg() const noexcept { return cfg_; }
   core::live_shard& counters() noexcept { return counters_; }
@@ -101,6 +103,13 @@ class worker {
   // Spawns a session coroutine for the connection (its first, or the next
   // after it was parked: net::park).
   void start_session(std::shared_ptr<connection_state> state);
+  // A plain connection whose idle session ended: its descriptor moves to the
+  // parking lot (net/parking_lot.hpp). False when it cannot (a drain): the
+  // caller closes the socket.
+  bool park(connection_state& c);
+  // From the parking lot: the client sent (or closed); a new session on the
+  // record's socket, which this takes over.
+  void resume(parked_connection& p);
   // First blocks for the request arenas of this worker's connections: an
   // idle connection gives its block back here (see core::arena).
   core::block_pool& arena_blocks() noexcept { return arena_blocks_; }
@@ -111,6 +120,7 @@ class worker {
   asio::awaitable<void> redirect_one(asio::ip::tcp::socket s);
   asio::awaitable<bool> read_redirect_head(asio::ip::tcp::socket& s, std::string& head);
   void admit(asio::ip::tcp::socket socket);
+  void reserve_descriptor_states();
   void refuse(asio::ip::tcp::socket& s) noexcept;
   void begin_drain();
   void arm_sweep();
@@ -127,9 +137,22 @@ class worker {
   // Connections accepted per turn of the accept loop (one asynchronous
   // accept, then synchronous ones until the listen queue is empty).
   static constexpr std::size_t accept_batch = 256;
+  // Asio's reactor keeps one descriptor_state (168 bytes) for every socket
+  // open at once, in a pool it grows one at a time as sockets arrive and
+  // never shrinks. Grown that way, each lands among the blocks of the
+  // session that follows and stays when that session's memory is freed, so
+  // none of those pages can go back to the system. reserve_descriptor_states()
+  // grows the pool ahead of the sockets, descriptor_batch at a time, so the
+  // states sit together: reserved while fewer than descriptor_slack spare.
+  static constexpr std::size_t descriptor_batch = 256;
+  static constexpr std::size_t descriptor_slack = 64;
+  std::size_t descriptors_reserved_ = 0;
+  int null_fd_ = -1;  // /dev/null: epoll refuses it, so reserving makes no epoll_ctl
   core::block_pool arena_blocks_{core::arena::default_first_block, pooled_arena_blocks};
   std::int64_t requests_at_last_sweep_ = 0;
   asio::io_context io_{1};
+  // After io_: its watch is a descriptor of io_.
+  parking_lot parking_{*this, io_};
   const core::config& cfg_;
   core::live_shard& counters_;
   core::byte_budget& budget_;

@@ -152,6 +152,43 @@ TEST_CASE("PROXY protocol: clients behind one balancer connection get their own 
                                  "198.51.100.3:40400", "198.51.100.3:40400"});
 }
 
+TEST_CASE("PROXY protocol: a keep-alive connection parked after an idle second keeps its PROXY client",
+          "[integration][net]") {
+  test::running_server srv(proxy_protocol_config());
+  const std::uint16_t port = srv.port();
+  test::raw_client keep(port, 5000ms);
+  REQUIRE(keep.send(v1("TCP4", "198.51.100.4", 40500) + get("/health")));
+  auto k1 = keep.read_response();
+  REQUIRE(k1);
+  CHECK(k1->header("RateLimit-Remaining") == "2");
+  // Idle for a second, the session ends and the descriptor is parked
+  // (only the two accept loops are coroutines then). The header is not
+  // read again: the next bytes are a request, and the client is the same.
+  REQUIRE(test::wait_until([&] { return srv.server().live().coroutines == 2; }, 5000ms));
+  REQUIRE(keep.send(get("/health")));
+  auto k2 = keep.read_response();
+  REQUIRE(k2);
+  CHECK(k2->status == 200);
+  CHECK(k2->header("RateLimit-Remaining") == "1");
+  // A client address too long for the parked record's own bytes (kept
+  // apart while parked) comes back the same.
+  test::raw_client six(port, 5000ms);
+  REQUIRE(six.send(v1("TCP6", "2001:db8:1234:5678::abcd", 40600) + get("/health")));
+  REQUIRE(six.read_response());
+  REQUIRE(test::wait_until([&] { return srv.server().live().coroutines == 2; }, 5000ms));
+  REQUIRE(six.send(get("/health")));
+  auto s2 = six.read_response();
+  REQUIRE(s2);
+  CHECK(s2->status == 200);
+  CHECK(s2->header("RateLimit-Remaining") == "1");
+  auto logs = ask(port, v1("TCP4", "198.51.100.9", 40900), get("/logs", "X-API-Key: key-one\r\n"));
+  REQUIRE(logs);
+  REQUIRE(logs->status == 200);
+  CHECK(logged_clients(*logs, "/health") ==
+        std::vector<std::string>{"198.51.100.4:40500", "198.51.100.4:40500", "[2001:db8:1234:5678::abcd]:40600",
+                                 "[2001:db8:1234:5678::abcd]:40600"});
+}
+
 TEST_CASE("PROXY protocol: LOCAL and UNKNOWN keep the socket's peer as the client", "[integration][net]") {
   test::running_server srv(proxy_protocol_config());
   test::raw_client local(srv.port(), 5000ms, "127.0.0.5");
