@@ -53,6 +53,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+. "$root/loadtest/nginx_conf.sh"
 
 connections=2000
 duration=10s
@@ -209,40 +210,9 @@ declare -A pid_of url_of
 pid_of[direct]=$backend_pid
 url_of[direct]="http://127.0.0.1:$backend_port/api/items"
 if [[ ",$systems," == *,nginx,* ]]; then
-  mkdir -p "$tmp/nginx"
-  cat >"$tmp/nginx/nginx.conf" <<EOF
-worker_processes 2;
-worker_rlimit_nofile 65536;
-daemon off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
-  keepalive_requests 1000000;
-  upstream backend {
-    server 127.0.0.1:$backend_port;
-    keepalive 256;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:$nginx_port${tls:+ ssl} backlog=4096;
-$(if [ -n "$tls" ]; then echo "    ssl_certificate $tmp/cert.pem; ssl_certificate_key $tmp/key.pem;
-    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m; ssl_session_tickets on;"; fi)
-    location = /health { return 200 "ok"; }
-    location /api/ {
-      proxy_pass http://backend/;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-EOF
+  nginx_tls=()
+  [ -n "$tls" ] && nginx_tls=(tls_cert="$tmp/cert.pem" tls_key="$tmp/key.pem")
+  write_nginx_conf "$tmp/nginx" "$nginx_port" "$backend_port" health=1 "${nginx_tls[@]}"
   nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" >"$tmp/nginx/out" 2>&1 &
   pid_of[nginx]=$!
   started_pids+=("${pid_of[nginx]}")

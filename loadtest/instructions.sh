@@ -31,6 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+. "$root/loadtest/nginx_conf.sh"
 
 connections=100,2000
 systems=gateway,nginx
@@ -114,37 +115,7 @@ for c in "${conn_list[@]}"; do
       port=$(wait_for_line "$tmp/sut.err" 'gateway: listening on' | sed -E 's/.*:([0-9]+) with.*/\1/')
     elif [ "$s" = nginx ]; then
       port=$(free_port)
-      mkdir -p "$tmp/nginx"
-      cat >"$tmp/nginx/nginx.conf" <<EOF
-master_process off;
-daemon off;
-worker_rlimit_nofile 65536;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
-  keepalive_requests 1000000;
-  upstream backend {
-    server 127.0.0.1:$backend_port;
-    keepalive 4096;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:$port backlog=4096;
-    location /api/ {
-      proxy_pass http://backend/;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-EOF
+      write_nginx_conf "$tmp/nginx" "$port" "$backend_port" workers=0 keepalive=4096
       "${vg[@]}" nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" \
         >"$tmp/sut.out" 2>"$tmp/sut.err" &
       sut_pid=$!

@@ -13,6 +13,7 @@
 # Needs both builds (cmake --preset release / release-uring), wrk and nginx.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/loadtest/nginx_conf.sh"
 rounds=3 duration=8s conns_list="100 2000"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -56,37 +57,7 @@ for b in epoll uring; do
 done
 
 nginx_port=$(free_port)
-mkdir -p "$tmp/nginx"
-cat >"$tmp/nginx/nginx.conf" <<CONF
-worker_processes 2;
-worker_rlimit_nofile 65536;
-daemon off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
-  keepalive_requests 1000000;
-  upstream backend {
-    server 127.0.0.1:$backend_port;
-    keepalive 256;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:$nginx_port backlog=4096;
-    location /api/ {
-      proxy_pass http://backend/;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-CONF
+write_nginx_conf "$tmp/nginx" "$nginx_port" "$backend_port"
 nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" >"$tmp/nginx/out" 2>&1 &
 pid_of[nginx]=$!; pids+=($!); port_of[nginx]=$nginx_port
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$nginx_port/api/x" >/dev/null && break; sleep 0.1; done
