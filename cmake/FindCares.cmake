@@ -1,15 +1,8 @@
 # c-ares from Debian's libc-ares-dev (1.18), found through its pkg-config
 # file `libcares` (the package ships no CMake config). The static library
 # for GATEWAY_STATIC, the shared one otherwise. Defines Cares::cares.
-find_package(PkgConfig REQUIRED)
-pkg_check_modules(PC_CARES QUIET libcares)
-find_path(CARES_INCLUDE_DIR NAMES ares.h HINTS ${PC_CARES_INCLUDE_DIRS})
-if(GATEWAY_STATIC)
-  find_library(CARES_LIBRARY NAMES libcares.a HINTS ${PC_CARES_LIBRARY_DIRS})
-else()
-  find_library(CARES_LIBRARY NAMES cares HINTS ${PC_CARES_LIBRARY_DIRS})
-endif()
-set(CARES_VERSION "${PC_CARES_VERSION}")
+include(PkgLibrary)
+gateway_find_pkg_library(CARES libcares ares.h cares)
 include(FindPackageHandleStandardArgs)
 find_package_handle_standard_args(Cares
   REQUIRED_VARS CARES_LIBRARY CARES_INCLUDE_DIR VERSION_VAR CARES_VERSION)
