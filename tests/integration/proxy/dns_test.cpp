@@ -17,6 +17,7 @@
 #include "tests/support/dns_responder.hpp"
 #include "tests/support/keepalive_load.hpp"
 #include "tests/support/test_server.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace gateway;
 using namespace std::chrono_literals;
@@ -105,23 +106,19 @@ TEST_CASE("a backend name whose address changes is followed without restart, and
   // asked, keeps the old member listed).
   test::keepalive_load clients(srv.port(), get, 16, 100000);
   const auto first = backends.member("127.0.0.1"), second = backends.member("127.0.0.2");
-  const auto until = clock_type::now() + 5s;
-  while (member_requests(srv, first) < 20 && clock_type::now() < until) std::this_thread::sleep_for(10ms);
-  REQUIRE(member_requests(srv, first) >= 20);
+  REQUIRE(test::wait_until([&] { return member_requests(srv, first) >= 20; }, 5000ms));
   CHECK(member_requests(srv, second) == -1);
 
   // The record's TTL is 1 s: the new address takes traffic within TTL + 1 s.
   const auto changed = clock_type::now();
   dns.set({"127.0.0.2"}, 1);
-  while (member_requests(srv, second) <= 0 && clock_type::now() - changed < 5s) std::this_thread::sleep_for(5ms);
+  test::wait_until([&] { return member_requests(srv, second) > 0; }, 5000ms);
   const auto took = clock_type::now() - changed;
   INFO("moved after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
   REQUIRE(member_requests(srv, second) > 0);
   CHECK(took <= 2s);
   // The old address's member is gone once its requests in flight finished.
-  const auto gone_by = clock_type::now() + 3s;
-  while (member_requests(srv, first) != -1 && clock_type::now() < gone_by) std::this_thread::sleep_for(10ms);
-  CHECK(member_requests(srv, first) == -1);
+  CHECK(test::wait_until([&] { return member_requests(srv, first) == -1; }, 3000ms));
   const auto before = member_requests(srv, second);
   std::this_thread::sleep_for(300ms);
   CHECK(member_requests(srv, second) > before);
@@ -139,10 +136,7 @@ TEST_CASE("a DNS server gone keeps the last good addresses and counts the failur
   test::dns_responder dns(name, {"127.0.0.2"}, 1);
   test::running_server srv(dns_config(backends, dns));
   dns.stop();
-  const auto until = clock_type::now() + 10s;
-  while (test::counter(srv.port(), "dns_failures") < 2 && clock_type::now() < until)
-    std::this_thread::sleep_for(50ms);
-  CHECK(test::counter(srv.port(), "dns_failures") >= 2);
+  CHECK(test::wait_until([&] { return test::counter(srv.port(), "dns_failures") >= 2; }, 10000ms));
   for (int i = 0; i < 10; ++i) {
     auto r = test::http_request(srv.port(), get);
     REQUIRE(r);
