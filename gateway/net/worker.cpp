@@ -210,6 +210,9 @@ asio::awaitable<void> worker::accept_loop() {
   while (acceptor_ && acceptor_->is_open() && !draining_) {
     reserve_descriptor_states();
     auto [ec, socket] = co_await acceptor_->async_accept(use_nothrow);
+    // A connection accepted as the drain began is served like the queued
+    // ones below, not dropped.
+    if (!ec && draining_) admit(std::move(socket));
     if (ec == asio::error::operation_aborted || draining_) break;
     if (ec) {
       core::bump(counters_.accept_errors);
@@ -226,17 +229,25 @@ asio::awaitable<void> worker::accept_loop() {
     // per pass of the io_context's queue, and with a thousand connections
     // ready a pass is long, so one accept per turn would leave a burst of
     // new connections waiting in the listen queue for seconds.
-    for (std::size_t i = 1; i < accept_batch && !draining_; ++i) {
-      reserve_descriptor_states();
-      std::error_code aec;
-      asio::ip::tcp::socket more = acceptor_->accept(aec);
-      if (aec) break;  // would_block: the queue is empty (errors: the next async_accept sees them)
-      admit(std::move(more));
-    }
+    if (!draining_) take_queued(accept_batch - 1);
   }
   if (acceptor_ && draining_) {
+    // Connections completed since begin_drain took the queue are served
+    // too: closing the listener resets whatever is still queued, and a
+    // balancer that already sent a request there cannot retry it.
+    take_queued(accept_batch);
     std::error_code ignored;
     acceptor_->close(ignored);
+  }
+}
+
+void worker::take_queued(std::size_t most) {
+  for (std::size_t i = 0; i < most; ++i) {
+    reserve_descriptor_states();
+    std::error_code aec;
+    asio::ip::tcp::socket queued = acceptor_->accept(aec);
+    if (aec) break;  // would_block: the queue is empty (errors: the next async_accept sees them)
+    admit(std::move(queued));
   }
 }
 
@@ -412,12 +423,7 @@ void worker::begin_drain() {
   if (acceptor_) {
     // Connections the kernel has already completed are served, not reset
     // with the listener: a balancer counts them as sent to this instance.
-    for (std::size_t i = 0; i < accept_batch; ++i) {
-      std::error_code aec;
-      asio::ip::tcp::socket queued = acceptor_->accept(aec);
-      if (aec) break;  // would_block: the queue is empty
-      admit(std::move(queued));
-    }
+    take_queued(accept_batch);
     // The accept loop closes the listener once its pending accept has
     // returned (closing under it is unsafe with io_uring: net/interrupt.hpp).
     std::error_code ignored;

@@ -116,6 +116,9 @@ class worker {
 
  private:
   asio::awaitable<void> accept_loop();
+  // Accepts and admits up to `most` connections the kernel has completed,
+  // without waiting.
+  void take_queued(std::size_t most);
   asio::awaitable<void> redirect_loop();
   asio::awaitable<void> redirect_one(asio::ip::tcp::socket s);
   asio::awaitable<bool> read_redirect_head(asio::ip::tcp::socket& s, std::string& head);
