@@ -47,10 +47,10 @@ std::error_code protocol_error() { return std::make_error_code(std::errc::protoc
 }  // namespace
 
 tls_stream::tls_stream(asio::ip::tcp::socket& socket, SSL* ssl, std::shared_ptr<const tls_context> ctx)
-    : socket_(socket), ssl_(ssl), ctx_(std::move(ctx)) {
+    : socket_(&socket), ssl_(ssl), ctx_(std::move(ctx)) {
   std::error_code ignored;
-  socket_.non_blocking(true, ignored);
-  SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
+  socket_->non_blocking(true, ignored);
+  SSL_set_fd(ssl_, static_cast<int>(socket_->native_handle()));
   SSL_set_accept_state(ssl_);
 }
 
@@ -73,7 +73,7 @@ asio::awaitable<std::error_code> tls_stream::handshake() {
     const want w = classify(ssl_, r);
     if (w == want::eof) co_return asio::error::eof;
     if (w == want::error) co_return protocol_error();
-    const std::error_code ec = co_await wait_for(socket_, w);
+    const std::error_code ec = co_await wait_for(*socket_, w);
     if (ec) co_return ec;
   }
 }
@@ -88,7 +88,7 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::read_some(asio::mutabl
     if (w == want::error) co_return io_result{protocol_error(), 0};
     // A read may have to write (a TLS 1.3 KeyUpdate answer): wait for what
     // OpenSSL asks for, then call again with the same arguments.
-    const std::error_code ec = co_await wait_for(socket_, w);
+    const std::error_code ec = co_await wait_for(*socket_, w);
     if (ec) co_return io_result{ec, 0};
   }
 }
@@ -105,7 +105,7 @@ asio::awaitable<std::error_code> tls_stream::write_bytes(const char* p, std::siz
     const want w = classify(ssl_, r);
     if (w == want::eof) co_return asio::error::eof;
     if (w == want::error) co_return protocol_error();
-    const std::error_code ec = co_await wait_for(socket_, w);
+    const std::error_code ec = co_await wait_for(*socket_, w);
     if (ec) co_return ec;
   }
 }
@@ -165,10 +165,10 @@ void tls_stream::shutdown_send() noexcept {
     if (SSL_shutdown(ssl_) < 0) ERR_clear_error();
   }
   std::error_code ignored;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  socket_->shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
 }
 
-void tls_stream::interrupt() noexcept { net::interrupt(socket_); }
+void tls_stream::interrupt() noexcept { net::interrupt(*socket_); }
 
 void tls_stream::release_idle() noexcept {
   std::string().swap(scratch_);
