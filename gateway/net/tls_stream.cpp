@@ -1,5 +1,6 @@
 #include "gateway/net/tls_stream.hpp"
 
+#include <algorithm>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 #include <openssl/err.h>
@@ -16,6 +17,12 @@ constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 // The largest TLS record's payload (RFC 8446 section 5.1): pieces are
 // gathered up to it, larger ones are written as they are.
 constexpr std::size_t record_payload = 16384;
+// The write scratch buffer is sized to what one write gathers (a response
+// head and a small body: a few hundred bytes) and kept between writes up to
+// this capacity; a larger one (a large response gathered into full records)
+// is freed after its write, so a connection between requests does not hold
+// 16 KiB among the blocks that outlive it.
+constexpr std::size_t scratch_keep = 4096;
 
 // What an OpenSSL call's failure asks for: wait for the socket and call
 // again, end of stream, or an error (the thread's error queue is emptied,
@@ -132,6 +139,8 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::write(std::span<const 
     auto ec = co_await write_bytes(static_cast<const char*>(only->data()), only->size());
     co_return io_result{ec, ec ? 0 : total};
   }
+  const std::size_t gather = std::min(total, record_payload);
+  if (scratch_.capacity() < gather) scratch_.reserve(gather);
   for (const auto& b : bufs) {
     if (b.size() == 0) continue;
     const char* p = static_cast<const char*>(b.data());
@@ -143,11 +152,11 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::write(std::span<const 
       const std::error_code ec = co_await write_bytes(p, b.size());
       if (ec) co_return io_result{ec, 0};
     } else {
-      if (scratch_.capacity() < record_payload) scratch_.reserve(record_payload);
       scratch_.append(p, b.size());
     }
   }
   const std::error_code ec = co_await flush_scratch();
+  if (scratch_.capacity() > scratch_keep) std::string().swap(scratch_);
   if (ec) co_return io_result{ec, 0};
   co_return io_result{std::error_code{}, total};
 }
