@@ -49,6 +49,7 @@ parked_connection* parking_lot::take_record() {
   first_ = p;
   ++count_;
   core::bump(owner_.counters().connections);
+  core::bump(owner_.counters().parked);
   return p;
 }
 
@@ -59,6 +60,7 @@ void parking_lot::unlink(parked_connection* p) noexcept {
   p->prev = nullptr;
   --count_;
   core::drop(owner_.counters().connections);
+  core::drop(owner_.counters().parked);
 }
 
 void parking_lot::give_back(parked_connection* p) noexcept {
