@@ -108,9 +108,9 @@ std::size_t format_remote_address(const core::ip_address& address, std::uint16_t
                                   std::string_view& ip);
 
 // Serves one client connection until it closes or sheds its idle session
-// (then the worker's parking lot takes it over). Runs on the worker's thread. The state is
-// shared with the spawn's completion handler, so the cancellation signal
-// outlives the coroutine frame.
+// (then the worker's parking lot takes it over). Runs on the worker's
+// thread. The state is shared with the spawn's completion handler, so the
+// cancellation signal outlives the coroutine frame.
 asio::awaitable<void> serve_connection(std::shared_ptr<connection_state> state);
 
 }  // namespace gateway::net
