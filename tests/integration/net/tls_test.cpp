@@ -645,9 +645,10 @@ TEST_CASE("2,000 idle TLS connections after a request each: parked, RSS per conn
   const std::size_t after = rss_of(pid);
   const double per = (static_cast<double>(after) - static_cast<double>(before)) / n;
   INFO("gateway RSS " << before / 1024 << " -> " << after / 1024 << " KiB: " << per << " B per idle TLS connection");
-  // README, "Memory" under HTTPS (not under the sanitizers, whose allocator
-  // keeps freed memory in quarantine).
-  if (test::rss_checks_apply) CHECK(per <= 18 * 1024);
+  // README, "Memory" under HTTPS: at most what nginx's grows by in the same
+  // measure (not under the sanitizers, whose allocator keeps freed memory
+  // in quarantine).
+  if (test::rss_checks_apply) CHECK(per <= 20 * 1024);
   WARN("2,000 idle TLS connections: " << per << " B RSS per connection");
 
   // A parked connection continues its TLS session: it leaves the lot, is
