@@ -579,9 +579,12 @@ for client in clients:
 
 idle_count = int(os.environ.get("IDLE_CONNECTIONS", "0"))
 idle = {}
+idle_rss = {}  # system -> (RSS before the idle step, RSS with the connections held)
 for s in systems:
     try:
-        idle[s] = json.load(open(os.path.join(out, "idle-%s.json" % s)))["per_connection"]
+        doc = json.load(open(os.path.join(out, "idle-%s.json" % s)))
+        idle[s] = doc["per_connection"]
+        idle_rss[s] = (doc["rss_before"], doc["rss_after"])
     except (OSError, ValueError, KeyError):
         pass
 
@@ -641,6 +644,17 @@ elif idle:
                  "held 4 s):" % idle_count, "", "| " + " | ".join(ihdr) + " |", "|" + "---|" * len(ihdr)] + \
                 ["| " + " | ".join(row) + " |" for row in irows]
     summary["idle_rss_per_connection"] = idle
+
+if idle_rss:
+    # The growth per connection counts only pages the process did not
+    # already hold: a process that kept the memory it freed after the runs
+    # resident places new connections in it. The totals show both.
+    held = ", ".join("%s %.1f -> %.1f MiB" % (names[s], b / 2**20, a / 2**20)
+                     for s, (b, a) in idle_rss.items())
+    line = "RSS before the idle step -> with the %d idle connections held: %s" % (idle_count, held)
+    print(line)
+    markdown += ["", line]
+    summary["idle_rss"] = {s: {"before": b, "held": a} for s, (b, a) in idle_rss.items()}
 
 nginx_procs = max((int(c["medians"].get("nginx", {}).get("procs", 1)) for c in summary["clients"].values()), default=1)
 note = ("CPU and RSS are summed over each system's processes (nginx: master + %d workers; RSS of forked"

@@ -15,6 +15,8 @@ namespace gateway::core {
 #define GATEWAY_WORKER_STATS(X)                                                                                  \
   X(connections, gauge, "connections", "Open client connections")                                               \
   X(coroutines, gauge, "coroutines", "Coroutines alive: one per connection (none while parked idle), one accept loop per worker") \
+  X(parked, gauge, "parked_connections",                                                                         \
+    "Idle client connections parked without a session (plain and TLS; also counted in connections)")            \
   X(requests_in_flight, gauge, "requests_in_flight", "Requests being served")                                   \
   X(requests_total, counter, "requests_read", "Requests read from clients (head and body complete)")           \
   X(connections_total, counter, "connections_accepted", "Client connections accepted")                         \

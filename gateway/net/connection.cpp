@@ -1,6 +1,5 @@
 #include "gateway/net/connection.hpp"
 
-#include <asio/bind_allocator.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -816,60 +815,12 @@ asio::awaitable<void> serve_connection(std::shared_ptr<connection_state> state) 
     shed = co_await s.run();
   }
   if (shed && !state->stop_requested && !state->aborted) {
-    // Plain: the descriptor moves to the worker's parking lot and this
-    // state goes. TLS: the stream refers to this socket, which waits here.
-    if (!state->tls) {
-      if (state->owner.park(*state)) co_return;
-    } else {
-      park(std::move(state));
-      co_return;
-    }
+    // The descriptor (and the TLS stream) move to the worker's parking lot
+    // and this state goes.
+    if (state->owner.park(*state)) co_return;
   }
   std::error_code ignored;
   state->socket.close(ignored);
-}
-
-namespace {
-
-// Allocates exactly what is asked, from operator new. Asio's default handler
-// allocator recycles the thread's last freed operation blocks whatever their
-// size, so a parked wait, which lives as long as the idle connection, would
-// keep the block of whatever operation ran before it: on the io_uring
-// backend a write operation's (1.6 KiB, its iovec array travels with it to
-// the kernel), on epoll's a smaller one. Being any other type than
-// std::allocator is what keeps Asio from recycling.
-template <class T>
-struct exact_allocator {
-  using value_type = T;
-  exact_allocator() noexcept = default;
-  template <class U>
-  exact_allocator(const exact_allocator<U>&) noexcept {}
-  T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
-  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
-  template <class U>
-  bool operator==(const exact_allocator<U>&) const noexcept {
-    return true;
-  }
-};
-
-}  // namespace
-
-void park(std::shared_ptr<connection_state> state) {
-  // Idle, holding no buffer and no coroutine frame: a plain wait until the
-  // client sends (or the idle timeout, a drain or an abort cancels it), then
-  // a new session on a new coroutine. The wait's operation is allocated to
-  // its size (exact_allocator): one malloc per park, paid once per idle
-  // spell of a second or more, never per request.
-  auto& socket = state->socket;
-  socket.async_wait(asio::socket_base::wait_read,
-                    asio::bind_allocator(exact_allocator<void>(), [state = std::move(state)](std::error_code ec) mutable {
-                      if (ec || state->timed_out || state->stop_requested || state->aborted) {
-                        std::error_code ignored;
-                        state->socket.close(ignored);
-                        return;
-                      }
-                      state->owner.start_session(std::move(state));
-                    }));
 }
 
 }  // namespace gateway::net

@@ -10,16 +10,16 @@
 // it carries is the connection's client address from then on.
 // A connection idle for longer than a second (also found by the sweep)
 // sheds its session: the read buffer, the response-head string and the
-// session's coroutine frame are freed. A plain connection then moves to the
-// worker's parking lot (net/parking_lot.hpp: its descriptor leaves Asio and
-// this state is freed); a TLS one waits here for readability (park()). A
-// new session starts when bytes arrive.
+// session's coroutine frame are freed. The connection then moves to the
+// worker's parking lot (net/parking_lot.hpp: its descriptor is watched by
+// the lot and this state is freed). A new session starts when bytes arrive.
 // With TLS on the listener, the connection's tls_stream (net/tls_stream.hpp)
 // carries every read and write: the handshake runs once, within
 // --header-timeout, before the first request; the stream (its handshake and
-// keys) stays with the connection_state across idle spells. A parked TLS
-// connection waits for the raw socket's readability: it sheds only while a
-// read waits for the socket, when OpenSSL holds no complete record.
+// keys) moves with the socket to the parking record and back, so a session
+// after an idle spell continues it. A parked TLS connection waits for the
+// raw socket's readability: it sheds only while a read waits for the
+// socket, when OpenSSL holds no complete record.
 #include <asio/awaitable.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <memory>
@@ -52,8 +52,8 @@ struct connection_state {
   worker& owner;
   asio::ip::tcp::socket socket;
   // With TLS on the listener: the stream over `socket` (its handshake state
-  // and session survive an idle spell: a session started after park()
-  // continues it). Null for plain HTTP.
+  // and session survive an idle spell in the parking lot: a session started
+  // after it continues it). Null for plain HTTP.
   std::unique_ptr<tls_stream> tls;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   conn_phase phase = conn_phase::idle;
@@ -108,15 +108,9 @@ std::size_t format_remote_address(const core::ip_address& address, std::uint16_t
                                   std::string_view& ip);
 
 // Serves one client connection until it closes or sheds its idle session
-// (then park() takes it over). Runs on the worker's thread. The state is
-// shared with the spawn's completion handler, so the cancellation signal
-// outlives the coroutine frame.
+// (then the worker's parking lot takes it over). Runs on the worker's
+// thread. The state is shared with the spawn's completion handler, so the
+// cancellation signal outlives the coroutine frame.
 asio::awaitable<void> serve_connection(std::shared_ptr<connection_state> state);
-
-// An idle TLS connection that shed its session waits for its next byte
-// with a plain completion handler (the state and one pending wait are all
-// it holds), then gets a new session through worker::start_session. Plain
-// connections park in the worker's parking lot instead (worker::park).
-void park(std::shared_ptr<connection_state> state);
 
 }  // namespace gateway::net

@@ -7,9 +7,12 @@
 #include <utility>
 
 #include "gateway/net/connection.hpp"
+#include "gateway/net/tls_stream.hpp"
 #include "gateway/net/worker.hpp"
 
 namespace gateway::net {
+
+parked_connection::~parked_connection() = default;
 
 parking_lot::~parking_lot() { shut(); }
 
@@ -46,6 +49,7 @@ parked_connection* parking_lot::take_record() {
   first_ = p;
   ++count_;
   core::bump(owner_.counters().connections);
+  core::bump(owner_.counters().parked);
   return p;
 }
 
@@ -56,9 +60,11 @@ void parking_lot::unlink(parked_connection* p) noexcept {
   p->prev = nullptr;
   --count_;
   core::drop(owner_.counters().connections);
+  core::drop(owner_.counters().parked);
 }
 
 void parking_lot::give_back(parked_connection* p) noexcept {
+  p->tls.reset();     // SSL_free: the descriptor is the socket's to close
   p->socket.reset();  // closes it, if it is still here
   if (p->client_address_len > parked_connection::inline_address_max) delete[] p->heap_address;
   p->client_address_len = 0;
@@ -99,6 +105,10 @@ bool parking_lot::park(connection_state& c) {
   const int fd = c.socket.native_handle();
   const int op = c.in_parking_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
   p->socket.emplace(std::move(c.socket));
+  if (c.tls) {
+    p->tls = std::move(c.tls);
+    p->tls->rebind(*p->socket);
+  }
   if (::epoll_ctl(epoll_fd_, op, fd, &ev) != 0) {
     unlink(p);
     give_back(p);

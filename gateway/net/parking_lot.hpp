@@ -3,9 +3,11 @@
 // shed their session (net/connection.hpp) until their client sends again.
 //
 // A parked connection is its socket and a few fields in one record of the
-// lot's slab (152 bytes; the slab's blocks are apart from the memory that
+// lot's slab (160 bytes; the slab's blocks are apart from the memory that
 // sessions churn through): no connection_state, no coroutine, no pending
-// Asio operation.
+// Asio operation. A TLS connection's record also owns its tls_stream (the
+// SSL object with its session and keys; the record buffers were freed when
+// the session shed), which goes back to the new connection_state.
 // The socket stays registered with Asio's reactor (so parking and resuming
 // cost it nothing); the lot watches its descriptor in an epoll set of its
 // own, which the io_context watches as one descriptor. Each descriptor is
@@ -15,9 +17,7 @@
 // (bytes, end of stream or an error), the record is handed back to the
 // worker (worker::resume), which starts a new session on the socket.
 //
-// Everything here runs on the owning worker's thread. TLS connections do not
-// park here: their stream refers to the connection's socket object
-// (net::park keeps them).
+// Everything here runs on the owning worker's thread.
 #include <sys/epoll.h>
 
 #include <asio/io_context.hpp>
@@ -34,6 +34,7 @@
 namespace gateway::net {
 
 class worker;
+class tls_stream;
 struct connection_state;
 
 struct parked_connection {
@@ -41,7 +42,14 @@ struct parked_connection {
   // record (every IPv4 one); a longer one (IPv6) in a heap block of its own.
   static constexpr std::size_t inline_address_max = 24;
 
+  parked_connection() noexcept = default;
+  ~parked_connection();  // in parking_lot.cpp, where tls_stream is complete
+  parked_connection(const parked_connection&) = delete;
+  parked_connection& operator=(const parked_connection&) = delete;
+
   std::optional<asio::ip::tcp::socket> socket;
+  // With TLS on the listener: the connection's stream, rebound to `socket`.
+  std::unique_ptr<tls_stream> tls;
   std::chrono::steady_clock::time_point deadline{};  // the idle timeout
   // The lot's list of parked records (or, when free, its free list).
   parked_connection* prev = nullptr;
@@ -68,7 +76,7 @@ class parking_lot {
   parking_lot(const parking_lot&) = delete;
   parking_lot& operator=(const parking_lot&) = delete;
 
-  // Takes the connection's socket and parks it. False when it could not (no
+  // Takes the connection's socket (and TLS stream) and parks it. False when it could not (no
   // epoll set, the lot is shut): the socket is then untouched and still the
   // caller's. True also when the socket was taken but could not be watched:
   // it is closed then.

@@ -1,5 +1,6 @@
 #include "gateway/net/tls_stream.hpp"
 
+#include <algorithm>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 #include <openssl/err.h>
@@ -16,6 +17,12 @@ constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 // The largest TLS record's payload (RFC 8446 section 5.1): pieces are
 // gathered up to it, larger ones are written as they are.
 constexpr std::size_t record_payload = 16384;
+// The write scratch buffer is sized to what one write gathers (a response
+// head and a small body: a few hundred bytes) and kept between writes up to
+// this capacity; a larger one (a large response gathered into full records)
+// is freed after its write, so a connection between requests does not hold
+// 16 KiB among the blocks that outlive it.
+constexpr std::size_t scratch_keep = 4096;
 
 // What an OpenSSL call's failure asks for: wait for the socket and call
 // again, end of stream, or an error (the thread's error queue is emptied,
@@ -47,10 +54,10 @@ std::error_code protocol_error() { return std::make_error_code(std::errc::protoc
 }  // namespace
 
 tls_stream::tls_stream(asio::ip::tcp::socket& socket, SSL* ssl, std::shared_ptr<const tls_context> ctx)
-    : socket_(socket), ssl_(ssl), ctx_(std::move(ctx)) {
+    : socket_(&socket), ssl_(ssl), ctx_(std::move(ctx)) {
   std::error_code ignored;
-  socket_.non_blocking(true, ignored);
-  SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
+  socket_->non_blocking(true, ignored);
+  SSL_set_fd(ssl_, static_cast<int>(socket_->native_handle()));
   SSL_set_accept_state(ssl_);
 }
 
@@ -73,7 +80,7 @@ asio::awaitable<std::error_code> tls_stream::handshake() {
     const want w = classify(ssl_, r);
     if (w == want::eof) co_return asio::error::eof;
     if (w == want::error) co_return protocol_error();
-    const std::error_code ec = co_await wait_for(socket_, w);
+    const std::error_code ec = co_await wait_for(*socket_, w);
     if (ec) co_return ec;
   }
 }
@@ -88,7 +95,7 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::read_some(asio::mutabl
     if (w == want::error) co_return io_result{protocol_error(), 0};
     // A read may have to write (a TLS 1.3 KeyUpdate answer): wait for what
     // OpenSSL asks for, then call again with the same arguments.
-    const std::error_code ec = co_await wait_for(socket_, w);
+    const std::error_code ec = co_await wait_for(*socket_, w);
     if (ec) co_return io_result{ec, 0};
   }
 }
@@ -105,7 +112,7 @@ asio::awaitable<std::error_code> tls_stream::write_bytes(const char* p, std::siz
     const want w = classify(ssl_, r);
     if (w == want::eof) co_return asio::error::eof;
     if (w == want::error) co_return protocol_error();
-    const std::error_code ec = co_await wait_for(socket_, w);
+    const std::error_code ec = co_await wait_for(*socket_, w);
     if (ec) co_return ec;
   }
 }
@@ -132,6 +139,8 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::write(std::span<const 
     auto ec = co_await write_bytes(static_cast<const char*>(only->data()), only->size());
     co_return io_result{ec, ec ? 0 : total};
   }
+  const std::size_t gather = std::min(total, record_payload);
+  if (scratch_.capacity() < gather) scratch_.reserve(gather);
   for (const auto& b : bufs) {
     if (b.size() == 0) continue;
     const char* p = static_cast<const char*>(b.data());
@@ -143,11 +152,11 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::write(std::span<const 
       const std::error_code ec = co_await write_bytes(p, b.size());
       if (ec) co_return io_result{ec, 0};
     } else {
-      if (scratch_.capacity() < record_payload) scratch_.reserve(record_payload);
       scratch_.append(p, b.size());
     }
   }
   const std::error_code ec = co_await flush_scratch();
+  if (scratch_.capacity() > scratch_keep) std::string().swap(scratch_);
   if (ec) co_return io_result{ec, 0};
   co_return io_result{std::error_code{}, total};
 }
@@ -165,10 +174,10 @@ void tls_stream::shutdown_send() noexcept {
     if (SSL_shutdown(ssl_) < 0) ERR_clear_error();
   }
   std::error_code ignored;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  socket_->shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
 }
 
-void tls_stream::interrupt() noexcept { net::interrupt(socket_); }
+void tls_stream::interrupt() noexcept { net::interrupt(*socket_); }
 
 void tls_stream::release_idle() noexcept {
   std::string().swap(scratch_);

@@ -14,7 +14,10 @@
 //
 // Ownership: the connection_state owns the stream, which refers to the
 // connection's socket (declared before it) and keeps the context generation
-// it was made from alive (its SNI table is read during the handshake).
+// it was made from alive (its SNI table is read during the handshake). An
+// idle connection's stream moves with its socket to the parking lot's
+// record and back to a new connection_state (net/parking_lot.hpp); each
+// move rebinds it to the socket object that holds the descriptor now.
 // Thread: the connection's worker. One read and one write may be pending at
 // once (a WebSocket tunnel); a second read or write while one is pending is
 // not allowed.
@@ -67,12 +70,16 @@ class tls_stream final : public http::byte_stream {
   void interrupt() noexcept override;
   // Frees the write scratch buffer (an idle connection holds none).
   void release_idle() noexcept;
+  // The socket object that now holds the descriptor the stream was made
+  // with (moved into a parking record, or out of one): OpenSSL keeps using
+  // the descriptor; waits, cancellation and shutdown go through `socket`.
+  void rebind(asio::ip::tcp::socket& socket) noexcept { socket_ = &socket; }
 
  private:
   asio::awaitable<std::error_code> write_bytes(const char* p, std::size_t n);
   asio::awaitable<std::error_code> flush_scratch();
 
-  asio::ip::tcp::socket& socket_;
+  asio::ip::tcp::socket* socket_;
   SSL* ssl_;
   std::shared_ptr<const tls_context> ctx_;
   std::string scratch_;

@@ -349,7 +349,12 @@ bool worker::park(connection_state& c) {
 }
 
 void worker::resume(parked_connection& p) {
-  start_session(std::make_shared<connection_state>(*this, std::move(*p.socket), p));
+  auto state = std::make_shared<connection_state>(*this, std::move(*p.socket), p);
+  if (p.tls) {
+    state->tls = std::move(p.tls);
+    state->tls->rebind(state->socket);
+  }
+  start_session(std::move(state));
 }
 
 // Over the connection cap: answer 503 at once and close, without a

@@ -101,14 +101,14 @@ class worker {
   unsigned index() const noexcept { return env_.index; }
   std::uint64_t next_connection_id() noexcept { return ++connection_ids_; }
   // Spawns a session coroutine for the connection (its first, or the next
-  // after it was parked: net::park).
+  // after it was parked: resume()).
   void start_session(std::shared_ptr<connection_state> state);
-  // A plain connection whose idle session ended: its descriptor moves to the
-  // parking lot (net/parking_lot.hpp). False when it cannot (a drain): the
-  // caller closes the socket.
+  // A connection whose idle session ended: its descriptor (and TLS stream)
+  // move to the parking lot (net/parking_lot.hpp). False when it cannot (a
+  // drain): the caller closes the socket.
   bool park(connection_state& c);
   // From the parking lot: the client sent (or closed); a new session on the
-  // record's socket, which this takes over.
+  // record's socket (and TLS stream), which this takes over.
   void resume(parked_connection& p);
   // First blocks for the request arenas of this worker's connections: an
   // idle connection gives its block back here (see core::arena).

@@ -219,6 +219,13 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
             test::wait_until([&] { return (f = read_figures(port))["connections"] >= first.at("connections") + 3; }, 3s);
             return f;
           });
+    // Idle past a second, they shed their sessions and park.
+    check({"parked_connections"}, [] {},
+          [&] {
+            figures f;
+            test::wait_until([&] { return (f = read_figures(port))["parked_connections"] >= 3; }, 5s);
+            return f;
+          });
   }
 
   {
