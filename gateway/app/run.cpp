@@ -51,6 +51,8 @@ int run(const core::config& cfg) {
   const char* scheme = tls ? "https" : "http";
   std::fprintf(stderr, "gateway: listening on %s:%u with %u worker threads%s\n", c.listen.host.c_str(),
                static_cast<unsigned>(gw->port()), gw->server().worker_count(), tls ? " (HTTPS)" : "");
+  // After the listening line, which scripts and tests read first for the port.
+  std::fprintf(stderr, "gateway: I/O backend: %s\n", net::io_backend_name());
   // With --proxy-protocol a plain request is refused; curl can send a v1 header itself.
   std::string curl_opts = c.proxy_protocol ? "--haproxy-protocol " : "";
   if (tls && !tls->self_signed_fingerprint().empty()) {
