@@ -131,7 +131,8 @@ const std::vector<flag_spec>& flags() {
        }},
       {"--io-backend", "auto|epoll|io_uring",
        "Asio's I/O backend for the workers: auto takes io_uring where the kernel allows it (a seccomp profile or "
-       "sysctl kernel.io_uring_disabled may refuse it) and epoll otherwise; io_uring exits 2 where it is refused",
+       "sysctl kernel.io_uring_disabled may refuse it) and epoll otherwise; io_uring exits 2 where it is refused "
+       "(Release builds have both backends, others epoll alone: --version lists them)",
        [](const config& c) { return std::string(to_string(c.io_backend)); },
        [](config& c, std::string_view v, std::string& err) {
          if (v == "auto") c.io_backend = io_backend_choice::automatic;
@@ -736,7 +737,7 @@ const std::vector<flag_spec>& flags() {
       {"--check-config", "", "check the settings (and the --config file), print the result, exit 0 or 1", nullptr,
        nullptr},
       {"--help", "", "print this help and exit", nullptr, nullptr},
-      {"--version", "", "print the version and the I/O backends this binary has (epoll and io_uring, see --io-backend) and exit", nullptr, nullptr},
+      {"--version", "", "print the version and the I/O backends this binary has (see --io-backend) and exit", nullptr, nullptr},
   };
   return table;
 }
