@@ -13,6 +13,10 @@
 #     --listen 0.0.0.0:8443 --tls-cert /certs/fullchain.pem --tls-key /certs/privkey.pem \
 #     --backend http://10.0.0.5:3000
 # and `docker kill --signal HUP CONTAINER` after renewal re-reads them.
+# I/O backend: Docker's default seccomp profile refuses io_uring, so the
+# gateway (--io-backend auto) runs on epoll there and says so at start-up; a
+# profile that allows io_uring_setup, io_uring_enter and io_uring_register
+# lets it use the ring (README, "The I/O backends").
 
 # Build: Debian 12, the same packages as CI; scripts/static.sh configures
 # GATEWAY_STATIC=ON, builds, checks the binary is static and serves /health.

@@ -8,6 +8,17 @@ set_property(CACHE GATEWAY_SANITIZE PROPERTY STRINGS "" address thread)
 option(GATEWAY_STATIC "Link the gateway binary fully statically (glibc included)" OFF)
 option(GATEWAY_WERROR "Treat warnings as errors" OFF)
 option(GATEWAY_IO_URING "Build on Asio's io_uring backend instead of epoll (needs liburing-dev and a kernel that allows io_uring; see cmake/io_uring.cmake)" OFF)
+# Both backends in the gateway binary, chosen at start-up (--io-backend): ON
+# by default for Release builds without sanitizers (presets release and
+# static), whose binary is the one people run; the second copy of the
+# library costs build time the sanitizer, fuzz and debug builds do without.
+set(gateway_io_uring_runtime_default OFF)
+if(CMAKE_BUILD_TYPE STREQUAL "Release" AND GATEWAY_SANITIZE STREQUAL "" AND NOT GATEWAY_FUZZ AND NOT GATEWAY_IO_URING)
+  set(gateway_io_uring_runtime_default ON)
+endif()
+option(GATEWAY_IO_URING_RUNTIME
+  "Compile the gateway library a second time on Asio's io_uring backend so the gateway binary picks epoll or io_uring at start-up (--io-backend; needs liburing-dev; see cmake/io_uring.cmake)"
+  ${gateway_io_uring_runtime_default})
 
 # gateway_options: the compile settings every target of the project shares.
 add_library(gateway_options INTERFACE)

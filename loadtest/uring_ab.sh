@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A/B of the two I/O backends: the epoll build (build/) and the io_uring build
-# (build-uring/, GATEWAY_IO_URING=ON) of the same tree, both running at once in
-# front of one echo_backend, with nginx configured as loadtest/compare.sh
+# A/B of the two I/O backends: the one Release gateway binary (build/, which
+# holds both, GATEWAY_IO_URING_RUNTIME) started twice, with --io-backend epoll
+# and with --io-backend io_uring, both running at once in front of one
+# echo_backend, with nginx configured as loadtest/compare.sh
 # configures it, loaded by wrk (-t2, one source address) in alternating order
 # (epoll, io_uring, nginx) for each connection count, round after round. Per
 # run: req/s, p99, errors (socket errors, timeouts, non-2xx) and the server's
@@ -10,7 +11,7 @@
 #
 #   loadtest/uring_ab.sh [--rounds N] [--duration D] [--connections "100 2000"]
 #
-# Needs both builds (cmake --preset release / release-uring), wrk and nginx.
+# Needs the Release build (cmake --preset release), wrk and nginx.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/loadtest/nginx_conf.sh"
@@ -23,9 +24,11 @@ while [ $# -gt 0 ]; do
     *) echo "uring_ab.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-for f in "$root/build/bin/gateway" "$root/build-uring/bin/gateway" "$root/build/bin/echo_backend"; do
-  [ -x "$f" ] || { echo "uring_ab.sh: $f missing: build both presets first" >&2; exit 2; }
+for f in "$root/build/bin/gateway" "$root/build/bin/echo_backend"; do
+  [ -x "$f" ] || { echo "uring_ab.sh: $f missing: cmake --preset release && cmake --build build first" >&2; exit 2; }
 done
+"$root/build/bin/gateway" --version | grep -q 'io_uring' ||
+  { echo "uring_ab.sh: build/bin/gateway has no io_uring backend (configure with -DGATEWAY_IO_URING_RUNTIME=ON)" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "uring_ab.sh: wrk missing (scripts/deps.sh with GATEWAY_DEPS_EXTRA=wrk)" >&2; exit 2; }
 command -v nginx >/dev/null || { echo "uring_ab.sh: nginx missing" >&2; exit 2; }
 ulimit -n "$(ulimit -Hn)"
@@ -49,8 +52,8 @@ backend_port=$(wait_port "$tmp/backend.out" 'listening on [0-9.]+:[0-9]+')
 
 declare -A pid_of port_of
 for b in epoll uring; do
-  dir=build; [ "$b" = uring ] && dir=build-uring
-  "$root/$dir/bin/gateway" --listen 127.0.0.1:0 --backend "http://127.0.0.1:$backend_port" --api-key loadtest-key \
+  io=epoll; [ "$b" = uring ] && io=io_uring
+  "$root/build/bin/gateway" --io-backend "$io" --listen 127.0.0.1:0 --backend "http://127.0.0.1:$backend_port" --api-key loadtest-key \
     --access-log off --rate-limit 100000000/min >"$tmp/$b.out" 2>"$tmp/$b.err" &
   pid_of[$b]=$!; pids+=($!)
   port_of[$b]=$(wait_port "$tmp/$b.err" 'listening on [0-9.]+:[0-9]+')

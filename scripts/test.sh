@@ -5,6 +5,13 @@
 #   GATEWAY_IO_URING=1               the io_uring build (build-uring/, Asio's io_uring backend):
 #                                    the suite without the perf and soak labels, whose
 #                                    figures and budgets are the epoll build's
+#   GATEWAY_IO_BACKEND=epoll|io_uring|auto
+#                                    every gateway binary the tests start runs with
+#                                    --io-backend VALUE (tests/support/child_process.cpp;
+#                                    the Release binary has both backends, default auto);
+#                                    tests that run the server inside the test process use
+#                                    the build's library, epoll here (GATEWAY_IO_URING=1
+#                                    runs those on io_uring)
 #   CTEST_ARGS="-L unit"             pass extra arguments to ctest
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +23,13 @@ labels=()
 if [ -n "${GATEWAY_IO_URING:-}" ] && [ "${GATEWAY_IO_URING}" != 0 ]; then
   [ -n "$san" ] && { echo "test.sh: GATEWAY_IO_URING=1 has no sanitizer build; unset GATEWAY_SANITIZE" >&2; exit 2; }
   san=uring
+fi
+case "${GATEWAY_IO_BACKEND:-}" in
+  ""|auto|epoll|io_uring) ;;
+  *) echo "test.sh: GATEWAY_IO_BACKEND must be empty, auto, epoll or io_uring, not '${GATEWAY_IO_BACKEND}'" >&2; exit 2 ;;
+esac
+if [ "$san" = uring ] && [ "${GATEWAY_IO_BACKEND:-}" = epoll ]; then
+  echo "test.sh: GATEWAY_IO_URING=1 builds io_uring only; GATEWAY_IO_BACKEND=epoll cannot run there" >&2; exit 2
 fi
 case "$san" in
   "") preset=release build=build ;;

@@ -71,4 +71,9 @@ class instance {
 // with cfg.check_config, only checks. Returns the process exit code.
 int run(const core::config& cfg);
 
+// Parses argv into a config and runs it (exit 2 on a flag error): how
+// gateway/main.cpp starts the io_uring copy of the library, whose config
+// type is its own.
+int run_from_args(int argc, char** argv);
+
 }  // namespace gateway::app

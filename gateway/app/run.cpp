@@ -17,10 +17,10 @@ int run(const core::config& cfg) {
     std::fprintf(ok ? stdout : stderr, "gateway: %s\n", message.c_str());
     return ok ? 0 : 1;
   }
-  // Before any worker exists: an io_uring build where the kernel refuses
-  // io_uring says so and how to build without it, instead of failing later
-  // inside a worker.
-  if (const std::string refused = net::io_backend_refusal(); !refused.empty()) {
+  // Before any worker exists: a --io-backend this copy cannot serve (an
+  // io_uring build where the kernel refuses io_uring, io_uring in a build
+  // without it) is said at once, instead of failing later inside a worker.
+  if (const std::string refused = net::io_backend_refusal(cfg.io_backend); !refused.empty()) {
     std::fprintf(stderr, "gateway: %s\n", refused.c_str());
     return 2;
   }
@@ -51,6 +51,8 @@ int run(const core::config& cfg) {
   const char* scheme = tls ? "https" : "http";
   std::fprintf(stderr, "gateway: listening on %s:%u with %u worker threads%s\n", c.listen.host.c_str(),
                static_cast<unsigned>(gw->port()), gw->server().worker_count(), tls ? " (HTTPS)" : "");
+  // After the listening line, which scripts and tests read first for the port.
+  std::fprintf(stderr, "gateway: I/O backend: %s\n", net::io_backend_name());
   // With --proxy-protocol a plain request is refused; curl can send a v1 header itself.
   std::string curl_opts = c.proxy_protocol ? "--haproxy-protocol " : "";
   if (tls && !tls->self_signed_fingerprint().empty()) {
@@ -111,6 +113,18 @@ int run(const core::config& cfg) {
                static_cast<long long>(live.connections), static_cast<long long>(live.coroutines),
                static_cast<long long>(live.threads));
   return 0;
+}
+
+int run_from_args(int argc, char** argv) {
+  core::config cfg;
+  const auto outcome = core::parse_args(argc, argv, cfg);
+  if (outcome.what != core::parse_outcome::action::run) {
+    // main.cpp parsed the same arguments before: only a --config file that
+    // changed in between can get here.
+    std::fprintf(stderr, "gateway: %s\n", outcome.message.c_str());
+    return 2;
+  }
+  return run(cfg);
 }
 
 }  // namespace gateway::app

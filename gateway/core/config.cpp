@@ -129,6 +129,21 @@ const std::vector<flag_spec>& flags() {
          c.backend = joined;
          return true;
        }},
+      {"--io-backend", "auto|epoll|io_uring",
+       "Asio's I/O backend for the workers: auto takes io_uring where the kernel allows it (a seccomp profile or "
+       "sysctl kernel.io_uring_disabled may refuse it) and epoll otherwise; io_uring exits 2 where it is refused "
+       "(Release builds have both backends, others epoll alone: --version lists them)",
+       [](const config& c) { return std::string(to_string(c.io_backend)); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v == "auto") c.io_backend = io_backend_choice::automatic;
+         else if (v == "epoll") c.io_backend = io_backend_choice::epoll;
+         else if (v == "io_uring") c.io_backend = io_backend_choice::io_uring;
+         else {
+           err = "expected auto, epoll or io_uring";
+           return false;
+         }
+         return true;
+       }},
       {"--threads", "N", "worker threads, each with its own event loop (0: one per core)",
        [](const config& c) { return std::to_string(c.threads); },
        [](config& c, std::string_view v, std::string& err) {
@@ -722,12 +737,24 @@ const std::vector<flag_spec>& flags() {
       {"--check-config", "", "check the settings (and the --config file), print the result, exit 0 or 1", nullptr,
        nullptr},
       {"--help", "", "print this help and exit", nullptr, nullptr},
-      {"--version", "", "print the version and the I/O backend (epoll, or io_uring in a GATEWAY_IO_URING build) and exit", nullptr, nullptr},
+      {"--version", "", "print the version and the I/O backends this binary has (see --io-backend) and exit", nullptr, nullptr},
   };
   return table;
 }
 
 }  // namespace
+
+const char* to_string(io_backend_choice c) noexcept {
+  switch (c) {
+    case io_backend_choice::epoll:
+      return "epoll";
+    case io_backend_choice::io_uring:
+      return "io_uring";
+    case io_backend_choice::automatic:
+      break;
+  }
+  return "auto";
+}
 
 bool parse_validation_rule(std::string_view text, std::vector<validation_rules>& out, std::string& err) {
   auto c1 = text.find(':');

@@ -71,10 +71,16 @@ struct route_config {
   std::optional<cors_config> cors;
 };
 
+// --io-backend: Asio's I/O backend for every worker. `automatic` takes
+// io_uring where the binary has it and the kernel allows it, else epoll.
+enum class io_backend_choice { automatic, epoll, io_uring };
+const char* to_string(io_backend_choice c) noexcept;  // "auto", "epoll", "io_uring"
+
 struct config {
   listen_address listen;
   std::string backend;  // "http://host:port", a group "URL[;weight=N],URL...", or empty: the embedded demo backend
   unsigned threads = 0;  // 0: one per core
+  io_backend_choice io_backend = io_backend_choice::automatic;
 
   // Request limits (RFC 9110 section 15.5.14, RFC 6585 section 5).
   std::uint64_t max_body = 10ull * 1024 * 1024;

@@ -59,6 +59,16 @@ started start_gateway_binary(const std::string& binary, const std::vector<std::s
   std::vector<std::string> argv = prefix;
   argv.push_back(binary);
   argv.insert(argv.end(), flags.begin(), flags.end());
+  // The gates' budgets and baselines are the epoll backend's, so this
+  // build's gateway (which would take io_uring by default where the kernel
+  // allows it) runs on epoll here; loadtest/uring_ab.sh compares the two. A
+  // base binary built from another commit may not know the flag.
+  std::error_code ec;
+  if (std::filesystem::equivalent(std::filesystem::path(binary).parent_path().empty()
+                                      ? std::filesystem::path(".")
+                                      : std::filesystem::path(binary).parent_path(),
+                                  GATEWAY_BIN_DIR, ec))
+    argv.insert(argv.end(), {"--io-backend", "epoll"});
   started s;
   s.proc = std::make_unique<child_process>(argv, env);
   const auto line = s.proc->wait_for_line("gateway: listening on", true, limit);

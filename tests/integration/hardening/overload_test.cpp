@@ -327,7 +327,14 @@ TEST_CASE("RSS returns to baseline within 30 s after a burst of 100 concurrent 1
 
 TEST_CASE("out of file descriptors, the accept loop backs off instead of spinning and recovers",
           "[integration][hardening]") {
-  // The gateway runs as its own process with a small RLIMIT_NOFILE.
+  // The gateway runs as its own process with a small RLIMIT_NOFILE (on the
+  // backend GATEWAY_IO_BACKEND forces, as child_process would start it).
+  const char* bin = GATEWAY_BIN_DIR "/gateway";
+  std::vector<const char*> args{bin, "--listen", "127.0.0.1:0", "--threads", "1", "--backend", "http://127.0.0.1:9",
+                                "--access-log", "off"};
+  const char* forced = std::getenv("GATEWAY_IO_BACKEND");
+  if (forced != nullptr && *forced != '\0') args.insert(args.end(), {"--io-backend", forced});
+  args.push_back(nullptr);
   int out_pipe[2];
   REQUIRE(::pipe(out_pipe) == 0);
   pid_t pid = ::fork();
@@ -338,9 +345,7 @@ TEST_CASE("out of file descriptors, the accept loop backs off instead of spinnin
     ::dup2(out_pipe[1], 2);
     ::close(out_pipe[0]);
     ::close(out_pipe[1]);
-    const char* bin = GATEWAY_BIN_DIR "/gateway";
-    ::execl(bin, bin, "--listen", "127.0.0.1:0", "--threads", "1", "--backend", "http://127.0.0.1:9",
-            "--access-log", "off", static_cast<char*>(nullptr));
+    ::execv(bin, const_cast<char* const*>(args.data()));
     ::_exit(127);
   }
   ::close(out_pipe[1]);

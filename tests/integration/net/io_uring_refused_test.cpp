@@ -25,7 +25,7 @@ TEST_CASE("io_uring build: where seccomp refuses io_uring the gateway exits 2 at
   INFO("stderr: " << gw.err());
   REQUIRE(status);  // exited, did not hang
   CHECK(*status == 2);
-  CHECK(gw.err().find("gateway: io_uring refused by the kernel") != std::string::npos);
+  CHECK(gw.err().find("gateway: --io-backend auto: io_uring refused by the kernel: ") != std::string::npos);
   CHECK(gw.err().find("Operation not permitted") != std::string::npos);
   CHECK(gw.err().find("errno 1, EPERM") != std::string::npos);
   CHECK(gw.err().find("-DGATEWAY_IO_URING=OFF") != std::string::npos);
@@ -44,6 +44,17 @@ TEST_CASE("io_uring build: without the seccomp filter the same gateway starts, s
   REQUIRE(status);
   CHECK(*status == 0);
   CHECK(gw.err().find("io_uring refused") == std::string::npos);
+}
+
+TEST_CASE("io_uring build: --io-backend epoll exits 2 at start-up: this build has io_uring only",
+          "[integration][io_uring]") {
+  gateway::test::child_process gw({gateway_bin, "--io-backend", "epoll", "--listen", "127.0.0.1:0"});
+  const auto status = gw.wait_exit(10s);
+  INFO("stderr: " << gw.err());
+  REQUIRE(status);
+  CHECK(*status == 2);
+  CHECK(gw.err().find("gateway: --io-backend epoll: this gateway was built with GATEWAY_IO_URING=ON") != std::string::npos);
+  CHECK(gw.err().find("listening on") == std::string::npos);
 }
 
 TEST_CASE("io_uring build: --version names the io_uring backend and needs no ring, even under the filter",

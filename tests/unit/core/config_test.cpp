@@ -68,6 +68,26 @@ TEST_CASE("flags are parsed and bad values name the flag", "[unit][core]") {
     CHECK(text.find(flag) != std::string::npos);
 }
 
+TEST_CASE("the io-backend flag takes auto, epoll or io_uring, defaults to auto and is a config-file key", "[unit][core]") {
+  config c;
+  CHECK(c.io_backend == io_backend_choice::automatic);
+  const char* ring[] = {"gateway", "--io-backend", "io_uring"};
+  REQUIRE(parse_args(3, ring, c).what == parse_outcome::action::run);
+  CHECK(c.io_backend == io_backend_choice::io_uring);
+  const char* epoll[] = {"gateway", "--io-backend=epoll"};
+  REQUIRE(parse_args(2, epoll, c).what == parse_outcome::action::run);
+  CHECK(c.io_backend == io_backend_choice::epoll);
+  check_refused({{"--io-backend", "uring"}, {"--io-backend", ""}, {"--io-backend", "EPOLL"}});
+  config f;
+  std::string err;
+  REQUIRE(apply_config_text("{\"io_backend\": \"epoll\"}", "c.json", f, err));
+  CHECK(f.io_backend == io_backend_choice::epoll);
+  CHECK(std::string(to_string(io_backend_choice::automatic)) == "auto");
+  const std::string text = help_text();
+  CHECK(text.find("--io-backend auto|epoll|io_uring") != std::string::npos);
+  CHECK(text.find("[default: auto]") != std::string::npos);
+}
+
 TEST_CASE("the rate-limit-exempt flag takes exact paths, repeatable, and the config file's list", "[unit][core]") {
   config c;
   const char* ok[] = {"gateway", "--rate-limit-exempt", "/health", "--rate-limit-exempt=/metrics"};

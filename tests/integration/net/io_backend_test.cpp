@@ -1,0 +1,109 @@
+// The gateway binary with both I/O backends (GATEWAY_IO_URING_RUNTIME, the
+// Release default): --io-backend picks Asio's epoll reactor or its io_uring
+// backend at start-up. Each backend serves a proxied request; where a
+// seccomp filter refuses io_uring (tests/support/deny_io_uring.cpp, as
+// Docker's default profile does), auto falls back to epoll and says so,
+// and an explicit io_uring stops at start-up with exit 2, naming the flag
+// and the errno.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <string>
+#include <vector>
+
+#include "tests/integration/proxy/recording_backend.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/test_server.hpp"
+
+using namespace gateway;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string gateway_bin = std::string(GATEWAY_BIN_DIR) + "/gateway";
+const std::string deny_bin = std::string(GATEWAY_BIN_DIR) + "/deny_io_uring";
+
+// Starts `prefix` + the gateway with `flags`, proxies one request to a
+// recording backend through it, stops it with SIGTERM and checks exit 0.
+// Returns the gateway's stderr.
+std::string serve_one_proxied_request(std::vector<std::string> argv) {
+  test::recording_backend backend;
+  backend.set_script([](const test::recorded_request&) { return test::reply{test::ok_response("from the backend")}; });
+  argv.insert(argv.end(), {"--listen", "127.0.0.1:0", "--threads", "2", "--backend", backend.url(), "--api-key", "k"});
+  test::child_process gw(argv);
+  const auto listening = gw.wait_for_line("listening on", true, 10s);
+  INFO("stderr: " << gw.err());
+  REQUIRE(listening);
+  const auto port = static_cast<std::uint16_t>(test::port_after_listening_on(*listening));
+  REQUIRE(port != 0);
+  auto r = test::http_request(port, test::make_request("GET", "/api/through", {}, "X-API-Key: k\r\n"));
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body == "from the backend");
+  const auto got = backend.requests();
+  REQUIRE(got.size() == 1);
+  CHECK(got.front().target == "/through");
+  gw.signal(SIGTERM);
+  const auto status = gw.wait_exit(15s);
+  REQUIRE(status);
+  CHECK(*status == 0);
+  return gw.err();
+}
+
+}  // namespace
+
+TEST_CASE("io backend: --io-backend epoll serves a proxied request on epoll", "[integration][io_uring]") {
+  const std::string err = serve_one_proxied_request({gateway_bin, "--io-backend", "epoll"});
+  CHECK(err.find("gateway: I/O backend: epoll\n") != std::string::npos);
+  CHECK(err.find("io_uring refused") == std::string::npos);
+}
+
+TEST_CASE("io backend: --io-backend io_uring serves a proxied request on io_uring", "[integration][io_uring]") {
+  const std::string err = serve_one_proxied_request({gateway_bin, "--io-backend", "io_uring"});
+  CHECK(err.find("gateway: I/O backend: io_uring\n") != std::string::npos);
+}
+
+TEST_CASE("io backend: --io-backend auto takes io_uring where the kernel allows it", "[integration][io_uring]") {
+  const std::string err = serve_one_proxied_request({gateway_bin, "--io-backend", "auto"});
+  CHECK(err.find("gateway: I/O backend: io_uring\n") != std::string::npos);
+  CHECK(err.find("io_uring refused") == std::string::npos);
+}
+
+TEST_CASE("io backend: where seccomp refuses io_uring, --io-backend auto (the default) falls back to epoll and serves",
+          "[integration][io_uring]") {
+  // No --io-backend at all: the default is auto.
+  const std::string err = serve_one_proxied_request({deny_bin, gateway_bin});
+  CHECK(err.find("gateway: --io-backend auto: io_uring refused by the kernel: ") != std::string::npos);
+  CHECK(err.find("(errno 1, EPERM); using epoll") != std::string::npos);
+  CHECK(err.find("gateway: I/O backend: epoll\n") != std::string::npos);
+}
+
+TEST_CASE("io backend: where seccomp refuses io_uring, --io-backend io_uring exits 2 at start-up naming the flag and errno",
+          "[integration][io_uring]") {
+  test::child_process gw({deny_bin, gateway_bin, "--io-backend", "io_uring", "--listen", "127.0.0.1:0"});
+  const auto status = gw.wait_exit(10s);
+  INFO("stderr: " << gw.err());
+  REQUIRE(status);  // exited, did not hang
+  CHECK(*status == 2);
+  CHECK(gw.err().find("gateway: --io-backend io_uring: io_uring refused by the kernel: ") != std::string::npos);
+  CHECK(gw.err().find("Operation not permitted") != std::string::npos);
+  CHECK(gw.err().find("errno 1, EPERM") != std::string::npos);
+  CHECK(gw.err().find("--io-backend auto or epoll") != std::string::npos);
+  CHECK(gw.err().find("listening on") == std::string::npos);
+}
+
+TEST_CASE("io backend: --io-backend refuses a value other than auto, epoll or io_uring with exit 2", "[integration][io_uring]") {
+  test::child_process gw({gateway_bin, "--io-backend", "kqueue", "--listen", "127.0.0.1:0"});
+  const auto status = gw.wait_exit(10s);
+  REQUIRE(status);
+  CHECK(*status == 2);
+  CHECK(gw.err().find("--io-backend: invalid value 'kqueue': expected auto, epoll or io_uring") != std::string::npos);
+}
+
+TEST_CASE("io backend: --version names both backends and needs no ring, even where io_uring is refused", "[integration][io_uring]") {
+  test::child_process gw({deny_bin, gateway_bin, "--version"});
+  const auto status = gw.wait_exit(10s);
+  REQUIRE(status);
+  CHECK(*status == 0);
+  CHECK(gw.out().find("(I/O backends: epoll, io_uring;") != std::string::npos);
+}
