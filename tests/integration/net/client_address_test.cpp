@@ -253,7 +253,7 @@ TEST_CASE("PROXY protocol: a connection without a valid header is closed unanswe
   CHECK(prom->body.find("\ngateway_proxy_protocol_rejected_total 5\n") != std::string::npos);
 }
 
-TEST_CASE("trusted proxy: X-Forwarded-For names the client only when the peer is trusted; that client is rate "
+TEST_CASE("trusted proxy: X-Forwarded-For names the client only when the peer is trusted, that client is rate "
           "limited, logged and appended to X-Forwarded-For",
           "[integration][net]") {
   test::recording_backend backend;
@@ -324,7 +324,7 @@ TEST_CASE("trusted proxy behind the PROXY protocol: the PROXY address is the pee
   CHECK(logged_clients(*logs, "/health") == std::vector<std::string>{"203.0.113.77", "198.51.100.10:41001"});
 }
 
-TEST_CASE("trusted proxy ranges change on a reload; --proxy-protocol needs a restart", "[integration][net]") {
+TEST_CASE("trusted proxy ranges change on a reload, --proxy-protocol needs a restart", "[integration][net]") {
   core::config cfg = test::test_config();
   cfg.api_keys = {"key-one"};
   cfg.rate_limit_enabled = false;

@@ -219,7 +219,7 @@ TEST_CASE("a config-file route's header rules and CORS settings must have their 
   CHECK(error_of(R"("host": "client")").empty());
 }
 
-TEST_CASE("a backend group: --backend repeats or takes a list, with weights; routes and the config file take lists",
+TEST_CASE("a backend group: --backend repeats or takes a list, with weights, routes and the config file take lists",
           "[unit][core]") {
   config c;
   const char* ok[] = {"gateway", "--backend", "http://127.0.0.1:1", "--backend=http://127.0.0.1:2;weight=3,http://h:3",

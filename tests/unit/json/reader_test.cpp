@@ -522,7 +522,7 @@ TEST_CASE("values copy deeply and move without copying", "[unit][json]") {
   CHECK(moved.line() == 1);
 }
 
-TEST_CASE("borrow_text leaves long plain strings and numbers in the parsed text; copies own theirs",
+TEST_CASE("borrow_text leaves long plain strings and numbers in the parsed text, copies own theirs",
           "[unit][json]") {
   const std::string text = R"({"long":"abcdefghijklmnopqrstuvwxyz","short":"abc",)"
                            R"("escaped":"abcdefghijklmnopqrst\nuvwxyz","n":123456789012345678901234567890})";

@@ -169,7 +169,7 @@ TEST_CASE("jwt verifier checks ES256 signatures as R || S of exactly 64 bytes", 
   CHECK(v.verify(in384 + "." + base64url_encode(raw384.substr(0, 64)), now_tp).error == jwt_error::bad_signature);
 }
 
-TEST_CASE("jwt verifier picks the key by kid; without kid only when exactly one key fits", "[unit][middleware][jwt]") {
+TEST_CASE("jwt verifier picks the key by kid, without kid only when exactly one key fits", "[unit][middleware][jwt]") {
   const auto v = verifier();
   // A kid the set does not have.
   const auto unknown = v.verify(k().rsa.token("RS256", "rsa-old", exp_claim(3600)), now_tp);

@@ -59,7 +59,7 @@ net::chain_factory factory_for(generation_log& log) {
 
 }  // namespace
 
-TEST_CASE("a reload swaps the worker's chain on its thread; a request holding the old one keeps it alive",
+TEST_CASE("a reload swaps the worker's chain on its thread, a request holding the old one keeps it alive",
           "[unit][net]") {
   core::config cfg;
   core::live_shard counters;
