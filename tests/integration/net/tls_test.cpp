@@ -74,6 +74,31 @@ TEST_CASE("HTTPS: TLS 1.3 and 1.2 clients get answers with ALPN http/1.1, severa
   CHECK_FALSE(plain.has_value());
 }
 
+TEST_CASE("HTTPS: a response head and its small body arrive in one TLS record, over TLS 1.3 and 1.2",
+          "[integration][tls]") {
+  certs c;
+  test::running_server srv(tls_config(c));
+  for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    auto o = trusting(c.cert);
+    o.min_version = o.max_version = version;
+    test::tls_client client(srv.port(), o);
+    REQUIRE(client.connected());
+    // The first exchange also reads the session ticket (TLS 1.3 sends it
+    // after the handshake); the records of the later ones are the responses'.
+    REQUIRE(client.send(health));
+    REQUIRE(client.read_response());
+    for (int i = 0; i < 3; ++i) {
+      const std::size_t before = client.application_records();
+      REQUIRE(client.send(health));
+      auto r = client.read_response();
+      REQUIRE(r);
+      CHECK(r->status == 200);
+      CHECK_FALSE(r->body.empty());
+      CHECK(client.application_records() - before == 1);
+    }
+  }
+}
+
 TEST_CASE("HTTPS: a keep-alive connection idle long enough to shed its session keeps its TLS state",
           "[integration][tls]") {
   certs c;
