@@ -4,8 +4,11 @@
 #include "gateway/app/instance.hpp"
 #include "gateway/core/config.hpp"
 #include "gateway/net/io_backend.hpp"
+#include "gateway/net/tls_buffer_cache.hpp"
 
 int main(int argc, char** argv) {
+  // Before anything makes OpenSSL allocate (it refuses the switch after).
+  gateway::net::install_tls_buffer_cache();
   gateway::core::config cfg;
   auto outcome = gateway::core::parse_args(argc, argv, cfg);
   switch (outcome.what) {

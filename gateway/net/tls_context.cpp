@@ -85,7 +85,8 @@ SSL_CTX* make_ctx(tls_ticket_keys* keys) {
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                SSL_OP_IGNORE_UNEXPECTED_EOF);
   // Record buffers are freed whenever they are empty: an idle connection
-  // holds no 16 KiB read or write buffer.
+  // holds no 16 KiB read or write buffer (a busy worker takes them back
+  // from its tls_buffer_cache instead of malloc).
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   // Read what the socket has (several records) in one recv, not a record
   // header and then its body.

@@ -8,10 +8,12 @@
 #include <openssl/ssl.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "gateway/net/tls_buffer_cache.hpp"
 #include "gateway/net/tls_context.hpp"
 #include "tests/integration/dev/websocket_peer.hpp"
 #include "tests/support/child_process.hpp"
@@ -97,6 +99,33 @@ TEST_CASE("HTTPS: a response head and its small body arrive in one TLS record, o
       CHECK(client.application_records() - before == 1);
     }
   }
+}
+
+TEST_CASE("HTTPS: OpenSSL allocates through the record buffer cache, so a freed record buffer is reused on the thread",
+          "[integration][tls]") {
+  // The test binary installs it first thing in main(), as the gateway does.
+  REQUIRE(net::tls_buffer_cache::installed());
+  certs c;
+  test::running_server srv(tls_config(c));
+  std::vector<void*> taken;
+  while (net::tls_buffer_cache::cached_for_test() > 0) taken.push_back(net::tls_buffer_cache::allocate(1 << 14));
+  for (void* p : taken) std::free(p);
+  {
+    // This thread's client: its record buffers go back to this thread's
+    // cache when the connection is freed.
+    test::tls_client client(srv.port(), trusting(c.cert));
+    REQUIRE(client.connected());
+    REQUIRE(client.send(health));
+    REQUIRE(client.read_response());
+  }
+  CHECK(net::tls_buffer_cache::cached_for_test() >= 2);
+  // And the next connection takes them back.
+  const std::size_t before = net::tls_buffer_cache::cached_for_test();
+  test::tls_client again(srv.port(), trusting(c.cert));
+  REQUIRE(again.connected());
+  REQUIRE(again.send(health));
+  REQUIRE(again.read_response());
+  CHECK(net::tls_buffer_cache::cached_for_test() < before);
 }
 
 TEST_CASE("HTTPS: a keep-alive connection idle long enough to shed its session keeps its TLS state",
