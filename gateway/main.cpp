@@ -13,6 +13,7 @@
 #include "gateway/app/instance.hpp"
 #include "gateway/core/config.hpp"
 #include "gateway/net/io_backend.hpp"
+#include "gateway/net/tls_buffer_cache.hpp"
 
 #if defined(GATEWAY_IO_URING_RUNTIME)
 // The io_uring copy's entry points: the declarations of
@@ -27,6 +28,8 @@ std::string io_uring_refusal();
 #endif
 
 int main(int argc, char** argv) {
+  // Before anything makes OpenSSL allocate (it refuses the switch after).
+  gateway::net::install_tls_buffer_cache();
   gateway::core::config cfg;
   auto outcome = gateway::core::parse_args(argc, argv, cfg);
   switch (outcome.what) {

@@ -85,7 +85,8 @@ SSL_CTX* make_ctx(tls_ticket_keys* keys) {
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                SSL_OP_IGNORE_UNEXPECTED_EOF);
   // Record buffers are freed whenever they are empty: an idle connection
-  // holds no 16 KiB read or write buffer.
+  // holds no 16 KiB read or write buffer (a busy worker takes them back
+  // from its tls_buffer_cache instead of malloc).
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   // Read what the socket has (several records) in one recv, not a record
   // header and then its body.
@@ -198,7 +199,12 @@ void use_pair(SSL_CTX* ctx, const std::string& cert_pem, const std::string& key_
 // --- tls_ticket_keys ---
 
 tls_ticket_keys::tls_ticket_keys(std::chrono::nanoseconds rotation)
-    : rotation_(rotation), current_(make_key()), current_since_(std::chrono::steady_clock::now()) {}
+    : rotation_(rotation), current_(make_key()), current_since_(std::chrono::steady_clock::now()) {
+  aes_ = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  if (aes_ == nullptr) throw tls_error("TLS: no AES-256-CBC for session tickets: " + openssl_reason());
+}
+
+tls_ticket_keys::~tls_ticket_keys() { EVP_CIPHER_free(aes_); }
 
 tls_ticket_keys::key tls_ticket_keys::make_key() {
   key k{};
@@ -255,9 +261,9 @@ int tls_ticket_keys::on_ticket(unsigned char* key_name, unsigned char* iv, EVP_C
   if (enc == 1) {
     std::memcpy(key_name, k.name, sizeof k.name);
     if (RAND_bytes(iv, 16) != 1) return -1;
-    if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, k.aes, iv) != 1) return -1;
+    if (EVP_EncryptInit_ex(cipher, aes_, nullptr, k.aes, iv) != 1) return -1;
   } else {
-    if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, k.aes, iv) != 1) return -1;
+    if (EVP_DecryptInit_ex(cipher, aes_, nullptr, k.aes, iv) != 1) return -1;
   }
   if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
   return result;

@@ -35,6 +35,7 @@
 typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
+typedef struct evp_cipher_st EVP_CIPHER;
 typedef struct evp_mac_ctx_st EVP_MAC_CTX;
 
 namespace gateway::net {
@@ -49,6 +50,9 @@ struct tls_error : std::runtime_error {
 class tls_ticket_keys {
  public:
   explicit tls_ticket_keys(std::chrono::nanoseconds rotation);
+  ~tls_ticket_keys();
+  tls_ticket_keys(const tls_ticket_keys&) = delete;
+  tls_ticket_keys& operator=(const tls_ticket_keys&) = delete;
   // OpenSSL's ticket key callback (SSL_CTX_set_tlsext_ticket_key_evp_cb).
   int on_ticket(unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc);
   std::chrono::nanoseconds rotation() const noexcept { return rotation_; }
@@ -64,6 +68,9 @@ class tls_ticket_keys {
   static key make_key();
   void rotate_if_due(std::chrono::steady_clock::time_point now);
 
+  // AES-256-CBC fetched from the provider once: a built-in EVP_CIPHER
+  // (EVP_aes_256_cbc()) is looked up by name again on every init.
+  EVP_CIPHER* aes_ = nullptr;
   std::mutex mu_;
   std::chrono::nanoseconds rotation_;
   key current_{};

@@ -62,6 +62,8 @@ tls_client::tls_client(std::uint16_t port, const tls_client_options& o) {
   }
   ssl_ = SSL_new(ctx_);
   SSL_set_fd(ssl_, fd_);
+  SSL_set_msg_callback(ssl_, &tls_client::on_message);
+  SSL_set_msg_callback_arg(ssl_, this);
   if (!o.server_name.empty()) SSL_set_tlsext_host_name(ssl_, o.server_name.c_str());
   if (o.session != nullptr) SSL_set_session(ssl_, o.session);
   if (SSL_connect(ssl_) != 1) {
@@ -81,6 +83,17 @@ tls_client::~tls_client() {
   if (ssl_ != nullptr) SSL_free(ssl_);
   if (ctx_ != nullptr) SSL_CTX_free(ctx_);
   if (fd_ >= 0) ::close(fd_);
+}
+
+void tls_client::on_message(int write_p, int, int content_type, const void* buf, std::size_t len, SSL* ssl,
+                            void* arg) {
+  if (write_p != 0 || len < 1) return;
+  const auto first = static_cast<const unsigned char*>(buf)[0];
+  // TLS 1.3 wraps every record as application data and reports the real
+  // type apart (SSL3_RT_INNER_CONTENT_TYPE); TLS 1.2 reports it in the header.
+  const bool tls13 = SSL_version(ssl) == TLS1_3_VERSION;
+  const bool counted = tls13 ? content_type == SSL3_RT_INNER_CONTENT_TYPE : content_type == SSL3_RT_HEADER;
+  if (counted && first == SSL3_RT_APPLICATION_DATA) ++static_cast<tls_client*>(arg)->app_records_;
 }
 
 bool tls_client::resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }

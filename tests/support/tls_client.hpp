@@ -65,10 +65,16 @@ class tls_client {
   std::optional<std::string> read_exact(std::size_t n);
   // True if the server closed the connection within the timeout.
   bool wait_closed();
+  // TLS records of application data received so far (TLS 1.3: by the
+  // inner content type, so session tickets and alerts are not counted).
+  std::size_t application_records() const noexcept { return app_records_; }
 
  private:
   bool fill();
+  static void on_message(int write_p, int version, int content_type, const void* buf, std::size_t len, SSL* ssl,
+                         void* arg);
   int fd_ = -1;
+  std::size_t app_records_ = 0;
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   bool ok_ = false;

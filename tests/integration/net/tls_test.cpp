@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "gateway/json/reader.hpp"
+#include "gateway/net/tls_buffer_cache.hpp"
 #include "gateway/net/tls_context.hpp"
 #include "tests/integration/dev/websocket_peer.hpp"
 #include "tests/support/child_process.hpp"
@@ -76,6 +78,58 @@ TEST_CASE("HTTPS: TLS 1.3 and 1.2 clients get answers with ALPN http/1.1, severa
   // A plain HTTP request on the TLS port is not answered as HTTP.
   auto plain = test::http_request(srv.port(), health);
   CHECK_FALSE(plain.has_value());
+}
+
+TEST_CASE("HTTPS: a response head and its small body arrive in one TLS record, over TLS 1.3 and 1.2",
+          "[integration][tls]") {
+  certs c;
+  test::running_server srv(tls_config(c));
+  for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    auto o = trusting(c.cert);
+    o.min_version = o.max_version = version;
+    test::tls_client client(srv.port(), o);
+    REQUIRE(client.connected());
+    // The first exchange also reads the session ticket (TLS 1.3 sends it
+    // after the handshake); the records of the later ones are the responses'.
+    REQUIRE(client.send(health));
+    REQUIRE(client.read_response());
+    for (int i = 0; i < 3; ++i) {
+      const std::size_t before = client.application_records();
+      REQUIRE(client.send(health));
+      auto r = client.read_response();
+      REQUIRE(r);
+      CHECK(r->status == 200);
+      CHECK_FALSE(r->body.empty());
+      CHECK(client.application_records() - before == 1);
+    }
+  }
+}
+
+TEST_CASE("HTTPS: OpenSSL allocates through the record buffer cache, so a freed record buffer is reused on the thread",
+          "[integration][tls]") {
+  // The test binary installs it first thing in main(), as the gateway does.
+  REQUIRE(net::tls_buffer_cache::installed());
+  certs c;
+  test::running_server srv(tls_config(c));
+  std::vector<void*> taken;
+  while (net::tls_buffer_cache::cached_for_test() > 0) taken.push_back(net::tls_buffer_cache::allocate(1 << 14));
+  for (void* p : taken) std::free(p);
+  {
+    // This thread's client: its record buffers go back to this thread's
+    // cache when the connection is freed.
+    test::tls_client client(srv.port(), trusting(c.cert));
+    REQUIRE(client.connected());
+    REQUIRE(client.send(health));
+    REQUIRE(client.read_response());
+  }
+  CHECK(net::tls_buffer_cache::cached_for_test() >= 2);
+  // And the next connection takes them back.
+  const std::size_t before = net::tls_buffer_cache::cached_for_test();
+  test::tls_client again(srv.port(), trusting(c.cert));
+  REQUIRE(again.connected());
+  REQUIRE(again.send(health));
+  REQUIRE(again.read_response());
+  CHECK(net::tls_buffer_cache::cached_for_test() < before);
 }
 
 TEST_CASE("HTTPS: a keep-alive connection idle long enough to shed its session keeps its TLS state",
