@@ -1,5 +1,6 @@
 #include "gateway/net/connection.hpp"
 
+#include <asio/bind_allocator.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
