@@ -182,7 +182,9 @@ class upstream_response final : public http::body_source, public http::upstream_
         co_return fail(timed_out_ ? proxy_errc::body_timeout : proxy_errc::aborted);
       if (pooled_ == nullptr) use_pooled(0);  // a body longer than the first read: the big buffer now
       arm();
-      auto [ec, n] = co_await conn_.read_some(asio::buffer(buf_, cap_));
+      net::io_result got;
+      co_await conn_.read_some_into(asio::buffer(buf_, cap_), got);
+      auto [ec, n] = got;
       disarm();
       if (timed_out_) co_return fail(proxy_errc::body_timeout);
       if (aborted_) co_return fail(proxy_errc::aborted);
@@ -237,7 +239,9 @@ class upstream_response final : public http::body_source, public http::upstream_
                                                    http::header_list& fields) {
     co_await asio::this_coro::throw_if_cancelled(false);
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
-    auto [wec, written] = co_await conn_.write(bufs);
+    net::io_result sent;
+    co_await conn_.write_into(bufs, sent);
+    auto [wec, written] = sent;
     if (wec) {
       if (aborted_) co_return head_outcome{make_error_code(proxy_errc::aborted)};
       co_return head_outcome{make_error_code(proxy_errc::closed_before_response), written == 0};
@@ -267,7 +271,9 @@ class upstream_response final : public http::body_source, public http::upstream_
       const auto cancel_state = co_await asio::this_coro::cancellation_state;
       if (cancel_state.cancelled() != asio::cancellation_type::none)
         co_return head_outcome{make_error_code(proxy_errc::aborted)};
-      auto [ec, n] = co_await conn_.read_some(asio::buffer(buf_ + filled, cap_ - filled));
+      net::io_result got;
+      co_await conn_.read_some_into(asio::buffer(buf_ + filled, cap_ - filled), got);
+      auto [ec, n] = got;
       if (ec) {
         if (aborted_ || ec == asio::error::operation_aborted)
           co_return head_outcome{make_error_code(proxy_errc::aborted)};
