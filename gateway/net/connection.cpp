@@ -697,7 +697,13 @@ asio::awaitable<bool> session<Io>::run() {
     // registers in ex.ctx.guard, until the response or tunnel is done.
     st_.request = &ex.ctx;
     chain_ = w_.current_chain();
-    co_await chain_->chain->run(ex);
+    {
+      // The chain runs in this frame (http/layer.hpp: pipeline::walk);
+      // leaving the block runs the layers' leave(), before the response is
+      // written.
+      http::pipeline::walk chain_walk(*chain_->chain, ex);
+      while (chain_walk.waiting()) chain_walk.resume(co_await chain_walk.await());
+    }
     outcome o = outcome::close;
     if (!st_.aborted) {
       if (ex.res.upgrade != nullptr && ex.res.status == 101 && ex.req.upgrade) o = co_await run_tunnel(ex);
