@@ -698,11 +698,18 @@ asio::awaitable<bool> session<Io>::run() {
     st_.request = &ex.ctx;
     chain_ = w_.current_chain();
     {
-      // The chain runs in this frame (http/layer.hpp: pipeline::walk);
-      // leaving the block runs the layers' leave(), before the response is
-      // written.
-      http::pipeline::walk chain_walk(*chain_->chain, ex);
-      while (chain_walk.waiting()) chain_walk.resume(co_await chain_walk.await());
+      // The chain runs in this coroutine (http/layer.hpp: pipeline::walk).
+      // The walk (its layers' states, about 500 bytes) lives in the request
+      // arena, not in this frame, which stays allocated while the
+      // connection waits for its next request. Leaving the block runs the
+      // layers' leave(), before the response is written (or, should this
+      // frame be destroyed mid-request, while the arena still exists).
+      using walk = http::pipeline::walk;
+      struct walk_guard {
+        walk* w;
+        ~walk_guard() { w->~walk(); }
+      } chain_walk{::new (mem_.allocate(sizeof(walk), alignof(walk))) walk(*chain_->chain, ex)};
+      while (chain_walk.w->waiting()) chain_walk.w->resume(co_await chain_walk.w->await());
     }
     outcome o = outcome::close;
     if (!st_.aborted) {
