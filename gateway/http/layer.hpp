@@ -4,10 +4,11 @@
 // The seed's middleware was `func(next http.Handler) http.Handler`: code
 // before next.ServeHTTP, the call, code after it. A layer is that shape
 // unrolled: enter() is the code before the call, leave() the code after it,
-// and pipeline::run() makes the calls. Unrolled, one coroutine frame serves
-// the whole chain of a request (under load every frame is a heap allocation
-// and a resumption of cold memory), and a layer that has nothing to wait
-// for costs two virtual calls instead of a coroutine.
+// and a pipeline::walk makes the calls from the coroutine that serves the
+// request. Unrolled, the chain needs no coroutine frame of its own (under
+// load every frame is a heap allocation and a resumption of cold memory),
+// and a layer that has nothing to wait for costs two virtual calls instead
+// of a coroutine.
 //
 //   enter(ex, state)   before the inner layers; returns
 //                        step::next      go on inwards
