@@ -26,54 +26,51 @@ void pipeline::wrap(layer_ptr l) {
   outer_.insert(outer_.begin(), std::move(l));
 }
 
-namespace {
+pipeline::walk::walk(const pipeline& p, exchange& ex) : p_(p), ex_(ex), layers_(p.outer_) { advance(); }
 
-// The layers a request has entered (and must leave), innermost last. Its
-// destructor runs their leave(), so an unwinding request still gives back
-// what its layers took (a concurrency slot, say).
-struct entered_layers {
-  exchange& ex;
-  std::size_t depth = 0;
-  std::array<layer*, pipeline::max_depth> layers{};
-  std::array<layer_state, pipeline::max_depth> states;
-
-  explicit entered_layers(exchange& e) : ex(e) {}
-  entered_layers(const entered_layers&) = delete;
-  entered_layers& operator=(const entered_layers&) = delete;
-  ~entered_layers() {
-    while (depth > 0) {
-      --depth;
-      layers[depth]->leave(ex, states[depth]);
-    }
+pipeline::walk::~walk() {
+  while (depth_ > 0) {
+    --depth_;
+    entered_[depth_]->leave(ex_, state_at(depth_));
   }
-};
+}
 
-}  // namespace
+void pipeline::walk::resume(step s) {
+  layer* l = waiting_;
+  waiting_ = nullptr;
+  if (s != step::next) return;
+  entered_[depth_++] = l;
+  ++next_;
+  advance();
+}
+
+void pipeline::walk::advance() {
+  for (;;) {
+    while (next_ < layers_.size()) {
+      layer* l = layers_[next_].get();
+      layer_state& state = *::new (static_cast<void*>(&states_[depth_])) layer_state();
+      const step s = l->enter(ex_, state);
+      if (s == step::wait) {
+        waiting_ = l;
+        return;
+      }
+      if (s != step::next) return;
+      entered_[depth_++] = l;
+      ++next_;
+    }
+    if (routed_) {
+      respond_text(ex_, 500, "internal error: the route did not answer");
+      return;
+    }
+    layers_ = p_.routes_->select(ex_);
+    next_ = 0;
+    routed_ = true;
+  }
+}
 
 asio::awaitable<void> pipeline::run(exchange& ex) const {
-  entered_layers in(ex);
-  std::span<const layer_ptr> layers = outer_;
-  bool routed = false;
-  step s = step::next;
-  while (s == step::next) {
-    for (const layer_ptr& l : layers) {
-      layer_state& state = in.states[in.depth];
-      s = l->enter(ex, state);
-      if (s == step::wait) {
-        const step waited = co_await l->await(ex, state);
-        s = waited;
-      }
-      if (s != step::next) break;
-      in.layers[in.depth++] = l.get();
-    }
-    if (s != step::next) break;
-    if (routed) {
-      respond_text(ex, 500, "internal error: the route did not answer");
-      break;
-    }
-    layers = routes_->select(ex);
-    routed = true;
-  }
+  walk w(*this, ex);
+  while (w.waiting()) w.resume(co_await w.await());
 }
 
 }  // namespace gateway::http

@@ -4,10 +4,11 @@
 // The seed's middleware was `func(next http.Handler) http.Handler`: code
 // before next.ServeHTTP, the call, code after it. A layer is that shape
 // unrolled: enter() is the code before the call, leave() the code after it,
-// and pipeline::run() makes the calls. Unrolled, one coroutine frame serves
-// the whole chain of a request (under load every frame is a heap allocation
-// and a resumption of cold memory), and a layer that has nothing to wait
-// for costs two virtual calls instead of a coroutine.
+// and a pipeline::walk makes the calls from the coroutine that serves the
+// request. Unrolled, the chain needs no coroutine frame of its own (under
+// load every frame is a heap allocation and a resumption of cold memory),
+// and a layer that has nothing to wait for costs two virtual calls instead
+// of a coroutine.
 //
 //   enter(ex, state)   before the inner layers; returns
 //                        step::next      go on inwards
@@ -31,6 +32,7 @@
 // start-up (and on reload) and immutable afterwards; they run only on their
 // worker's thread, so per-worker state in a layer needs no lock. Nothing
 // here allocates per request.
+#include <array>
 #include <asio/awaitable.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -116,8 +118,57 @@ class pipeline {
   // route are more than max_depth.
   pipeline(layer_list outer, std::unique_ptr<dispatcher> routes);
 
+  // One request's way through the pipeline, driven by the coroutine that
+  // serves the request, so that the chain needs no coroutine frame of its
+  // own (a frame per request is a heap block whose memory has gone cold by
+  // the time a backend answers):
+  //
+  //   {
+  //     pipeline::walk w(p, ex);                        // enter() inwards
+  //     while (w.waiting()) w.resume(co_await w.await());
+  //   }                                                 // leave() outwards
+  //
+  // The constructor and resume() run enter() inwards until a layer must
+  // wait or the request is answered; the destructor runs leave() of every
+  // layer entered, innermost first (also when the awaiting coroutine is
+  // destroyed mid-request, so that what layers took is given back).
+  class walk {
+   public:
+    walk(const pipeline& p, exchange& ex);
+    ~walk();
+    walk(const walk&) = delete;
+    walk& operator=(const walk&) = delete;
+
+    // A layer's enter() returned step::wait: await() must be awaited next.
+    bool waiting() const noexcept { return waiting_ != nullptr; }
+    asio::awaitable<step> await() { return waiting_->await(ex_, state_at(depth_)); }
+    // What the awaited layer returned: next goes on inwards, anything else
+    // ends the way in (the request is answered).
+    void resume(step s);
+
+   private:
+    void advance();
+    const pipeline& p_;
+    exchange& ex_;
+    std::span<const layer_ptr> layers_;  // the outer layers, then the route's
+    std::size_t next_ = 0;               // the next one of layers_ to enter
+    bool routed_ = false;
+    layer* waiting_ = nullptr;
+    std::size_t depth_ = 0;  // layers entered (and to leave)
+    // Only the first depth_ (+ the one being entered) are written: a request
+    // touches the cache lines of the layers it meets, not all max_depth.
+    std::array<layer*, max_depth> entered_;
+    union state_slot {
+      state_slot() noexcept {}
+      layer_state state;
+    };
+    std::array<state_slot, max_depth> states_;
+    layer_state& state_at(std::size_t i) noexcept { return states_[i].state; }
+  };
+
   // Runs the request through the outer layers, the layers `routes` selects,
-  // and back out. Never throws for a request's sake.
+  // and back out (a walk in a coroutine of its own). Never throws for a
+  // request's sake.
   asio::awaitable<void> run(exchange& ex) const;
 
   // Puts `l` outside every other layer. Building only: never once the

@@ -19,6 +19,7 @@
 #include "gateway/http/layer.hpp"
 #include "gateway/http/request_parser.hpp"
 #include "gateway/http/serializer.hpp"
+#include "gateway/net/direct_op.hpp"
 #include "gateway/net/interrupt.hpp"
 #include "gateway/net/proxy_protocol.hpp"
 #include "gateway/net/tls_stream.hpp"
@@ -207,6 +208,14 @@ class plain_stream final : public http::byte_stream {
   }
   asio::awaitable<io_result> write_all(asio::const_buffer bytes) override {
     return asio::async_write(s_, bytes, write_nothrow());
+  }
+  // The session's per-request read and write (net/direct_op.hpp): no
+  // coroutine frame of their own; the result lands in `out`.
+  auto read_some_into(asio::mutable_buffer into, net::io_result& out) {
+    return direct(out, [this, into](direct_handler h) { s_.async_read_some(into, std::move(h)); });
+  }
+  auto write_into(std::span<const asio::const_buffer> bufs, net::io_result& out) {
+    return direct(out, [this, bufs](direct_handler h) { asio::async_write(s_, bufs, std::move(h)); });
   }
   void shutdown_send() noexcept override {
     std::error_code ignored;
@@ -720,7 +729,11 @@ asio::awaitable<bool> session<Io>::run() {
       }
       if (st_.stop_requested && st_.phase == conn_phase::idle && !st_.fresh) break;
       const std::size_t max_cap = static_cast<std::size_t>(cfg_.max_head) + 1024;
-      auto [ec, n] = co_await io_.read_some(in_.prepare(max_cap));
+      const asio::mutable_buffer space = in_.prepare(max_cap);
+      net::io_result got;
+      if constexpr (Io::is_tls) got = co_await io_.read_some(space);
+      else co_await io_.read_some_into(space, got);
+      auto [ec, n] = got;
       if (ec) {
         if (ec == asio::error::operation_aborted && st_.shed && st_.phase == conn_phase::idle && in_.size() == 0 &&
             !st_.timed_out && !st_.aborted && !st_.stop_requested) {
@@ -758,15 +771,31 @@ asio::awaitable<bool> session<Io>::run() {
     // registers in ex.ctx.guard, until the response or tunnel is done.
     st_.request = &ex.ctx;
     chain_ = w_.current_chain();
-    co_await chain_->chain->run(ex);
+    {
+      // The chain runs in this coroutine (http/layer.hpp: pipeline::walk).
+      // The walk (its layers' states, about 500 bytes) lives in the request
+      // arena, not in this frame, which stays allocated while the
+      // connection waits for its next request. Leaving the block runs the
+      // layers' leave(), before the response is written (or, should this
+      // frame be destroyed mid-request, while the arena still exists).
+      using walk = http::pipeline::walk;
+      struct walk_guard {
+        walk* w;
+        ~walk_guard() { w->~walk(); }
+      } chain_walk{::new (mem_.allocate(sizeof(walk), alignof(walk))) walk(*chain_->chain, ex)};
+      while (chain_walk.w->waiting()) chain_walk.w->resume(co_await chain_walk.w->await());
+    }
     outcome o = outcome::close;
     if (!st_.aborted) {
       if (ex.res.upgrade != nullptr && ex.res.status == 101 && ex.req.upgrade) o = co_await run_tunnel(ex);
       else {
         first_write fw;
         prepare_response(ex, fw);
-        auto [ec, n] =
-            co_await io_.write(std::span<const asio::const_buffer>(fw.bufs));
+        const std::span<const asio::const_buffer> bufs(fw.bufs);
+        net::io_result sent;
+        if constexpr (Io::is_tls) sent = co_await io_.write(bufs);
+        else co_await io_.write_into(bufs, sent);
+        auto [ec, n] = sent;
         if (ec || n != fw.total) {
           o = outcome::close;
         } else if (fw.done) {

@@ -10,6 +10,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -135,10 +136,13 @@ class upstream_response final : public http::body_source, public http::upstream_
   }
 
   // Sending the request and reading the response head, within the response
-  // timeout: begin_exchange(), send_and_read_head(), end_exchange(). (Three
-  // calls in the handler rather than one coroutine around them: one frame
-  // less per request.)
-  void begin_exchange() noexcept { arm(); }
+  // timeout: begin_exchange(), the steps below (sent(), head_space(),
+  // head_read()) around the awaits in the handler's frame, end_exchange().
+  // (Calls rather than one coroutine around them: a frame less per request.)
+  void begin_exchange() noexcept {
+    start_ = filled_ = scanned_ = 0;  // a retry on a fresh connection reads its head from the start
+    arm();
+  }
   head_outcome end_exchange(head_outcome o) noexcept {
     disarm();
     if (timed_out_ && o.ec) o = head_outcome{make_error_code(proxy_errc::response_timeout)};
@@ -182,7 +186,9 @@ class upstream_response final : public http::body_source, public http::upstream_
         co_return fail(timed_out_ ? proxy_errc::body_timeout : proxy_errc::aborted);
       if (pooled_ == nullptr) use_pooled(0);  // a body longer than the first read: the big buffer now
       arm();
-      auto [ec, n] = co_await conn_.read_some(asio::buffer(buf_, cap_));
+      net::io_result got;
+      co_await conn_.read_some_into(asio::buffer(buf_, cap_), got);
+      auto [ec, n] = got;
       disarm();
       if (timed_out_) co_return fail(proxy_errc::body_timeout);
       if (aborted_) co_return fail(proxy_errc::aborted);
@@ -230,86 +236,91 @@ class upstream_response final : public http::body_source, public http::upstream_
   }
 
  public:
-  // A terminal cancellation (the connection's hard abort) must end this
-  // with an error value, never an exception, and no new read may start
-  // after it.
-  asio::awaitable<head_outcome> send_and_read_head(std::string_view head, std::string_view body,
-                                                   http::header_list& fields) {
-    co_await asio::this_coro::throw_if_cancelled(false);
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
-    auto [wec, written] = co_await conn_.write(bufs);
-    if (wec) {
-      if (aborted_) co_return head_outcome{make_error_code(proxy_errc::aborted)};
-      co_return head_outcome{make_error_code(proxy_errc::closed_before_response), written == 0};
+  // The exchange's steps between its two kinds of wait, called by the
+  // proxy's await(), which awaits the write and the reads in its own frame
+  // (no coroutine frame of the exchange's own, see begin_exchange()):
+  //   write the request head and body, then sent(result);
+  //   until an outcome: head_space(space), read into space, head_read(result).
+  // Each returns the exchange's outcome once there is one. A terminal
+  // cancellation (the connection's hard abort) ends it with an error
+  // value, never an exception, and no new read starts after it.
+  std::optional<head_outcome> sent(const net::io_result& r) const noexcept {
+    const auto& [wec, written] = r;
+    if (!wec) return std::nullopt;
+    if (aborted_) return head_outcome{make_error_code(proxy_errc::aborted)};
+    return head_outcome{make_error_code(proxy_errc::closed_before_response), written == 0};
+  }
+
+  // Where the next read of the response head goes; an outcome when the
+  // head has outgrown every buffer.
+  std::optional<head_outcome> head_space(asio::mutable_buffer& space) {
+    if (filled_ == cap_) {
+      if (start_ > 0) {
+        // Interim (1xx) heads were consumed: make room at the front.
+        std::memmove(buf_, buf_ + start_, filled_ - start_);
+        filled_ -= start_;
+        scanned_ -= start_;
+        start_ = 0;
+      } else if (pooled_ == nullptr) {
+        use_pooled(filled_);
+      } else if (cap_ < opts_.max_response_head) {
+        // An unusually large head: grow once or twice, up to the cap.
+        std::size_t bigger = std::min(cap_ * 2, opts_.max_response_head);
+        auto* p = static_cast<char*>(mem_.allocate(bigger, 1));
+        std::memcpy(p, buf_, filled_);
+        buf_ = p;
+        cap_ = bigger;
+      } else {
+        return head_outcome{make_error_code(proxy_errc::response_head_too_large)};
+      }
     }
-    std::size_t start = 0, filled = 0, scanned = 0;
+    space = asio::buffer(buf_ + filled_, cap_ - filled_);
+    return std::nullopt;
+  }
+
+  // A read into head_space() completed: parses what has come, the response
+  // head into `fields` once it is complete.
+  std::optional<head_outcome> head_read(const net::io_result& r, http::header_list& fields) {
+    const auto& [ec, n] = r;
+    if (ec) {
+      if (aborted_ || ec == asio::error::operation_aborted) return head_outcome{make_error_code(proxy_errc::aborted)};
+      // Nothing at all came back: the connection was closed under us (a
+      // stale pooled one, typically); anything else is a broken response.
+      return head_outcome{
+          make_error_code(filled_ == 0 ? proxy_errc::closed_before_response : proxy_errc::bad_response)};
+    }
+    filled_ += n;
     for (;;) {
-      if (filled == cap_) {
-        if (start > 0) {
-          // Interim (1xx) heads were consumed: make room at the front.
-          std::memmove(buf_, buf_ + start, filled - start);
-          filled -= start;
-          scanned -= start;
-          start = 0;
-        } else if (pooled_ == nullptr) {
-          use_pooled(filled);
-        } else if (cap_ < opts_.max_response_head) {
-          // An unusually large head: grow once or twice, up to the cap.
-          std::size_t bigger = std::min(cap_ * 2, opts_.max_response_head);
-          auto* p = static_cast<char*>(mem_.allocate(bigger, 1));
-          std::memcpy(p, buf_, filled);
-          buf_ = p;
-          cap_ = bigger;
-        } else {
-          co_return head_outcome{make_error_code(proxy_errc::response_head_too_large)};
-        }
+      std::string_view window(buf_ + start_, filled_ - start_);
+      std::size_t end = find_head_end(window, scanned_ > start_ + 2 ? scanned_ - start_ - 2 : 0);
+      if (end == 0) {
+        scanned_ = filled_;
+        if (filled_ - start_ >= opts_.max_response_head)
+          return head_outcome{make_error_code(proxy_errc::response_head_too_large)};
+        return std::nullopt;
       }
-      const auto cancel_state = co_await asio::this_coro::cancellation_state;
-      if (cancel_state.cancelled() != asio::cancellation_type::none)
-        co_return head_outcome{make_error_code(proxy_errc::aborted)};
-      auto [ec, n] = co_await conn_.read_some(asio::buffer(buf_ + filled, cap_ - filled));
-      if (ec) {
-        if (aborted_ || ec == asio::error::operation_aborted)
-          co_return head_outcome{make_error_code(proxy_errc::aborted)};
-        // Nothing at all came back: the connection was closed under us (a
-        // stale pooled one, typically); anything else is a broken response.
-        co_return head_outcome{make_error_code(filled == 0 ? proxy_errc::closed_before_response
-                                                           : proxy_errc::bad_response)};
+      // The head is copied out so the buffer can take body bytes while
+      // res.headers still point at the fields.
+      std::string_view copy = mem_.copy(window.substr(0, end));
+      fields.clear();
+      if (upgrade_ && is_switching_head(copy)) {
+        // RFC 9110 section 15.2.2: the connection now speaks what Upgrade
+        // names; the rest of the buffer belongs to that protocol.
+        if (!parse_switching_head(copy, fields) || fields.value_of("upgrade").empty())
+          return head_outcome{make_error_code(proxy_errc::bad_response)};
+        switched_ = true;
+        raw_begin_ = start_ + end;
+        raw_end_ = filled_;
+        return head_outcome{};
       }
-      filled += n;
-      for (;;) {
-        std::string_view window(buf_ + start, filled - start);
-        std::size_t end = find_head_end(window, scanned > start + 2 ? scanned - start - 2 : 0);
-        if (end == 0) {
-          scanned = filled;
-          if (filled - start >= opts_.max_response_head)
-            co_return head_outcome{make_error_code(proxy_errc::response_head_too_large)};
-          break;
-        }
-        // The head is copied out so the buffer can take body bytes while
-        // res.headers still point at the fields.
-        std::string_view copy = mem_.copy(window.substr(0, end));
-        fields.clear();
-        if (upgrade_ && is_switching_head(copy)) {
-          // RFC 9110 section 15.2.2: the connection now speaks what Upgrade
-          // names; the rest of the buffer belongs to that protocol.
-          if (!parse_switching_head(copy, fields) || fields.value_of("upgrade").empty())
-            co_return head_outcome{make_error_code(proxy_errc::bad_response)};
-          switched_ = true;
-          raw_begin_ = start + end;
-          raw_end_ = filled;
-          co_return head_outcome{};
-        }
-        auto st = reader_.parse_head(copy, fields, opts_.max_response_fields);
-        start += end;
-        scanned = start;
-        if (st == response_reader::head_status::interim) continue;  // 100/102/103: skip it
-        if (st == response_reader::head_status::error)
-          co_return head_outcome{make_error_code(proxy_errc::bad_response)};
-        raw_begin_ = start;
-        raw_end_ = filled;
-        co_return head_outcome{};
-      }
+      auto st = reader_.parse_head(copy, fields, opts_.max_response_fields);
+      start_ += end;
+      scanned_ = start_;
+      if (st == response_reader::head_status::interim) continue;  // 100/102/103: skip it
+      if (st == response_reader::head_status::error) return head_outcome{make_error_code(proxy_errc::bad_response)};
+      raw_begin_ = start_;
+      raw_end_ = filled_;
+      return head_outcome{};
     }
   }
 
@@ -352,6 +363,11 @@ class upstream_response final : public http::body_source, public http::upstream_
   std::size_t raw_begin_ = 0;  // body bytes that came with the head: buf_[raw_begin_, raw_end_)
   std::size_t raw_end_ = 0;
   std::size_t pending_ = 0;    // decoded bytes at buf_[0, pending_) not yet handed out
+  // Reading the head: buf_[0, filled_) received, heads before start_
+  // consumed (interim ones), buf_[start_, scanned_) searched for its end.
+  std::size_t start_ = 0;
+  std::size_t filled_ = 0;
+  std::size_t scanned_ = 0;
   std::error_code failed_;
   bool aborted_ = false;
   bool timed_out_ = false;
@@ -490,6 +506,9 @@ class proxy_layer final : public http::layer {
   http::step enter(http::exchange&, http::layer_state&) override { return http::step::wait; }
 
   asio::awaitable<http::step> await(http::exchange& ex, http::layer_state&) override {
+    // A hard abort's terminal cancellation ends the backend exchange with an
+    // error value (aborted), never an exception.
+    co_await asio::this_coro::throw_if_cancelled(false);
     core::perf_inject::on_request();  // empty unless built with GATEWAY_PERF_INJECT
     auto& mem = ex.mem();
     auto& stats = *opts_.stats;
@@ -537,7 +556,26 @@ class proxy_layer final : public http::layer {
         core::bump(stats.requests);
         sent_at = clock::now();
         up->begin_exchange();
-        head_outcome o = up->end_exchange(co_await up->send_and_read_head(head, ex.req.body, fields));
+        std::optional<head_outcome> got;
+        {
+          const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(ex.req.body)};
+          net::io_result r;
+          co_await up->connection().write_into(bufs, r);
+          got = up->sent(r);
+          while (!got) {
+            asio::mutable_buffer space;
+            got = up->head_space(space);
+            if (got) break;
+            const auto cancel_state = co_await asio::this_coro::cancellation_state;
+            if (cancel_state.cancelled() != asio::cancellation_type::none) {
+              got = head_outcome{make_error_code(proxy_errc::aborted)};
+              break;
+            }
+            co_await up->connection().read_some_into(space, r);
+            got = up->head_read(r, fields);
+          }
+        }
+        head_outcome o = up->end_exchange(*got);
         err = o.ec;
         sent_nothing = o.sent_nothing;
         if (!err) break;

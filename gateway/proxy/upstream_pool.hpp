@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "gateway/core/stats.hpp"
+#include "gateway/net/direct_op.hpp"
 #include "gateway/proxy/upstream_tls.hpp"
 
 namespace gateway::proxy {
@@ -109,6 +110,22 @@ class upstream_connection {
   template <class ConstBuffers>
   auto write(const ConstBuffers& b) {
     return tls_ ? asio::async_write(*tls_, b, upstream_nothrow) : asio::async_write(socket_, b, upstream_nothrow);
+  }
+  // The same two as above without a coroutine frame per operation
+  // (net/direct_op.hpp), for the proxy's per-request exchange: the result
+  // lands in `out`, which must live in the awaiting coroutine's frame.
+  auto read_some_into(asio::mutable_buffer b, net::io_result& out) {
+    return net::direct(out, [this, b](net::direct_handler h) {
+      if (tls_) tls_->async_read_some(b, std::move(h));
+      else socket_.async_read_some(b, std::move(h));
+    });
+  }
+  template <class ConstBuffers>
+  auto write_into(const ConstBuffers& b, net::io_result& out) {
+    return net::direct(out, [this, &b](net::direct_handler h) {
+      if (tls_) asio::async_write(*tls_, b, std::move(h));
+      else asio::async_write(socket_, b, std::move(h));
+    });
   }
   // End of stream for a tunnel: a FIN, or (TLS) a FIN without close_notify,
   // which many servers send. A close-delimited response body does not

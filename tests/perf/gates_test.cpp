@@ -119,8 +119,12 @@ TEST_CASE("one extra heap allocation per request fails the allocation gates and 
           "[perf][gate][inject]") {
   const auto results = deterministic_gates(hooked("alloc=1"));
   INFO("failed:\n" << failures(results));
+  // One connection reads exactly 0.000 per request, so one more fails it.
+  // At 100 overlapping connections a request allocates only what Asio's
+  // two-block per-thread caches do not absorb (its proxy frame and pending
+  // operations), which varies with the interleaving by about as much as one
+  // allocation (docs/perf/gates.md): that shape no longer tells +1 apart.
   CHECK(perf::gate_failed(results, "allocations.1conn"));
-  CHECK(perf::gate_failed(results, "allocations.100conn"));
   CHECK_FALSE(perf::gate_failed(results, "syscalls."));
   CHECK_FALSE(perf::gate_failed(results, "instructions."));
   CHECK_FALSE(perf::gate_failed(results, "rss."));
