@@ -1,5 +1,6 @@
 #include "tests/support/files.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -34,6 +35,17 @@ std::string find_program(std::string_view name) {
     start = end + 1;
   }
   return {};
+}
+
+std::uint64_t raise_descriptor_limit(std::uint64_t want) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  const rlim_t target = lim.rlim_max == RLIM_INFINITY || want < lim.rlim_max ? static_cast<rlim_t>(want) : lim.rlim_max;
+  if (target > lim.rlim_cur) {
+    lim.rlim_cur = target;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0 || ::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  }
+  return lim.rlim_cur;
 }
 
 }  // namespace gateway::test

@@ -1,6 +1,7 @@
 #pragma once
 // Files for tests and the perf_gate command: a temporary directory that
-// removes itself, and programs found on PATH.
+// removes itself, programs found on PATH, and the descriptor limit.
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -25,5 +26,10 @@ class temp_dir {
 // /usr/bin, /bin (Debian puts haproxy and nginx in sbin); empty when there
 // is none.
 std::string find_program(std::string_view name);
+
+// Raises this process's soft RLIMIT_NOFILE to `want`, or to the hard limit
+// when that is lower (the default: as high as it goes); returns the soft
+// limit now in force, which the caller checks against what it needs.
+std::uint64_t raise_descriptor_limit(std::uint64_t want = UINT64_MAX);
 
 }  // namespace gateway::test

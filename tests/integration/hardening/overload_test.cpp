@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "tests/support/child_process.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/test_server.hpp"
 #include "tests/support/wait.hpp"
 
@@ -129,11 +130,7 @@ TEST_CASE("a body that would cross the global body budget gets 503 before it is 
 
 TEST_CASE("idle keep-alive connections give their request memory back: 1,000 of them after a request each cost under 8 MiB",
           "[integration][hardening]") {
-  rlimit lim{};
-  ::getrlimit(RLIMIT_NOFILE, &lim);
-  lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, 8192);
-  ::setrlimit(RLIMIT_NOFILE, &lim);
-  REQUIRE(lim.rlim_cur >= 2100);
+  REQUIRE(test::raise_descriptor_limit(8192) >= 2100);
   auto cfg = test::test_config();
   cfg.rate_limit_exempt = {"/health"};  // 1,000 requests from one address
   test::running_server srv(cfg);
@@ -230,11 +227,7 @@ TEST_CASE("10,000 idle keep-alive connections after a request each: RSS per conn
           "[integration][hardening]") {
   // The gateway runs as its own process, so that its RSS is its own and
   // each process needs one descriptor per connection, not two.
-  rlimit lim{};
-  ::getrlimit(RLIMIT_NOFILE, &lim);
-  lim.rlim_cur = lim.rlim_max;
-  ::setrlimit(RLIMIT_NOFILE, &lim);
-  REQUIRE(lim.rlim_cur >= 10300);
+  REQUIRE(test::raise_descriptor_limit() >= 10300);
   // /health is rate-limited like every route: 5,000 requests per address
   // need the limit off.
   test::child_process gw({std::string(GATEWAY_BIN_DIR) + "/gateway", "--listen", "127.0.0.1:0", "--threads", "2",

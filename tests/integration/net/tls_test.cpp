@@ -6,7 +6,6 @@
 #include <catch2/catch.hpp>
 
 #include <openssl/ssl.h>
-#include <sys/resource.h>
 
 #include <csignal>
 #include <cstdlib>
@@ -21,6 +20,7 @@
 #include "gateway/net/tls_context.hpp"
 #include "tests/integration/dev/websocket_peer.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/skip.hpp"
 #include "tests/support/test_server.hpp"
 #include "tests/support/tls_client.hpp"
@@ -658,11 +658,7 @@ TEST_CASE("2,000 idle TLS connections after a request each: parked, RSS per conn
           "[integration][tls]") {
   // The gateway runs as its own process, so that its RSS is not mixed with
   // the clients' OpenSSL objects in this one.
-  rlimit lim{};
-  ::getrlimit(RLIMIT_NOFILE, &lim);
-  lim.rlim_cur = lim.rlim_max;
-  ::setrlimit(RLIMIT_NOFILE, &lim);
-  REQUIRE(lim.rlim_cur >= 2300);
+  REQUIRE(test::raise_descriptor_limit() >= 2300);
   certs c;
   test::child_process gw({std::string(GATEWAY_BIN_DIR) + "/gateway", "--listen", "127.0.0.1:0", "--threads", "2",
                           "--backend", "http://127.0.0.1:9", "--tls-cert", c.cert, "--tls-key", c.key,

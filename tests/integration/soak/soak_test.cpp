@@ -6,7 +6,6 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 
 #include "gateway/json/reader.hpp"
 #include "tests/integration/proxy/recording_backend.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/slow_clients.hpp"
 #include "tests/support/test_server.hpp"
 #include "tests/support/wait.hpp"
@@ -26,11 +26,7 @@ using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 
 TEST_CASE("soak: 2,000 connections of mixed normal, slow, oversized and malformed clients for 60 s", "[soak]") {
-  rlimit lim{};
-  ::getrlimit(RLIMIT_NOFILE, &lim);
-  lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, 16384);
-  ::setrlimit(RLIMIT_NOFILE, &lim);
-  REQUIRE(lim.rlim_cur >= 8192);
+  REQUIRE(test::raise_descriptor_limit(16384) >= 8192);
 
   test::recording_backend backend;
   backend.set_recording(false);
