@@ -3,6 +3,7 @@
 // binary injects (gateway/core/perf_inject.hpp) fails exactly the gates
 // that are there to catch it.
 #include "tests/perf/gate/gates.hpp"
+#include "tests/support/report.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -41,7 +42,7 @@ std::vector<perf::gate_result> deterministic_gates(const perf::system_under_test
   auto results = perf::judge_deterministic(m, b, all);
   std::string lines;
   for (const auto& r : results) lines += perf::format_line(r) + "\n";
-  WARN("deterministic gates, " << s.label << ":\n" << lines);
+  GATEWAY_REPORT("deterministic gates, " << s.label << ":\n" << lines);
   return results;
 }
 
@@ -166,14 +167,14 @@ TEST_CASE("side by side, the same build passes, about 10 % more CPU per request 
   // CPU, in units of spin() timed now on this thread.
   const double unit_us = spin_unit_us();
   const unsigned units = static_cast<unsigned>(std::ceil(0.10 * request_us / unit_us));
-  WARN("a request costs " << request_us << " us of CPU, a spin unit " << unit_us << " us: cpu=" << units);
+  GATEWAY_REPORT("a request costs " << request_us << " us of CPU, a spin unit " << unit_us << " us: cpu=" << units);
   const std::string cpu = "cpu=" + std::to_string(units);
   const std::vector<perf::system_under_test> candidates{hooked(cpu), hooked("syscall=1"), hooked("alloc=1")};
   auto results = perf::run_side_by_side(base, candidates, b.side_by_side, std::cerr);
   for (const auto& c : candidates) {
     std::string lines;
     for (const auto& r : results[c.label]) lines += perf::format_line(r) + "\n";
-    WARN("side by side, " << c.label << " against the hook off:\n" << lines);
+    GATEWAY_REPORT("side by side, " << c.label << " against the hook off:\n" << lines);
   }
   INFO(cpu << ":\n" << failures(results[cpu]));
   CHECK(perf::gate_failed(results[cpu], "side-by-side.cpu-per-request"));

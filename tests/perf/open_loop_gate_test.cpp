@@ -5,6 +5,7 @@
 // generous on purpose; what fails on a noisy machine is retried once (see
 // below), what does not depend on speed is not.
 #include "tests/perf/perf_fixture.hpp"
+#include "tests/support/report.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -48,7 +49,7 @@ TEST_CASE("at 10000 req/s over 2000 connections the gateway keeps p99 under 50 m
                                        dir, "warm", 60s);
   INFO("loadtest output (warm-up pass):\n" << warm.output);
   REQUIRE(warm.report.is_object());
-  WARN("open-loop gate, warm-up pass: " << perf::summarize(warm.report));
+  GATEWAY_REPORT("open-loop gate, warm-up pass: " << perf::summarize(warm.report));
   CHECK(perf::number_at(warm.report, {"errors", "total"}) == 0);
 
   // p99 and CPU depend on what else the machine runs; one noisy neighbour
@@ -59,14 +60,14 @@ TEST_CASE("at 10000 req/s over 2000 connections the gateway keeps p99 under 50 m
     const auto run = perf::run_loadtest(base + std::vector<std::string>{"--settle-timeout", "30s"}, dir,
                                         "gate" + std::to_string(attempt), 120s);
     failures = perf::open_loop_gate_failures(run.report, perf::open_loop_limits{});
-    WARN("open-loop gate, run " << attempt << ": " << perf::summarize(run.report)
-                                << (failures.empty() ? std::string(" -- all gates pass")
-                                                     : " -- failed: " + perf::join(failures)));
+    GATEWAY_REPORT("open-loop gate, run "
+                   << attempt << ": " << perf::summarize(run.report)
+                   << (failures.empty() ? std::string(" -- all gates pass") : " -- failed: " + perf::join(failures)));
     bool only_speed = !failures.empty();
     for (const auto& f : failures)
       if (!perf::has_gate({f}, "p99") && !perf::has_gate({f}, "cpu")) only_speed = false;
     if (!only_speed) {
-      if (!failures.empty()) WARN("loadtest output:\n" << run.output);
+      if (!failures.empty()) GATEWAY_REPORT("loadtest output:\n" << run.output);
       break;
     }
   }
@@ -95,7 +96,7 @@ TEST_CASE("the p99 gate fails when the backend takes 80 ms to answer", "[perf][g
   INFO("loadtest output:\n" << run.output);
   REQUIRE(run.report.is_object());
   const auto failures = perf::open_loop_gate_failures(run.report, perf::open_loop_limits{});
-  WARN("p99 gate with an 80 ms backend: " << perf::summarize(run.report) << " -- " << perf::join(failures));
+  GATEWAY_REPORT("p99 gate with an 80 ms backend: " << perf::summarize(run.report) << " -- " << perf::join(failures));
   CHECK(perf::number_at(run.report, {"latency_ms", "p99"}) >= 80.0);
   CHECK(perf::has_gate(failures, "p99"));
   // Nothing else went wrong: the gate failed for the latency alone.

@@ -11,6 +11,7 @@
 
 #include <csignal>
 
+#include "tests/support/report.hpp"
 #include "tests/support/slow_clients.hpp"
 #include "tests/support/wait.hpp"
 
@@ -48,8 +49,8 @@ TEST_CASE("beside 1000 connections trickling a request head a byte every 2 s, 10
     INFO("loadtest output:\n" << run.output);
     REQUIRE(run.report.is_object());
     p99 = perf::number_at(run.report, {"latency_ms", "p99"});
-    WARN("slowloris, run " << attempt << ": " << perf::summarize(run.report) << "; slow connections opened "
-                           << slow.connects() - connects_before << " during the run");
+    GATEWAY_REPORT("slowloris, run " << attempt << ": " << perf::summarize(run.report) << "; slow connections opened "
+                                     << slow.connects() - connects_before << " during the run");
     CHECK(perf::number_at(run.report, {"errors", "total"}) == 0);
     CHECK(perf::number_at(run.report, {"requests"}) >= 10000);
     // The slow connections were cut by the header timeout and came back

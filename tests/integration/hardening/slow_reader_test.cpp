@@ -16,6 +16,7 @@
 #include "loadtest/src/proc_sampler.hpp"
 #include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/report.hpp"
 #include "tests/support/test_server.hpp"
 #include "tests/support/wait.hpp"
 
@@ -113,11 +114,11 @@ TEST_CASE("a client that stops reading a 200 MiB response is closed at --write-t
   std::uint64_t wrong = 0;
   for (std::uint64_t i = 0; i < body; ++i) wrong += got[head_end + i] != test::pattern_byte(i);
   CHECK(wrong == 0);
-  WARN("slow reader: closed " << std::chrono::duration_cast<std::chrono::milliseconds>(closed_after).count()
-                              << " ms after it stopped reading (--write-timeout " << write_timeout.count()
-                              << "ms), after " << body / 1024 << " KiB of " << size / 1024 << " KiB; gateway RSS "
-                              << baseline / 1024 << " -> peak " << peak / 1024 << " KiB; " << served
-                              << " other requests served meanwhile");
+  GATEWAY_REPORT("slow reader: closed " << std::chrono::duration_cast<std::chrono::milliseconds>(closed_after).count()
+                                        << " ms after it stopped reading (--write-timeout " << write_timeout.count()
+                                        << "ms), after " << body / 1024 << " KiB of " << size / 1024
+                                        << " KiB; gateway RSS " << baseline / 1024 << " -> peak " << peak / 1024
+                                        << " KiB; " << served << " other requests served meanwhile");
 
   gw.signal(SIGTERM);
   const auto status = gw.wait_exit(15s);

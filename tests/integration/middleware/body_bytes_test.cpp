@@ -23,6 +23,7 @@
 #include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/io_shim.h"
+#include "tests/support/report.hpp"
 #include "tests/support/test_server.hpp"
 
 using namespace gateway;
@@ -188,10 +189,10 @@ TEST_CASE("a 1 MiB POST through the whole chain is read from the client socket o
     CHECK(heap >= body_size);  // the counter sees the body's own buffer
     CHECK(heap <= body_size + heap_overhead);
   }
-  WARN("1 MiB POST through the chain on " << (ring ? "io_uring" : "epoll") << ": read " << client_read
-                                           << " bytes from the client (request " << request.size()
-                                             << "), heap " << heap << " bytes in " << heap_calls
-                                             << " allocations (body " << body_size << ")");
+  GATEWAY_REPORT("1 MiB POST through the chain on "
+                 << (ring ? "io_uring" : "epoll") << ": read " << client_read << " bytes from the client (request "
+                 << request.size() << "), heap " << heap << " bytes in " << heap_calls << " allocations (body "
+                 << body_size << ")");
 
   gw.signal(SIGTERM);
   const auto status = gw.wait_exit(15s);

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 
 #include "tests/integration/proxy/proxy_fixture.hpp"
+#include "tests/support/report.hpp"
 #include "tests/support/wait.hpp"
 
 using namespace gateway;
@@ -149,7 +150,7 @@ TEST_CASE("10,000 proxied requests over 100 client connections open only a few u
     CHECK(f.stats->opened.load() <= 8);  // 2 workers x 4 in flight, at worst
     CHECK(static_cast<std::int64_t>(f.backend.connections_accepted()) == f.stats->opened.load());
     CHECK(f.stats->reused.load() >= 10000 - 8);
-    WARN("4 in flight: " << f.stats->opened.load() << " upstream connections for 10,000 requests");
+    GATEWAY_REPORT("4 in flight: " << f.stats->opened.load() << " upstream connections for 10,000 requests");
   }
   SECTION("all 100 connections busy at once: bounded by the concurrency, not the request count") {
     std::atomic<int> ok{0};
@@ -157,7 +158,7 @@ TEST_CASE("10,000 proxied requests over 100 client connections open only a few u
     CHECK(ok.load() == 10000);
     CHECK(f.stats->opened.load() <= 100);
     CHECK(f.stats->reused.load() >= 9900);
-    WARN("100 in flight: " << f.stats->opened.load() << " upstream connections for 10,000 requests");
+    GATEWAY_REPORT("100 in flight: " << f.stats->opened.load() << " upstream connections for 10,000 requests");
   }
   CHECK(f.stats->retries.load() == 0);
   CHECK(f.stats->bad_gateway.load() == 0);
@@ -193,8 +194,8 @@ TEST_CASE("under a steady load of 600 concurrent requests the pool neither conne
   CHECK(test::wait_until([&] { return f.stats->idle.load() == 0; }, 10000ms));
   CHECK(f.stats->expired.load() == opened);
   CHECK(test::wait_until([&] { return f.backend.open_connections() == 0; }, 5000ms));
-  WARN("600 in flight: " << opened << " upstream connections for 6,000 requests, " << pooled
-                         << " pooled afterwards");
+  GATEWAY_REPORT("600 in flight: " << opened << " upstream connections for 6,000 requests, " << pooled
+                                   << " pooled afterwards");
 }
 
 TEST_CASE("idle pooled connections are capped per worker and closed after the idle timeout",
