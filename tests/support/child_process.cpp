@@ -13,7 +13,11 @@
 #include <cstdlib>
 #include <charconv>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
+
+#include "loadtest/src/proc_sampler.hpp"
 
 extern char** environ;
 
@@ -250,6 +254,13 @@ unsigned port_after_listening_on(std::string_view line) noexcept {
   const auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
   if (ec != std::errc{} || p != digits.data() + digits.size() || port == 0 || port > 65535) return 0;
   return port;
+}
+
+std::uint64_t rss_of(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::stringstream s;
+  s << '\n' << f.rdbuf();  // a leading newline, as parse_vm_rss_bytes expects
+  return loadtest::parse_vm_rss_bytes(s.str()).value_or(0);
 }
 
 }  // namespace gateway::test

@@ -11,6 +11,7 @@
 // use it. Waiting uses poll(2) on the pipes and a pidfd (Linux 5.3+), no
 // sleeps.
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -76,5 +77,9 @@ class child_process {
 // "ADDR:PORT" at the end of a "listening on ADDR:PORT ..." line: the port,
 // or 0 when there is none.
 unsigned port_after_listening_on(std::string_view line) noexcept;
+
+// VmRSS of process `pid` in bytes (a child's, to keep the test's own memory
+// out of the figure); 0 when it cannot be read.
+std::uint64_t rss_of(pid_t pid);
 
 }  // namespace gateway::test

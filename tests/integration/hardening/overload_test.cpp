@@ -214,14 +214,6 @@ bool fill_request_log(std::uint16_t port, int count) {
   return true;
 }
 
-std::size_t rss_of(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  return 0;
-}
-
 }  // namespace
 
 TEST_CASE("10,000 idle keep-alive connections after a request each: RSS per connection within the README's bound",
@@ -249,7 +241,7 @@ TEST_CASE("10,000 idle keep-alive connections after a request each: RSS per conn
   // connections. So the log is filled first, on one keep-alive connection.
   REQUIRE(fill_request_log(port, 10000));
   std::this_thread::sleep_for(1500ms);
-  const std::size_t before = rss_of(pid);
+  const std::size_t before = test::rss_of(pid);
   // All at once, as fast as this client opens them: each keeps its session
   // for a second, so thousands of sessions are alive together before they
   // shed, and what they freed must not stay resident.
@@ -263,7 +255,7 @@ TEST_CASE("10,000 idle keep-alive connections after a request each: RSS per conn
   // Past the shedding (1 s idle) and the housekeeping trim (every 2 s).
   std::this_thread::sleep_for(3500ms);
   REQUIRE(fds.size() == static_cast<std::size_t>(n));
-  const std::size_t after = rss_of(pid);
+  const std::size_t after = test::rss_of(pid);
   const double per = (static_cast<double>(after) - static_cast<double>(before)) / n;
   INFO("gateway RSS " << before / 1024 << " -> " << after / 1024 << " KiB: " << per << " B per idle connection");
   // README, "Memory per idle connection" (not under the sanitizers, whose

@@ -10,10 +10,8 @@
 #include <algorithm>
 #include <csignal>
 #include <fstream>
-#include <sstream>
 #include <string>
 
-#include "loadtest/src/proc_sampler.hpp"
 #include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/report.hpp"
@@ -27,13 +25,6 @@ namespace {
 
 std::string get(std::string_view target) {
   return "GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\nX-API-Key: k\r\n\r\n";
-}
-
-std::uint64_t rss_of(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::stringstream s;
-  s << f.rdbuf();
-  return loadtest::parse_vm_rss_bytes(s.str()).value_or(0);
 }
 
 }  // namespace
@@ -60,7 +51,7 @@ TEST_CASE("a client that stops reading a 200 MiB response is closed at --write-t
 
   // Warm up both workers' pools and buffers, then take the baseline.
   for (int i = 0; i < 20; ++i) REQUIRE(test::http_request(port, get("/api/small"))->status == 200);
-  const std::uint64_t baseline = rss_of(gw.pid());
+  const std::uint64_t baseline = test::rss_of(gw.pid());
   REQUIRE(baseline > 0);
 
   test::raw_client slow(port, 30000ms);
@@ -83,7 +74,7 @@ TEST_CASE("a client that stops reading a 200 MiB response is closed at --write-t
   while (!closed && std::chrono::steady_clock::now() - stalled_at < 10s) {
     auto r = test::http_request(port, get("/api/small"));
     if (r && r->status == 200 && r->body == "small") ++served;
-    peak = std::max(peak, rss_of(gw.pid()));
+    peak = std::max(peak, test::rss_of(gw.pid()));
     closed = test::gauge(port, "connections") == 1;  // the /metrics request's own connection only
   }
   const auto closed_after = std::chrono::steady_clock::now() - stalled_at;

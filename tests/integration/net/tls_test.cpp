@@ -631,15 +631,6 @@ TEST_CASE("redirect to HTTPS (--redirect-http): plain HTTP on its port gets 308 
 
 namespace {
 
-// VmRSS of another process (the gateway child), 0 if unreadable.
-std::size_t rss_of(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  return 0;
-}
-
 // A gauge of /metrics, read over a TLS connection of its own; -1 on failure.
 std::int64_t tls_gauge(std::uint16_t port, const std::string& ca, std::string_view name) {
   test::tls_client c(port, trusting(ca));
@@ -676,7 +667,7 @@ TEST_CASE("2,000 idle TLS connections after a request each: parked, RSS per conn
     REQUIRE(warm.read_response());
   }
   std::this_thread::sleep_for(2500ms);  // past a housekeeping trim
-  const std::size_t before = rss_of(pid);
+  const std::size_t before = test::rss_of(pid);
 
   constexpr int n = 2000;
   std::vector<std::unique_ptr<test::tls_client>> held;
@@ -693,7 +684,7 @@ TEST_CASE("2,000 idle TLS connections after a request each: parked, RSS per conn
   // connection_state, no coroutine, its SSL object in the lot's record.
   CHECK(test::wait_until([&] { return tls_gauge(port, c.cert, "parked_connections") == n; }, 20s));
   std::this_thread::sleep_for(2500ms);  // past the housekeeping trim (every 2 s)
-  const std::size_t after = rss_of(pid);
+  const std::size_t after = test::rss_of(pid);
   const double per = (static_cast<double>(after) - static_cast<double>(before)) / n;
   INFO("gateway RSS " << before / 1024 << " -> " << after / 1024 << " KiB: " << per << " B per idle TLS connection");
   // README, "Memory" under HTTPS: at most what nginx's grows by in the same

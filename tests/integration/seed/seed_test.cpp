@@ -23,7 +23,6 @@
 #include <vector>
 
 #include "gateway/json/reader.hpp"
-#include "loadtest/src/proc_sampler.hpp"
 #include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/report.hpp"
@@ -98,11 +97,9 @@ std::string source_address(unsigned i) { return "127.0.0." + std::to_string(2 + 
 std::string proc_status(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
   std::stringstream ss;
-  ss << '\n' << f.rdbuf();  // a leading newline, as parse_vm_rss_bytes expects
+  ss << '\n' << f.rdbuf();  // a leading newline: every field follows a '\n'
   return ss.str();
 }
-
-std::uint64_t rss_of(pid_t pid) { return loadtest::parse_vm_rss_bytes(proc_status(pid)).value_or(0); }
 
 long threads_of(pid_t pid) {
   const std::string s = proc_status(pid);
@@ -310,7 +307,7 @@ TEST_CASE("seed: PerformanceLoad", "[seed]") {
     std::atomic<bool> done{false};
     std::thread sampler([&] {
       while (!done.load()) {
-        peak_rss = std::max<std::uint64_t>(peak_rss.load(), rss_of(gw.pid()));
+        peak_rss = std::max<std::uint64_t>(peak_rss.load(), test::rss_of(gw.pid()));
         std::this_thread::sleep_for(5ms);
       }
     });
@@ -340,7 +337,7 @@ TEST_CASE("seed: PerformanceLoad", "[seed]") {
     o.p50 = all[all.size() / 2];
     o.p99 = all[(all.size() * 99 + 99) / 100 - 1];
     o.max = all.back();
-    o.peak_rss = std::max<std::uint64_t>(peak_rss.load(), rss_of(gw.pid()));
+    o.peak_rss = std::max<std::uint64_t>(peak_rss.load(), test::rss_of(gw.pid()));
     return o;
   };
   outcome o = run();
@@ -371,7 +368,7 @@ TEST_CASE("seed: MemoryBaselineRecovery", "[seed]") {
   // Warm up (workers, pools, one body through), then the baseline.
   const std::string body(1024 * 1024, 'm');
   REQUIRE(request_from(gw.port(), "127.0.0.1", test::make_request("POST", "/api/test", body, auth))->status == 200);
-  const std::uint64_t baseline = rss_of(gw.pid());
+  const std::uint64_t baseline = test::rss_of(gw.pid());
   REQUIRE(baseline > 0);
   // 50 POSTs of 1 MiB, each from its own client address, all at once.
   std::atomic<int> ok{0}, other{0};
@@ -388,8 +385,8 @@ TEST_CASE("seed: MemoryBaselineRecovery", "[seed]") {
   CHECK(other == 0);
   // Back within 100 MB of the baseline after a few seconds.
   constexpr std::uint64_t tolerance = 100ull * 1000 * 1000;
-  const bool recovered = test::wait_until([&] { return rss_of(gw.pid()) <= baseline + tolerance; }, 5000ms);
-  INFO("baseline " << baseline / 1024 << " KiB, now " << rss_of(gw.pid()) / 1024 << " KiB");
+  const bool recovered = test::wait_until([&] { return test::rss_of(gw.pid()) <= baseline + tolerance; }, 5000ms);
+  INFO("baseline " << baseline / 1024 << " KiB, now " << test::rss_of(gw.pid()) / 1024 << " KiB");
   if (test::rss_checks_apply) CHECK(recovered);
   gw.stop_cleanly();
 }
