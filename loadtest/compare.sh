@@ -48,7 +48,9 @@
 # API key, rate limiter on with a limit no run reaches, its default upstream
 # pool) on loopback ports
 # with configs in a temp folder, and samples each system's CPU and RSS every
-# 100 ms, summed over its processes (nginx: the master and its workers).
+# 100 ms, summed over its processes (nginx: the master and its workers),
+# and the whole machine's busy CPU beside it, so each table also shows what
+# the rest of the machine (client, backend) spent per request.
 # Everything it started is stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -335,7 +337,11 @@ with open(out, "w") as f:
                     rss += int(s.read().split()[1]) * page
             except (OSError, IndexError, ValueError):
                 pass
-        f.write("%.4f %.4f %d %d\n" % (now, cpu / tick, rss, len(pids)))
+        with open("/proc/stat") as s:
+            # Busy time of the whole machine: user nice system idle iowait irq softirq steal.
+            t = [int(x) for x in s.readline().split()[1:9]]
+        busy = t[0] + t[1] + t[2] + t[5] + t[6] + t[7]
+        f.write("%.4f %.4f %d %d %.4f\n" % (now, cpu / tick, rss, len(pids), busy / tick))
         f.flush()
         time.sleep(0.1)
 PY
@@ -500,22 +506,26 @@ def load_runs(client):
                 continue
             start = float(open(base + ".start").read())
             rows = [l.split() for l in open(base + ".samples")]
-            samples = [(float(t), float(c)) for t, c, _, _ in rows]
-            peak = max(int(m) for _, _, m, _ in rows) if rows else 0
-            procs = max(int(n) for _, _, _, n in rows) if rows else 0
+            samples = [(float(r[0]), float(r[1])) for r in rows]
+            machine = [(float(r[0]), float(r[4])) for r in rows]
+            peak = max(int(r[2]) for r in rows) if rows else 0
+            procs = max(int(r[3]) for r in rows) if rows else 0
             t0 = start + rep["warmup_s"]
             t1 = t0 + rep["duration_s"]
             cpu = window_cpu(samples, t0, t1) if len(samples) > 1 else float("nan")
+            busy = window_cpu(machine, t0, t1) if len(machine) > 1 else float("nan")
             reqs = rep["requests"] or 1
             runs.setdefault(s, []).append({
                 "rps": rep["rps"], "p50": rep["latency_ms"]["p50"], "p90": rep["latency_ms"]["p90"],
                 "p99": rep["latency_ms"]["p99"], "p999": rep["latency_ms"]["p999"], "max": rep["latency_ms"]["max"],
                 "errors": rep["errors"]["total"] + rep.get("dropped", 0), "cpu_us": cpu * 1e6 / reqs,
                 "cpu_pct": 100 * cpu / rep["duration_s"], "rss": peak, "procs": procs,
+                "machine_pct": 100 * busy / rep["duration_s"], "rest_us": (busy - cpu) * 1e6 / reqs,
                 "loadtest_cpu_us": rep.get("loadtest_cpu_us_per_request", float("nan"))})
     return runs
 
-hdr = ("system", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU us/req", "CPU %", "peak RSS", "errors",
+hdr = ("system", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU us/req", "CPU %", "rest us/req", "machine CPU %",
+       "peak RSS", "errors",
        "req/s/nginx", "CPU/req/nginx", "p99/nginx", "RSS/nginx")
 title = "%s%s, %s connections, %s per run (after %s warm-up), medians of %d rounds interleaved" % (
     "HTTPS, " if tls else "", mode, connections, duration, warmup, rounds)
@@ -542,7 +552,8 @@ for client in clients:
             continue
         m = med[s]
         rows.append((names[s], "%.0f" % m["rps"], "%.2f" % m["p50"], "%.2f" % m["p99"], "%.2f" % m["p999"],
-                     "%.1f" % m["cpu_us"], "%.0f" % m["cpu_pct"], "%.1f MiB" % (m["rss"] / 1048576),
+                     "%.1f" % m["cpu_us"], "%.0f" % m["cpu_pct"], "%.1f" % m["rest_us"], "%.0f" % m["machine_pct"],
+                     "%.1f MiB" % (m["rss"] / 1048576),
                      "%.0f" % m["errors"], ratio(s, "rps"), ratio(s, "cpu_us"), ratio(s, "p99"), ratio(s, "rss")))
     print()
     print("%s; client %s" % (title, client_names[client]))
@@ -605,7 +616,7 @@ if tls:
                 if not found or t1 <= t0:
                     continue
                 n = int(found.group(1))
-                samples = [(float(t), float(c)) for t, c, _, _ in rows]
+                samples = [(float(r[0]), float(r[1])) for r in rows]
                 cpu = window_cpu(samples, t0, t1) if len(samples) > 1 else float("nan")
                 hs.setdefault((s, m), []).append({"rate": n / (t1 - t0), "cpu_us": cpu * 1e6 / max(1, n)})
     def med_of(s, m, k):
@@ -658,7 +669,11 @@ if idle_rss:
 
 nginx_procs = max((int(c["medians"].get("nginx", {}).get("procs", 1)) for c in summary["clients"].values()), default=1)
 note = ("CPU and RSS are summed over each system's processes (nginx: master + %d workers; RSS of forked"
-        " workers counts shared pages once per process)." % max(0, nginx_procs - 1))
+        " workers counts shared pages once per process). \"rest us/req\" is the CPU the rest of the machine"
+        " spent per request in the same window (the client, the backend, anything else running), \"machine CPU\""
+        " the whole machine's busy time (%d cores = %d%%): once it is near that, req/s can only rise by as much"
+        " as the system's and the rest's CPU per request fall together." % (
+            max(0, nginx_procs - 1), os.cpu_count(), 100 * os.cpu_count()))
 print(note)
 markdown += ["", note, ""]
 with open(os.path.join(out, "compare.json"), "w") as f:
