@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
+#include <cstring>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "gateway/net/interrupt.hpp"
+#include "gateway/net/tls_buffer_cache.hpp"
 #include "gateway/net/tls_context.hpp"
 
 namespace gateway::net {
@@ -23,6 +26,12 @@ constexpr std::size_t record_payload = 16384;
 // is freed after its write, so a connection between requests does not hold
 // 16 KiB among the blocks that outlive it.
 constexpr std::size_t scratch_keep = 4096;
+// The input buffer: what one receive takes when OpenSSL asks for a record
+// header or a small record (a request, a ClientHello), and at most one
+// record buffer of tls_buffer_cache (a TLS 1.2 record's 16 KiB of payload
+// plus expansion arrives in two receives at worst).
+constexpr std::size_t input_small = 2048;
+constexpr std::size_t input_large = tls_buffer_cache::block_size;
 
 // What an OpenSSL call's failure asks for: wait for the socket and call
 // again, end of stream, or an error (the thread's error queue is emptied,
@@ -53,15 +62,120 @@ std::error_code protocol_error() { return std::make_error_code(std::errc::protoc
 
 }  // namespace
 
+// OpenSSL's read side: a source BIO that hands out the stream's input
+// buffer and asks for a retry (the stream then receives) when it is empty.
+struct tls_input_bio {
+  static int read(BIO* b, char* out, std::size_t n, std::size_t* got) {
+    auto* s = static_cast<tls_stream*>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    const std::size_t have = s->in_end_ - s->in_begin_;
+    if (have == 0) {
+      *got = 0;
+      if (s->in_eof_) return 0;
+      s->in_asked_ = n;
+      BIO_set_retry_read(b);
+      return 0;
+    }
+    const std::size_t k = std::min(n, have);
+    std::memcpy(out, s->in_ + s->in_begin_, k);
+    s->in_begin_ += k;
+    if (s->in_begin_ == s->in_end_) s->in_begin_ = s->in_end_ = 0;
+    *got = k;
+    return 1;
+  }
+  static long ctrl(BIO* b, int cmd, long, void*) {
+    auto* s = static_cast<tls_stream*>(BIO_get_data(b));
+    switch (cmd) {
+      case BIO_CTRL_FLUSH:
+        return 1;
+      case BIO_CTRL_PENDING:
+        return static_cast<long>(s->in_end_ - s->in_begin_);
+      case BIO_CTRL_EOF:
+        return s->in_eof_ && s->in_begin_ == s->in_end_ ? 1 : 0;
+      default:
+        return 0;
+    }
+  }
+  static int create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+  }
+  static int destroy(BIO*) { return 1; }
+
+  // One method for the process, made on first use (thread-safe static).
+  static const BIO_METHOD* method() {
+    static BIO_METHOD* m = [] {
+      BIO_METHOD* meth = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "gateway TLS input");
+      if (meth != nullptr) {
+        BIO_meth_set_read_ex(meth, read);
+        BIO_meth_set_ctrl(meth, ctrl);
+        BIO_meth_set_create(meth, create);
+        BIO_meth_set_destroy(meth, destroy);
+      }
+      return meth;
+    }();
+    return m;
+  }
+};
+
 tls_stream::tls_stream(asio::ip::tcp::socket& socket, SSL* ssl, std::shared_ptr<const tls_context> ctx)
     : socket_(&socket), ssl_(ssl), ctx_(std::move(ctx)) {
   std::error_code ignored;
   socket_->non_blocking(true, ignored);
-  SSL_set_fd(ssl_, static_cast<int>(socket_->native_handle()));
+  const int fd = static_cast<int>(socket_->native_handle());
+  BIO* rbio = tls_input_bio::method() != nullptr ? BIO_new(tls_input_bio::method()) : nullptr;
+  BIO* wbio = BIO_new_socket(fd, BIO_NOCLOSE);
+  if (rbio == nullptr || wbio == nullptr) {
+    // Out of memory: OpenSSL reads the descriptor itself (SSL_set_fd), a
+    // slower path with the same results, and the stream waits for
+    // readability instead of receiving.
+    BIO_free(rbio);
+    BIO_free(wbio);
+    SSL_set_fd(ssl_, fd);
+    fd_reads_ = true;
+  } else {
+    BIO_set_data(rbio, this);
+    SSL_set_bio(ssl_, rbio, wbio);
+  }
   SSL_set_accept_state(ssl_);
 }
 
-tls_stream::~tls_stream() { SSL_free(ssl_); }
+tls_stream::~tls_stream() {
+  SSL_free(ssl_);
+  free_input();
+}
+
+void tls_stream::free_input() noexcept {
+  if (in_ != nullptr) tls_buffer_cache::release(in_);
+  in_ = nullptr;
+  in_cap_ = in_begin_ = in_end_ = 0;
+}
+
+bool tls_stream::have_input() const noexcept {
+  return fd_reads_ || in_begin_ != in_end_ || in_eof_ || SSL_has_pending(ssl_) == 1;
+}
+
+asio::awaitable<std::error_code> tls_stream::fill() {
+  const std::size_t want_bytes = std::min(std::max(in_asked_, input_small), input_large);
+  in_asked_ = 0;
+  // Empty here: a large buffer is kept while large records keep coming and
+  // given back as soon as OpenSSL asks for a small one.
+  if (in_cap_ < want_bytes || (in_cap_ > input_small && want_bytes == input_small)) {
+    free_input();
+    in_ = static_cast<char*>(tls_buffer_cache::allocate(want_bytes));
+    if (in_ == nullptr) co_return std::make_error_code(std::errc::not_enough_memory);
+    in_cap_ = want_bytes;
+  }
+  auto [ec, n] = co_await socket_->async_read_some(asio::buffer(in_, in_cap_), use_nothrow);
+  if (ec == asio::error::eof) {
+    in_eof_ = true;
+    co_return std::error_code{};
+  }
+  if (ec) co_return ec;
+  in_begin_ = 0;
+  in_end_ = n;
+  co_return std::error_code{};
+}
 
 bool tls_stream::resumed() const noexcept { return SSL_session_reused(ssl_) == 1; }
 
@@ -71,6 +185,11 @@ std::string_view tls_stream::server_name() const noexcept {
 }
 
 asio::awaitable<std::error_code> tls_stream::handshake() {
+  // Nothing to hand OpenSSL before the ClientHello arrives.
+  if (!have_input()) {
+    const std::error_code ec = co_await fill();
+    if (ec) co_return ec;
+  }
   for (;;) {
     const int r = SSL_do_handshake(ssl_);
     if (r == 1) {
@@ -80,12 +199,18 @@ asio::awaitable<std::error_code> tls_stream::handshake() {
     const want w = classify(ssl_, r);
     if (w == want::eof) co_return asio::error::eof;
     if (w == want::error) co_return protocol_error();
-    const std::error_code ec = co_await wait_for(*socket_, w);
+    const std::error_code ec = w == want::read && !fd_reads_ ? co_await fill() : co_await wait_for(*socket_, w);
     if (ec) co_return ec;
   }
 }
 
 asio::awaitable<http::byte_stream::io_result> tls_stream::read_some(asio::mutable_buffer into) {
+  // Between requests nothing is buffered: receive first rather than let
+  // SSL_read set up a record buffer only to find nothing.
+  if (!have_input()) {
+    const std::error_code ec = co_await fill();
+    if (ec) co_return io_result{ec, 0};
+  }
   for (;;) {
     std::size_t n = 0;
     const int r = SSL_read_ex(ssl_, into.data(), into.size(), &n);
@@ -95,7 +220,7 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::read_some(asio::mutabl
     if (w == want::error) co_return io_result{protocol_error(), 0};
     // A read may have to write (a TLS 1.3 KeyUpdate answer): wait for what
     // OpenSSL asks for, then call again with the same arguments.
-    const std::error_code ec = co_await wait_for(*socket_, w);
+    const std::error_code ec = w == want::read && !fd_reads_ ? co_await fill() : co_await wait_for(*socket_, w);
     if (ec) co_return io_result{ec, 0};
   }
 }
@@ -181,6 +306,8 @@ void tls_stream::interrupt() noexcept { net::interrupt(*socket_); }
 
 void tls_stream::release_idle() noexcept {
   std::string().swap(scratch_);
+  // Only when drained: a parked connection's next session reads on from it.
+  if (in_begin_ == in_end_) free_input();
   // Record buffers that still hold nothing (refused when they hold data).
   SSL_free_buffers(ssl_);
 }

@@ -1,16 +1,27 @@
 #pragma once
-// A server-side TLS stream over a connection's TCP socket: OpenSSL reads
-// and writes the socket's descriptor itself (SSL_set_fd on the non-blocking
-// socket) and the coroutine waits for readability or writability with
-// async_wait when OpenSSL asks for it.
+// A server-side TLS stream over a connection's TCP socket. Reading: the
+// coroutine receives what the socket has with the socket's own Asio read
+// (on io_uring a ring operation, no read(2) of its own) into a small input
+// buffer, and OpenSSL takes its records from that buffer through a BIO
+// (rbio) of this stream. Writing: OpenSSL writes the non-blocking socket's
+// descriptor itself (a socket BIO as wbio) and the coroutine waits for
+// writability with async_wait when OpenSSL asks for it.
 //
 // Why not asio::ssl::stream: it keeps two 17 KiB vectors per stream and a
 // BIO pair whose two 17 KiB buffers stay allocated once used, so an idle
 // TLS connection would hold about 68 KiB whatever SSL_MODE_RELEASE_BUFFERS
-// says. Here OpenSSL's own record buffers are the only ones, and
-// SSL_MODE_RELEASE_BUFFERS (tls_context.cpp) frees them while the
-// connection is idle; a write gathers small pieces into one record through
-// a scratch buffer that release_idle() frees.
+// says. Here the input buffer is 2 KiB (a request or a ClientHello; it
+// grows to one record's size when OpenSSL asks for a larger record, and
+// shrinks back once drained), SSL_MODE_RELEASE_BUFFERS (tls_context.cpp)
+// frees OpenSSL's record buffers while the connection waits, and a write
+// gathers small pieces into one record through a scratch buffer;
+// release_idle() frees the input and scratch buffers.
+//
+// Why receive through Asio rather than let OpenSSL read the descriptor:
+// OpenSSL's read finds the socket empty after each response (one failed
+// read(2)) and then needs a wait and a second read(2); the socket's Asio
+// read is one operation, on io_uring submitted with the worker's other
+// operations in one system call.
 //
 // Ownership: the connection_state owns the stream, which refers to the
 // connection's socket (declared before it) and keeps the context generation
@@ -76,13 +87,34 @@ class tls_stream final : public http::byte_stream {
   void rebind(asio::ip::tcp::socket& socket) noexcept { socket_ = &socket; }
 
  private:
+  friend struct tls_input_bio;
+
   asio::awaitable<std::error_code> write_bytes(const char* p, std::size_t n);
   asio::awaitable<std::error_code> flush_scratch();
+  // Receives what the socket has into the input buffer (empty when called),
+  // sized for what OpenSSL last asked for; end of stream is recorded for
+  // OpenSSL to see (in_eof_), other errors are returned.
+  asio::awaitable<std::error_code> fill();
+  // Whether OpenSSL can make progress without receiving: bytes in the input
+  // buffer or in OpenSSL's own record buffer, or the peer's end of stream.
+  bool have_input() const noexcept;
+  void free_input() noexcept;
 
   asio::ip::tcp::socket* socket_;
   SSL* ssl_;
   std::shared_ptr<const tls_context> ctx_;
   std::string scratch_;
+  // Received bytes not yet taken by OpenSSL: in_[in_begin_, in_end_).
+  char* in_ = nullptr;
+  std::size_t in_cap_ = 0;
+  std::size_t in_begin_ = 0;
+  std::size_t in_end_ = 0;
+  // What OpenSSL's last read from the input BIO asked for (a record header,
+  // then its body), to size the next receive.
+  std::size_t in_asked_ = 0;
+  bool in_eof_ = false;
+  // OpenSSL reads the descriptor itself (the input BIO could not be made).
+  bool fd_reads_ = false;
   bool handshake_done_ = false;
   bool sent_close_notify_ = false;
 };
