@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
 #include <cstring>
+#include <sys/socket.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -32,6 +34,10 @@ constexpr std::size_t scratch_keep = 4096;
 // plus expansion arrives in two receives at worst).
 constexpr std::size_t input_small = 2048;
 constexpr std::size_t input_large = tls_buffer_cache::block_size;
+// The output buffer takes records up to this many bytes before OpenSSL is
+// told to wait (SSL_write then asks to be called again after a flush): a
+// large body is encrypted and sent in slices of about four records.
+constexpr std::size_t out_limit = 64 * 1024;
 
 // What an OpenSSL call's failure asks for: wait for the socket and call
 // again, end of stream, or an error (the thread's error queue is emptied,
@@ -118,23 +124,75 @@ struct tls_input_bio {
   }
 };
 
+// OpenSSL's write side: a sink BIO that appends to the stream's output
+// buffer, and asks for a retry (the stream then flushes) past out_limit.
+struct tls_output_bio {
+  static int write(BIO* b, const char* in, std::size_t n, std::size_t* put) {
+    auto* s = static_cast<tls_stream*>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    *put = 0;
+    if (s->out_error_) return 0;
+    if (!s->out_.empty() && s->out_.size() + n > out_limit) {
+      BIO_set_retry_write(b);
+      return 0;
+    }
+    try {
+      s->out_.append(in, n);
+    } catch (const std::bad_alloc&) {
+      return 0;
+    }
+    *put = n;
+    return 1;
+  }
+  static long ctrl(BIO* b, int cmd, long, void*) {
+    auto* s = static_cast<tls_stream*>(BIO_get_data(b));
+    switch (cmd) {
+      case BIO_CTRL_FLUSH:
+        return 1;  // the stream sends after each OpenSSL call
+      case BIO_CTRL_WPENDING:
+        return static_cast<long>(s->out_.size());
+      default:
+        return 0;
+    }
+  }
+  static int create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+  }
+  static int destroy(BIO*) { return 1; }
+
+  static const BIO_METHOD* method() {
+    static BIO_METHOD* m = [] {
+      BIO_METHOD* meth = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "gateway TLS output");
+      if (meth != nullptr) {
+        BIO_meth_set_write_ex(meth, write);
+        BIO_meth_set_ctrl(meth, ctrl);
+        BIO_meth_set_create(meth, create);
+        BIO_meth_set_destroy(meth, destroy);
+      }
+      return meth;
+    }();
+    return m;
+  }
+};
+
 tls_stream::tls_stream(asio::ip::tcp::socket& socket, SSL* ssl, std::shared_ptr<const tls_context> ctx)
     : socket_(&socket), ssl_(ssl), ctx_(std::move(ctx)) {
-  std::error_code ignored;
-  socket_->non_blocking(true, ignored);
-  const int fd = static_cast<int>(socket_->native_handle());
   BIO* rbio = tls_input_bio::method() != nullptr ? BIO_new(tls_input_bio::method()) : nullptr;
-  BIO* wbio = BIO_new_socket(fd, BIO_NOCLOSE);
+  BIO* wbio = tls_output_bio::method() != nullptr ? BIO_new(tls_output_bio::method()) : nullptr;
   if (rbio == nullptr || wbio == nullptr) {
-    // Out of memory: OpenSSL reads the descriptor itself (SSL_set_fd), a
-    // slower path with the same results, and the stream waits for
-    // readability instead of receiving.
+    // Out of memory: OpenSSL reads and writes the non-blocking descriptor
+    // itself (SSL_set_fd), a slower path with the same results, and the
+    // stream waits for readability or writability instead.
     BIO_free(rbio);
     BIO_free(wbio);
-    SSL_set_fd(ssl_, fd);
+    std::error_code ignored;
+    socket_->non_blocking(true, ignored);
+    SSL_set_fd(ssl_, static_cast<int>(socket_->native_handle()));
     fd_reads_ = true;
   } else {
     BIO_set_data(rbio, this);
+    BIO_set_data(wbio, this);
     SSL_set_bio(ssl_, rbio, wbio);
   }
   SSL_set_accept_state(ssl_);
@@ -153,6 +211,41 @@ void tls_stream::free_input() noexcept {
 
 bool tls_stream::have_input() const noexcept {
   return fd_reads_ || in_begin_ != in_end_ || in_eof_ || SSL_has_pending(ssl_) == 1;
+}
+
+asio::awaitable<std::error_code> tls_stream::flush_out() {
+  if (flushing_ || out_error_) co_return out_error_;
+  flushing_ = true;
+  while (!out_.empty() && !out_error_) {
+    sending_.swap(out_);
+    auto [ec, n] = co_await asio::async_write(*socket_, asio::buffer(sending_), use_nothrow);
+    sending_.clear();
+    if (sending_.capacity() > scratch_keep) std::string().swap(sending_);
+    if (ec) {
+      out_error_ = ec;
+      out_.clear();
+    }
+  }
+  if (out_.capacity() > scratch_keep) std::string().swap(out_);
+  flushing_ = false;
+  if (shutdown_after_flush_) {
+    shutdown_after_flush_ = false;
+    std::error_code ignored;
+    socket_->shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  }
+  co_return out_error_;
+}
+
+void tls_stream::send_now() noexcept {
+  if (flushing_ || out_.empty() || out_error_) return;
+  const int fd = static_cast<int>(socket_->native_handle());
+  std::size_t done = 0;
+  while (done < out_.size()) {
+    const ssize_t k = ::send(fd, out_.data() + done, out_.size() - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (k <= 0) break;
+    done += static_cast<std::size_t>(k);
+  }
+  out_.erase(0, done);
 }
 
 asio::awaitable<std::error_code> tls_stream::fill() {
@@ -192,6 +285,11 @@ asio::awaitable<std::error_code> tls_stream::handshake() {
   }
   for (;;) {
     const int r = SSL_do_handshake(ssl_);
+    // The flight OpenSSL wrote (or its alert) goes out before anything else.
+    if (!out_.empty()) {
+      const std::error_code ec = co_await flush_out();
+      if (ec) co_return ec;
+    }
     if (r == 1) {
       handshake_done_ = true;
       co_return std::error_code{};
@@ -199,7 +297,9 @@ asio::awaitable<std::error_code> tls_stream::handshake() {
     const want w = classify(ssl_, r);
     if (w == want::eof) co_return asio::error::eof;
     if (w == want::error) co_return protocol_error();
-    const std::error_code ec = w == want::read && !fd_reads_ ? co_await fill() : co_await wait_for(*socket_, w);
+    std::error_code ec;
+    if (fd_reads_) ec = co_await wait_for(*socket_, w);
+    else if (w == want::read) ec = co_await fill();
     if (ec) co_return ec;
   }
 }
@@ -214,13 +314,19 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::read_some(asio::mutabl
   for (;;) {
     std::size_t n = 0;
     const int r = SSL_read_ex(ssl_, into.data(), into.size(), &n);
+    // A read may write (a TLS 1.3 KeyUpdate answer, an alert).
+    if (!out_.empty()) send_now();
     if (r == 1) co_return io_result{std::error_code{}, n};
     const want w = classify(ssl_, r);
     if (w == want::eof) co_return io_result{asio::error::eof, 0};
     if (w == want::error) co_return io_result{protocol_error(), 0};
-    // A read may have to write (a TLS 1.3 KeyUpdate answer): wait for what
-    // OpenSSL asks for, then call again with the same arguments.
-    const std::error_code ec = w == want::read && !fd_reads_ ? co_await fill() : co_await wait_for(*socket_, w);
+    // Wait for what OpenSSL asks for, then call again with the same
+    // arguments. With the stream's BIOs a read only ever waits for input
+    // (its output is taken whole).
+    std::error_code ec;
+    if (fd_reads_) ec = co_await wait_for(*socket_, w);
+    else if (w == want::read) ec = co_await fill();
+    else ec = out_error_ ? out_error_ : protocol_error();
     if (ec) co_return io_result{ec, 0};
   }
 }
@@ -233,11 +339,19 @@ asio::awaitable<std::error_code> tls_stream::write_bytes(const char* p, std::siz
   for (;;) {
     std::size_t written = 0;
     const int r = SSL_write_ex(ssl_, p, n, &written);
-    if (r == 1) co_return std::error_code{};
+    if (r == 1) {
+      if (fd_reads_) co_return std::error_code{};
+      co_return co_await flush_out();
+    }
     const want w = classify(ssl_, r);
     if (w == want::eof) co_return asio::error::eof;
-    if (w == want::error) co_return protocol_error();
-    const std::error_code ec = co_await wait_for(*socket_, w);
+    if (w == want::error) co_return out_error_ ? out_error_ : protocol_error();
+    // The output buffer is full: send it, then OpenSSL goes on. (A write
+    // never waits for input: renegotiation is off, TLS 1.3 has none.)
+    std::error_code ec;
+    if (fd_reads_) ec = co_await wait_for(*socket_, w);
+    else if (w == want::write) ec = co_await flush_out();
+    else ec = protocol_error();
     if (ec) co_return ec;
   }
 }
@@ -298,6 +412,13 @@ void tls_stream::shutdown_send() noexcept {
     sent_close_notify_ = true;
     if (SSL_shutdown(ssl_) < 0) ERR_clear_error();
   }
+  // A flush under way sends close_notify after its bytes and then shuts
+  // the socket down itself.
+  if (flushing_) {
+    shutdown_after_flush_ = true;
+    return;
+  }
+  send_now();
   std::error_code ignored;
   socket_->shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
 }
@@ -306,6 +427,10 @@ void tls_stream::interrupt() noexcept { net::interrupt(*socket_); }
 
 void tls_stream::release_idle() noexcept {
   std::string().swap(scratch_);
+  if (!flushing_ && out_.empty()) {
+    std::string().swap(out_);
+    std::string().swap(sending_);
+  }
   // Only when drained: a parked connection's next session reads on from it.
   if (in_begin_ == in_end_) free_input();
   // Record buffers that still hold nothing (refused when they hold data).
