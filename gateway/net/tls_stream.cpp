@@ -220,12 +220,15 @@ asio::awaitable<std::error_code> tls_stream::flush_out() {
     sending_.swap(out_);
     auto [ec, n] = co_await asio::async_write(*socket_, asio::buffer(sending_), use_nothrow);
     sending_.clear();
-    if (sending_.capacity() > scratch_keep) std::string().swap(sending_);
     if (ec) {
       out_error_ = ec;
       out_.clear();
     }
   }
+  // One buffer is kept for the next response's records (up to
+  // scratch_keep); the other exists only while a flush runs.
+  if (out_.capacity() < sending_.capacity()) out_.swap(sending_);
+  std::string().swap(sending_);
   if (out_.capacity() > scratch_keep) std::string().swap(out_);
   flushing_ = false;
   if (shutdown_after_flush_) {
