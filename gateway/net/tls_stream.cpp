@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
 #include <cstring>
 #include <sys/socket.h>
 #include <openssl/bio.h>
@@ -213,18 +212,36 @@ bool tls_stream::have_input() const noexcept {
   return fd_reads_ || in_begin_ != in_end_ || in_eof_ || SSL_has_pending(ssl_) == 1;
 }
 
-asio::awaitable<std::error_code> tls_stream::flush_out() {
-  if (flushing_ || out_error_) co_return out_error_;
+bool tls_stream::begin_flush() noexcept {
+  if (flushing_ || out_error_ || out_.empty()) return false;
   flushing_ = true;
-  while (!out_.empty() && !out_error_) {
-    sending_.swap(out_);
-    auto [ec, n] = co_await asio::async_write(*socket_, asio::buffer(sending_), use_nothrow);
+  return true;
+}
+
+asio::const_buffer tls_stream::next_send() noexcept {
+  if (out_.empty() || out_error_) return {};
+  sending_.swap(out_);
+  return asio::buffer(sending_);
+}
+
+void tls_stream::sent(const std::error_code& ec, std::size_t n) noexcept {
+  if (ec) {
+    out_error_ = ec;
+    out_.clear();
     sending_.clear();
-    if (ec) {
-      out_error_ = ec;
-      out_.clear();
-    }
+    return;
   }
+  // What the socket did not take goes out before what OpenSSL added since.
+  if (n < sending_.size()) {
+    sending_.erase(0, n);
+    sending_.append(out_);
+    out_.clear();
+    out_.swap(sending_);
+  }
+  sending_.clear();
+}
+
+std::error_code tls_stream::end_flush() noexcept {
   // One buffer is kept for the next response's records (up to
   // scratch_keep); the other exists only while a flush runs.
   if (out_.capacity() < sending_.capacity()) out_.swap(sending_);
@@ -236,7 +253,16 @@ asio::awaitable<std::error_code> tls_stream::flush_out() {
     std::error_code ignored;
     socket_->shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
   }
-  co_return out_error_;
+  return out_error_;
+}
+
+asio::awaitable<std::error_code> tls_stream::flush_out() {
+  if (!begin_flush()) co_return out_error_;
+  for (asio::const_buffer b = next_send(); b.size() > 0; b = next_send()) {
+    auto [ec, n] = co_await socket_->async_write_some(b, use_nothrow);
+    sent(ec, n);
+  }
+  co_return end_flush();
 }
 
 void tls_stream::send_now() noexcept {
@@ -251,7 +277,7 @@ void tls_stream::send_now() noexcept {
   out_.erase(0, done);
 }
 
-asio::awaitable<std::error_code> tls_stream::fill() {
+asio::mutable_buffer tls_stream::prepare_input() noexcept {
   const std::size_t want_bytes = std::min(std::max(in_asked_, input_small), input_large);
   in_asked_ = 0;
   // Empty here: a large buffer is kept while large records keep coming and
@@ -259,18 +285,28 @@ asio::awaitable<std::error_code> tls_stream::fill() {
   if (in_cap_ < want_bytes || (in_cap_ > input_small && want_bytes == input_small)) {
     free_input();
     in_ = static_cast<char*>(tls_buffer_cache::allocate(want_bytes));
-    if (in_ == nullptr) co_return std::make_error_code(std::errc::not_enough_memory);
+    if (in_ == nullptr) return {};
     in_cap_ = want_bytes;
   }
-  auto [ec, n] = co_await socket_->async_read_some(asio::buffer(in_, in_cap_), use_nothrow);
+  return asio::buffer(in_, in_cap_);
+}
+
+std::error_code tls_stream::received(const std::error_code& ec, std::size_t n) noexcept {
   if (ec == asio::error::eof) {
     in_eof_ = true;
-    co_return std::error_code{};
+    return {};
   }
-  if (ec) co_return ec;
+  if (ec) return ec;
   in_begin_ = 0;
   in_end_ = n;
-  co_return std::error_code{};
+  return {};
+}
+
+asio::awaitable<std::error_code> tls_stream::fill() {
+  const asio::mutable_buffer into = prepare_input();
+  if (into.size() == 0) co_return std::make_error_code(std::errc::not_enough_memory);
+  auto [ec, n] = co_await socket_->async_read_some(into, use_nothrow);
+  co_return received(ec, n);
 }
 
 bool tls_stream::resumed() const noexcept { return SSL_session_reused(ssl_) == 1; }
@@ -309,12 +345,17 @@ asio::awaitable<std::error_code> tls_stream::handshake() {
 
 asio::awaitable<http::byte_stream::io_result> tls_stream::read_some(asio::mutable_buffer into) {
   // Between requests nothing is buffered: receive first rather than let
-  // SSL_read set up a record buffer only to find nothing.
-  if (!have_input()) {
-    const std::error_code ec = co_await fill();
-    if (ec) co_return io_result{ec, 0};
-  }
+  // SSL_read set up a record buffer only to find nothing. The receive is
+  // written out here rather than through fill(): one coroutine frame per
+  // read.
+  bool receive = !have_input();
   for (;;) {
+    if (receive) {
+      const asio::mutable_buffer space = prepare_input();
+      if (space.size() == 0) co_return io_result{std::make_error_code(std::errc::not_enough_memory), 0};
+      auto [ec, got] = co_await socket_->async_read_some(space, use_nothrow);
+      if (const std::error_code e = received(ec, got)) co_return io_result{e, 0};
+    }
     std::size_t n = 0;
     const int r = SSL_read_ex(ssl_, into.data(), into.size(), &n);
     // A read may write (a TLS 1.3 KeyUpdate answer, an alert).
@@ -326,11 +367,13 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::read_some(asio::mutabl
     // Wait for what OpenSSL asks for, then call again with the same
     // arguments. With the stream's BIOs a read only ever waits for input
     // (its output is taken whole).
-    std::error_code ec;
-    if (fd_reads_) ec = co_await wait_for(*socket_, w);
-    else if (w == want::read) ec = co_await fill();
-    else ec = out_error_ ? out_error_ : protocol_error();
-    if (ec) co_return io_result{ec, 0};
+    if (fd_reads_) {
+      const std::error_code ec = co_await wait_for(*socket_, w);
+      if (ec) co_return io_result{ec, 0};
+      continue;
+    }
+    if (w != want::read) co_return io_result{out_error_ ? out_error_ : protocol_error(), 0};
+    receive = true;
   }
 }
 
@@ -338,32 +381,38 @@ asio::awaitable<std::error_code> tls_stream::write_bytes(const char* p, std::siz
   if (n == 0) co_return std::error_code{};
   // Without SSL_MODE_ENABLE_PARTIAL_WRITE, SSL_write_ex writes all `n`
   // bytes or fails; after a failure that asks to wait, the call is repeated
-  // with the same buffer and length (SSL_write(3)).
+  // with the same buffer and length (SSL_write(3)). The flush is written
+  // out here rather than through flush_out(): one coroutine frame per
+  // write.
   for (;;) {
     std::size_t written = 0;
     const int r = SSL_write_ex(ssl_, p, n, &written);
-    if (r == 1) {
-      if (fd_reads_) co_return std::error_code{};
-      co_return co_await flush_out();
-    }
-    const want w = classify(ssl_, r);
+    const want w = r == 1 ? want::write : classify(ssl_, r);
     if (w == want::eof) co_return asio::error::eof;
     if (w == want::error) co_return out_error_ ? out_error_ : protocol_error();
-    // The output buffer is full: send it, then OpenSSL goes on. (A write
-    // never waits for input: renegotiation is off, TLS 1.3 has none.)
-    std::error_code ec;
-    if (fd_reads_) ec = co_await wait_for(*socket_, w);
-    else if (w == want::write) ec = co_await flush_out();
-    else ec = protocol_error();
-    if (ec) co_return ec;
+    if (fd_reads_) {
+      if (r == 1) co_return std::error_code{};
+      const std::error_code ec = co_await wait_for(*socket_, w);
+      if (ec) co_return ec;
+      continue;
+    }
+    // A write never waits for input: renegotiation is off, TLS 1.3 has none.
+    if (w == want::read) co_return protocol_error();
+    // Done, or the output buffer is full: send it (OpenSSL then goes on).
+    const bool flushed = begin_flush();
+    if (flushed) {
+      for (asio::const_buffer b = next_send(); b.size() > 0; b = next_send()) {
+        auto [ec, k] = co_await socket_->async_write_some(b, use_nothrow);
+        sent(ec, k);
+      }
+      end_flush();
+    }
+    if (out_error_) co_return out_error_;
+    if (r == 1) co_return std::error_code{};
+    // OpenSSL waits for room that no flush of this call made (a second
+    // writer): an error rather than calling it again at once.
+    if (!flushed) co_return std::make_error_code(std::errc::operation_in_progress);
   }
-}
-
-asio::awaitable<std::error_code> tls_stream::flush_scratch() {
-  if (scratch_.empty()) co_return std::error_code{};
-  auto ec = co_await write_bytes(scratch_.data(), scratch_.size());
-  scratch_.clear();
-  co_return ec;
 }
 
 asio::awaitable<http::byte_stream::io_result> tls_stream::write(std::span<const asio::const_buffer> bufs) {
@@ -387,7 +436,8 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::write(std::span<const 
     if (b.size() == 0) continue;
     const char* p = static_cast<const char*>(b.data());
     if (scratch_.size() + b.size() > record_payload) {
-      const std::error_code ec = co_await flush_scratch();
+      const std::error_code ec = co_await write_bytes(scratch_.data(), scratch_.size());
+      scratch_.clear();
       if (ec) co_return io_result{ec, 0};
     }
     if (b.size() >= record_payload) {
@@ -397,7 +447,8 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::write(std::span<const 
       scratch_.append(p, b.size());
     }
   }
-  const std::error_code ec = co_await flush_scratch();
+  const std::error_code ec = co_await write_bytes(scratch_.data(), scratch_.size());
+  scratch_.clear();
   if (scratch_.capacity() > scratch_keep) std::string().swap(scratch_);
   if (ec) co_return io_result{ec, 0};
   co_return io_result{std::error_code{}, total};

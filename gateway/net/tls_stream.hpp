@@ -95,19 +95,29 @@ class tls_stream final : public http::byte_stream {
   friend struct tls_output_bio;
 
   asio::awaitable<std::error_code> write_bytes(const char* p, std::size_t n);
-  asio::awaitable<std::error_code> flush_scratch();
   // Receives what the socket has into the input buffer (empty when called),
   // sized for what OpenSSL last asked for; end of stream is recorded for
-  // OpenSSL to see (in_eof_), other errors are returned.
+  // OpenSSL to see (in_eof_), other errors are returned. fill() is the
+  // whole receive; read_some() does the same with prepare_input() and
+  // received() around its own co_await (no second coroutine frame).
   asio::awaitable<std::error_code> fill();
+  asio::mutable_buffer prepare_input() noexcept;  // empty: out of memory
+  std::error_code received(const std::error_code& ec, std::size_t n) noexcept;
   // Whether OpenSSL can make progress without receiving: bytes in the input
   // buffer or in OpenSSL's own record buffer, or the peer's end of stream.
   bool have_input() const noexcept;
   void free_input() noexcept;
   // Sends the output buffer (and what OpenSSL adds to it meanwhile) with
   // the socket's Asio write; one sender at a time (the writer, or the
-  // handshake), others leave their bytes to it.
+  // handshake), others leave their bytes to it. flush_out() is the whole
+  // flush; write_bytes() runs the same steps inline: begin_flush() (false:
+  // nothing to send, or another flush runs), next_send() until empty with
+  // sent() after each send, end_flush().
   asio::awaitable<std::error_code> flush_out();
+  bool begin_flush() noexcept;
+  asio::const_buffer next_send() noexcept;
+  void sent(const std::error_code& ec, std::size_t n) noexcept;
+  std::error_code end_flush() noexcept;
   // What OpenSSL wrote while reading: sent now with a non-blocking send(2)
   // unless a flush is under way (which sends it); what the socket does not
   // take waits for the next flush.
