@@ -86,8 +86,9 @@ class tls_stream final : public http::byte_stream {
   // Frees the stream's buffers (an idle connection holds none).
   void release_idle() noexcept;
   // The socket object that now holds the descriptor the stream was made
-  // with (moved into a parking record, or out of one): OpenSSL keeps using
-  // the descriptor; waits, cancellation and shutdown go through `socket`.
+  // with (moved into a parking record, or out of one): receives, sends,
+  // waits, cancellation and shutdown go through `socket` from then on (and
+  // in the SSL_set_fd fallback OpenSSL keeps using the descriptor).
   void rebind(asio::ip::tcp::socket& socket) noexcept { socket_ = &socket; }
 
  private:
