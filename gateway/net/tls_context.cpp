@@ -88,9 +88,11 @@ SSL_CTX* make_ctx(tls_ticket_keys* keys) {
   // holds no 16 KiB read or write buffer (a busy worker takes them back
   // from its tls_buffer_cache instead of malloc).
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-  // Read what the socket has (several records) in one recv, not a record
-  // header and then its body.
-  SSL_CTX_set_read_ahead(ctx, 1);
+  // No read-ahead: OpenSSL asks its input (net/tls_stream.cpp) for a record
+  // header and then exactly its body, which sizes the stream's receives;
+  // the stream's input buffer already takes what the socket has in one
+  // receive.
+  SSL_CTX_set_read_ahead(ctx, 0);
   if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1 || SSL_CTX_set1_groups_list(ctx, groups) != 1) {
     SSL_CTX_free(ctx);
     throw tls_error("TLS: cipher or group list refused: " + openssl_reason());

@@ -1,16 +1,28 @@
 #pragma once
-// A server-side TLS stream over a connection's TCP socket: OpenSSL reads
-// and writes the socket's descriptor itself (SSL_set_fd on the non-blocking
-// socket) and the coroutine waits for readability or writability with
-// async_wait when OpenSSL asks for it.
+// A server-side TLS stream over a connection's TCP socket. OpenSSL reads and
+// writes through two BIOs of this stream, never the descriptor: its input
+// is what the coroutine received with the socket's own Asio read into a
+// small input buffer, and what it writes is gathered in an output buffer
+// that the coroutine sends with the socket's Asio write. On io_uring both
+// are ring operations, submitted with the worker's other operations in one
+// system call; on epoll they are Asio's speculative read and write.
 //
 // Why not asio::ssl::stream: it keeps two 17 KiB vectors per stream and a
 // BIO pair whose two 17 KiB buffers stay allocated once used, so an idle
 // TLS connection would hold about 68 KiB whatever SSL_MODE_RELEASE_BUFFERS
-// says. Here OpenSSL's own record buffers are the only ones, and
-// SSL_MODE_RELEASE_BUFFERS (tls_context.cpp) frees them while the
-// connection is idle; a write gathers small pieces into one record through
-// a scratch buffer that release_idle() frees.
+// says. Here the input buffer is 2 KiB (a request or a ClientHello; it
+// grows to one record's size when OpenSSL asks for a larger record, and
+// shrinks back once drained), the output buffer holds one response's
+// records (at most 64 KiB before they are sent),
+// SSL_MODE_RELEASE_BUFFERS (tls_context.cpp) frees OpenSSL's record
+// buffers while the connection waits, and a write gathers small pieces into
+// one record through a scratch buffer; release_idle() frees the stream's
+// buffers.
+//
+// Why not let OpenSSL read and write the descriptor: its read finds the
+// socket empty after each response (one failed read(2)), then needs a wait
+// and a second read(2), and each response is a write(2) of its own, where
+// the socket's Asio operations are one ring entry each.
 //
 // Ownership: the connection_state owns the stream, which refers to the
 // connection's socket (declared before it) and keeps the context generation
@@ -20,11 +32,14 @@
 // move rebinds it to the socket object that holds the descriptor now.
 // Thread: the connection's worker. One read and one write may be pending at
 // once (a WebSocket tunnel); a second read or write while one is pending is
-// not allowed.
+// not allowed. Bytes OpenSSL writes while reading (a TLS 1.3 KeyUpdate
+// answer) are sent at once when no write is pending, else after the
+// pending write's bytes by that write.
 //
 // Cancellation and timeouts reach the stream through its socket: cancel()
-// ends a pending wait with operation_aborted, net::interrupt() makes the
-// next read see end-of-stream; the coroutine then returns the error.
+// ends a pending receive or send with operation_aborted, net::interrupt()
+// makes the next read see end-of-stream; the coroutine then returns the
+// error.
 #include <asio/awaitable.hpp>
 #include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
@@ -44,7 +59,7 @@ class tls_context;
 class tls_stream final : public http::byte_stream {
  public:
   static constexpr bool is_tls = true;
-  // Takes ownership of `ssl` (made from `ctx`); sets the socket non-blocking.
+  // Takes ownership of `ssl` (made from `ctx`).
   tls_stream(asio::ip::tcp::socket& socket, SSL* ssl, std::shared_ptr<const tls_context> ctx);
   ~tls_stream();
   tls_stream(const tls_stream&) = delete;
@@ -68,21 +83,73 @@ class tls_stream final : public http::byte_stream {
   asio::awaitable<io_result> write(std::span<const asio::const_buffer> bufs);
   void shutdown_send() noexcept override;
   void interrupt() noexcept override;
-  // Frees the write scratch buffer (an idle connection holds none).
+  // Frees the stream's buffers (an idle connection holds none).
   void release_idle() noexcept;
   // The socket object that now holds the descriptor the stream was made
-  // with (moved into a parking record, or out of one): OpenSSL keeps using
-  // the descriptor; waits, cancellation and shutdown go through `socket`.
+  // with (moved into a parking record, or out of one): receives, sends,
+  // waits, cancellation and shutdown go through `socket` from then on (and
+  // in the SSL_set_fd fallback OpenSSL keeps using the descriptor).
   void rebind(asio::ip::tcp::socket& socket) noexcept { socket_ = &socket; }
 
  private:
+  friend struct tls_input_bio;
+  friend struct tls_output_bio;
+
   asio::awaitable<std::error_code> write_bytes(const char* p, std::size_t n);
-  asio::awaitable<std::error_code> flush_scratch();
+  // Receives what the socket has into the input buffer (empty when called),
+  // sized for what OpenSSL last asked for; end of stream is recorded for
+  // OpenSSL to see (in_eof_), other errors are returned. fill() is the
+  // whole receive; read_some() does the same with prepare_input() and
+  // received() around its own co_await (no second coroutine frame).
+  asio::awaitable<std::error_code> fill();
+  asio::mutable_buffer prepare_input() noexcept;  // empty: out of memory
+  std::error_code received(const std::error_code& ec, std::size_t n) noexcept;
+  // Whether OpenSSL can make progress without receiving: bytes in the input
+  // buffer or in OpenSSL's own record buffer, or the peer's end of stream.
+  bool have_input() const noexcept;
+  void free_input() noexcept;
+  // Sends the output buffer (and what OpenSSL adds to it meanwhile) with
+  // the socket's Asio write; one sender at a time (the writer, or the
+  // handshake), others leave their bytes to it. flush_out() is the whole
+  // flush; write_bytes() runs the same steps inline: begin_flush() (false:
+  // nothing to send, or another flush runs), next_send() until empty with
+  // sent() after each send, end_flush().
+  asio::awaitable<std::error_code> flush_out();
+  bool begin_flush() noexcept;
+  asio::const_buffer next_send() noexcept;
+  void sent(const std::error_code& ec, std::size_t n) noexcept;
+  std::error_code end_flush() noexcept;
+  // What OpenSSL wrote while reading: sent now with a non-blocking send(2)
+  // unless a flush is under way (which sends it); what the socket does not
+  // take waits for the next flush.
+  void send_now() noexcept;
 
   asio::ip::tcp::socket* socket_;
   SSL* ssl_;
   std::shared_ptr<const tls_context> ctx_;
   std::string scratch_;
+  // Received bytes not yet taken by OpenSSL: in_[in_begin_, in_end_).
+  char* in_ = nullptr;
+  std::size_t in_cap_ = 0;
+  std::size_t in_begin_ = 0;
+  std::size_t in_end_ = 0;
+  // What OpenSSL's last read from the input BIO asked for (a record header,
+  // then its body), to size the next receive.
+  std::size_t in_asked_ = 0;
+  bool in_eof_ = false;
+  // OpenSSL reads and writes the descriptor itself (the BIOs could not be
+  // made).
+  bool fd_reads_ = false;
+  // Bytes OpenSSL wrote, not yet handed to the socket, and the bytes of the
+  // send in flight (out_ is swapped into it, so OpenSSL can append to out_
+  // meanwhile).
+  std::string out_;
+  std::string sending_;
+  bool flushing_ = false;
+  // shutdown_send() came during a flush: the flush ends with it.
+  bool shutdown_after_flush_ = false;
+  // A failed send: the stream cannot write any more.
+  std::error_code out_error_;
   bool handshake_done_ = false;
   bool sent_close_notify_ = false;
 };

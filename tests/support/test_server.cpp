@@ -36,8 +36,9 @@ core::config test_config() {
   return c;
 }
 
-running_server::running_server(const core::config& cfg, const net::chain_factory& chain)
-    : own_(std::make_unique<net::server>(cfg, chain)) {
+running_server::running_server(const core::config& cfg, const net::chain_factory& chain,
+                               std::shared_ptr<net::tls_terminator> tls)
+    : own_(std::make_unique<net::server>(cfg, chain, std::move(tls))) {
   srv_ = own_.get();
   srv_->start();
 }

@@ -33,7 +33,9 @@ core::config test_config();
 // Starts a server in-process; stops and joins it on destruction.
 class running_server {
  public:
-  explicit running_server(const core::config& cfg, const net::chain_factory& chain);
+  // With `tls`, the listener speaks HTTPS (net::tls_terminator of cfg).
+  explicit running_server(const core::config& cfg, const net::chain_factory& chain,
+                          std::shared_ptr<net::tls_terminator> tls = nullptr);
   explicit running_server(const core::config& cfg);  // the whole gateway (app::instance)
   ~running_server();
   std::uint16_t port() const { return srv_->port(); }

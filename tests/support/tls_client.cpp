@@ -94,6 +94,7 @@ void tls_client::on_message(int write_p, int, int content_type, const void* buf,
   const bool tls13 = SSL_version(ssl) == TLS1_3_VERSION;
   const bool counted = tls13 ? content_type == SSL3_RT_INNER_CONTENT_TYPE : content_type == SSL3_RT_HEADER;
   if (counted && first == SSL3_RT_APPLICATION_DATA) ++static_cast<tls_client*>(arg)->app_records_;
+  if (content_type == SSL3_RT_HANDSHAKE && first == SSL3_MT_KEY_UPDATE) ++static_cast<tls_client*>(arg)->key_updates_;
 }
 
 bool tls_client::resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
@@ -123,6 +124,12 @@ bool tls_client::renegotiate() {
   const bool done = SSL_do_handshake(ssl_) == 1 && SSL_renegotiate_pending(ssl_) == 0;
   ERR_clear_error();
   return done;
+}
+
+bool tls_client::request_key_update() {
+  const bool ok = ok_ && SSL_key_update(ssl_, SSL_KEY_UPDATE_REQUESTED) == 1;
+  ERR_clear_error();
+  return ok;
 }
 
 bool tls_client::send(std::string_view bytes) {

@@ -56,6 +56,11 @@ class tls_client {
   // Asks for a renegotiation (TLS 1.2) and runs its handshake; true if the
   // server took part in it.
   bool renegotiate();
+  // TLS 1.3: sends a KeyUpdate that asks the server for one in return
+  // (RFC 8446 section 4.6.3) with the next write; true if OpenSSL took it.
+  bool request_key_update();
+  // KeyUpdate messages received from the server so far.
+  std::size_t key_updates_received() const noexcept { return key_updates_; }
   bool send(std::string_view bytes);
   // One response with Content-Length (or none: the body up to close).
   std::optional<http_response> read_response();
@@ -75,6 +80,7 @@ class tls_client {
                          void* arg);
   int fd_ = -1;
   std::size_t app_records_ = 0;
+  std::size_t key_updates_ = 0;
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   bool ok_ = false;

@@ -18,6 +18,7 @@
 #include "gateway/json/reader.hpp"
 #include "gateway/net/tls_buffer_cache.hpp"
 #include "gateway/net/tls_context.hpp"
+#include "tests/integration/core/test_handlers.hpp"
 #include "tests/integration/dev/websocket_peer.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/files.hpp"
@@ -46,6 +47,29 @@ core::config tls_config(const certs& c) {
   cfg.tls_certs = {c.cert};
   cfg.tls_keys = {c.key};
   return cfg;
+}
+
+// GET /big/?n=N answers N bytes of 'a' + i % 26 (i the byte's offset).
+class big_body_handler final : public http::layer {
+ public:
+  http::step enter(http::exchange& ex, http::layer_state&) override {
+    const auto at = ex.req.target.find("n=");
+    const std::size_t n = at == std::string_view::npos ? 0 : std::stoul(std::string(ex.req.target.substr(at + 2)));
+    std::string body(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) body[i] = static_cast<char>('a' + i % 26);
+    http::respond_text(ex, 200, body);
+    return http::step::answered;
+  }
+};
+
+net::chain_factory echo_and_big_chain() {
+  return [](net::worker_env&) {
+    auto r = std::make_unique<app::router>();
+    r->add_exact("/health", admin::make_health_page());
+    r->add_prefix("/echo/", std::make_unique<test::echo_handler>());
+    r->add_prefix("/big/", std::make_unique<big_body_handler>());
+    return test::pipeline_of(std::move(r));
+  };
 }
 
 test::tls_client_options trusting(const std::string& ca) {
@@ -103,6 +127,76 @@ TEST_CASE("HTTPS: a response head and its small body arrive in one TLS record, o
       CHECK_FALSE(r->body.empty());
       CHECK(client.application_records() - before == 1);
     }
+  }
+}
+
+TEST_CASE("HTTPS: a 1 MiB upload and a 4 MiB response arrive intact, pipelined requests get every answer, over TLS "
+          "1.3 and 1.2",
+          "[integration][tls]") {
+  // The stream receives into a 2 KiB buffer that grows to one record for
+  // full-size records, and sends a large body in slices of its output
+  // buffer: both are crossed many times here.
+  certs c;
+  const auto cfg = tls_config(c);
+  test::running_server srv(cfg, echo_and_big_chain(), std::make_shared<net::tls_terminator>(cfg));
+  std::string up(1u << 20, '\0');
+  for (std::size_t i = 0; i < up.size(); ++i) up[i] = static_cast<char>('A' + (i * 7) % 26);
+  const std::string expect_echo = "POST /echo/up " + std::to_string(up.size()) + " " + std::to_string(test::checksum(up));
+  for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    auto o = trusting(c.cert);
+    o.min_version = o.max_version = version;
+    test::tls_client client(srv.port(), o);
+    REQUIRE(client.connected());
+    for (int round = 0; round < 2; ++round) {
+      REQUIRE(client.send(test::make_request("POST", "/echo/up", up)));
+      auto echoed = client.read_response();
+      REQUIRE(echoed);
+      CHECK(echoed->status == 200);
+      CHECK(echoed->body == expect_echo + "\n");
+
+      const std::size_t n = 4u << 20;
+      REQUIRE(client.send(test::make_request("GET", "/big/?n=" + std::to_string(n))));
+      auto big = client.read_response();
+      REQUIRE(big);
+      CHECK(big->status == 200);
+      REQUIRE(big->body.size() == n + 1);
+      std::size_t wrong = 0;
+      for (std::size_t i = 0; i < n; ++i) wrong += big->body[i] != static_cast<char>('a' + i % 26);
+      CHECK(wrong == 0);
+    }
+    // Three requests in one TLS write (and one record): three answers, in order.
+    std::string three;
+    for (const char* t : {"/echo/1", "/echo/22", "/echo/333"}) three += test::make_request("GET", t);
+    REQUIRE(client.send(three));
+    for (const char* t : {"/echo/1", "/echo/22", "/echo/333"}) {
+      auto r = client.read_response();
+      REQUIRE(r);
+      CHECK(r->status == 200);
+      CHECK(r->body.rfind(std::string("GET ") + t + " 0 ", 0) == 0);
+    }
+  }
+}
+
+TEST_CASE("HTTPS: a TLS 1.3 KeyUpdate that asks for one is answered, and requests go on after it", "[integration][tls]") {
+  certs c;
+  test::running_server srv(tls_config(c));
+  auto o = trusting(c.cert);
+  o.min_version = o.max_version = TLS1_3_VERSION;
+  test::tls_client client(srv.port(), o);
+  REQUIRE(client.connected());
+  REQUIRE(client.send(health));
+  REQUIRE(client.read_response());
+  CHECK(client.key_updates_received() == 0);
+  for (std::size_t i = 1; i <= 3; ++i) {
+    // The KeyUpdate goes out with the request; the gateway's answering
+    // KeyUpdate comes before the response, whose record is under its new
+    // keys (the client could not decrypt it otherwise).
+    REQUIRE(client.request_key_update());
+    REQUIRE(client.send(health));
+    auto r = client.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(client.key_updates_received() == i);
   }
 }
 
