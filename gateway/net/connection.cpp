@@ -22,6 +22,7 @@
 #include "gateway/net/direct_op.hpp"
 #include "gateway/net/interrupt.hpp"
 #include "gateway/net/proxy_protocol.hpp"
+#include "gateway/net/send_now.hpp"
 #include "gateway/net/tls_stream.hpp"
 #include "gateway/net/worker.hpp"
 
@@ -214,8 +215,29 @@ class plain_stream final : public http::byte_stream {
   auto read_some_into(asio::mutable_buffer into, net::io_result& out) {
     return direct(out, [this, into](direct_handler h) { s_.async_read_some(into, std::move(h)); });
   }
+  // Up to two non-empty pieces (a response's head and its body, the common
+  // case) go out as one buffer or a two-element array, for which Asio's
+  // write operation has forms of its own; a longer list takes the general
+  // form, which prepares a 64-entry buffer array on every attempt.
   auto write_into(std::span<const asio::const_buffer> bufs, net::io_result& out) {
-    return direct(out, [this, bufs](direct_handler h) { asio::async_write(s_, bufs, std::move(h)); });
+    return direct(out, [this, bufs](direct_handler h) {
+      std::array<asio::const_buffer, 2> two;
+      std::size_t k = 0;
+      for (const auto& b : bufs) {
+        if (b.size() == 0) continue;
+        if (k == two.size()) {
+          asio::async_write(s_, bufs, std::move(h));
+          return;
+        }
+        two[k++] = b;
+      }
+      if (k == 1) asio::async_write(s_, two[0], std::move(h));
+      else asio::async_write(s_, two, std::move(h));
+    });
+  }
+  // What one non-blocking send takes at once (net/send_now.hpp; 0 on io_uring).
+  std::size_t send_now(std::span<const asio::const_buffer> bufs) noexcept {
+    return net::send_now(s_.native_handle(), bufs);
   }
   void shutdown_send() noexcept override {
     std::error_code ignored;
@@ -791,10 +813,21 @@ asio::awaitable<bool> session<Io>::run() {
       else {
         first_write fw;
         prepare_response(ex, fw);
-        const std::span<const asio::const_buffer> bufs(fw.bufs);
         net::io_result sent;
-        if constexpr (Io::is_tls) sent = co_await io_.write(bufs);
-        else co_await io_.write_into(bufs, sent);
+        if constexpr (Io::is_tls) {
+          sent = co_await io_.write(std::span<const asio::const_buffer>(fw.bufs));
+        } else {
+          // The kernel usually takes the whole response at once; Asio's
+          // write is awaited only for what it did not (net/send_now.hpp).
+          const std::size_t at_once = io_.send_now(fw.bufs);
+          if (at_once == fw.total) {
+            sent = {std::error_code{}, at_once};
+          } else {
+            net::drop_front(fw.bufs, at_once);
+            co_await io_.write_into(fw.bufs, sent);
+            std::get<1>(sent) += at_once;
+          }
+        }
         auto [ec, n] = sent;
         if (ec || n != fw.total) {
           o = outcome::close;
