@@ -22,7 +22,6 @@
 #include "gateway/net/direct_op.hpp"
 #include "gateway/net/interrupt.hpp"
 #include "gateway/net/proxy_protocol.hpp"
-#include "gateway/net/send_now.hpp"
 #include "gateway/net/tls_stream.hpp"
 #include "gateway/net/worker.hpp"
 
@@ -234,10 +233,6 @@ class plain_stream final : public http::byte_stream {
       if (k == 1) asio::async_write(s_, two[0], std::move(h));
       else asio::async_write(s_, two, std::move(h));
     });
-  }
-  // What one non-blocking send takes at once (net/send_now.hpp; 0 on io_uring).
-  std::size_t send_now(std::span<const asio::const_buffer> bufs) noexcept {
-    return net::send_now(s_.native_handle(), bufs);
   }
   void shutdown_send() noexcept override {
     std::error_code ignored;
@@ -813,21 +808,10 @@ asio::awaitable<bool> session<Io>::run() {
       else {
         first_write fw;
         prepare_response(ex, fw);
+        const std::span<const asio::const_buffer> bufs(fw.bufs);
         net::io_result sent;
-        if constexpr (Io::is_tls) {
-          sent = co_await io_.write(std::span<const asio::const_buffer>(fw.bufs));
-        } else {
-          // The kernel usually takes the whole response at once; Asio's
-          // write is awaited only for what it did not (net/send_now.hpp).
-          const std::size_t at_once = io_.send_now(fw.bufs);
-          if (at_once == fw.total) {
-            sent = {std::error_code{}, at_once};
-          } else {
-            net::drop_front(fw.bufs, at_once);
-            co_await io_.write_into(fw.bufs, sent);
-            std::get<1>(sent) += at_once;
-          }
-        }
+        if constexpr (Io::is_tls) sent = co_await io_.write(bufs);
+        else co_await io_.write_into(bufs, sent);
         auto [ec, n] = sent;
         if (ec || n != fw.total) {
           o = outcome::close;

@@ -558,17 +558,9 @@ class proxy_layer final : public http::layer {
         up->begin_exchange();
         std::optional<head_outcome> got;
         {
-          std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(ex.req.body)};
-          const std::size_t total = head.size() + ex.req.body.size();
-          // One sendmsg at once; Asio's write only for what the kernel did
-          // not take (net/send_now.hpp).
-          const std::size_t at_once = up->connection().send_now(bufs);
-          net::io_result r{std::error_code{}, at_once};
-          if (at_once != total) {
-            net::drop_front(bufs, at_once);
-            co_await up->connection().write_into(bufs, r);
-            std::get<1>(r) += at_once;
-          }
+          const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(ex.req.body)};
+          net::io_result r;
+          co_await up->connection().write_into(bufs, r);
           got = up->sent(r);
           while (!got) {
             asio::mutable_buffer space;

@@ -39,7 +39,6 @@
 
 #include "gateway/core/stats.hpp"
 #include "gateway/net/direct_op.hpp"
-#include "gateway/net/send_now.hpp"
 #include "gateway/proxy/upstream_tls.hpp"
 
 namespace gateway::proxy {
@@ -127,11 +126,6 @@ class upstream_connection {
       if (tls_) asio::async_write(*tls_, b, std::move(h));
       else asio::async_write(socket_, b, std::move(h));
     });
-  }
-  // What one non-blocking send takes at once on a plain connection
-  // (net/send_now.hpp); 0 on TLS (the record layer writes) and on io_uring.
-  std::size_t send_now(std::span<const asio::const_buffer> b) noexcept {
-    return tls_ ? 0 : net::send_now(socket_.native_handle(), b);
   }
   // End of stream for a tunnel: a FIN, or (TLS) a FIN without close_notify,
   // which many servers send. A close-delimited response body does not
