@@ -15,8 +15,10 @@
 // how many leading bytes of a stored key a guess got right: without the
 // process's key, a guess's digest is unrelated to the key it resembles.
 // (A cryptographic hash such as SHA-256 gives the same guarantee at about
-// twenty times the instructions per request; the digests are compared, not
-// published, so a keyed PRF is all the comparison needs.)
+// seven times the instructions per request; the digests are compared, not
+// published, so a keyed PRF is all the comparison needs.) The first set built
+// draws the process's key: its constructor and from_file throw
+// std::runtime_error in the unlikely case that the OS has no random bytes.
 #include <array>
 #include <cstddef>
 #include <optional>
