@@ -10,6 +10,9 @@
 #     --window S          seconds counted (default 40)
 #     --out DIR           reports and callgrind files (default build/instructions/DATE)
 #     --gateway FILE      the gateway binary (default build/bin/gateway)
+#     --io-backend NAME   the gateway's --io-backend (default epoll: valgrind
+#                         3.19 does not follow io_uring's shared rings, and a
+#                         gateway on io_uring under it serves nothing)
 #     --ll SIZE,ASSOC,LINE  the simulated last-level cache (default 2097152,16,64:
 #                         one core's 2 MiB L2 here; callgrind would otherwise
 #                         take the 504 MiB L3 this VM reports, which never
@@ -39,6 +42,7 @@ warmup=20
 window=40
 out=""
 gateway_bin="$root/build/bin/gateway"
+io_backend=epoll
 ll=2097152,16,64
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -48,6 +52,7 @@ while [ $# -gt 0 ]; do
     --window) window=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --gateway) gateway_bin=$2; shift 2 ;;
+    --io-backend) io_backend=$2; shift 2 ;;
     --ll) ll=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "instructions.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -107,7 +112,7 @@ for c in "${conn_list[@]}"; do
     backend_port=$(wait_for_line "$tmp/backend.out" 'listening on' | sed 's/.*://')
     vg=(valgrind --tool=callgrind --cache-sim=yes --LL="$ll" --callgrind-out-file="$out/$run.callgrind")
     if [ "$s" = gateway ]; then
-      "${vg[@]}" "$gateway_bin" --listen 127.0.0.1:0 --backend "http://127.0.0.1:$backend_port" \
+      "${vg[@]}" "$gateway_bin" --io-backend "$io_backend" --listen 127.0.0.1:0 --backend "http://127.0.0.1:$backend_port" \
         --api-key loadtest-key --access-log off --rate-limit 100000000/min --threads 1 \
         >"$tmp/sut.out" 2>"$tmp/sut.err" &
       sut_pid=$!

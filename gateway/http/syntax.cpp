@@ -4,26 +4,10 @@
 
 namespace gateway::http {
 
-namespace {
-
-constexpr std::array<bool, 256> make_tchar_table() {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}
-constexpr auto tchar_table = make_tchar_table();
-
-}  // namespace
-
-bool is_tchar(unsigned char c) noexcept { return tchar_table[c]; }
-
 bool is_token(std::string_view s) noexcept {
   if (s.empty()) return false;
   for (unsigned char c : s)
-    if (!tchar_table[c]) return false;
+    if (!is_tchar(c)) return false;
   return true;
 }
 
@@ -39,6 +23,13 @@ bool has_token(std::string_view list, std::string_view token) noexcept {
 }
 
 bool is_hop_by_hop(std::string_view name, const header_list& fields) noexcept {
+  if (is_hop_by_hop_name(name)) return true;
+  for (const auto& f : fields)
+    if (iequals(f.name, "connection") && has_token(f.value, name)) return true;
+  return false;
+}
+
+bool is_hop_by_hop_name(std::string_view name) noexcept {
   switch (name.size()) {
     case 2:
       if (iequals(name, "te")) return true;
@@ -58,8 +49,6 @@ bool is_hop_by_hop(std::string_view name, const header_list& fields) noexcept {
     default:
       break;
   }
-  for (const auto& f : fields)
-    if (iequals(f.name, "connection") && has_token(f.value, name)) return true;
   return false;
 }
 

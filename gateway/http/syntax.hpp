@@ -3,6 +3,7 @@
 // (the request parser, the proxy's request writer and response reader, the
 // tunnel, the codecs): tokens, optional whitespace, comma-separated lists
 // and the hop-by-hop fields.
+#include <array>
 #include <string_view>
 
 #include "gateway/core/ascii.hpp"
@@ -10,8 +11,21 @@
 
 namespace gateway::http {
 
-// RFC 9110 section 5.6.2: tchar.
-bool is_tchar(unsigned char c) noexcept;
+namespace detail {
+constexpr std::array<bool, 256> make_tchar_table() noexcept {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}
+inline constexpr std::array<bool, 256> tchar_table = make_tchar_table();
+}  // namespace detail
+
+// RFC 9110 section 5.6.2: tchar. Inline: the request parser asks it for
+// every byte of every field name.
+constexpr bool is_tchar(unsigned char c) noexcept { return detail::tchar_table[c]; }
 
 // A non-empty sequence of tchars (RFC 9110 section 5.6.2: token).
 bool is_token(std::string_view s) noexcept;
@@ -43,5 +57,8 @@ bool has_token(std::string_view list, std::string_view token) noexcept;
 // Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade), given the
 // message's own fields (whose Connection values name further ones).
 bool is_hop_by_hop(std::string_view name, const header_list& fields) noexcept;
+
+// The same for a message without a Connection field: the fixed names only.
+bool is_hop_by_hop_name(std::string_view name) noexcept;
 
 }  // namespace gateway::http

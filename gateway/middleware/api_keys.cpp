@@ -1,13 +1,7 @@
 #include "gateway/middleware/api_keys.hpp"
 
-// SHA256_Init/Update/Final are deprecated in OpenSSL 3 in favour of EVP,
-// but EVP (and the one-shot SHA256(), built on it) fetches the algorithm
-// from the provider store on every call: several heap allocations and a
-// process-wide read lock per request, on the hot path of every request that
-// presents a key. The low-level functions hash on the stack.
-#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
+#include <openssl/rand.h>
 
 #include <algorithm>
 #include <array>
@@ -16,6 +10,8 @@
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
+
+#include "gateway/core/siphash.hpp"
 
 namespace gateway::middleware {
 
@@ -32,12 +28,16 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-void sha256(std::string_view data, std::array<unsigned char, 32>& out) noexcept {
-  SHA256_CTX c;
-  SHA256_Init(&c);
-  SHA256_Update(&c, data.data(), data.size());
-  SHA256_Final(out.data(), &c);
-  OPENSSL_cleanse(&c, sizeof c);  // it held a key
+// The process's digest key: random, drawn once, before the first key set
+// is built (start-up), and the same for every set, so that sets can merge.
+const core::siphash_key& digest_key() {
+  static const core::siphash_key key = [] {
+    core::siphash_key k{};
+    if (RAND_bytes(k.data(), static_cast<int>(k.size())) != 1)
+      throw std::runtime_error("API keys: no random bytes from the operating system for the digest key");
+    return k;
+  }();
+  return key;
 }
 
 }  // namespace
@@ -59,8 +59,7 @@ std::optional<std::string> api_key_set::check_key(std::string_view key) {
 }
 
 void api_key_set::add(std::string_view key) {
-  digest d{};
-  sha256(key, d);
+  const digest d = core::siphash128(digest_key(), key);
   if (std::find(digests_.begin(), digests_.end(), d) == digests_.end()) digests_.push_back(d);
 }
 
@@ -122,9 +121,8 @@ api_key_set api_key_set::from_file(const std::string& path, std::string& error) 
 
 bool api_key_set::contains(std::string_view presented) const noexcept {
   // The length cap is public, so refusing early on it leaks nothing.
-  if (presented.empty() || presented.size() > max_key_size) return false;
-  digest d{};
-  sha256(presented, d);
+  if (presented.empty() || presented.size() > max_key_size || digests_.empty()) return false;
+  const digest d = core::siphash128(digest_key(), presented);
   // Every stored digest is compared, with no early exit, and CRYPTO_memcmp
   // takes the same time wherever the first differing byte is. Comparing
   // digests rather than keys also hides the stored keys' lengths.

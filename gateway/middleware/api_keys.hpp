@@ -6,11 +6,19 @@
 // to call from any number of threads at once; it allocates nothing, throws
 // nothing and never blocks.
 //
-// Only SHA-256 digests of the keys are kept, not the keys themselves.
-// `contains` hashes the presented key once and compares the digest with every
-// stored digest (CRYPTO_memcmp, no early exit), so its running time depends
-// on the presented key's length and on the number of stored keys only, never
-// on how many leading bytes of a stored key a guess got right.
+// Only keyed digests of the keys are kept, not the keys themselves: SipHash
+// with its 128-bit output (core/siphash.hpp) under a key drawn from the
+// operating system's random source once per process. `contains` hashes the
+// presented key once and compares the digest with every stored digest
+// (CRYPTO_memcmp, no early exit), so its running time depends on the
+// presented key's length and on the number of stored keys only, never on
+// how many leading bytes of a stored key a guess got right: without the
+// process's key, a guess's digest is unrelated to the key it resembles.
+// (A cryptographic hash such as SHA-256 gives the same guarantee at about
+// seven times the instructions per request; the digests are compared, not
+// published, so a keyed PRF is all the comparison needs.) The first set built
+// draws the process's key: its constructor and from_file throw
+// std::runtime_error in the unlikely case that the OS has no random bytes.
 #include <array>
 #include <cstddef>
 #include <optional>
@@ -55,7 +63,7 @@ class api_key_set {
   bool empty() const noexcept { return digests_.empty(); }
 
  private:
-  using digest = std::array<unsigned char, 32>;
+  using digest = std::array<unsigned char, 16>;
   void add(std::string_view key);
 
   std::vector<digest> digests_;

@@ -33,17 +33,12 @@ std::string_view value_of(header_template::var v, const http::exchange& ex) noex
   return {};
 }
 
-bool is_hop_by_hop_name(std::string_view name) {
-  static const http::header_list none;
-  return http::is_hop_by_hop(name, none);
-}
-
 enum class direction { request, response };
 enum class edit { set, add, remove };
 
 // Why a rule may not touch `name`, or empty when it may.
 std::string refusal(std::string_view name, direction d, edit e, bool route_has_cors) {
-  if (is_hop_by_hop_name(name) || http::iequals(name, "content-length"))
+  if (http::is_hop_by_hop_name(name) || http::iequals(name, "content-length"))
     return "is a hop-by-hop or framing field, which the gateway writes itself";
   if (d == direction::request) {
     if (http::iequals(name, "host"))

@@ -214,8 +214,25 @@ class plain_stream final : public http::byte_stream {
   auto read_some_into(asio::mutable_buffer into, net::io_result& out) {
     return direct(out, [this, into](direct_handler h) { s_.async_read_some(into, std::move(h)); });
   }
+  // Up to two non-empty pieces (a response's head and its body, the common
+  // case) go out as one buffer or a two-element array, for which Asio's
+  // write operation has forms of its own; a longer list takes the general
+  // form, which prepares a 64-entry buffer array on every attempt.
   auto write_into(std::span<const asio::const_buffer> bufs, net::io_result& out) {
-    return direct(out, [this, bufs](direct_handler h) { asio::async_write(s_, bufs, std::move(h)); });
+    return direct(out, [this, bufs](direct_handler h) {
+      std::array<asio::const_buffer, 2> two;
+      std::size_t k = 0;
+      for (const auto& b : bufs) {
+        if (b.size() == 0) continue;
+        if (k == two.size()) {
+          asio::async_write(s_, bufs, std::move(h));
+          return;
+        }
+        two[k++] = b;
+      }
+      if (k == 1) asio::async_write(s_, two[0], std::move(h));
+      else asio::async_write(s_, two, std::move(h));
+    });
   }
   void shutdown_send() noexcept override {
     std::error_code ignored;

@@ -644,8 +644,12 @@ class proxy_layer final : public http::layer {
     const response_reader& reader = up->reader();
     ex.res.status = reader.status();
     ex.res.reason = reader.reason();
+    // Without a Connection field (the usual response) only the fixed
+    // hop-by-hop names are dropped.
+    const bool has_connection = fields.find("connection") != nullptr;
     for (const auto& f : fields)
-      if (!http::is_hop_by_hop(f.name, fields)) ex.res.headers.add(f.name, f.value);
+      if (!(has_connection ? http::is_hop_by_hop(f.name, fields) : http::is_hop_by_hop_name(f.name)))
+        ex.res.headers.add(f.name, f.value);
     ex.res.body = {};
     ex.res.stream = up;
     if (reader.no_body()) {

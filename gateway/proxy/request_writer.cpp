@@ -51,14 +51,20 @@ std::string_view build_request_head(const http::request& req, const forward_para
   auto r = std::to_chars(length_text, length_text + sizeof length_text, req.body.size());
   std::string_view body_length(length_text, static_cast<std::size_t>(r.ptr - length_text));
 
+  // Connection may name more hop-by-hop fields; without one (the usual
+  // request) the fixed names are all there is to check.
+  const bool has_connection = req.headers.find("connection") != nullptr;
+  auto hop_by_hop = [&](std::string_view name) {
+    return has_connection ? http::is_hop_by_hop(name, req.headers) : http::is_hop_by_hop_name(name);
+  };
   std::string_view host;
   bool has_host = false;
   const http::header_field* last_xff = nullptr;
   for (const auto& f : req.headers) {
-    if (http::iequals(f.name, "host") && !http::is_hop_by_hop(f.name, req.headers)) {
+    if (http::iequals(f.name, "host") && !hop_by_hop(f.name)) {
       host = f.value;
       has_host = true;
-    } else if (http::iequals(f.name, "x-forwarded-for") && !http::is_hop_by_hop(f.name, req.headers)) {
+    } else if (http::iequals(f.name, "x-forwarded-for") && !hop_by_hop(f.name)) {
       last_xff = &f;
     }
   }
@@ -71,7 +77,7 @@ std::string_view build_request_head(const http::request& req, const forward_para
     s.put(" HTTP/1.1\r\n");
     bool has_length = false;
     for (const auto& f : req.headers) {
-      if (http::is_hop_by_hop(f.name, req.headers) || is_forwarded_meta(f.name)) continue;
+      if (hop_by_hop(f.name) || is_forwarded_meta(f.name)) continue;
       if (http::iequals(f.name, "content-length")) {
         // One Content-Length at most (the parser refused repeats); its value
         // may differ from the client's when a middleware decoded the body.
