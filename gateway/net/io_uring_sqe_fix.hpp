@@ -25,15 +25,15 @@
 //
 // 2. The ring's size. Asio asks for 16,384 submission entries per ring
 // (and the kernel makes twice as many completion entries): 1.6 MiB of
-// rings per worker, all of it resident once the ring has gone round. A
-// worker's loop submits and reaps in batches no larger than the operations
-// it has pending, one or two per connection, and Asio submits early when
-// the submission queue is full, so a smaller ring costs nothing until
-// thousands of operations are submitted in one turn; 4,096 entries (8,192
-// completions, 0.4 MiB per worker) cover the 2,000-connection load.
-// Completions beyond the completion queue wait in the kernel's overflow
-// list (IORING_FEAT_NODROP, Linux 5.5; Asio asks for 5.10), so none is lost
-// at higher counts. net/io_backend.cpp's probe sets up its ring through the
+// rings per worker, all of it resident once the ring has gone round. Asio
+// submits every 128 entries (submit_batch_size), and when the submission
+// queue is full, so few entries are ever in use; the completion queue
+// holds what the kernel finishes before the worker reaps it, at most the
+// operations pending, one or two per connection. 4,096 entries (8,192
+// completions, 0.4 MiB per worker) cover the 2,000-connection load;
+// completions beyond the queue wait in the kernel's overflow list
+// (IORING_FEAT_NODROP, Linux 5.5; Asio asks for 5.10), so none is lost at
+// higher counts. net/io_backend.cpp's probe sets up its ring through the
 // same call.
 #if defined(GATEWAY_IO_URING)
 #include <liburing.h>
