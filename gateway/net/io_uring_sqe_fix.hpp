@@ -4,7 +4,6 @@
 // Two adjustments to Asio 1.22's io_uring service, for Asio's calls only.
 //
 // 1. Cancellations without user_data.
-
 // Asio 1.22's io_uring service submits its cancellations
 // (io_uring_prep_cancel: socket::cancel, close with an operation pending,
 // per-operation cancellation such as awaitable_operators' ||) and the
