@@ -250,8 +250,13 @@ class plain_stream final : public http::byte_stream {
 template <class Io>
 class session {
  public:
+  // The read buffer starts at 1 KiB, as nginx's client_header_buffer_size:
+  // most request heads fit, and a session under load keeps it for as long
+  // as its connection is busy. A longer head doubles it (up to
+  // --max-head + 1 KiB), once per session.
+  static constexpr std::size_t initial_read_buffer = 1024;
   session(connection_state& st, Io& io)
-      : st_(st), w_(st.owner), cfg_(w_.cfg()), io_(io), in_(2048), mem_(w_.arena_blocks()) {}
+      : st_(st), w_(st.owner), cfg_(w_.cfg()), io_(io), in_(initial_read_buffer), mem_(w_.arena_blocks()) {}
   ~session() { release_budget(); }
   session(const session&) = delete;
   session& operator=(const session&) = delete;

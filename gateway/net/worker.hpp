@@ -129,8 +129,16 @@ class worker {
   void arm_sweep();
   void sweep();
 
+  // The first block of a session's request arena. A proxied request with
+  // a short head uses about 5.2 KiB of it (the response's first 2 KiB read
+  // buffer, the walk's layer states, three header tables, the head sent
+  // upstream); 7 KiB leaves room for a request head of about 1.8 KiB more.
+  // Under load every request waiting on the backend holds one, so each KiB
+  // here is 2 MiB at 2,000 connections; a request that needs more takes an
+  // extra block for its duration (core/arena.cpp).
+  static constexpr std::size_t arena_block_size = 7 * 1024;
   // Before io_: connections (in io_) give their blocks back until io_ is gone.
-  // Up to 1,024 blocks (8 MiB), freed by the sweep once the worker is idle.
+  // Up to 1,024 blocks (7 MiB), freed by the sweep once the worker is idle.
   // None under the sanitizers, so that ASan sees every block freed.
 #if defined(GATEWAY_SANITIZED)
   static constexpr std::size_t pooled_arena_blocks = 0;
@@ -151,7 +159,7 @@ class worker {
   static constexpr std::size_t descriptor_slack = 64;
   std::size_t descriptors_reserved_ = 0;
   int null_fd_ = -1;  // /dev/null: epoll refuses it, so reserving makes no epoll_ctl
-  core::block_pool arena_blocks_{core::arena::default_first_block, pooled_arena_blocks};
+  core::block_pool arena_blocks_{arena_block_size, pooled_arena_blocks};
   std::int64_t requests_at_last_sweep_ = 0;
   asio::io_context io_{1};
   // After io_: its watch is a descriptor of io_.
