@@ -67,6 +67,25 @@ std::error_code protocol_error() { return std::make_error_code(std::errc::protoc
 
 }  // namespace
 
+namespace {
+
+// A BIO method of the stream's input or output, with `ctrl` and the create and
+// destroy every such BIO shares: it keeps no state of its own (its data is
+// the stream), so create only marks it ready. Null when out of memory.
+BIO_METHOD* new_stream_bio_method(const char* name, long (*ctrl)(BIO*, int, long, void*)) {
+  BIO_METHOD* meth = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, name);
+  if (meth == nullptr) return nullptr;
+  BIO_meth_set_ctrl(meth, ctrl);
+  BIO_meth_set_create(meth, [](BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+  });
+  BIO_meth_set_destroy(meth, [](BIO*) { return 1; });
+  return meth;
+}
+
+}  // namespace
+
 // OpenSSL's read side: a source BIO that hands out the stream's input
 // buffer and asks for a retry (the stream then receives) when it is empty.
 struct tls_input_bio {
@@ -101,22 +120,11 @@ struct tls_input_bio {
         return 0;
     }
   }
-  static int create(BIO* b) {
-    BIO_set_init(b, 1);
-    return 1;
-  }
-  static int destroy(BIO*) { return 1; }
-
   // One method for the process, made on first use (thread-safe static).
   static const BIO_METHOD* method() {
     static BIO_METHOD* m = [] {
-      BIO_METHOD* meth = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "gateway TLS input");
-      if (meth != nullptr) {
-        BIO_meth_set_read_ex(meth, read);
-        BIO_meth_set_ctrl(meth, ctrl);
-        BIO_meth_set_create(meth, create);
-        BIO_meth_set_destroy(meth, destroy);
-      }
+      BIO_METHOD* meth = new_stream_bio_method("gateway TLS input", ctrl);
+      if (meth != nullptr) BIO_meth_set_read_ex(meth, read);
       return meth;
     }();
     return m;
@@ -154,21 +162,10 @@ struct tls_output_bio {
         return 0;
     }
   }
-  static int create(BIO* b) {
-    BIO_set_init(b, 1);
-    return 1;
-  }
-  static int destroy(BIO*) { return 1; }
-
   static const BIO_METHOD* method() {
     static BIO_METHOD* m = [] {
-      BIO_METHOD* meth = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "gateway TLS output");
-      if (meth != nullptr) {
-        BIO_meth_set_write_ex(meth, write);
-        BIO_meth_set_ctrl(meth, ctrl);
-        BIO_meth_set_create(meth, create);
-        BIO_meth_set_destroy(meth, destroy);
-      }
+      BIO_METHOD* meth = new_stream_bio_method("gateway TLS output", ctrl);
+      if (meth != nullptr) BIO_meth_set_write_ex(meth, write);
       return meth;
     }();
     return m;

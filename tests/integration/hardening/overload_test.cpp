@@ -166,20 +166,32 @@ TEST_CASE("idle keep-alive connections give their request memory back: 1,000 of 
 
 namespace {
 
-// A connection that sent one request and read its answer, as a bare
-// descriptor (no heap of its own in this process). -1 on failure.
-int one_request_then_idle(std::uint16_t port, int source) {
+// A TCP socket whose reads give up after `seconds`; -1 on failure.
+int socket_with_receive_timeout(int seconds) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;
-  sockaddr_in from{};
-  from.sin_family = AF_INET;
-  from.sin_addr.s_addr = htonl(0x7f000000u + 2u + static_cast<unsigned>(source));  // 127.0.0.2 ...
+  timeval tv{seconds, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+sockaddr_in loopback_address(std::uint16_t port) {
   sockaddr_in to{};
   to.sin_family = AF_INET;
   to.sin_port = htons(port);
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return to;
+}
+
+// A connection that sent one request and read its answer, as a bare
+// descriptor (no heap of its own in this process). -1 on failure.
+int one_request_then_idle(std::uint16_t port, int source) {
+  int fd = socket_with_receive_timeout(5);
+  if (fd < 0) return -1;
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  from.sin_addr.s_addr = htonl(0x7f000000u + 2u + static_cast<unsigned>(source));  // 127.0.0.2 ...
+  sockaddr_in to = loopback_address(port);
   static constexpr std::string_view req = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
   std::string got;
   char b[1024];
@@ -277,14 +289,9 @@ namespace {
 // A connection that sent one proxied request and has not read its answer,
 // as a bare descriptor. -1 on failure.
 int request_in_flight(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int fd = socket_with_receive_timeout(15);
   if (fd < 0) return -1;
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(port);
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{15, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in to = loopback_address(port);
   static constexpr std::string_view req = "GET /api/items HTTP/1.1\r\nHost: t\r\nX-API-Key: rss-key\r\n\r\n";
   if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 ||
       ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
