@@ -79,6 +79,13 @@ test::tls_client_options trusting(const std::string& ca) {
   return o;
 }
 
+// The same, offering only one protocol version (TLS1_3_VERSION, TLS1_2_VERSION).
+test::tls_client_options trusting(const std::string& ca, int version) {
+  auto o = trusting(ca);
+  o.min_version = o.max_version = version;
+  return o;
+}
+
 }  // namespace
 
 TEST_CASE("HTTPS: TLS 1.3 and 1.2 clients get answers with ALPN http/1.1, several requests on one handshake",
@@ -86,8 +93,7 @@ TEST_CASE("HTTPS: TLS 1.3 and 1.2 clients get answers with ALPN http/1.1, severa
   certs c;
   test::running_server srv(tls_config(c));
   for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
-    auto o = trusting(c.cert);
-    o.min_version = o.max_version = version;
+    auto o = trusting(c.cert, version);
     test::tls_client client(srv.port(), o);
     REQUIRE(client.connected());
     CHECK(client.protocol() == (version == TLS1_3_VERSION ? "TLSv1.3" : "TLSv1.2"));
@@ -110,8 +116,7 @@ TEST_CASE("HTTPS: a response head and its small body arrive in one TLS record, o
   certs c;
   test::running_server srv(tls_config(c));
   for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
-    auto o = trusting(c.cert);
-    o.min_version = o.max_version = version;
+    auto o = trusting(c.cert, version);
     test::tls_client client(srv.port(), o);
     REQUIRE(client.connected());
     // The first exchange also reads the session ticket (TLS 1.3 sends it
@@ -143,8 +148,7 @@ TEST_CASE("HTTPS: a 1 MiB upload and a 4 MiB response arrive intact, pipelined r
   for (std::size_t i = 0; i < up.size(); ++i) up[i] = static_cast<char>('A' + (i * 7) % 26);
   const std::string expect_echo = "POST /echo/up " + std::to_string(up.size()) + " " + std::to_string(test::checksum(up));
   for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
-    auto o = trusting(c.cert);
-    o.min_version = o.max_version = version;
+    auto o = trusting(c.cert, version);
     test::tls_client client(srv.port(), o);
     REQUIRE(client.connected());
     for (int round = 0; round < 2; ++round) {
@@ -180,8 +184,7 @@ TEST_CASE("HTTPS: a 1 MiB upload and a 4 MiB response arrive intact, pipelined r
 TEST_CASE("HTTPS: a TLS 1.3 KeyUpdate that asks for one is answered, and requests go on after it", "[integration][tls]") {
   certs c;
   test::running_server srv(tls_config(c));
-  auto o = trusting(c.cert);
-  o.min_version = o.max_version = TLS1_3_VERSION;
+  auto o = trusting(c.cert, TLS1_3_VERSION);
   test::tls_client client(srv.port(), o);
   REQUIRE(client.connected());
   REQUIRE(client.send(health));
@@ -339,8 +342,7 @@ TEST_CASE("HTTPS session tickets resume TLS 1.2 and 1.3 sessions, on any worker,
   test::running_server srv(cfg);
   for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
     INFO("version " << version);
-    auto o = trusting(c.cert);
-    o.min_version = o.max_version = version;
+    auto o = trusting(c.cert, version);
     SSL_SESSION* session = nullptr;
     {
       test::tls_client first(srv.port(), o);
