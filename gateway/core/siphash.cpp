@@ -56,9 +56,7 @@ struct state {
 // The reference implementation's 128-bit variant: v1 ^= 0xee at the start,
 // v2 ^= 0xee before the first four finalisation rounds, v1 ^= 0xdd before
 // the second four.
-siphash_digest siphash128(const siphash_key& key, std::string_view data) noexcept {
-  const std::uint64_t k0 = load_le64(key.data());
-  const std::uint64_t k1 = load_le64(key.data() + 8);
+siphash_words siphash128(std::uint64_t k0, std::uint64_t k1, std::string_view data) noexcept {
   state s{0x736f6d6570736575ull ^ k0, 0x646f72616e646f6dull ^ k1 ^ 0xee, 0x6c7967656e657261ull ^ k0,
           0x7465646279746573ull ^ k1};
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
@@ -69,10 +67,18 @@ siphash_digest siphash128(const siphash_key& key, std::string_view data) noexcep
   std::memcpy(last, p + whole, n - whole);
   s.compress(load_le64(last) | (static_cast<std::uint64_t>(n) << 56));
   s.v2 ^= 0xee;
-  siphash_digest out;
-  store_le64(out.data(), s.finish_half());
+  siphash_words out{};
+  out.first = s.finish_half();
   s.v1 ^= 0xdd;
-  store_le64(out.data() + 8, s.finish_half());
+  out.second = s.finish_half();
+  return out;
+}
+
+siphash_digest siphash128(const siphash_key& key, std::string_view data) noexcept {
+  const siphash_words w = siphash128(load_le64(key.data()), load_le64(key.data() + 8), data);
+  siphash_digest out;
+  store_le64(out.data(), w.first);
+  store_le64(out.data() + 8, w.second);
   return out;
 }
 

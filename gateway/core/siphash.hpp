@@ -16,4 +16,13 @@ using siphash_digest = std::array<unsigned char, 16>;
 
 siphash_digest siphash128(const siphash_key& key, std::string_view data) noexcept;
 
+// The same function with the key as its two little-endian 64-bit words and
+// the output as its two 64-bit halves (`first` is the digest's first eight
+// bytes read little-endian): for callers that index by the digest's bits.
+struct siphash_words {
+  std::uint64_t first;
+  std::uint64_t second;
+};
+siphash_words siphash128(std::uint64_t k0, std::uint64_t k1, std::string_view data) noexcept;
+
 }  // namespace gateway::core

@@ -12,68 +12,27 @@
 #include <random>
 #include <stdexcept>
 
+#include "gateway/core/siphash.hpp"
+
 namespace gateway::middleware {
 
 namespace {
 
 constexpr std::uint32_t nil = std::numeric_limits<std::uint32_t>::max();
 
+// Client keys are hashed with SipHash-2-4's 128-bit output (core/siphash.hpp)
+// under a per-process random key, so that nobody can choose keys that pile
+// into one shard or one probe chain; 128 bits so that two clients colliding
+// (and sharing a budget) is not a practical concern. `lo` is the digest's
+// first half, `hi` its second.
 struct digest {
   std::uint64_t hi = 0;
   std::uint64_t lo = 0;
 };
 
-// SipHash-2-4 with 128-bit output (Aumasson and Bernstein, "SipHash: a fast
-// short-input PRF", and the reference implementation's 128-bit variant).
-// Keyed with a per-process random key so that nobody can choose keys that
-// pile into one shard or one probe chain; 128 bits so that two clients
-// colliding (and sharing a budget) is not a practical concern.
-inline std::uint64_t rotl(std::uint64_t x, int b) noexcept { return (x << b) | (x >> (64 - b)); }
-
-struct sip_state {
-  std::uint64_t v0, v1, v2, v3;
-  void round() noexcept {
-    v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);
-    v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;
-    v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;
-    v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);
-  }
-};
-
-inline std::uint64_t load_le64(const unsigned char* p) noexcept {
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-
 digest siphash128(std::uint64_t k0, std::uint64_t k1, std::string_view in) noexcept {
-  sip_state s{0x736f6d6570736575ULL ^ k0, 0x646f72616e646f6dULL ^ k1,
-              0x6c7967656e657261ULL ^ k0, 0x7465646279746573ULL ^ k1};
-  s.v1 ^= 0xee;
-  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
-  const std::size_t n = in.size();
-  const std::size_t full = n - n % 8;
-  for (std::size_t i = 0; i < full; i += 8) {
-    std::uint64_t m = load_le64(p + i);
-    s.v3 ^= m;
-    s.round();
-    s.round();
-    s.v0 ^= m;
-  }
-  std::uint64_t b = static_cast<std::uint64_t>(n) << 56;
-  for (std::size_t i = full; i < n; ++i) b |= static_cast<std::uint64_t>(p[i]) << (8 * (i - full));
-  s.v3 ^= b;
-  s.round();
-  s.round();
-  s.v0 ^= b;
-  s.v2 ^= 0xee;
-  for (int i = 0; i < 4; ++i) s.round();
-  digest d;
-  d.lo = s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
-  s.v1 ^= 0xdd;
-  for (int i = 0; i < 4; ++i) s.round();
-  d.hi = s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
-  return d;
+  const core::siphash_words w = core::siphash128(k0, k1, in);
+  return digest{w.second, w.first};
 }
 
 struct links {

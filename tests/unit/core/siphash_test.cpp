@@ -10,6 +10,7 @@
 using gateway::core::siphash128;
 using gateway::core::siphash_digest;
 using gateway::core::siphash_key;
+using gateway::core::siphash_words;
 
 namespace {
 
@@ -64,5 +65,27 @@ TEST_CASE("siphash128 depends on the key and on every input byte", "[unit][core]
     std::string changed = msg;
     changed[i] ^= 1;
     CHECK(siphash128(a, changed) != siphash128(a, msg));
+  }
+}
+
+TEST_CASE("siphash128 over key words gives the byte form's two halves, little-endian", "[unit][core]") {
+  siphash_key key{};
+  for (unsigned i = 0; i < 16; ++i) key[i] = static_cast<unsigned char>(i);
+  std::uint64_t k0 = 0, k1 = 0;
+  for (int i = 7; i >= 0; --i) {
+    k0 = (k0 << 8) | key[i];
+    k1 = (k1 << 8) | key[8 + i];
+  }
+  for (std::string_view msg : {"", "a", "0123456789abcdef-", "loadtest-key"}) {
+    INFO("message " << msg);
+    const siphash_digest bytes = siphash128(key, msg);
+    const siphash_words words = siphash128(k0, k1, msg);
+    std::uint64_t first = 0, second = 0;
+    for (int i = 7; i >= 0; --i) {
+      first = (first << 8) | bytes[i];
+      second = (second << 8) | bytes[8 + i];
+    }
+    CHECK(words.first == first);
+    CHECK(words.second == second);
   }
 }
