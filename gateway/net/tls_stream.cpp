@@ -57,12 +57,6 @@ want classify(SSL* ssl, int ret) noexcept {
   }
 }
 
-asio::awaitable<std::error_code> wait_for(asio::ip::tcp::socket& s, want w) {
-  auto [ec] = co_await s.async_wait(w == want::read ? asio::socket_base::wait_read : asio::socket_base::wait_write,
-                                    use_nothrow);
-  co_return ec;
-}
-
 std::error_code protocol_error() { return std::make_error_code(std::errc::protocol_error); }
 
 }  // namespace
@@ -177,15 +171,12 @@ tls_stream::tls_stream(asio::ip::tcp::socket& socket, SSL* ssl, std::shared_ptr<
   BIO* rbio = tls_input_bio::method() != nullptr ? BIO_new(tls_input_bio::method()) : nullptr;
   BIO* wbio = tls_output_bio::method() != nullptr ? BIO_new(tls_output_bio::method()) : nullptr;
   if (rbio == nullptr || wbio == nullptr) {
-    // Out of memory: OpenSSL reads and writes the non-blocking descriptor
-    // itself (SSL_set_fd), a slower path with the same results, and the
-    // stream waits for readability or writability instead.
+    // Out of memory: the handshake fails at once (not_enough_memory) and
+    // the connection is closed; OpenSSL, with no BIO, reads and writes
+    // nothing.
     BIO_free(rbio);
     BIO_free(wbio);
-    std::error_code ignored;
-    socket_->non_blocking(true, ignored);
-    SSL_set_fd(ssl_, static_cast<int>(socket_->native_handle()));
-    fd_reads_ = true;
+    no_bios_ = true;
   } else {
     BIO_set_data(rbio, this);
     BIO_set_data(wbio, this);
@@ -205,9 +196,7 @@ void tls_stream::free_input() noexcept {
   in_cap_ = in_begin_ = in_end_ = 0;
 }
 
-bool tls_stream::have_input() const noexcept {
-  return fd_reads_ || in_begin_ != in_end_ || in_eof_ || SSL_has_pending(ssl_) == 1;
-}
+bool tls_stream::have_input() const noexcept { return in_begin_ != in_end_ || in_eof_ || SSL_has_pending(ssl_) == 1; }
 
 bool tls_stream::begin_flush() noexcept {
   if (flushing_ || out_error_ || out_.empty()) return false;
@@ -314,6 +303,7 @@ std::string_view tls_stream::server_name() const noexcept {
 }
 
 asio::awaitable<std::error_code> tls_stream::handshake() {
+  if (no_bios_) co_return std::make_error_code(std::errc::not_enough_memory);
   // Nothing to hand OpenSSL before the ClientHello arrives.
   if (!have_input()) {
     const std::error_code ec = co_await fill();
@@ -333,10 +323,10 @@ asio::awaitable<std::error_code> tls_stream::handshake() {
     const want w = classify(ssl_, r);
     if (w == want::eof) co_return asio::error::eof;
     if (w == want::error) co_return protocol_error();
-    std::error_code ec;
-    if (fd_reads_) ec = co_await wait_for(*socket_, w);
-    else if (w == want::read) ec = co_await fill();
-    if (ec) co_return ec;
+    if (w == want::read) {
+      const std::error_code ec = co_await fill();
+      if (ec) co_return ec;
+    }
   }
 }
 
@@ -361,14 +351,8 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::read_some(asio::mutabl
     const want w = classify(ssl_, r);
     if (w == want::eof) co_return io_result{asio::error::eof, 0};
     if (w == want::error) co_return io_result{protocol_error(), 0};
-    // Wait for what OpenSSL asks for, then call again with the same
-    // arguments. With the stream's BIOs a read only ever waits for input
-    // (its output is taken whole).
-    if (fd_reads_) {
-      const std::error_code ec = co_await wait_for(*socket_, w);
-      if (ec) co_return io_result{ec, 0};
-      continue;
-    }
+    // Receive, then call again with the same arguments. With the stream's
+    // BIOs a read only ever waits for input (its output is taken whole).
     if (w != want::read) co_return io_result{out_error_ ? out_error_ : protocol_error(), 0};
     receive = true;
   }
@@ -387,12 +371,6 @@ asio::awaitable<std::error_code> tls_stream::write_bytes(const char* p, std::siz
     const want w = r == 1 ? want::write : classify(ssl_, r);
     if (w == want::eof) co_return asio::error::eof;
     if (w == want::error) co_return out_error_ ? out_error_ : protocol_error();
-    if (fd_reads_) {
-      if (r == 1) co_return std::error_code{};
-      const std::error_code ec = co_await wait_for(*socket_, w);
-      if (ec) co_return ec;
-      continue;
-    }
     // A write never waits for input: renegotiation is off, TLS 1.3 has none.
     if (w == want::read) co_return protocol_error();
     // Done, or the output buffer is full: send it (OpenSSL then goes on).

@@ -87,8 +87,7 @@ class tls_stream final : public http::byte_stream {
   void release_idle() noexcept;
   // The socket object that now holds the descriptor the stream was made
   // with (moved into a parking record, or out of one): receives, sends,
-  // waits, cancellation and shutdown go through `socket` from then on (and
-  // in the SSL_set_fd fallback OpenSSL keeps using the descriptor).
+  // waits, cancellation and shutdown go through `socket` from then on.
   void rebind(asio::ip::tcp::socket& socket) noexcept { socket_ = &socket; }
 
  private:
@@ -137,9 +136,8 @@ class tls_stream final : public http::byte_stream {
   // then its body), to size the next receive.
   std::size_t in_asked_ = 0;
   bool in_eof_ = false;
-  // OpenSSL reads and writes the descriptor itself (the BIOs could not be
-  // made).
-  bool fd_reads_ = false;
+  // The BIOs could not be made (out of memory): handshake() fails.
+  bool no_bios_ = false;
   // Bytes OpenSSL wrote, not yet handed to the socket, and the bytes of the
   // send in flight (out_ is swapped into it, so OpenSSL can append to out_
   // meanwhile).
