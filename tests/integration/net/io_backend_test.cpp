@@ -26,11 +26,11 @@ const std::string deny_bin = std::string(GATEWAY_BIN_DIR) + "/deny_io_uring";
 // Starts `prefix` + the gateway with `flags`, proxies one request to a
 // recording backend through it, stops it with SIGTERM and checks exit 0.
 // Returns the gateway's stderr.
-std::string serve_one_proxied_request(std::vector<std::string> argv) {
+std::string serve_one_proxied_request(std::vector<std::string> argv, const std::vector<std::string>& env = {}) {
   test::recording_backend backend;
   backend.set_script([](const test::recorded_request&) { return test::reply{test::ok_response("from the backend")}; });
   argv.insert(argv.end(), {"--listen", "127.0.0.1:0", "--threads", "2", "--backend", backend.url(), "--api-key", "k"});
-  test::child_process gw(argv);
+  test::child_process gw(argv, env);
   const auto listening = gw.wait_for_line("listening on", true, 10s);
   INFO("stderr: " << gw.err());
   REQUIRE(listening);
@@ -61,6 +61,45 @@ TEST_CASE("io backend: --io-backend epoll serves a proxied request on epoll", "[
 TEST_CASE("io backend: --io-backend io_uring serves a proxied request on io_uring", "[integration][io_uring]") {
   const std::string err = serve_one_proxied_request({gateway_bin, "--io-backend", "io_uring"});
   CHECK(err.find("gateway: I/O backend: io_uring\n") != std::string::npos);
+}
+
+namespace {
+
+// How many times `line` occurs in `text`.
+std::size_t occurrences(const std::string& text, const std::string& line) {
+  std::size_t n = 0;
+  for (auto at = text.find(line); at != std::string::npos; at = text.find(line, at + 1)) ++n;
+  return n;
+}
+
+const std::string shim = std::string("LD_PRELOAD=") + GATEWAY_URING_FLAGS_SHIM;
+
+}  // namespace
+
+TEST_CASE("io backend: every io_uring ring is set up with COOP_TASKRUN and TASKRUN_FLAG where the kernel has them",
+          "[integration][io_uring]") {
+  // The shim only logs here: the probe and each worker (--threads 2) ask
+  // for 0x300 and get their ring at the first attempt.
+  const std::string err = serve_one_proxied_request({gateway_bin, "--io-backend", "io_uring"}, {shim});
+  INFO("stderr: " << err);
+  CHECK(err.find("gateway: I/O backend: io_uring\n") != std::string::npos);
+  CHECK(occurrences(err, "uring_flags_shim: io_uring_queue_init flags 0x300 -> 0\n") >= 3);
+  CHECK(occurrences(err, "uring_flags_shim: io_uring_queue_init flags") ==
+        occurrences(err, "uring_flags_shim: io_uring_queue_init flags 0x300 -> 0\n"));
+}
+
+TEST_CASE("io backend: where the kernel refuses the newer io_uring setup flags, the rings are set up without them and serve",
+          "[integration][io_uring]") {
+  // The shim answers a flag newer than Linux 5.10's with EINVAL, as such a
+  // kernel's io_uring_setup does: the probe and each worker are refused
+  // with 0x300 and set up their ring again with Asio's flags (0) alone.
+  const std::string err =
+      serve_one_proxied_request({gateway_bin, "--io-backend", "io_uring"}, {shim, "URING_FLAGS_SHIM_ACCEPT=0x7f"});
+  INFO("stderr: " << err);
+  CHECK(err.find("gateway: I/O backend: io_uring\n") != std::string::npos);
+  const std::size_t refused = occurrences(err, "uring_flags_shim: io_uring_queue_init flags 0x300 -> -22\n");
+  CHECK(refused >= 3);
+  CHECK(occurrences(err, "uring_flags_shim: io_uring_queue_init flags 0x0 -> 0\n") == refused);
 }
 
 TEST_CASE("io backend: --io-backend auto takes io_uring where the kernel allows it", "[integration][io_uring]") {
