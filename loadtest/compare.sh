@@ -34,11 +34,21 @@
 #                       (-new) and resumed ones (-reuse), each fetching
 #                       /health, with the server's CPU per connection; then
 #                       RSS per idle TLS connection (1,000 connections held
-#                       open after one request each).
-#     --idle N          after the runs, RSS per idle connection: N connections
-#                       (one source address) each sending one /health request,
-#                       then held 4 s, for every system but the backend
-#                       (default 0: skipped; with --tls 1000, over TLS)
+#                       open after one request each, see --idle).
+#     --idle N          RSS per idle connection: N connections (one source
+#                       address) each sending one /health request, then held
+#                       4 s, for every system but the backend (default 0:
+#                       skipped; with --tls 1000, over TLS). Measured twice:
+#                       before any load, in a fresh process of each system
+#                       started for it (same configuration, own port; stopped
+#                       after it), and after the runs, in the measured
+#                       process. The two differ because a process that kept
+#                       the heap the load freed (nginx keeps it; the gateway
+#                       gives it back) places the new connections in it and
+#                       grows by less than their live memory: the fresh
+#                       figure compares what a connection costs, the other
+#                       what a loaded process grows by. The RSS totals of
+#                       both are printed under the table.
 #
 # What it does: installs nginx and HAProxy from Debian when missing
 # (scripts/deps.sh), builds the Release binaries when missing (build/, or
@@ -188,11 +198,12 @@ wait_for_line() {
   return 1
 }
 
-# Free loopback ports for nginx and HAProxy (bound and released at once; the
-# gateway and the backend take port 0 themselves).
-read -r nginx_port haproxy_port < <(python3 - <<'PY'
+# Free loopback ports for nginx and HAProxy, and for their fresh instances of
+# the idle step (bound and released at once; the gateway and the backend take
+# port 0 themselves).
+read -r nginx_port haproxy_port nginx_fresh_port haproxy_fresh_port < <(python3 - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(2)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -211,24 +222,32 @@ backend_port=$(wait_for_line "$tmp/backend.out" 'listening on' | sed 's/.*://')
 declare -A pid_of url_of
 pid_of[direct]=$backend_pid
 url_of[direct]="http://127.0.0.1:$backend_port/api/items"
-if [[ ",$systems," == *,nginx,* ]]; then
-  nginx_tls=()
+# start_nginx DIR PORT: an nginx with its config in DIR; its PID in started_pid.
+start_nginx() {
+  local nginx_tls=()
   [ -n "$tls" ] && nginx_tls=(tls_cert="$tmp/cert.pem" tls_key="$tmp/key.pem")
-  write_nginx_conf "$tmp/nginx" "$nginx_port" "$backend_port" health=1 "${nginx_tls[@]}"
-  nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" >"$tmp/nginx/out" 2>&1 &
-  pid_of[nginx]=$!
-  started_pids+=("${pid_of[nginx]}")
+  write_nginx_conf "$1" "$2" "$backend_port" health=1 "${nginx_tls[@]}"
+  nginx -p "$1" -e "$1/error.log" -c "$1/nginx.conf" >"$1/out" 2>&1 &
+  started_pid=$!
+  started_pids+=("$started_pid")
+}
+if [[ ",$systems," == *,nginx,* ]]; then
+  start_nginx "$tmp/nginx" "$nginx_port"
+  pid_of[nginx]=$started_pid
   url_of[nginx]="$scheme://127.0.0.1:$nginx_port/api/items"
 fi
 
 # --- HAProxy -----------------------------------------------------------------
-if [[ ",$systems," == *,haproxy,* ]]; then
+# start_haproxy CFG PORT: an HAProxy with its config written to CFG; its PID
+# in started_pid.
+start_haproxy() {
+  local fd_limit haproxy_maxconn
   # HAProxy wants about two descriptors per connection (client and server side).
   fd_limit=$(ulimit -n)
   [ "$fd_limit" = unlimited ] && fd_limit=1048576
   haproxy_maxconn=$(( (fd_limit - 200) / 2 ))
   [ "$haproxy_maxconn" -gt 40000 ] && haproxy_maxconn=40000
-  cat >"$tmp/haproxy.cfg" <<EOF
+  cat >"$1" <<EOF
 global
   nbthread 2
   maxconn $haproxy_maxconn
@@ -241,51 +260,65 @@ defaults
   option http-keep-alive
   http-reuse always
 frontend clients
-  bind 127.0.0.1:$haproxy_port${tls:+ ssl crt $tmp/haproxy.pem alpn http/1.1}
+  bind 127.0.0.1:$2${tls:+ ssl crt $tmp/haproxy.pem alpn http/1.1}
   http-request return status 200 content-type text/plain string ok if { path /health }
   default_backend echo
 backend echo
   http-request replace-path /api(/.*) \1
   server backend 127.0.0.1:$backend_port
 EOF
-  haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.out" 2>&1 &
-  pid_of[haproxy]=$!
-  started_pids+=("${pid_of[haproxy]}")
+  haproxy -db -f "$1" >"$1.out" 2>&1 &
+  started_pid=$!
+  started_pids+=("$started_pid")
+}
+if [[ ",$systems," == *,haproxy,* ]]; then
+  start_haproxy "$tmp/haproxy.cfg" "$haproxy_port"
+  pid_of[haproxy]=$started_pid
   url_of[haproxy]="$scheme://127.0.0.1:$haproxy_port/api/items"
 fi
 
 # --- the gateway ---------------------------------------------------------------
-if [[ ",$systems," == *,gateway,* ]]; then
-  tls_flags=()
+# start_gateway NAME: a gateway on a port of its own choosing, its output in
+# $tmp/NAME.out and .err; its PID in started_pid, its port in started_port.
+start_gateway() {
+  local tls_flags=()
   [ -n "$tls" ] && tls_flags=(--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
   "$bin/gateway" --listen 127.0.0.1:0 --backend "http://127.0.0.1:$backend_port" --api-key loadtest-key \
     "${tls_flags[@]}" \
     --access-log off --rate-limit 100000000/min \
-    >"$tmp/gateway.out" 2>"$tmp/gateway.err" &
-  pid_of[gateway]=$!
-  started_pids+=("${pid_of[gateway]}")
-  gateway_port=$(wait_for_line "$tmp/gateway.err" 'gateway: listening on' | sed -E 's/.*:([0-9]+) with.*/\1/')
-  url_of[gateway]="$scheme://127.0.0.1:$gateway_port/api/items"
+    >"$tmp/$1.out" 2>"$tmp/$1.err" &
+  started_pid=$!
+  started_pids+=("$started_pid")
+  started_port=$(wait_for_line "$tmp/$1.err" 'gateway: listening on' | sed -E 's/.*:([0-9]+) with.*/\1/')
+}
+if [[ ",$systems," == *,gateway,* ]]; then
+  start_gateway gateway
+  pid_of[gateway]=$started_pid
+  url_of[gateway]="$scheme://127.0.0.1:$started_port/api/items"
 fi
 
-# Every system answers before the runs start.
-for s in "${system_list[@]}"; do
-  ok=""
+# answers URL: true once URL answers 200 (within 10 s).
+answers() {
   for _ in $(seq 1 100); do
-    if python3 - "${url_of[$s]}" <<'PY' 2>/dev/null
+    if python3 - "$1" <<'PY' 2>/dev/null
 import ssl, sys, urllib.request
 req = urllib.request.Request(sys.argv[1], headers={"X-API-Key": "loadtest-key"})
 sys.exit(0 if urllib.request.urlopen(req, timeout=2, context=ssl._create_unverified_context()).status == 200 else 1)
 PY
-    then ok=1; break; fi
+    then return 0; fi
     sleep 0.1
   done
-  if [ -z "$ok" ]; then
+  return 1
+}
+
+# Every system answers before the runs start.
+for s in "${system_list[@]}"; do
+  if ! answers "${url_of[$s]}"; then
     echo "compare.sh: $s does not answer 200 at ${url_of[$s]}; its output:" >&2
     case "$s" in
       direct) cat "$tmp/backend.out" >&2 ;;
       nginx) cat "$tmp/nginx/out" "$tmp/nginx/error.log" >&2 ;;
-      haproxy) cat "$tmp/haproxy.out" >&2 ;;
+      haproxy) cat "$tmp/haproxy.cfg.out" >&2 ;;
       gateway) cat "$tmp/gateway.err" >&2 ;;
     esac
     exit 1
@@ -359,6 +392,92 @@ stop_sampler() {
   sampler_pid=""
 }
 
+# idle_measure PID PORT N: RSS growth of PID's process tree while N
+# connections to PORT are held, each after one /health request (over TLS
+# with --tls); prints JSON.
+idle_measure() {
+  python3 - "$1" "$2" "$3" "$scheme" <<'PY'
+import json, os, ssl, socket, sys, time
+root, port, count, scheme = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+page = os.sysconf("SC_PAGE_SIZE")
+def tree_rss():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    kids.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    total, todo = 0, [root]
+    while todo:
+        p = todo.pop()
+        todo.extend(kids.get(p, []))
+        try:
+            with open("/proc/%d/statm" % p) as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, ValueError):
+            pass
+    return total
+ctx = ssl._create_unverified_context()
+time.sleep(1)
+before = tree_rss()
+held = []
+for _ in range(count):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    c = ctx.wrap_socket(raw, server_hostname="localhost") if scheme == "https" else raw
+    c.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    held.append(c)
+time.sleep(4)  # idle: past the gateway's shedding (1 s) and its housekeeping trim (every 2 s)
+after = tree_rss()
+print(json.dumps({"connections": len(held), "rss_before": before, "rss_after": after,
+                  "per_connection": (after - before) / max(1, len(held))}))
+for c in held:
+    c.close()
+PY
+}
+
+# stop_started PID: stops a process started here, and forgets it.
+stop_started() {
+  local pid kept=()
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  for pid in "${started_pids[@]}"; do [ "$pid" = "$1" ] || kept+=("$pid"); done
+  started_pids=("${kept[@]}")
+}
+
+# --- RSS per idle connection in fresh processes, before any load ----------------
+# The idle step after the runs measures processes that have served the load:
+# one that kept the heap it freed (nginx) places new connections in it and
+# grows by less than their live memory. So the same measure first runs
+# against a fresh instance of each system (same configuration, own port),
+# started for it and stopped after it.
+if [ "$idle" -gt 0 ]; then
+  for s in "${system_list[@]}"; do
+    case "$s" in
+      direct) continue ;;
+      nginx) start_nginx "$tmp/nginx-fresh" "$nginx_fresh_port"; fresh_port=$nginx_fresh_port ;;
+      haproxy) start_haproxy "$tmp/haproxy-fresh.cfg" "$haproxy_fresh_port"; fresh_port=$haproxy_fresh_port ;;
+      gateway) start_gateway gateway-fresh; fresh_port=$started_port ;;
+    esac
+    fresh_pid=$started_pid
+    if answers "$scheme://127.0.0.1:$fresh_port/health"; then
+      idle_measure "$fresh_pid" "$fresh_port" "$idle" >"$out/idle-fresh-$s.json" ||
+        echo "compare: idle connections against a fresh $s failed" >&2
+      echo "compare: fresh $s, RSS per idle connection: $(python3 -c 'import json,sys; print("%.0f B" % json.load(open(sys.argv[1]))["per_connection"])' "$out/idle-fresh-$s.json" 2>/dev/null || echo '?')" >&2
+    else
+      echo "compare: a fresh $s does not answer on port $fresh_port" >&2
+    fi
+    stop_started "$fresh_pid"
+  done
+fi
+
 # --- the runs -------------------------------------------------------------------
 load_args=(--connections "$connections" --duration "$duration" --warmup "$warmup" --source-ips 250
            --header "X-API-Key: loadtest-key" --expect-status 200 --quiet --settle-timeout 1s)
@@ -419,51 +538,7 @@ if [ "$idle" -gt 0 ]; then
     [ "$s" = direct ] && continue  # the backend is no proxy
     port=${url_of[$s]#$scheme://127.0.0.1:}
     port=${port%%/*}
-    python3 - "${pid_of[$s]}" "$port" "$idle" "$scheme" >"$out/idle-$s.json" <<'PY' || echo "compare: idle connections against $s failed" >&2
-import json, os, ssl, socket, sys, time
-root, port, count, scheme = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-page = os.sysconf("SC_PAGE_SIZE")
-def tree_rss():
-    kids = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    kids.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
-            except (OSError, IndexError, ValueError):
-                pass
-    total, todo = 0, [root]
-    while todo:
-        p = todo.pop()
-        todo.extend(kids.get(p, []))
-        try:
-            with open("/proc/%d/statm" % p) as f:
-                total += int(f.read().split()[1]) * page
-        except (OSError, ValueError):
-            pass
-    return total
-ctx = ssl._create_unverified_context()
-time.sleep(1)
-before = tree_rss()
-held = []
-for _ in range(count):
-    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-    c = ctx.wrap_socket(raw, server_hostname="localhost") if scheme == "https" else raw
-    c.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = c.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    held.append(c)
-time.sleep(4)  # idle: past the gateway's shedding (1 s) and its housekeeping trim (every 2 s)
-after = tree_rss()
-print(json.dumps({"connections": len(held), "rss_before": before, "rss_after": after,
-                  "per_connection": (after - before) / max(1, len(held))}))
-for c in held:
-    c.close()
-PY
+    idle_measure "${pid_of[$s]}" "$port" "$idle" >"$out/idle-$s.json" || echo "compare: idle connections against $s failed" >&2
   done
 fi
 
@@ -591,11 +666,19 @@ for client in clients:
 idle_count = int(os.environ.get("IDLE_CONNECTIONS", "0"))
 idle = {}
 idle_rss = {}  # system -> (RSS before the idle step, RSS with the connections held)
+fresh = {}  # the same measure in a fresh process, before any load
+fresh_rss = {}
 for s in systems:
     try:
         doc = json.load(open(os.path.join(out, "idle-%s.json" % s)))
         idle[s] = doc["per_connection"]
         idle_rss[s] = (doc["rss_before"], doc["rss_after"])
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        doc = json.load(open(os.path.join(out, "idle-fresh-%s.json" % s)))
+        fresh[s] = doc["per_connection"]
+        fresh_rss[s] = (doc["rss_before"], doc["rss_after"])
     except (OSError, ValueError, KeyError):
         pass
 
@@ -622,39 +705,48 @@ if tls:
     def med_of(s, m, k):
         runs_ = hs.get((s, m))
         return statistics.median(x[k] for x in runs_) if runs_ else float("nan")
-    thdr = ("system", "full handshakes/s", "CPU us/full", "resumed/s", "CPU us/resumed", "RSS/idle TLS conn",
-            "full/s/nginx", "CPU/full/nginx", "resumed/s/nginx", "idle RSS/nginx")
+    thdr = ("system", "full handshakes/s", "CPU us/full", "resumed/s", "CPU us/resumed",
+            "RSS/idle TLS conn, fresh", "RSS/idle TLS conn, after runs",
+            "full/s/nginx", "CPU/full/nginx", "resumed/s/nginx", "idle RSS/nginx, fresh", "idle RSS/nginx, after runs")
     def r(a, b):
         return "%.2fx" % (a / b) if b and b == b and a == a else "-"
     trows = []
     for s in systems:
         v = [med_of(s, "new", "rate"), med_of(s, "new", "cpu_us"), med_of(s, "reuse", "rate"),
-             med_of(s, "reuse", "cpu_us"), idle.get(s, float("nan"))]
+             med_of(s, "reuse", "cpu_us"), fresh.get(s, float("nan")), idle.get(s, float("nan"))]
         n = [med_of("nginx", "new", "rate"), med_of("nginx", "new", "cpu_us"), med_of("nginx", "reuse", "rate"),
-             idle.get("nginx", float("nan"))]
+             fresh.get("nginx", float("nan")), idle.get("nginx", float("nan"))]
         trows.append((names[s], "%.0f" % v[0], "%.0f" % v[1], "%.0f" % v[2], "%.0f" % v[3], "%.0f B" % v[4],
-                      r(v[0], n[0]), r(v[1], n[1]), r(v[2], n[2]), r(v[4], n[3])))
+                      "%.0f B" % v[5], r(v[0], n[0]), r(v[1], n[1]), r(v[2], n[2]), r(v[4], n[3]), r(v[5], n[4])))
     print()
     print("New TLS connections (openssl s_time for %s, one client process, each fetching /health; medians of "
-          "%d rounds) and RSS per idle TLS connection (%d held after one request):" % (duration, rounds, idle_count))
+          "%d rounds) and RSS per idle TLS connection (%d held after one request; in a fresh process before any "
+          "load, and in the measured process after the runs):" % (duration, rounds, idle_count))
     print_table(thdr, trows)
     markdown += ["", "New TLS connections (`openssl s_time`, %s, one client process) and RSS per idle TLS "
-                 "connection (%d held open after one request):" % (duration, idle_count), "",
+                 "connection (%d held open after one request; in a fresh process before any load, and in the "
+                 "measured process after the runs):" % (duration, idle_count), "",
                  "| " + " | ".join(thdr) + " |", "|" + "---|" * len(thdr)] + \
                 ["| " + " | ".join(row) + " |" for row in trows]
-    summary["tls"] = {"handshakes": {"%s/%s" % k: v for k, v in hs.items()}, "idle_rss_per_connection": idle}
+    summary["tls"] = {"handshakes": {"%s/%s" % k: v for k, v in hs.items()}, "idle_rss_per_connection": idle,
+                      "idle_rss_per_connection_fresh": fresh}
 elif idle:
-    ihdr = ("system", "RSS per idle connection", "idle RSS/nginx")
-    irows = [(names[s], "%.0f B" % idle[s],
-              "%.2fx" % (idle[s] / idle["nginx"]) if idle.get("nginx") else "-") for s in systems if s in idle]
+    ihdr = ("system", "RSS per idle connection, fresh", "RSS per idle connection, after runs",
+            "idle RSS/nginx, fresh", "idle RSS/nginx, after runs")
+    def rel(d, s):
+        return "%.2fx" % (d[s] / d["nginx"]) if d.get("nginx") and s in d else "-"
+    irows = [(names[s], "%.0f B" % fresh[s] if s in fresh else "-", "%.0f B" % idle[s], rel(fresh, s), rel(idle, s))
+             for s in systems if s in idle]
     print()
-    print("RSS per idle keep-alive connection (%d opened one after another, one request each, held 4 s):" %
-          idle_count)
+    print("RSS per idle keep-alive connection (%d opened one after another, one request each, held 4 s; in a "
+          "fresh process before any load, and in the measured process after the runs):" % idle_count)
     print_table(ihdr, irows)
     markdown += ["", "RSS per idle keep-alive connection (%d opened one after another, one request each, "
-                 "held 4 s):" % idle_count, "", "| " + " | ".join(ihdr) + " |", "|" + "---|" * len(ihdr)] + \
+                 "held 4 s; in a fresh process before any load, and in the measured process after the runs):" %
+                 idle_count, "", "| " + " | ".join(ihdr) + " |", "|" + "---|" * len(ihdr)] + \
                 ["| " + " | ".join(row) + " |" for row in irows]
     summary["idle_rss_per_connection"] = idle
+    summary["idle_rss_per_connection_fresh"] = fresh
 
 if idle_rss:
     # The growth per connection counts only pages the process did not
@@ -663,9 +755,13 @@ if idle_rss:
     held = ", ".join("%s %.1f -> %.1f MiB" % (names[s], b / 2**20, a / 2**20)
                      for s, (b, a) in idle_rss.items())
     line = "RSS before the idle step -> with the %d idle connections held: %s" % (idle_count, held)
+    if fresh_rss:
+        line += "; fresh processes: " + ", ".join("%s %.1f -> %.1f MiB" % (names[s], b / 2**20, a / 2**20)
+                                                  for s, (b, a) in fresh_rss.items())
     print(line)
     markdown += ["", line]
     summary["idle_rss"] = {s: {"before": b, "held": a} for s, (b, a) in idle_rss.items()}
+    summary["idle_rss_fresh"] = {s: {"before": b, "held": a} for s, (b, a) in fresh_rss.items()}
 
 nginx_procs = max((int(c["medians"].get("nginx", {}).get("procs", 1)) for c in summary["clients"].values()), default=1)
 note = ("CPU and RSS are summed over each system's processes (nginx: master + %d workers; RSS of forked"

@@ -815,8 +815,13 @@ asio::awaitable<bool> session<Io>::run() {
         prepare_response(ex, fw);
         const std::span<const asio::const_buffer> bufs(fw.bufs);
         net::io_result sent;
-        if constexpr (Io::is_tls) sent = co_await io_.write(bufs);
-        else co_await io_.write_into(bufs, sent);
+        if constexpr (Io::is_tls) {
+          // A last response takes its close_notify along (one send).
+          if (fw.done && fw.close_after) io_.close_after_write();
+          sent = co_await io_.write(bufs);
+        } else {
+          co_await io_.write_into(bufs, sent);
+        }
         auto [ec, n] = sent;
         if (ec || n != fw.total) {
           o = outcome::close;

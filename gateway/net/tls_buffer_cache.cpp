@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 
 namespace gateway::net {
@@ -47,7 +48,8 @@ void openssl_free(void* p, const char*, int) { tls_buffer_cache::release(p); }
 void* tls_buffer_cache::allocate(std::size_t n) noexcept {
   if (!cacheable(n)) return std::malloc(n);
   if (cache.count > 0) return cache.blocks[--cache.count];
-  return std::malloc(block_size);
+  void* p = nullptr;
+  return posix_memalign(&p, block_align, block_size) == 0 ? p : nullptr;
 }
 
 void* tls_buffer_cache::reallocate(void* p, std::size_t n) noexcept { return std::realloc(p, n); }
@@ -55,7 +57,12 @@ void* tls_buffer_cache::reallocate(void* p, std::size_t n) noexcept { return std
 void tls_buffer_cache::release(void* p) noexcept {
   if (p == nullptr) return;
   // Only a block that can serve any cacheable request is kept: one this
-  // cache allocated, or another malloc block of that size class.
+  // cache allocated (aligned to block_align; most frees stop at this test),
+  // or another aligned malloc block of that size class.
+  if ((reinterpret_cast<std::uintptr_t>(p) & (block_align - 1)) != 0) {
+    std::free(p);
+    return;
+  }
   const std::size_t usable = malloc_usable_size(p);
   if (usable >= block_size && usable < block_size + 64 && !cache.closed && cache.count < max_blocks) {
     drain.armed = true;

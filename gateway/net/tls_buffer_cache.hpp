@@ -15,6 +15,11 @@
 // its first allocation, so the gateway calls it first thing in main().
 // Everything else passes straight to malloc, realloc and free.
 //
+// The cache's blocks are aligned to block_align, so a free tells them from
+// OpenSSL's other blocks (hundreds per handshake) by the address alone;
+// only an aligned one has its size asked (malloc_usable_size reads the
+// block's header and its neighbour's).
+//
 // Thread safety: each thread has its own cache; a block freed on another
 // thread than the one that allocated it joins that thread's cache (or goes
 // back to free). A thread's cache is freed when the thread exits; frees
@@ -29,6 +34,8 @@ struct tls_buffer_cache {
   // tag and alignment, RFC 8446 section 5.2).
   static constexpr std::size_t block_min = 16 * 1024;
   static constexpr std::size_t block_size = 18 * 1024;
+  // Every block the cache allocates starts at a multiple of this.
+  static constexpr std::size_t block_align = 4096;
   // Blocks kept per thread at most (the rest are freed).
   static constexpr std::size_t max_blocks = 8;
 

@@ -358,7 +358,20 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::read_some(asio::mutabl
   }
 }
 
-asio::awaitable<std::error_code> tls_stream::write_bytes(const char* p, std::size_t n) {
+void tls_stream::append_close_notify() noexcept {
+  close_with_write_ = false;
+  if (!handshake_done_ || sent_close_notify_ || out_error_ || out_.size() + 64 > out_limit) return;
+  // SSL_shutdown writes the alert into the output buffer (returning 0: the
+  // peer's close_notify has not come); a failure leaves it to
+  // shutdown_send(), which tries again.
+  if (SSL_shutdown(ssl_) < 0) {
+    ERR_clear_error();
+    return;
+  }
+  sent_close_notify_ = true;
+}
+
+asio::awaitable<std::error_code> tls_stream::write_bytes(const char* p, std::size_t n, bool last) {
   if (n == 0) co_return std::error_code{};
   // Without SSL_MODE_ENABLE_PARTIAL_WRITE, SSL_write_ex writes all `n`
   // bytes or fails; after a failure that asks to wait, the call is repeated
@@ -373,6 +386,7 @@ asio::awaitable<std::error_code> tls_stream::write_bytes(const char* p, std::siz
     if (w == want::error) co_return out_error_ ? out_error_ : protocol_error();
     // A write never waits for input: renegotiation is off, TLS 1.3 has none.
     if (w == want::read) co_return protocol_error();
+    if (r == 1 && last && close_with_write_) append_close_notify();
     // Done, or the output buffer is full: send it (OpenSSL then goes on).
     const bool flushed = begin_flush();
     if (flushed) {
@@ -402,7 +416,7 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::write(std::span<const 
   }
   if (pieces == 0) co_return io_result{std::error_code{}, 0};
   if (pieces == 1) {
-    auto ec = co_await write_bytes(static_cast<const char*>(only->data()), only->size());
+    auto ec = co_await write_bytes(static_cast<const char*>(only->data()), only->size(), true);
     co_return io_result{ec, ec ? 0 : total};
   }
   const std::size_t gather = std::min(total, record_payload);
@@ -411,18 +425,18 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::write(std::span<const 
     if (b.size() == 0) continue;
     const char* p = static_cast<const char*>(b.data());
     if (scratch_.size() + b.size() > record_payload) {
-      const std::error_code ec = co_await write_bytes(scratch_.data(), scratch_.size());
+      const std::error_code ec = co_await write_bytes(scratch_.data(), scratch_.size(), false);
       scratch_.clear();
       if (ec) co_return io_result{ec, 0};
     }
     if (b.size() >= record_payload) {
-      const std::error_code ec = co_await write_bytes(p, b.size());
+      const std::error_code ec = co_await write_bytes(p, b.size(), false);
       if (ec) co_return io_result{ec, 0};
     } else {
       scratch_.append(p, b.size());
     }
   }
-  const std::error_code ec = co_await write_bytes(scratch_.data(), scratch_.size());
+  const std::error_code ec = co_await write_bytes(scratch_.data(), scratch_.size(), true);
   scratch_.clear();
   if (scratch_.capacity() > scratch_keep) std::string().swap(scratch_);
   if (ec) co_return io_result{ec, 0};
@@ -430,7 +444,7 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::write(std::span<const 
 }
 
 asio::awaitable<http::byte_stream::io_result> tls_stream::write_all(asio::const_buffer bytes) {
-  auto ec = co_await write_bytes(static_cast<const char*>(bytes.data()), bytes.size());
+  auto ec = co_await write_bytes(static_cast<const char*>(bytes.data()), bytes.size(), false);
   co_return io_result{ec, ec ? 0 : bytes.size()};
 }
 

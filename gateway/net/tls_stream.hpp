@@ -82,6 +82,11 @@ class tls_stream final : public http::byte_stream {
   // 16 KiB (one send for a response head and a small body).
   asio::awaitable<io_result> write(std::span<const asio::const_buffer> bufs);
   void shutdown_send() noexcept override;
+  // The next write() is the connection's last (a response after which the
+  // connection closes): its close_notify is appended to that write's last
+  // record, so both leave in one send and shutdown_send() only sends the
+  // FIN. Without it, close_notify is a send of its own in shutdown_send().
+  void close_after_write() noexcept { close_with_write_ = true; }
   void interrupt() noexcept override;
   // Frees the stream's buffers (an idle connection holds none).
   void release_idle() noexcept;
@@ -94,7 +99,12 @@ class tls_stream final : public http::byte_stream {
   friend struct tls_input_bio;
   friend struct tls_output_bio;
 
-  asio::awaitable<std::error_code> write_bytes(const char* p, std::size_t n);
+  // `last`: the write's last piece, which carries close_notify after
+  // close_after_write().
+  asio::awaitable<std::error_code> write_bytes(const char* p, std::size_t n, bool last);
+  // Appends close_notify to the output buffer (once; not when the buffer
+  // is near its limit, where shutdown_send() sends it instead).
+  void append_close_notify() noexcept;
   // Receives what the socket has into the input buffer (empty when called),
   // sized for what OpenSSL last asked for; end of stream is recorded for
   // OpenSSL to see (in_eof_), other errors are returned. fill() is the
@@ -150,6 +160,7 @@ class tls_stream final : public http::byte_stream {
   std::error_code out_error_;
   bool handshake_done_ = false;
   bool sent_close_notify_ = false;
+  bool close_with_write_ = false;
 };
 
 }  // namespace gateway::net

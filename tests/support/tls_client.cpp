@@ -223,4 +223,8 @@ bool tls_client::wait_closed() {
   return false;
 }
 
+bool tls_client::received_close_notify() const {
+  return ssl_ != nullptr && (SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) != 0;
+}
+
 }  // namespace gateway::test

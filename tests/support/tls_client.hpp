@@ -70,6 +70,11 @@ class tls_client {
   std::optional<std::string> read_exact(std::size_t n);
   // True if the server closed the connection within the timeout.
   bool wait_closed();
+  // The server's close_notify alert has been read.
+  bool received_close_notify() const;
+  // The connection's socket, to look at what has arrived (poll, FIONREAD)
+  // without reading it.
+  int fd() const noexcept { return fd_; }
   // TLS records of application data received so far (TLS 1.3: by the
   // inner content type, so session tickets and alerts are not counted).
   std::size_t application_records() const noexcept { return app_records_; }

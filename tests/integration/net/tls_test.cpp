@@ -24,6 +24,7 @@
 #include "tests/support/files.hpp"
 #include "tests/support/report.hpp"
 #include "tests/support/skip.hpp"
+#include "tests/support/tcp_info.hpp"
 #include "tests/support/test_server.hpp"
 #include "tests/support/tls_client.hpp"
 #include "tests/support/wait.hpp"
@@ -131,6 +132,38 @@ TEST_CASE("HTTPS: a response head and its small body arrive in one TLS record, o
       CHECK(r->status == 200);
       CHECK_FALSE(r->body.empty());
       CHECK(client.application_records() - before == 1);
+    }
+  }
+}
+
+TEST_CASE("HTTPS: a last response and its close_notify leave in one send, over TLS 1.3 and 1.2",
+          "[integration][tls]") {
+  // With them apart, a client reading up to close_notify (openssl s_time,
+  // an HTTP/1.0 client) waits for a second segment. Counted by the
+  // client's kernel: data segments received for the last response.
+  certs c;
+  test::running_server srv(tls_config(c));
+  constexpr std::string_view last = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+  for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    for (int i = 0; i < 3; ++i) {
+      auto o = trusting(c.cert, version);
+      test::tls_client client(srv.port(), o);
+      REQUIRE(client.connected());
+      // The first exchange also reads the session ticket (TLS 1.3 sends it
+      // after the handshake), so what arrives next is the last response's.
+      REQUIRE(client.send(health));
+      REQUIRE(client.read_response());
+      const auto before = test::data_segments_in(client.fd());
+      REQUIRE(before);
+      REQUIRE(client.send(last));
+      auto r = client.read_response();
+      REQUIRE(r);
+      CHECK(r->status == 200);
+      CHECK(client.wait_closed());
+      CHECK(client.received_close_notify());
+      const auto after = test::data_segments_in(client.fd());
+      REQUIRE(after);
+      CHECK(*after - *before == 1);
     }
   }
 }

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <cstdlib>
 #include <thread>
 #include <vector>
@@ -28,6 +29,7 @@ TEST_CASE("tls buffer cache: a freed record buffer is handed to the next record-
   empty_cache();
   void* p = tls_buffer_cache::allocate(read_buffer);
   REQUIRE(p != nullptr);
+  CHECK(reinterpret_cast<std::uintptr_t>(p) % tls_buffer_cache::block_align == 0);
   tls_buffer_cache::release(p);
   CHECK(tls_buffer_cache::cached_for_test() == 1);
   // The write buffer's size is served by the same block, and it is usable
@@ -57,6 +59,20 @@ TEST_CASE("tls buffer cache: at most max_blocks are kept per thread, other sizes
     CHECK(tls_buffer_cache::cached_for_test() == 0);
   }
   tls_buffer_cache::release(nullptr);
+  CHECK(tls_buffer_cache::cached_for_test() == 0);
+  // A block of the cache's size that the cache did not allocate (not
+  // aligned to block_align) goes to free, not into the cache.
+  void* unaligned = nullptr;
+  std::vector<void*> aligned_by_chance;
+  for (int i = 0; i < 16 && unaligned == nullptr; ++i) {
+    void* m = std::malloc(tls_buffer_cache::block_size);
+    REQUIRE(m != nullptr);
+    if (reinterpret_cast<std::uintptr_t>(m) % tls_buffer_cache::block_align != 0) unaligned = m;
+    else aligned_by_chance.push_back(m);
+  }
+  for (void* m : aligned_by_chance) std::free(m);
+  REQUIRE(unaligned != nullptr);
+  tls_buffer_cache::release(unaligned);
   CHECK(tls_buffer_cache::cached_for_test() == 0);
   // realloc keeps the bytes, whichever way the block came.
   auto* r = static_cast<char*>(tls_buffer_cache::allocate(100));
