@@ -49,10 +49,7 @@ response_reader::head_status response_reader::parse_head(std::string_view head, 
   reset();
   // llhttp 8.1 accepts bare LF and ends a head at CR LF CR + any byte; the
   // client must never get a head we framed differently (found by fuzzing).
-  for (std::size_t i = 0; i < head.size(); ++i) {
-    if (head[i] == '\r' && (i + 1 >= head.size() || head[i + 1] != '\n')) return head_status::error;
-    if (head[i] == '\n' && (i == 0 || head[i - 1] != '\r')) return head_status::error;
-  }
+  if (!http::line_ends_are_crlf(head)) return head_status::error;
   headers_ = &headers;
   max_fields_ = max_fields;
   llhttp_errno_t err = llhttp_execute(&parser_, head.data(), head.size());
