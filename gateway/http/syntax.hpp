@@ -53,6 +53,11 @@ constexpr bool is_field_value(std::string_view v) noexcept {
 // (no bare CR, no bare LF). Sixteen bytes a step where SSE2 is there.
 bool line_ends_are_crlf(std::string_view s) noexcept;
 
+// True when `s` holds a control byte other than HTAB, CR and LF (0x00-0x1F,
+// 0x7F): what no field value, reason phrase or request line may carry
+// (RFC 9110 section 5.5). Sixteen bytes a step where SSE2 is there.
+bool has_control_byte(std::string_view s) noexcept;
+
 // Does the comma-separated list (RFC 9110 section 5.6.1) contain `token`,
 // compared case-insensitively, as in "Connection: keep-alive, Upgrade"?
 bool has_token(std::string_view list, std::string_view token) noexcept;

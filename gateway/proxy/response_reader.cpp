@@ -95,12 +95,16 @@ response_reader::head_status response_reader::parse_head(std::string_view head, 
 bool response_reader::parse_plain_head(std::string_view head, http::header_list& headers, std::uint32_t max_fields,
                                        head_status& result) {
   // Anything this does not read exactly as llhttp would goes to llhttp:
-  // HEAD responses, HTTP/1.0, 1xx/204/304 and statuses outside 200-599, a
+  // HEAD responses, HTTP/1.0, a control byte anywhere but in the line ends
+  // and HTABs, 1xx/204/304 and statuses outside 200-599, a
   // reason that is empty or starts with whitespace, obs-fold, a field with
   // an empty value (llhttp reports none), Connection, Proxy-Connection,
   // Transfer-Encoding and Upgrade (llhttp acts on them), a Content-Length
   // that is repeated, has tabs around it or more than 18 digits, none at all.
   if (head_request_ || head.size() < 17 || head.substr(0, 9) != "HTTP/1.1 ") return false;
+  // With no control byte but HTAB, CR and LF anywhere (one pass here), every
+  // byte of the reason and of each field value below is one they may hold.
+  if (http::has_control_byte(head)) return false;
   const char d0 = head[9], d1 = head[10], d2 = head[11];
   if (d0 < '2' || d0 > '5' || d1 < '0' || d1 > '9' || d2 < '0' || d2 > '9' || head[12] != ' ') return false;
   const int status = (d0 - '0') * 100 + (d1 - '0') * 10 + (d2 - '0');
@@ -113,8 +117,6 @@ bool response_reader::parse_plain_head(std::string_view head, http::header_list&
   std::size_t eol = line_end(13);
   const std::string_view reason = head.substr(13, eol - 13);
   if (reason.empty() || reason.front() == ' ' || reason.front() == '\t') return false;
-  for (unsigned char c : reason)
-    if (!http::is_field_value_byte(c)) return false;
 
   const std::size_t first_field = headers.size();
   const auto give_up = [&] {
@@ -134,8 +136,6 @@ bool response_reader::parse_plain_head(std::string_view head, http::header_list&
     for (unsigned char c : name)
       if (!http::is_tchar(c)) return give_up();
     const std::string_view raw = line.substr(colon + 1);
-    for (unsigned char c : raw)
-      if (!http::is_field_value_byte(c)) return give_up();
     const std::string_view value = http::trim_ows(raw);
     if (value.empty()) return give_up();
     switch (name.size()) {

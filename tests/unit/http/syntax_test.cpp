@@ -60,3 +60,20 @@ TEST_CASE("line_ends_are_crlf agrees with the byte-by-byte rule at every length 
   CHECK(valid > 10000);
   CHECK(invalid > 10000);
 }
+
+TEST_CASE("has_control_byte finds every control byte but HTAB, CR and LF, at every position",
+          "[unit][http][syntax]") {
+  CHECK_FALSE(http::has_control_byte(""));
+  CHECK_FALSE(http::has_control_byte("HTTP/1.1 200 OK\r\nX: a\tb \x80\xff~\r\n\r\n"));
+  for (int c = 0; c < 256; ++c) {
+    const bool control = (c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7F;
+    // The byte at each position of a 40-byte string: inside the first
+    // block, the second, and the scalar tail.
+    for (std::size_t at = 0; at < 40; ++at) {
+      std::string s(40, 'a');
+      s[at] = static_cast<char>(c);
+      INFO("byte " << c << " at " << at);
+      REQUIRE(http::has_control_byte(s) == control);
+    }
+  }
+}
