@@ -9,10 +9,17 @@ namespace {
 
 // request-target bytes (RFC 3986 section 2 plus '%'): visible ASCII only,
 // never a fragment.
-constexpr bool is_target_byte(unsigned char c) noexcept {
+constexpr bool target_byte_rule(unsigned char c) noexcept {
   return c > 0x20 && c < 0x7F && c != '#' && c != '"' && c != '<' && c != '>' && c != '\\' &&
          c != '^' && c != '`' && c != '{' && c != '|' && c != '}';
 }
+// The rule as a table: one load per byte of the target.
+constexpr std::array<bool, 256> target_byte_table = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[c] = target_byte_rule(static_cast<unsigned char>(c));
+  return t;
+}();
+constexpr bool is_target_byte(unsigned char c) noexcept { return target_byte_table[c]; }
 
 head_result fail(int status, std::string_view msg) {
   head_result r;
