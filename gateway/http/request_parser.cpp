@@ -334,11 +334,16 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
     std::string_view field = head.substr(pos, eol - pos);
     pos = eol + 2;
     if (field.front() == ' ' || field.front() == '\t') return fail(400, "obsolete line folding");
-    std::size_t colon = field.find(':');
-    if (colon == std::string_view::npos || colon == 0) return fail(400, "malformed header field");
+    // The name's tchars and the colon after them, in one pass; when that
+    // fails, the same errors as checking the colon first, then the name.
+    std::size_t colon = 0;
+    while (colon < field.size() && is_tchar(static_cast<unsigned char>(field[colon]))) ++colon;
+    if (colon == 0 || colon == field.size() || field[colon] != ':') {
+      const std::size_t c = field.find(':');
+      if (c == std::string_view::npos || c == 0) return fail(400, "malformed header field");
+      return fail(400, "invalid header name (whitespace before colon?)");
+    }
     std::string_view name = field.substr(0, colon);
-    for (unsigned char c : name)
-      if (!is_tchar(c)) return fail(400, "invalid header name (whitespace before colon?)");
     std::string_view value = field.substr(colon + 1);
     for (unsigned char c : value)
       if (!is_field_value_byte(c)) return fail(400, "control character in header value");

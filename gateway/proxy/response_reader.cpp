@@ -130,11 +130,11 @@ bool response_reader::parse_plain_head(std::string_view head, http::header_list&
     eol = line_end(pos);
     const std::string_view line = head.substr(pos, eol - pos);
     pos = eol + 2;
-    const std::size_t colon = line.find(':');
-    if (colon == 0 || colon == std::string_view::npos) return give_up();
+    // The name's tchars, then its colon, in one pass.
+    std::size_t colon = 0;
+    while (colon < line.size() && http::is_tchar(static_cast<unsigned char>(line[colon]))) ++colon;
+    if (colon == 0 || colon == line.size() || line[colon] != ':') return give_up();
     const std::string_view name = line.substr(0, colon);
-    for (unsigned char c : name)
-      if (!http::is_tchar(c)) return give_up();
     const std::string_view raw = line.substr(colon + 1);
     const std::string_view value = http::trim_ows(raw);
     if (value.empty()) return give_up();
