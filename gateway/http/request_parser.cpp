@@ -168,10 +168,9 @@ const llhttp_settings_t& settings() {
 }  // namespace
 
 bool has_dot_segment(std::string_view path) noexcept {
-  // One pass over the bytes (find_first_of searches the set for every byte).
-  bool dot_or_percent = false;
-  for (const char c : path) dot_or_percent |= c == '.' || c == '%';
-  if (!dot_or_percent) return false;
+  // Two vectorised searches (find_first_of searches the set for every byte).
+  if (std::memchr(path.data(), '.', path.size()) == nullptr && std::memchr(path.data(), '%', path.size()) == nullptr)
+    return false;
   while (!path.empty()) {
     const std::size_t slash = path.find('/');
     if (dot_segment_kind(path.substr(0, slash)) != 0) return true;
