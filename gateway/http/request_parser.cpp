@@ -325,6 +325,7 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
   req.headers.clear();
   std::size_t pos = line_end + 2;
   std::size_t host_count = 0, cl_count = 0, te_count = 0, upgrade_count = 0;
+  std::string_view host_value;  // the (first) Host field's value
   std::string_view cl_value, te_value, connection_value;
   std::size_t cl_ows_begin = 0, cl_ows_end = 0;  // the Content-Length value's trailing OWS, in head
   bool expect_continue = false;
@@ -364,7 +365,7 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
     }
     switch (name.size()) {
       case 4:
-        if (iequals(name, "host")) ++host_count;
+        if (iequals(name, "host") && host_count++ == 0) host_value = value;
         break;
       case 6:
         if (iequals(name, "expect")) {
@@ -402,8 +403,8 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
     return fail(400, host_count == 0 ? "missing Host header" : "duplicate Host header");
   if (host_count > 1) return fail(400, "duplicate Host header");
   if (host_count == 1) {
-    if (req.headers.value_of("host").empty()) return fail(400, "empty Host header");
-    for (unsigned char c : req.headers.value_of("host"))
+    if (host_value.empty()) return fail(400, "empty Host header");
+    for (unsigned char c : host_value)
       if (!(is_tchar(c) || c == ':' || c == '[' || c == ']') || c == '/' || c == '@')
         return fail(400, "invalid Host header");
   }
