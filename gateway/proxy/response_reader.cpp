@@ -95,12 +95,12 @@ response_reader::head_status response_reader::parse_head(std::string_view head, 
 bool response_reader::parse_plain_head(std::string_view head, http::header_list& headers, std::uint32_t max_fields,
                                        head_status& result) {
   // Anything this does not read exactly as llhttp would goes to llhttp:
-  // HEAD responses, HTTP/1.0, a control byte anywhere but in the line ends
-  // and HTABs, 1xx/204/304 and statuses outside 200-599, a
-  // reason that is empty or starts with whitespace, obs-fold, a field with
-  // an empty value (llhttp reports none), Connection, Proxy-Connection,
-  // Transfer-Encoding and Upgrade (llhttp acts on them), a Content-Length
-  // that is repeated, has tabs around it or more than 18 digits, none at all.
+  // HEAD responses, HTTP/1.0, a control byte other than HTAB, CR and LF,
+  // 1xx/204/304 and statuses outside 200-599, a reason that is empty or
+  // starts with whitespace, obs-fold, a field with an empty value (llhttp
+  // reports none), Connection, Proxy-Connection, Transfer-Encoding and
+  // Upgrade (llhttp acts on them), a Content-Length that is repeated, has
+  // tabs around it or more than 18 digits, or none at all.
   if (head_request_ || head.size() < 17 || head.substr(0, 9) != "HTTP/1.1 ") return false;
   // With no control byte but HTAB, CR and LF anywhere (one pass here), every
   // byte of the reason and of each field value below is one they may hold.
