@@ -68,6 +68,10 @@ class header_list {
     add(name, value);
   }
   void clear() noexcept { size_ = 0; }
+  // Keeps the first n fields (those added since are dropped).
+  void truncate(std::size_t n) noexcept {
+    if (n < size_) size_ = static_cast<std::uint32_t>(n);
+  }
 
   const header_field* begin() const noexcept { return data_; }
   const header_field* end() const noexcept { return data_ + size_; }

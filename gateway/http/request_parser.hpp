@@ -2,9 +2,12 @@
 // Request framing: the head (request line + fields) and chunked bodies.
 //
 // The head is validated by a strict line scanner of our own (RFC 9112
-// sections 2-5) and then run through llhttp, which must agree; llhttp 8.1 is
-// lenient where RFC 9112 is not (whitespace before a colon, obs-fold, bare LF,
-// control characters in values), and the scanner is where those are refused.
+// sections 2-5) and then, unless it is of the common kind llhttp cannot
+// refuse once the scan has passed it (a known method, origin-form target, no
+// Transfer-Encoding or Upgrade: see parse_head), run through llhttp, which
+// must agree; llhttp 8.1 is lenient where RFC 9112 is not (whitespace before
+// a colon, obs-fold, bare LF, control characters in values), and the scanner
+// is where those are refused.
 // Chunked bodies are decoded by llhttp. Content-Length bodies need no parser:
 // the connection reads exactly that many bytes into the arena.
 //
@@ -47,6 +50,10 @@ struct chunk_result {
 class request_parser {
  public:
   request_parser() noexcept;
+  // A parser that runs llhttp on every head, the common ones too (see
+  // parse_head): for tests that check the two ways agree.
+  struct llhttp_always_t {};
+  explicit request_parser(llhttp_always_t) noexcept;
   request_parser(const request_parser&) = delete;
   request_parser& operator=(const request_parser&) = delete;
 
@@ -76,8 +83,13 @@ class request_parser {
 
  private:
   static int on_headers_complete(llhttp_t* p);
+  // llhttp's verdict on a head the scan accepted: complete (and req's
+  // method_id and upgrade set) or the error to answer.
+  head_result check_with_llhttp(std::string_view head, std::size_t cl_ows_begin, std::size_t cl_ows_end,
+                                request& req);
 
   llhttp_t parser_;
+  bool llhttp_always_ = false;
   chunked_decoder chunked_;
   bool chunked_started_ = false;
 };

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 
 #include "gateway/core/coarse_clock.hpp"
@@ -25,62 +26,104 @@ std::string_view http_date() noexcept {
 
 namespace {
 
-void append_uint(std::string& out, std::uint64_t v) {
-  char tmp[24];
-  auto r = std::to_chars(tmp, tmp + sizeof tmp, v);
-  out.append(tmp, r.ptr);
+// Writes into `out` past its old end, within room reserved beforehand: the
+// head is built with plain copies, one size check for the whole head.
+struct head_writer {
+  char* p;
+  void put(std::string_view s) noexcept {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  }
+  void put(char c) noexcept { *p++ = c; }
+  void put_uint(std::uint64_t v) noexcept { p = std::to_chars(p, p + 20, v).ptr; }
+};
+
+// Field names the serializer decides itself (RFC 9110 section 7.6.1:
+// hop-by-hop framing is ours), by length first.
+enum class field_kind { plain, hop, content_length, date };
+field_kind kind_of(std::string_view name) noexcept {
+  switch (name.size()) {
+    case 4:
+      return iequals(name, "date") ? field_kind::date : field_kind::plain;
+    case 10:
+      return iequals(name, "connection") || iequals(name, "keep-alive") ? field_kind::hop : field_kind::plain;
+    case 14:
+      return iequals(name, "content-length") ? field_kind::content_length : field_kind::plain;
+    case 17:
+      return iequals(name, "transfer-encoding") ? field_kind::hop : field_kind::plain;
+    default:
+      return field_kind::plain;
+  }
 }
 
 }  // namespace
 
 body_framing write_response_head(std::string& out, const response& res, const head_options& opts) {
-  out.append(opts.http10_client ? "HTTP/1.0 " : "HTTP/1.1 ");
-  append_uint(out, static_cast<std::uint64_t>(res.status));
-  out.push_back(' ');
-  out.append(res.reason.empty() ? reason_phrase(res.status) : res.reason);
-  out.append("\r\n");
-
+  const std::string_view reason = res.reason.empty() ? reason_phrase(res.status) : res.reason;
   const bool streamed = res.stream != nullptr;
+  const bool no_body_status = status_has_no_body(res.status);
+  // Room for every piece below: the status line, each field as given, and
+  // the longest of the fields added here (Date, Content-Length with 20
+  // digits, Transfer-Encoding, Connection).
+  std::size_t room = 9 + 20 + 1 + reason.size() + 2 + 2;
+  for (const auto& h : res.headers) room += h.name.size() + h.value.size() + 4;
+  room += 6 + 40 + 2 + 16 + 20 + 2 + 28 + 24;
+  const std::size_t old = out.size();
+  out.resize(old + room);
+  head_writer w{out.data() + old};
+
+  w.put(opts.http10_client ? std::string_view("HTTP/1.0 ") : std::string_view("HTTP/1.1 "));
+  w.put_uint(static_cast<std::uint64_t>(res.status));
+  w.put(' ');
+  w.put(reason);
+  w.put("\r\n");
+
   bool has_date = false;
   for (const auto& h : res.headers) {
-    // Hop-by-hop framing is ours to decide (RFC 9110 section 7.6.1).
-    if (iequals(h.name, "connection") || iequals(h.name, "transfer-encoding") || iequals(h.name, "keep-alive"))
-      continue;
-    if (iequals(h.name, "content-length") &&
-        (!streamed || res.framing != body_framing::content_length || status_has_no_body(res.status)))
-      continue;
-    if (!has_date && iequals(h.name, "date")) has_date = true;
-    out.append(h.name);
-    out.append(": ");
-    out.append(h.value);
-    out.append("\r\n");
+    switch (kind_of(h.name)) {
+      case field_kind::hop:
+        continue;
+      case field_kind::content_length:
+        if (!streamed || res.framing != body_framing::content_length || no_body_status) continue;
+        break;
+      case field_kind::date:
+        has_date = true;
+        break;
+      case field_kind::plain:
+        break;
+    }
+    w.put(h.name);
+    w.put(": ");
+    w.put(h.value);
+    w.put("\r\n");
   }
   if (!has_date) {
-    out.append("Date: ");
-    out.append(http_date());
-    out.append("\r\n");
+    w.put("Date: ");
+    w.put(http_date());
+    w.put("\r\n");
   }
 
   body_framing framing = body_framing::content_length;
   bool keep_alive = opts.keep_alive;
-  if (status_has_no_body(res.status)) {
+  if (no_body_status) {
     // No body and no Content-Length (RFC 9110 section 8.6 forbids it on 1xx and 204).
   } else if (!streamed) {
-    out.append("Content-Length: ");
-    append_uint(out, res.body.size());
-    out.append("\r\n");
+    w.put("Content-Length: ");
+    w.put_uint(res.body.size());
+    w.put("\r\n");
   } else if (res.framing == body_framing::content_length) {
     // Copied from the headers above.
   } else if (res.framing == body_framing::chunked && !opts.http10_client) {
-    if (!opts.head_request) out.append("Transfer-Encoding: chunked\r\n");
+    if (!opts.head_request) w.put("Transfer-Encoding: chunked\r\n");
     framing = body_framing::chunked;
   } else {
     framing = body_framing::until_close;
     keep_alive = false;
   }
-  if (!keep_alive) out.append("Connection: close\r\n");
-  else if (opts.http10_client) out.append("Connection: keep-alive\r\n");
-  out.append("\r\n");
+  if (!keep_alive) w.put("Connection: close\r\n");
+  else if (opts.http10_client) w.put("Connection: keep-alive\r\n");
+  w.put("\r\n");
+  out.resize(static_cast<std::size_t>(w.p - out.data()));
   return framing;
 }
 

@@ -2,6 +2,10 @@
 
 #include <array>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace gateway::http {
 
 bool is_token(std::string_view s) noexcept {
@@ -9,6 +13,59 @@ bool is_token(std::string_view s) noexcept {
   for (unsigned char c : s)
     if (!is_tchar(c)) return false;
   return true;
+}
+
+bool line_ends_are_crlf(std::string_view s) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+  // `carry` is 1 when the byte before position i is a CR: then, and only
+  // then, the byte at i must be an LF.
+  unsigned carry = 0;
+#if defined(__SSE2__)
+  const __m128i cr = _mm_set1_epi8('\r');
+  const __m128i lf = _mm_set1_epi8('\n');
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    const auto c = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, cr)));
+    const auto l = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)));
+    // Bit j of the LF mask must be bit j-1 of the CR mask (bit 0: carry).
+    if (l != (((c << 1) | carry) & 0xFFFFu)) return false;
+    carry = c >> 15;
+  }
+#endif
+  for (; i < n; ++i) {
+    if ((p[i] == '\n') != (carry != 0)) return false;
+    carry = p[i] == '\r' ? 1u : 0u;
+  }
+  return carry == 0;  // a CR at the very end has no LF
+}
+
+bool has_control_byte(std::string_view s) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i c1f = _mm_set1_epi8(0x1F);
+  const __m128i del = _mm_set1_epi8(0x7F);
+  const __m128i tab = _mm_set1_epi8('\t');
+  const __m128i cr = _mm_set1_epi8('\r');
+  const __m128i lf = _mm_set1_epi8('\n');
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    // v <= 0x1F, unsigned: min(v, 0x1F) == v.
+    const __m128i low = _mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v);
+    const __m128i allowed =
+        _mm_or_si128(_mm_cmpeq_epi8(v, tab), _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
+    const __m128i bad = _mm_or_si128(_mm_andnot_si128(allowed, low), _mm_cmpeq_epi8(v, del));
+    if (_mm_movemask_epi8(bad) != 0) return true;
+  }
+#endif
+  for (; i < n; ++i) {
+    const unsigned char c = p[i];
+    if ((c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7F) return true;
+  }
+  return false;
 }
 
 bool has_token(std::string_view list, std::string_view token) noexcept {

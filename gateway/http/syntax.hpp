@@ -48,6 +48,16 @@ constexpr bool is_field_value(std::string_view v) noexcept {
   return v.empty() || (v.front() != ' ' && v.front() != '\t' && v.back() != ' ' && v.back() != '\t');
 }
 
+// True when every CR in `s` is followed by LF and every LF follows a CR:
+// the line ends of a head framed as RFC 9112 section 2.2 requires of a proxy
+// (no bare CR, no bare LF). Sixteen bytes a step where SSE2 is there.
+bool line_ends_are_crlf(std::string_view s) noexcept;
+
+// True when `s` holds a control byte other than HTAB, CR and LF (0x00-0x1F,
+// 0x7F): what no field value, reason phrase or request line may carry
+// (RFC 9110 section 5.5). Sixteen bytes a step where SSE2 is there.
+bool has_control_byte(std::string_view s) noexcept;
+
 // Does the comma-separated list (RFC 9110 section 5.6.1) contain `token`,
 // compared case-insensitively, as in "Connection: keep-alive, Upgrade"?
 bool has_token(std::string_view list, std::string_view token) noexcept;

@@ -103,7 +103,9 @@ void append_redacted_target(std::string& out, std::string_view target, std::size
   // Split on '&' and ';' (some servers accept both as separators), so that
   // whatever a backend or our auth treats as a parameter gets redacted.
   for (;;) {
-    const std::size_t end = rest.find_first_of("&;");
+    std::size_t end = 0;  // the next '&' or ';' (one pass; find_first_of searches the set per byte)
+    while (end < rest.size() && rest[end] != '&' && rest[end] != ';') ++end;
+    if (end == rest.size()) end = std::string_view::npos;
     const std::string_view param = rest.substr(0, end);
     const std::size_t eq = param.find('=');
     if (eq != std::string_view::npos && is_api_key_name(param.substr(0, eq))) {

@@ -12,18 +12,38 @@ namespace gateway::middleware {
 
 namespace {
 
+// Written straight into the arena (20 bytes hold any 64-bit number; the
+// few left unused go back with the request's arena), not copied there.
 std::string_view number(core::arena& mem, std::uint64_t v) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return mem.copy(std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)));
+  auto* p = static_cast<char*>(mem.allocate(20, 1));
+  auto r = std::to_chars(p, p + 20, v);
+  return std::string_view(p, static_cast<std::size_t>(r.ptr - p));
 }
+
+// A number formatted once and copied while it stays the same: the limit
+// and the reset of most responses repeat the previous one's. One per layer,
+// and a layer serves one worker.
+struct formatted_number {
+  std::uint64_t value = ~std::uint64_t{0};
+  char text[20] = {};
+  std::uint8_t size = 0;
+
+  std::string_view in(core::arena& mem, std::uint64_t v) {
+    if (v != value) {
+      size = static_cast<std::uint8_t>(std::to_chars(text, text + sizeof text, v).ptr - text);
+      value = v;
+    }
+    return mem.copy(std::string_view(text, size));
+  }
+};
 
 // draft-ietf-httpapi-ratelimit-headers: the client's budget, on every
 // limited response.
-void add_budget_headers(http::exchange& ex, const rate_limit_decision& d) {
-  ex.res.headers.add("RateLimit-Limit", number(ex.mem(), d.limit));
+void add_budget_headers(http::exchange& ex, const rate_limit_decision& d, formatted_number& limit,
+                        formatted_number& reset) {
+  ex.res.headers.add("RateLimit-Limit", limit.in(ex.mem(), d.limit));
   ex.res.headers.add("RateLimit-Remaining", number(ex.mem(), d.remaining));
-  ex.res.headers.add("RateLimit-Reset", number(ex.mem(), static_cast<std::uint64_t>(d.reset.count())));
+  ex.res.headers.add("RateLimit-Reset", reset.in(ex.mem(), static_cast<std::uint64_t>(d.reset.count())));
 }
 
 // What enter() leaves for await() while the store decides: the key (in the
@@ -90,7 +110,7 @@ class rate_limit_layer final : public http::layer {
 
   void leave(http::exchange& ex, http::layer_state& state) override {
     // An exempt path stored no decision and gets no budget headers.
-    if (const auto* d = state.find<rate_limit_decision>()) add_budget_headers(ex, *d);
+    if (const auto* d = state.find<rate_limit_decision>()) add_budget_headers(ex, *d, limit_text_, reset_text_);
   }
 
  private:
@@ -100,7 +120,7 @@ class rate_limit_layer final : public http::layer {
     core::bump(shard_.stats().rate_limited);
     http::respond_text(ex, 429, "Too Many Requests");
     ex.res.headers.add("Retry-After", number(ex.mem(), static_cast<std::uint64_t>(d.reset.count())));
-    add_budget_headers(ex, d);
+    add_budget_headers(ex, d, limit_text_, reset_text_);
     return http::step::answered;
   }
 
@@ -130,6 +150,7 @@ class rate_limit_layer final : public http::layer {
   std::vector<std::string> exempt_;
   std::shared_ptr<rate_limit_store> store_;
   bool fail_open_;
+  formatted_number limit_text_, reset_text_;
 };
 
 }  // namespace

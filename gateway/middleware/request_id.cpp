@@ -1,3 +1,5 @@
+#include <array>
+#include <cstring>
 #include <random>
 
 #include "gateway/middleware/middleware.hpp"
@@ -25,16 +27,15 @@ class request_id_layer final : public http::layer {
     // and unlikely to collide across restarts, with no lock and no syscall.
     std::random_device rd;
     prefix_ = (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<std::uint64_t>(worker) << 56);
+    write_hex(prefix_hex_, prefix_);
   }
 
   http::step enter(http::exchange& ex, http::layer_state&) override {
     std::string_view id = ex.req.headers.value_of("x-request-id");
     if (!sane_request_id(id)) {
-      static constexpr char hex[] = "0123456789abcdef";
-      auto* p = static_cast<char*>(ex.mem().allocate(33, 1));
-      std::uint64_t a = prefix_, b = ++counter_;
-      for (int i = 15; i >= 0; --i, a >>= 4) p[i] = hex[a & 15];
-      for (int i = 31; i >= 16; --i, b >>= 4) p[i] = hex[b & 15];
+      auto* p = static_cast<char*>(ex.mem().allocate(32, 1));
+      std::memcpy(p, prefix_hex_, 16);
+      write_hex(p + 16, ++counter_);
       id = std::string_view(p, 32);
       // The backend sees the id the client will see.
       ex.req.headers.set("X-Request-Id", id);
@@ -46,7 +47,22 @@ class request_id_layer final : public http::layer {
   void leave(http::exchange& ex, http::layer_state&) override { ex.res.headers.set("X-Request-Id", ex.ctx.request_id); }
 
  private:
+  // 16 lowercase hex digits of v, most significant first, two a step.
+  static void write_hex(char* out, std::uint64_t v) noexcept {
+    static constexpr auto pairs = [] {
+      std::array<char, 512> t{};
+      constexpr char hex[] = "0123456789abcdef";
+      for (int i = 0; i < 256; ++i) {
+        t[2 * i] = hex[i >> 4];
+        t[2 * i + 1] = hex[i & 15];
+      }
+      return t;
+    }();
+    for (int i = 7; i >= 0; --i, v >>= 8) std::memcpy(out + 2 * i, &pairs[2 * (v & 0xFF)], 2);
+  }
+
   std::uint64_t prefix_ = 0;
+  char prefix_hex_[16] = {};  // prefix_ in hex, the first half of every id
   std::uint64_t counter_ = 0;
 };
 

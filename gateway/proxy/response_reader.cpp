@@ -33,10 +33,14 @@ response_reader::response_reader(bool head_request) noexcept : head_request_(hea
   parser_.data = this;
 }
 
+response_reader::response_reader(bool head_request, llhttp_always_t) noexcept : response_reader(head_request) {
+  llhttp_always_ = true;
+}
+
 void response_reader::reset() noexcept {
-  llhttp_init(&parser_, HTTP_RESPONSE, &callbacks());
-  parser_.data = this;
   reason_ = {};
+  plain_ = false;
+  plain_remaining_ = 0;
   pending_name_ = {};
   extra_bytes_ = 0;
   status_ = 0;
@@ -49,10 +53,11 @@ response_reader::head_status response_reader::parse_head(std::string_view head, 
   reset();
   // llhttp 8.1 accepts bare LF and ends a head at CR LF CR + any byte; the
   // client must never get a head we framed differently (found by fuzzing).
-  for (std::size_t i = 0; i < head.size(); ++i) {
-    if (head[i] == '\r' && (i + 1 >= head.size() || head[i + 1] != '\n')) return head_status::error;
-    if (head[i] == '\n' && (i == 0 || head[i - 1] != '\r')) return head_status::error;
-  }
+  if (!http::line_ends_are_crlf(head)) return head_status::error;
+  head_status plain_result = head_status::error;
+  if (!llhttp_always_ && parse_plain_head(head, headers, max_fields, plain_result)) return plain_result;
+  llhttp_init(&parser_, HTTP_RESPONSE, &callbacks());
+  parser_.data = this;
   headers_ = &headers;
   max_fields_ = max_fields;
   llhttp_errno_t err = llhttp_execute(&parser_, head.data(), head.size());
@@ -87,10 +92,113 @@ response_reader::head_status response_reader::parse_head(std::string_view head, 
   return head_status::ok;
 }
 
+bool response_reader::parse_plain_head(std::string_view head, http::header_list& headers, std::uint32_t max_fields,
+                                       head_status& result) {
+  // Anything this does not read exactly as llhttp would goes to llhttp:
+  // HEAD responses, HTTP/1.0, a control byte other than HTAB, CR and LF,
+  // 1xx/204/304 and statuses outside 200-599, a reason that is empty or
+  // starts with whitespace, obs-fold, a field with an empty value (llhttp
+  // reports none), Connection, Proxy-Connection, Transfer-Encoding and
+  // Upgrade (llhttp acts on them), a Content-Length that is repeated, has
+  // tabs around it or more than 18 digits, or none at all.
+  if (head_request_ || head.size() < 17 || head.substr(0, 9) != "HTTP/1.1 ") return false;
+  // With no control byte but HTAB, CR and LF anywhere (one pass here), every
+  // byte of the reason and of each field value below is one they may hold.
+  if (http::has_control_byte(head)) return false;
+  const char d0 = head[9], d1 = head[10], d2 = head[11];
+  if (d0 < '2' || d0 > '5' || d1 < '0' || d1 > '9' || d2 < '0' || d2 > '9' || head[12] != ' ') return false;
+  const int status = (d0 - '0') * 100 + (d1 - '0') * 10 + (d2 - '0');
+  if (status == 204 || status == 304) return false;
+  // The line ends are CRLF only (checked before), so the first CR ends a line.
+  const auto line_end = [&](std::size_t from) {
+    const void* cr = std::memchr(head.data() + from, '\r', head.size() - from);
+    return cr == nullptr ? head.size() : static_cast<std::size_t>(static_cast<const char*>(cr) - head.data());
+  };
+  std::size_t eol = line_end(13);
+  const std::string_view reason = head.substr(13, eol - 13);
+  if (reason.empty() || reason.front() == ' ' || reason.front() == '\t') return false;
+
+  const std::size_t first_field = headers.size();
+  const auto give_up = [&] {
+    headers.truncate(first_field);
+    return false;
+  };
+  bool has_length = false;
+  std::uint64_t length = 0;
+  std::size_t pos = eol + 2;
+  while (pos < head.size() && head[pos] != '\r') {
+    eol = line_end(pos);
+    const std::string_view line = head.substr(pos, eol - pos);
+    pos = eol + 2;
+    // The name's tchars, then its colon, in one pass.
+    std::size_t colon = 0;
+    while (colon < line.size() && http::is_tchar(static_cast<unsigned char>(line[colon]))) ++colon;
+    if (colon == 0 || colon == line.size() || line[colon] != ':') return give_up();
+    const std::string_view name = line.substr(0, colon);
+    const std::string_view raw = line.substr(colon + 1);
+    const std::string_view value = http::trim_ows(raw);
+    if (value.empty()) return give_up();
+    switch (name.size()) {
+      case 7:
+        if (http::iequals(name, "upgrade")) return give_up();
+        break;
+      case 10:
+        if (http::iequals(name, "connection")) return give_up();
+        break;
+      case 14:
+        if (http::iequals(name, "content-length")) {
+          if (has_length || raw.find('\t') != std::string_view::npos) return give_up();
+          std::string_view digits = value;
+          while (digits.size() > 1 && digits.front() == '0') digits.remove_prefix(1);
+          if (digits.size() > 18) return give_up();
+          for (char c : digits) {
+            if (c < '0' || c > '9') return give_up();
+            length = length * 10 + static_cast<std::uint64_t>(c - '0');
+          }
+          has_length = true;
+        }
+        break;
+      case 16:
+        if (http::iequals(name, "proxy-connection")) return give_up();
+        break;
+      case 17:
+        if (http::iequals(name, "transfer-encoding")) return give_up();
+        break;
+      default:
+        break;
+    }
+    if (headers.size() >= max_fields) return give_up();  // over the limit: llhttp's path refuses it
+    headers.add(name, value);
+  }
+  if (!has_length || pos + 2 != head.size()) return give_up();
+
+  plain_ = true;
+  status_ = status;
+  reason_ = reason;
+  has_content_length_ = true;
+  plain_remaining_ = length;
+  if (length == 0) complete_ = keep_alive_ = true;
+  result = head_status::ok;
+  return true;
+}
+
 response_reader::decoded response_reader::decode(char* dest, const char* data, std::size_t len) noexcept {
   decoded out;
   if (complete_) {
     extra_bytes_ += len;
+    return out;
+  }
+  if (plain_) {
+    // Content-Length counted down; an HTTP/1.1 response without Connection
+    // keeps the connection (as llhttp_should_keep_alive says for it).
+    const std::size_t n = len < plain_remaining_ ? len : static_cast<std::size_t>(plain_remaining_);
+    if (n != 0 && dest != data) std::memmove(dest, data, n);
+    plain_remaining_ -= n;
+    out.size = n;
+    if (plain_remaining_ == 0) {
+      complete_ = keep_alive_ = true;
+      extra_bytes_ += len - n;
+    }
     return out;
   }
   out_ = dest;

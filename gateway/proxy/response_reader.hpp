@@ -2,7 +2,10 @@
 // Reading one backend response (RFC 9112): the head, parsed with llhttp
 // (HTTP_RESPONSE), and the body, decoded in place so that a fixed buffer is
 // enough however large the body is. No I/O here: the caller reads bytes and
-// feeds them.
+// feeds them. The plain response (HTTP/1.1, 2xx-5xx with a body, framed by
+// one Content-Length, no Connection, Transfer-Encoding or Upgrade field) is
+// read without llhttp, to the same result: tests/unit/proxy/parts_test.cpp and
+// the response head fuzz target compare the two ways.
 //
 // Framing follows llhttp (RFC 9112 section 6.3): no body for HEAD requests
 // and for 1xx/204/304; chunked; Content-Length; otherwise until close.
@@ -30,6 +33,10 @@ std::size_t find_head_end(std::string_view buf, std::size_t from = 0) noexcept;
 class response_reader {
  public:
   explicit response_reader(bool head_request) noexcept;
+  // A reader that runs llhttp on every response, the plain ones too (see
+  // parse_head): for tests that check the two ways agree.
+  struct llhttp_always_t {};
+  response_reader(bool head_request, llhttp_always_t) noexcept;
   response_reader(const response_reader&) = delete;
   response_reader& operator=(const response_reader&) = delete;
 
@@ -76,6 +83,12 @@ class response_reader {
   static int on_body(llhttp_t* p, const char* at, std::size_t len);
   static int on_message_complete(llhttp_t* p);
   void reset() noexcept;
+  // The plain response read without llhttp: HTTP/1.1, a final status
+  // with a body, a Content-Length and no field llhttp reads beyond it. True
+  // when the head was of that kind (then `result` is set and the body is
+  // counted down by decode()); false, with `headers` as it was, otherwise.
+  bool parse_plain_head(std::string_view head, http::header_list& headers, std::uint32_t max_fields,
+                        head_status& result);
   static const llhttp_settings_t& callbacks() noexcept;
 
   llhttp_t parser_;
@@ -86,8 +99,11 @@ class response_reader {
   char* out_ = nullptr;        // decode(): where the next body bytes go
   std::size_t out_size_ = 0;
   std::size_t extra_bytes_ = 0;
+  std::uint64_t plain_remaining_ = 0;  // a plain response's body bytes still to come
   int status_ = 0;
   bool head_request_;
+  bool llhttp_always_ = false;
+  bool plain_ = false;         // this response was read by parse_plain_head
   bool in_value_ = false;      // a value was already reported for pending_name_
   bool too_many_fields_ = false;
   bool complete_ = false;

@@ -10,6 +10,8 @@
 //    value free of CR, LF, NUL and other controls but HTAB and without
 //    surrounding whitespace, and all views inside the head;
 //  - framing unambiguous: chunked excludes Content-Length (RFC 9112 6.3);
+//  - the same answer from a parser that runs llhttp on every head (the
+//    default one skips it on heads of the common kind);
 //  - the same answer for a copy of the head alone (the connection parses the
 //    head again after moving its buffer), and "incomplete", never an error or
 //    a different head, for shorter prefixes (a head that arrives in pieces);
@@ -181,6 +183,20 @@ void check_chunked(http::request_parser& parser, parsed& p, std::string_view buf
   FUZZ_CHECK(split.bytes == whole.bytes);
 }
 
+// The parser skips llhttp on heads of the common kind (request_parser.hpp):
+// one that runs llhttp on every head must give the same answer.
+void check_same_with_llhttp(const parsed& p, std::string_view buf) {
+  http::request_parser always(http::request_parser::llhttp_always_t{});
+  parsed q;
+  parse(q, always, buf);
+  FUZZ_CHECK(q.head.what == p.head.what && q.head.status == p.head.status && q.head.message == p.head.message);
+  if (p.head.what != http::head_result::kind::complete) return;
+  FUZZ_CHECK(q.head.head_size == p.head.head_size && q.head.chunked == p.head.chunked &&
+             q.head.content_length == p.head.content_length && q.head.expect_continue == p.head.expect_continue);
+  FUZZ_CHECK(q.req.method_id == p.req.method_id && q.req.upgrade == p.req.upgrade &&
+             q.req.keep_alive == p.req.keep_alive && q.req.was_chunked == p.req.was_chunked);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -188,6 +204,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   http::request_parser parser;
   parsed p;
   parse(p, parser, buf);
+  check_same_with_llhttp(p, buf);
   switch (p.head.what) {
     case http::head_result::kind::incomplete:
       FUZZ_CHECK(size < limits.max_head);

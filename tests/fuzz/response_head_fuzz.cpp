@@ -19,6 +19,8 @@
 //    of HTAB, SP, VCHAR and obs-text only (RFC 9112 section 4); a final
 //    status of 200-599 (RFC 9110 section 15), a 1xx (not 101) as interim,
 //    and framing flags that agree with each other (RFC 9112 section 6.3);
+//  - a reader that runs llhttp on every response (the default one reads
+//    plain responses without it) gives the same head, fields and body;
 //  - a second, fresh reader parses the same head to the same result (so the
 //    reset between interim heads forgets everything);
 //  - the body decodes to the same bytes, error, completion, extra bytes and
@@ -222,6 +224,33 @@ void check_body(bool head_request, std::string_view head, std::string_view body,
   if (until_close) FUZZ_CHECK(!a.reusable());
 }
 
+// Plain responses are read without llhttp (response_reader.hpp): a reader
+// that runs llhttp on every response must give the same head, fields and
+// body. Only on inputs the fuzzer makes (the unit test in parts_test.cpp
+// covers the mutations of known heads).
+void check_same_with_llhttp(bool head_request, std::string_view head, proxy::response_reader::head_status st,
+                            const http::header_list& fields, const proxy::response_reader& reader,
+                            std::string_view body, core::arena& mem) {
+  proxy::response_reader always(head_request, proxy::response_reader::llhttp_always_t{});
+  http::header_list f2(mem);
+  FUZZ_CHECK(always.parse_head(head, f2, max_fields) == st);
+  if (st == proxy::response_reader::head_status::error) return;
+  FUZZ_CHECK(state_of(always) == state_of(reader));
+  FUZZ_CHECK(f2.size() == fields.size());
+  for (std::size_t i = 0; i < f2.size(); ++i)
+    FUZZ_CHECK(f2.begin()[i].name == fields.begin()[i].name && f2.begin()[i].value == fields.begin()[i].value);
+  if (st != proxy::response_reader::head_status::ok) return;
+  proxy::response_reader again(head_request);
+  http::header_list f3(mem);
+  FUZZ_CHECK(again.parse_head(head, f3, max_fields) == st);
+  body_result x = decode_body(again, head, body, body.size());
+  body_result y = decode_body(always, head, body, body.size());
+  FUZZ_CHECK(x.error == y.error && x.bytes == y.bytes);
+  if (x.error) return;
+  FUZZ_CHECK(again.complete() == always.complete() && again.extra_bytes() == always.extra_bytes() &&
+             again.reusable() == always.reusable());
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -245,6 +274,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     http::header_list fields(mem);
     auto st = reader.parse_head(head, fields, max_fields);
     FUZZ_CHECK(fields.size() <= max_fields);
+    check_same_with_llhttp(head_request, head, st, fields, reader, stream.substr(start + end), mem);
     if (st == proxy::response_reader::head_status::error) return 0;
     check_fields(fields, head, reader);
     FUZZ_CHECK(!has_bare_cr(head) && !has_bare_lf(head));

@@ -2,7 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <random>
 #include <string>
+#include <vector>
 
 using namespace gateway;
 
@@ -226,4 +228,100 @@ TEST_CASE("parser refuses an empty Host", "[unit][http][parser]") {
     REQUIRE(p.head.what == http::head_result::kind::error);
     CHECK(p.head.status == 400);
   }
+}
+
+namespace {
+
+// Everything parse_head reports, as text, so two parsers' answers compare
+// in one CHECK and print readably when they differ.
+std::string outcome(http::request_parser& parser, std::string_view raw) {
+  parsed p;
+  p.req = http::request{};
+  p.req.headers = http::header_list(p.mem);
+  p.head = parser.parse_head(raw, p.req, http::head_limits{});
+  std::string s = std::to_string(static_cast<int>(p.head.what)) + " " + std::to_string(p.head.status) + " " +
+                  std::string(p.head.message);
+  if (p.head.what != http::head_result::kind::complete) return s;
+  s += " size=" + std::to_string(p.head.head_size) + " chunked=" + std::to_string(p.head.chunked) +
+       " cl=" + std::to_string(p.head.content_length) + " expect=" + std::to_string(p.head.expect_continue) +
+       " method=" + std::string(p.req.method) + "/" + std::to_string(p.req.method_id) +
+       " target=" + std::string(p.req.target) + " minor=" + std::to_string(p.req.version_minor) +
+       " upgrade=" + std::to_string(p.req.upgrade) + " keep_alive=" + std::to_string(p.req.keep_alive) +
+       " was_chunked=" + std::to_string(p.req.was_chunked);
+  for (const auto& f : p.req.headers) s += " [" + std::string(f.name) + "=" + std::string(f.value) + "]";
+  return s;
+}
+
+}  // namespace
+
+// The parser skips llhttp on heads of the common kind (a known method,
+// origin-form target, no Transfer-Encoding or Upgrade). On every head here,
+// the seeds and some 60,000 mutations of them, it must answer exactly as a
+// parser that runs llhttp on every head does.
+TEST_CASE("parser answers as with llhttp on every head, for common heads it parses alone",
+          "[unit][http][parser]") {
+  const std::vector<std::string> seeds = {
+      "GET /api/items?page=1 HTTP/1.1\r\nHost: perf\r\nX-API-Key: loadtest-key\r\n\r\n",
+      "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody",
+      "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4 \t\r\n\r\n",
+      "PUT /x?a=1?b=2&c=%20 HTTP/1.1\r\nHost: a\r\nContent-Length:    0\r\nConnection: close\r\n\r\n",
+      "DELETE /a/b/../c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+      "HEAD / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, upgrade\r\n\r\n",
+      "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+      "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\n\r\n",
+      "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+      "PATCH /p HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+      "GET http://example.com/x?y HTTP/1.1\r\nHost: example.com\r\n\r\n",
+      "PROPFIND /dav HTTP/1.1\r\nHost: a\r\n\r\n",
+      "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+      "GET /!$&'()*+,;=:@-._~%41 HTTP/1.2\r\nHost: a\r\nX: \x80\xff obs-text\r\nProxy-Connection: close\r\n\r\n",
+  };
+  const std::vector<std::string> lines = {
+      "Upgrade: websocket", "Connection: upgrade", "Connection: close", "Connection: ,,keep-alive ,",
+      "Transfer-Encoding: chunked", "Transfer-Encoding: gzip, chunked", "Content-Length: 12",
+      "Content-Length: 1 2", "Content-Length: +1", "Content-Length: 99999999999999999999",
+      "Content-Length:\t7\t", "Proxy-Connection: upgrade", "Host: b", "Expect: 100-continue", "X-Empty:",
+      "Keep-Alive: timeout=5", "content-length: 0", "UPGRADE: x", "Transfer_Encoding: chunked",
+  };
+  const std::string bytes = std::string(" \t:?#/%\r\n,;=\"{}|<>\\^`~!*aAzZ09.-_@[]\x7f\x80\xff") + std::string(1, '\0');
+  std::mt19937 rng(2026);
+  http::request_parser fast;
+  http::request_parser always(http::request_parser::llhttp_always_t{});
+  std::size_t complete = 0, errors = 0, mutants = 0;
+  auto compare = [&](const std::string& raw) {
+    const std::string a = outcome(fast, raw);
+    const std::string b = outcome(always, raw);
+    INFO("head: " << raw);
+    REQUIRE(a == b);
+    (a.rfind("1 ", 0) == 0 ? complete : errors) += 1;
+  };
+  for (const auto& seed : seeds) compare(seed);
+  for (const auto& seed : seeds) {
+    for (int round = 0; round < 4000; ++round) {
+      std::string m = seed;
+      const int edits = 1 + static_cast<int>(rng() % 3);
+      for (int e = 0; e < edits && !m.empty(); ++e) {
+        const std::size_t at = rng() % m.size();
+        switch (rng() % 5) {
+          case 0: m[at] = bytes[rng() % bytes.size()]; break;
+          case 1: m.insert(m.begin() + static_cast<std::ptrdiff_t>(at), bytes[rng() % bytes.size()]); break;
+          case 2: m.erase(at, 1); break;
+          default: {
+            // A whole field line inserted after a line end.
+            const std::size_t eol = m.find("\r\n", at);
+            if (eol != std::string::npos && eol + 2 < m.size())
+              m.insert(eol + 2, lines[rng() % lines.size()] + "\r\n");
+            break;
+          }
+        }
+      }
+      compare(m);
+      ++mutants;
+    }
+  }
+  CHECK(mutants == seeds.size() * 4000);
+  // Both kinds of answer occur often, so both paths are exercised.
+  CHECK(complete > 10000);
+  CHECK(errors > 10000);
 }
