@@ -33,12 +33,16 @@
 #                       with `openssl s_time` for --duration, full handshakes
 #                       (-new) and resumed ones (-reuse), each fetching
 #                       /health, with the server's CPU per connection; then
-#                       RSS per idle TLS connection (1,000 connections held
-#                       open after one request each, see --idle).
+#                       RSS per idle TLS connection (2 x 1,000 connections
+#                       held open after one request each, see --idle).
 #     --idle N          RSS per idle connection: N connections (one source
-#                       address) each sending one /health request, then held
-#                       4 s, for every system but the backend (default 0:
-#                       skipped; with --tls 1000, over TLS). Measured twice:
+#                       address) each sending one /health request, held 4 s,
+#                       then N more the same way, for every system but the
+#                       backend (default 0: skipped; with --tls 1000, over
+#                       TLS); the figure is the second N's growth divided by
+#                       N, which leaves out what the first connections touch
+#                       once (thread heaps, per-thread TLS state).
+#                       Measured twice:
 #                       before any load, in a fresh process of each system
 #                       started for it (same configuration, own port; stopped
 #                       after it), and after the runs, in the measured
@@ -392,9 +396,10 @@ stop_sampler() {
   sampler_pid=""
 }
 
-# idle_measure PID PORT N: RSS growth of PID's process tree while N
-# connections to PORT are held, each after one /health request (over TLS
-# with --tls); prints JSON.
+# idle_measure PID PORT N: RSS growth of PID's process tree per connection
+# held, each after one /health request (over TLS with --tls): from N to 2N
+# connections held, so that one-time costs of the first are left out;
+# prints JSON.
 idle_measure() {
   python3 - "$1" "$2" "$3" "$scheme" <<'PY'
 import json, os, ssl, socket, sys, time
@@ -420,24 +425,32 @@ def tree_rss():
             pass
     return total
 ctx = ssl._create_unverified_context()
+held = []
+def open_batch():
+    for _ in range(count):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        c = ctx.wrap_socket(raw, server_hostname="localhost") if scheme == "https" else raw
+        c.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        held.append(c)
+    time.sleep(4)  # idle: past the gateway's shedding (1 s) and its housekeeping trim (every 2 s)
 time.sleep(1)
 before = tree_rss()
-held = []
-for _ in range(count):
-    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-    c = ctx.wrap_socket(raw, server_hostname="localhost") if scheme == "https" else raw
-    c.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = c.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    held.append(c)
-time.sleep(4)  # idle: past the gateway's shedding (1 s) and its housekeeping trim (every 2 s)
+# Two batches of `count`: the first also pays what a process touches once
+# (thread heaps, per-thread TLS state), so the figure per
+# connection is what the second batch adds.
+open_batch()
+middle = tree_rss()
+open_batch()
 after = tree_rss()
-print(json.dumps({"connections": len(held), "rss_before": before, "rss_after": after,
-                  "per_connection": (after - before) / max(1, len(held))}))
+print(json.dumps({"connections": len(held), "rss_before": before, "rss_middle": middle, "rss_after": after,
+                  "first_per_connection": (middle - before) / max(1, count),
+                  "per_connection": (after - middle) / max(1, len(held) - count)}))
 for c in held:
     c.close()
 PY
@@ -720,12 +733,13 @@ if tls:
                       "%.0f B" % v[5], r(v[0], n[0]), r(v[1], n[1]), r(v[2], n[2]), r(v[4], n[3]), r(v[5], n[4])))
     print()
     print("New TLS connections (openssl s_time for %s, one client process, each fetching /health; medians of "
-          "%d rounds) and RSS per idle TLS connection (%d held after one request; in a fresh process before any "
-          "load, and in the measured process after the runs):" % (duration, rounds, idle_count))
+          "%d rounds) and RSS per idle TLS connection (growth from %d to %d held, each after one request; in a fresh "
+          "process before any load, and in the measured process after the runs):" % (duration, rounds, idle_count,
+                                                                                    2 * idle_count))
     print_table(thdr, trows)
     markdown += ["", "New TLS connections (`openssl s_time`, %s, one client process) and RSS per idle TLS "
-                 "connection (%d held open after one request; in a fresh process before any load, and in the "
-                 "measured process after the runs):" % (duration, idle_count), "",
+                 "connection (growth from %d to %d held open, each after one request; in a fresh process before any "
+                 "load, and in the measured process after the runs):" % (duration, idle_count, 2 * idle_count), "",
                  "| " + " | ".join(thdr) + " |", "|" + "---|" * len(thdr)] + \
                 ["| " + " | ".join(row) + " |" for row in trows]
     summary["tls"] = {"handshakes": {"%s/%s" % k: v for k, v in hs.items()}, "idle_rss_per_connection": idle,
@@ -738,12 +752,13 @@ elif idle:
     irows = [(names[s], "%.0f B" % fresh[s] if s in fresh else "-", "%.0f B" % idle[s], rel(fresh, s), rel(idle, s))
              for s in systems if s in idle]
     print()
-    print("RSS per idle keep-alive connection (%d opened one after another, one request each, held 4 s; in a "
-          "fresh process before any load, and in the measured process after the runs):" % idle_count)
+    print("RSS per idle keep-alive connection (growth from %d to %d opened one after another, one request each, "
+          "held 4 s; in a fresh process before any load, and in the measured process after the runs):" %
+          (idle_count, 2 * idle_count))
     print_table(ihdr, irows)
-    markdown += ["", "RSS per idle keep-alive connection (%d opened one after another, one request each, "
-                 "held 4 s; in a fresh process before any load, and in the measured process after the runs):" %
-                 idle_count, "", "| " + " | ".join(ihdr) + " |", "|" + "---|" * len(ihdr)] + \
+    markdown += ["", "RSS per idle keep-alive connection (growth from %d to %d opened one after another, one "
+                 "request each, held 4 s; in a fresh process before any load, and in the measured process after "
+                 "the runs):" % (idle_count, 2 * idle_count), "", "| " + " | ".join(ihdr) + " |", "|" + "---|" * len(ihdr)] + \
                 ["| " + " | ".join(row) + " |" for row in irows]
     summary["idle_rss_per_connection"] = idle
     summary["idle_rss_per_connection_fresh"] = fresh
@@ -754,7 +769,7 @@ if idle_rss:
     # resident places new connections in it. The totals show both.
     held = ", ".join("%s %.1f -> %.1f MiB" % (names[s], b / 2**20, a / 2**20)
                      for s, (b, a) in idle_rss.items())
-    line = "RSS before the idle step -> with the %d idle connections held: %s" % (idle_count, held)
+    line = "RSS before the idle step -> with the %d idle connections held: %s" % (2 * idle_count, held)
     if fresh_rss:
         line += "; fresh processes: " + ", ".join("%s %.1f -> %.1f MiB" % (names[s], b / 2**20, a / 2**20)
                                                   for s, (b, a) in fresh_rss.items())
