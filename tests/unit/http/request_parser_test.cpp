@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/mutate.hpp"
+
 using namespace gateway;
 
 namespace {
@@ -299,24 +301,7 @@ TEST_CASE("parser answers as with llhttp on every head, for common heads it pars
   for (const auto& seed : seeds) compare(seed);
   for (const auto& seed : seeds) {
     for (int round = 0; round < 4000; ++round) {
-      std::string m = seed;
-      const int edits = 1 + static_cast<int>(rng() % 3);
-      for (int e = 0; e < edits && !m.empty(); ++e) {
-        const std::size_t at = rng() % m.size();
-        switch (rng() % 5) {
-          case 0: m[at] = bytes[rng() % bytes.size()]; break;
-          case 1: m.insert(m.begin() + static_cast<std::ptrdiff_t>(at), bytes[rng() % bytes.size()]); break;
-          case 2: m.erase(at, 1); break;
-          default: {
-            // A whole field line inserted after a line end.
-            const std::size_t eol = m.find("\r\n", at);
-            if (eol != std::string::npos && eol + 2 < m.size())
-              m.insert(eol + 2, lines[rng() % lines.size()] + "\r\n");
-            break;
-          }
-        }
-      }
-      compare(m);
+      compare(test::mutate_head(seed, rng, bytes, lines));
       ++mutants;
     }
   }

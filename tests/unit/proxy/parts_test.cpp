@@ -13,6 +13,7 @@
 #include "gateway/http/header_list.hpp"
 #include "gateway/proxy/backend_address.hpp"
 #include "gateway/proxy/request_writer.hpp"
+#include "tests/support/mutate.hpp"
 #include "gateway/proxy/response_reader.hpp"
 
 using namespace gateway;
@@ -221,23 +222,8 @@ TEST_CASE("the response reader answers as with llhttp on every head, for plain o
   for (const auto& seed : seeds) compare(seed);
   for (const auto& seed : seeds) {
     for (int round = 0; round < 2000; ++round) {
-      std::string m = seed;
-      const int edits = 1 + static_cast<int>(rng() % 3);
-      for (int e = 0; e < edits && m.size() > 4; ++e) {
-        // Edits stay before the blank line: the head is what find_head_end cut.
-        const std::size_t at = rng() % (m.size() - 4);
-        switch (rng() % 5) {
-          case 0: m[at] = bytes[rng() % bytes.size()]; break;
-          case 1: m.insert(m.begin() + static_cast<std::ptrdiff_t>(at), bytes[rng() % bytes.size()]); break;
-          case 2: m.erase(at, 1); break;
-          default: {
-            const std::size_t eol = m.find("\r\n", at);
-            if (eol != std::string::npos && eol + 2 < m.size()) m.insert(eol + 2, lines[rng() % lines.size()] + "\r\n");
-            break;
-          }
-        }
-      }
-      compare(m);
+      // Edits stay before the blank line: the head is what find_head_end cut.
+      compare(test::mutate_head(seed, rng, bytes, lines, 4));
       ++mutants;
     }
   }
