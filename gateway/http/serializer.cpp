@@ -2,8 +2,10 @@
 
 #include <charconv>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <system_error>
 
 #include "gateway/core/coarse_clock.hpp"
 
@@ -27,15 +29,26 @@ std::string_view http_date() noexcept {
 namespace {
 
 // Writes into `out` past its old end, within room reserved beforehand: the
-// head is built with plain copies, one size check for the whole head.
+// head is built with plain copies, one resize for the whole head. A write
+// past `end` would mean that sizing is wrong (a bug): it stops the process
+// instead of writing past the string, in every build.
 struct head_writer {
   char* p;
+  char* end;
   void put(std::string_view s) noexcept {
+    if (s.size() > static_cast<std::size_t>(end - p)) std::abort();
     std::memcpy(p, s.data(), s.size());
     p += s.size();
   }
-  void put(char c) noexcept { *p++ = c; }
-  void put_uint(std::uint64_t v) noexcept { p = std::to_chars(p, p + 20, v).ptr; }
+  void put(char c) noexcept {
+    if (p == end) std::abort();
+    *p++ = c;
+  }
+  void put_uint(std::uint64_t v) noexcept {
+    const auto r = std::to_chars(p, end, v);
+    if (r.ec != std::errc{}) std::abort();
+    p = r.ptr;
+  }
 };
 
 // Field names the serializer decides itself (RFC 9110 section 7.6.1:
@@ -70,7 +83,7 @@ body_framing write_response_head(std::string& out, const response& res, const he
   room += 6 + 40 + 2 + 16 + 20 + 2 + 28 + 24;
   const std::size_t old = out.size();
   out.resize(old + room);
-  head_writer w{out.data() + old};
+  head_writer w{out.data() + old, out.data() + old + room};
 
   w.put(opts.http10_client ? std::string_view("HTTP/1.0 ") : std::string_view("HTTP/1.1 "));
   w.put_uint(static_cast<std::uint64_t>(res.status));
