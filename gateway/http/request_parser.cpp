@@ -299,13 +299,17 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
   } else if (method == "CONNECT") {
     return fail(501, "CONNECT is not supported");
   } else {
-    // absolute-form (RFC 9112 section 3.2.2): accept http/https URIs and route on the path.
+    // absolute-form (RFC 9112 section 3.2.2): accept http/https URIs and
+    // route on the path. The authority ends at the first '/' or '?' (RFC
+    // 3986 section 3.2), so "http://a?q/x" has an empty path (taken as "/")
+    // and the query "q/x", the same query request_writer forwards.
     auto scheme_end = target.find("://");
     if (scheme_end == std::string_view::npos) return fail(400, "invalid request target");
-    auto path_start = target.find('/', scheme_end + 3);
-    std::string_view rest = path_start == std::string_view::npos ? std::string_view("/") : target.substr(path_start);
+    auto authority_end = target.find_first_of("/?", scheme_end + 3);
+    std::string_view rest =
+        authority_end == std::string_view::npos ? std::string_view("/") : target.substr(authority_end);
     auto q = rest.find('?');
-    req.path = rest.substr(0, q);
+    req.path = q == 0 ? std::string_view("/") : rest.substr(0, q);
     req.query = q == std::string_view::npos ? std::string_view{} : rest.substr(q + 1);
     if (q != std::string_view::npos) with_mark = rest.substr(q);
   }
@@ -326,7 +330,9 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
   std::size_t pos = line_end + 2;
   std::size_t host_count = 0, cl_count = 0, te_count = 0, upgrade_count = 0;
   std::string_view host_value;  // the (first) Host field's value
-  std::string_view cl_value, te_value, connection_value;
+  std::string_view cl_value, te_value;
+  // Connection's options, from every Connection field of the head.
+  bool connection_close = false, connection_keep_alive = false;
   std::size_t cl_ows_begin = 0, cl_ows_end = 0;  // the Content-Length value's trailing OWS, in head
   bool expect_continue = false;
   while (pos < head.size() - 2) {
@@ -369,7 +375,10 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
         break;
       case 6:
         if (iequals(name, "expect")) {
-          if (iequals(value, "100-continue")) expect_continue = true;
+          // RFC 9110 section 10.1.1: a 100-continue expectation in an
+          // HTTP/1.0 request is ignored.
+          if (iequals(value, "100-continue"))
+            expect_continue = req.version_minor == 1;
           else return fail(417, "unsupported expectation");
         }
         break;
@@ -377,7 +386,10 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
         if (iequals(name, "upgrade")) ++upgrade_count;
         break;
       case 10:
-        if (iequals(name, "connection")) connection_value = value;
+        if (iequals(name, "connection")) {
+          connection_close = connection_close || has_token(value, "close");
+          connection_keep_alive = connection_keep_alive || has_token(value, "keep-alive");
+        }
         break;
       case 14:
         if (iequals(name, "content-length")) {
@@ -458,9 +470,13 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
   }
   req.was_chunked = r.chunked;
 
-  // Persistence (RFC 9112 section 9.3).
-  if (req.version_minor == 1) req.keep_alive = !has_token(connection_value, "close");
-  else req.keep_alive = has_token(connection_value, "keep-alive");
+  // Persistence (RFC 9112 section 9.3); "close" in any Connection field
+  // ends the connection after this request (section 9.6), also beside
+  // "keep-alive".
+  if (req.version_minor == 1)
+    req.keep_alive = !connection_close;
+  else
+    req.keep_alive = connection_keep_alive && !connection_close;
 
   chunked_started_ = false;
   return r;

@@ -81,6 +81,10 @@ bool has_token(std::string_view list, std::string_view token) noexcept {
 
 bool is_hop_by_hop(std::string_view name, const header_list& fields) noexcept {
   if (is_hop_by_hop_name(name)) return true;
+  // Content-Length frames the message for the next hop too; a Connection
+  // that names it (RFC 9110 section 7.6.1 forbids that) must not leave a
+  // forwarded body without its length.
+  if (name.size() == 14 && iequals(name, "content-length")) return false;
   for (const auto& f : fields)
     if (iequals(f.name, "connection") && has_token(f.value, name)) return true;
   return false;

@@ -66,6 +66,8 @@ bool has_token(std::string_view list, std::string_view token) noexcept;
 // section 7.6.1: Connection and the fields it names, Keep-Alive,
 // Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade), given the
 // message's own fields (whose Connection values name further ones).
+// Content-Length is never one, whatever Connection names: it frames the
+// forwarded body.
 bool is_hop_by_hop(std::string_view name, const header_list& fields) noexcept;
 
 // The same for a message without a Connection field: the fixed names only.

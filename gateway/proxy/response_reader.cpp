@@ -56,6 +56,11 @@ response_reader::head_status response_reader::parse_head(std::string_view head, 
   if (!http::line_ends_are_crlf(head)) return head_status::error;
   head_status plain_result = head_status::error;
   if (!llhttp_always_ && parse_plain_head(head, headers, max_fields, plain_result)) return plain_result;
+  // obs-fold (RFC 9112 section 5.2) is refused, as the plain path does; the
+  // callbacks below see a continuation only after a non-empty first line.
+  for (std::size_t at = head.find("\r\n"); at != std::string_view::npos && at + 2 < head.size();
+       at = head.find("\r\n", at + 2))
+    if (head[at + 2] == ' ' || head[at + 2] == '\t') return head_status::error;
   llhttp_init(&parser_, HTTP_RESPONSE, &callbacks());
   parser_.data = this;
   headers_ = &headers;

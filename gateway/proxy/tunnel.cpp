@@ -37,9 +37,12 @@ void shutdown_send(upstream_tls_stream& s) noexcept { shutdown_send(s.next_layer
 }  // namespace
 
 bool is_websocket_upgrade(const http::request& req) noexcept {
-  if (!req.upgrade) return false;
-  return http::has_token(req.headers.value_of("upgrade"), "websocket") &&
-         http::has_token(req.headers.value_of("connection"), "upgrade");
+  if (!req.upgrade || !http::has_token(req.headers.value_of("upgrade"), "websocket")) return false;
+  // The "upgrade" option may be in any of several Connection fields, as
+  // llhttp (which set req.upgrade) reads them.
+  for (const auto& f : req.headers)
+    if (http::iequals(f.name, "connection") && http::has_token(f.value, "upgrade")) return true;
+  return false;
 }
 
 std::string_view with_upgrade_fields(std::string_view head, std::string_view upgrade, core::arena& mem) {

@@ -52,6 +52,24 @@ TEST_CASE("status, reason and headers come back unchanged, minus hop-by-hop ones
   CHECK(r->body == "hello");
 }
 
+TEST_CASE("a backend Connection that names Content-Length leaves the response framed", "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.backend.set_script([](const test::recorded_request&) {
+    return test::reply{"HTTP/1.1 200 OK\r\nConnection: close, Content-Length\r\nContent-Length: 5\r\n\r\nhello"};
+  });
+  f.start();
+  test::raw_client c(f.port());
+  for (int i = 0; i < 2; ++i) {
+    INFO("request " << i);
+    REQUIRE(c.send("GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->header("Content-Length") == "5");
+    CHECK(r->body == "hello");
+  }
+}
+
 TEST_CASE("a chunked backend response arrives intact and the connections stay usable", "[integration][proxy]") {
   test::proxy_fixture f;
   std::string big(70000, '\0');
@@ -178,6 +196,8 @@ TEST_CASE("malformed or oversized backend response heads get 502", "[integration
       return test::reply{"HTTP/1.1 200 OK\r\nX-Big: " + std::string(70 * 1024, 'x') + "\r\n\r\n"};
     if (rq.target == "/garbage") return test::reply{"SSH-2.0-OpenSSH\r\n\r\n"};
     if (rq.target == "/obs-fold") return test::reply{"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n"};
+    if (rq.target == "/obs-fold-empty")  // the folded field's first line empty
+      return test::reply{"HTTP/1.1 200 OK\r\nX-A:\r\n folded\r\nContent-Length:\r\n 0\r\n\r\n"};
     if (rq.target == "/bad-chunk")  // broken right after the head: still in time for a 502
       return test::reply{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nabc\r\n"};
     if (rq.target == "/gzip-te") return test::reply{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx", 0,
@@ -185,8 +205,8 @@ TEST_CASE("malformed or oversized backend response heads get 502", "[integration
     return test::reply{test::ok_response("fine")};
   });
   f.start();
-  for (const char* path :
-       {"/api/dup-length", "/api/huge-head", "/api/garbage", "/api/obs-fold", "/api/gzip-te", "/api/bad-chunk"}) {
+  for (const char* path : {"/api/dup-length", "/api/huge-head", "/api/garbage", "/api/obs-fold", "/api/obs-fold-empty",
+                           "/api/gzip-te", "/api/bad-chunk"}) {
     INFO(path);
     auto r = test::http_request(f.port(), std::string("GET ") + path + " HTTP/1.1\r\nHost: h\r\n\r\n");
     REQUIRE(r);
@@ -195,7 +215,7 @@ TEST_CASE("malformed or oversized backend response heads get 502", "[integration
   auto r = test::http_request(f.port(), "GET /api/ok HTTP/1.1\r\nHost: h\r\n\r\n");
   REQUIRE(r);
   CHECK(r->body == "fine");
-  CHECK(f.stats->bad_gateway.load() == 6);
+  CHECK(f.stats->bad_gateway.load() == 7);
 }
 
 TEST_CASE("a 200 MiB backend response streams through with bounded memory", "[integration][proxy]") {

@@ -190,6 +190,67 @@ TEST_CASE("parser serves HTTP/1.x above 1.1 as 1.1", "[unit][http][parser]") {
   }
 }
 
+TEST_CASE("parser reads close and keep-alive from every Connection field", "[unit][http][parser]") {
+  struct want {
+    const char* head;
+    bool keep_alive;
+  };
+  for (const want& w : {
+           want{"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\nConnection: foo\r\n\r\n", false},
+           want{"GET /x HTTP/1.1\r\nHost: t\r\nConnection: foo\r\nConnection: close\r\n\r\n", false},
+           want{"GET /x HTTP/1.1\r\nHost: t\r\nConnection: foo\r\nConnection: bar\r\n\r\n", true},
+           want{"GET /x HTTP/1.0\r\nConnection: keep-alive\r\nConnection: foo\r\n\r\n", true},
+           want{"GET /x HTTP/1.0\r\nConnection: foo\r\nConnection: keep-alive\r\n\r\n", true},
+           want{"GET /x HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n", false},
+           want{"GET /x HTTP/1.0\r\nConnection: foo\r\n\r\n", false},
+       }) {
+    INFO(w.head);
+    parsed p;
+    parse(p, w.head);
+    REQUIRE(p.head.what == http::head_result::kind::complete);
+    CHECK(p.req.keep_alive == w.keep_alive);
+  }
+}
+
+TEST_CASE("parser ignores Expect: 100-continue in an HTTP/1.0 request", "[unit][http][parser]") {
+  parsed old;
+  parse(old, "POST /x HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+  REQUIRE(old.head.what == http::head_result::kind::complete);
+  CHECK_FALSE(old.head.expect_continue);
+  parsed now;
+  parse(now, "POST /x HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+  REQUIRE(now.head.what == http::head_result::kind::complete);
+  CHECK(now.head.expect_continue);
+  // Other expectations are still refused, in either version.
+  parsed odd;
+  parse(odd, "POST /x HTTP/1.0\r\nExpect: 200-ok\r\n\r\n");
+  REQUIRE(odd.head.what == http::head_result::kind::error);
+  CHECK(odd.head.status == 417);
+}
+
+TEST_CASE("parser ends an absolute-form authority at the first '/' or '?'", "[unit][http][parser]") {
+  struct want {
+    const char* target;
+    const char* path;
+    const char* query;
+  };
+  for (const want& w : {
+           want{"http://a?admin=1&k=z/api/foo", "/", "admin=1&k=z/api/foo"},
+           want{"http://a/api/foo?x=1", "/api/foo", "x=1"},
+           want{"http://a", "/", ""},
+           want{"http://a?", "/", ""},
+           want{"https://a:8443/p/?q/r", "/p/", "q/r"},
+       }) {
+    INFO(w.target);
+    parsed p;
+    const std::string raw_head = std::string("GET ") + w.target + " HTTP/1.1\r\nHost: a\r\n\r\n";
+    parse(p, raw_head);
+    REQUIRE(p.head.what == http::head_result::kind::complete);
+    CHECK(p.req.path == w.path);
+    CHECK(p.req.query == w.query);
+  }
+}
+
 TEST_CASE("parser takes a Content-Length with surrounding whitespace as its number", "[unit][http][parser]") {
   for (const char* value : {" 5", "5 ", "\t5", "5\t", " \t5\t ", "  5  "}) {
     INFO("[" << value << "]");

@@ -15,6 +15,7 @@
 #include "gateway/proxy/request_writer.hpp"
 #include "tests/support/mutate.hpp"
 #include "gateway/proxy/response_reader.hpp"
+#include "gateway/proxy/tunnel.hpp"
 
 using namespace gateway;
 
@@ -132,6 +133,26 @@ TEST_CASE("is_hop_by_hop knows the fixed list and the fields Connection names", 
                         "Upgrade", "x-foo", "X-Bar"})
     CHECK(http::is_hop_by_hop(n, h));
   for (const char* n : {"Host", "Content-Length", "X-Foobar", "Trailers", "Close2"}) CHECK_FALSE(http::is_hop_by_hop(n, h));
+  // A Connection that names Content-Length does not make it hop-by-hop: it
+  // frames the forwarded body.
+  h.add("Connection", "Content-Length");
+  CHECK_FALSE(http::is_hop_by_hop("content-length", h));
+}
+
+TEST_CASE("a WebSocket upgrade is told by Upgrade and the upgrade option of any Connection field", "[unit][proxy]") {
+  core::arena mem;
+  auto request = [&](std::initializer_list<std::pair<const char*, const char*>> fields) {
+    http::request req;
+    req.headers = http::header_list(mem);
+    req.upgrade = true;
+    for (const auto& [n, v] : fields) req.headers.add(n, v);
+    return req;
+  };
+  CHECK(proxy::is_websocket_upgrade(request({{"Connection", "Upgrade"}, {"Upgrade", "websocket"}})));
+  CHECK(proxy::is_websocket_upgrade(
+      request({{"Connection", "keep-alive"}, {"Connection", "Upgrade"}, {"Upgrade", "websocket"}})));
+  CHECK_FALSE(proxy::is_websocket_upgrade(request({{"Connection", "keep-alive"}, {"Upgrade", "websocket"}})));
+  CHECK_FALSE(proxy::is_websocket_upgrade(request({{"Connection", "Upgrade"}, {"Upgrade", "h2c"}})));
 }
 
 namespace {
