@@ -231,26 +231,35 @@ int request_parser::on_headers_complete(llhttp_t*) {
   return HPE_PAUSED;
 }
 
-head_result request_parser::parse_head(std::string_view buf, request& req, const head_limits& limits) {
+head_result request_parser::parse_head(std::string_view buf, request& req, const head_limits& limits,
+                                       std::size_t* scanned) {
   // RFC 9112 section 2.2: ignore empty lines before the request-line.
   std::size_t start = 0;
   while (start + 1 < buf.size() && buf[start] == '\r' && buf[start + 1] == '\n' && start < 8) start += 2;
 
   // Find the end of the head, refusing bare LF and bare CR on the way
   // (RFC 9112 section 2.2 allows accepting bare LF; a proxy must not, since
-  // the next hop may frame the message differently).
+  // the next hop may frame the message differently). `resume` is the first
+  // byte whose meaning more bytes could still change: everything before it
+  // is checked and holds no end of head.
   std::size_t limit = buf.size() < limits.max_head ? buf.size() : limits.max_head;
   std::size_t end = 0;
+  std::size_t resume = start;
+  if (scanned != nullptr && *scanned > start && *scanned <= limit) resume = *scanned;
   {
-    std::size_t i = start;
+    std::size_t i = resume;
     while (i < limit) {
       const void* nl = std::memchr(buf.data() + i, '\n', limit - i);
       const void* cr = std::memchr(buf.data() + i, '\r', limit - i);
-      if (nl == nullptr && cr == nullptr) break;
+      if (nl == nullptr && cr == nullptr) {
+        resume = limit;  // no line end in [i, limit)
+        break;
+      }
       std::size_t pos_nl = nl ? static_cast<const char*>(nl) - buf.data() : limit;
       std::size_t pos_cr = cr ? static_cast<const char*>(cr) - buf.data() : limit;
       if (pos_nl < pos_cr) return fail(400, "bare LF in request head");
       // pos_cr < pos_nl: a CR must be followed by LF.
+      resume = pos_cr;                 // until the two bytes after this line end are known
       if (pos_cr + 1 >= limit) break;  // need more bytes
       if (buf[pos_cr + 1] != '\n') return fail(400, "bare CR in request head");
       if (pos_cr + 3 < limit && buf[pos_cr + 2] == '\r' && buf[pos_cr + 3] == '\n') {
@@ -258,9 +267,13 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
         break;
       }
       if (pos_cr + 2 < limit && buf[pos_cr + 2] == '\r' && pos_cr + 3 >= limit) break;  // need more
+      // The next line starts here and not with CR LF; when none of it is
+      // here yet, resume stays at this line end.
       i = pos_cr + 2;
+      if (i < limit) resume = i;
     }
   }
+  if (scanned != nullptr) *scanned = end == 0 ? resume : 0;
   if (end == 0) {
     head_result err;
     if (refuse_partial_head(buf.substr(start), buf.size(), limits, err)) return err;

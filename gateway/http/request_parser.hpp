@@ -71,7 +71,13 @@ class request_parser {
   // req.query and req.target (origin-form: the resolved path and the query)
   // are in the arena; a path without dot-segments is not copied. "%2F" is
   // not a separator and stays as it is.
-  head_result parse_head(std::string_view buf, request& req, const head_limits& limits);
+  //
+  // `scanned`, when given, carries the search for the head's end from one
+  // call to the next while the head arrives in pieces: 0 for a new head; on
+  // `incomplete` it is set to where the next call, given the same bytes
+  // and more after them, may go on, so a head read in many small pieces is
+  // not scanned again from its start each time.
+  head_result parse_head(std::string_view buf, request& req, const head_limits& limits, std::size_t* scanned = nullptr);
 
   // Decodes a chunked body that follows the head just parsed, with the
   // strict chunked_decoder (not llhttp, which is lenient about the CRLF

@@ -317,6 +317,7 @@ class session {
   Io& io_;
   read_buffer in_;
   http::request_parser parser_;
+  std::size_t head_scanned_ = 0;  // parse_head's search position in the head being read
   // The chain the current request runs on (a reload may install another
   // meanwhile). Declared before mem_, so it outlives the arena's objects,
   // which may point into the chain (the proxy's pool).
@@ -405,6 +406,7 @@ asio::awaitable<void> session<Io>::linger_close() {
 template <class Io>
 void session<Io>::begin_head() {
   in_.compact();
+  head_scanned_ = 0;
   if (in_.size() == 0) {
     // Nothing pipelined: the connection may wait idle for long, so its
     // arena block goes back to the worker's pool until the next request.
@@ -422,7 +424,7 @@ typename session<Io>::head_step session<Io>::parse_buffered_head(http::request& 
   if (in_.size() == 0) return head_step::more;
   http::head_limits limits{static_cast<std::size_t>(cfg_.max_head), cfg_.max_headers,
                            static_cast<std::size_t>(cfg_.max_target)};
-  head = parser_.parse_head(in_.view(), req, limits);
+  head = parser_.parse_head(in_.view(), req, limits, &head_scanned_);
   if (head.what == http::head_result::kind::complete) return head_step::complete;
   if (head.what == http::head_result::kind::error) return head_step::error;
   return head_step::more;
