@@ -299,10 +299,20 @@ class upstream_response final : public http::body_source, public http::upstream_
           return head_outcome{make_error_code(proxy_errc::response_head_too_large)};
         return std::nullopt;
       }
+      fields.clear();
+      if (end > 9 && window[9] == '1' && !(upgrade_ && is_switching_head(window.substr(0, end)))) {
+        // A 1xx head (100/102/103) is skipped where it lies: a backend may
+        // send any number of them, so none is kept (RFC 9110 section 15.2).
+        auto st = reader_.parse_head(window.substr(0, end), fields, opts_.max_response_fields);
+        fields.clear();
+        if (st != response_reader::head_status::interim) return head_outcome{make_error_code(proxy_errc::bad_response)};
+        start_ += end;
+        scanned_ = start_;
+        continue;
+      }
       // The head is copied out so the buffer can take body bytes while
       // res.headers still point at the fields.
       std::string_view copy = mem_.copy(window.substr(0, end));
-      fields.clear();
       if (upgrade_ && is_switching_head(copy)) {
         // RFC 9110 section 15.2.2: the connection now speaks what Upgrade
         // names; the rest of the buffer belongs to that protocol.
@@ -316,8 +326,7 @@ class upstream_response final : public http::body_source, public http::upstream_
       auto st = reader_.parse_head(copy, fields, opts_.max_response_fields);
       start_ += end;
       scanned_ = start_;
-      if (st == response_reader::head_status::interim) continue;  // 100/102/103: skip it
-      if (st == response_reader::head_status::error) return head_outcome{make_error_code(proxy_errc::bad_response)};
+      if (st != response_reader::head_status::ok) return head_outcome{make_error_code(proxy_errc::bad_response)};
       raw_begin_ = start_;
       raw_end_ = filled_;
       return head_outcome{};

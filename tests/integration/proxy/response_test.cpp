@@ -1,7 +1,11 @@
 // Backend responses as the client sees them: unchanged, streamed, framed right.
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
 
 #include "gateway/core/memory.hpp"
 #include "tests/integration/proxy/proxy_fixture.hpp"
@@ -185,6 +189,56 @@ TEST_CASE("interim 1xx backend responses are skipped", "[integration][proxy]") {
   CHECK(r->status == 200);
   CHECK(r->body == "final");
   CHECK(r->count("Link") == 0);
+}
+
+TEST_CASE("a backend's endless 1xx heads cost no memory that grows with them", "[integration][proxy]") {
+  // A backend of its own: 10 MiB of "102 Processing" heads (about 370,000),
+  // then the final response.
+  const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(ls >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(ls, 4) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  constexpr std::size_t interim_bytes = 10u * 1024 * 1024;
+  std::thread backend([ls] {
+    const int fd = ::accept(ls, nullptr, nullptr);
+    if (fd < 0) return;
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    std::string request;
+    char b[4096];
+    while (request.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(fd, b, sizeof b, 0);
+      if (n <= 0) break;
+      request.append(b, static_cast<std::size_t>(n));
+    }
+    std::string block;
+    while (block.size() < 64 * 1024) block += "HTTP/1.1 102 Processing\r\n\r\n";
+    for (std::size_t sent = 0; sent < interim_bytes; sent += block.size())
+      if (::send(fd, block.data(), block.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(block.size())) break;
+    const std::string final_response = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndone";
+    ::send(fd, final_response.data(), final_response.size(), MSG_NOSIGNAL);
+    ::close(fd);
+  });
+  test::proxy_fixture f;
+  f.start("http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
+  const std::size_t before = test::rss_bytes();
+  test::raw_client c(f.port(), 30000ms);
+  REQUIRE(c.send("GET /api/slow HTTP/1.1\r\nHost: h\r\n\r\n"));
+  auto r = c.read_response();
+  const std::size_t after = test::rss_bytes();
+  backend.join();
+  ::close(ls);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body == "done");
+  INFO("RSS before " << before / 1024 << " KiB, after " << after / 1024 << " KiB");
+  CHECK(after < before + 4u * 1024 * 1024);
 }
 
 TEST_CASE("malformed or oversized backend response heads get 502", "[integration][proxy]") {
