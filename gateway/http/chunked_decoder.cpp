@@ -31,10 +31,17 @@ chunked_decoder::result chunked_decoder::feed(std::string_view in, sink_fn sink,
           break;
         }
         if (digits_ == 0) return fail(i, "missing chunk size");
-        if (c == ';' || c == ' ' || c == '\t') {
+        if (c == ';') {
           st_ = state::ext;
           line_ = 0;
           break;  // the ext state consumes this byte
+        }
+        if (c == ' ' || c == '\t') {
+          // BWS (RFC 9112 section 7.1.1): only before ";" (taken here
+          // before the line end as well), never before other bytes.
+          st_ = state::size_ws;
+          line_ = 0;
+          break;
         }
         if (c == '\r') {
           st_ = state::size_lf;
@@ -43,6 +50,22 @@ chunked_decoder::result chunked_decoder::feed(std::string_view in, sink_fn sink,
         }
         return fail(i, "invalid chunk size");
       }
+      case state::size_ws:
+        if (c == ' ' || c == '\t') {
+          if (++line_ > max_line) return fail(i, "chunk extension too long");
+          ++i;
+          break;
+        }
+        if (c == ';') {
+          st_ = state::ext;
+          break;  // the ext state consumes this byte
+        }
+        if (c == '\r') {
+          st_ = state::size_lf;
+          ++i;
+          break;
+        }
+        return fail(i, "invalid chunk size");
       case state::ext:
         if (c == '\r') {
           st_ = state::size_lf;

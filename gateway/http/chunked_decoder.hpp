@@ -2,9 +2,9 @@
 // A strict decoder for the chunked transfer coding (RFC 9112 section 7.1).
 // llhttp 8.1 accepts chunk data that is not followed by CRLF, which lets a
 // request carry a second one past a lenient hop; this decoder refuses it,
-// and bare LF, oversized chunk sizes, control bytes in extensions and
-// endless trailer sections too. Used for request bodies and by the proxy
-// for upstream responses.
+// and bare LF, oversized chunk sizes, whitespace after a size that is not
+// followed by ";" or the line end, control bytes in extensions and endless
+// trailer sections too. Used for request bodies.
 #include <cstdint>
 #include <string_view>
 
@@ -33,7 +33,20 @@ class chunked_decoder {
   static constexpr std::size_t max_trailer = 16384;  // the whole trailer section
 
  private:
-  enum class state : std::uint8_t { size, ext, size_lf, data, data_cr, data_lf, trailer_start, trailer, trailer_lf, final_lf, done };
+  enum class state : std::uint8_t {
+    size,
+    size_ws,
+    ext,
+    size_lf,
+    data,
+    data_cr,
+    data_lf,
+    trailer_start,
+    trailer,
+    trailer_lf,
+    final_lf,
+    done
+  };
   std::uint64_t max_body_;
   std::uint64_t total_ = 0;
   std::uint64_t remaining_ = 0;  // of the current chunk
