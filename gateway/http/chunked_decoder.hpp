@@ -4,7 +4,8 @@
 // request carry a second one past a lenient hop; this decoder refuses it,
 // and bare LF, oversized chunk sizes, whitespace after a size that is not
 // followed by ";" or the line end, control bytes in extensions and endless
-// trailer sections too. Used for request bodies.
+// trailer sections too. Used for request bodies and for backend response
+// bodies (proxy/response_reader).
 #include <cstdint>
 #include <string_view>
 

@@ -46,6 +46,7 @@ void response_reader::reset() noexcept {
   status_ = 0;
   in_value_ = too_many_fields_ = complete_ = keep_alive_ = false;
   chunked_ = has_content_length_ = until_close_ = no_body_ = false;
+  chunks_.reset(UINT64_MAX);
 }
 
 response_reader::head_status response_reader::parse_head(std::string_view head, http::header_list& headers,
@@ -208,6 +209,19 @@ response_reader::decoded response_reader::decode(char* dest, const char* data, s
   }
   out_ = dest;
   out_size_ = 0;
+  if (chunked_) {
+    const http::chunked_decoder::result r = chunks_.feed(std::string_view(data, len), &take_chunk_data, this);
+    out.size = out_size_;
+    out_ = nullptr;
+    if (r.what == http::chunked_decoder::status::complete) {
+      complete_ = true;
+      keep_alive_ = llhttp_should_keep_alive(&parser_) != 0;
+      extra_bytes_ += len - r.consumed;
+    } else if (r.what != http::chunked_decoder::status::need_more) {
+      out.error = true;
+    }
+    return out;
+  }
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   out.size = out_size_;
   out_ = nullptr;
@@ -272,6 +286,14 @@ int response_reader::on_headers_complete(llhttp_t* p) {
   // (RFC 9112 section 6.3, items 1-2; a 304 may carry the Content-Length of
   // the 200 it stands for, RFC 9110 section 8.6).
   return self->no_body_ ? 1 : 0;
+}
+
+bool response_reader::take_chunk_data(void* self, const char* data, std::size_t len) noexcept {
+  auto* r = static_cast<response_reader*>(self);
+  char* to = r->out_ + r->out_size_;
+  if (to != data) std::memmove(to, data, len);
+  r->out_size_ += len;
+  return true;
 }
 
 int response_reader::on_body(llhttp_t* p, const char* at, std::size_t len) {

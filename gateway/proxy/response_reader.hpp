@@ -8,7 +8,11 @@
 // the response head fuzz target compare the two ways.
 //
 // Framing follows llhttp (RFC 9112 section 6.3): no body for HEAD requests
-// and for 1xx/204/304; chunked; Content-Length; otherwise until close.
+// and for 1xx/204/304; chunked; Content-Length; otherwise until close. A
+// chunked body is decoded by http::chunked_decoder, which refuses chunk
+// data not followed by CRLF and the other lenient forms llhttp takes: a
+// backend whose chunks are malformed gets its connection closed instead of
+// reused with a framing the two sides read differently.
 // Ambiguous framing (Content-Length with Transfer-Encoding, repeated
 // Content-Length) and obs-fold are errors, i.e. 502 (RFC 9112 section 5.2
 // lets a proxy reject obs-fold in a response).
@@ -20,6 +24,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "gateway/http/chunked_decoder.hpp"
 #include "gateway/http/header_list.hpp"
 #include "gateway/http/message.hpp"
 
@@ -91,7 +96,10 @@ class response_reader {
                         head_status& result);
   static const llhttp_settings_t& callbacks() noexcept;
 
+  static bool take_chunk_data(void* self, const char* data, std::size_t len) noexcept;
+
   llhttp_t parser_;
+  http::chunked_decoder chunks_;
   http::header_list* headers_ = nullptr;
   std::uint32_t max_fields_ = 0;
   std::string_view reason_;
