@@ -141,6 +141,7 @@ class upstream_response final : public http::body_source, public http::upstream_
   // (Calls rather than one coroutine around them: a frame less per request.)
   void begin_exchange() noexcept {
     start_ = filled_ = scanned_ = 0;  // a retry on a fresh connection reads its head from the start
+    write_failed_ = false;
     arm();
   }
   head_outcome end_exchange(head_outcome o) noexcept {
@@ -244,10 +245,18 @@ class upstream_response final : public http::body_source, public http::upstream_
   // Each returns the exchange's outcome once there is one. A terminal
   // cancellation (the connection's hard abort) ends it with an error
   // value, never an exception, and no new read starts after it.
-  std::optional<head_outcome> sent(const net::io_result& r) const noexcept {
+  std::optional<head_outcome> sent(const net::io_result& r) noexcept {
     const auto& [wec, written] = r;
     if (!wec) return std::nullopt;
     if (aborted_) return head_outcome{make_error_code(proxy_errc::aborted)};
+    if (written > 0 && !timed_out_) {
+      // The backend may have answered and closed before taking the whole
+      // request (a 413 for a large upload, RFC 9112 section 9.6): what it
+      // sent is read as the response. Nothing at all is still
+      // closed_before_response (head_read); the connection is never reused.
+      write_failed_ = true;
+      return std::nullopt;
+    }
     return head_outcome{make_error_code(proxy_errc::closed_before_response), written == 0};
   }
 
@@ -338,7 +347,8 @@ class upstream_response final : public http::body_source, public http::upstream_
   // request, unless the backend said close or sent more than it should.
   void settle() noexcept {
     if (!conn_.is_open()) return;
-    if (reader_.reusable() && !aborted_ && !timed_out_) pool_.give_back(std::move(conn_));
+    if (reader_.reusable() && !aborted_ && !timed_out_ && !write_failed_)
+      pool_.give_back(std::move(conn_));
     else conn_.close();
   }
 
@@ -380,6 +390,7 @@ class upstream_response final : public http::body_source, public http::upstream_
   std::error_code failed_;
   bool aborted_ = false;
   bool timed_out_ = false;
+  bool write_failed_ = false;  // the request was not all written: the response is the connection's last
 };
 
 // A member as configured: its URL parsed (a name not resolved) and weight.

@@ -241,6 +241,56 @@ TEST_CASE("a backend's endless 1xx heads cost no memory that grows with them", "
   CHECK(after < before + 4u * 1024 * 1024);
 }
 
+TEST_CASE("a backend that answers and closes before taking the whole body has its answer forwarded",
+          "[integration][proxy]") {
+  // A backend of its own: it reads the head of a 4 MiB upload, answers 413
+  // and closes with the body unread (its kernel then resets the connection).
+  const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(ls >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(ls, 4) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  std::thread backend([ls] {
+    for (int i = 0; i < 2; ++i) {
+      const int fd = ::accept(ls, nullptr, nullptr);
+      if (fd < 0) return;
+      timeval tv{10, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      std::string request;
+      char b[4096];
+      while (request.find("\r\n\r\n") == std::string::npos) {
+        const ssize_t n = ::recv(fd, b, sizeof b, 0);
+        if (n <= 0) break;
+        request.append(b, static_cast<std::size_t>(n));
+      }
+      const std::string refusal =
+          "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!";
+      ::send(fd, refusal.data(), refusal.size(), MSG_NOSIGNAL);
+      ::close(fd);
+    }
+  });
+  test::proxy_fixture f;
+  f.cfg.max_body = 8u * 1024 * 1024;
+  f.start("http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
+  for (int i = 0; i < 2; ++i) {
+    INFO("upload " << i);
+    test::raw_client c(f.port(), 10000ms);
+    REQUIRE(c.send("POST /api/upload HTTP/1.1\r\nHost: h\r\nContent-Length: 4194304\r\n\r\n" +
+                   std::string(4u * 1024 * 1024, 'u')));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 413);
+    CHECK(r->body == "too big!");
+  }
+  backend.join();
+  ::close(ls);
+  CHECK(f.stats->bad_gateway.load() == 0);
+}
+
 TEST_CASE("malformed or oversized backend response heads get 502", "[integration][proxy]") {
   test::proxy_fixture f;
   f.backend.set_script([](const test::recorded_request& rq) {
