@@ -40,6 +40,13 @@ struct request_context {
   // The backend work of this request, while a handler holds backend
   // sockets (see upstream_guard.hpp); null otherwise.
   upstream_guard* guard = nullptr;
+  // Run once by the connection when the request is over (its response
+  // written, its tunnel closed, or the connection gone), before the chain
+  // it came from may be let go: for a layer whose hold on something
+  // outlasts its leave(), such as the concurrency limit's slot while the
+  // backend's response streams. One per request; null when unused.
+  void (*at_end)(void* arg) noexcept = nullptr;
+  void* at_end_arg = nullptr;
 };
 
 struct exchange {

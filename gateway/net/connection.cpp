@@ -735,6 +735,18 @@ asio::awaitable<bool> session<Io>::run() {
   while (!st_.aborted) {
     mem_.reset();
     http::exchange ex;
+    // Runs ex.ctx.at_end once: where the request ends below, or when this
+    // frame is destroyed mid-request.
+    struct at_end_guard {
+      http::request_context& c;
+      void run() noexcept {
+        if (auto* f = c.at_end) {
+          c.at_end = nullptr;
+          f(c.at_end_arg);
+        }
+      }
+      ~at_end_guard() { run(); }
+    } at_end{ex.ctx};
     ex.req.headers = http::header_list(mem_);
     ex.res.headers = http::header_list(mem_);
     http::head_result head;
@@ -837,6 +849,7 @@ asio::awaitable<bool> session<Io>::run() {
       }
     }
     st_.request = nullptr;
+    at_end.run();
     // Release the request's memory before waiting for the next one.
     ex.res.stream = nullptr;
     ex.res.upgrade = nullptr;

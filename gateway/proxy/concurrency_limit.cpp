@@ -28,13 +28,26 @@ class limit_layer final : public http::layer {
     co_return http::step::answered;
   }
 
-  // The slot goes straight to the oldest waiter, so a newcomer cannot take
-  // it between the wake-up and the waiter's resumption.
-  void leave(http::exchange&, http::layer_state&) override {
-    if (!hand_over()) --in_flight_;
+  // A response that streams from the backend (or a tunnel) holds its
+  // backend connection after the chain is done, so the slot is kept until
+  // the request is over. The slot goes straight to the oldest waiter, so a
+  // newcomer cannot take it between the wake-up and the waiter's
+  // resumption.
+  void leave(http::exchange& ex, http::layer_state&) override {
+    if ((ex.res.stream != nullptr || ex.res.upgrade != nullptr) && ex.ctx.at_end == nullptr) {
+      ex.ctx.at_end = &limit_layer::release;
+      ex.ctx.at_end_arg = this;
+      return;
+    }
+    release_slot();
   }
 
  private:
+  static void release(void* self) noexcept { static_cast<limit_layer*>(self)->release_slot(); }
+  void release_slot() noexcept {
+    if (!hand_over()) --in_flight_;
+  }
+
   // A waiter is a timer in the request's arena, linked in arrival order.
   struct waiter {
     explicit waiter(const asio::any_io_executor& ex) : timer(ex) {}

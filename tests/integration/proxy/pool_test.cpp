@@ -11,7 +11,11 @@
 #include <atomic>
 
 #include <sys/resource.h>
+#include <sys/socket.h>
 
+#include <thread>
+
+#include "gateway/proxy/concurrency_limit.hpp"
 #include "tests/integration/proxy/proxy_fixture.hpp"
 #include "tests/support/report.hpp"
 #include "tests/support/wait.hpp"
@@ -236,4 +240,67 @@ TEST_CASE("after shutdown no upstream socket is open", "[integration][proxy]") {
   CHECK(live.connections == 0);
   CHECK(live.coroutines == 0);
   CHECK(live.threads == 0);
+}
+
+TEST_CASE("the upstream concurrency cap counts a request until its streamed response is over", "[integration][proxy]") {
+  test::recording_backend backend;
+  constexpr std::uint64_t big = 64u * 1024 * 1024;
+  backend.set_script([&](const test::recorded_request& rq) {
+    if (rq.target == "/big")
+      return test::reply{"HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(big) + "\r\n\r\n", big};
+    return test::reply{test::ok_response("small")};
+  });
+  auto stats = std::make_shared<proxy::upstream_stats>();
+  core::stat rejected{0};
+  auto cfg = test::test_config();
+  cfg.threads = 1;
+  auto chain = [&](net::worker_env& env) {
+    proxy::proxy_options po = proxy::options_from_config(*env.cfg);
+    po.backend_url = backend.url();
+    po.stats = stats;
+    proxy::concurrency_limit_options lo;
+    lo.max_in_flight = 2;
+    lo.queue_timeout = 200ms;
+    http::layer_list route;
+    route.push_back(proxy::make_concurrency_limit(lo, &rejected));
+    route.push_back(proxy::make_proxy(env, std::move(po)));
+    auto r = std::make_unique<app::router>();
+    r->add_prefix("/api/", std::move(route));
+    return test::pipeline_of(std::move(r));
+  };
+  test::running_server srv(cfg, chain);
+  {
+    // Two clients take the two slots and read only the head of their
+    // 64 MiB responses: the responses stream (slowly), holding their
+    // backend connections, so a third request waits and gets 503.
+    std::vector<std::unique_ptr<test::raw_client>> readers;
+    for (int i = 0; i < 2; ++i) {
+      readers.push_back(std::make_unique<test::raw_client>(srv.port(), 5000ms));
+      REQUIRE(readers.back()->send("GET /api/big HTTP/1.1\r\nHost: h\r\n\r\n"));
+      char head[256];
+      REQUIRE(::recv(readers.back()->fd(), head, sizeof head, 0) > 0);
+    }
+    auto third = test::http_request(srv.port(), "GET /api/small HTTP/1.1\r\nHost: h\r\n\r\n");
+    REQUIRE(third);
+    CHECK(third->status == 503);
+    CHECK(rejected.load() == 1);
+  }
+  // The two readers are gone: their slots come back.
+  bool served = false;
+  for (int i = 0; i < 50 && !served; ++i) {
+    auto r = test::http_request(srv.port(), "GET /api/small HTTP/1.1\r\nHost: h\r\n\r\n");
+    served = r && r->status == 200 && r->body == "small";
+    if (!served) std::this_thread::sleep_for(50ms);
+  }
+  CHECK(served);
+  // Both slots: two more at once are served.
+  std::vector<std::thread> ts;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 2; ++i)
+    ts.emplace_back([&] {
+      auto r = test::http_request(srv.port(), "GET /api/small HTTP/1.1\r\nHost: h\r\n\r\n");
+      if (r && r->status == 200) ++ok;
+    });
+  for (auto& t : ts) t.join();
+  CHECK(ok == 2);
 }
