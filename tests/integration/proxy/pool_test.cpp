@@ -92,12 +92,13 @@ TEST_CASE("a backend closing pooled connections between requests causes no clien
       CHECK(r->body == "/n" + std::to_string(i));
     }
     CHECK(f.backend.connections_accepted() == 20);  // one per request: each was closed after use
-    // A connection idle for more than 100 ms is checked (a peek) before it
-    // is used: the stale one is dropped and the POST, which is never
-    // retried, goes out on a fresh connection. The pooled connection must
-    // sit idle past those 100 ms: the pause is the scenario itself (an age,
-    // not an event to wait for).
-    std::this_thread::sleep_for(300ms);
+    // A connection idle for more than two 4 ms ticks of the coarse clock is
+    // checked (a peek) before it is used: the stale one is dropped and the
+    // POST, which is never retried, goes out on a fresh connection. The
+    // pooled connection must sit idle past that window: the pause is the
+    // scenario itself (an age, not an event to wait for), short enough that
+    // a window of 100 ms would let the POST go out on the closed connection.
+    std::this_thread::sleep_for(40ms);
     const auto stale_before = f.stats->stale.load();
     REQUIRE(c.send(test::make_request("POST", "/api/after-pause", "payload")));
     auto post = c.read_response();
