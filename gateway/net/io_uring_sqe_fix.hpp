@@ -75,8 +75,8 @@
 // initiating call: Asio's start_op prepares the entry before the call
 // returns when no other receive is queued on the socket) and it is
 // submitted with IORING_RECVSEND_POLL_FIRST (Linux 5.19): the poll is
-// armed first, and a socket that is ready already is received from at
-// once. Other receives try first as before. The flag is only set where the
+// armed first (a socket that is ready already has its receive queued as
+// task work at once). Other receives try first as before. The flag is only set where the
 // rings took the setup flags of item 3 (the same kernel release), so an
 // older kernel, which would refuse it, never sees it.
 #if defined(GATEWAY_IO_URING)
