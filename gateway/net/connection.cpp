@@ -211,8 +211,13 @@ class plain_stream final : public http::byte_stream {
   }
   // The session's per-request read and write (net/direct_op.hpp): no
   // coroutine frame of their own; the result lands in `out`.
-  auto read_some_into(asio::mutable_buffer into, net::io_result& out) {
-    return direct(out, [this, into](direct_handler h) { s_.async_read_some(into, std::move(h)); });
+  // `expect_empty`: the next request's read right after a response went
+  // out (net::empty_read_hint).
+  auto read_some_into(asio::mutable_buffer into, net::io_result& out, bool expect_empty) {
+    return direct(out, [this, into, expect_empty](direct_handler h) {
+      const net::empty_read_hint hint(expect_empty);
+      s_.async_read_some(into, std::move(h));
+    });
   }
   // Up to two non-empty pieces (a response's head and its body, the common
   // case) go out as one buffer or a two-element array, for which Asio's
@@ -768,7 +773,7 @@ asio::awaitable<bool> session<Io>::run() {
       const asio::mutable_buffer space = in_.prepare(max_cap);
       net::io_result got;
       if constexpr (Io::is_tls) got = co_await io_.read_some(space);
-      else co_await io_.read_some_into(space, got);
+      else co_await io_.read_some_into(space, got, st_.phase == conn_phase::idle && !st_.fresh && in_.size() == 0);
       auto [ec, n] = got;
       if (ec) {
         if (ec == asio::error::operation_aborted && st_.shed && st_.phase == conn_phase::idle && in_.size() == 0 &&

@@ -72,4 +72,24 @@ auto direct(io_result& out, Start start) {
   };
 }
 
+// On the io_uring backend, marks the receive that `start` prepares on this
+// thread, within the guard's life, as one that almost surely finds no data
+// yet (the reply to what was just sent): it is submitted with
+// IORING_RECVSEND_POLL_FIRST (net/io_uring_sqe_fix.hpp), so the kernel arms
+// the readiness poll at once instead of first trying a receive that fails.
+// Set around the initiating call only, which prepares the submission entry
+// before it returns; a receive that is not prepared there (another one is
+// queued on the socket) clears it on the way out. Nothing on epoll.
+class empty_read_hint {
+ public:
+#if defined(GATEWAY_IO_URING)
+  explicit empty_read_hint(bool on) noexcept { gateway_io_uring_expect_empty = on; }
+  ~empty_read_hint() { gateway_io_uring_expect_empty = false; }
+#else
+  explicit empty_read_hint(bool) noexcept {}
+#endif
+  empty_read_hint(const empty_read_hint&) = delete;
+  empty_read_hint& operator=(const empty_read_hint&) = delete;
+};
+
 }  // namespace gateway::net

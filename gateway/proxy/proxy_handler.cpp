@@ -582,6 +582,7 @@ class proxy_layer final : public http::layer {
           net::io_result r;
           co_await up->connection().write_into(bufs, r);
           got = up->sent(r);
+          bool just_sent = true;
           while (!got) {
             asio::mutable_buffer space;
             got = up->head_space(space);
@@ -591,7 +592,8 @@ class proxy_layer final : public http::layer {
               got = head_outcome{make_error_code(proxy_errc::aborted)};
               break;
             }
-            co_await up->connection().read_some_into(space, r);
+            co_await up->connection().read_some_into(space, r, just_sent);
+            just_sent = false;
             got = up->head_read(r, fields);
           }
         }

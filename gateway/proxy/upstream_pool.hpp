@@ -114,10 +114,16 @@ class upstream_connection {
   // The same two as above without a coroutine frame per operation
   // (net/direct_op.hpp), for the proxy's per-request exchange: the result
   // lands in `out`, which must live in the awaiting coroutine's frame.
-  auto read_some_into(asio::mutable_buffer b, net::io_result& out) {
-    return net::direct(out, [this, b](net::direct_handler h) {
-      if (tls_) tls_->async_read_some(b, std::move(h));
-      else socket_.async_read_some(b, std::move(h));
+  // `expect_empty`: the response's first read right after the request went
+  // out (net::empty_read_hint; plain connections only).
+  auto read_some_into(asio::mutable_buffer b, net::io_result& out, bool expect_empty = false) {
+    return net::direct(out, [this, b, expect_empty](net::direct_handler h) {
+      if (tls_) {
+        tls_->async_read_some(b, std::move(h));
+      } else {
+        const net::empty_read_hint hint(expect_empty);
+        socket_.async_read_some(b, std::move(h));
+      }
     });
   }
   template <class ConstBuffers>

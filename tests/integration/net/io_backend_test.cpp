@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -100,6 +102,92 @@ TEST_CASE("io backend: where the kernel refuses the newer io_uring setup flags, 
   const std::size_t refused = occurrences(err, "uring_flags_shim: io_uring_queue_init flags 0x300 -> -22\n");
   CHECK(refused >= 3);
   CHECK(occurrences(err, "uring_flags_shim: io_uring_queue_init flags 0x0 -> 0\n") == refused);
+}
+
+namespace {
+
+// The shim's count of the socket operations the gateway submitted.
+struct submitted {
+  unsigned long recvmsg = 0, recv = 0, poll_first = 0, sendmsg = 0, send = 0;
+};
+
+std::optional<submitted> submitted_counts(const std::string& err) {
+  const auto at = err.find("uring_flags_shim: submitted ");
+  if (at == std::string::npos) return std::nullopt;
+  submitted s;
+  if (std::sscanf(err.c_str() + at, "uring_flags_shim: submitted recvmsg %lu recv %lu poll_first %lu sendmsg %lu send %lu",
+                  &s.recvmsg, &s.recv, &s.poll_first, &s.sendmsg, &s.send) != 5)
+    return std::nullopt;
+  return s;
+}
+
+// Starts the gateway on io_uring with `env` (the shim), proxies `n`
+// requests one after another over one keep-alive client connection, stops
+// it with SIGTERM (exit 0) and returns its stderr.
+std::string serve_keep_alive_requests(int n, const std::vector<std::string>& env) {
+  test::recording_backend backend;
+  backend.set_script([](const test::recorded_request&) { return test::reply{test::ok_response("from the backend")}; });
+  test::child_process gw({gateway_bin, "--io-backend", "io_uring", "--listen", "127.0.0.1:0", "--threads", "2",
+                          "--backend", backend.url(), "--api-key", "k"},
+                         env);
+  const auto listening = gw.wait_for_line("listening on", true, 10s);
+  INFO("stderr: " << gw.err());
+  REQUIRE(listening);
+  const auto port = static_cast<std::uint16_t>(test::port_after_listening_on(*listening));
+  REQUIRE(port != 0);
+  {
+    test::raw_client c(port, 5000ms);
+    for (int i = 0; i < n; ++i) {
+      REQUIRE(c.send(test::make_request("GET", "/api/through", {}, "X-API-Key: k\r\n")));
+      const auto r = c.read_response();
+      REQUIRE(r);
+      CHECK(r->status == 200);
+      CHECK(r->body == "from the backend");
+    }
+  }
+  CHECK(backend.requests().size() == static_cast<std::size_t>(n));
+  gw.signal(SIGTERM);
+  const auto status = gw.wait_exit(15s);
+  REQUIRE(status);
+  CHECK(*status == 0);
+  return gw.err();
+}
+
+}  // namespace
+
+TEST_CASE("io backend: io_uring receives into one buffer go out as RECV, and the replies' receives poll first",
+          "[integration][io_uring]") {
+  // Three requests over one keep-alive connection. Every receive is into
+  // one buffer, so none is a RECVMSG. The receives marked as expecting no
+  // data: the backend's response after each request (3) and the client's
+  // next request after each response (after the first two responses
+  // surely, after the third unless the drain comes first): 5 or 6. The
+  // client's first request and whatever else is read are not marked.
+  const std::string err = serve_keep_alive_requests(3, {shim});
+  INFO("stderr: " << err);
+  const auto s = submitted_counts(err);
+  REQUIRE(s);
+  CHECK(s->recvmsg == 0);
+  CHECK(s->poll_first >= 5);
+  CHECK(s->poll_first <= 6);
+  CHECK(s->recv > s->poll_first);
+  // The requests to the backend (a head and an empty body) are single sends.
+  CHECK(s->send >= 3);
+}
+
+TEST_CASE("io backend: where the kernel refuses the newer io_uring setup flags, no receive asks to poll first",
+          "[integration][io_uring]") {
+  // A kernel older than 5.19 (the shim refuses flags newer than 5.10's)
+  // does not know IORING_RECVSEND_POLL_FIRST: no entry carries it, and the
+  // gateway serves as before.
+  const std::string err = serve_keep_alive_requests(3, {shim, "URING_FLAGS_SHIM_ACCEPT=0x7f"});
+  INFO("stderr: " << err);
+  CHECK(occurrences(err, "uring_flags_shim: io_uring_queue_init flags 0x300 -> -22\n") >= 3);
+  const auto s = submitted_counts(err);
+  REQUIRE(s);
+  CHECK(s->poll_first == 0);
+  CHECK(s->recvmsg == 0);
+  CHECK(s->recv >= 6);
 }
 
 TEST_CASE("io backend: --io-backend auto takes io_uring where the kernel allows it", "[integration][io_uring]") {
