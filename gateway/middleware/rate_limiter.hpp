@@ -38,6 +38,7 @@
 // check() takes one shard's mutex for a few hundred nanoseconds and never
 // allocates. Construction throws std::invalid_argument on bad options and
 // std::bad_alloc when the mapping cannot be made (start-up only).
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -83,6 +84,16 @@ class rate_limiter {
   // that bucket (so it counts a little longer, never shorter).
   decision check(std::string_view key, std::chrono::steady_clock::time_point now) noexcept;
 
+  // check() for a key its caller has already hashed: `digest` is the
+  // 128-bit output of a keyed pseudorandom function under a secret key
+  // drawn at random per process (the API keys' digest, api_keys.hpp), so
+  // its bits pick the shard and the index position as this table's own
+  // hash would. Such digests and check()'s hashes of strings come from
+  // independent keys: a digest and a string meet in one entry only by a
+  // 128-bit collision.
+  decision check_digest(const std::array<unsigned char, 16>& digest,
+                        std::chrono::steady_clock::time_point now) noexcept;
+
   // Keys currently tracked (including ones none of whose requests counts
   // any more but whose slot has not been reused yet). Never exceeds
   // capacity().
@@ -121,6 +132,7 @@ class rate_limiter {
   std::unique_ptr<shard[]> shards_;
 
   // check() once the shard is known, for counters of type Count.
+  decision check_hashed(std::uint64_t hi, std::uint64_t lo, std::chrono::steady_clock::time_point now) noexcept;
   template <class Count>
   decision check_in(shard& s, std::uint64_t hi, std::uint64_t lo, std::int64_t t) noexcept;
 };
