@@ -1,6 +1,8 @@
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +56,43 @@ struct store_wait {
   std::uint32_t key_len;
   std::uint32_t slot;
   bool by_digest;
+};
+
+// The table's hash of recently seen client addresses, so that the requests
+// of a keep-alive connection (and of every connection from one address)
+// hash their address once: 64 entries, each picked by a cheap mix of the
+// address's last bytes and used only when its stored bytes equal the
+// address. An address that changes per request (one taken from a trusted
+// proxy's header) or a colliding one is hashed again and replaces the
+// entry; a collision costs a hash, never a wrong budget. One per layer,
+// and a layer serves one worker: no lock.
+class address_hashes {
+ public:
+  rate_limiter::hashed_key get(rate_limiter& limiter, std::string_view address) noexcept {
+    if (address.empty() || address.size() > max_text) return limiter.hash(address);
+    std::uint64_t tail = 0;
+    if (address.size() >= 8) {
+      std::memcpy(&tail, address.data() + address.size() - 8, 8);
+    } else {
+      for (char c : address) tail = (tail << 8) | static_cast<unsigned char>(c);
+    }
+    tail ^= address.size();
+    entry& e = entries_[static_cast<std::size_t>((tail * 0x9E3779B97F4A7C15ull) >> 58)];
+    if (e.size == address.size() && std::memcmp(e.text, address.data(), address.size()) == 0) return e.h;
+    e.h = limiter.hash(address);
+    std::memcpy(e.text, address.data(), address.size());
+    e.size = static_cast<std::uint8_t>(address.size());
+    return e.h;
+  }
+
+ private:
+  static constexpr std::size_t max_text = 46;  // any IPv6 text form; longer ones are not kept
+  struct entry {
+    rate_limiter::hashed_key h;
+    std::uint8_t size = 0;  // 0: empty
+    char text[max_text];
+  };
+  std::array<entry, 64> entries_{};
 };
 
 class rate_limit_layer final : public http::layer {
@@ -154,10 +193,12 @@ class rate_limit_layer final : public http::layer {
   }
 
   // One request counted in this instance's table: under the API key's
-  // digest that enter() left in the request, or under `key`'s bytes.
+  // digest that enter() left in the request, or else under the client's
+  // address (`key`), whose hash the worker may know already.
   rate_limit_decision count_locally(const http::exchange& ex, std::string_view key, bool by_digest) noexcept {
     const auto now = core::coarse_steady_now();
-    return by_digest ? limiter_.check_digest(ex.ctx.api_key_digest, now) : limiter_.check(key, now);
+    if (by_digest) return limiter_.check_digest(ex.ctx.api_key_digest, now);
+    return limiter_.check_hashed(addresses_->get(limiter_, key), now);
   }
 
   // Exact paths (already free of dot-segments: the parser resolved them).
@@ -174,6 +215,7 @@ class rate_limit_layer final : public http::layer {
   std::shared_ptr<rate_limit_store> store_;
   bool fail_open_;
   formatted_number limit_text_, reset_text_;
+  std::unique_ptr<address_hashes> addresses_ = std::make_unique<address_hashes>();
 };
 
 }  // namespace

@@ -230,9 +230,13 @@ rate_limiter::~rate_limiter() {
 
 rate_limiter::decision rate_limiter::check(std::string_view key,
                                            std::chrono::steady_clock::time_point now) noexcept {
-  if (opts_.limit == 0) return check_hashed(0, 0, now);
+  if (opts_.limit == 0) return check_hashed(hashed_key{}, now);
+  return check_hashed(hash(key), now);
+}
+
+rate_limiter::hashed_key rate_limiter::hash(std::string_view key) const noexcept {
   const digest h = siphash128(key0_, key1_, key);
-  return check_hashed(h.hi, h.lo, now);
+  return hashed_key{h.hi, h.lo};
 }
 
 rate_limiter::decision rate_limiter::check_digest(const std::array<unsigned char, 16>& d,
@@ -244,11 +248,11 @@ rate_limiter::decision rate_limiter::check_digest(const std::array<unsigned char
     lo = (lo << 8) | d[static_cast<std::size_t>(i)];
     hi = (hi << 8) | d[static_cast<std::size_t>(i) + 8];
   }
-  return check_hashed(hi, lo, now);
+  return check_hashed(hashed_key{hi, lo}, now);
 }
 
-rate_limiter::decision rate_limiter::check_hashed(std::uint64_t hi, std::uint64_t lo,
-                                                  std::chrono::steady_clock::time_point now) noexcept {
+rate_limiter::decision rate_limiter::check_hashed(hashed_key h, std::chrono::steady_clock::time_point now) noexcept {
+  const std::uint64_t hi = h.hi, lo = h.lo;
   std::int64_t t = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
   if (t < 0) t = 0;
   if (opts_.limit == 0) {

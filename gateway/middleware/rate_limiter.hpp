@@ -84,6 +84,18 @@ class rate_limiter {
   // that bucket (so it counts a little longer, never shorter).
   decision check(std::string_view key, std::chrono::steady_clock::time_point now) noexcept;
 
+  // check() in two steps, for a caller that sees one key again and again
+  // (a keep-alive connection's address) and keeps its hash: hash(key) is
+  // the table's keyed hash of `key` (this table's key, drawn at random at
+  // construction: valid for this table only), and check_hashed(hash(key),
+  // now) is check(key, now).
+  struct hashed_key {
+    std::uint64_t hi = 0;
+    std::uint64_t lo = 0;
+  };
+  hashed_key hash(std::string_view key) const noexcept;
+  decision check_hashed(hashed_key h, std::chrono::steady_clock::time_point now) noexcept;
+
   // check() for a key its caller has already hashed: `digest` is the
   // 128-bit output of a keyed pseudorandom function under a secret key
   // drawn at random per process (the API keys' digest, api_keys.hpp), so
@@ -132,7 +144,6 @@ class rate_limiter {
   std::unique_ptr<shard[]> shards_;
 
   // check() once the shard is known, for counters of type Count.
-  decision check_hashed(std::uint64_t hi, std::uint64_t lo, std::chrono::steady_clock::time_point now) noexcept;
   template <class Count>
   decision check_in(shard& s, std::uint64_t hi, std::uint64_t lo, std::int64_t t) noexcept;
 };
