@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <vector>
@@ -198,6 +199,10 @@ class rate_limit_layer final : public http::layer {
   rate_limit_decision count_locally(const http::exchange& ex, std::string_view key, bool by_digest) noexcept {
     const auto now = core::coarse_steady_now();
     if (by_digest) return limiter_.check_digest(ex.ctx.api_key_digest, now);
+    // Made on a route's first counted request (4.6 KB), so that routes no
+    // traffic takes cost nothing; without memory the address is hashed.
+    if (!addresses_) addresses_.reset(new (std::nothrow) address_hashes);
+    if (!addresses_) return limiter_.check(key, now);
     return limiter_.check_hashed(addresses_->get(limiter_, key), now);
   }
 
@@ -215,7 +220,7 @@ class rate_limit_layer final : public http::layer {
   std::shared_ptr<rate_limit_store> store_;
   bool fail_open_;
   formatted_number limit_text_, reset_text_;
-  std::unique_ptr<address_hashes> addresses_ = std::make_unique<address_hashes>();
+  std::unique_ptr<address_hashes> addresses_;
 };
 
 }  // namespace
