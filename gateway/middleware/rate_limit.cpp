@@ -230,7 +230,7 @@ http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_
                                 bool fail_open) {
   // Draws the API keys' digest key now, at start-up, if it is not drawn yet:
   // the one call that can fail.
-  if (by_api_key) (void)api_key_set::digest_of({});
+  if (by_api_key) (void)api_key_set::digest_of(std::string_view("", 0));  // not null: memcpy of 0 bytes from null is UB
   return std::make_unique<rate_limit_layer>(limiter, by_api_key, shard, std::move(exempt), std::move(store),
                                             fail_open);
 }
