@@ -3,6 +3,7 @@
 // and what the connection knows about the request (its arena, the client,
 // the clock). Every view points into the connection's read buffer or the
 // request arena; nothing here outlives the request.
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <string_view>
@@ -37,6 +38,14 @@ struct request_context {
   // Set by the proxy: the backend it sent the request to ("HOST:PORT"),
   // for the access log. Empty for answers the gateway gives itself.
   std::string_view upstream;
+  // The keyed digest of the API key this request presented
+  // (middleware/api_keys.hpp), kept by the first layer that computes it
+  // (the rate limit by API key) for the next (the API-key check), so that
+  // a request's key is hashed once. `api_key_source` is the presented
+  // bytes it was computed from, in the request's memory; empty when none
+  // was computed. A layer uses the digest only for exactly those bytes.
+  std::string_view api_key_source;
+  std::array<unsigned char, 16> api_key_digest{};
   // The backend work of this request, while a handler holds backend
   // sockets (see upstream_guard.hpp); null otherwise.
   upstream_guard* guard = nullptr;

@@ -119,10 +119,18 @@ api_key_set api_key_set::from_file(const std::string& path, std::string& error) 
   return set;
 }
 
+api_key_set::digest api_key_set::digest_of(std::string_view presented) {
+  return core::siphash128(digest_key(), presented);
+}
+
 bool api_key_set::contains(std::string_view presented) const noexcept {
   // The length cap is public, so refusing early on it leaks nothing.
   if (presented.empty() || presented.size() > max_key_size || digests_.empty()) return false;
-  const digest d = core::siphash128(digest_key(), presented);
+  return contains(presented, core::siphash128(digest_key(), presented));
+}
+
+bool api_key_set::contains(std::string_view presented, const digest& d) const noexcept {
+  if (presented.empty() || presented.size() > max_key_size || digests_.empty()) return false;
   // Every stored digest is compared, with no early exit, and CRYPTO_memcmp
   // takes the same time wherever the first differing byte is. Comparing
   // digests rather than keys also hides the stored keys' lengths.

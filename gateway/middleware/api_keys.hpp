@@ -59,11 +59,20 @@ class api_key_set {
 
   bool contains(std::string_view presented) const noexcept;
 
+  // The keyed digest `contains` compares: SipHash-128 of `presented` under
+  // the process's digest key. The first call draws that key (and may throw
+  // std::runtime_error as the constructor does); later calls never throw.
+  using digest = std::array<unsigned char, 16>;
+  static digest digest_of(std::string_view presented);
+
+  // contains(presented) for a caller that already holds
+  // digest_of(presented): the same length rule, the same comparison.
+  bool contains(std::string_view presented, const digest& d) const noexcept;
+
   std::size_t size() const noexcept { return digests_.size(); }
   bool empty() const noexcept { return digests_.empty(); }
 
  private:
-  using digest = std::array<unsigned char, 16>;
   void add(std::string_view key);
 
   std::vector<digest> digests_;

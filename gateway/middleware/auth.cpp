@@ -44,9 +44,15 @@ class auth_layer final : public http::layer {
  private:
   bool authorised(http::exchange& ex) const {
     std::string_view key = ex.req.headers.value_of("x-api-key");
-    if (!key.empty()) return keys_.contains(key);
-    if (auto q = http::query_param(ex.req.query, "api_key"); q && !q->empty())
-      return keys_.contains(http::form_decode(ex.mem(), *q));
+    if (key.empty()) {
+      if (auto q = http::query_param(ex.req.query, "api_key"); q && !q->empty()) key = http::form_decode(ex.mem(), *q);
+    }
+    if (!key.empty()) {
+      // The rate limit may have hashed these very bytes already.
+      if (ex.ctx.api_key_source.data() == key.data() && ex.ctx.api_key_source.size() == key.size())
+        return keys_.contains(key, ex.ctx.api_key_digest);
+      return keys_.contains(key);
+    }
     std::string_view authz = ex.req.headers.value_of("authorization");
     if (authz.size() > 7 && http::iequals(authz.substr(0, 7), "bearer ")) {
       if (jwt_ == nullptr) return false;

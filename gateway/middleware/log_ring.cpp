@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
@@ -17,12 +18,6 @@ namespace {
 
 constexpr std::uint64_t no_entry = std::numeric_limits<std::uint64_t>::max();
 constexpr std::string_view redacted = "[REDACTED]";
-
-// assign() reuses the string's buffer when it is big enough, which is what
-// makes a wrapped ring allocation-free.
-void assign_cut(std::string& dst, std::string_view src, std::size_t max) {
-  dst.assign(src.data(), std::min(src.size(), max));
-}
 
 int hex_value(char c) noexcept {
   if (c >= '0' && c <= '9') return c - '0';
@@ -63,6 +58,12 @@ void append_padded(std::string& out, long long v, int width) {
 
 }  // namespace
 
+// One entry, laid out in one buffer that the slot keeps and reuses: the
+// method, client, request id, body and redacted path back to back, then each
+// header field as its name's and value's lengths (two native 32-bit words)
+// followed by the name and the value. Filling it is a few plain copies into
+// memory that is already there once the ring has wrapped; the headers object
+// is built from it only when /logs is read.
 struct alignas(64) log_ring::slot {
   mutable std::mutex mu;
   std::uint64_t seq = no_entry;  // the ticket of the entry held, or no_entry
@@ -70,36 +71,82 @@ struct alignas(64) log_ring::slot {
   std::int64_t duration_ns = 0;
   int status = 0;
   bool body_truncated = false;
-  std::string method;
-  std::string path;
-  std::string client;
-  std::string request_id;
-  std::string body;
-  std::string header_text;  // name0 value0 name1 value1 ... back to back
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> header_lengths;  // (name, value)
+  std::uint32_t method_size = 0;
+  std::uint32_t client_size = 0;
+  std::uint32_t request_id_size = 0;
+  std::uint32_t path_size = 0;
+  std::uint32_t body_size = 0;
+  std::uint32_t header_count = 0;
+  std::uint32_t used = 0;      // bytes of buf the entry fills
+  std::uint32_t capacity = 0;  // bytes of buf
+  std::unique_ptr<char[]> buf;
+
+  std::string_view part(std::size_t offset, std::size_t size) const noexcept {
+    return std::string_view(buf.get() + offset, size);
+  }
 };
 
-bool is_credential_header(std::string_view name) noexcept {
-  static constexpr std::array<std::string_view, 5> names = {
-      "authorization", "proxy-authorization", "x-api-key", "cookie", "set-cookie"};
-  for (auto n : names)
-    if (http::iequals(name, n)) return true;
-  return false;
-}
+namespace {
 
-void append_redacted_target(std::string& out, std::string_view target, std::size_t max) {
-  const std::size_t start = out.size();
+// Appends to a slot's buffer, growing it (to at least twice its size, so a
+// slot reaches its traffic's size in a few steps) when a piece does not fit.
+// Growing throws std::bad_alloc, which push() turns into a dropped entry.
+struct slot_writer {
+  std::unique_ptr<char[]>& owner;
+  std::uint32_t& capacity;
+  char* data = owner.get();
+  std::uint32_t used = 0;
+
+  void reserve(std::size_t extra) {
+    const std::size_t need = used + extra;
+    if (need <= capacity) return;
+    const std::size_t grown = std::max<std::size_t>({need, std::size_t{capacity} * 2, 256});
+    auto fresh = std::make_unique<char[]>(grown);
+    if (used != 0) std::memcpy(fresh.get(), owner.get(), used);
+    owner = std::move(fresh);
+    data = owner.get();
+    capacity = static_cast<std::uint32_t>(grown);
+  }
+  void put(std::string_view s) {
+    reserve(s.size());
+    put_reserved(s);
+  }
+  // For pieces a reserve() already made room for.
+  void put_reserved(std::string_view s) noexcept {
+    if (!s.empty()) std::memcpy(data + used, s.data(), s.size());
+    used += static_cast<std::uint32_t>(s.size());
+  }
+  void put_sizes_reserved(std::uint32_t first, std::uint32_t second) noexcept {
+    const std::uint32_t v[2] = {first, second};
+    std::memcpy(data + used, v, sizeof v);
+    used += sizeof v;
+  }
+};
+
+// The redacted target, cut at `max` bytes, handed to `put` piece by piece.
+// Returns the bytes written.
+template <class Put>
+std::size_t put_redacted_target(Put&& put_piece, std::string_view target, std::size_t max) {
+  std::size_t used = 0;
   auto put = [&](std::string_view s) {
-    const std::size_t used = out.size() - start;
-    if (used < max) out.append(s.substr(0, max - used));
+    if (used >= max) return;
+    s = s.substr(0, max - used);
+    put_piece(s);
+    used += s.size();
   };
   const std::size_t q = target.find('?');
   if (q == std::string_view::npos) {
     put(target);
-    return;
+    return used;
+  }
+  std::string_view rest = target.substr(q + 1);
+  // A parameter name that decodes to "api_key" holds a '_' or a
+  // percent-escape of it: a query with neither has nothing to redact.
+  if (rest.find('_') == std::string_view::npos && rest.find('%') == std::string_view::npos) {
+    put(target);
+    return used;
   }
   put(target.substr(0, q + 1));
-  std::string_view rest = target.substr(q + 1);
   // Split on '&' and ';' (some servers accept both as separators), so that
   // whatever a backend or our auth treats as a parameter gets redacted.
   for (;;) {
@@ -118,6 +165,21 @@ void append_redacted_target(std::string& out, std::string_view target, std::size
     put(rest.substr(end, 1));
     rest = rest.substr(end + 1);
   }
+  return used;
+}
+
+}  // namespace
+
+bool is_credential_header(std::string_view name) noexcept {
+  static constexpr std::array<std::string_view, 5> names = {
+      "authorization", "proxy-authorization", "x-api-key", "cookie", "set-cookie"};
+  for (auto n : names)
+    if (http::iequals(name, n)) return true;
+  return false;
+}
+
+void append_redacted_target(std::string& out, std::string_view target, std::size_t max) {
+  put_redacted_target([&](std::string_view s) { out.append(s); }, target, max);
 }
 
 void append_rfc3339_ms(std::string& out, std::chrono::system_clock::time_point t) {
@@ -153,27 +215,44 @@ void log_ring::fill(slot& s, const log_entry_view& e) {
   s.timestamp = e.timestamp;
   s.duration_ns = static_cast<std::int64_t>(e.duration.count());
   s.status = e.status;
-  assign_cut(s.method, e.method, opts_.max_field);
-  assign_cut(s.client, e.client, opts_.max_field);
-  assign_cut(s.request_id, e.request_id, opts_.max_field);
-  s.path.clear();
-  append_redacted_target(s.path, e.path, opts_.max_path);
+  const std::string_view method = e.method.substr(0, opts_.max_field);
+  const std::string_view client = e.client.substr(0, opts_.max_field);
+  const std::string_view request_id = e.request_id.substr(0, opts_.max_field);
+  const std::string_view body = e.body.substr(0, opts_.max_body);
   s.body_truncated = e.body.size() > opts_.max_body;
-  assign_cut(s.body, e.body, opts_.max_body);
+  slot_writer w{s.buf, s.capacity};
+  // The fixed-size parts and the path's likely size in one check.
+  w.reserve(method.size() + client.size() + request_id.size() + body.size() +
+            std::min(e.path.size(), opts_.max_path));
+  w.put_reserved(method);
+  w.put_reserved(client);
+  w.put_reserved(request_id);
+  w.put_reserved(body);
+  const std::uint32_t path_start = w.used;
+  put_redacted_target([&](std::string_view piece) { w.put(piece); }, e.path, opts_.max_path);
+  s.path_size = w.used - path_start;
+  s.method_size = static_cast<std::uint32_t>(method.size());
+  s.client_size = static_cast<std::uint32_t>(client.size());
+  s.request_id_size = static_cast<std::uint32_t>(request_id.size());
+  s.body_size = static_cast<std::uint32_t>(body.size());
 
-  s.header_text.clear();
-  s.header_lengths.clear();
+  std::uint32_t count = 0;
+  std::size_t header_bytes = 0;  // names and values, against max_header_bytes
   for (const http::header_field& h : e.headers) {
-    if (s.header_lengths.size() >= opts_.max_headers) break;
+    if (count >= opts_.max_headers) break;
     const std::string_view name = h.name.substr(0, opts_.max_header_name);
     const std::string_view value =
         is_credential_header(h.name) ? redacted : h.value.substr(0, opts_.max_header_value);
-    if (s.header_text.size() + name.size() + value.size() > opts_.max_header_bytes) break;
-    s.header_text.append(name);
-    s.header_text.append(value);
-    s.header_lengths.emplace_back(static_cast<std::uint32_t>(name.size()),
-                                  static_cast<std::uint32_t>(value.size()));
+    if (header_bytes + name.size() + value.size() > opts_.max_header_bytes) break;
+    header_bytes += name.size() + value.size();
+    w.reserve(2 * sizeof(std::uint32_t) + name.size() + value.size());
+    w.put_sizes_reserved(static_cast<std::uint32_t>(name.size()), static_cast<std::uint32_t>(value.size()));
+    w.put_reserved(name);
+    w.put_reserved(value);
+    ++count;
   }
+  s.header_count = count;
+  s.used = w.used;
 }
 
 void log_ring::push(const log_entry_view& e) noexcept {
@@ -212,9 +291,7 @@ std::size_t log_ring::storage_bytes() const {
   for (std::size_t i = 0; i < capacity_; ++i) {
     const slot& s = slots_[i];
     std::lock_guard lock(s.mu);
-    n += s.method.capacity() + s.path.capacity() + s.client.capacity() + s.request_id.capacity() +
-         s.body.capacity() + s.header_text.capacity() +
-         s.header_lengths.capacity() * sizeof(s.header_lengths[0]);
+    n += s.capacity;
   }
   return n;
 }
@@ -235,24 +312,37 @@ void append_canonical_header_name(std::string& out, std::string_view name) {
 // here, when /logs is read, not on every request: at most max_headers
 // fields per entry, compared pairwise.
 void log_ring::append_headers_object(std::string& out, const slot& s) {
-  const std::string_view text = s.header_text;
-  const std::size_t n = s.header_lengths.size();
+  // The fields' names and values, read back from the slot's buffer.
+  std::array<http::header_field, 64> small;
+  std::vector<http::header_field> large;
+  http::header_field* fields = small.data();
+  if (s.header_count > small.size()) {
+    large.resize(s.header_count);
+    fields = large.data();
+  }
+  std::size_t off = std::size_t{s.method_size} + s.client_size + s.request_id_size + s.path_size + s.body_size;
+  for (std::uint32_t i = 0; i < s.header_count; ++i) {
+    std::uint32_t sizes[2];
+    std::memcpy(sizes, s.buf.get() + off, sizeof sizes);
+    off += sizeof sizes;
+    fields[i].name = s.part(off, sizes[0]);
+    fields[i].value = s.part(off + sizes[0], sizes[1]);
+    off += std::size_t{sizes[0]} + sizes[1];
+  }
+  const std::size_t n = s.header_count;
   std::string name, joined;
   out += '{';
-  std::size_t off_i = 0;
-  for (std::size_t i = 0; i < n; off_i += s.header_lengths[i].first + s.header_lengths[i].second, ++i) {
-    const std::string_view name_i = text.substr(off_i, s.header_lengths[i].first);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string_view name_i = fields[i].name;
     // Already written with an earlier field of the same name?
     bool seen = false;
-    for (std::size_t j = 0, off_j = 0; j < i && !seen; off_j += s.header_lengths[j].first + s.header_lengths[j].second, ++j)
-      seen = http::iequals(text.substr(off_j, s.header_lengths[j].first), name_i);
+    for (std::size_t j = 0; j < i && !seen; ++j) seen = http::iequals(fields[j].name, name_i);
     if (seen) continue;
-    joined.assign(text.substr(off_i + name_i.size(), s.header_lengths[i].second));
-    std::size_t off_k = off_i + name_i.size() + s.header_lengths[i].second;
-    for (std::size_t k = i + 1; k < n; off_k += s.header_lengths[k].first + s.header_lengths[k].second, ++k) {
-      if (!http::iequals(text.substr(off_k, s.header_lengths[k].first), name_i)) continue;
+    joined.assign(fields[i].value);
+    for (std::size_t k = i + 1; k < n; ++k) {
+      if (!http::iequals(fields[k].name, name_i)) continue;
       joined += ", ";
-      joined.append(text.substr(off_k + s.header_lengths[k].first, s.header_lengths[k].second));
+      joined.append(fields[k].value);
     }
     if (out.back() != '{') out += ',';
     name.clear();
@@ -278,22 +368,26 @@ void log_ring::render_json(std::string& out, std::size_t limit) const {
     first = false;
     out += "{\"timestamp\":\"";
     append_rfc3339_ms(out, s.timestamp);
+    const std::size_t client_at = s.method_size;
+    const std::size_t id_at = client_at + s.client_size;
+    const std::size_t body_at = id_at + s.request_id_size;
+    const std::size_t path_at = body_at + s.body_size;
     out += "\",\"method\":";
-    json::append_string(out, s.method);
+    json::append_string(out, s.part(0, s.method_size));
     out += ",\"path\":";
-    json::append_string(out, s.path);
+    json::append_string(out, s.part(path_at, s.path_size));
     out += ",\"status_code\":";
     json::append_number(out, static_cast<std::int64_t>(s.status));
     out += ",\"duration\":";
     json::append_number(out, s.duration_ns);
     out += ",\"client_ip\":";
-    json::append_string(out, s.client);
+    json::append_string(out, s.part(client_at, s.client_size));
     out += ",\"headers\":";
     append_headers_object(out, s);
     out += ",\"body\":";
-    json::append_string(out, s.body);
+    json::append_string(out, s.part(body_at, s.body_size));
     out += ",\"request_id\":";
-    json::append_string(out, s.request_id);
+    json::append_string(out, s.part(id_at, s.request_id_size));
     out += ",\"body_truncated\":";
     out += s.body_truncated ? "true" : "false";
     out += '}';

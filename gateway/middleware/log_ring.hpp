@@ -4,11 +4,11 @@
 //
 // Ownership: push() copies everything it keeps from the views it is given
 // (the request's memory dies with the request); nothing in the ring points
-// into a request. Memory is bounded: `capacity` slots, and each slot's
-// strings are cut to the limits in log_ring_options (a string's allocation
-// stays below twice its limit). A slot's strings are reused when the ring
-// wraps, so once the ring is full and the slots have grown to the sizes of
-// the traffic, push() allocates nothing.
+// into a request. Memory is bounded: `capacity` slots, each holding its
+// entry in one buffer, every part cut to the limits in log_ring_options (a
+// buffer stays below twice the sum of the limits). A slot's buffer is reused
+// when the ring wraps, so once the ring is full and the slots have grown to
+// the sizes of the traffic, push() allocates nothing.
 //
 // Redaction (the seed served credentials on /logs in clear text): the values
 // of the headers Authorization, Proxy-Authorization, X-API-Key, Cookie and
@@ -83,7 +83,7 @@ class log_ring {
   std::size_t capacity() const noexcept { return capacity_; }
   // Entries dropped because an allocation failed.
   std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
-  // Bytes held by the slots' strings (walks and locks every slot: for tests
+  // Bytes held by the slots and their buffers (walks and locks every slot: for tests
   // and occasional gauges, not per request).
   std::size_t storage_bytes() const;
 

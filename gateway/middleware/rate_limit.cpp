@@ -1,6 +1,9 @@
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,11 +50,50 @@ void add_budget_headers(http::exchange& ex, const rate_limit_decision& d, format
 }
 
 // What enter() leaves for await() while the store decides: the key (in the
-// exchange or its arena, alive for the request) and the store's slot.
+// exchange or its arena, alive for the request), the store's slot, and
+// whether the local table counts the request under its API key's digest.
 struct store_wait {
   const char* key;
   std::uint32_t key_len;
   std::uint32_t slot;
+  bool by_digest;
+};
+
+// The table's hash of recently seen client addresses, so that the requests
+// of a keep-alive connection (and of every connection from one address)
+// hash their address once: 64 entries, each picked by a cheap mix of the
+// address's last bytes and used only when its stored bytes equal the
+// address. An address that changes per request (one taken from a trusted
+// proxy's header) or a colliding one is hashed again and replaces the
+// entry; a collision costs a hash, never a wrong budget. One per layer,
+// and a layer serves one worker: no lock.
+class address_hashes {
+ public:
+  rate_limiter::hashed_key get(rate_limiter& limiter, std::string_view address) noexcept {
+    if (address.empty() || address.size() > max_text) return limiter.hash(address);
+    std::uint64_t tail = 0;
+    if (address.size() >= 8) {
+      std::memcpy(&tail, address.data() + address.size() - 8, 8);
+    } else {
+      for (char c : address) tail = (tail << 8) | static_cast<unsigned char>(c);
+    }
+    tail ^= address.size();
+    entry& e = entries_[static_cast<std::size_t>((tail * 0x9E3779B97F4A7C15ull) >> 58)];
+    if (e.size == address.size() && std::memcmp(e.text, address.data(), address.size()) == 0) return e.h;
+    e.h = limiter.hash(address);
+    std::memcpy(e.text, address.data(), address.size());
+    e.size = static_cast<std::uint8_t>(address.size());
+    return e.h;
+  }
+
+ private:
+  static constexpr std::size_t max_text = 46;  // any IPv6 text form; longer ones are not kept
+  struct entry {
+    rate_limiter::hashed_key h;
+    std::uint8_t size = 0;  // 0: empty
+    char text[max_text];
+  };
+  std::array<entry, 64> entries_{};
 };
 
 class rate_limit_layer final : public http::layer {
@@ -68,43 +110,57 @@ class rate_limit_layer final : public http::layer {
   http::step enter(http::exchange& ex, http::layer_state& state) override {
     if (is_exempt(ex.req.path)) return http::step::next;
     std::string_view key = ex.ctx.client_ip;
+    bool by_digest = false;
     if (by_api_key_) {
-      // Prefixed so an API key can never collide with an IP's bucket.
       std::string_view presented = ex.req.headers.value_of("x-api-key");
       if (presented.empty()) presented = http::query_param(ex.req.query, "api_key").value_or(std::string_view{});
       if (!presented.empty()) {
-        auto* p = static_cast<char*>(ex.mem().allocate(presented.size() + 2, 1));
-        p[0] = 'k';
-        p[1] = ':';
-        std::memcpy(p + 2, presented.data(), presented.size());
-        key = std::string_view(p, presented.size() + 2);
+        // The local table counts the key under the keyed digest the API-key
+        // check compares, computed here once and left in the request for it;
+        // that digest's key is independent of the table's own, so a key's
+        // entry never meets an address's.
+        if (ex.ctx.api_key_source.data() != presented.data() || ex.ctx.api_key_source.size() != presented.size()) {
+          ex.ctx.api_key_digest = api_key_set::digest_of(presented);
+          ex.ctx.api_key_source = presented;
+        }
+        by_digest = true;
+        key = presented;
       }
     }
     if (store_) {
+      // The shared store names a key by its bytes, prefixed so that an API
+      // key can never collide with an IP's bucket.
+      if (by_digest) {
+        auto* p = static_cast<char*>(ex.mem().allocate(key.size() + 2, 1));
+        p[0] = 'k';
+        p[1] = ':';
+        std::memcpy(p + 2, key.data(), key.size());
+        key = std::string_view(p, key.size() + 2);
+      }
       std::uint32_t slot = 0;
       rate_limit_decision from_slice{};
       switch (store_->start(key, slot, from_slice)) {
         case rate_limit_store::start_result::waiting:
-          state.emplace<store_wait>(store_wait{key.data(), static_cast<std::uint32_t>(key.size()), slot});
+          state.emplace<store_wait>(store_wait{key.data(), static_cast<std::uint32_t>(key.size()), slot, by_digest});
           return http::step::wait;
         case rate_limit_store::start_result::decided:
           // The local table keeps counting, ready for a fallback.
-          (void)limiter_.check(key, core::coarse_steady_now());
+          (void)count_locally(ex, key, by_digest);
           return decide(ex, state, from_slice);
         case rate_limit_store::start_result::unavailable:
           break;
       }
-      return without_store(ex, state, key);
+      return without_store(ex, state, key, by_digest);
     }
-    return decide(ex, state, limiter_.check(key, core::coarse_steady_now()));
+    return decide(ex, state, count_locally(ex, key, by_digest));
   }
 
   asio::awaitable<http::step> await(http::exchange& ex, http::layer_state& state) override {
     const store_wait w = state.get<store_wait>();
     const std::string_view key(w.key, w.key_len);
     const std::optional<rate_limit_decision> d = co_await store_->finish(w.slot);
-    if (!d) co_return without_store(ex, state, key);
-    if (d->allowed) (void)limiter_.check(key, core::coarse_steady_now());
+    if (!d) co_return without_store(ex, state, key, w.by_digest);
+    if (d->allowed) (void)count_locally(ex, key, w.by_digest);
     co_return decide(ex, state, *d);
   }
 
@@ -126,15 +182,28 @@ class rate_limit_layer final : public http::layer {
 
   // The store is slow, down or busy: this instance's table decides (open),
   // or the request is refused (closed).
-  http::step without_store(http::exchange& ex, http::layer_state& state, std::string_view key) {
+  http::step without_store(http::exchange& ex, http::layer_state& state, std::string_view key, bool by_digest) {
     if (fail_open_) {
       core::bump(store_->stats().fallbacks);
-      return decide(ex, state, limiter_.check(key, core::coarse_steady_now()));
+      return decide(ex, state, count_locally(ex, key, by_digest));
     }
     core::bump(store_->stats().unavailable);
     http::respond_text(ex, 503, "rate-limit store unavailable");
     ex.res.headers.add("Retry-After", "1");
     return http::step::answered;
+  }
+
+  // One request counted in this instance's table: under the API key's
+  // digest that enter() left in the request, or else under the client's
+  // address (`key`), whose hash the worker may know already.
+  rate_limit_decision count_locally(const http::exchange& ex, std::string_view key, bool by_digest) noexcept {
+    const auto now = core::coarse_steady_now();
+    if (by_digest) return limiter_.check_digest(ex.ctx.api_key_digest, now);
+    // Made on a route's first counted request (4.6 KB), so that routes no
+    // traffic takes cost nothing; without memory the address is hashed.
+    if (!addresses_) addresses_.reset(new (std::nothrow) address_hashes);
+    if (!addresses_) return limiter_.check(key, now);
+    return limiter_.check_hashed(addresses_->get(limiter_, key), now);
   }
 
   // Exact paths (already free of dot-segments: the parser resolved them).
@@ -151,6 +220,7 @@ class rate_limit_layer final : public http::layer {
   std::shared_ptr<rate_limit_store> store_;
   bool fail_open_;
   formatted_number limit_text_, reset_text_;
+  std::unique_ptr<address_hashes> addresses_;
 };
 
 }  // namespace
@@ -158,6 +228,9 @@ class rate_limit_layer final : public http::layer {
 http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard,
                                 std::vector<std::string> exempt, std::shared_ptr<rate_limit_store> store,
                                 bool fail_open) {
+  // Draws the API keys' digest key now, at start-up, if it is not drawn yet:
+  // the one call that can fail.
+  if (by_api_key) (void)api_key_set::digest_of(std::string_view("", 0));  // not null: memcpy of 0 bytes from null is UB
   return std::make_unique<rate_limit_layer>(limiter, by_api_key, shard, std::move(exempt), std::move(store),
                                             fail_open);
 }

@@ -230,6 +230,29 @@ rate_limiter::~rate_limiter() {
 
 rate_limiter::decision rate_limiter::check(std::string_view key,
                                            std::chrono::steady_clock::time_point now) noexcept {
+  if (opts_.limit == 0) return check_hashed(hashed_key{}, now);
+  return check_hashed(hash(key), now);
+}
+
+rate_limiter::hashed_key rate_limiter::hash(std::string_view key) const noexcept {
+  const digest h = siphash128(key0_, key1_, key);
+  return hashed_key{h.hi, h.lo};
+}
+
+rate_limiter::decision rate_limiter::check_digest(const std::array<unsigned char, 16>& d,
+                                                  std::chrono::steady_clock::time_point now) noexcept {
+  // The halves as siphash128() above gives them: `lo` the first eight
+  // bytes, `hi` the last, each read little-endian.
+  std::uint64_t lo = 0, hi = 0;
+  for (int i = 7; i >= 0; --i) {
+    lo = (lo << 8) | d[static_cast<std::size_t>(i)];
+    hi = (hi << 8) | d[static_cast<std::size_t>(i) + 8];
+  }
+  return check_hashed(hashed_key{hi, lo}, now);
+}
+
+rate_limiter::decision rate_limiter::check_hashed(hashed_key h, std::chrono::steady_clock::time_point now) noexcept {
+  const std::uint64_t hi = h.hi, lo = h.lo;
   std::int64_t t = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
   if (t < 0) t = 0;
   if (opts_.limit == 0) {
@@ -239,15 +262,14 @@ rate_limiter::decision rate_limiter::check(std::string_view key,
     d.reset = std::chrono::seconds(std::max<std::int64_t>(1, w / 1'000'000'000 + (w % 1'000'000'000 != 0)));
     return d;
   }
-  const digest h = siphash128(key0_, key1_, key);
   // The high half picks the shard, the low half the position in its index:
   // independent bits, so one shard's keys still spread over its index.
   // (Multiply-shift maps it onto [0, shards) without a division.)
-  shard& s = shards_[static_cast<std::size_t>(((h.hi >> 32) * shard_count_) >> 32)];
+  shard& s = shards_[static_cast<std::size_t>(((hi >> 32) * shard_count_) >> 32)];
   switch (counter_bytes_) {
-    case 1: return check_in<std::uint8_t>(s, h.hi, h.lo, t);
-    case 2: return check_in<std::uint16_t>(s, h.hi, h.lo, t);
-    default: return check_in<std::uint32_t>(s, h.hi, h.lo, t);
+    case 1: return check_in<std::uint8_t>(s, hi, lo, t);
+    case 2: return check_in<std::uint16_t>(s, hi, lo, t);
+    default: return check_in<std::uint32_t>(s, hi, lo, t);
   }
 }
 

@@ -38,6 +38,7 @@
 // check() takes one shard's mutex for a few hundred nanoseconds and never
 // allocates. Construction throws std::invalid_argument on bad options and
 // std::bad_alloc when the mapping cannot be made (start-up only).
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -82,6 +83,28 @@ class rate_limiter {
   // tolerated: a request stamped before its key's newest bucket counts in
   // that bucket (so it counts a little longer, never shorter).
   decision check(std::string_view key, std::chrono::steady_clock::time_point now) noexcept;
+
+  // check() in two steps, for a caller that sees one key again and again
+  // (a keep-alive connection's address) and keeps its hash: hash(key) is
+  // the table's keyed hash of `key` (this table's key, drawn at random at
+  // construction: valid for this table only), and check_hashed(hash(key),
+  // now) is check(key, now).
+  struct hashed_key {
+    std::uint64_t hi = 0;
+    std::uint64_t lo = 0;
+  };
+  hashed_key hash(std::string_view key) const noexcept;
+  decision check_hashed(hashed_key h, std::chrono::steady_clock::time_point now) noexcept;
+
+  // check() for a key its caller has already hashed: `digest` is the
+  // 128-bit output of a keyed pseudorandom function under a secret key
+  // drawn at random per process (the API keys' digest, api_keys.hpp), so
+  // its bits pick the shard and the index position as this table's own
+  // hash would. Such digests and check()'s hashes of strings come from
+  // independent keys: a digest and a string meet in one entry only by a
+  // 128-bit collision.
+  decision check_digest(const std::array<unsigned char, 16>& digest,
+                        std::chrono::steady_clock::time_point now) noexcept;
 
   // Keys currently tracked (including ones none of whose requests counts
   // any more but whose slot has not been reused yet). Never exceeds

@@ -173,6 +173,38 @@ TEST_CASE("rate limit: the 100th request passes, the 101st gets 429 with Retry-A
   CHECK(doc.value().find("counters")->find("rate_limited")->as_int64() == 3);
 }
 
+TEST_CASE("rate limit by API key: one budget per key however it is sent, and the key check still decides",
+          "[integration][middleware]") {
+  auto cfg = gateway_config();
+  cfg.rate_limit_key = "api-key";
+  cfg.rate_limit = 3;
+  test::running_server srv(cfg);
+  test::raw_client c(srv.port());
+  const auto status = [&](const std::string& request) {
+    REQUIRE(c.send(request));
+    auto r = c.read_response();
+    REQUIRE(r);
+    return std::pair{r->status, r->header("RateLimit-Remaining")};
+  };
+  // key-one in the header and in the query: one budget of 3.
+  CHECK(status(get("/logs?limit=0", "X-API-Key: key-one\r\n")) == std::pair{200, std::string("2")});
+  CHECK(status(get("/logs?limit=0&api_key=key-one")) == std::pair{200, std::string("1")});
+  CHECK(status(get("/logs?limit=0", "X-API-Key: key-one\r\n")) == std::pair{200, std::string("0")});
+  CHECK(status(get("/logs?limit=0", "X-API-Key: key-one\r\n")).first == 429);
+  // key-two, on the same connection, has its own.
+  CHECK(status(get("/logs?limit=0", "X-API-Key: key-two\r\n")) == std::pair{200, std::string("2")});
+  // A key of the same length that is not configured: counted under its
+  // own budget, then refused by the key check, request after request.
+  for (const char* remaining : {"2", "1", "0"})
+    CHECK(status(get("/logs?limit=0", "X-API-Key: key-six\r\n")) == std::pair{401, std::string(remaining)});
+  // key-two again after the wrong key: still accepted.
+  CHECK(status(get("/logs?limit=0", "X-API-Key: key-two\r\n")) == std::pair{200, std::string("1")});
+  // The query form, percent-encoded: the rate limit counts the bytes as
+  // sent (a budget of their own), the key check the decoded key.
+  CHECK(status(get("/logs?limit=0&api_key=key%2Dtwo")) == std::pair{200, std::string("2")});
+  CHECK(status(get("/logs?limit=0&api_key=key%2Dsix")) == std::pair{401, std::string("2")});
+}
+
 TEST_CASE("rate limit: --rate-limit-exempt takes exact paths out of the budget, nothing else",
           "[integration][middleware]") {
   auto cfg = gateway_config();

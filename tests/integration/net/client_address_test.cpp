@@ -305,6 +305,39 @@ TEST_CASE("trusted proxy: X-Forwarded-For names the client only when the peer is
         std::vector<std::string>{"127.0.0.9:" + std::to_string(local_port(untrusted.fd()))});
 }
 
+TEST_CASE("trusted proxy: clients that alternate on one keep-alive connection keep their own rate-limit budgets",
+          "[integration][net]") {
+  test::recording_backend backend;
+  core::config cfg = test::test_config();
+  cfg.backend = backend.url();
+  cfg.api_keys = {"key-one"};
+  cfg.rate_limit = 2;
+  cfg.rate_limit_window = 60s;
+  std::string_view err;
+  cfg.trusted_proxies.add(*core::parse_cidr("127.0.0.0/30", err));
+  test::running_server srv(cfg);
+  test::raw_client c(srv.port(), 5000ms, "127.0.0.2");
+  const auto status = [&](const char* client) {
+    REQUIRE(c.send(get("/api/a", "X-API-Key: key-one\r\nX-Forwarded-For: " + std::string(client) + "\r\n")));
+    auto r = c.read_response();
+    REQUIRE(r);
+    return r->status;
+  };
+  // The two first addresses end in the same eight bytes and have the same
+  // length; the third is an IPv6 address. Each has a budget of two.
+  const char* clients[] = {"10.0.113.5", "20.0.113.5", "2001:db8::7"};
+  for (int round = 0; round < 2; ++round)
+    for (const char* client : clients) {
+      INFO("round " << round << " client " << client);
+      CHECK(status(client) == 200);
+    }
+  for (const char* client : clients) {
+    INFO("client " << client);
+    CHECK(status(client) == 429);
+  }
+  CHECK(status("30.0.113.5") == 200);
+}
+
 TEST_CASE("trusted proxy behind the PROXY protocol: the PROXY address is the peer that is trusted or not",
           "[integration][net]") {
   core::config cfg = proxy_protocol_config();

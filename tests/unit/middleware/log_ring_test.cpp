@@ -203,6 +203,10 @@ TEST_CASE("log ring redacts api_key query values wherever they are", "[unit][mid
   CHECK(redacted_path("/api_key=v/x") == "/api_key=v/x");  // no query at all
   CHECK(redacted_path("/a?") == "/a?");
   CHECK(redacted_path("/a?&&api_key=v&") == "/a?&&api_key=[REDACTED]&");
+  // A query with neither '_' nor '%' is copied as it is, and cut the same way.
+  CHECK(redacted_path("/a?b=1&c=2;d") == "/a?b=1&c=2;d");
+  CHECK(redacted_path("/a?b=1&c=2", 5) == "/a?b=");
+  CHECK(redacted_path("/a?x=1&API%5fKEY=v") == "/a?x=1&API%5fKEY=[REDACTED]");
   // Cutting happens after redaction: no part of the secret survives.
   CHECK(redacted_path("/a?api_key=supersecretvalue", 15) == "/a?api_key=[RED");
   CHECK(redacted_path("/abcdef", 3) == "/ab");
@@ -307,6 +311,40 @@ TEST_CASE("log ring reuses slot storage once it has wrapped", "[unit][middleware
   const log_ring_options o;
   const std::size_t per_slot_cap = o.max_body + o.max_header_bytes + o.max_path + 3 * o.max_field + 64 * 8;
   CHECK(ring.storage_bytes() <= 100 * (2 * per_slot_cap + 1024));
+}
+
+TEST_CASE("log ring slot refilled with a smaller entry shows only the new one", "[unit][middleware][logging]") {
+  log_ring ring(log_ring_options{.capacity = 1});
+  const std::string v(900, 'v');
+  std::vector<header_field> big = {{"X-A", v}, {"x-a", v}, {"X-Api-Key", "secret"}, {"Cookie", "c=1"}};
+  auto e1 = entry("first", "/long/path?api_key=abc&x=1");
+  e1.headers = big;
+  e1.body = std::string_view(v).substr(0, 700);
+  ring.push(e1);
+  auto first = render(ring).items()[0];
+  CHECK(first.find("path")->as_string() == "/long/path?api_key=[REDACTED]&x=1");
+  CHECK(first.find("headers")->find("X-A")->as_string() == v + ", " + v);
+  CHECK(first.find("headers")->find("X-Api-Key")->as_string() == "[REDACTED]");
+  CHECK(first.find("headers")->find("Cookie")->as_string() == "[REDACTED]");
+  CHECK(first.find("body")->as_string() == std::string(700, 'v'));
+
+  std::vector<header_field> small = {{"host", "h"}};
+  auto e2 = entry("second", "/s");
+  e2.method = "PUT";
+  e2.client = "[::1]:9";
+  e2.headers = small;
+  e2.body = "b";
+  ring.push(e2);
+  auto v2 = render(ring);
+  REQUIRE(v2.size() == 1);
+  const auto second = v2.items()[0];
+  CHECK(second.find("method")->as_string() == "PUT");
+  CHECK(second.find("client_ip")->as_string() == "[::1]:9");
+  CHECK(second.find("request_id")->as_string() == "second");
+  CHECK(second.find("path")->as_string() == "/s");
+  CHECK(second.find("body")->as_string() == "b");
+  REQUIRE(second.find("headers")->size() == 1);
+  CHECK(second.find("headers")->find("Host")->as_string() == "h");
 }
 
 TEST_CASE("log ring takes concurrent pushes from four threads", "[unit][middleware][logging]") {

@@ -5,6 +5,7 @@
 #include "tests/support/test_server.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <random>
 #include <string>
@@ -308,4 +309,30 @@ TEST_CASE("rate limiter counts a shared key exactly across threads", "[unit][mid
   CHECK(refused.load() == 1500);
   CHECK(rl.size() == 1 + 4 * 50);
   CHECK(rl.evictions() == 0);
+}
+
+TEST_CASE("rate limiter counts a digest's requests apart from every string key's", "[unit][middleware][rate_limit]") {
+  rate_limiter rl(rate_limit_options{.limit = 2, .window = 60s});
+  std::array<unsigned char, 16> a{}, b{};
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    a[i] = static_cast<unsigned char>(i * 7 + 1);
+    b[i] = a[i];
+  }
+  b[15] ^= 0x80;  // differs in the half that picks the shard only
+  // The same digest shares one budget; another digest has its own.
+  CHECK(rl.check_digest(a, t0).remaining == 1);
+  CHECK(rl.check_digest(a, t0).allowed);
+  CHECK_FALSE(rl.check_digest(a, t0).allowed);
+  CHECK(rl.check_digest(b, t0).remaining == 1);
+  b = a;
+  b[0] ^= 1;  // and in the half that picks the position only
+  CHECK(rl.check_digest(b, t0).remaining == 1);
+  // String keys (whatever their bytes, the digest's included) are hashed
+  // under the table's own key: a full digest leaves them their budgets.
+  const std::string as_text(reinterpret_cast<const char*>(a.data()), a.size());
+  CHECK(rl.check(as_text, t0).remaining == 1);
+  CHECK(rl.check("10.0.0.1", t0).remaining == 1);
+  CHECK(rl.size() == 5);
+  // Its window passes like any key's.
+  CHECK(rl.check_digest(a, t0 + 62s).allowed);
 }
