@@ -902,11 +902,11 @@ std::size_t format_remote_address(const core::ip_address& address, std::uint16_t
   return format_address_port(std::string_view(text, len), !address.v4, port, buf, cap, ip);
 }
 
-connection_state::connection_state(worker& w, asio::ip::tcp::socket s) : owner(w), socket(std::move(s)) {
+connection_state::connection_state(worker& w, asio::ip::tcp::socket s, const asio::ip::tcp::endpoint& peer)
+    : owner(w), socket(std::move(s)) {
   owner.attach(*this);
+  client_address_len = format_remote_address(peer, client_address, sizeof client_address, client_ip);
   std::error_code ec;
-  const auto ep = socket.remote_endpoint(ec);
-  if (!ec) client_address_len = format_remote_address(ep, client_address, sizeof client_address, client_ip);
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
