@@ -400,7 +400,10 @@ std::shared_ptr<const tls_context> tls_terminator::prepare(const core::config& c
 void tls_terminator::install(std::shared_ptr<const tls_context> next) noexcept { current_.store(std::move(next)); }
 
 std::unique_ptr<tls_stream> tls_terminator::open(asio::ip::tcp::socket& socket) const {
-  return std::make_unique<tls_stream>(socket, current_.load());
+  auto ctx = current_.load();
+  SSL* ssl = ctx->new_ssl();
+  if (ssl == nullptr) return nullptr;
+  return std::make_unique<tls_stream>(socket, ssl, std::move(ctx));
 }
 
 // --- --tls self-signed ---

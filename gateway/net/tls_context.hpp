@@ -131,9 +131,8 @@ class tls_terminator {
   // True when the config asks for TLS on the listener.
   static bool wanted(const core::config& cfg) noexcept;
 
-  // A stream for an accepted socket on the current generation (its SSL
-  // object is made when the first bytes arrive: tls_stream::handshake).
-  // Worker threads.
+  // A stream for an accepted socket on the current generation; null when
+  // OpenSSL cannot make one (the connection is then closed). Worker threads.
   std::unique_ptr<tls_stream> open(asio::ip::tcp::socket& socket) const;
 
   // Reload: builds the generation `cfg` names (throws tls_error; nothing

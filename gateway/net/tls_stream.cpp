@@ -166,28 +166,23 @@ struct tls_output_bio {
   }
 };
 
-tls_stream::tls_stream(asio::ip::tcp::socket& socket, std::shared_ptr<const tls_context> ctx)
-    : socket_(&socket), ctx_(std::move(ctx)) {}
-
-bool tls_stream::open_ssl() noexcept {
-  ssl_ = ctx_->new_ssl();
-  if (ssl_ == nullptr) return false;
+tls_stream::tls_stream(asio::ip::tcp::socket& socket, SSL* ssl, std::shared_ptr<const tls_context> ctx)
+    : socket_(&socket), ssl_(ssl), ctx_(std::move(ctx)) {
   BIO* rbio = tls_input_bio::method() != nullptr ? BIO_new(tls_input_bio::method()) : nullptr;
   BIO* wbio = tls_output_bio::method() != nullptr ? BIO_new(tls_output_bio::method()) : nullptr;
   if (rbio == nullptr || wbio == nullptr) {
-    // Out of memory: the handshake fails (not_enough_memory) and the
-    // connection is closed.
+    // Out of memory: the handshake fails at once (not_enough_memory) and
+    // the connection is closed; OpenSSL, with no BIO, reads and writes
+    // nothing.
     BIO_free(rbio);
     BIO_free(wbio);
-    SSL_free(ssl_);
-    ssl_ = nullptr;
-    return false;
+    no_bios_ = true;
+  } else {
+    BIO_set_data(rbio, this);
+    BIO_set_data(wbio, this);
+    SSL_set_bio(ssl_, rbio, wbio);
   }
-  BIO_set_data(rbio, this);
-  BIO_set_data(wbio, this);
-  SSL_set_bio(ssl_, rbio, wbio);
   SSL_set_accept_state(ssl_);
-  return true;
 }
 
 tls_stream::~tls_stream() {
@@ -201,9 +196,7 @@ void tls_stream::free_input() noexcept {
   in_cap_ = in_begin_ = in_end_ = 0;
 }
 
-bool tls_stream::have_input() const noexcept {
-  return in_begin_ != in_end_ || in_eof_ || (ssl_ != nullptr && SSL_has_pending(ssl_) == 1);
-}
+bool tls_stream::have_input() const noexcept { return in_begin_ != in_end_ || in_eof_ || SSL_has_pending(ssl_) == 1; }
 
 bool tls_stream::begin_flush() noexcept {
   if (flushing_ || out_error_ || out_.empty()) return false;
@@ -302,25 +295,20 @@ asio::awaitable<std::error_code> tls_stream::fill() {
   co_return received(ec, n);
 }
 
-bool tls_stream::resumed() const noexcept { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
+bool tls_stream::resumed() const noexcept { return SSL_session_reused(ssl_) == 1; }
 
 std::string_view tls_stream::server_name() const noexcept {
-  if (ssl_ == nullptr) return {};
   const char* name = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name);
   return name ? std::string_view(name) : std::string_view{};
 }
 
 asio::awaitable<std::error_code> tls_stream::handshake() {
-  // Nothing to hand OpenSSL before the ClientHello arrives, and no SSL
-  // object either: it is made once the first bytes are here (as nginx
-  // does), so the accept step only arms this receive. A connection that
-  // never sends costs no SSL object.
+  if (no_bios_) co_return std::make_error_code(std::errc::not_enough_memory);
+  // Nothing to hand OpenSSL before the ClientHello arrives.
   if (!have_input()) {
     const std::error_code ec = co_await fill();
     if (ec) co_return ec;
   }
-  if (in_begin_ == in_end_) co_return asio::error::eof;  // closed before a ClientHello
-  if (ssl_ == nullptr && !open_ssl()) co_return std::make_error_code(std::errc::not_enough_memory);
   for (;;) {
     const int r = SSL_do_handshake(ssl_);
     // The flight OpenSSL wrote (or its alert) goes out before anything else.
@@ -489,7 +477,7 @@ void tls_stream::release_idle() noexcept {
   // Only when drained: a parked connection's next session reads on from it.
   if (in_begin_ == in_end_) free_input();
   // Record buffers that still hold nothing (refused when they hold data).
-  if (ssl_ != nullptr) SSL_free_buffers(ssl_);
+  SSL_free_buffers(ssl_);
 }
 
 }  // namespace gateway::net

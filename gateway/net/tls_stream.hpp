@@ -59,9 +59,8 @@ class tls_context;
 class tls_stream final : public http::byte_stream {
  public:
   static constexpr bool is_tls = true;
-  // The stream over a freshly accepted socket; its SSL object (and BIOs)
-  // are made from `ctx` by handshake() once the first bytes have arrived.
-  tls_stream(asio::ip::tcp::socket& socket, std::shared_ptr<const tls_context> ctx);
+  // Takes ownership of `ssl` (made from `ctx`).
+  tls_stream(asio::ip::tcp::socket& socket, SSL* ssl, std::shared_ptr<const tls_context> ctx);
   ~tls_stream();
   tls_stream(const tls_stream&) = delete;
   tls_stream& operator=(const tls_stream&) = delete;
@@ -95,15 +94,10 @@ class tls_stream final : public http::byte_stream {
   // with (moved into a parking record, or out of one): receives, sends,
   // waits, cancellation and shutdown go through `socket` from then on.
   void rebind(asio::ip::tcp::socket& socket) noexcept { socket_ = &socket; }
-  // Whether the SSL object exists yet (it is made at the first bytes).
-  bool ssl_made_for_test() const noexcept { return ssl_ != nullptr; }
 
  private:
   friend struct tls_input_bio;
   friend struct tls_output_bio;
-
-  // Makes the SSL object and its two BIOs; false when out of memory.
-  bool open_ssl() noexcept;
 
   // `last`: the write's last piece, which carries close_notify after
   // close_after_write().
@@ -140,7 +134,7 @@ class tls_stream final : public http::byte_stream {
   void send_now() noexcept;
 
   asio::ip::tcp::socket* socket_;
-  SSL* ssl_ = nullptr;  // made by handshake() at the first bytes
+  SSL* ssl_;
   std::shared_ptr<const tls_context> ctx_;
   std::string scratch_;
   // Received bytes not yet taken by OpenSSL: in_[in_begin_, in_end_).
@@ -152,6 +146,8 @@ class tls_stream final : public http::byte_stream {
   // then its body), to size the next receive.
   std::size_t in_asked_ = 0;
   bool in_eof_ = false;
+  // The BIOs could not be made (out of memory): handshake() fails.
+  bool no_bios_ = false;
   // Bytes OpenSSL wrote, not yet handed to the socket, and the bytes of the
   // send in flight (out_ is swapped into it, so OpenSSL can append to out_
   // meanwhile).
