@@ -32,9 +32,21 @@
 #                       per round and system, new TLS connections per second
 #                       with `openssl s_time` for --duration, full handshakes
 #                       (-new) and resumed ones (-reuse), each fetching
-#                       /health, with the server's CPU per connection; then
-#                       RSS per idle TLS connection (2 x 1,000 connections
-#                       held open after one request each, see --idle).
+#                       /health, with the server's CPU per connection; the
+#                       same full handshakes again with --tls-clients
+#                       s_time processes at once; then RSS per idle TLS
+#                       connection (2 x 1,000 connections held open after
+#                       one request each, see --idle).
+#                       One s_time client does one handshake after another
+#                       and waits through each step, so its rate measures a
+#                       connection's latency on this machine (client and
+#                       server share the cores: the client's own CPU per
+#                       handshake is about twice a server's); the parallel
+#                       clients keep the server busy and measure capacity:
+#                       the rate at saturation and the server's CPU per
+#                       connection.
+#     --tls-clients N   parallel s_time clients for the capacity row of
+#                       --tls (default 4, 1-64; 0 skips it)
 #     --idle N          RSS per idle connection: N connections (one source
 #                       address) each sending one /health request, held 4 s,
 #                       then N more the same way, for every system but the
@@ -79,6 +91,7 @@ rate=""
 clients=""
 results=""
 tls=""
+tls_clients=4
 idle=""
 out=""
 chart=""
@@ -96,6 +109,7 @@ while [ $# -gt 0 ]; do
     --clients) clients=$2; shift 2 ;;
     --results) results=$2; shift 2 ;;
     --tls) tls=1; shift ;;
+    --tls-clients) tls_clients=$2; shift 2 ;;
     --idle) idle=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -106,6 +120,10 @@ if [ -n "$idle" ] && ! [[ "$idle" =~ ^[0-9]+$ ]]; then
   exit 2
 fi
 [ -n "$idle" ] || { [ -n "$tls" ] && idle=1000 || idle=0; }
+if ! [[ "$tls_clients" =~ ^[0-9]+$ ]] || [ "$tls_clients" -gt 64 ]; then
+  echo "compare.sh: --tls-clients takes a number of s_time clients, 0-64" >&2
+  exit 2
+fi
 if [ "$rounds" -lt 2 ]; then
   echo "compare.sh: --rounds must be at least 2 (interleaving is what shows drift)" >&2
   exit 2
@@ -542,6 +560,31 @@ if [ -n "$tls" ]; then
         echo "compare: round $round $hs_mode TLS connections $s: $(grep -m1 -o '^[0-9]* connections in [0-9.]*s' "$out/$run.txt" || echo '?')" >&2
       done
     done
+    # Capacity: --tls-clients s_time processes doing full handshakes at once.
+    [ "$tls_clients" -gt 0 ] || continue
+    for s in "${system_list[@]}"; do
+      run="handshake-parallel-$s-$round"
+      port=${url_of[$s]#https://127.0.0.1:}
+      port=${port%%/*}
+      start_sampler "$s" "$run"
+      now >"$out/$run.start"
+      client_pids=()
+      for k in $(seq 1 "$tls_clients"); do
+        timeout $((hs_seconds + 30)) openssl s_time -connect "127.0.0.1:$port" -new -time "$hs_seconds" \
+          -www /health >"$out/$run.$k.txt" 2>&1 &
+        client_pids+=($!)
+      done
+      for pid in "${client_pids[@]}"; do wait "$pid" || true; done
+      now >"$out/$run.end"
+      stop_sampler
+      total=0
+      for k in $(seq 1 "$tls_clients"); do
+        n=$(grep -m1 -o '^[0-9]* connections in' "$out/$run.$k.txt" | cut -d' ' -f1 || true)
+        total=$((total + ${n:-0}))
+      done
+      echo "$total" >"$out/$run.txt"
+      echo "compare: round $round $tls_clients parallel clients, full TLS connections $s: $total" >&2
+    done
   done
 fi
 
@@ -556,7 +599,7 @@ if [ "$idle" -gt 0 ]; then
 fi
 
 # --- the table and the chart ----------------------------------------------------------
-IDLE_CONNECTIONS="$idle" SVG_CHART="$root/loadtest/svg_chart.py" python3 - "$out" "$chart" "$warmup" "$duration" "$mode" "$connections" "$rounds" "$clients" "$results" "$tls" "${system_list[@]}" <<'PY'
+TLS_CLIENTS="$tls_clients" IDLE_CONNECTIONS="$idle" SVG_CHART="$root/loadtest/svg_chart.py" python3 - "$out" "$chart" "$warmup" "$duration" "$mode" "$connections" "$rounds" "$clients" "$results" "$tls" "${system_list[@]}" <<'PY'
 import datetime, json, os, re, statistics, subprocess, sys
 out, chart, warmup, duration, mode, connections, rounds, clients, results, tls = sys.argv[1:11]
 systems = sys.argv[11:]
@@ -715,31 +758,52 @@ if tls:
                 samples = [(float(r[0]), float(r[1])) for r in rows]
                 cpu = window_cpu(samples, t0, t1) if len(samples) > 1 else float("nan")
                 hs.setdefault((s, m), []).append({"rate": n / (t1 - t0), "cpu_us": cpu * 1e6 / max(1, n)})
+        # The capacity runs: the sum of the parallel clients' connections.
+        for rnd in range(1, rounds + 1):
+            base = os.path.join(out, "handshake-parallel-%s-%d" % (s, rnd))
+            try:
+                n = int(open(base + ".txt").read().strip())
+                t0, t1 = float(open(base + ".start").read()), float(open(base + ".end").read())
+                rows = [l.split() for l in open(base + ".samples")]
+            except (OSError, ValueError):
+                continue
+            if n <= 0 or t1 <= t0:
+                continue
+            samples = [(float(x[0]), float(x[1])) for x in rows]
+            cpu = window_cpu(samples, t0, t1) if len(samples) > 1 else float("nan")
+            hs.setdefault((s, "parallel"), []).append({"rate": n / (t1 - t0), "cpu_us": cpu * 1e6 / n})
     def med_of(s, m, k):
         runs_ = hs.get((s, m))
         return statistics.median(x[k] for x in runs_) if runs_ else float("nan")
+    tls_clients = int(os.environ.get("TLS_CLIENTS", "0"))
     thdr = ("system", "full handshakes/s", "CPU us/full", "resumed/s", "CPU us/resumed",
+            "full/s, %d clients" % tls_clients, "CPU us/full, %d clients" % tls_clients,
             "RSS/idle TLS conn, fresh", "RSS/idle TLS conn, after runs",
-            "full/s/nginx", "CPU/full/nginx", "resumed/s/nginx", "idle RSS/nginx, fresh", "idle RSS/nginx, after runs")
+            "full/s/nginx", "CPU/full/nginx", "resumed/s/nginx", "full/s/nginx, %d clients" % tls_clients,
+            "CPU/full/nginx, %d clients" % tls_clients, "idle RSS/nginx, fresh", "idle RSS/nginx, after runs")
     def r(a, b):
         return "%.2fx" % (a / b) if b and b == b and a == a else "-"
     trows = []
     for s in systems:
         v = [med_of(s, "new", "rate"), med_of(s, "new", "cpu_us"), med_of(s, "reuse", "rate"),
-             med_of(s, "reuse", "cpu_us"), fresh.get(s, float("nan")), idle.get(s, float("nan"))]
+             med_of(s, "reuse", "cpu_us"), fresh.get(s, float("nan")), idle.get(s, float("nan")),
+             med_of(s, "parallel", "rate"), med_of(s, "parallel", "cpu_us")]
         n = [med_of("nginx", "new", "rate"), med_of("nginx", "new", "cpu_us"), med_of("nginx", "reuse", "rate"),
-             fresh.get("nginx", float("nan")), idle.get("nginx", float("nan"))]
-        trows.append((names[s], "%.0f" % v[0], "%.0f" % v[1], "%.0f" % v[2], "%.0f" % v[3], "%.0f B" % v[4],
-                      "%.0f B" % v[5], r(v[0], n[0]), r(v[1], n[1]), r(v[2], n[2]), r(v[4], n[3]), r(v[5], n[4])))
+             fresh.get("nginx", float("nan")), idle.get("nginx", float("nan")),
+             med_of("nginx", "parallel", "rate"), med_of("nginx", "parallel", "cpu_us")]
+        trows.append((names[s], "%.0f" % v[0], "%.0f" % v[1], "%.0f" % v[2], "%.0f" % v[3], "%.0f" % v[6],
+                      "%.0f" % v[7], "%.0f B" % v[4], "%.0f B" % v[5], r(v[0], n[0]), r(v[1], n[1]), r(v[2], n[2]),
+                      r(v[6], n[5]), r(v[7], n[6]), r(v[4], n[3]), r(v[5], n[4])))
     print()
-    print("New TLS connections (openssl s_time for %s, one client process, each fetching /health; medians of "
-          "%d rounds) and RSS per idle TLS connection (growth from %d to %d held, each after one request; in a fresh "
-          "process before any load, and in the measured process after the runs):" % (duration, rounds, idle_count,
-                                                                                    2 * idle_count))
+    print("New TLS connections (openssl s_time for %s, each fetching /health; one client process, and %d at once "
+          "for the capacity columns; medians of %d rounds) and RSS per idle TLS connection (growth from %d to %d held, "
+          "each after one request; in a fresh process before any load, and in the measured process after the "
+          "runs):" % (duration, tls_clients, rounds, idle_count, 2 * idle_count))
     print_table(thdr, trows)
-    markdown += ["", "New TLS connections (`openssl s_time`, %s, one client process) and RSS per idle TLS "
-                 "connection (growth from %d to %d held open, each after one request; in a fresh process before any "
-                 "load, and in the measured process after the runs):" % (duration, idle_count, 2 * idle_count), "",
+    markdown += ["", "New TLS connections (`openssl s_time`, %s; one client process, and %d at once for the "
+                 "capacity columns) and RSS per idle TLS connection (growth from %d to %d held open, each after one "
+                 "request; in a fresh process before any load, and in the measured process after the runs):" % (
+                     duration, tls_clients, idle_count, 2 * idle_count), "",
                  "| " + " | ".join(thdr) + " |", "|" + "---|" * len(thdr)] + \
                 ["| " + " | ".join(row) + " |" for row in trows]
     summary["tls"] = {"handshakes": {"%s/%s" % k: v for k, v in hs.items()}, "idle_rss_per_connection": idle,

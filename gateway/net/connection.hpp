@@ -41,7 +41,8 @@ enum class conn_phase : std::uint8_t { idle, head, body, handler, write, linger 
 struct parked_connection;
 
 struct connection_state {
-  connection_state(worker& w, asio::ip::tcp::socket s);
+  // A connection just accepted from `peer` (the address accept returned).
+  connection_state(worker& w, asio::ip::tcp::socket s, const asio::ip::tcp::endpoint& peer);
   // A connection back from the parking lot: the address it was accepted
   // with (or its PROXY header gave) and its flags come from the record.
   connection_state(worker& w, asio::ip::tcp::socket s, const parked_connection& p);
@@ -74,8 +75,8 @@ struct connection_state {
   // tunnel is done), so that abort() and the sweep reach its backend work
   // through request->guard.
   http::request_context* request = nullptr;
-  // The peer, found once when the connection is accepted (a session that
-  // starts again after an idle spell does not ask the kernel again):
+  // The peer, as accept returned it (a session that starts again after an
+  // idle spell keeps it):
   // "ADDRESS:PORT" (the seed's RemoteAddr) and the ADDRESS inside it.
   char client_address[56] = {};
   std::size_t client_address_len = 0;

@@ -209,10 +209,12 @@ asio::awaitable<void> worker::accept_loop() {
   auto delay = std::chrono::milliseconds(10);
   while (acceptor_ && acceptor_->is_open() && !draining_) {
     reserve_descriptor_states();
-    auto [ec, socket] = co_await acceptor_->async_accept(use_nothrow);
+    // The peer's address comes with the accept (no getpeername per connection).
+    asio::ip::tcp::endpoint peer;
+    auto [ec, socket] = co_await acceptor_->async_accept(peer, use_nothrow);
     // A connection accepted as the drain began is served like the queued
     // ones below, not dropped.
-    if (!ec && draining_) admit(std::move(socket));
+    if (!ec && draining_) admit(std::move(socket), peer);
     if (ec == asio::error::operation_aborted || draining_) break;
     if (ec) {
       core::bump(counters_.accept_errors);
@@ -224,7 +226,7 @@ asio::awaitable<void> worker::accept_loop() {
       continue;
     }
     delay = std::chrono::milliseconds(10);
-    admit(std::move(socket));
+    admit(std::move(socket), peer);
     // Take what else is queued now, without waiting: this loop gets one turn
     // per pass of the io_context's queue, and with a thousand connections
     // ready a pass is long, so one accept per turn would leave a burst of
@@ -245,9 +247,10 @@ void worker::take_queued(std::size_t most) {
   for (std::size_t i = 0; i < most; ++i) {
     reserve_descriptor_states();
     std::error_code aec;
-    asio::ip::tcp::socket queued = acceptor_->accept(aec);
+    asio::ip::tcp::endpoint peer;
+    asio::ip::tcp::socket queued = acceptor_->accept(peer, aec);
     if (aec) break;  // would_block: the queue is empty (errors: the next async_accept sees them)
-    admit(std::move(queued));
+    admit(std::move(queued), peer);
   }
 }
 
@@ -314,13 +317,13 @@ asio::awaitable<void> worker::redirect_one(asio::ip::tcp::socket s) {
   s.close(ignored);
 }
 
-void worker::admit(asio::ip::tcp::socket socket) {
+void worker::admit(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer) {
   if (connection_count() >= max_connections_) {
     refuse(socket);
     return;
   }
   core::bump(counters_.connections_total);
-  auto state = std::make_shared<connection_state>(*this, std::move(socket));
+  auto state = std::make_shared<connection_state>(*this, std::move(socket), peer);
   if (tls_ != nullptr) {
     state->tls = tls_->open(state->socket);
     if (!state->tls) {

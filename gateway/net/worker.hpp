@@ -122,7 +122,7 @@ class worker {
   asio::awaitable<void> redirect_loop();
   asio::awaitable<void> redirect_one(asio::ip::tcp::socket s);
   asio::awaitable<bool> read_redirect_head(asio::ip::tcp::socket& s, std::string& head);
-  void admit(asio::ip::tcp::socket socket);
+  void admit(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer);
   void reserve_descriptor_states();
   void refuse(asio::ip::tcp::socket& s) noexcept;
   void begin_drain();

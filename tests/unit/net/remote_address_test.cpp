@@ -33,6 +33,9 @@ TEST_CASE("a client's address is written as the seed's RemoteAddr: ADDRESS:PORT,
   auto full = format("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", 65535);
   CHECK(full.address == "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
   CHECK(format("10.0.0.1", 0).address == "10.0.0.1:0");
+  CHECK(format("0.0.0.0", 1).address == "0.0.0.0:1");
+  CHECK(format("255.255.255.255", 65535).address == "255.255.255.255:65535");
+  CHECK(format("1.20.199.9", 80).ip == "1.20.199.9");
   // A buffer too small cuts the text, never overruns it.
   auto cut = format("192.168.100.200", 1234, 8);
   CHECK(cut.address == "192.168.");
