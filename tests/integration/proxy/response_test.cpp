@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
+#include <stdexcept>
 #include <thread>
 
 #include "gateway/core/memory.hpp"
@@ -17,6 +19,58 @@ using namespace std::chrono_literals;
 namespace {
 
 using field_list = std::vector<std::pair<std::string, std::string>>;
+
+// A backend of a test's own, for what recording_backend cannot do: a
+// loopback listener and a thread that accepts `connections` connections in
+// turn, reads each one's request head and hands the socket to `answer`,
+// then closes it.
+class raw_backend {
+ public:
+  raw_backend(int connections, std::function<void(int fd)> answer) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(listener_, 4) != 0 || ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("raw_backend: no loopback listener");
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this, connections, answer = std::move(answer)] {
+      for (int i = 0; i < connections; ++i) {
+        const int fd = ::accept(listener_, nullptr, nullptr);
+        if (fd < 0) return;
+        timeval tv{10, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        std::string head;
+        char b[4096];
+        while (head.find("\r\n\r\n") == std::string::npos) {
+          const ssize_t n = ::recv(fd, b, sizeof b, 0);
+          if (n <= 0) break;
+          head.append(b, static_cast<std::size_t>(n));
+        }
+        answer(fd);
+        ::close(fd);
+      }
+    });
+  }
+  raw_backend(const raw_backend&) = delete;
+  raw_backend& operator=(const raw_backend&) = delete;
+  ~raw_backend() {
+    ::shutdown(listener_, SHUT_RDWR);  // ends an accept still waiting
+    thread_.join();
+    ::close(listener_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+void send_all(int fd, std::string_view bytes) { ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL); }
 
 }  // namespace
 
@@ -192,48 +246,22 @@ TEST_CASE("interim 1xx backend responses are skipped", "[integration][proxy]") {
 }
 
 TEST_CASE("a backend's endless 1xx heads cost no memory that grows with them", "[integration][proxy]") {
-  // A backend of its own: 10 MiB of "102 Processing" heads (about 370,000),
-  // then the final response.
-  const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(ls >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(ls, 4) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  // 10 MiB of "102 Processing" heads (about 370,000), then the final response.
   constexpr std::size_t interim_bytes = 10u * 1024 * 1024;
-  std::thread backend([ls] {
-    const int fd = ::accept(ls, nullptr, nullptr);
-    if (fd < 0) return;
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    std::string request;
-    char b[4096];
-    while (request.find("\r\n\r\n") == std::string::npos) {
-      const ssize_t n = ::recv(fd, b, sizeof b, 0);
-      if (n <= 0) break;
-      request.append(b, static_cast<std::size_t>(n));
-    }
+  raw_backend backend(1, [](int fd) {
     std::string block;
     while (block.size() < 64 * 1024) block += "HTTP/1.1 102 Processing\r\n\r\n";
     for (std::size_t sent = 0; sent < interim_bytes; sent += block.size())
       if (::send(fd, block.data(), block.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(block.size())) break;
-    const std::string final_response = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndone";
-    ::send(fd, final_response.data(), final_response.size(), MSG_NOSIGNAL);
-    ::close(fd);
+    send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndone");
   });
   test::proxy_fixture f;
-  f.start("http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
+  f.start(backend.url());
   const std::size_t before = test::rss_bytes();
   test::raw_client c(f.port(), 30000ms);
   REQUIRE(c.send("GET /api/slow HTTP/1.1\r\nHost: h\r\n\r\n"));
   auto r = c.read_response();
   const std::size_t after = test::rss_bytes();
-  backend.join();
-  ::close(ls);
   REQUIRE(r);
   CHECK(r->status == 200);
   CHECK(r->body == "done");
@@ -243,39 +271,14 @@ TEST_CASE("a backend's endless 1xx heads cost no memory that grows with them", "
 
 TEST_CASE("a backend that answers and closes before taking the whole body has its answer forwarded",
           "[integration][proxy]") {
-  // A backend of its own: it reads the head of a 4 MiB upload, answers 413
-  // and closes with the body unread (its kernel then resets the connection).
-  const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(ls >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(ls, 4) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  std::thread backend([ls] {
-    for (int i = 0; i < 2; ++i) {
-      const int fd = ::accept(ls, nullptr, nullptr);
-      if (fd < 0) return;
-      timeval tv{10, 0};
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      std::string request;
-      char b[4096];
-      while (request.find("\r\n\r\n") == std::string::npos) {
-        const ssize_t n = ::recv(fd, b, sizeof b, 0);
-        if (n <= 0) break;
-        request.append(b, static_cast<std::size_t>(n));
-      }
-      const std::string refusal =
-          "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!";
-      ::send(fd, refusal.data(), refusal.size(), MSG_NOSIGNAL);
-      ::close(fd);
-    }
+  // It reads the head of a 4 MiB upload, answers 413 and closes with the
+  // body unread (its kernel then resets the connection).
+  raw_backend backend(2, [](int fd) {
+    send_all(fd, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!");
   });
   test::proxy_fixture f;
   f.cfg.max_body = 8u * 1024 * 1024;
-  f.start("http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
+  f.start(backend.url());
   for (int i = 0; i < 2; ++i) {
     INFO("upload " << i);
     test::raw_client c(f.port(), 10000ms);
@@ -286,8 +289,6 @@ TEST_CASE("a backend that answers and closes before taking the whole body has it
     CHECK(r->status == 413);
     CHECK(r->body == "too big!");
   }
-  backend.join();
-  ::close(ls);
   CHECK(f.stats->bad_gateway.load() == 0);
 }
 
