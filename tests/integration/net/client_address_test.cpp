@@ -103,6 +103,20 @@ core::config proxy_protocol_config() {
   return c;
 }
 
+// The trusted-proxy tests' gateway: `backend`, one API key ("key-one"), a
+// rate limit of 2 a minute, and 127.0.0.0/30 (127.0.0.0 .. 127.0.0.3) as
+// trusted proxies.
+core::config trusted_proxy_config(test::recording_backend& backend) {
+  core::config cfg = test::test_config();
+  cfg.backend = backend.url();
+  cfg.api_keys = {"key-one"};
+  cfg.rate_limit = 2;
+  cfg.rate_limit_window = 60s;
+  std::string_view err;
+  cfg.trusted_proxies.add(*core::parse_cidr("127.0.0.0/30", err));
+  return cfg;
+}
+
 }  // namespace
 
 TEST_CASE("PROXY protocol: clients behind one balancer connection get their own rate-limit budgets and /logs "
@@ -257,14 +271,8 @@ TEST_CASE("trusted proxy: X-Forwarded-For names the client only when the peer is
           "limited, logged and appended to X-Forwarded-For",
           "[integration][net]") {
   test::recording_backend backend;
-  core::config cfg = test::test_config();
-  cfg.backend = backend.url();
-  cfg.api_keys = {"key-one"};
-  cfg.rate_limit = 2;
-  cfg.rate_limit_window = 60s;
+  core::config cfg = trusted_proxy_config(backend);
   cfg.rate_limit_exempt = {"/logs"};
-  std::string_view err;
-  cfg.trusted_proxies.add(*core::parse_cidr("127.0.0.0/30", err));  // 127.0.0.0 .. 127.0.0.3
   test::running_server srv(cfg);
   const std::uint16_t port = srv.port();
   const std::string key = "X-API-Key: key-one\r\n";
@@ -308,13 +316,7 @@ TEST_CASE("trusted proxy: X-Forwarded-For names the client only when the peer is
 TEST_CASE("trusted proxy: clients that alternate on one keep-alive connection keep their own rate-limit budgets",
           "[integration][net]") {
   test::recording_backend backend;
-  core::config cfg = test::test_config();
-  cfg.backend = backend.url();
-  cfg.api_keys = {"key-one"};
-  cfg.rate_limit = 2;
-  cfg.rate_limit_window = 60s;
-  std::string_view err;
-  cfg.trusted_proxies.add(*core::parse_cidr("127.0.0.0/30", err));
+  core::config cfg = trusted_proxy_config(backend);
   test::running_server srv(cfg);
   test::raw_client c(srv.port(), 5000ms, "127.0.0.2");
   const auto status = [&](const char* client) {

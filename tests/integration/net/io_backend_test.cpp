@@ -25,10 +25,11 @@ namespace {
 const std::string gateway_bin = std::string(GATEWAY_BIN_DIR) + "/gateway";
 const std::string deny_bin = std::string(GATEWAY_BIN_DIR) + "/deny_io_uring";
 
-// Starts `prefix` + the gateway with `flags`, proxies one request to a
-// recording backend through it, stops it with SIGTERM and checks exit 0.
-// Returns the gateway's stderr.
-std::string serve_one_proxied_request(std::vector<std::string> argv, const std::vector<std::string>& env = {}) {
+// Starts `argv` (the gateway, or a launcher and the gateway, with flags)
+// before a recording backend, proxies `n` requests one after another over
+// one keep-alive client connection, stops it with SIGTERM, checks exit 0
+// and returns its stderr.
+std::string serve_proxied_requests(std::vector<std::string> argv, const std::vector<std::string>& env = {}, int n = 1) {
   test::recording_backend backend;
   backend.set_script([](const test::recorded_request&) { return test::reply{test::ok_response("from the backend")}; });
   argv.insert(argv.end(), {"--listen", "127.0.0.1:0", "--threads", "2", "--backend", backend.url(), "--api-key", "k"});
@@ -38,13 +39,19 @@ std::string serve_one_proxied_request(std::vector<std::string> argv, const std::
   REQUIRE(listening);
   const auto port = static_cast<std::uint16_t>(test::port_after_listening_on(*listening));
   REQUIRE(port != 0);
-  auto r = test::http_request(port, test::make_request("GET", "/api/through", {}, "X-API-Key: k\r\n"));
-  REQUIRE(r);
-  CHECK(r->status == 200);
-  CHECK(r->body == "from the backend");
+  {
+    test::raw_client c(port, 5000ms);
+    for (int i = 0; i < n; ++i) {
+      REQUIRE(c.send(test::make_request("GET", "/api/through", {}, "X-API-Key: k\r\n")));
+      const auto r = c.read_response();
+      REQUIRE(r);
+      CHECK(r->status == 200);
+      CHECK(r->body == "from the backend");
+    }
+  }
   const auto got = backend.requests();
-  REQUIRE(got.size() == 1);
-  CHECK(got.front().target == "/through");
+  REQUIRE(got.size() == static_cast<std::size_t>(n));
+  for (const auto& rq : got) CHECK(rq.target == "/through");
   gw.signal(SIGTERM);
   const auto status = gw.wait_exit(15s);
   REQUIRE(status);
@@ -55,13 +62,13 @@ std::string serve_one_proxied_request(std::vector<std::string> argv, const std::
 }  // namespace
 
 TEST_CASE("io backend: --io-backend epoll serves a proxied request on epoll", "[integration][io_uring]") {
-  const std::string err = serve_one_proxied_request({gateway_bin, "--io-backend", "epoll"});
+  const std::string err = serve_proxied_requests({gateway_bin, "--io-backend", "epoll"});
   CHECK(err.find("gateway: I/O backend: epoll\n") != std::string::npos);
   CHECK(err.find("io_uring refused") == std::string::npos);
 }
 
 TEST_CASE("io backend: --io-backend io_uring serves a proxied request on io_uring", "[integration][io_uring]") {
-  const std::string err = serve_one_proxied_request({gateway_bin, "--io-backend", "io_uring"});
+  const std::string err = serve_proxied_requests({gateway_bin, "--io-backend", "io_uring"});
   CHECK(err.find("gateway: I/O backend: io_uring\n") != std::string::npos);
 }
 
@@ -82,7 +89,7 @@ TEST_CASE("io backend: every io_uring ring is set up with COOP_TASKRUN and TASKR
           "[integration][io_uring]") {
   // The shim only logs here: the probe and each worker (--threads 2) ask
   // for 0x300 and get their ring at the first attempt.
-  const std::string err = serve_one_proxied_request({gateway_bin, "--io-backend", "io_uring"}, {shim});
+  const std::string err = serve_proxied_requests({gateway_bin, "--io-backend", "io_uring"}, {shim});
   INFO("stderr: " << err);
   CHECK(err.find("gateway: I/O backend: io_uring\n") != std::string::npos);
   CHECK(occurrences(err, "uring_flags_shim: io_uring_queue_init flags 0x300 -> 0\n") >= 3);
@@ -96,7 +103,7 @@ TEST_CASE("io backend: where the kernel refuses the newer io_uring setup flags, 
   // kernel's io_uring_setup does: the probe and each worker are refused
   // with 0x300 and set up their ring again with Asio's flags (0) alone.
   const std::string err =
-      serve_one_proxied_request({gateway_bin, "--io-backend", "io_uring"}, {shim, "URING_FLAGS_SHIM_ACCEPT=0x7f"});
+      serve_proxied_requests({gateway_bin, "--io-backend", "io_uring"}, {shim, "URING_FLAGS_SHIM_ACCEPT=0x7f"});
   INFO("stderr: " << err);
   CHECK(err.find("gateway: I/O backend: io_uring\n") != std::string::npos);
   const std::size_t refused = occurrences(err, "uring_flags_shim: io_uring_queue_init flags 0x300 -> -22\n");
@@ -121,38 +128,6 @@ std::optional<submitted> submitted_counts(const std::string& err) {
   return s;
 }
 
-// Starts the gateway on io_uring with `env` (the shim), proxies `n`
-// requests one after another over one keep-alive client connection, stops
-// it with SIGTERM (exit 0) and returns its stderr.
-std::string serve_keep_alive_requests(int n, const std::vector<std::string>& env) {
-  test::recording_backend backend;
-  backend.set_script([](const test::recorded_request&) { return test::reply{test::ok_response("from the backend")}; });
-  test::child_process gw({gateway_bin, "--io-backend", "io_uring", "--listen", "127.0.0.1:0", "--threads", "2",
-                          "--backend", backend.url(), "--api-key", "k"},
-                         env);
-  const auto listening = gw.wait_for_line("listening on", true, 10s);
-  INFO("stderr: " << gw.err());
-  REQUIRE(listening);
-  const auto port = static_cast<std::uint16_t>(test::port_after_listening_on(*listening));
-  REQUIRE(port != 0);
-  {
-    test::raw_client c(port, 5000ms);
-    for (int i = 0; i < n; ++i) {
-      REQUIRE(c.send(test::make_request("GET", "/api/through", {}, "X-API-Key: k\r\n")));
-      const auto r = c.read_response();
-      REQUIRE(r);
-      CHECK(r->status == 200);
-      CHECK(r->body == "from the backend");
-    }
-  }
-  CHECK(backend.requests().size() == static_cast<std::size_t>(n));
-  gw.signal(SIGTERM);
-  const auto status = gw.wait_exit(15s);
-  REQUIRE(status);
-  CHECK(*status == 0);
-  return gw.err();
-}
-
 }  // namespace
 
 TEST_CASE("io backend: io_uring receives into one buffer go out as RECV, and the replies' receives poll first",
@@ -163,7 +138,7 @@ TEST_CASE("io backend: io_uring receives into one buffer go out as RECV, and the
   // next request after each response (after the first two responses
   // surely, after the third unless the drain comes first): 5 or 6. The
   // client's first request and whatever else is read are not marked.
-  const std::string err = serve_keep_alive_requests(3, {shim});
+  const std::string err = serve_proxied_requests({gateway_bin, "--io-backend", "io_uring"}, {shim}, 3);
   INFO("stderr: " << err);
   const auto s = submitted_counts(err);
   REQUIRE(s);
@@ -180,7 +155,8 @@ TEST_CASE("io backend: where the kernel refuses the newer io_uring setup flags, 
   // A kernel older than 5.19 (the shim refuses flags newer than 5.10's)
   // does not know IORING_RECVSEND_POLL_FIRST: no entry carries it, and the
   // gateway serves as before.
-  const std::string err = serve_keep_alive_requests(3, {shim, "URING_FLAGS_SHIM_ACCEPT=0x7f"});
+  const std::string err =
+      serve_proxied_requests({gateway_bin, "--io-backend", "io_uring"}, {shim, "URING_FLAGS_SHIM_ACCEPT=0x7f"}, 3);
   INFO("stderr: " << err);
   CHECK(occurrences(err, "uring_flags_shim: io_uring_queue_init flags 0x300 -> -22\n") >= 3);
   const auto s = submitted_counts(err);
@@ -191,7 +167,7 @@ TEST_CASE("io backend: where the kernel refuses the newer io_uring setup flags, 
 }
 
 TEST_CASE("io backend: --io-backend auto takes io_uring where the kernel allows it", "[integration][io_uring]") {
-  const std::string err = serve_one_proxied_request({gateway_bin, "--io-backend", "auto"});
+  const std::string err = serve_proxied_requests({gateway_bin, "--io-backend", "auto"});
   CHECK(err.find("gateway: I/O backend: io_uring\n") != std::string::npos);
   CHECK(err.find("io_uring refused") == std::string::npos);
 }
@@ -199,7 +175,7 @@ TEST_CASE("io backend: --io-backend auto takes io_uring where the kernel allows 
 TEST_CASE("io backend: where seccomp refuses io_uring, --io-backend auto (the default) falls back to epoll and serves",
           "[integration][io_uring]") {
   // No --io-backend at all: the default is auto.
-  const std::string err = serve_one_proxied_request({deny_bin, gateway_bin});
+  const std::string err = serve_proxied_requests({deny_bin, gateway_bin});
   CHECK(err.find("gateway: --io-backend auto: io_uring refused by the kernel: ") != std::string::npos);
   CHECK(err.find("(errno 1, EPERM); using epoll") != std::string::npos);
   CHECK(err.find("gateway: I/O backend: epoll\n") != std::string::npos);
