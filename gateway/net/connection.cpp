@@ -654,7 +654,7 @@ void session<Io>::prepare_response(http::exchange& ex, first_write& fw) {
   for (std::size_t i = 1; i < fw.bufs.size(); ++i) body_bytes += fw.bufs[i].size();
   if (body_bytes != 0 && body_bytes <= coalesce_limit) {
     for (std::size_t i = 1; i < fw.bufs.size(); ++i)
-      out_.append(static_cast<const char*>(fw.bufs[i].data()), fw.bufs[i].size());
+      if (fw.bufs[i].size() != 0) out_.append(static_cast<const char*>(fw.bufs[i].data()), fw.bufs[i].size());
     fw.bufs = {asio::buffer(out_)};
   }
   fw.total = 0;

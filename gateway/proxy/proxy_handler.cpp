@@ -578,9 +578,15 @@ class proxy_layer final : public http::layer {
         up->begin_exchange();
         std::optional<head_outcome> got;
         {
+          // A request without a body is its head alone: one buffer, a
+          // plain send (two pieces would be a sendmsg).
           const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(ex.req.body)};
+          const asio::const_buffer head_only = bufs[0];
           net::io_result r;
-          co_await up->connection().write_into(bufs, r);
+          if (ex.req.body.empty())
+            co_await up->connection().write_into(head_only, r);
+          else
+            co_await up->connection().write_into(bufs, r);
           got = up->sent(r);
           bool just_sent = true;
           while (!got) {
