@@ -353,7 +353,8 @@ const std::vector<flag_spec>& flags() {
          c.upstream_max_idle = static_cast<std::uint32_t>(n);
          return true;
        }},
-      {"--upstream-max-concurrent", "N", "requests in flight to the backend at once; others wait briefly, then 503",
+      {"--upstream-max-concurrent", "N", "requests in flight to each route's backend at once, split evenly between the workers (each admits N / threads, "
+       "at least 1); others wait briefly, then 503",
        [](const config& c) { return std::to_string(c.upstream_max_concurrent); },
        [](config& c, std::string_view v, std::string& err) {
          std::uint64_t n = 0;

@@ -27,6 +27,7 @@ struct request_context {
     return finished - start;
   }
   unsigned worker = 0;
+  bool tls = false;  // the client's connection is TLS (X-Forwarded-Proto)
   std::uint64_t connection_id = 0;
   std::string_view request_id;
   // The body as the client sent it, before any layer replaced req.body

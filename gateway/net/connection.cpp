@@ -820,6 +820,7 @@ asio::awaitable<bool> session<Io>::run() {
     ex.ctx.client_address = std::string_view(st_.client_address, st_.client_address_len);
     ex.ctx.start = clock::now();
     ex.ctx.worker = w_.index();
+    ex.ctx.tls = Io::is_tls;
     set_phase(conn_phase::handler, {});
     // A hard abort and the sweep reach the backend work the handler
     // registers in ex.ctx.guard, until the response or tunnel is done.

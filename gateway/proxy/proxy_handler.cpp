@@ -550,7 +550,7 @@ class proxy_layer final : public http::layer {
       member& m = *members_[index];
       if (named_ || (group_ && opts_.balance == balance_kind::least_request)) mem.make<member_lease>(m);
       ex.ctx.upstream = m.address.authority;
-      forward_params params{opts_.strip_prefix, ex.ctx.client_ip, m.address.authority, opts_.upstream_host};
+      forward_params params{opts_.strip_prefix, ex.ctx.client_ip, m.address.authority, opts_.upstream_host, ex.ctx.tls};
       std::string_view head = build_request_head(ex.req, params, mem);
       if (upgrade) head = with_upgrade_fields(head, ex.req.headers.value_of("upgrade"), mem);
       up = mem.make<upstream_response>(m.pool, buffers_, opts_, ex.req.method_id == HTTP_HEAD, ex.ctx, upgrade);

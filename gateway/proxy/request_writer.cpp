@@ -34,7 +34,8 @@ struct head_sink {
 };
 
 bool is_forwarded_meta(std::string_view name) noexcept {
-  return http::iequals(name, "x-forwarded-host") || http::iequals(name, "x-forwarded-proto");
+  return http::iequals(name, "x-forwarded-host") || http::iequals(name, "x-forwarded-proto") ||
+         http::iequals(name, "forwarded");
 }
 
 }  // namespace
@@ -66,13 +67,13 @@ std::string_view build_request_head(const http::request& req, const forward_para
   };
   std::string_view host;
   bool has_host = false;
-  const http::header_field* last_xff = nullptr;
+  const http::header_field* first_xff = nullptr;
   for (const auto& f : req.headers) {
     if (http::iequals(f.name, "host") && !hop_by_hop(f.name)) {
       host = f.value;
       has_host = true;
-    } else if (http::iequals(f.name, "x-forwarded-for") && !hop_by_hop(f.name)) {
-      last_xff = &f;
+    } else if (first_xff == nullptr && http::iequals(f.name, "x-forwarded-for") && !hop_by_hop(f.name)) {
+      first_xff = &f;
     }
   }
 
@@ -92,11 +93,15 @@ std::string_view build_request_head(const http::request& req, const forward_para
         has_length = true;
       } else if (p.upstream_host && http::iequals(f.name, "host")) {
         s.field(f.name, p.backend_authority);
-      } else if (&f == last_xff) {
+      } else if (first_xff != nullptr && http::iequals(f.name, "x-forwarded-for")) {
+        if (&f != first_xff) continue;  // joined into the first one
         s.put(f.name);
         s.put(": ");
-        s.put(f.value);
-        if (!f.value.empty()) s.put(", ");
+        for (const http::header_field* g = &f; g != req.headers.end(); ++g) {
+          if (g->value.empty() || !http::iequals(g->name, "x-forwarded-for")) continue;
+          s.put(g->value);
+          s.put(", ");
+        }
         s.put(p.client_ip);
         s.put("\r\n");
       } else {
@@ -105,9 +110,9 @@ std::string_view build_request_head(const http::request& req, const forward_para
     }
     if (!has_host) s.field("Host", p.backend_authority);
     if (!has_length && (!req.body.empty() || req.was_chunked)) s.field("Content-Length", body_length);
-    if (last_xff == nullptr) s.field("X-Forwarded-For", p.client_ip);
+    if (first_xff == nullptr) s.field("X-Forwarded-For", p.client_ip);
     if (has_host) s.field("X-Forwarded-Host", host);
-    s.field("X-Forwarded-Proto", "http");
+    s.field("X-Forwarded-Proto", p.client_tls ? "https" : "http");
     s.put("\r\n");
   };
 
@@ -122,7 +127,7 @@ std::string_view build_request_head(const http::request& req, const forward_para
   room += 16 + body_length.size() + 2;         // Content-Length
   room += 17 + p.client_ip.size() + 2;         // X-Forwarded-For
   room += 18 + host.size() + 2;                // X-Forwarded-Host
-  room += 25 + 2;                              // X-Forwarded-Proto, the blank line
+  room += 26 + 2;                              // X-Forwarded-Proto, the blank line
   head_sink write{static_cast<char*>(mem.allocate(room, 1)), room, 0};
   emit(write);
   return {write.out, write.n};

@@ -6,9 +6,13 @@
 //   minus hop-by-hop fields (section 7.6.1: Connection and the fields it
 //   names, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding,
 //   Upgrade) and minus X-Forwarded-Host / X-Forwarded-Proto (ours replace
-//   them); Content-Length keeps its place but states the size of the body
-//   actually forwarded; X-Forwarded-For keeps its place with ", <client ip>"
-//   appended to its last occurrence
+//   them) and Forwarded (RFC 7239: a client's claim of its own address,
+//   scheme and host, which the gateway neither checks nor extends);
+//   Content-Length keeps its place but states the size of the body
+//   actually forwarded; the X-Forwarded-For fields become one, in the
+//   first one's place: their values joined with ", ", then ", <client ip>"
+//   (a backend reading only the first field sees the address the gateway
+//   added, not a list the client chose)
 //   (with upstream_host, the client's Host field carries the backend's
 //   authority instead of the client's value, in its place)
 //   Host: <backend authority>             only if the client sent no Host
@@ -16,7 +20,7 @@
 //                                         not empty or came chunked
 //   X-Forwarded-For: <client ip>          if the client sent none
 //   X-Forwarded-Host: <client Host>       if the client sent a Host
-//   X-Forwarded-Proto: http
+//   X-Forwarded-Proto: http or https      as the client connected
 //   CRLF
 //
 // The body is sent after this head as is (the once-read copy).
@@ -32,6 +36,7 @@ struct forward_params {
   std::string_view client_ip;         // the peer address of the client connection
   std::string_view backend_authority; // Host for a client that sent none (HTTP/1.0)
   bool upstream_host = false;         // Host: backend_authority always (a route's "host": "upstream")
+  bool client_tls = false;            // X-Forwarded-Proto: https (the client came over TLS)
 };
 
 // Builds the head in `mem` and returns a view of it (valid until the arena resets).

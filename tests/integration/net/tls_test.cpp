@@ -20,6 +20,7 @@
 #include "gateway/net/tls_context.hpp"
 #include "tests/integration/core/test_handlers.hpp"
 #include "tests/integration/dev/websocket_peer.hpp"
+#include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/files.hpp"
 #include "tests/support/report.hpp"
@@ -540,6 +541,30 @@ TEST_CASE("self-signed TLS (--tls self-signed): curl --cacert trusts the written
   CHECK(untrusted.wait_exit(15s) != 0);
   gw.signal(SIGTERM);
   CHECK(gw.wait_exit(10s) == 0);
+}
+
+TEST_CASE("HTTPS: a proxied request tells the backend X-Forwarded-Proto: https, whatever the client sent",
+          "[integration][tls]") {
+  test::recording_backend backend;
+  certs c;
+  auto cfg = tls_config(c);
+  std::string err;
+  REQUIRE(core::add_route("/r/", backend.url(), cfg.routes, err));
+  test::running_server srv(cfg);
+  test::tls_client client(srv.port(), trusting(c.cert));
+  REQUIRE(client.connected());
+  REQUIRE(
+      client.send("GET /r/x HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Proto: http\r\n"
+                  "Forwarded: for=6.6.6.6;proto=http\r\n\r\n"));
+  auto r = client.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  const auto got = backend.requests();
+  REQUIRE(got.size() == 1);
+  INFO(got[0].raw);
+  CHECK(got[0].raw.find("\r\nX-Forwarded-Proto: https\r\n") != std::string::npos);
+  CHECK(got[0].raw.find("X-Forwarded-Proto: http\r\n") == std::string::npos);
+  CHECK(got[0].raw.find("Forwarded: for") == std::string::npos);
 }
 
 TEST_CASE("self-signed TLS (--tls self-signed): a WebSocket tunnel runs over TLS both ways", "[integration][tls]") {
