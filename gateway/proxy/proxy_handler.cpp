@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <asio/steady_timer.hpp>
+#include <atomic>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
 #include <asio/this_coro.hpp>
@@ -511,10 +513,25 @@ class proxy_layer final : public http::layer {
         for (auto& c : *list) stop(*c);
         list->clear();
       });
+      // With named members, the checkers follow the names on a timer too:
+      // follow_names otherwise runs only before a request, so a worker the
+      // route's requests do not reach would never start the checks of the
+      // new members it is assigned (i mod N), and no other worker checks them.
+      if (named_) {
+        name_watch_ = std::make_shared<name_watch>(io_, this);
+        asio::post(io_, [w = std::weak_ptr(name_watch_), every = opts_.check.interval] {
+          if (auto s = w.lock()) watch_names(std::move(s), every);
+        });
+        env.on_drain.push_back([w = name_watch_] {
+          w->owner = nullptr;
+          w->timer.cancel();
+        });
+      }
     }
   }
 
   ~proxy_layer() override {
+    if (name_watch_) name_watch_->owner = nullptr;
     // A chain dropped before it ran (a reload that lost its worker) never
     // drained: its checkers stop on the worker's thread.
     if (checker_list_) asio::post(io_, [list = std::move(checker_list_)] {
@@ -718,6 +735,24 @@ class proxy_layer final : public http::layer {
     return balancer::none;
   }
 
+  // The timer behind the checkers' name following (see the constructor);
+  // `owner` is cleared, on the worker's thread, when the chain drains.
+  struct name_watch {
+    name_watch(asio::io_context& io, proxy_layer* o) : timer(io), owner(o) {}
+    asio::steady_timer timer;
+    std::atomic<proxy_layer*> owner;  // also cleared by the destructor, on whatever thread drops the chain
+  };
+  static void watch_names(std::shared_ptr<name_watch> w, std::chrono::nanoseconds every) {
+    if (w->owner.load() == nullptr) return;
+    w->timer.expires_after(every);
+    w->timer.async_wait([w, every](std::error_code ec) mutable {
+      proxy_layer* owner = w->owner.load();
+      if (ec || owner == nullptr) return;
+      owner->follow_names();
+      watch_names(std::move(w), every);
+    });
+  }
+
   // Active checkers for the members this worker checks (i mod N).
   void add_checkers(std::vector<std::shared_ptr<health_checker>>& out) {
     for (std::size_t i = 0; i < members_.size(); ++i) {
@@ -812,6 +847,7 @@ class proxy_layer final : public http::layer {
   unsigned workers_;
   // Active checkers of this worker's members; the drain hook holds it too.
   std::shared_ptr<std::vector<std::shared_ptr<health_checker>>> checker_list_;
+  std::shared_ptr<name_watch> name_watch_;
 };
 
 }  // namespace

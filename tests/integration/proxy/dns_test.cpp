@@ -130,6 +130,42 @@ TEST_CASE("a backend name whose address changes is followed without restart, and
   CHECK(test::counter(srv.port(), "dns_failures") == 0);
 }
 
+TEST_CASE("with active health checks a new address of a name is checked and marked down with no request arriving",
+          "[integration][proxy][dns]") {
+  // The members follow the name on the checks' timer, not only before a
+  // request: a worker no request reaches still starts the checks of the
+  // members it is assigned (i mod N), which no other worker checks.
+  backend_pair backends;
+  test::dns_responder dns(name, {"127.0.0.2"}, 1);
+  auto cfg = dns_config(backends, dns);
+  cfg.health_check = "/healthz";
+  cfg.health_interval = 100ms;
+  cfg.health_timeout = 200ms;
+  cfg.health_unhealthy = 2;
+  test::running_server srv(cfg);
+  auto member_of = [&](const std::string& url) -> std::shared_ptr<proxy::member_state> {
+    for (const auto& m : srv.app()->state().members.all())
+      if (m->url() == url) return m;
+    return nullptr;
+  };
+  REQUIRE(member_of(backends.member("127.0.0.2")) != nullptr);
+  // 127.0.0.3 on the backends' port: nothing listens, each check is refused.
+  dns.set({"127.0.0.2", "127.0.0.3"}, 1);
+  const auto dead = backends.member("127.0.0.3");
+  const bool marked = test::wait_until(
+      [&] {
+        auto m = member_of(dead);
+        return m != nullptr && m->down();
+      },
+      5000ms);
+  auto m = member_of(dead);
+  INFO("member " << (m ? "listed" : "not listed") << ", checks failed " << (m ? m->checks_failed.load() : -1));
+  CHECK(marked);
+  auto live = member_of(backends.member("127.0.0.2"));
+  REQUIRE(live != nullptr);
+  CHECK_FALSE(live->down());
+}
+
 TEST_CASE("a DNS server gone keeps the last good addresses and counts the failures",
           "[integration][proxy][dns]") {
   backend_pair backends;
