@@ -82,9 +82,11 @@ int run(const core::config& cfg) {
     std::fprintf(stderr,
                  "gateway: WARNING: --upstream-insecure: certificates of https:// backends are NOT verified; "
                  "for development only\n");
+  // A placeholder, never a configured key: this line ends up in journald and
+  // container logs, and the keys are kept only as keyed digests.
   if (!c.api_keys.empty())
-    std::fprintf(stderr, "gateway: and  curl %s-s -H 'X-API-Key: %s' %s://%s:%u/api/hello\n", curl_proxy,
-                 c.api_keys.front().c_str(), scheme, host.c_str(), static_cast<unsigned>(gw->port()));
+    std::fprintf(stderr, "gateway: and  curl %s-s -H 'X-API-Key: <your key>' %s://%s:%u/api/hello\n", curl_proxy,
+                 scheme, host.c_str(), static_cast<unsigned>(gw->port()));
   else if (c.api_keys_file.empty() && c.jwt_secret.empty() && c.jwt_jwks.empty())
     std::fprintf(stderr, "gateway: no --api-key, --jwt-secret or --jwt-jwks given: /api/ and /logs will answer 401\n");
   if (auto s = gw->current_settings(); s->jwt && s->jwt->options().jwks)
