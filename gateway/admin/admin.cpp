@@ -5,6 +5,7 @@
 #include <charconv>
 #include <string>
 
+#include "gateway/http/negotiation.hpp"
 #include "gateway/middleware/middleware.hpp"
 
 namespace gateway::admin {
@@ -18,11 +19,17 @@ std::string& scratch(http::exchange& ex) {
   return *s;
 }
 
+// ?format= decides when given; otherwise Accept, with its weights and order
+// (RFC 9110 section 12.5.1): the text format only when text/plain or
+// application/openmetrics-text is what the client prefers. JSON comes first
+// among the offers, so "*/*", no Accept and a tie with JSON (as in
+// "application/json, text/plain, */*") get the seed's JSON; so does a field
+// that accepts none of them.
 bool wants_prometheus(const http::exchange& ex) {
   if (auto f = http::query_param(ex.req.query, "format")) return *f == "prometheus" || *f == "openmetrics";
-  std::string_view accept = ex.req.headers.value_of("accept");
-  return accept.find("text/plain") != std::string_view::npos ||
-         accept.find("application/openmetrics-text") != std::string_view::npos;
+  static constexpr std::string_view offers[] = {"application/json", "text/plain", "application/openmetrics-text"};
+  const std::size_t chosen = http::preferred_media_type(ex.req.headers.value_of("accept"), offers);
+  return chosen == 1 || chosen == 2;
 }
 
 class metrics_page final : public http::layer {

@@ -8,8 +8,10 @@
 
 namespace gateway::admin {
 
-// JSON by default; Prometheus text format 0.0.4 for ?format=prometheus or
-// an Accept header naming text/plain or application/openmetrics-text.
+// JSON by default; Prometheus text format 0.0.4 for ?format=prometheus (or
+// openmetrics), or when Accept prefers text/plain or
+// application/openmetrics-text to application/json (weights honoured, a tie
+// going to the type listed first; "*/*" alone gets JSON).
 http::layer_ptr make_metrics_page(const middleware::metrics_registry& registry);
 
 // GET (any method but the clear route's): the newest entries as a JSON

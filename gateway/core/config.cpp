@@ -992,7 +992,8 @@ std::string help_text() {
   s +=
       "\nRoutes:\n"
       "  /health       200 {\"status\":\"healthy\",\"timestamp\":...}, no auth, rate limit\n"
-      "  /metrics      JSON counters and latency percentiles (?format=prometheus for Prometheus), no auth, rate limit\n"
+      "  /metrics      JSON counters and latency percentiles (Prometheus text for ?format=prometheus or an Accept\n"
+      "                preferring text/plain), no auth, rate limit\n"
       "  /logs         newest request-log entries, credentials redacted (?limit=N), auth, rate limit\n"
       "  /logs/clear   POST or DELETE empties /logs, auth, rate limit\n"
       "  /api/         proxied to --backend without the /api prefix (auth, rate limit)\n"

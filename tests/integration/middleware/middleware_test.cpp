@@ -377,6 +377,21 @@ TEST_CASE("metrics: JSON has the seed's fields, Prometheus text parses and agree
   CHECK(p->header("Content-Type").find("text/plain; version=0.0.4") == 0);
   auto via_accept = test::http_request(srv.port(), get("/metrics", "Accept: text/plain;version=0.0.4\r\n"));
   CHECK(via_accept->header("Content-Type").find("text/plain") == 0);
+  // Accept's weights and order decide; JSON, the seed's answer, unless the
+  // client prefers the text format.
+  for (const char* accept : {"application/json, text/plain, */*", "application/json;q=1, text/plain;q=0.1",
+                             "text/plain;q=0", "*/*"}) {
+    auto r = test::http_request(srv.port(), get("/metrics", "Accept: " + std::string(accept) + "\r\n"));
+    REQUIRE(r);
+    INFO("Accept: " << accept);
+    CHECK(r->header("Content-Type") == "application/json");
+    CHECK(json::parse(r->body));
+  }
+  auto scrape = test::http_request(
+      srv.port(), get("/metrics", "Accept: application/openmetrics-text;version=1.0.0;q=0.75,"
+                                  "text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n"));
+  REQUIRE(scrape);
+  CHECK(scrape->header("Content-Type").find("text/plain; version=0.0.4") == 0);
 
   // The numbers agree (this scrape also counts the JSON request before it).
   std::smatch sm;
