@@ -2,6 +2,7 @@
 
 #include <llhttp.h>
 
+#include <algorithm>
 #include <charconv>
 #include <string>
 
@@ -56,9 +57,17 @@ class metrics_page final : public http::layer {
   const middleware::metrics_registry& registry_;
 };
 
+// A place in logs_readers, given back when the request's arena is reset
+// (after the response is written, or when the connection goes).
+struct logs_reader_place {
+  logs_readers& readers;
+  ~logs_reader_place() { readers.leave(); }
+};
+
 class logs_page final : public http::layer {
  public:
-  explicit logs_page(const middleware::log_ring& r) : ring_(r) {}
+  logs_page(const middleware::log_ring& r, logs_readers& readers, std::size_t max_bytes)
+      : ring_(r), readers_(readers), max_bytes_(max_bytes) {}
   http::step enter(http::exchange& ex, http::layer_state&) override {
     std::size_t limit = ring_.capacity();
     if (auto q = http::query_param(ex.req.query, "limit")) {
@@ -70,17 +79,31 @@ class logs_page final : public http::layer {
       }
       limit = std::min(limit, n);
     }
+    if (!readers_.try_enter()) {
+      http::respond_text(ex, 503, "too many /logs requests at once, retry");
+      ex.res.headers.add("Retry-After", "1");
+      return http::step::answered;
+    }
+    try {
+      ex.mem().make<logs_reader_place>(readers_);
+    } catch (...) {
+      readers_.leave();
+      throw;
+    }
     std::string& out = scratch(ex);
-    ring_.render_json(out, limit);
+    const middleware::log_render_stats stats = ring_.render_json(out, limit, max_bytes_);
     ex.res.status = 200;
     ex.res.body = out;
     ex.res.headers.set("Content-Type", "application/json");
     ex.res.headers.set("Cache-Control", "no-store");
+    if (stats.omitted != 0) ex.res.headers.set("X-Logs-Truncated", ex.mem().copy(std::to_string(stats.omitted)));
     return http::step::answered;
   }
 
  private:
   const middleware::log_ring& ring_;
+  logs_readers& readers_;
+  std::size_t max_bytes_;
 };
 
 class logs_clear_page final : public http::layer {
@@ -103,10 +126,20 @@ class logs_clear_page final : public http::layer {
 
 }  // namespace
 
+bool logs_readers::try_enter() noexcept {
+  unsigned n = active_.load(std::memory_order_acquire);
+  do {
+    if (n >= max_) return false;
+  } while (!active_.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel));
+  return true;
+}
+
 http::layer_ptr make_metrics_page(const middleware::metrics_registry& registry) {
   return std::make_unique<metrics_page>(registry);
 }
-http::layer_ptr make_logs_page(const middleware::log_ring& ring) { return std::make_unique<logs_page>(ring); }
+http::layer_ptr make_logs_page(const middleware::log_ring& ring, logs_readers& readers, std::size_t max_bytes) {
+  return std::make_unique<logs_page>(ring, readers, max_bytes);
+}
 http::layer_ptr make_logs_clear_page(middleware::log_ring& ring) { return std::make_unique<logs_clear_page>(ring); }
 
 }  // namespace gateway::admin
