@@ -100,7 +100,7 @@ class pipeline_builder {
     auto r = std::make_unique<router>();
     r->add_exact("/health", route(policy{.rate_limit = true}, admin::make_health_page()));
     r->add_exact("/metrics", route(policy{.rate_limit = true}, admin::make_metrics_page(state_.metrics)));
-    r->add_exact("/logs", route(policy{.rate_limit = true, .auth = true}, admin::make_logs_page(state_.logs)));
+    r->add_exact("/logs", route(policy{.rate_limit = true, .auth = true}, admin::make_logs_page(state_.logs, state_.log_readers)));
     r->add_exact("/logs/clear",
                  route(policy{.rate_limit = true, .auth = true}, admin::make_logs_clear_page(state_.logs)));
     for (const auto& p : proxied_routes(s_)) r->add_prefix(p.prefix, proxy_route(p));

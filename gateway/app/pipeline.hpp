@@ -84,6 +84,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/admin/admin.hpp"
 #include "gateway/app/settings.hpp"
 #include "gateway/middleware/access_log.hpp"
 #include "gateway/middleware/log_ring.hpp"
@@ -131,6 +132,7 @@ struct shared_state {
   shared_state(const core::config& cfg, std::FILE* access_log_out);
   middleware::metrics_registry metrics;
   middleware::log_ring logs;
+  admin::logs_readers log_readers;  // the /logs responses alive
   middleware::access_log access;
   std::shared_ptr<proxy::upstream_stats> upstream = std::make_shared<proxy::upstream_stats>();
   member_registry members;

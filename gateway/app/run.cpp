@@ -10,6 +10,17 @@
 
 namespace gateway::app {
 
+namespace {
+
+// HOST:PORT as a URL's authority (RFC 3986 section 3.2.2): an IPv6 address
+// goes in brackets, so the port after the last ':' stays the port.
+std::string authority(const std::string& host, unsigned port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+}  // namespace
+
 int run(const core::config& cfg) {
   if (cfg.check_config) {
     std::string message;
@@ -49,12 +60,14 @@ int run(const core::config& cfg) {
   const auto& c = gw->cfg();
   const net::tls_terminator* tls = gw->server().tls();
   const char* scheme = tls ? "https" : "http";
-  std::fprintf(stderr, "gateway: listening on %s:%u with %u worker threads%s\n", c.listen.host.c_str(),
-               static_cast<unsigned>(gw->port()), gw->server().worker_count(), tls ? " (HTTPS)" : "");
+  std::fprintf(stderr, "gateway: listening on %s with %u worker threads%s\n",
+               authority(c.listen.host, gw->port()).c_str(), gw->server().worker_count(), tls ? " (HTTPS)" : "");
   // After the listening line, which scripts and tests read first for the port.
   std::fprintf(stderr, "gateway: I/O backend: %s\n", net::io_backend_name());
   // With --proxy-protocol a plain request is refused; curl can send a v1 header itself.
   std::string curl_opts = c.proxy_protocol ? "--haproxy-protocol " : "";
+  // curl reads brackets in a URL as a glob unless told -g (--globoff).
+  if (c.listen.host.find(':') != std::string::npos) curl_opts += "-g ";
   if (tls && !tls->self_signed_fingerprint().empty()) {
     std::fprintf(stderr, "gateway: --tls self-signed: certificate for localhost, 127.0.0.1, ::1, SHA-256 fingerprint %s\n",
                  tls->self_signed_fingerprint().c_str());
@@ -69,11 +82,11 @@ int run(const core::config& cfg) {
     std::fprintf(stderr, "gateway: TLS certificates: %s\n", tls->current()->describe().c_str());
   }
   if (gw->server().redirect_port() != 0)
-    std::fprintf(stderr, "gateway: --redirect-http: plain HTTP on %s:%u answers 308 to https\n", c.listen.host.c_str(),
-                 static_cast<unsigned>(gw->server().redirect_port()));
+    std::fprintf(stderr, "gateway: --redirect-http: plain HTTP on %s answers 308 to https\n",
+                 authority(c.listen.host, gw->server().redirect_port()).c_str());
   const std::string host = tls && !tls->self_signed_fingerprint().empty() ? std::string("localhost") : c.listen.host;
-  std::fprintf(stderr, "gateway: try  curl %s-s %s://%s:%u/health\n", curl_opts.c_str(), scheme, host.c_str(),
-               static_cast<unsigned>(gw->port()));
+  const std::string origin = authority(host, gw->port());
+  std::fprintf(stderr, "gateway: try  curl %s-s %s://%s/health\n", curl_opts.c_str(), scheme, origin.c_str());
   const char* curl_proxy = curl_opts.c_str();
   if (gw->demo_backend())
     std::fprintf(stderr, "gateway: no --backend given: /api/ goes to an embedded echo backend at %s\n", c.backend.c_str());
@@ -82,9 +95,11 @@ int run(const core::config& cfg) {
     std::fprintf(stderr,
                  "gateway: WARNING: --upstream-insecure: certificates of https:// backends are NOT verified; "
                  "for development only\n");
+  // A placeholder, never a configured key: this line ends up in journald and
+  // container logs, and the keys are kept only as keyed digests.
   if (!c.api_keys.empty())
-    std::fprintf(stderr, "gateway: and  curl %s-s -H 'X-API-Key: %s' %s://%s:%u/api/hello\n", curl_proxy,
-                 c.api_keys.front().c_str(), scheme, host.c_str(), static_cast<unsigned>(gw->port()));
+    std::fprintf(stderr, "gateway: and  curl %s-s -H 'X-API-Key: <your key>' %s://%s/api/hello\n", curl_proxy,
+                 scheme, origin.c_str());
   else if (c.api_keys_file.empty() && c.jwt_secret.empty() && c.jwt_jwks.empty())
     std::fprintf(stderr, "gateway: no --api-key, --jwt-secret or --jwt-jwks given: /api/ and /logs will answer 401\n");
   if (auto s = gw->current_settings(); s->jwt && s->jwt->options().jwks)

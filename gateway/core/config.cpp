@@ -496,12 +496,16 @@ const std::vector<flag_spec>& flags() {
          c.access_log = std::string(v);
          return true;
        }},
-      {"--log-capacity", "N", "request-log entries kept for /logs (the newest)",
+      {"--log-capacity", "N",
+       "request-log entries kept for /logs (the newest), 1 to 100000; each takes 128 bytes at start-up and up to "
+       "about 22 KiB once it holds a request (its body, headers and path are cut at 4, 4 and 2 KiB)",
        [](const config& c) { return std::to_string(c.log_capacity); },
        [](config& c, std::string_view v, std::string& err) {
          std::uint64_t n = 0;
-         if (!parse_uint(v, n) || n == 0 || n > 10'000'000) {
-           err = "expected a number from 1 to 10000000";
+         // The ring's slots are allocated at start-up and fill up to their
+         // cut sizes: 100,000 entries can reach about 2.2 GB.
+         if (!parse_uint(v, n) || n == 0 || n > 100'000) {
+           err = "expected a number from 1 to 100000";
            return false;
          }
          c.log_capacity = n;
@@ -993,8 +997,10 @@ std::string help_text() {
   s +=
       "\nRoutes:\n"
       "  /health       200 {\"status\":\"healthy\",\"timestamp\":...}, no auth, rate limit\n"
-      "  /metrics      JSON counters and latency percentiles (?format=prometheus for Prometheus), no auth, rate limit\n"
-      "  /logs         newest request-log entries, credentials redacted (?limit=N), auth, rate limit\n"
+      "  /metrics      JSON counters and latency percentiles (Prometheus text for ?format=prometheus or an Accept\n"
+      "                preferring text/plain), no auth, rate limit\n"
+      "  /logs         newest request-log entries, credentials redacted (?limit=N), auth, rate limit; at most\n"
+      "                8 MiB (the oldest left out, X-Logs-Truncated: N), two responses at once (else 503)\n"
       "  /logs/clear   POST or DELETE empties /logs, auth, rate limit\n"
       "  /api/         proxied to --backend without the /api prefix (auth, rate limit)\n"
       "  --route ones  proxied to their backend (no auth or rate limit unless the config file says so;\n"

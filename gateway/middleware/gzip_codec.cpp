@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "gateway/core/ascii.hpp"
+#include "gateway/http/negotiation.hpp"
 #include "gateway/http/syntax.hpp"
 
 namespace gateway::middleware {
@@ -268,27 +269,6 @@ bool is_compressible_type(std::string_view content_type) noexcept {
   return false;  // application/octet-stream, zip, gzip, pdf, wasm, ...
 }
 
-namespace {
-
-// qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ) (RFC 9110
-// section 12.4.2), in thousandths; -1 if invalid.
-int parse_qvalue(std::string_view v) {
-  if (v.empty() || (v[0] != '0' && v[0] != '1')) return -1;
-  const bool one = v[0] == '1';
-  if (v.size() == 1) return one ? 1000 : 0;
-  if (v[1] != '.' || v.size() > 5) return -1;
-  int value = 0;
-  int scale = 100;
-  for (char c : v.substr(2)) {
-    if (c < '0' || c > '9' || (one && c != '0')) return -1;
-    value += (c - '0') * scale;
-    scale /= 10;
-  }
-  return one ? 1000 : value;
-}
-
-}  // namespace
-
 bool accepts_gzip(std::string_view accept_encoding) noexcept {
   int q_gzip = -1;
   int q_star = -1;
@@ -308,7 +288,8 @@ bool accepts_gzip(std::string_view accept_encoding) noexcept {
       params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
       const std::size_t eq = param.find('=');
       if (eq == std::string_view::npos) continue;
-      if (core::iequals_ascii(http::trim_ows(param.substr(0, eq)), "q")) q = parse_qvalue(http::trim_ows(param.substr(eq + 1)));
+      if (core::iequals_ascii(http::trim_ows(param.substr(0, eq)), "q"))
+        q = http::parse_qvalue(http::trim_ows(param.substr(eq + 1)));
     }
     if (q < 0) continue;  // an element with a broken weight is ignored
     if (core::iequals_ascii(coding, "gzip") || core::iequals_ascii(coding, "x-gzip")) q_gzip = std::max(q_gzip, q);

@@ -354,45 +354,74 @@ void log_ring::append_headers_object(std::string& out, const slot& s) {
   out += '}';
 }
 
-void log_ring::render_json(std::string& out, std::size_t limit) const {
+void log_ring::append_entry(std::string& out, const slot& s) {
+  out += "{\"timestamp\":\"";
+  append_rfc3339_ms(out, s.timestamp);
+  const std::size_t client_at = s.method_size;
+  const std::size_t id_at = client_at + s.client_size;
+  const std::size_t body_at = id_at + s.request_id_size;
+  const std::size_t path_at = body_at + s.body_size;
+  out += "\",\"method\":";
+  json::append_string(out, s.part(0, s.method_size));
+  out += ",\"path\":";
+  json::append_string(out, s.part(path_at, s.path_size));
+  out += ",\"status_code\":";
+  json::append_number(out, static_cast<std::int64_t>(s.status));
+  out += ",\"duration\":";
+  json::append_number(out, s.duration_ns);
+  out += ",\"client_ip\":";
+  json::append_string(out, s.part(client_at, s.client_size));
+  out += ",\"headers\":";
+  append_headers_object(out, s);
+  out += ",\"body\":";
+  json::append_string(out, s.part(body_at, s.body_size));
+  out += ",\"request_id\":";
+  json::append_string(out, s.part(id_at, s.request_id_size));
+  out += ",\"body_truncated\":";
+  out += s.body_truncated ? "true" : "false";
+  out += '}';
+}
+
+log_render_stats log_ring::render_json(std::string& out, std::size_t limit, std::size_t max_bytes) const {
   const std::uint64_t cleared = cleared_.load(std::memory_order_acquire);
   const std::uint64_t head = next_.load(std::memory_order_acquire);
   const std::uint64_t n = std::min<std::uint64_t>({limit, capacity_, head - cleared});
+  log_render_stats stats;
+  const std::size_t start = out.size();
   out += '[';
-  bool first = true;
-  for (std::uint64_t seq = head - n; seq < head; ++seq) {
+  // Newest first, so that the cut at max_bytes leaves out the oldest
+  // entries; the entries are put back in order (oldest first) below. An
+  // entry that does not fit is rendered and taken back: its size is known
+  // only once rendered, and it is at most a few tens of kilobytes.
+  std::vector<std::uint32_t> sizes;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const std::uint64_t seq = head - 1 - i;
     const slot& s = slots_[seq % capacity_];
     std::lock_guard lock(s.mu);
     if (s.seq != seq) continue;  // still being written, or already overwritten
-    if (!first) out += ',';
-    first = false;
-    out += "{\"timestamp\":\"";
-    append_rfc3339_ms(out, s.timestamp);
-    const std::size_t client_at = s.method_size;
-    const std::size_t id_at = client_at + s.client_size;
-    const std::size_t body_at = id_at + s.request_id_size;
-    const std::size_t path_at = body_at + s.body_size;
-    out += "\",\"method\":";
-    json::append_string(out, s.part(0, s.method_size));
-    out += ",\"path\":";
-    json::append_string(out, s.part(path_at, s.path_size));
-    out += ",\"status_code\":";
-    json::append_number(out, static_cast<std::int64_t>(s.status));
-    out += ",\"duration\":";
-    json::append_number(out, s.duration_ns);
-    out += ",\"client_ip\":";
-    json::append_string(out, s.part(client_at, s.client_size));
-    out += ",\"headers\":";
-    append_headers_object(out, s);
-    out += ",\"body\":";
-    json::append_string(out, s.part(body_at, s.body_size));
-    out += ",\"request_id\":";
-    json::append_string(out, s.part(id_at, s.request_id_size));
-    out += ",\"body_truncated\":";
-    out += s.body_truncated ? "true" : "false";
-    out += '}';
+    const std::size_t before = out.size();
+    if (!sizes.empty()) out += ',';
+    const std::size_t entry_at = out.size();
+    append_entry(out, s);
+    if (out.size() - start + 1 > max_bytes) {  // + 1: the closing bracket
+      out.resize(before);
+      stats.omitted = static_cast<std::size_t>(n - i);
+      break;
+    }
+    sizes.push_back(static_cast<std::uint32_t>(out.size() - entry_at));
+  }
+  // "C,B,A" (newest first) reversed as a whole is "A',B',C'" with each entry
+  // reversed in place; reversing each entry again gives "A,B,C".
+  auto first = out.begin() + static_cast<std::ptrdiff_t>(start + 1);
+  std::reverse(first, out.end());
+  for (auto k = sizes.rbegin(); k != sizes.rend(); ++k) {
+    std::reverse(first, first + *k);
+    first += *k;
+    if (first != out.end()) ++first;  // the comma
   }
   out += ']';
+  stats.entries = sizes.size();
+  return stats;
 }
 
 }  // namespace gateway::middleware

@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
@@ -60,6 +61,12 @@ struct log_ring_options {
   std::size_t max_header_bytes = 4096;  // names + values of one entry; the rest left out
   std::size_t max_path = 2048;          // bytes, after redaction
   std::size_t max_field = 128;          // method, client and request id, bytes each
+};
+
+// What one render_json() call wrote.
+struct log_render_stats {
+  std::size_t entries = 0;  // entries in the array
+  std::size_t omitted = 0;  // older entries asked for but left out to stay within max_bytes
 };
 
 class log_ring {
@@ -100,11 +107,18 @@ class log_ring {
   // address and port; headers: one member per name in Go's canonical
   // spelling, a repeated field's values joined with ", ". Bytes that are
   // not UTF-8 are rendered as U+FFFD.
-  void render_json(std::string& out, std::size_t limit) const;
+  //
+  // At most `max_bytes` are appended (the array's brackets included; at
+  // least 2): when the entries asked for do not fit, the oldest are left
+  // out, whole, and counted in the result. While rendering, `out` may grow
+  // past max_bytes by one entry (which is then taken back).
+  log_render_stats render_json(std::string& out, std::size_t limit,
+                               std::size_t max_bytes = std::numeric_limits<std::size_t>::max()) const;
 
  private:
   struct slot;
   void fill(slot& s, const log_entry_view& e);
+  static void append_entry(std::string& out, const slot& s);
   static void append_headers_object(std::string& out, const slot& s);
 
   log_ring_options opts_;

@@ -282,6 +282,60 @@ TEST_CASE("logs: /logs needs auth and shows no credential, /logs/clear takes POS
   CHECK(json::parse(after->body).value().size() <= 1);
 }
 
+TEST_CASE("logs: a log of large entries is served within the byte cap, the newest entries whole and oldest first",
+          "[integration][middleware]") {
+  auto cfg = gateway_config();
+  cfg.log_capacity = 2000;
+  test::running_server srv(cfg);
+  // Entries as large as the ring keeps them, and larger still once
+  // escaped: a 4 KiB body of control bytes (\u0001, six bytes each) and
+  // four 1000-byte tab-filled header values (\t, two bytes each).
+  const std::string body(4096, '\x01');
+  const std::string tabs = "a" + std::string(998, '\t') + "b";
+  std::string headers;
+  for (int h = 0; h < 4; ++h) headers += "X-Tabs-" + std::to_string(h) + ": " + tabs + "\r\n";
+  test::raw_client c(srv.port(), 10000ms);
+  constexpr int total = 2000, batch = 50;
+  for (int sent = 0; sent < total; sent += batch) {
+    std::string burst;
+    for (int i = sent; i < sent + batch; ++i)
+      burst += test::make_request("POST", "/nope/" + std::to_string(i), body, headers);
+    REQUIRE(c.send(burst));
+    for (int i = 0; i < batch; ++i) {
+      auto r = c.read_response();
+      REQUIRE(r);
+      REQUIRE(r->status == 404);
+    }
+  }
+  const std::size_t before = test::rss_bytes();
+  auto r = test::http_request(srv.port(), get("/logs", "X-API-Key: key-one\r\n"));
+  const std::size_t after = test::rss_bytes();
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  INFO("body bytes " << r->body.size() << ", X-Logs-Truncated " << r->header("X-Logs-Truncated"));
+  CHECK(r->body.size() <= 8u * 1024 * 1024);
+  CHECK(r->body.size() > 7u * 1024 * 1024);  // filled up to the cap, less than one entry short
+  auto doc = json::parse(r->body);
+  REQUIRE(doc);
+  REQUIRE(doc.value().is_array());
+  const auto& items = doc.value().items();
+  REQUIRE(!items.empty());
+  CHECK(items.size() < static_cast<std::size_t>(total));
+  CHECK(items.back().find("path")->as_string() == "/nope/" + std::to_string(total - 1));
+  CHECK(items.front().find("path")->as_string() == "/nope/" + std::to_string(total - items.size()));
+  CHECK(r->header("X-Logs-Truncated") == std::to_string(total - items.size()));
+  // The whole log rendered was about 50 MB; the cut one, the client's copy
+  // and the gateway's string (twice its size at most, while it grows) fit
+  // well below that.
+  if (test::rss_checks_apply) CHECK(after < before + 40u * 1024 * 1024);
+
+  // ?limit=N still returns the newest N, unmarked when they fit.
+  auto few = test::http_request(srv.port(), get("/logs?limit=5", "X-API-Key: key-one\r\n"));
+  REQUIRE(few);
+  CHECK(json::parse(few->body).value().size() == 5);
+  CHECK(few->header("X-Logs-Truncated").empty());
+}
+
 TEST_CASE("logs: entries keep the seed's field names and types, client_ip is the client's address and port",
           "[integration][middleware]") {
   test::running_server srv(gateway_config());
@@ -377,6 +431,21 @@ TEST_CASE("metrics: JSON has the seed's fields, Prometheus text parses and agree
   CHECK(p->header("Content-Type").find("text/plain; version=0.0.4") == 0);
   auto via_accept = test::http_request(srv.port(), get("/metrics", "Accept: text/plain;version=0.0.4\r\n"));
   CHECK(via_accept->header("Content-Type").find("text/plain") == 0);
+  // Accept's weights and order decide; JSON, the seed's answer, unless the
+  // client prefers the text format.
+  for (const char* accept : {"application/json, text/plain, */*", "application/json;q=1, text/plain;q=0.1",
+                             "text/plain;q=0", "*/*"}) {
+    auto r = test::http_request(srv.port(), get("/metrics", "Accept: " + std::string(accept) + "\r\n"));
+    REQUIRE(r);
+    INFO("Accept: " << accept);
+    CHECK(r->header("Content-Type") == "application/json");
+    CHECK(json::parse(r->body));
+  }
+  auto scrape = test::http_request(
+      srv.port(), get("/metrics", "Accept: application/openmetrics-text;version=1.0.0;q=0.75,"
+                                  "text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n"));
+  REQUIRE(scrape);
+  CHECK(scrape->header("Content-Type").find("text/plain; version=0.0.4") == 0);
 
   // The numbers agree (this scrape also counts the JSON request before it).
   std::smatch sm;

@@ -457,3 +457,18 @@ TEST_CASE("https backends: URLs accepted everywhere, upstream-ca repeatable and 
   CHECK(text.find("--upstream-ca FILE") != std::string::npos);
   CHECK(text.find("  --upstream-insecure ") != std::string::npos);
 }
+
+TEST_CASE("the log-capacity flag takes 1 to 100000 and --help states each entry's memory", "[unit][core]") {
+  config c;
+  const char* most[] = {"gateway", "--log-capacity", "100000"};
+  REQUIRE(parse_args(3, most, c).what == parse_outcome::action::run);
+  CHECK(c.log_capacity == 100000);
+  check_refused({{"--log-capacity", "100001"}, {"--log-capacity", "10000000"}, {"--log-capacity", "0"}});
+  config b;
+  const char* over[] = {"gateway", "--log-capacity", "1000000"};
+  CHECK(parse_args(3, over, b).message.find("1 to 100000") != std::string::npos);
+  const std::string text = help_text();
+  const std::size_t at = text.find("--log-capacity");
+  REQUIRE(at != std::string::npos);
+  CHECK(text.find("22 KiB", at) != std::string::npos);
+}

@@ -404,3 +404,58 @@ TEST_CASE("log ring takes concurrent pushes from four threads", "[unit][middlewa
   SECTION("ring that wraps many times") { run(100); }
   SECTION("ring smaller than the number of pushers") { run(2); }
 }
+
+TEST_CASE("log ring render stops at max_bytes, leaving out the oldest entries whole and counting them",
+          "[unit][middleware][logging]") {
+  log_ring ring(log_ring_options{.capacity = 100});
+  const std::string body(1000, '\x01');  // 6,000 bytes once escaped as \u0001
+  std::vector<std::string> names;
+  for (int i = 0; i < 50; ++i) names.push_back("id-" + std::to_string(i));
+  for (const auto& id : names) {
+    auto e = entry(id);
+    e.body = body;
+    ring.push(e);
+  }
+  std::string all;
+  const auto full = ring.render_json(all, 1000);
+  CHECK(full.entries == 50);
+  CHECK(full.omitted == 0);
+  const std::size_t per_entry = all.size() / 50;
+  REQUIRE(per_entry > 6000);
+
+  // Room for about ten entries: the newest ten, oldest first, whole.
+  const std::size_t cap = per_entry * 10 + per_entry / 2;
+  std::string out = "prefix";
+  const auto cut = ring.render_json(out, 1000, cap);
+  REQUIRE(out.rfind("prefix", 0) == 0);
+  out.erase(0, 6);
+  CHECK(out.size() <= cap);
+  CHECK(cut.entries == 10);
+  CHECK(cut.omitted == 40);
+  auto parsed = gateway::json::parse(out);
+  REQUIRE(parsed);
+  CHECK(ids(parsed.value()) == std::vector<std::string>(names.end() - 10, names.end()));
+  // The same entries, byte for byte, as the tail of the uncut rendering.
+  CHECK(all.substr(all.size() - out.size() + 1) == out.substr(1));
+
+  // With a limit the cap counts only the entries asked for.
+  std::string limited;
+  const auto few = ring.render_json(limited, 3, cap);
+  CHECK(few.entries == 3);
+  CHECK(few.omitted == 0);
+  CHECK(ids(gateway::json::parse(limited).value()) == std::vector<std::string>(names.end() - 3, names.end()));
+
+  // Too small for one entry: an empty array, everything counted.
+  std::string none;
+  const auto nothing = ring.render_json(none, 1000, per_entry / 2);
+  CHECK(none == "[]");
+  CHECK(nothing.entries == 0);
+  CHECK(nothing.omitted == 50);
+
+  // Exactly the bytes of the whole array: nothing left out.
+  std::string exact;
+  CHECK(ring.render_json(exact, 1000, all.size()).omitted == 0);
+  CHECK(exact == all);
+  std::string one_short;
+  CHECK(ring.render_json(one_short, 1000, all.size() - 1).omitted == 1);
+}
