@@ -154,14 +154,12 @@ std::vector<std::string> certificate_names(X509* x) {
   return names;
 }
 
-bool name_matches(std::string_view pattern, std::string_view name) noexcept {
-  if (core::iequals_ascii(pattern, name)) return true;
-  // "*.example.com" covers exactly one more label (RFC 6125 section 6.4.3).
-  if (pattern.size() > 2 && pattern.substr(0, 2) == "*.") {
-    const auto dot = name.find('.');
-    return dot != std::string_view::npos && dot > 0 && core::iequals_ascii(pattern.substr(1), name.substr(dot));
-  }
-  return false;
+// "*.example.com" covers exactly one more label (RFC 6125 section 6.4.3):
+// true when `pattern` is such a wildcard and `suffix` (the name from its
+// first dot on, ".example.com") is the part after its '*'.
+bool wildcard_covers(std::string_view pattern, std::string_view suffix) noexcept {
+  return pattern.size() > 2 && pattern[0] == '*' && pattern[1] == '.' &&
+         core::iequals_ascii(pattern.substr(1), suffix);
 }
 
 // The bytes of `size` a memory BIO over them has read so far.
@@ -380,9 +378,21 @@ SSL* tls_context::new_ssl() const noexcept {
 }
 
 SSL_CTX* tls_context::context_for(std::string_view server_name) const noexcept {
+  // One pair is the default whatever the name.
+  if (entries_.size() == 1) return entries_.front().ctx;
+  // An exact name in any pair wins over a wildcard listed before it (as
+  // nginx and HAProxy choose); then the first wildcard that covers the
+  // name; then the default. Comparisons only: nothing is allocated.
   for (const auto& e : entries_)
     for (const auto& n : e.names)
-      if (name_matches(n, server_name)) return e.ctx;
+      if (core::iequals_ascii(n, server_name)) return e.ctx;
+  const auto dot = server_name.find('.');
+  if (dot != std::string_view::npos && dot > 0) {
+    const std::string_view suffix = server_name.substr(dot);
+    for (const auto& e : entries_)
+      for (const auto& n : e.names)
+        if (wildcard_covers(n, suffix)) return e.ctx;
+  }
   return entries_.front().ctx;
 }
 

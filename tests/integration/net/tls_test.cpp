@@ -367,6 +367,33 @@ TEST_CASE("HTTPS: the server name (SNI) picks the certificate, the first pair is
   CHECK(name_for("") == "a.test");
 }
 
+TEST_CASE("HTTPS: with SNI an exact name wins over a wildcard listed before it, in any letter case",
+          "[integration][tls]") {
+  test::temp_dir dir;
+  const std::string cw = dir.file("wild.pem"), kw = dir.file("wild.key"), ce = dir.file("api.pem"),
+                    ke = dir.file("api.key"), co = dir.file("other.pem"), ko = dir.file("other.key");
+  test::make_certificate({"*.example.test"}, cw, kw);
+  test::make_certificate({"api.example.test"}, ce, ke);
+  test::make_certificate({"other.test", "*.other.test"}, co, ko);
+  auto cfg = test::test_config();
+  cfg.tls_certs = {cw, ce, co};
+  cfg.tls_keys = {kw, ke, ko};
+  test::running_server srv(cfg);
+  auto name_for = [&](const std::string& sni) {
+    test::tls_client_options o;
+    o.server_name = sni;
+    test::tls_client client(srv.port(), o);
+    REQUIRE(client.connected());
+    return client.peer_common_name();
+  };
+  CHECK(name_for("api.example.test") == "api.example.test");
+  CHECK(name_for("API.Example.TEST") == "api.example.test");
+  CHECK(name_for("www.example.test") == "*.example.test");
+  CHECK(name_for("other.test") == "other.test");
+  CHECK(name_for("a.other.test") == "other.test");
+  CHECK(name_for("elsewhere.test") == "*.example.test");
+}
+
 TEST_CASE("HTTPS session tickets resume TLS 1.2 and 1.3 sessions, on any worker, across one key rotation",
           "[integration][tls]") {
   certs c;
