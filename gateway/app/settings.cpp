@@ -182,10 +182,14 @@ std::shared_ptr<const settings> make_settings(core::config cfg, std::shared_ptr<
   if (s->cfg.rate_limit_enabled && !s->cfg.rate_limit_store.empty()) s->store = make_store_options(s->cfg);
   bool https = proxy::has_https_member(s->cfg.backend);
   for (const auto& r : s->cfg.routes) https = https || proxy::has_https_member(r.backend);
-  if (https) {
+  // The --upstream-ca files are loaded whenever given, so a bad one stops
+  // the start (or refuses the reload) before an https backend needs it;
+  // the context is kept only when some member is https.
+  if (https || !s->cfg.upstream_ca.empty()) {
     try {
-      s->upstream_tls = std::make_shared<proxy::upstream_tls>(
+      auto tls = std::make_shared<proxy::upstream_tls>(
           proxy::upstream_tls_options{s->cfg.upstream_ca, s->cfg.upstream_insecure});
+      if (https) s->upstream_tls = std::move(tls);
     } catch (const std::invalid_argument& e) {
       throw config_error(e.what());
     }

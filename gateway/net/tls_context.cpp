@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "gateway/core/ascii.hpp"
 #include "gateway/net/tls_stream.hpp"
@@ -153,14 +154,44 @@ std::vector<std::string> certificate_names(X509* x) {
   return names;
 }
 
-bool name_matches(std::string_view pattern, std::string_view name) noexcept {
-  if (core::iequals_ascii(pattern, name)) return true;
-  // "*.example.com" covers exactly one more label (RFC 6125 section 6.4.3).
-  if (pattern.size() > 2 && pattern.substr(0, 2) == "*.") {
-    const auto dot = name.find('.');
-    return dot != std::string_view::npos && dot > 0 && core::iequals_ascii(pattern.substr(1), name.substr(dot));
+// "*.example.com" covers exactly one more label (RFC 6125 section 6.4.3):
+// true when `pattern` is such a wildcard and `suffix` (the name from its
+// first dot on, ".example.com") is the part after its '*'.
+bool wildcard_covers(std::string_view pattern, std::string_view suffix) noexcept {
+  return pattern.size() > 2 && pattern[0] == '*' && pattern[1] == '.' &&
+         core::iequals_ascii(pattern.substr(1), suffix);
+}
+
+// The bytes of `size` a memory BIO over them has read so far.
+std::size_t consumed(BIO* bio, std::size_t size) {
+  char* rest = nullptr;
+  const long left = BIO_get_mem_data(bio, &rest);
+  return size - static_cast<std::size_t>(left < 0 ? 0 : left);
+}
+
+// True when `tail` (what follows the last certificate read) holds a PEM
+// boundary that is not part of a whole block "-----BEGIN X-----" ...
+// "-----END X-----". OpenSSL reads a file cut inside a block's first line
+// ("-----BEGIN CERTIF") as "no start line", the same as a clean end; whole
+// blocks of other kinds (a private key kept in the same file) are fine.
+bool has_partial_pem_block(std::string_view tail) {
+  constexpr std::string_view dashes = "-----";
+  constexpr std::string_view begin = "-----BEGIN ";
+  std::size_t at = 0;
+  for (;;) {
+    const std::size_t start = tail.find(dashes, at);
+    if (start == std::string_view::npos) return false;
+    if (tail.substr(start, begin.size()) != begin) return true;
+    const std::size_t label_from = start + begin.size();
+    const std::size_t label_end = tail.find(dashes, label_from);
+    if (label_end == std::string_view::npos) return true;
+    const std::string_view label = tail.substr(label_from, label_end - label_from);
+    if (label.find('\n') != std::string_view::npos) return true;
+    const std::string end_line = "-----END " + std::string(label) + "-----";
+    const std::size_t end = tail.find(end_line, label_end + dashes.size());
+    if (end == std::string_view::npos) return true;
+    at = end + end_line.size();
   }
-  return false;
 }
 
 // Loads one pair into `ctx`; `cert_label`/`key_label` name the source in errors.
@@ -174,14 +205,29 @@ void use_pair(SSL_CTX* ctx, const std::string& cert_pem, const std::string& key_
   }
   if (SSL_CTX_use_certificate(ctx, leaf.get()) != 1)
     throw tls_error(cert_label + ": certificate refused: " + openssl_reason());
-  // The rest of the file: the chain up to (not including) the root.
+  // The rest of the file: the chain up to (not including) the root. Only
+  // "no start line" (no further certificate) ends it; a block that does
+  // not decode refuses the whole file, since the leaf alone would fail
+  // every client that needs the intermediates.
+  ERR_clear_error();
+  int count = 1;
+  std::size_t from = consumed(cbio.get(), cert_pem.size());
   while (X509* extra = PEM_read_bio_X509(cbio.get(), nullptr, no_passphrase, nullptr)) {
+    ++count;
     if (SSL_CTX_add0_chain_cert(ctx, extra) != 1) {
       X509_free(extra);
       throw tls_error(cert_label + ": chain certificate refused: " + openssl_reason());
     }
+    from = consumed(cbio.get(), cert_pem.size());
   }
-  ERR_clear_error();  // the loop ends on "no start line"
+  const unsigned long end = ERR_peek_last_error();
+  if (end != 0 && (ERR_GET_LIB(end) != ERR_LIB_PEM || ERR_GET_REASON(end) != PEM_R_NO_START_LINE))
+    throw tls_error(cert_label + ": certificate " + std::to_string(count + 1) +
+                    " in the file is cut short or damaged: " + openssl_reason());
+  ERR_clear_error();
+  if (has_partial_pem_block(std::string_view(cert_pem).substr(from)))
+    throw tls_error(cert_label + ": certificate " + std::to_string(count + 1) +
+                    " in the file is cut short or damaged: a PEM block without its end");
   auto kbio = memory_bio(key_pem);
   pkey_ptr key(PEM_read_bio_PrivateKey(kbio.get(), nullptr, no_passphrase, nullptr), &EVP_PKEY_free);
   if (!key) {
@@ -332,9 +378,21 @@ SSL* tls_context::new_ssl() const noexcept {
 }
 
 SSL_CTX* tls_context::context_for(std::string_view server_name) const noexcept {
+  // One pair is the default whatever the name.
+  if (entries_.size() == 1) return entries_.front().ctx;
+  // An exact name in any pair wins over a wildcard listed before it (as
+  // nginx and HAProxy choose); then the first wildcard that covers the
+  // name; then the default. Comparisons only: nothing is allocated.
   for (const auto& e : entries_)
     for (const auto& n : e.names)
-      if (name_matches(n, server_name)) return e.ctx;
+      if (core::iequals_ascii(n, server_name)) return e.ctx;
+  const auto dot = server_name.find('.');
+  if (dot != std::string_view::npos && dot > 0) {
+    const std::string_view suffix = server_name.substr(dot);
+    for (const auto& e : entries_)
+      for (const auto& n : e.names)
+        if (wildcard_covers(n, suffix)) return e.ctx;
+  }
   return entries_.front().ctx;
 }
 

@@ -6,7 +6,8 @@
 // - tls_context: one generation, immutable once built: an SSL_CTX per
 //   certificate/key pair, the first the default, the others chosen by the
 //   server name the client sends (SNI) against each certificate's DNS names
-//   (subjectAltName, else the subject's CN; "*.example.com" matches one label).
+//   (subjectAltName, else the subject's CN; "*.example.com" matches one label;
+//   an exact name in any pair wins over a wildcard).
 //   TLS 1.2 and 1.3 only, forward-secret AEAD ciphers, ALPN http/1.1,
 //   no renegotiation, buffers released while idle.
 // - tls_ticket_keys: the keys that encrypt session tickets (RFC 5077,
@@ -105,8 +106,9 @@ class tls_context {
   SSL* new_ssl() const noexcept;
   // "name, name (FILE); ..." for the start-up and reload messages.
   std::string describe() const;
-  // The SSL_CTX whose certificate names match `server_name`; the default's
-  // when none does.
+  // The SSL_CTX for `server_name`: of the first pair with that exact name
+  // (ASCII case aside), else of the first whose wildcard covers it, else
+  // the default's. Runs in every handshake that sends SNI; allocates nothing.
   SSL_CTX* context_for(std::string_view server_name) const noexcept;
 
  private:

@@ -14,6 +14,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <stdexcept>
 
@@ -31,6 +32,47 @@ void make_certificate(const std::vector<std::string>& names, const std::string& 
                    san});
   const auto status = p.wait_exit(std::chrono::seconds(20));
   if (status != 0) throw std::runtime_error("openssl req failed: " + p.err());
+}
+
+certificate_chain make_certificate_chain(const std::vector<std::string>& names, const std::string& dir) {
+  const std::string openssl = find_program("openssl");
+  if (openssl.empty()) throw std::runtime_error("the openssl program is not installed (apt-get install openssl)");
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), openssl);
+    child_process p(args);
+    if (p.wait_exit(std::chrono::seconds(20)) != 0) throw std::runtime_error("openssl " + args[1] + " failed: " + p.err());
+  };
+  const std::vector<std::string> ec = {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"};
+  certificate_chain c{dir + "/chain-ca.pem", dir + "/chain-intermediate.pem", dir + "/chain-leaf.pem",
+                      dir + "/chain-leaf.key"};
+  const std::string ca_key = dir + "/chain-ca.key", int_key = dir + "/chain-intermediate.key";
+  std::vector<std::string> a = {"req", "-x509"};
+  a.insert(a.end(), ec.begin(), ec.end());
+  a.insert(a.end(), {"-keyout", ca_key, "-out", c.ca, "-days", "2", "-subj", "/CN=gateway test root CA", "-addext",
+                     "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"});
+  run(a);
+  // Signs `csr` with `issuer`/`issuer_key` into `out` with the extensions in `ext_text`.
+  auto sign = [&](const std::string& csr, const std::string& issuer, const std::string& issuer_key,
+                  const std::string& out, const std::string& ext_text) {
+    const std::string ext = out + ".ext";
+    if (!(std::ofstream(ext) << ext_text)) throw std::runtime_error("cannot write " + ext);
+    run({"x509", "-req", "-in", csr, "-CA", issuer, "-CAkey", issuer_key, "-set_serial",
+         std::to_string(std::random_device{}() & 0x7fffffff), "-out", out, "-days", "2", "-extfile", ext});
+  };
+  const std::string int_csr = dir + "/chain-intermediate.csr", leaf_csr = dir + "/chain-leaf.csr";
+  a = {"req"};
+  a.insert(a.end(), ec.begin(), ec.end());
+  a.insert(a.end(), {"-keyout", int_key, "-out", int_csr, "-subj", "/CN=gateway test intermediate CA"});
+  run(a);
+  sign(int_csr, c.ca, ca_key, c.intermediate, "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n");
+  a = {"req"};
+  a.insert(a.end(), ec.begin(), ec.end());
+  a.insert(a.end(), {"-keyout", c.key, "-out", leaf_csr, "-subj", "/CN=" + names.front()});
+  run(a);
+  std::string san = "subjectAltName=";
+  for (std::size_t i = 0; i < names.size(); ++i) san += (i ? ",DNS:" : "DNS:") + names[i];
+  sign(leaf_csr, c.intermediate, int_key, c.leaf, san + "\nbasicConstraints=CA:FALSE\n");
+  return c;
 }
 
 tls_client::tls_client(std::uint16_t port, const tls_client_options& o) {

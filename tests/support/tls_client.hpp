@@ -24,6 +24,16 @@ namespace gateway::test {
 // openssl CLI. Throws std::runtime_error with its output on failure.
 void make_certificate(const std::vector<std::string>& names, const std::string& cert_file, const std::string& key_file);
 
+// A three-level chain made with the openssl CLI in `dir`: a root CA
+// (ca), an intermediate CA it signed (intermediate), and a leaf for `names`
+// signed by the intermediate (leaf, key); each file holds one PEM block.
+// A client trusting only `ca` verifies the leaf only when the server also
+// sends the intermediate. Throws std::runtime_error with openssl's output.
+struct certificate_chain {
+  std::string ca, intermediate, leaf, key;
+};
+certificate_chain make_certificate_chain(const std::vector<std::string>& names, const std::string& dir);
+
 // One TLS connection to 127.0.0.1:port, verified against `ca_file` (empty:
 // not verified), with `server_name` as SNI (empty: none), resuming
 // `session` when given, limited to TLS versions [min_version, max_version]

@@ -368,6 +368,33 @@ TEST_CASE("HTTPS: the server name (SNI) picks the certificate, the first pair is
   CHECK(name_for("") == "a.test");
 }
 
+TEST_CASE("HTTPS: with SNI an exact name wins over a wildcard listed before it, in any letter case",
+          "[integration][tls]") {
+  test::temp_dir dir;
+  const std::string cw = dir.file("wild.pem"), kw = dir.file("wild.key"), ce = dir.file("api.pem"),
+                    ke = dir.file("api.key"), co = dir.file("other.pem"), ko = dir.file("other.key");
+  test::make_certificate({"*.example.test"}, cw, kw);
+  test::make_certificate({"api.example.test"}, ce, ke);
+  test::make_certificate({"other.test", "*.other.test"}, co, ko);
+  auto cfg = test::test_config();
+  cfg.tls_certs = {cw, ce, co};
+  cfg.tls_keys = {kw, ke, ko};
+  test::running_server srv(cfg);
+  auto name_for = [&](const std::string& sni) {
+    test::tls_client_options o;
+    o.server_name = sni;
+    test::tls_client client(srv.port(), o);
+    REQUIRE(client.connected());
+    return client.peer_common_name();
+  };
+  CHECK(name_for("api.example.test") == "api.example.test");
+  CHECK(name_for("API.Example.TEST") == "api.example.test");
+  CHECK(name_for("www.example.test") == "*.example.test");
+  CHECK(name_for("other.test") == "other.test");
+  CHECK(name_for("a.other.test") == "other.test");
+  CHECK(name_for("elsewhere.test") == "*.example.test");
+}
+
 TEST_CASE("HTTPS session tickets resume TLS 1.2 and 1.3 sessions, on any worker, across one key rotation",
           "[integration][tls]") {
   certs c;
@@ -461,6 +488,101 @@ TEST_CASE("HTTPS reload: new certificates for new connections, open ones untouch
   test::tls_client still(srv.port(), o);
   REQUIRE(still.connected());
   CHECK(still.peer_common_name() == "new.test");
+}
+
+namespace {
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  REQUIRE(out.good());
+}
+
+}  // namespace
+
+TEST_CASE("HTTPS: a certificate file whose intermediate is cut short or damaged is refused on reload, the chain in "
+          "use stays",
+          "[integration][tls]") {
+  test::temp_dir dir;
+  const auto chain = test::make_certificate_chain({"localhost"}, dir.path());
+  const std::string leaf = file_text(chain.leaf), intermediate = file_text(chain.intermediate);
+  const std::string key_text = file_text(chain.key);
+  REQUIRE(intermediate.size() > 200);
+  const std::string live = dir.file("live.pem");
+  write_text(live, leaf + intermediate);
+  auto cfg = test::test_config();
+  cfg.tls_certs = {live};
+  cfg.tls_keys = {chain.key};
+  test::running_server srv(cfg);
+  // Trusting the root only: the handshake verifies only when the gateway
+  // sends the intermediate too.
+  const auto verified = [&] {
+    test::tls_client c(srv.port(), trusting(chain.ca));
+    INFO(c.error());
+    return c.connected() && c.peer_common_name() == "localhost";
+  };
+  REQUIRE(verified());
+
+  // The body's first line (the DER header) replaced by zero bytes.
+  std::string corrupt = intermediate;
+  const auto body = corrupt.find('\n') + 1;
+  for (auto i = body; corrupt[i] != '\n'; ++i) corrupt[i] = 'A';
+  struct damaged_case {
+    std::string what, text;
+    int bad;  // the certificate the message names
+  };
+  const std::vector<damaged_case> damaged = {
+      {"the first 200 bytes of the intermediate", leaf + intermediate.substr(0, 200), 2},
+      {"its BEGIN line only", leaf + intermediate.substr(0, intermediate.find('\n') + 1), 2},
+      {"part of its BEGIN line", leaf + intermediate.substr(0, 20), 2},
+      {"a damaged body", leaf + corrupt, 2},
+      {"the intermediate and a stray END line", leaf + intermediate + "-----END CERTIFICATE-----\n", 3},
+  };
+  for (const auto& d : damaged) {
+    INFO("the leaf and " << d.what);
+    write_text(live, d.text);
+    std::string message;
+    CHECK_FALSE(srv.app()->reload(cfg, message));
+    INFO(message);
+    CHECK(message.find("--tls-cert " + live + ": certificate " + std::to_string(d.bad) +
+                       " in the file is cut short or damaged") == 0);
+    CHECK(verified());
+  }
+
+  // A private key kept after the chain in the same file is a whole PEM
+  // block of another kind: accepted.
+  write_text(live, leaf + intermediate + key_text);
+  std::string message;
+  CHECK(srv.app()->reload(cfg, message));
+  CHECK(verified());
+  // The leaf alone is a valid file, and a client trusting the root alone
+  // then fails: what a damaged file installed would have done.
+  write_text(live, leaf);
+  CHECK(srv.app()->reload(cfg, message));
+  CHECK_FALSE(verified());
+}
+
+TEST_CASE("HTTPS: the binary refuses a certificate file with a cut-short intermediate at start and in --check-config",
+          "[integration][tls]") {
+  test::temp_dir dir;
+  const auto chain = test::make_certificate_chain({"localhost"}, dir.path());
+  const std::string bad = dir.file("chain_bad.pem");
+  write_text(bad, file_text(chain.leaf) + file_text(chain.intermediate).substr(0, 200));
+  const std::string gateway = std::string(GATEWAY_BIN_DIR) + "/gateway";
+  const std::string expect = "--tls-cert " + bad + ": certificate 2 in the file is cut short or damaged";
+  test::child_process check({gateway, "--check-config", "--tls-cert", bad, "--tls-key", chain.key});
+  CHECK(check.wait_exit(10s) == 1);
+  CHECK(check.out().find("configuration OK") == std::string::npos);
+  CHECK(check.err().find(expect) != std::string::npos);
+  test::child_process start({gateway, "--listen", "127.0.0.1:0", "--threads", "1", "--tls-cert", bad, "--tls-key",
+                             chain.key});
+  CHECK(start.wait_exit(10s) == 2);
+  CHECK(start.err().find(expect) != std::string::npos);
 }
 
 TEST_CASE("HTTPS: SIGHUP makes the gateway binary read its certificate files again", "[integration][tls]") {

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <string>
@@ -372,4 +373,40 @@ TEST_CASE("https upstream: the binary refuses an unreadable --upstream-ca (exit 
     CHECK(line->find("https://localhost port " + std::to_string(backend.port())) != std::string::npos);
     CHECK(line->find("--upstream-ca") != std::string::npos);
   }
+}
+
+TEST_CASE("https upstream: an --upstream-ca file with no certificate stops the start and refuses a reload with "
+          "only http backends",
+          "[integration][proxy][tls]") {
+  test::tls_material tls;
+  const std::string nocert = tls.dir + "/nocert.pem";
+  {
+    std::ofstream out(nocert);
+    out << "notacert\n";
+    REQUIRE(out.good());
+  }
+  const std::string expect = "--upstream-ca " + nocert + ": no PEM certificate";
+  const std::string bin = std::string(GATEWAY_BIN_DIR) + "/gateway";
+  {
+    test::child_process gw({bin, "--listen", "127.0.0.1:0", "--threads", "1", "--backend", "http://127.0.0.1:9",
+                            "--upstream-ca", nocert});
+    CHECK(gw.wait_exit(10s) == 2);
+    CHECK(gw.err().find(expect) != std::string::npos);
+  }
+  {
+    test::child_process gw({bin, "--check-config", "--backend", "http://127.0.0.1:9", "--upstream-ca", nocert});
+    CHECK(gw.wait_exit(10s) == 1);
+    CHECK(gw.err().find(expect) != std::string::npos);
+  }
+  // In a running gateway: a good CA file with an http backend, then a
+  // reload naming the bad file is refused.
+  core::config cfg = tls_config("http://127.0.0.1:9");
+  cfg.upstream_ca = {tls.ca};
+  test::running_server srv(cfg);
+  core::config next = cfg;
+  next.upstream_ca = {nocert};
+  std::string message;
+  CHECK_FALSE(srv.app()->reload(next, message));
+  CHECK(message.find(expect) != std::string::npos);
+  CHECK(srv.app()->reload(cfg, message));
 }
