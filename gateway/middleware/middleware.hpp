@@ -32,7 +32,8 @@ http::layer_ptr make_client_address(core::cidr_set trusted);
 
 // X-Request-Id: the client's when sane (<= 128 plain characters), else a
 // generated one; set on the request (so the backend gets it), kept in the
-// context (access log, /logs) and returned on the response.
+// context (access log, /logs) and returned on the response. The client's id
+// is its first X-Request-Id field's; the backend gets that one field only.
 http::layer_ptr make_request_id(unsigned worker);
 
 // Counts every request (path, status, latency) in the worker's shard.

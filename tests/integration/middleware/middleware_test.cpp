@@ -17,6 +17,7 @@
 #include <regex>
 
 #include "gateway/json/reader.hpp"
+#include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/test_server.hpp"
 #include "tests/support/skip.hpp"
 
@@ -422,4 +423,68 @@ TEST_CASE("request ids: a sane client id is kept, others are replaced, and /logs
   REQUIRE(logs);
   CHECK(logs->body.find("\"request_id\":\"abc-123.def\"") != std::string::npos);
   CHECK(logs->body.find("\"request_id\":\"" + id + "\"") != std::string::npos);
+}
+
+TEST_CASE("request ids: of several X-Request-Id fields the first sane one is kept and the backend gets only it",
+          "[integration][middleware]") {
+  test::recording_backend backend;
+  auto cfg = gateway_config();
+  cfg.backend = backend.url();
+  test::running_server srv(cfg);
+  const auto ids_at_backend = [&] {
+    auto all = backend.requests();
+    REQUIRE(!all.empty());
+    std::size_t n = 0;
+    const std::string& head = all.back().head;
+    for (auto at = head.find("\r\n"); at != std::string::npos; at = head.find("\r\n", at + 2))
+      n += head.size() >= at + 2 + 14 && http::iequals(std::string_view(head).substr(at + 2, 14), "x-request-id: ");
+    return std::pair{n, head};
+  };
+  const std::string key = "X-API-Key: key-one\r\n";
+
+  // Two sane ids: the first is kept, everywhere.
+  auto r = test::http_request(srv.port(),
+                              get("/api/a", key + "X-Request-Id: abc\r\nX-Request-Id: injected-other-id\r\n"));
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->header("X-Request-Id") == "abc");
+  auto [count, head] = ids_at_backend();
+  INFO(head);
+  CHECK(count == 1);
+  CHECK(head.find("X-Request-Id: abc\r\n") != std::string::npos);
+  CHECK(head.find("injected") == std::string::npos);
+
+  // Three, spelled differently: still the first one only.
+  r = test::http_request(srv.port(),
+                         get("/api/b", key + "x-request-id: first\r\nX-REQUEST-ID: second\r\nX-Request-Id: third\r\n"));
+  REQUIRE(r);
+  CHECK(r->header("X-Request-Id") == "first");
+  std::tie(count, head) = ids_at_backend();
+  CHECK(count == 1);
+  CHECK(head.find(": first\r\n") != std::string::npos);
+  CHECK(head.find("second") == std::string::npos);
+  CHECK(head.find("third") == std::string::npos);
+
+  // An insane first id: a generated one replaces every field.
+  r = test::http_request(srv.port(), get("/api/c", key + "X-Request-Id: has space\r\nX-Request-Id: sane-two\r\n"));
+  REQUIRE(r);
+  const std::string generated = r->header("X-Request-Id");
+  CHECK(generated.size() == 32);
+  std::tie(count, head) = ids_at_backend();
+  CHECK(count == 1);
+  CHECK(head.find("X-Request-Id: " + generated + "\r\n") != std::string::npos);
+
+  // One sane id: passed on as it came.
+  r = test::http_request(srv.port(), get("/api/d", key + "X-Request-Id: only-one\r\n"));
+  REQUIRE(r);
+  CHECK(r->header("X-Request-Id") == "only-one");
+  std::tie(count, head) = ids_at_backend();
+  CHECK(count == 1);
+  CHECK(head.find("X-Request-Id: only-one\r\n") != std::string::npos);
+
+  // The log shows the kept id.
+  auto logs = test::http_request(srv.port(), get("/logs", key));
+  REQUIRE(logs);
+  CHECK(logs->body.find("\"request_id\":\"abc\"") != std::string::npos);
+  CHECK(logs->body.find("\"request_id\":\"injected-other-id\"") == std::string::npos);
 }
