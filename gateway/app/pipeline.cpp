@@ -136,8 +136,8 @@ class pipeline_builder {
                                                    cfg_.rate_limit_exempt, store_,
                                                    cfg_.rate_limit_store_failure != "closed"));
     if (p.auth) layers.push_back(middleware::make_auth(s_.keys, s_.jwt.get(), shard_));
-    if (!p.auth && p.proxied && !s_.claim_header_strip.empty())
-      layers.push_back(middleware::make_header_rules(s_.claim_header_strip));
+    if (!p.auth && p.proxied && s_.jwt && !s_.jwt->options().claim_headers.empty())
+      layers.push_back(middleware::make_claim_header_strip(*s_.jwt));
     if (p.rules != nullptr && !p.rules->empty()) layers.push_back(middleware::make_validation(*p.rules));
     if (p.extra != nullptr && !p.extra->headers.empty())
       layers.push_back(middleware::make_header_rules(p.extra->headers));

@@ -176,7 +176,6 @@ std::shared_ptr<const settings> make_settings(core::config cfg, std::shared_ptr<
   s->cfg = std::move(cfg);
   s->keys = load_keys(s->cfg);
   s->jwt = make_jwt(s->cfg);
-  for (const auto& c : s->cfg.jwt_claim_headers) s->claim_header_strip.request.remove.push_back(c.second);
   s->routes = compile_routes(s->cfg);
   if (s->cfg.rate_limit_enabled) s->limiter = reuse ? std::move(reuse) : make_limiter(s->cfg);
   if (s->cfg.rate_limit_enabled && !s->cfg.rate_limit_store.empty()) s->store = make_store_options(s->cfg);

@@ -62,9 +62,15 @@ http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_
 // Failure: 401 with WWW-Authenticate. `jwt` may be null: bearer tokens are
 // then refused. The request fields named by the verifier's claim_headers
 // are removed on entry and, for a verified token, set from its claims (the
-// backend sees only what the token says). Routes without auth remove them
-// with a header-rules layer (app/pipeline.cpp).
+// backend sees only what the token says). A field counts as named when its
+// name equals a claim header's ignoring case and '_' versus '-' (X_User_Id
+// for X-User-Id): CGI-style backends read both as HTTP_X_USER_ID.
 http::layer_ptr make_auth(const api_key_set& keys, const jwt_verifier* jwt, metrics_shard& shard);
+
+// The claim-header removal of make_auth alone (the same names, the same
+// loose comparison), for proxied routes without auth. `jwt` must outlive
+// the layer.
+http::layer_ptr make_claim_header_strip(const jwt_verifier& jwt);
 
 // A route's JSON body rules: for POST and PUT to a path under a rule set's
 // route (a prefix), the body must be a JSON object satisfying that set's
