@@ -71,14 +71,11 @@ class auth_layer final : public http::layer {
 
  private:
   bool authorised(http::exchange& ex) const {
-    std::string_view key = ex.req.headers.value_of("x-api-key");
-    if (key.empty()) {
-      if (auto q = http::query_param(ex.req.query, "api_key"); q && !q->empty()) key = http::form_decode(ex.mem(), *q);
-    }
+    const std::string_view key = presented_api_key(ex);
     if (!key.empty()) {
-      // The rate limit may have hashed these very bytes already.
-      if (ex.ctx.api_key_source.data() == key.data() && ex.ctx.api_key_source.size() == key.size())
-        return keys_.contains(key, ex.ctx.api_key_digest);
+      // The rate limit may have hashed these very bytes already (the
+      // presented key, not a secret: comparing it leaks nothing).
+      if (ex.ctx.api_key_source == key) return keys_.contains(key, ex.ctx.api_key_digest);
       return keys_.contains(key);
     }
     std::string_view authz = ex.req.headers.value_of("authorization");
@@ -113,6 +110,14 @@ class claim_strip_layer final : public http::layer {
 };
 
 }  // namespace
+
+std::string_view presented_api_key(http::exchange& ex) {
+  std::string_view key = ex.req.headers.value_of("x-api-key");
+  if (key.empty()) {
+    if (auto q = http::query_param(ex.req.query, "api_key"); q && !q->empty()) key = http::form_decode(ex.mem(), *q);
+  }
+  return key;
+}
 
 http::layer_ptr make_claim_header_strip(const jwt_verifier& jwt) {
   return std::make_unique<claim_strip_layer>(jwt);

@@ -58,6 +58,13 @@ http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_
                                 std::vector<std::string> exempt = {}, std::shared_ptr<rate_limit_store> store = nullptr,
                                 bool fail_open = true);
 
+// The API key a request presents: the X-API-Key field's value, else the
+// api_key query parameter's, form-decoded (%XX and '+'; in the request's
+// arena when it has escapes); empty when it presents none. The one reading
+// of the key that the API-key check and the rate limit by API key share, so
+// that both see the same bytes however the client spells them.
+std::string_view presented_api_key(http::exchange& ex);
+
 // API key (X-API-Key or api_key query) or Authorization: Bearer <JWT>.
 // Failure: 401 with WWW-Authenticate. `jwt` may be null: bearer tokens are
 // then refused. The request fields named by the verifier's claim_headers

@@ -112,14 +112,15 @@ class rate_limit_layer final : public http::layer {
     std::string_view key = ex.ctx.client_ip;
     bool by_digest = false;
     if (by_api_key_) {
-      std::string_view presented = ex.req.headers.value_of("x-api-key");
-      if (presented.empty()) presented = http::query_param(ex.req.query, "api_key").value_or(std::string_view{});
+      // The key as the API-key check reads it (a query key decoded), so
+      // that one key's spellings (%73ecret, s%65cret) share one budget.
+      const std::string_view presented = presented_api_key(ex);
       if (!presented.empty()) {
         // The local table counts the key under the keyed digest the API-key
         // check compares, computed here once and left in the request for it;
         // that digest's key is independent of the table's own, so a key's
         // entry never meets an address's.
-        if (ex.ctx.api_key_source.data() != presented.data() || ex.ctx.api_key_source.size() != presented.size()) {
+        if (ex.ctx.api_key_source != presented) {
           ex.ctx.api_key_digest = api_key_set::digest_of(presented);
           ex.ctx.api_key_source = presented;
         }

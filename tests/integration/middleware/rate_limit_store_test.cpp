@@ -376,3 +376,30 @@ TEST_CASE("a store host that cannot be resolved is refused at start-up: exit 2 n
   CHECK(gw.err().find("--rate-limit-store") != std::string::npos);
   CHECK(gw.err().find("no-such-host.invalid") != std::string::npos);
 }
+
+TEST_CASE("rate limit by API key with a Redis store: every spelling of a key spends that key's one budget",
+          "[integration][middleware]") {
+  GATEWAY_REQUIRE_AVAILABLE(test::redis_server::available(), "redis-server (Debian package redis-server) is missing");
+  test::redis_server redis;
+  REQUIRE(redis.start());
+  auto g = start_gateway({"--threads", "2", "--rate-limit", "3/min", "--rate-limit-key", "api-key", "--api-key",
+                          "secretkey1234", "--rate-limit-store", redis.url(), "--rate-limit-store-timeout", "2s"});
+  REQUIRE(store_ready(g.port, 4));
+  const auto status = [&](const std::string& target, std::string_view extra = {}) {
+    test::raw_client c(g.port);
+    if (!c.send(get(target, extra))) return -1;
+    auto r = c.read_response();
+    return r ? r->status : -1;
+  };
+  for (int i = 0; i < 3; ++i) CHECK(status("/health?api_key=secretkey1234") == 200);
+  for (const char* spelling : {"secretkey1234", "%73ecretkey1234", "s%65cretkey1234", "secretkey%31234"}) {
+    INFO(spelling);
+    CHECK(status(std::string("/health?api_key=") + spelling) == 429);
+  }
+  CHECK(status("/health", "X-API-Key: secretkey1234\r\n") == 429);
+  CHECK(test::counter(g.port, "rate_limit_store_fallbacks") == 0);
+
+  g.proc->signal(SIGTERM);
+  CHECK(g.proc->wait_exit(10s) == 0);
+  redis.kill();
+}
