@@ -545,7 +545,7 @@ const std::vector<flag_spec>& flags() {
          c.rate_limit_window = window;
          return true;
        }},
-      {"--rate-limit-key", "ip|api-key", "what a client is: its IP, or its API key when it presents one",
+      {"--rate-limit-key", "ip|api-key", "what a client is: its IP, or its API key when it presents a configured one",
        [](const config& c) { return c.rate_limit_key; },
        [](config& c, std::string_view v, std::string& err) {
          if (v != "ip" && v != "api-key") {

@@ -43,8 +43,10 @@ http::layer_ptr make_metrics(metrics_shard& shard);
 http::layer_ptr make_logging(log_ring& ring, access_log& out);
 
 // 429 with Retry-After over the limit; RateLimit-* headers on every
-// limited response. Keyed by client IP, or by API key when `by_api_key`
-// and the request presents one. Every path is limited (as in the seed,
+// limited response. Keyed by client IP; with `keys` (--rate-limit-key
+// api-key: the configured keys, which must outlive the layer), by API key
+// when the request presents one of `keys` (as presented_api_key reads it),
+// and by client IP when it presents none or any other key. Every path is limited (as in the seed,
 // /health and /metrics included) except the exact paths in `exempt`
 // (--rate-limit-exempt), which pass uncounted and without RateLimit-*.
 //
@@ -54,7 +56,7 @@ http::layer_ptr make_logging(log_ring& ring, access_log& out);
 // this instance's table holds its own share of the client's traffic. When
 // the store is slow, down or busy, `fail_open` decides in `limiter` alone,
 // else the answer is 503 (Retry-After: 1).
-http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard,
+http::layer_ptr make_rate_limit(rate_limiter& limiter, const api_key_set* keys, metrics_shard& shard,
                                 std::vector<std::string> exempt = {}, std::shared_ptr<rate_limit_store> store = nullptr,
                                 bool fail_open = true);
 

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <regex>
 
 #include "gateway/json/reader.hpp"
@@ -194,12 +195,32 @@ TEST_CASE("rate limit by API key: one budget per key however it is sent, and the
   CHECK(status(get("/logs?limit=0", "X-API-Key: key-one\r\n")).first == 429);
   // key-two, on the same connection, has its own.
   CHECK(status(get("/logs?limit=0", "X-API-Key: key-two\r\n")) == std::pair{200, std::string("2")});
-  // A key of the same length that is not configured: counted under its
-  // own budget, then refused by the key check, request after request.
+  // A key of the same length that is not configured has no budget of its
+  // own: counted under the client's address (untouched so far, every
+  // request above presented a configured key), then refused by the key
+  // check, request after request.
   for (const char* remaining : {"2", "1", "0"})
     CHECK(status(get("/logs?limit=0", "X-API-Key: key-six\r\n")) == std::pair{401, std::string(remaining)});
-  // key-two again after the wrong key: still accepted.
+  // Other made-up keys, and no key, share that spent address budget, on
+  // routes with auth and without.
+  for (const char* guess : {"key-sev", "guess1", "guess2", "key-six"}) {
+    INFO(guess);
+    CHECK(status(get("/logs?limit=0", std::string("X-API-Key: ") + guess + "\r\n")).first == 429);
+    CHECK(status(get("/health", std::string("X-API-Key: ") + guess + "\r\n")).first == 429);
+    CHECK(status(get(std::string("/metrics?api_key=") + guess)).first == 429);
+  }
+  CHECK(status(get("/health")).first == 429);
+  // key-two again after the wrong keys: still its own budget.
   CHECK(status(get("/logs?limit=0", "X-API-Key: key-two\r\n")) == std::pair{200, std::string("1")});
+  // Another address with a made-up key: that address's budget.
+  {
+    test::raw_client other(srv.port(), 5000ms, "127.0.0.2");
+    REQUIRE(other.send(get("/health", "X-API-Key: guess3\r\n")));
+    auto r = other.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->header("RateLimit-Remaining") == "2");
+  }
   // The query form, percent-encoded: counted as the key check reads it,
   // decoded, so every spelling of a key spends that key's one budget.
   CHECK(status(get("/logs?limit=0&api_key=key%2Dtwo")) == std::pair{200, std::string("0")});
@@ -212,6 +233,39 @@ TEST_CASE("rate limit by API key: one budget per key however it is sent, and the
     CHECK(status(get(std::string("/logs?limit=0&api_key=") + spelling)).first == 429);
   }
   CHECK(status(get("/logs?limit=0&api_key=key%2Dsix")).first == 429);
+}
+
+TEST_CASE("rate limit by API key: made-up keys cannot fill the table and evict a real key's count",
+          "[integration][middleware]") {
+  auto cfg = gateway_config();
+  cfg.rate_limit_key = "api-key";
+  cfg.rate_limit = 3;
+  cfg.rate_limit_max_clients = 64;  // the smallest table
+  test::running_server srv(cfg);
+  test::raw_client c(srv.port());
+  const auto status = [&](const std::string& request) {
+    REQUIRE(c.send(request));
+    auto r = c.read_response();
+    REQUIRE(r);
+    return r->status;
+  };
+  for (int i = 0; i < 3; ++i) CHECK(status(get("/logs?limit=0", "X-API-Key: key-one\r\n")) == 200);
+  CHECK(status(get("/logs?limit=0", "X-API-Key: key-one\r\n")) == 429);
+  // 300 distinct made-up keys, pipelined on one connection: one address.
+  std::string burst;
+  for (int i = 0; i < 300; ++i) burst += get("/health", "X-API-Key: junk" + std::to_string(i) + "\r\n");
+  REQUIRE(c.send(burst));
+  std::map<int, int> seen;
+  for (int i = 0; i < 300; ++i) {
+    auto r = c.read_response();
+    REQUIRE(r);
+    ++seen[r->status];
+  }
+  CHECK(seen[200] == 3);
+  CHECK(seen[429] == 297);
+  // key-one's count survived: still refused.
+  CHECK(status(get("/logs?limit=0", "X-API-Key: key-one\r\n")) == 429);
+  CHECK(status(get("/logs?limit=0&api_key=key%2Done")) == 429);
 }
 
 TEST_CASE("rate limit: --rate-limit-exempt takes exact paths out of the budget, nothing else",

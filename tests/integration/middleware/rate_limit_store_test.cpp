@@ -377,7 +377,8 @@ TEST_CASE("a store host that cannot be resolved is refused at start-up: exit 2 n
   CHECK(gw.err().find("no-such-host.invalid") != std::string::npos);
 }
 
-TEST_CASE("rate limit by API key with a Redis store: every spelling of a key spends that key's one budget",
+TEST_CASE("rate limit by API key with a Redis store: every spelling of a key spends that key's one budget, other "
+          "keys the address's",
           "[integration][middleware]") {
   GATEWAY_REQUIRE_AVAILABLE(test::redis_server::available(), "redis-server (Debian package redis-server) is missing");
   test::redis_server redis;
@@ -397,7 +398,20 @@ TEST_CASE("rate limit by API key with a Redis store: every spelling of a key spe
     CHECK(status(std::string("/health?api_key=") + spelling) == 429);
   }
   CHECK(status("/health", "X-API-Key: secretkey1234\r\n") == 429);
+  // Keys that are not configured count under the client's address, a
+  // budget of 3 like any other, not one each.
+  for (const char* guess : {"guess1", "guess2", "guess3"}) {
+    INFO(guess);
+    CHECK(status("/health", std::string("X-API-Key: ") + guess + "\r\n") == 200);
+  }
+  CHECK(status("/health", "X-API-Key: guess4\r\n") == 429);
+  CHECK(status("/health?api_key=guess5") == 429);
+  CHECK(status("/health") == 429);
   CHECK(test::counter(g.port, "rate_limit_store_fallbacks") == 0);
+  // Redis holds two clients: the key and the address.
+  test::child_process cli({"/usr/bin/redis-cli", "-p", std::to_string(redis.port()), "DBSIZE"});
+  REQUIRE(cli.wait_exit(10s) == 0);
+  CHECK(cli.out() == "2\n");
 
   g.proc->signal(SIGTERM);
   CHECK(g.proc->wait_exit(10s) == 0);
