@@ -82,6 +82,11 @@ int run(const core::config& cfg) {
     std::fprintf(stderr,
                  "gateway: WARNING: --upstream-insecure: certificates of https:// backends are NOT verified; "
                  "for development only\n");
+  if (c.rate_limit_enabled && !c.rate_limit_store.empty() && c.rate_limit_key == "api-key" &&
+      c.rate_limit_store_secret.empty())
+    std::fprintf(stderr,
+                 "gateway: WARNING: --rate-limit-key api-key without --rate-limit-store-secret: Redis names API keys "
+                 "by their plain SHA-256, which anyone reading Redis can test guessed keys against\n");
   if (!c.api_keys.empty())
     std::fprintf(stderr, "gateway: and  curl %s-s -H 'X-API-Key: %s' %s://%s:%u/api/hello\n", curl_proxy,
                  c.api_keys.front().c_str(), scheme, host.c_str(), static_cast<unsigned>(gw->port()));

@@ -94,6 +94,7 @@ middleware::rate_limit_store_options make_store_options(const core::config& cfg)
   o.timeout = cfg.rate_limit_store_timeout;
   o.connections = cfg.rate_limit_store_connections;
   o.failure_mode = cfg.rate_limit_store_failure;
+  o.key_secret = cfg.rate_limit_store_secret;
   return o;
 }
 
