@@ -131,13 +131,14 @@ class pipeline_builder {
   http::layer_list route(const policy& p, http::layer_ptr endpoint, http::layer_ptr before_endpoint = nullptr) {
     http::layer_list layers;
     if (p.extra != nullptr && p.extra->cors) layers.push_back(middleware::make_cors(*p.extra->cors, shard_));
-    if (p.rate_limit && s_.limiter)
-      layers.push_back(middleware::make_rate_limit(*s_.limiter, cfg_.rate_limit_key == "api-key", shard_,
-                                                   cfg_.rate_limit_exempt, store_,
+    if (p.rate_limit && s_.limiter) {
+      const middleware::api_key_set* by_key = cfg_.rate_limit_key == "api-key" ? &s_.keys : nullptr;
+      layers.push_back(middleware::make_rate_limit(*s_.limiter, by_key, shard_, cfg_.rate_limit_exempt, store_,
                                                    cfg_.rate_limit_store_failure != "closed"));
+    }
     if (p.auth) layers.push_back(middleware::make_auth(s_.keys, s_.jwt.get(), shard_));
-    if (!p.auth && p.proxied && !s_.claim_header_strip.empty())
-      layers.push_back(middleware::make_header_rules(s_.claim_header_strip));
+    if (!p.auth && p.proxied && s_.jwt && !s_.jwt->options().claim_headers.empty())
+      layers.push_back(middleware::make_claim_header_strip(*s_.jwt));
     if (p.rules != nullptr && !p.rules->empty()) layers.push_back(middleware::make_validation(*p.rules));
     if (p.extra != nullptr && !p.extra->headers.empty())
       layers.push_back(middleware::make_header_rules(p.extra->headers));

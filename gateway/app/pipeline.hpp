@@ -32,7 +32,7 @@
 //                       it or auth asks for credentials; auth removes the
 //                       --jwt-claim-header fields and sets them from a
 //                       verified token's claims (a proxied route without
-//                       auth only removes them, in a header-rules layer in
+//                       auth only removes them, in a layer of its own in
 //                       auth's place); header rules edit the request after
 //                       the policy has read it as sent (middleware/cors.hpp,
 //                       middleware/jwt.hpp, middleware/header_rules.hpp)

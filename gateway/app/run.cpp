@@ -95,6 +95,11 @@ int run(const core::config& cfg) {
     std::fprintf(stderr,
                  "gateway: WARNING: --upstream-insecure: certificates of https:// backends are NOT verified; "
                  "for development only\n");
+  if (c.rate_limit_enabled && !c.rate_limit_store.empty() && c.rate_limit_key == "api-key" &&
+      c.rate_limit_store_secret.empty())
+    std::fprintf(stderr,
+                 "gateway: WARNING: --rate-limit-key api-key without --rate-limit-store-secret: Redis names API keys "
+                 "by their plain SHA-256, which anyone reading Redis can test guessed keys against\n");
   // A placeholder, never a configured key: this line ends up in journald and
   // container logs, and the keys are kept only as keyed digests.
   if (!c.api_keys.empty())

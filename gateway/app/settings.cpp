@@ -94,6 +94,7 @@ middleware::rate_limit_store_options make_store_options(const core::config& cfg)
   o.timeout = cfg.rate_limit_store_timeout;
   o.connections = cfg.rate_limit_store_connections;
   o.failure_mode = cfg.rate_limit_store_failure;
+  o.key_secret = cfg.rate_limit_store_secret;
   return o;
 }
 
@@ -176,7 +177,6 @@ std::shared_ptr<const settings> make_settings(core::config cfg, std::shared_ptr<
   s->cfg = std::move(cfg);
   s->keys = load_keys(s->cfg);
   s->jwt = make_jwt(s->cfg);
-  for (const auto& c : s->cfg.jwt_claim_headers) s->claim_header_strip.request.remove.push_back(c.second);
   s->routes = compile_routes(s->cfg);
   if (s->cfg.rate_limit_enabled) s->limiter = reuse ? std::move(reuse) : make_limiter(s->cfg);
   if (s->cfg.rate_limit_enabled && !s->cfg.rate_limit_store.empty()) s->store = make_store_options(s->cfg);

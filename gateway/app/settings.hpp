@@ -39,9 +39,6 @@ struct settings {
   core::config cfg;  // resolved: threads and backend filled in
   middleware::api_key_set keys;
   std::unique_ptr<middleware::jwt_verifier> jwt;      // null without --jwt-secret and --jwt-jwks
-  // Removes the --jwt-claim-header fields from requests on proxied routes
-  // without auth (the auth layer does it on the others).
-  middleware::route_header_rules claim_header_strip;
   std::shared_ptr<middleware::rate_limiter> limiter;  // null when --rate-limit off
   std::vector<route_settings> routes;                 // one per cfg.routes, in its order
   // --rate-limit-store with its host resolved to a numeric address (at

@@ -550,7 +550,7 @@ const std::vector<flag_spec>& flags() {
          c.rate_limit_window = window;
          return true;
        }},
-      {"--rate-limit-key", "ip|api-key", "what a client is: its IP, or its API key when it presents one",
+      {"--rate-limit-key", "ip|api-key", "what a client is: its IP, or its API key when it presents a configured one",
        [](const config& c) { return c.rate_limit_key; },
        [](config& c, std::string_view v, std::string& err) {
          if (v != "ip" && v != "api-key") {
@@ -628,6 +628,18 @@ const std::vector<flag_spec>& flags() {
            return false;
          }
          c.rate_limit_store_connections = static_cast<std::uint32_t>(n);
+         return true;
+       }},
+      {"--rate-limit-store-secret", "SECRET",
+       "with --rate-limit-key api-key: API keys are named in the store by their HMAC-SHA-256 under this secret "
+       "(at least 16 bytes, the same on every instance) instead of their plain SHA-256",
+       [](const config&) { return std::string("none"); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v.size() < 16) {
+           err = "use at least 16 bytes of secret";
+           return false;
+         }
+         c.rate_limit_store_secret = std::string(v);
          return true;
        }},
       {"--api-key", "KEY", "an accepted API key (X-API-Key header or api_key query); repeatable",

@@ -158,6 +158,7 @@ struct config {
   std::chrono::nanoseconds rate_limit_store_timeout = 5ms;  // longest a request waits on the store
   std::string rate_limit_store_failure = "open";             // open (local table) | closed (503)
   std::uint32_t rate_limit_store_connections = 2;            // Redis connections per worker
+  std::string rate_limit_store_secret;                       // HMAC key naming API keys in Redis; empty: SHA-256
   std::vector<std::string> api_keys;
   std::string api_keys_file;
   std::string jwt_secret;

@@ -43,8 +43,9 @@ struct request_context {
   // (middleware/api_keys.hpp), kept by the first layer that computes it
   // (the rate limit by API key) for the next (the API-key check), so that
   // a request's key is hashed once. `api_key_source` is the presented
-  // bytes it was computed from, in the request's memory; empty when none
-  // was computed. A layer uses the digest only for exactly those bytes.
+  // key it was computed from (decoded, as middleware::presented_api_key
+  // reads it), in the request's memory; empty when none was computed. A
+  // layer uses the digest only for a key equal to those bytes.
   std::string_view api_key_source;
   std::array<unsigned char, 16> api_key_digest{};
   // The backend work of this request, while a handler holds backend

@@ -7,6 +7,35 @@ namespace gateway::middleware {
 
 namespace {
 
+// Whether two field names are the same once case and the difference
+// between '_' and '-' are ignored: CGI-style backends (wsgiref, Werkzeug,
+// PHP) map X_User_Id and X-User-Id to the one variable HTTP_X_USER_ID, so a
+// field the gateway owns must go under either spelling.
+bool same_name_loosely(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto ca = static_cast<unsigned char>(a[i]);
+    auto cb = static_cast<unsigned char>(b[i]);
+    if (ca == '_') ca = '-';
+    if (cb == '_') cb = '-';
+    if (ca >= 'A' && ca <= 'Z') ca = static_cast<unsigned char>(ca + ('a' - 'A'));
+    if (cb >= 'A' && cb <= 'Z') cb = static_cast<unsigned char>(cb + ('a' - 'A'));
+    if (ca != cb) return false;
+  }
+  return true;
+}
+
+// Removes from the request every field whose name is one of the claim
+// headers' under that loose comparison: claim headers come only from a
+// verified token.
+void strip_claim_headers(http::exchange& ex, const std::vector<jwt_claim_header>& names) noexcept {
+  ex.req.headers.remove_if([&names](const http::header_field& f) {
+    for (const auto& c : names)
+      if (same_name_loosely(f.name, c.header)) return true;
+    return false;
+  });
+}
+
 // Adds each forwarded claim of a verified token to the request, its value
 // copied into the request arena; the names are the verifier's options,
 // which outlive the pipeline.
@@ -30,9 +59,8 @@ class auth_layer final : public http::layer {
   http::step enter(http::exchange& ex, http::layer_state&) override {
     // Claim headers come only from a verified token: whatever the client
     // sent under those names goes first, however it authenticates.
-    if (jwt_ != nullptr) {
-      for (const auto& c : jwt_->options().claim_headers) ex.req.headers.remove(c.header);
-    }
+    if (jwt_ != nullptr && !jwt_->options().claim_headers.empty())
+      strip_claim_headers(ex, jwt_->options().claim_headers);
     if (authorised(ex)) return http::step::next;
     core::bump(shard_.stats().auth_rejected);
     http::respond_text(ex, 401, "Unauthorized");
@@ -43,14 +71,11 @@ class auth_layer final : public http::layer {
 
  private:
   bool authorised(http::exchange& ex) const {
-    std::string_view key = ex.req.headers.value_of("x-api-key");
-    if (key.empty()) {
-      if (auto q = http::query_param(ex.req.query, "api_key"); q && !q->empty()) key = http::form_decode(ex.mem(), *q);
-    }
+    const std::string_view key = presented_api_key(ex);
     if (!key.empty()) {
-      // The rate limit may have hashed these very bytes already.
-      if (ex.ctx.api_key_source.data() == key.data() && ex.ctx.api_key_source.size() == key.size())
-        return keys_.contains(key, ex.ctx.api_key_digest);
+      // The rate limit may have hashed these very bytes already (the
+      // presented key, not a secret: comparing it leaks nothing).
+      if (ex.ctx.api_key_source == key) return keys_.contains(key, ex.ctx.api_key_digest);
       return keys_.contains(key);
     }
     std::string_view authz = ex.req.headers.value_of("authorization");
@@ -70,7 +95,33 @@ class auth_layer final : public http::layer {
   std::string bearer_challenge_ = "Bearer realm=\"gateway\"";
 };
 
+// The claim headers' removal alone, for routes without auth.
+class claim_strip_layer final : public http::layer {
+ public:
+  explicit claim_strip_layer(const jwt_verifier& jwt) : jwt_(jwt) {}
+
+  http::step enter(http::exchange& ex, http::layer_state&) override {
+    strip_claim_headers(ex, jwt_.options().claim_headers);
+    return http::step::next;
+  }
+
+ private:
+  const jwt_verifier& jwt_;
+};
+
 }  // namespace
+
+std::string_view presented_api_key(http::exchange& ex) {
+  std::string_view key = ex.req.headers.value_of("x-api-key");
+  if (key.empty()) {
+    if (auto q = http::query_param(ex.req.query, "api_key"); q && !q->empty()) key = http::form_decode(ex.mem(), *q);
+  }
+  return key;
+}
+
+http::layer_ptr make_claim_header_strip(const jwt_verifier& jwt) {
+  return std::make_unique<claim_strip_layer>(jwt);
+}
 
 http::layer_ptr make_auth(const api_key_set& keys, const jwt_verifier* jwt, metrics_shard& shard) {
   return std::make_unique<auth_layer>(keys, jwt, shard);

@@ -32,7 +32,8 @@ http::layer_ptr make_client_address(core::cidr_set trusted);
 
 // X-Request-Id: the client's when sane (<= 128 plain characters), else a
 // generated one; set on the request (so the backend gets it), kept in the
-// context (access log, /logs) and returned on the response.
+// context (access log, /logs) and returned on the response. The client's id
+// is its first X-Request-Id field's; the backend gets that one field only.
 http::layer_ptr make_request_id(unsigned worker);
 
 // Counts every request (path, status, latency) in the worker's shard.
@@ -42,8 +43,10 @@ http::layer_ptr make_metrics(metrics_shard& shard);
 http::layer_ptr make_logging(log_ring& ring, access_log& out);
 
 // 429 with Retry-After over the limit; RateLimit-* headers on every
-// limited response. Keyed by client IP, or by API key when `by_api_key`
-// and the request presents one. Every path is limited (as in the seed,
+// limited response. Keyed by client IP; with `keys` (--rate-limit-key
+// api-key: the configured keys, which must outlive the layer), by API key
+// when the request presents one of `keys` (as presented_api_key reads it),
+// and by client IP when it presents none or any other key. Every path is limited (as in the seed,
 // /health and /metrics included) except the exact paths in `exempt`
 // (--rate-limit-exempt), which pass uncounted and without RateLimit-*.
 //
@@ -53,17 +56,30 @@ http::layer_ptr make_logging(log_ring& ring, access_log& out);
 // this instance's table holds its own share of the client's traffic. When
 // the store is slow, down or busy, `fail_open` decides in `limiter` alone,
 // else the answer is 503 (Retry-After: 1).
-http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard,
+http::layer_ptr make_rate_limit(rate_limiter& limiter, const api_key_set* keys, metrics_shard& shard,
                                 std::vector<std::string> exempt = {}, std::shared_ptr<rate_limit_store> store = nullptr,
                                 bool fail_open = true);
+
+// The API key a request presents: the X-API-Key field's value, else the
+// api_key query parameter's, form-decoded (%XX and '+'; in the request's
+// arena when it has escapes); empty when it presents none. The one reading
+// of the key that the API-key check and the rate limit by API key share, so
+// that both see the same bytes however the client spells them.
+std::string_view presented_api_key(http::exchange& ex);
 
 // API key (X-API-Key or api_key query) or Authorization: Bearer <JWT>.
 // Failure: 401 with WWW-Authenticate. `jwt` may be null: bearer tokens are
 // then refused. The request fields named by the verifier's claim_headers
 // are removed on entry and, for a verified token, set from its claims (the
-// backend sees only what the token says). Routes without auth remove them
-// with a header-rules layer (app/pipeline.cpp).
+// backend sees only what the token says). A field counts as named when its
+// name equals a claim header's ignoring case and '_' versus '-' (X_User_Id
+// for X-User-Id): CGI-style backends read both as HTTP_X_USER_ID.
 http::layer_ptr make_auth(const api_key_set& keys, const jwt_verifier* jwt, metrics_shard& shard);
+
+// The claim-header removal of make_auth alone (the same names, the same
+// loose comparison), for proxied routes without auth. `jwt` must outlive
+// the layer.
+http::layer_ptr make_claim_header_strip(const jwt_verifier& jwt);
 
 // A route's JSON body rules: for POST and PUT to a path under a rule set's
 // route (a prefix), the body must be a JSON object satisfying that set's

@@ -98,10 +98,10 @@ class address_hashes {
 
 class rate_limit_layer final : public http::layer {
  public:
-  rate_limit_layer(rate_limiter& limiter, bool by_api_key, metrics_shard& shard, std::vector<std::string> exempt,
-                   std::shared_ptr<rate_limit_store> store, bool fail_open)
+  rate_limit_layer(rate_limiter& limiter, const api_key_set* keys, metrics_shard& shard,
+                   std::vector<std::string> exempt, std::shared_ptr<rate_limit_store> store, bool fail_open)
       : limiter_(limiter),
-        by_api_key_(by_api_key),
+        keys_(keys),
         shard_(shard),
         exempt_(std::move(exempt)),
         store_(std::move(store)),
@@ -111,20 +111,28 @@ class rate_limit_layer final : public http::layer {
     if (is_exempt(ex.req.path)) return http::step::next;
     std::string_view key = ex.ctx.client_ip;
     bool by_digest = false;
-    if (by_api_key_) {
-      std::string_view presented = ex.req.headers.value_of("x-api-key");
-      if (presented.empty()) presented = http::query_param(ex.req.query, "api_key").value_or(std::string_view{});
+    if (keys_ != nullptr) {
+      // The key as the API-key check reads it (a query key decoded), so
+      // that one key's spellings (%73ecret, s%65cret) share one budget.
+      const std::string_view presented = presented_api_key(ex);
       if (!presented.empty()) {
         // The local table counts the key under the keyed digest the API-key
         // check compares, computed here once and left in the request for it;
         // that digest's key is independent of the table's own, so a key's
         // entry never meets an address's.
-        if (ex.ctx.api_key_source.data() != presented.data() || ex.ctx.api_key_source.size() != presented.size()) {
+        if (ex.ctx.api_key_source != presented) {
           ex.ctx.api_key_digest = api_key_set::digest_of(presented);
           ex.ctx.api_key_source = presented;
         }
-        by_digest = true;
-        key = presented;
+        // Only a configured key has a budget of its own (checked with that
+        // digest: no second hash). Any other key counts under the client's
+        // address, so made-up keys neither buy a client fresh budgets (key
+        // guessing, routes without auth) nor fill the table to evict real
+        // clients' counts.
+        if (keys_->contains(presented, ex.ctx.api_key_digest)) {
+          by_digest = true;
+          key = presented;
+        }
       }
     }
     if (store_) {
@@ -214,7 +222,7 @@ class rate_limit_layer final : public http::layer {
   }
 
   rate_limiter& limiter_;
-  bool by_api_key_;
+  const api_key_set* keys_;  // null: every client is its address
   metrics_shard& shard_;
   std::vector<std::string> exempt_;
   std::shared_ptr<rate_limit_store> store_;
@@ -225,14 +233,14 @@ class rate_limit_layer final : public http::layer {
 
 }  // namespace
 
-http::layer_ptr make_rate_limit(rate_limiter& limiter, bool by_api_key, metrics_shard& shard,
+http::layer_ptr make_rate_limit(rate_limiter& limiter, const api_key_set* keys, metrics_shard& shard,
                                 std::vector<std::string> exempt, std::shared_ptr<rate_limit_store> store,
                                 bool fail_open) {
   // Draws the API keys' digest key now, at start-up, if it is not drawn yet:
-  // the one call that can fail.
-  if (by_api_key) (void)api_key_set::digest_of(std::string_view("", 0));  // not null: memcpy of 0 bytes from null is UB
-  return std::make_unique<rate_limit_layer>(limiter, by_api_key, shard, std::move(exempt), std::move(store),
-                                            fail_open);
+  // the one call that can fail. (Not a null view: memcpy of 0 bytes from
+  // null is UB.)
+  if (keys != nullptr) (void)api_key_set::digest_of(std::string_view("", 0));
+  return std::make_unique<rate_limit_layer>(limiter, keys, shard, std::move(exempt), std::move(store), fail_open);
 }
 
 }  // namespace gateway::middleware

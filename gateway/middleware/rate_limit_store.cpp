@@ -5,6 +5,7 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <array>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/post.hpp>
@@ -91,8 +92,11 @@ if left < 0 then left = 0 end
 return {allowed, left, (f + 61) * g - t}
 )lua";
 
-// "rl:<window>:" + the client: 45 bytes of IPv6 text or "k:" + 64 hex digits.
+// "rl:<window>:" + the client: 45 bytes of IPv6 text or "k:"/"h:" + 64 hex digits.
 constexpr std::size_t max_key = 112;
+// The longest API key the store names (api_key_set::max_key_size: only
+// configured keys reach it), for the HMAC's stack buffer.
+constexpr std::size_t max_api_key = 4096;
 constexpr auto tick_period = std::chrono::milliseconds(50);
 constexpr auto connect_limit = std::chrono::seconds(1);
 constexpr auto first_backoff = std::chrono::milliseconds(50);
@@ -215,6 +219,18 @@ rate_limit_store::rate_limit_store(asio::io_context& io, rate_limit_store_option
   const auto window_us = std::max<std::int64_t>(
       60, std::chrono::ceil<std::chrono::microseconds>(opts_.window).count());
   key_prefix_ = "rl:" + std::to_string(window_us) + ":";
+  if (!opts_.key_secret.empty()) {
+    // RFC 2104: a secret longer than the block is hashed first.
+    std::array<unsigned char, 64> k{};
+    if (opts_.key_secret.size() > k.size())
+      SHA256(reinterpret_cast<const unsigned char*>(opts_.key_secret.data()), opts_.key_secret.size(), k.data());
+    else
+      std::memcpy(k.data(), opts_.key_secret.data(), opts_.key_secret.size());
+    for (std::size_t i = 0; i < k.size(); ++i) {
+      hmac_inner_[i] = static_cast<unsigned char>(k[i] ^ 0x36);
+      hmac_outer_[i] = static_cast<unsigned char>(k[i] ^ 0x5c);
+    }
+  }
   granularity_ = std::to_string((window_us + 59) / 60);
   limit_ = std::to_string(opts_.limit);
   slots_ = std::make_unique<std::unique_ptr<slot>[]>(max_in_flight);
@@ -431,15 +447,31 @@ void rate_limit_store::drain() noexcept { draining_ = true; }
 rate_limit_store::start_result rate_limit_store::start(std::string_view key, std::uint32_t& out,
                                                       rate_limit_decision& decided) noexcept {
   if (closed_) return start_result::unavailable;
-  // The Redis key: an API key as its SHA-256 (hex), never as sent.
+  // The Redis key: an API key as its HMAC-SHA-256 under the shared secret
+  // ("h:"), or without one its SHA-256 ("k:"), in hex; never as sent.
   char rkey[max_key];
   std::size_t len = key_prefix_.size();
   std::memcpy(rkey, key_prefix_.data(), len);
   if (key.substr(0, 2) == "k:") {
+    const std::string_view api_key = key.substr(2);
     unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(key.data() + 2), key.size() - 2, digest);
+    const bool keyed = !opts_.key_secret.empty();
+    if (keyed) {
+      if (api_key.size() > max_api_key) return start_result::unavailable;
+      // HMAC = SHA-256(outer || SHA-256(inner || key)).
+      unsigned char buf[64 + max_api_key];
+      std::memcpy(buf, hmac_inner_.data(), 64);
+      std::memcpy(buf + 64, api_key.data(), api_key.size());
+      unsigned char inner[SHA256_DIGEST_LENGTH];
+      SHA256(buf, 64 + api_key.size(), inner);
+      std::memcpy(buf, hmac_outer_.data(), 64);
+      std::memcpy(buf + 64, inner, sizeof inner);
+      SHA256(buf, 64 + sizeof inner, digest);
+    } else {
+      SHA256(reinterpret_cast<const unsigned char*>(api_key.data()), api_key.size(), digest);
+    }
     static constexpr char hex[] = "0123456789abcdef";
-    rkey[len++] = 'k';
+    rkey[len++] = keyed ? 'h' : 'k';
     rkey[len++] = ':';
     for (unsigned char b : digest) {
       rkey[len++] = hex[b >> 4];

@@ -17,8 +17,11 @@
 // request passes and the next is refused exactly. One clock (Redis's) for
 // every instance, and one atomic script run per check (a request, or a
 // slice of requests, below), keep that promise across instances however
-// requests race between them. API keys are stored as a SHA-256 digest,
-// never as sent.
+// requests race between them. API keys are never stored as sent: with
+// --rate-limit-store-secret (the same on every instance) they are named by
+// their HMAC-SHA-256 under it, so that reading Redis gives no way to test
+// guessed keys; without it by their plain SHA-256, which a reader can test
+// guesses against offline (README: Running several instances).
 //
 // Slices: a busy client's requests need not each cost a round trip. A
 // worker that sees a client again within a bucket (window/60) of its last
@@ -60,6 +63,7 @@
 // Ownership: handlers hold the store (shared_ptr), so it lives until its
 // connections are closed; drain() closes them once no request waits and,
 // when the worker itself drains, its last connection has gone.
+#include <array>
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
@@ -135,6 +139,9 @@ struct rate_limit_store_options {
   std::chrono::nanoseconds timeout = std::chrono::milliseconds(5);
   std::uint32_t connections = 2;
   std::string failure_mode = "open";  // for log lines
+  // --rate-limit-store-secret: API keys are named in Redis by their
+  // HMAC-SHA-256 under it ("h:" + hex); empty: by their SHA-256 ("k:" + hex).
+  std::string key_secret;
 };
 
 class rate_limit_store : public std::enable_shared_from_this<rate_limit_store> {
@@ -211,6 +218,10 @@ class rate_limit_store : public std::enable_shared_from_this<rate_limit_store> {
   rate_limit_store_health& health_;
   const net::worker* owner_;
   std::string key_prefix_;  // "rl:<window us>:"
+  // HMAC-SHA-256's two padded key blocks (RFC 2104) for opts_.key_secret,
+  // made once: naming a key then costs two SHA-256 calls, no allocation.
+  std::array<unsigned char, 64> hmac_inner_{};
+  std::array<unsigned char, 64> hmac_outer_{};
   std::string granularity_;  // microseconds per bucket, as text
   std::string limit_;        // as text
   std::string sha_;          // the script's SHA1 once a SCRIPT LOAD answered

@@ -86,7 +86,9 @@ struct shard_layout {
       : slots_bytes(cap * sizeof(entry)),
         counters_bytes(align_up(cap * ring * counter_bytes, 64)),
         index_entries(std::bit_ceil(cap * 2)),
-        index_bytes(index_entries * sizeof(index_entry)),
+        // Rounded up too: the next shard's slots start right after, and
+        // a small table's index is not a whole number of cache lines.
+        index_bytes(align_up(index_entries * sizeof(index_entry), 64)),
         total(slots_bytes + counters_bytes + index_bytes) {}
 };
 

@@ -39,6 +39,10 @@ class request_id_layer final : public http::layer {
       id = std::string_view(p, 32);
       // The backend sees the id the client will see.
       ex.req.headers.set("X-Request-Id", id);
+    } else if (ex.req.headers.count("x-request-id") > 1) {
+      // The first field's id is kept; any other X-Request-Id field goes, so
+      // the backend sees the one id the client and the log see.
+      ex.req.headers.set("X-Request-Id", id);
     }
     ex.ctx.request_id = id;
     return http::step::next;

@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "gateway/core/ip_address.hpp"
 #include "gateway/json/reader.hpp"
 #include "tests/support/test_server.hpp"
 
@@ -14,8 +15,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Sends `count` pipelined requests (distinct path and API key each) in
-// batches and counts the responses; returns how many arrived.
+// Sends `count` pipelined requests (distinct path, made-up API key and
+// X-Forwarded-For client address each) in batches and counts the
+// responses; returns how many arrived.
 std::size_t blast(std::uint16_t port, std::size_t first, std::size_t count) {
   test::raw_client c(port, 20000ms);
   constexpr std::size_t batch = 500;
@@ -27,8 +29,12 @@ std::size_t blast(std::uint16_t port, std::size_t first, std::size_t count) {
     std::size_t n = std::min(batch, count - done);
     out.clear();
     for (std::size_t i = 0; i < n; ++i) {
-      std::string id = std::to_string(first + done + i);
-      out += "GET /api/p/" + id + " HTTP/1.1\r\nHost: t\r\nX-API-Key: k" + id + "\r\n\r\n";
+      const std::size_t n_id = first + done + i;
+      std::string id = std::to_string(n_id);
+      const std::string client = "10." + std::to_string((n_id >> 16) & 255) + "." + std::to_string((n_id >> 8) & 255) +
+                                 "." + std::to_string(n_id & 255);
+      out += "GET /api/p/" + id + " HTTP/1.1\r\nHost: t\r\nX-API-Key: k" + id + "\r\nX-Forwarded-For: " + client +
+             "\r\n\r\n";
     }
     if (!c.send(out)) return responses;
     std::size_t want = responses + n;
@@ -53,7 +59,12 @@ TEST_CASE("a million distinct clients and paths leave the rate-limit table and p
           "[integration][middleware]") {
   auto cfg = test::test_config();
   cfg.api_keys = {"the-only-key"};
+  // Made-up keys count under the client's address (only configured keys
+  // have budgets of their own), so each request names a distinct client
+  // address through a trusted proxy's X-Forwarded-For.
   cfg.rate_limit_key = "api-key";
+  std::string_view err;
+  cfg.trusted_proxies.add(*core::parse_cidr("127.0.0.1/32", err));
   cfg.rate_limit_max_clients = 10000;
   cfg.metrics_max_paths = 1000;
   test::running_server srv(cfg);

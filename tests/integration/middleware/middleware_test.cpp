@@ -14,9 +14,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <regex>
 
 #include "gateway/json/reader.hpp"
+#include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/test_server.hpp"
 #include "tests/support/skip.hpp"
 
@@ -193,16 +195,77 @@ TEST_CASE("rate limit by API key: one budget per key however it is sent, and the
   CHECK(status(get("/logs?limit=0", "X-API-Key: key-one\r\n")).first == 429);
   // key-two, on the same connection, has its own.
   CHECK(status(get("/logs?limit=0", "X-API-Key: key-two\r\n")) == std::pair{200, std::string("2")});
-  // A key of the same length that is not configured: counted under its
-  // own budget, then refused by the key check, request after request.
+  // A key of the same length that is not configured has no budget of its
+  // own: counted under the client's address (untouched so far, every
+  // request above presented a configured key), then refused by the key
+  // check, request after request.
   for (const char* remaining : {"2", "1", "0"})
     CHECK(status(get("/logs?limit=0", "X-API-Key: key-six\r\n")) == std::pair{401, std::string(remaining)});
-  // key-two again after the wrong key: still accepted.
+  // Other made-up keys, and no key, share that spent address budget, on
+  // routes with auth and without.
+  for (const char* guess : {"key-sev", "guess1", "guess2", "key-six"}) {
+    INFO(guess);
+    CHECK(status(get("/logs?limit=0", std::string("X-API-Key: ") + guess + "\r\n")).first == 429);
+    CHECK(status(get("/health", std::string("X-API-Key: ") + guess + "\r\n")).first == 429);
+    CHECK(status(get(std::string("/metrics?api_key=") + guess)).first == 429);
+  }
+  CHECK(status(get("/health")).first == 429);
+  // key-two again after the wrong keys: still its own budget.
   CHECK(status(get("/logs?limit=0", "X-API-Key: key-two\r\n")) == std::pair{200, std::string("1")});
-  // The query form, percent-encoded: the rate limit counts the bytes as
-  // sent (a budget of their own), the key check the decoded key.
-  CHECK(status(get("/logs?limit=0&api_key=key%2Dtwo")) == std::pair{200, std::string("2")});
-  CHECK(status(get("/logs?limit=0&api_key=key%2Dsix")) == std::pair{401, std::string("2")});
+  // Another address with a made-up key: that address's budget.
+  {
+    test::raw_client other(srv.port(), 5000ms, "127.0.0.2");
+    REQUIRE(other.send(get("/health", "X-API-Key: guess3\r\n")));
+    auto r = other.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->header("RateLimit-Remaining") == "2");
+  }
+  // The query form, percent-encoded: counted as the key check reads it,
+  // decoded, so every spelling of a key spends that key's one budget.
+  CHECK(status(get("/logs?limit=0&api_key=key%2Dtwo")) == std::pair{200, std::string("0")});
+  for (const char* spelling : {"%6Bey-two", "k%65y-two", "key%2dtwo", "%6b%65%79%2d%74%77%6f", "key-two"}) {
+    INFO(spelling);
+    CHECK(status(get(std::string("/logs?limit=0&api_key=") + spelling)).first == 429);
+  }
+  for (const char* spelling : {"%6Bey-one", "key%2Done"}) {
+    INFO(spelling);
+    CHECK(status(get(std::string("/logs?limit=0&api_key=") + spelling)).first == 429);
+  }
+  CHECK(status(get("/logs?limit=0&api_key=key%2Dsix")).first == 429);
+}
+
+TEST_CASE("rate limit by API key: made-up keys cannot fill the table and evict a real key's count",
+          "[integration][middleware]") {
+  auto cfg = gateway_config();
+  cfg.rate_limit_key = "api-key";
+  cfg.rate_limit = 3;
+  cfg.rate_limit_max_clients = 64;  // the smallest table
+  test::running_server srv(cfg);
+  test::raw_client c(srv.port());
+  const auto status = [&](const std::string& request) {
+    REQUIRE(c.send(request));
+    auto r = c.read_response();
+    REQUIRE(r);
+    return r->status;
+  };
+  for (int i = 0; i < 3; ++i) CHECK(status(get("/logs?limit=0", "X-API-Key: key-one\r\n")) == 200);
+  CHECK(status(get("/logs?limit=0", "X-API-Key: key-one\r\n")) == 429);
+  // 300 distinct made-up keys, pipelined on one connection: one address.
+  std::string burst;
+  for (int i = 0; i < 300; ++i) burst += get("/health", "X-API-Key: junk" + std::to_string(i) + "\r\n");
+  REQUIRE(c.send(burst));
+  std::map<int, int> seen;
+  for (int i = 0; i < 300; ++i) {
+    auto r = c.read_response();
+    REQUIRE(r);
+    ++seen[r->status];
+  }
+  CHECK(seen[200] == 3);
+  CHECK(seen[429] == 297);
+  // key-one's count survived: still refused.
+  CHECK(status(get("/logs?limit=0", "X-API-Key: key-one\r\n")) == 429);
+  CHECK(status(get("/logs?limit=0&api_key=key%2Done")) == 429);
 }
 
 TEST_CASE("rate limit: --rate-limit-exempt takes exact paths out of the budget, nothing else",
@@ -491,4 +554,68 @@ TEST_CASE("request ids: a sane client id is kept, others are replaced, and /logs
   REQUIRE(logs);
   CHECK(logs->body.find("\"request_id\":\"abc-123.def\"") != std::string::npos);
   CHECK(logs->body.find("\"request_id\":\"" + id + "\"") != std::string::npos);
+}
+
+TEST_CASE("request ids: of several X-Request-Id fields the first sane one is kept and the backend gets only it",
+          "[integration][middleware]") {
+  test::recording_backend backend;
+  auto cfg = gateway_config();
+  cfg.backend = backend.url();
+  test::running_server srv(cfg);
+  const auto ids_at_backend = [&] {
+    auto all = backend.requests();
+    REQUIRE(!all.empty());
+    std::size_t n = 0;
+    const std::string& head = all.back().head;
+    for (auto at = head.find("\r\n"); at != std::string::npos; at = head.find("\r\n", at + 2))
+      n += head.size() >= at + 2 + 14 && http::iequals(std::string_view(head).substr(at + 2, 14), "x-request-id: ");
+    return std::pair{n, head};
+  };
+  const std::string key = "X-API-Key: key-one\r\n";
+
+  // Two sane ids: the first is kept, everywhere.
+  auto r = test::http_request(srv.port(),
+                              get("/api/a", key + "X-Request-Id: abc\r\nX-Request-Id: injected-other-id\r\n"));
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->header("X-Request-Id") == "abc");
+  auto [count, head] = ids_at_backend();
+  INFO(head);
+  CHECK(count == 1);
+  CHECK(head.find("X-Request-Id: abc\r\n") != std::string::npos);
+  CHECK(head.find("injected") == std::string::npos);
+
+  // Three, spelled differently: still the first one only.
+  r = test::http_request(srv.port(),
+                         get("/api/b", key + "x-request-id: first\r\nX-REQUEST-ID: second\r\nX-Request-Id: third\r\n"));
+  REQUIRE(r);
+  CHECK(r->header("X-Request-Id") == "first");
+  std::tie(count, head) = ids_at_backend();
+  CHECK(count == 1);
+  CHECK(head.find(": first\r\n") != std::string::npos);
+  CHECK(head.find("second") == std::string::npos);
+  CHECK(head.find("third") == std::string::npos);
+
+  // An insane first id: a generated one replaces every field.
+  r = test::http_request(srv.port(), get("/api/c", key + "X-Request-Id: has space\r\nX-Request-Id: sane-two\r\n"));
+  REQUIRE(r);
+  const std::string generated = r->header("X-Request-Id");
+  CHECK(generated.size() == 32);
+  std::tie(count, head) = ids_at_backend();
+  CHECK(count == 1);
+  CHECK(head.find("X-Request-Id: " + generated + "\r\n") != std::string::npos);
+
+  // One sane id: passed on as it came.
+  r = test::http_request(srv.port(), get("/api/d", key + "X-Request-Id: only-one\r\n"));
+  REQUIRE(r);
+  CHECK(r->header("X-Request-Id") == "only-one");
+  std::tie(count, head) = ids_at_backend();
+  CHECK(count == 1);
+  CHECK(head.find("X-Request-Id: only-one\r\n") != std::string::npos);
+
+  // The log shows the kept id.
+  auto logs = test::http_request(srv.port(), get("/logs", key));
+  REQUIRE(logs);
+  CHECK(logs->body.find("\"request_id\":\"abc\"") != std::string::npos);
+  CHECK(logs->body.find("\"request_id\":\"injected-other-id\"") == std::string::npos);
 }

@@ -4,9 +4,15 @@
 // back, under load.
 #include <catch2/catch.hpp>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -67,6 +73,41 @@ long long counted_in_redis(const test::redis_server& redis, const std::string& k
   } catch (...) {
     return -1;
   }
+}
+
+// Every key in the Redis database.
+std::set<std::string> redis_keys(const test::redis_server& redis) {
+  test::child_process cli({"/usr/bin/redis-cli", "-p", std::to_string(redis.port()), "--raw", "KEYS", "*"});
+  REQUIRE(cli.wait_exit(10s) == 0);
+  std::set<std::string> keys;
+  std::istringstream lines(cli.out());
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty()) keys.insert(line);
+  return keys;
+}
+
+std::string hex(const unsigned char* p, std::size_t n) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) {
+    out += digits[p[i] >> 4];
+    out += digits[p[i] & 15];
+  }
+  return out;
+}
+
+std::string sha256_hex(std::string_view text) {
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), d);
+  return hex(d, sizeof d);
+}
+
+std::string hmac_sha256_hex(std::string_view key, std::string_view text) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(text.data()),
+       text.size(), d, &len);
+  return hex(d, len);
 }
 
 }  // namespace
@@ -375,4 +416,89 @@ TEST_CASE("a store host that cannot be resolved is refused at start-up: exit 2 n
   INFO(gw.err());
   CHECK(gw.err().find("--rate-limit-store") != std::string::npos);
   CHECK(gw.err().find("no-such-host.invalid") != std::string::npos);
+}
+
+TEST_CASE("rate limit by API key with a Redis store: every spelling of a key spends that key's one budget, other "
+          "keys the address's",
+          "[integration][middleware]") {
+  GATEWAY_REQUIRE_AVAILABLE(test::redis_server::available(), "redis-server (Debian package redis-server) is missing");
+  test::redis_server redis;
+  REQUIRE(redis.start());
+  auto g = start_gateway({"--threads", "2", "--rate-limit", "3/min", "--rate-limit-key", "api-key", "--api-key",
+                          "secretkey1234", "--rate-limit-store", redis.url(), "--rate-limit-store-timeout", "2s"});
+  REQUIRE(store_ready(g.port, 4));
+  const auto status = [&](const std::string& target, std::string_view extra = {}) {
+    test::raw_client c(g.port);
+    if (!c.send(get(target, extra))) return -1;
+    auto r = c.read_response();
+    return r ? r->status : -1;
+  };
+  for (int i = 0; i < 3; ++i) CHECK(status("/health?api_key=secretkey1234") == 200);
+  for (const char* spelling : {"secretkey1234", "%73ecretkey1234", "s%65cretkey1234", "secretkey%31234"}) {
+    INFO(spelling);
+    CHECK(status(std::string("/health?api_key=") + spelling) == 429);
+  }
+  CHECK(status("/health", "X-API-Key: secretkey1234\r\n") == 429);
+  // Keys that are not configured count under the client's address, a
+  // budget of 3 like any other, not one each.
+  for (const char* guess : {"guess1", "guess2", "guess3"}) {
+    INFO(guess);
+    CHECK(status("/health", std::string("X-API-Key: ") + guess + "\r\n") == 200);
+  }
+  CHECK(status("/health", "X-API-Key: guess4\r\n") == 429);
+  CHECK(status("/health?api_key=guess5") == 429);
+  CHECK(status("/health") == 429);
+  CHECK(test::counter(g.port, "rate_limit_store_fallbacks") == 0);
+  // Redis holds two clients: the key, by its plain SHA-256 (no
+  // --rate-limit-store-secret, which the start-up warns about), and the
+  // address.
+  CHECK(redis_keys(redis) ==
+        std::set<std::string>{"rl:60000000:127.0.0.1", "rl:60000000:k:" + sha256_hex("secretkey1234")});
+  CHECK(g.proc->err().find("WARNING: --rate-limit-key api-key without --rate-limit-store-secret") != std::string::npos);
+
+  g.proc->signal(SIGTERM);
+  CHECK(g.proc->wait_exit(10s) == 0);
+  redis.kill();
+}
+
+TEST_CASE("with --rate-limit-store-secret Redis names an API key by its HMAC-SHA-256, the same on every instance, "
+          "and a short secret stops the gateway with exit 2",
+          "[integration][middleware]") {
+  GATEWAY_REQUIRE_AVAILABLE(test::redis_server::available(), "redis-server (Debian package redis-server) is missing");
+  test::redis_server redis;
+  REQUIRE(redis.start());
+  const std::string secret = "a-secret-the-instances-share";
+  const std::vector<std::string> common{"--threads", "1", "--rate-limit", "3/min", "--rate-limit-key", "api-key",
+                                        "--api-key", "secretkey1234", "--rate-limit-store", redis.url(),
+                                        "--rate-limit-store-timeout", "2s", "--rate-limit-store-secret", secret};
+  auto a = start_gateway(common);
+  auto b = start_gateway(common);
+  REQUIRE(store_ready(a.port, 2));
+  REQUIRE(store_ready(b.port, 2));
+  const auto status = [](std::uint16_t port) {
+    test::raw_client c(port);
+    if (!c.send(get("/health", "X-API-Key: secretkey1234\r\n"))) return -1;
+    auto r = c.read_response();
+    return r ? r->status : -1;
+  };
+  // One budget across the instances: both name the key alike.
+  CHECK(status(a.port) == 200);
+  CHECK(status(b.port) == 200);
+  CHECK(status(a.port) == 200);
+  CHECK(status(b.port) == 429);
+  CHECK(status(a.port) == 429);
+  const std::string expected = "rl:60000000:h:" + hmac_sha256_hex(secret, "secretkey1234");
+  CHECK(redis_keys(redis) == std::set<std::string>{expected});
+  CHECK(a.proc->err().find("WARNING: --rate-limit-key api-key") == std::string::npos);
+  for (auto* g : {&a, &b}) {
+    g->proc->signal(SIGTERM);
+    CHECK(g->proc->wait_exit(10s) == 0);
+  }
+  redis.kill();
+
+  test::child_process bad({std::string(GATEWAY_BIN_DIR) + "/gateway", "--listen", "127.0.0.1:0",
+                           "--rate-limit-store-secret", "too-short"});
+  CHECK(bad.wait_exit(10s) == 2);
+  CHECK(bad.err().find("--rate-limit-store-secret") != std::string::npos);
+  CHECK(bad.err().find("at least 16 bytes") != std::string::npos);
 }
