@@ -361,6 +361,16 @@ const value* value::find(std::string_view key) const noexcept {
   return nullptr;
 }
 
+const value* unique_member(const value& object, std::string_view key, bool& duplicate) noexcept {
+  const value* found = nullptr;
+  for (const member& m : object.members()) {
+    if (m.key != key) continue;
+    if (found != nullptr) duplicate = true;
+    found = &m.value;
+  }
+  return found;
+}
+
 // ---------------------------------------------------------------------------
 // parse_result
 

@@ -15,7 +15,8 @@
 //    REJECTED (section 8.2 leaves this open), so every decoded string is valid
 //    UTF-8. "\u0000" is accepted and yields a NUL byte inside the string;
 //  - duplicate object keys are kept, in source order (section 4 leaves their
-//    meaning open); find() returns the first;
+//    meaning open); find() returns the first, unique_member() tells a
+//    caller that must not pick one that there are several;
 //  - numbers of any length are accepted and keep their exact source text;
 //    range questions are answered by as_double()/as_int64() (section 6).
 //
@@ -165,6 +166,13 @@ struct member {
   std::size_t key_line = 0;  // 1-based line of the key's opening quote
   json::value value;
 };
+
+// The member of `object` named `key` (nullptr when there is none, or for a
+// non-object), with `duplicate` set when the name occurs more than once.
+// For a caller whose reading must agree with every other parser's: "first
+// wins" and "last wins" readers disagree about a repeated member (RFC 8259
+// section 4), so such a caller refuses the text instead of picking one.
+const value* unique_member(const value& object, std::string_view key, bool& duplicate) noexcept;
 
 struct parse_options {
   // Maximum nesting of arrays/objects: "[[1]]" has depth 2. Deeper input is

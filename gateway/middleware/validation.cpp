@@ -16,7 +16,8 @@ class rule_set {
  public:
   explicit rule_set(const core::validation_rules& rules) : rules_(rules) {
     for (const auto& f : rules_.fields)
-      messages_.push_back({"Missing field: " + f.field, "Field too short: " + f.field, "Field too long: " + f.field});
+      messages_.push_back({"Missing field: " + f.field, "Field too short: " + f.field, "Field too long: " + f.field,
+                           "Duplicate field: " + f.field});
   }
 
   bool applies_to(std::string_view path) const noexcept {
@@ -27,7 +28,12 @@ class rule_set {
   const std::string* check(const json::value& doc) const {
     for (std::size_t i = 0; i < rules_.fields.size(); ++i) {
       const auto& rule = rules_.fields[i];
-      const json::value* v = doc.find(rule.field);
+      // A checked field given twice is refused: the backend may read the
+      // other occurrence than the one checked here (most JSON readers keep
+      // the last, this one's find() the first).
+      bool duplicate = false;
+      const json::value* v = json::unique_member(doc, rule.field, duplicate);
+      if (duplicate) return &messages_[i].duplicate;
       if (v == nullptr || v->is_null()) {
         if (rule.required) return &messages_[i].missing;
         continue;
@@ -42,7 +48,7 @@ class rule_set {
 
  private:
   struct field_messages {
-    std::string missing, too_short, too_long;
+    std::string missing, too_short, too_long, duplicate;
   };
   const core::validation_rules& rules_;
   std::vector<field_messages> messages_;

@@ -425,6 +425,21 @@ TEST_CASE("reader keeps duplicate keys in source order and find returns the firs
   CHECK(keys == std::vector<std::string>{"a", "b", "a"});
 }
 
+TEST_CASE("unique_member finds a member and tells whether its name repeats", "[unit][json]") {
+  const json::value v = parse_ok(R"({"a": 1, "b": 2, "a": 3, "c": {"b": 4}})");
+  bool duplicate = false;
+  REQUIRE(json::unique_member(v, "b", duplicate) != nullptr);
+  CHECK(json::unique_member(v, "b", duplicate)->as_int64() == 2);
+  CHECK_FALSE(duplicate);  // a nested "b" is another object's member
+  CHECK(json::unique_member(v, "x", duplicate) == nullptr);
+  CHECK_FALSE(duplicate);
+  CHECK(json::unique_member(v, "a", duplicate) != nullptr);
+  CHECK(duplicate);
+  bool in_array = false;
+  CHECK(json::unique_member(parse_ok(R"(["a","a"])"), "a", in_array) == nullptr);
+  CHECK_FALSE(in_array);
+}
+
 TEST_CASE("utf8_length counts code points", "[unit][core]") {
   CHECK(gateway::core::utf8_length("") == 0);
   CHECK(gateway::core::utf8_length("abc") == 3);
