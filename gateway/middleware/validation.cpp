@@ -1,6 +1,7 @@
 #include <llhttp.h>
 
-#include <optional>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -75,14 +76,70 @@ std::string normalized_route(std::string_view route) {
   return out;
 }
 
+// What the body's top-level object says about one checked field name.
+struct field_seen {
+  std::uint8_t count = 0;  // occurrences, saturating at 2
+  json::kind kind = json::kind::null;
+  std::size_t length = 0;  // in code points, for a string
+};
+
+// The checked field names of a layer's rule sets, each once; a rule refers
+// to its name by index.
+class field_names {
+ public:
+  std::size_t add(const std::string& name) {
+    for (std::size_t i = 0; i < names_.size(); ++i) {
+      if (names_[i] == name) return i;
+    }
+    names_.push_back(name);
+    return names_.size() - 1;
+  }
+  std::size_t size() const noexcept { return names_.size(); }
+  // The index of `key`, or size() when it is not checked.
+  std::size_t find(std::string_view key) const noexcept {
+    std::size_t i = 0;
+    while (i < names_.size() && names_[i] != key) ++i;
+    return i;
+  }
+
+ private:
+  std::vector<std::string> names_;
+};
+
+// Records what the body's top-level members say about the checked fields,
+// without building a tree of the body (json::scan_object).
+class field_recorder final : public json::member_visitor {
+ public:
+  field_recorder(const field_names& names, field_seen* seen) noexcept : names_(names), seen_(seen) {}
+
+  bool wants(std::string_view key) override {
+    current_ = names_.find(key);
+    return current_ < names_.size();
+  }
+  void on_member(const json::member& m) override {
+    field_seen& s = seen_[current_];
+    if (s.count < 2) ++s.count;
+    s.kind = m.value.type();
+    if (m.value.is_string()) s.length = core::utf8_length(m.value.as_string());
+  }
+
+ private:
+  const field_names& names_;
+  field_seen* seen_;
+  std::size_t current_ = 0;
+};
+
 // One --validate (or config-file) rule set, with its messages built once:
 // a request only picks one.
 class rule_set {
  public:
-  explicit rule_set(const core::validation_rules& rules) : rules_(rules), route_(normalized_route(rules.route)) {
-    for (const auto& f : rules_.fields)
+  rule_set(const core::validation_rules& rules, field_names& names)
+      : rules_(rules), route_(normalized_route(rules.route)) {
+    for (const auto& f : rules_.fields) {
       messages_.push_back({"Missing field: " + f.field, "Field too short: " + f.field, "Field too long: " + f.field,
                            "Duplicate field: " + f.field});
+      field_index_.push_back(names.add(f.field));
+    }
   }
 
   // Whether `path` is the rule's route or below it, segment by segment, as
@@ -96,24 +153,23 @@ class rule_set {
     return p.at_end() || p.next() == '/';
   }
 
-  // The failure message for `doc`, or null when it passes.
-  const std::string* check(const json::value& doc) const {
+  // The failure message for the fields `seen` in a valid body, or null when
+  // it passes.
+  const std::string* check(const field_seen* seen) const {
     for (std::size_t i = 0; i < rules_.fields.size(); ++i) {
       const auto& rule = rules_.fields[i];
-      // A checked field given twice is refused: the backend may read the
-      // other occurrence than the one checked here (most JSON readers keep
-      // the last, this one's find() the first).
-      bool duplicate = false;
-      const json::value* v = json::unique_member(doc, rule.field, duplicate);
-      if (duplicate) return &messages_[i].duplicate;
-      if (v == nullptr || v->is_null()) {
+      const field_seen& s = seen[field_index_[i]];
+      // A checked field given twice is refused: the backend may read
+      // another occurrence than the one checked here (RFC 8259 section 4
+      // leaves duplicates open; most readers keep the last).
+      if (s.count > 1) return &messages_[i].duplicate;
+      if (s.count == 0 || s.kind == json::kind::null) {
         if (rule.required) return &messages_[i].missing;
         continue;
       }
-      if (!v->is_string()) continue;  // length rules apply to strings
-      std::size_t len = core::utf8_length(v->as_string());
-      if (rule.min_len && len < *rule.min_len) return &messages_[i].too_short;
-      if (rule.max_len && len > *rule.max_len) return &messages_[i].too_long;
+      if (s.kind != json::kind::string) continue;  // length rules apply to strings
+      if (rule.min_len && s.length < *rule.min_len) return &messages_[i].too_short;
+      if (rule.max_len && s.length > *rule.max_len) return &messages_[i].too_long;
     }
     return nullptr;
   }
@@ -125,30 +181,34 @@ class rule_set {
   const core::validation_rules& rules_;
   std::string route_;  // normalized_route(rules_.route)
   std::vector<field_messages> messages_;
+  std::vector<std::size_t> field_index_;  // per rule: its field's index in the layer's field_names
 };
 
 class validation_layer final : public http::layer {
  public:
   explicit validation_layer(const std::vector<const core::validation_rules*>& rules) {
-    for (const auto* r : rules) sets_.emplace_back(*r);
+    for (const auto* r : rules) sets_.emplace_back(*r, names_);
   }
 
   http::step enter(http::exchange& ex, http::layer_state&) override {
     if (ex.req.method_id != HTTP_POST && ex.req.method_id != HTTP_PUT) return http::step::next;
-    const json::value* doc = nullptr;
-    std::optional<json::parse_result> parsed;
+    field_seen* seen = nullptr;
     for (const auto& set : sets_) {
       if (!set.applies_to(ex.req.path)) continue;
-      if (doc == nullptr) {
-        // The body is parsed once, for the first rule set that applies.
+      if (seen == nullptr) {
+        // The body is read once, for the first rule set that applies: a
+        // scan of its top-level members that keeps only what the checked
+        // fields need (a few bytes each, in the request arena), so checking
+        // a body costs no memory in proportion to it, whatever its shape.
+        seen = static_cast<field_seen*>(ex.mem().allocate(names_.size() * sizeof(field_seen), alignof(field_seen)));
+        std::uninitialized_value_construct_n(seen, names_.size());
+        field_recorder recorder(names_, seen);
         json::parse_options opts;
         opts.max_depth = 64;
-        opts.borrow_text = true;  // the body outlives the parse: its strings are not copied
-        parsed.emplace(json::parse(ex.req.body, opts));
-        if (!*parsed || !parsed->value().is_object()) return answer(ex, invalid_json_);
-        doc = &parsed->value();
+        opts.borrow_text = true;  // the body outlives the scan: its strings are not copied
+        if (json::scan_object(ex.req.body, opts, recorder)) return answer(ex, invalid_json_);
       }
-      if (const std::string* failure = set.check(*doc)) return answer(ex, *failure);
+      if (const std::string* failure = set.check(seen)) return answer(ex, *failure);
     }
     return http::step::next;
   }
@@ -159,6 +219,7 @@ class validation_layer final : public http::layer {
     return http::step::answered;
   }
 
+  field_names names_;  // before sets_, which add to it
   std::vector<rule_set> sets_;
   std::string invalid_json_ = "Invalid JSON";
 };
