@@ -361,6 +361,16 @@ const value* value::find(std::string_view key) const noexcept {
   return nullptr;
 }
 
+const value* unique_member(const value& object, std::string_view key, bool& duplicate) noexcept {
+  const value* found = nullptr;
+  for (const member& m : object.members()) {
+    if (m.key != key) continue;
+    if (found != nullptr) duplicate = true;
+    found = &m.value;
+  }
+  return found;
+}
+
 // ---------------------------------------------------------------------------
 // parse_result
 
@@ -398,18 +408,22 @@ namespace detail {
 
 class parser {
  public:
-  parser(std::string_view text, const parse_options& opts) noexcept
+  // With a visitor: scan_object() (the top-level value must be an object,
+  // its members go to the visitor one by one, nothing below them is kept).
+  parser(std::string_view text, const parse_options& opts, member_visitor* visitor = nullptr) noexcept
       : begin_(text.data()),
         p_(text.data()),
         end_(text.data() + text.size()),
         line_start_(text.data()),
-        opts_(opts) {}
+        opts_(opts),
+        visitor_(visitor) {}
 
   parse_result run();
 
  private:
   struct frame {
     bool is_object;
+    bool kept;  // its children are built (always, unless scanning)
     std::uint32_t line;
     std::size_t first;  // index of the first child in its scratch stack
   };
@@ -442,18 +456,28 @@ class parser {
   }
 
   // Where the value being parsed goes: the newest slot of the innermost
-  // container, or the root.
-  value& target() noexcept {
-    if (frames_.empty()) return root_;
-    return frames_.back().is_object ? members_.back().value : items_.back();
+  // container, or the root; null when it is only checked (scanning: below
+  // a top-level member, or in a member the visitor does not want).
+  value* target() noexcept {
+    if (frames_.empty()) return &root_;
+    const frame& f = frames_.back();
+    if (!f.kept || (visitor_ != nullptr && frames_.size() == 1 && !member_wanted_)) return nullptr;
+    return f.is_object ? &members_.back().value : &items_.back();
+  }
+
+  // Scanning: a top-level member's value is complete; hand the member to
+  // the visitor if it wants it, and drop it.
+  void member_done() {
+    if (member_wanted_) visitor_->on_member(members_.back());
+    members_.pop_back();
   }
 
   bool parse_value();
-  bool parse_string_into(std::string_view& raw, std::string& decoded, bool& escaped);
-  bool parse_string_value(value& v);
+  bool parse_string_into(std::string_view& raw, std::string* decoded, bool& escaped);
+  bool parse_string_value(value* v);
   bool parse_key();
-  bool parse_number(value& v);
-  bool parse_literal(value& v);
+  bool parse_number(value* v);
+  bool parse_literal(value* v);
   bool open_container(bool is_object);
   void close_container();
   bool fail_unexpected();
@@ -464,6 +488,8 @@ class parser {
   std::size_t line_ = 1;
   const char* line_start_;
   const parse_options& opts_;
+  member_visitor* const visitor_;
+  bool member_wanted_ = false;  // scanning: the visitor wants the current top-level member
 
   value root_;
   std::vector<frame> frames_;
@@ -479,6 +505,11 @@ parse_result parser::run() {
     return std::move(error_);
   }
   skip_ws();
+  if (visitor_ != nullptr && (p_ == end_ || *p_ != '{')) {
+    // Refused before anything is read: a scan is for an object's members.
+    fail(p_, "expected an object ('{') as the top-level value");
+    return std::move(error_);
+  }
   for (;;) {
     // Parse one value into target(); open_container() leaves a new slot
     // ready instead, and the loop goes round for its first child.
@@ -498,7 +529,7 @@ parse_result parser::run() {
         if (!parse_key()) return std::move(error_);
         child_pending = true;
       } else {
-        items_.emplace_back();
+        if (frames_.back().kept) items_.emplace_back();
         child_pending = true;
       }
       if (child_pending) continue;
@@ -509,6 +540,7 @@ parse_result parser::run() {
     // A value is complete. Consume separators and closing brackets until
     // the next value starts or the top-level value is done.
     for (;;) {
+      if (visitor_ != nullptr && frames_.size() == 1) member_done();
       skip_ws();
       if (frames_.empty()) {
         if (p_ != end_) {
@@ -542,7 +574,7 @@ parse_result parser::run() {
       }
       if (is_object) {
         if (!parse_key()) return std::move(error_);
-      } else {
+      } else if (frames_.back().kept) {
         items_.emplace_back();
       }
       break;
@@ -554,7 +586,10 @@ bool parser::open_container(bool is_object) {
   if (frames_.size() >= opts_.max_depth) {
     return fail(p_, "nesting deeper than max_depth (" + std::to_string(opts_.max_depth) + ")");
   }
-  frames_.push_back({is_object, saturate_line(line_), is_object ? members_.size() : items_.size()});
+  // Scanning keeps only the top-level object's frame: what is below its
+  // members is checked, not built.
+  const bool kept = visitor_ == nullptr || frames_.empty();
+  frames_.push_back({is_object, kept, saturate_line(line_), is_object ? members_.size() : items_.size()});
   ++p_;
   return true;
 }
@@ -564,7 +599,11 @@ void parser::close_container() {
   frames_.pop_back();
   value v;
   v.line_ = f.line;
-  if (f.is_object) {
+  if (!f.kept) {
+    // Checked, not built: a container of its kind with no children.
+    v.kind_ = f.is_object ? json::kind::object : json::kind::array;
+    v.u_.members = {nullptr, 0};
+  } else if (f.is_object) {
     const std::size_t n = members_.size() - f.first;
     v.kind_ = json::kind::object;
     v.u_.members = {nullptr, 0};  // u_{} zeroes only the union's first member
@@ -586,11 +625,11 @@ void parser::close_container() {
     }
     items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(f.first), items_.end());
   }
-  target() = std::move(v);
+  if (value* t = target()) *t = std::move(v);
 }
 
 bool parser::parse_value() {
-  value& v = target();
+  value* v = target();
   switch (*p_) {
     case '"':
       return parse_string_value(v);
@@ -649,8 +688,9 @@ bool parser::fail_unexpected() {
 
 // RFC 8259 section 7. On success p_ is past the closing quote and either
 // `raw` is the undecoded contents (no escapes: the common case, no copy) or
-// `escaped` is set and `decoded` holds the decoded contents.
-bool parser::parse_string_into(std::string_view& raw, std::string& decoded, bool& escaped) {
+// `escaped` is set and `decoded` holds the decoded contents. A null
+// `decoded`: the string is only checked (its escapes too), `raw` not set.
+bool parser::parse_string_into(std::string_view& raw, std::string* decoded, bool& escaped) {
   const auto* p = reinterpret_cast<const unsigned char*>(p_) + 1;
   const auto* end = reinterpret_cast<const unsigned char*>(end_);
   const auto* run = p;
@@ -663,7 +703,7 @@ bool parser::parse_string_into(std::string_view& raw, std::string& decoded, bool
     const unsigned char c = *p;
     if (c == '"') {
       if (escaped) {
-        decoded.append(at(run), static_cast<std::size_t>(p - run));
+        if (decoded) decoded->append(at(run), static_cast<std::size_t>(p - run));
       } else {
         raw = std::string_view(at(run), static_cast<std::size_t>(p - run));
       }
@@ -683,19 +723,20 @@ bool parser::parse_string_into(std::string_view& raw, std::string& decoded, bool
     // A backslash: flush the plain run, then decode the escape.
     if (!escaped) {
       escaped = true;
-      decoded.clear();
+      if (decoded) decoded->clear();
     }
-    decoded.append(at(run), static_cast<std::size_t>(p - run));
+    if (decoded) decoded->append(at(run), static_cast<std::size_t>(p - run));
     if (end - p < 2) return fail(end_, "unterminated string");
+    char simple = 0;  // the byte a one-character escape stands for
     switch (p[1]) {
-      case '"': decoded.push_back('"'); break;
-      case '\\': decoded.push_back('\\'); break;
-      case '/': decoded.push_back('/'); break;
-      case 'b': decoded.push_back('\b'); break;
-      case 'f': decoded.push_back('\f'); break;
-      case 'n': decoded.push_back('\n'); break;
-      case 'r': decoded.push_back('\r'); break;
-      case 't': decoded.push_back('\t'); break;
+      case '"': simple = '"'; break;
+      case '\\': simple = '\\'; break;
+      case '/': simple = '/'; break;
+      case 'b': simple = '\b'; break;
+      case 'f': simple = '\f'; break;
+      case 'n': simple = '\n'; break;
+      case 'r': simple = '\r'; break;
+      case 't': simple = '\t'; break;
       case 'u': {
         const long hi = end - p >= 6 ? hex4(at(p + 2)) : -1;
         if (hi < 0) return fail(at(p), "invalid \\u escape, expected four hex digits");
@@ -709,7 +750,7 @@ bool parser::parse_string_into(std::string_view& raw, std::string& decoded, bool
           cp = 0x10000 + ((cp - 0xD800) << 10) + (static_cast<std::uint32_t>(lo) - 0xDC00);
           p += 6;
         }
-        append_utf8(decoded, cp);
+        if (decoded) append_utf8(*decoded, cp);
         p += 4;
         break;
       }
@@ -721,20 +762,22 @@ bool parser::parse_string_into(std::string_view& raw, std::string& decoded, bool
         return fail(at(p), "invalid escape in string");
       }
     }
+    if (simple != 0 && decoded) decoded->push_back(simple);
     p += 2;
     run = p;
   }
 }
 
-bool parser::parse_string_value(value& v) {
+bool parser::parse_string_value(value* v) {
   const std::uint32_t line = saturate_line(line_);
   std::string_view raw;
   bool escaped = false;
-  if (!parse_string_into(raw, decoded_, escaped)) return false;
-  if (escaped) v.set_text(json::kind::string, decoded_);
-  else if (opts_.borrow_text) v.borrow_text(json::kind::string, raw);
-  else v.set_text(json::kind::string, raw);
-  v.line_ = line;
+  if (!parse_string_into(raw, v ? &decoded_ : nullptr, escaped)) return false;
+  if (v == nullptr) return true;
+  if (escaped) v->set_text(json::kind::string, decoded_);
+  else if (opts_.borrow_text) v->borrow_text(json::kind::string, raw);
+  else v->set_text(json::kind::string, raw);
+  v->line_ = line;
   return true;
 }
 
@@ -749,19 +792,23 @@ bool parser::parse_key() {
   const std::size_t key_line = line_;
   std::string_view raw;
   bool escaped = false;
-  if (!parse_string_into(raw, decoded_, escaped)) return false;
+  const bool kept = frames_.back().kept;
+  if (!parse_string_into(raw, kept ? &decoded_ : nullptr, escaped)) return false;
   skip_ws();
   if (p_ == end_ || *p_ != ':') return fail(p_, "expected ':' after object key");
   ++p_;
   skip_ws();
+  if (!kept) return true;
+  const std::string_view key = escaped ? std::string_view(decoded_) : raw;
+  if (visitor_ != nullptr) member_wanted_ = visitor_->wants(key);
   member& m = members_.emplace_back();
-  m.key.assign(escaped ? std::string_view(decoded_) : raw);
+  m.key.assign(key);
   m.key_line = key_line;
   return true;
 }
 
 // number = [ minus ] int [ frac ] [ exp ] (RFC 8259 section 6).
-bool parser::parse_number(value& v) {
+bool parser::parse_number(value* v) {
   const char* start = p_;
   const char* p = p_;
   if (*p == '-') {
@@ -786,14 +833,15 @@ bool parser::parse_number(value& v) {
     while (p != end_ && is_digit(*p)) ++p;
   }
   const std::string_view number(start, static_cast<std::size_t>(p - start));
-  if (opts_.borrow_text) v.borrow_text(json::kind::number, number);
-  else v.set_text(json::kind::number, number);
-  v.line_ = saturate_line(line_);
   p_ = p;
+  if (v == nullptr) return true;
+  if (opts_.borrow_text) v->borrow_text(json::kind::number, number);
+  else v->set_text(json::kind::number, number);
+  v->line_ = saturate_line(line_);
   return true;
 }
 
-bool parser::parse_literal(value& v) {
+bool parser::parse_literal(value* v) {
   const std::size_t avail = static_cast<std::size_t>(end_ - p_);
   auto matches = [&](std::string_view word) {
     return avail >= word.size() && std::memcmp(p_, word.data(), word.size()) == 0;
@@ -801,19 +849,23 @@ bool parser::parse_literal(value& v) {
   const std::uint32_t line = saturate_line(line_);
   if (*p_ == 't') {
     if (!matches("true")) return fail(p_, "invalid literal, expected 'true'");
-    v.kind_ = json::kind::boolean;
-    v.u_.boolean = true;
     p_ += 4;
+    if (v) {
+      v->kind_ = json::kind::boolean;
+      v->u_.boolean = true;
+    }
   } else if (*p_ == 'f') {
     if (!matches("false")) return fail(p_, "invalid literal, expected 'false'");
-    v.kind_ = json::kind::boolean;
-    v.u_.boolean = false;
     p_ += 5;
+    if (v) {
+      v->kind_ = json::kind::boolean;
+      v->u_.boolean = false;
+    }
   } else {
     if (!matches("null")) return fail(p_, "invalid literal, expected 'null'");
     p_ += 4;
   }
-  v.line_ = line;
+  if (v) v->line_ = line;
   return true;
 }
 
@@ -821,6 +873,12 @@ bool parser::parse_literal(value& v) {
 
 parse_result parse(std::string_view text, const parse_options& opts) {
   return detail::parser(text, opts).run();
+}
+
+std::optional<parse_error> scan_object(std::string_view text, const parse_options& opts, member_visitor& visitor) {
+  parse_result r = detail::parser(text, opts, &visitor).run();
+  if (r) return std::nullopt;
+  return r.error();
 }
 
 }  // namespace gateway::json

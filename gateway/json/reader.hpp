@@ -15,7 +15,8 @@
 //    REJECTED (section 8.2 leaves this open), so every decoded string is valid
 //    UTF-8. "\u0000" is accepted and yields a NUL byte inside the string;
 //  - duplicate object keys are kept, in source order (section 4 leaves their
-//    meaning open); find() returns the first;
+//    meaning open); find() returns the first, unique_member() tells a
+//    caller that must not pick one that there are several;
 //  - numbers of any length are accepted and keep their exact source text;
 //    range questions are answered by as_double()/as_int64() (section 6).
 //
@@ -31,7 +32,8 @@
 // exact-size allocation.
 // A value takes 24 bytes and an object member 64 (x86-64), so the DOM can be
 // up to ~12x the input size ("[1,1,1,...]"), with up to ~3x that briefly
-// while the largest array is being built: cap untrusted input with max_size.
+// while the largest array is being built: cap untrusted input with max_size,
+// or read it with scan_object(), which builds no DOM.
 // Copying and destroying a value recurse once per nesting level, so their
 // depth is bounded by the max_depth the value was parsed with.
 #include <cstddef>
@@ -166,6 +168,13 @@ struct member {
   json::value value;
 };
 
+// The member of `object` named `key` (nullptr when there is none, or for a
+// non-object), with `duplicate` set when the name occurs more than once.
+// For a caller whose reading must agree with every other parser's: "first
+// wins" and "last wins" readers disagree about a repeated member (RFC 8259
+// section 4), so such a caller refuses the text instead of picking one.
+const value* unique_member(const value& object, std::string_view key, bool& duplicate) noexcept;
+
 struct parse_options {
   // Maximum nesting of arrays/objects: "[[1]]" has depth 2. Deeper input is
   // an error (never a stack overflow). 0 allows only scalars.
@@ -206,5 +215,32 @@ class parse_result {
 };
 
 parse_result parse(std::string_view text, const parse_options& opts = {});
+
+// Receives the members of a top-level object from scan_object(), one at a
+// time, in source order.
+class member_visitor {
+ public:
+  // Whether the member named `key` (decoded) is wanted. The value of one
+  // that is not is only checked, and on_member() is not called for it.
+  virtual bool wants(std::string_view key) = 0;
+  // A wanted member, its value complete: a scalar as parse() would give it;
+  // an array or object as an empty one of its kind (its contents are
+  // checked, not kept). `m` is valid only during the call.
+  virtual void on_member(const member& m) = 0;
+
+ protected:
+  ~member_visitor() = default;
+};
+
+// Reads `text` as parse() does (the same language, limits and errors), but
+// the top-level value must be an object, which is refused at its first
+// non-whitespace byte when it is not, and no DOM is built: each member of
+// that object goes to `visitor` as soon as it is read. Those calls come
+// before the rest of the text is checked: act on them only when the result
+// is nullopt (the whole text is valid); otherwise it is the first error.
+// Memory: the nesting stack (max_depth) and the member being read, whatever
+// the size of the text, so a body can be checked without a tree that is a
+// multiple of its size ("{"a":[1,1,1,...]}").
+std::optional<parse_error> scan_object(std::string_view text, const parse_options& opts, member_visitor& visitor);
 
 }  // namespace gateway::json

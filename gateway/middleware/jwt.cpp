@@ -30,17 +30,7 @@ namespace {
 // which "exp" or "alg" a token carries.
 constexpr json::parse_options token_json_options{.max_depth = 32, .max_size = jwt_verifier::max_token_size};
 
-// The member named `key` of `object`, or nullptr; `duplicate` is set if it
-// occurs more than once.
-const json::value* unique_member(const json::value& object, std::string_view key, bool& duplicate) {
-  const json::value* found = nullptr;
-  for (const json::member& m : object.members()) {
-    if (m.key != key) continue;
-    if (found != nullptr) duplicate = true;
-    found = &m.value;
-  }
-  return found;
-}
+using json::unique_member;
 
 bool is_string_array(const json::value& v) {
   if (!v.is_array()) return false;

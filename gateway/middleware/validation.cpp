@@ -1,6 +1,9 @@
 #include <llhttp.h>
 
-#include <optional>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
 
 #include "gateway/core/utf8.hpp"
 #include "gateway/json/reader.hpp"
@@ -10,66 +13,202 @@ namespace gateway::middleware {
 
 namespace {
 
+// A request path read as RFC 3986 section 6.2.2 compares paths, one byte at
+// a time, without a copy: a %XX escape of an unreserved character (ALPHA,
+// DIGIT, '-', '.', '_', '~'; section 2.3) is that character (6.2.2.2), any
+// other escape keeps its '%' with upper-case hex digits (6.2.2.1; "%2F" is
+// data, not a separator, as everywhere in the gateway), and a run of '/' is
+// one '/': backends decode such escapes and many merge empty segments, so
+// "/api/%75sers" and "/api//users" reach them as "/api/users". Letters keep
+// their case: paths are case-sensitive (section 6.2.2.1 folds only the
+// scheme, the host and hex digits).
+class normalized_path {
+ public:
+  explicit normalized_path(std::string_view path) noexcept : s_(path) {}
+
+  bool at_end() const noexcept { return pending_ == 0 && i_ == s_.size(); }
+
+  // The next byte; at_end() must be false.
+  char next() noexcept {
+    if (pending_ != 0) return escape_[2 - pending_--];
+    const char c = s_[i_++];
+    if (c == '/') {
+      while (i_ < s_.size() && s_[i_] == '/') ++i_;
+    } else if (c == '%' && s_.size() - i_ >= 2) {
+      const int hi = hex_digit(s_[i_]), lo = hex_digit(s_[i_ + 1]);
+      if (hi >= 0 && lo >= 0) {
+        i_ += 2;
+        const char decoded = static_cast<char>(hi * 16 + lo);
+        if (unreserved(decoded)) return decoded;
+        static constexpr char upper[] = "0123456789ABCDEF";
+        escape_[0] = upper[hi];
+        escape_[1] = upper[lo];
+        pending_ = 2;
+      }
+    }
+    return c;
+  }
+
+ private:
+  static int hex_digit(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+  static bool unreserved(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '~';
+  }
+
+  std::string_view s_;
+  std::size_t i_ = 0;
+  char escape_[2] = {};  // the hex digits of a kept escape, still to come
+  int pending_ = 0;
+};
+
+// A rule's route, normalized as above and without its final '/' ("/" is
+// ""), so that matching it is a comparison and a segment-boundary check.
+std::string normalized_route(std::string_view route) {
+  std::string out;
+  for (normalized_path p(route); !p.at_end();) out.push_back(p.next());
+  while (!out.empty() && out.back() == '/') out.pop_back();
+  return out;
+}
+
+// What the body's top-level object says about one checked field name.
+struct field_seen {
+  std::uint8_t count = 0;  // occurrences, saturating at 2
+  json::kind kind = json::kind::null;
+  std::size_t length = 0;  // in code points, for a string
+};
+
+// The checked field names of a layer's rule sets, each once; a rule refers
+// to its name by index.
+class field_names {
+ public:
+  std::size_t add(const std::string& name) {
+    for (std::size_t i = 0; i < names_.size(); ++i) {
+      if (names_[i] == name) return i;
+    }
+    names_.push_back(name);
+    return names_.size() - 1;
+  }
+  std::size_t size() const noexcept { return names_.size(); }
+  // The index of `key`, or size() when it is not checked.
+  std::size_t find(std::string_view key) const noexcept {
+    std::size_t i = 0;
+    while (i < names_.size() && names_[i] != key) ++i;
+    return i;
+  }
+
+ private:
+  std::vector<std::string> names_;
+};
+
+// Records what the body's top-level members say about the checked fields,
+// without building a tree of the body (json::scan_object).
+class field_recorder final : public json::member_visitor {
+ public:
+  field_recorder(const field_names& names, field_seen* seen) noexcept : names_(names), seen_(seen) {}
+
+  bool wants(std::string_view key) override {
+    current_ = names_.find(key);
+    return current_ < names_.size();
+  }
+  void on_member(const json::member& m) override {
+    field_seen& s = seen_[current_];
+    if (s.count < 2) ++s.count;
+    s.kind = m.value.type();
+    if (m.value.is_string()) s.length = core::utf8_length(m.value.as_string());
+  }
+
+ private:
+  const field_names& names_;
+  field_seen* seen_;
+  std::size_t current_ = 0;
+};
+
 // One --validate (or config-file) rule set, with its messages built once:
 // a request only picks one.
 class rule_set {
  public:
-  explicit rule_set(const core::validation_rules& rules) : rules_(rules) {
-    for (const auto& f : rules_.fields)
-      messages_.push_back({"Missing field: " + f.field, "Field too short: " + f.field, "Field too long: " + f.field});
+  rule_set(const core::validation_rules& rules, field_names& names)
+      : rules_(rules), route_(normalized_route(rules.route)) {
+    for (const auto& f : rules_.fields) {
+      messages_.push_back({"Missing field: " + f.field, "Field too short: " + f.field, "Field too long: " + f.field,
+                           "Duplicate field: " + f.field});
+      field_index_.push_back(names.add(f.field));
+    }
   }
 
+  // Whether `path` is the rule's route or below it, segment by segment, as
+  // the router matches a route's prefix: "/api/users" covers "/api/users"
+  // and "/api/users/7", not "/api/usersX"; both normalized (normalized_path).
   bool applies_to(std::string_view path) const noexcept {
-    return path.substr(0, rules_.route.size()) == rules_.route;
+    normalized_path p(path);
+    for (const char c : route_) {
+      if (p.at_end() || p.next() != c) return false;
+    }
+    return p.at_end() || p.next() == '/';
   }
 
-  // The failure message for `doc`, or null when it passes.
-  const std::string* check(const json::value& doc) const {
+  // The failure message for the fields `seen` in a valid body, or null when
+  // it passes.
+  const std::string* check(const field_seen* seen) const {
     for (std::size_t i = 0; i < rules_.fields.size(); ++i) {
       const auto& rule = rules_.fields[i];
-      const json::value* v = doc.find(rule.field);
-      if (v == nullptr || v->is_null()) {
+      const field_seen& s = seen[field_index_[i]];
+      // A checked field given twice is refused: the backend may read
+      // another occurrence than the one checked here (RFC 8259 section 4
+      // leaves duplicates open; most readers keep the last).
+      if (s.count > 1) return &messages_[i].duplicate;
+      if (s.count == 0 || s.kind == json::kind::null) {
         if (rule.required) return &messages_[i].missing;
         continue;
       }
-      if (!v->is_string()) continue;  // length rules apply to strings
-      std::size_t len = core::utf8_length(v->as_string());
-      if (rule.min_len && len < *rule.min_len) return &messages_[i].too_short;
-      if (rule.max_len && len > *rule.max_len) return &messages_[i].too_long;
+      if (s.kind != json::kind::string) continue;  // length rules apply to strings
+      if (rule.min_len && s.length < *rule.min_len) return &messages_[i].too_short;
+      if (rule.max_len && s.length > *rule.max_len) return &messages_[i].too_long;
     }
     return nullptr;
   }
 
  private:
   struct field_messages {
-    std::string missing, too_short, too_long;
+    std::string missing, too_short, too_long, duplicate;
   };
   const core::validation_rules& rules_;
+  std::string route_;  // normalized_route(rules_.route)
   std::vector<field_messages> messages_;
+  std::vector<std::size_t> field_index_;  // per rule: its field's index in the layer's field_names
 };
 
 class validation_layer final : public http::layer {
  public:
   explicit validation_layer(const std::vector<const core::validation_rules*>& rules) {
-    for (const auto* r : rules) sets_.emplace_back(*r);
+    for (const auto* r : rules) sets_.emplace_back(*r, names_);
   }
 
   http::step enter(http::exchange& ex, http::layer_state&) override {
     if (ex.req.method_id != HTTP_POST && ex.req.method_id != HTTP_PUT) return http::step::next;
-    const json::value* doc = nullptr;
-    std::optional<json::parse_result> parsed;
+    field_seen* seen = nullptr;
     for (const auto& set : sets_) {
       if (!set.applies_to(ex.req.path)) continue;
-      if (doc == nullptr) {
-        // The body is parsed once, for the first rule set that applies.
+      if (seen == nullptr) {
+        // The body is read once, for the first rule set that applies: a
+        // scan of its top-level members that keeps only what the checked
+        // fields need (a few bytes each, in the request arena), so checking
+        // a body costs no memory in proportion to it, whatever its shape.
+        seen = static_cast<field_seen*>(ex.mem().allocate(names_.size() * sizeof(field_seen), alignof(field_seen)));
+        std::uninitialized_value_construct_n(seen, names_.size());
+        field_recorder recorder(names_, seen);
         json::parse_options opts;
         opts.max_depth = 64;
-        opts.borrow_text = true;  // the body outlives the parse: its strings are not copied
-        parsed.emplace(json::parse(ex.req.body, opts));
-        if (!*parsed || !parsed->value().is_object()) return answer(ex, invalid_json_);
-        doc = &parsed->value();
+        opts.borrow_text = true;  // the body outlives the scan: its strings are not copied
+        if (json::scan_object(ex.req.body, opts, recorder)) return answer(ex, invalid_json_);
       }
-      if (const std::string* failure = set.check(*doc)) return answer(ex, *failure);
+      if (const std::string* failure = set.check(seen)) return answer(ex, *failure);
     }
     return http::step::next;
   }
@@ -80,6 +219,7 @@ class validation_layer final : public http::layer {
     return http::step::answered;
   }
 
+  field_names names_;  // before sets_, which add to it
   std::vector<rule_set> sets_;
   std::string invalid_json_ = "Invalid JSON";
 };

@@ -8,11 +8,15 @@
 // checks the reader's promise that every decoded string is valid UTF-8.
 // A deep copy of the value must be equal too, and as_int64/as_double must
 // agree where both answer. Parsing with borrow_text (strings and numbers left
-// in the input) must give the same answer and an equal value.
+// in the input) must give the same answer and an equal value. scan_object()
+// must accept exactly the texts parse() accepts as objects, refuse an
+// invalid object text with parse()'s error, and hand over the same top-level
+// members (containers as empty ones of their kind).
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gateway/core/utf8.hpp"
 #include "gateway/json/reader.hpp"
@@ -112,6 +116,37 @@ void check_scalars(const json::value& v) {
   }
 }
 
+// Keeps every top-level member scan_object() hands over; wants them all.
+class keep_all final : public json::member_visitor {
+ public:
+  bool wants(std::string_view) override { return true; }
+  void on_member(const json::member& m) override { members.push_back(m); }
+  std::vector<json::member> members;
+};
+
+void check_scan(std::string_view text, const json::parse_result& r) {
+  keep_all seen;
+  const auto scanned = json::scan_object(text, {}, seen);
+  const bool object = r && r.value().is_object();
+  FUZZ_CHECK(scanned.has_value() == !object);
+  if (!object) {
+    const std::size_t first = text.find_first_not_of(" \t\r\n");
+    if (!r && first != std::string_view::npos && text[first] == '{') {
+      FUZZ_CHECK(scanned->offset == r.error().offset && scanned->message == r.error().message);
+    }
+    return;
+  }
+  const auto members = r.value().members();
+  FUZZ_CHECK(seen.members.size() == members.size());
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    const json::value& full = members[i].value;
+    const json::value& got = seen.members[i].value;
+    FUZZ_CHECK(seen.members[i].key == members[i].key && got.type() == full.type());
+    if (full.is_array() || full.is_object()) FUZZ_CHECK(got.size() == 0);
+    else FUZZ_CHECK(equal(got, full));
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -121,6 +156,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   borrow.borrow_text = true;
   json::parse_result b = json::parse(text, borrow);
   FUZZ_CHECK(r.has_value() == b.has_value());
+  check_scan(text, r);
   if (!r) {
     const json::parse_error& e = r.error();
     FUZZ_CHECK(e.offset <= size && e.line >= 1 && e.column >= 1 && !e.message.empty());

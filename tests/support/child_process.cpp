@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <charconv>
 #include <cstring>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -261,6 +262,16 @@ std::uint64_t rss_of(pid_t pid) {
   std::stringstream s;
   s << '\n' << f.rdbuf();  // a leading newline, as parse_vm_rss_bytes expects
   return loadtest::parse_vm_rss_bytes(s.str()).value_or(0);
+}
+
+std::uint64_t peak_rss_of(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  unsigned long long kib = 0;
+  while (std::getline(f, line)) {
+    if (std::sscanf(line.c_str(), "VmHWM: %llu kB", &kib) == 1) return kib * 1024;
+  }
+  return 0;
 }
 
 }  // namespace gateway::test

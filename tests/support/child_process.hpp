@@ -82,4 +82,9 @@ unsigned port_after_listening_on(std::string_view line) noexcept;
 // out of the figure); 0 when it cannot be read.
 std::uint64_t rss_of(pid_t pid);
 
+// VmHWM of process `pid` in bytes: the peak of its VmRSS so far, which
+// catches a short spike no sampling of rss_of() would; 0 when it cannot be
+// read.
+std::uint64_t peak_rss_of(pid_t pid);
+
 }  // namespace gateway::test

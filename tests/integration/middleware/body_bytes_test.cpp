@@ -199,3 +199,69 @@ TEST_CASE("a 1 MiB POST through the whole chain is read from the client socket o
   REQUIRE(status);
   CHECK(*status == 0);
 }
+
+TEST_CASE("validation checks 4 MiB bodies of many small values with no memory in proportion to them",
+          "[integration][middleware]") {
+  // The body is in the request arena; checking it must not add a tree of
+  // it (a DOM of "[1,1,...]" is ~12 times the text): the gateway's peak
+  // RSS may grow by the body and the buffers around it, not by a multiple.
+  constexpr std::size_t body_size = 4u << 20;
+  constexpr std::uint64_t allowed_growth = 2 * body_size + (4u << 20);
+  test::recording_backend backend;
+  test::child_process gw({std::string(GATEWAY_BIN_DIR) + "/gateway", "--listen", "127.0.0.1:0", "--backend",
+                          backend.url(), "--threads", "1", "--api-key", "k", "--access-log", "off", "--validate",
+                          "/api/users:name:required,min_len=3,max_len=10"});
+  const auto listening = gw.wait_for_line("listening on", true, 10s);
+  REQUIRE(listening);
+  const auto port = static_cast<std::uint16_t>(test::port_after_listening_on(*listening));
+  REQUIRE(port != 0);
+  const std::string headers = "X-API-Key: k\r\nContent-Type: application/json\r\n";
+  auto post = [&](const std::string& body) {
+    auto r = test::http_request(port, test::make_request("POST", "/api/users", body, headers));
+    REQUIRE(r);
+    return *r;
+  };
+  // `head`, then `item` repeated, then `tail`: body_size bytes in all.
+  auto filled = [&](std::string head, std::string_view item, std::string_view tail) {
+    std::string body = std::move(head);
+    body.reserve(body_size);
+    while (body.size() + item.size() + tail.size() <= body_size) body += item;
+    body.pop_back();  // the last item's ','
+    body += tail;
+    return body;
+  };
+  struct scenario {
+    std::string name, body;
+    int status;
+    std::string message;
+  };
+  const std::vector<scenario> cases = {
+      {"top-level array", filled("[", "1,", "]"), 400, "Invalid JSON\n"},
+      {"array member", filled(R"({"name":"alice","n":[)", "1,", "]}"), 200, ""},
+      {"many members", filled("{", R"("a":1,)", R"(,"name":"alice"})"), 200, ""},
+      {"nested object", filled(R"({"name":"alice","o":{"p":[{)", R"("k":[1],)", "}]}}"), 200, ""},
+      {"error at the end", filled(R"({"name":"alice","n":[)", "1,", ",]}"), 400, "Invalid JSON\n"},
+      {"too short", filled(R"({"n":[)", "1,", R"(],"name":"al"})"), 400, "Field too short: name\n"},
+  };
+  REQUIRE(post(R"({"name":"alice"})").status == 200);  // warm-up: the backend connection and the worker's buffers
+  const std::uint64_t base = test::peak_rss_of(gw.pid());
+  REQUIRE(base > 0);
+  for (const auto& c : cases) {
+    INFO(c.name << " (" << c.body.size() << " bytes)");
+    REQUIRE(c.body.size() <= body_size);
+    REQUIRE(c.body.size() > body_size - 16);
+    const auto r = post(c.body);
+    CHECK(r.status == c.status);
+    if (!c.message.empty()) CHECK(r.body == c.message);
+    const std::uint64_t peak = test::peak_rss_of(gw.pid());
+    INFO("peak RSS " << base / 1024 << " KiB before, " << peak / 1024 << " KiB after");
+    if (test::rss_checks_apply) CHECK(peak - base <= allowed_growth);
+    GATEWAY_REPORT("validation of a 4 MiB body, " << c.name << ": " << r.status << ", gateway peak RSS "
+                                                   << base / 1024 << " -> " << peak / 1024 << " KiB");
+  }
+  CHECK(backend.request_count() == 4);  // the warm-up and the three valid bodies
+  gw.signal(SIGTERM);
+  const auto status = gw.wait_exit(15s);
+  REQUIRE(status);
+  CHECK(*status == 0);
+}

@@ -65,6 +65,14 @@ TEST_CASE("validation: POST and PUT bodies must be JSON objects meeting the rout
       {"POST", R"({"name":"abcdef","email":"a@b"})", 400, "Field too long: name\n"},
       {"POST", R"({"name":"\u00e9t\u00e9!","email":"a@b"})", 200, ""},  // 4 characters, 6 bytes
       {"POST", R"({"name":"abc","email":"a@b","extra":[1,{"x":null}]})", 200, ""},
+      // A checked field given twice is refused whichever occurrence is valid:
+      // the backend may read the other one.
+      {"POST", R"({"name":"abc","email":"a@b","name":""})", 400, "Duplicate field: name\n"},
+      {"POST", R"({"name":"","name":"abc","email":"a@b"})", 400, "Duplicate field: name\n"},
+      {"POST", R"({"name":"abc","email":"a@b","email":"c@d"})", 400, "Duplicate field: email\n"},
+      {"PUT", R"({"name":"abc","email":"a@b","name":null})", 400, "Duplicate field: name\n"},
+      // Unchecked members may repeat, also at the top level.
+      {"POST", R"({"name":"abc","email":"a@b","x":1,"x":2,"extra":{"name":1,"name":2}})", 200, ""},
   };
   for (const auto& c : cases) {
     INFO(c.method << " " << c.body);
@@ -74,9 +82,47 @@ TEST_CASE("validation: POST and PUT bodies must be JSON objects meeting the rout
     if (!c.message.empty()) CHECK(r->body == c.message);
   }
   // Only the valid ones reached the backend; GET and other routes are not validated.
-  CHECK(backend.request_count() == 2);
+  CHECK(backend.request_count() == 3);
   CHECK(send("GET", "/api/users/7", "")->status == 200);
   CHECK(send("POST", "/api/other", "not json")->status == 200);
+}
+
+TEST_CASE("validation: a rule covers its path segment by segment, as backends read the path",
+          "[integration][middleware]") {
+  test::recording_backend backend;
+  auto cfg = test::test_config();
+  cfg.backend = backend.url();
+  cfg.api_keys = {"k"};
+  std::string err;
+  REQUIRE(core::parse_validation_rule("/api/users:name:required,min_len=2", cfg.validation, err));
+  REQUIRE(core::parse_validation_rule("/api/items/:sku:required", cfg.validation, err));
+  test::running_server srv(cfg);
+  auto status = [&](std::string_view target, std::string_view body) {
+    auto r = test::http_request(srv.port(), test::make_request("POST", target, body, "X-API-Key: k\r\n"));
+    REQUIRE(r);
+    return r->status;
+  };
+  // Each of these is /api/users or below it once unreserved characters are
+  // decoded (RFC 3986 6.2.2.2) and runs of '/' merged: the rule applies.
+  for (const char* target : {"/api/users", "/api/users/", "/api/users/7", "/api/%75sers", "/api/u%73ers/7",
+                             "/api/%55%73ers", "/api//users", "/api///users//7", "/api/users?x=1", "/api/%7573ers"}) {
+    INFO(target);
+    // "/api/%55%73ers" is "/api/Users": paths are case-sensitive, not validated.
+    // "/api/%7573ers" is "/api/u73ers": one escape is decoded once.
+    const bool covered = std::string_view(target) != "/api/%55%73ers" && std::string_view(target) != "/api/%7573ers";
+    CHECK(status(target, R"({"name":"x"})") == (covered ? 400 : 200));
+  }
+  // A rule ends at a segment boundary: these are other endpoints.
+  for (const char* target : {"/api/usersX", "/api/users.json", "/api/user", "/api/Users", "/api/users%2F7"}) {
+    INFO(target);
+    CHECK(status(target, R"({"name":"x"})") == 200);
+  }
+  // A rule given with a final '/' covers the path without it too, as the
+  // router's prefixes do.
+  CHECK(status("/api/items", "{}") == 400);
+  CHECK(status("/api/items/9", "{}") == 400);
+  CHECK(status("/api/itemsX", "{}") == 200);
+  CHECK(status("/api/items/9", R"({"sku":"a"})") == 200);
 }
 
 TEST_CASE("response compression gzips compressible responses for clients that accept it, streamed ones too",

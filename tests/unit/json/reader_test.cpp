@@ -72,6 +72,26 @@ std::string make_document(std::size_t records) {
   return out;
 }
 
+// What scan_object() hands over: each wanted member's key and value.
+class recording_visitor final : public json::member_visitor {
+ public:
+  explicit recording_visitor(std::vector<std::string> wanted) : wanted_(std::move(wanted)) {}
+  bool wants(std::string_view key) override {
+    asked.emplace_back(key);
+    for (const auto& w : wanted_) {
+      if (w == key) return true;
+    }
+    return false;
+  }
+  void on_member(const json::member& m) override { got.push_back(m); }
+
+  std::vector<std::string> asked;  // every key wants() was asked about
+  std::vector<json::member> got;   // copies: the member is valid only during the call
+
+ private:
+  std::vector<std::string> wanted_;
+};
+
 }  // namespace
 
 TEST_CASE("reader accepts every y_ file and rejects every n_ file of JSONTestSuite", "[unit][json]") {
@@ -423,6 +443,128 @@ TEST_CASE("reader keeps duplicate keys in source order and find returns the firs
   std::vector<std::string> keys;
   for (const auto& member : v.members()) keys.push_back(member.key);
   CHECK(keys == std::vector<std::string>{"a", "b", "a"});
+}
+
+TEST_CASE("unique_member finds a member and tells whether its name repeats", "[unit][json]") {
+  const json::value v = parse_ok(R"({"a": 1, "b": 2, "a": 3, "c": {"b": 4}})");
+  bool duplicate = false;
+  REQUIRE(json::unique_member(v, "b", duplicate) != nullptr);
+  CHECK(json::unique_member(v, "b", duplicate)->as_int64() == 2);
+  CHECK_FALSE(duplicate);  // a nested "b" is another object's member
+  CHECK(json::unique_member(v, "x", duplicate) == nullptr);
+  CHECK_FALSE(duplicate);
+  CHECK(json::unique_member(v, "a", duplicate) != nullptr);
+  CHECK(duplicate);
+  bool in_array = false;
+  CHECK(json::unique_member(parse_ok(R"(["a","a"])"), "a", in_array) == nullptr);
+  CHECK_FALSE(in_array);
+}
+
+TEST_CASE("scan_object accepts exactly the object texts parse accepts, with the same errors", "[unit][json]") {
+  const std::filesystem::path dir = GATEWAY_SHARED_DIR "/testdata/JSONTestSuite/test_parsing/";
+  std::error_code ec;
+  GATEWAY_REQUIRE_AVAILABLE(std::filesystem::is_directory(dir, ec),
+                            "JSONTestSuite not found at " << dir.string()
+                                                          << " (git clone https://github.com/nst/JSONTestSuite "
+                                                             "into ../shared/testdata)");
+  std::vector<std::string> texts = {make_document(20), "{\"a\":" + make_document(3) + "}",
+                                    R"({"a":{"b":[1,{"c":"\ud83d\ude00"}]},"d":"\u00e9"})"};
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".json") texts.push_back(read_file(entry.path()));
+  }
+  std::size_t objects = 0;
+  std::size_t same_error = 0;
+  for (const auto& text : texts) {
+    INFO("input: " << text.substr(0, 200));
+    const auto parsed = json::parse(text);
+    recording_visitor everything({});
+    const auto scanned = json::scan_object(text, {}, everything);
+    const bool object = parsed && parsed.value().is_object();
+    CHECK(scanned.has_value() == !object);
+    if (object) {
+      ++objects;
+      // wants() is asked about every top-level key, decoded, in order.
+      std::vector<std::string> keys;
+      for (const auto& m : parsed.value().members()) keys.push_back(m.key);
+      CHECK(everything.asked == keys);
+    } else if (!parsed && scanned && text.find_first_not_of(" \t\r\n") != std::string::npos &&
+               text[text.find_first_not_of(" \t\r\n")] == '{') {
+      // An invalid object text: the first error is the same one.
+      CHECK(scanned->offset == parsed.error().offset);
+      CHECK(scanned->message == parsed.error().message);
+      ++same_error;
+    }
+  }
+  CHECK(objects >= 12);
+  CHECK(same_error >= 35);
+}
+
+TEST_CASE("scan_object hands over the wanted top-level members, their containers empty", "[unit][json]") {
+  const std::string text =
+      R"({"a": 1, "n\u0061me": "x\"y", "skip": {"name": 2, "s": "\u00e9"}, "b": [1, [2]],)"
+      "\n"
+      R"( "c": {"d": 3}, "e": null, "a": true, "long": "a string longer than sixteen bytes"})";
+  recording_visitor v({"a", "name", "b", "c", "e", "long"});
+  json::parse_options opts;
+  opts.borrow_text = true;
+  REQUIRE_FALSE(json::scan_object(text, opts, v));
+  CHECK(v.asked == std::vector<std::string>{"a", "name", "skip", "b", "c", "e", "a", "long"});
+  REQUIRE(v.got.size() == 7);
+  CHECK(v.got[0].key == "a");
+  CHECK(v.got[0].value.number_text() == "1");
+  CHECK(v.got[1].key == "name");  // the key decoded
+  CHECK(v.got[1].value.as_string() == "x\"y");
+  CHECK(v.got[2].key == "b");
+  CHECK(v.got[2].value.is_array());
+  CHECK(v.got[2].value.size() == 0);  // checked, not kept
+  CHECK(v.got[3].key == "c");
+  CHECK(v.got[3].value.is_object());
+  CHECK(v.got[3].value.size() == 0);
+  CHECK(v.got[3].key_line == 2);
+  CHECK(v.got[3].value.line() == 2);
+  CHECK(v.got[4].value.is_null());
+  CHECK(v.got[5].key == "a");  // a repeated name comes again: the visitor sees both
+  CHECK(v.got[5].value.as_bool());
+  CHECK(v.got[6].value.as_string() == "a string longer than sixteen bytes");
+
+  recording_visitor none({});
+  CHECK_FALSE(json::scan_object("{}", {}, none));
+  CHECK_FALSE(json::scan_object(" { } ", {}, none));
+  CHECK(none.asked.empty());
+  // Nesting below the members still counts against max_depth.
+  json::parse_options shallow;
+  shallow.max_depth = 3;
+  CHECK_FALSE(json::scan_object(R"({"a":[[1]]})", shallow, none));
+  const auto deep = json::scan_object(R"({"a":[[[1]]]})", shallow, none);
+  REQUIRE(deep);
+  CHECK(deep->message == "nesting deeper than max_depth (3)");
+  // Members handed over before an error later in the text are the caller's
+  // to ignore: the result says the text is invalid.
+  recording_visitor early({"a"});
+  CHECK(json::scan_object(R"({"a":"x","b":[1,]})", {}, early));
+  CHECK(early.got.size() == 1);
+}
+
+TEST_CASE("scan_object refuses a text that is not an object at its first byte", "[unit][json]") {
+  // A big array is refused before any of it is read.
+  std::string big = " \n[";
+  for (int i = 0; i < 100000; ++i) big += "1,";
+  big += "oops";
+  for (const std::string& text : {big, std::string("[]"), std::string("1"), std::string("\"s\""),
+                                  std::string("null"), std::string(""), std::string("  "), std::string("x{}")}) {
+    INFO("input: " << text.substr(0, 40));
+    recording_visitor v({"a"});
+    const auto e = json::scan_object(text, {}, v);
+    REQUIRE(e);
+    CHECK(e->offset == std::min(text.find_first_not_of(" \t\r\n"), text.size()));
+    CHECK(e->message == "expected an object ('{') as the top-level value");
+    CHECK(v.asked.empty());
+  }
+  recording_visitor v({"a"});
+  const auto e = json::scan_object(big, {}, v);
+  REQUIRE(e);
+  CHECK(e->line == 2);
+  CHECK(e->column == 1);
 }
 
 TEST_CASE("utf8_length counts code points", "[unit][core]") {
