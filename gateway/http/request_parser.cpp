@@ -167,6 +167,57 @@ const llhttp_settings_t& settings() {
 
 }  // namespace
 
+namespace {
+
+int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool is_unreserved(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_' || c == '~';
+}
+
+}  // namespace
+
+bool path_needs_normalizing(std::string_view path) noexcept {
+  if (path.find("//") != std::string_view::npos || has_dot_segment(path)) return true;
+  // An escape of an unreserved character ("%20" or "%2F" alone needs nothing).
+  for (std::size_t i = path.find('%'); i != std::string_view::npos; i = path.find('%', i + 1)) {
+    if (path.size() - i < 3) break;
+    const int hi = hex_value(path[i + 1]), lo = hex_value(path[i + 2]);
+    if (hi >= 0 && lo >= 0 && is_unreserved(static_cast<char>(hi * 16 + lo))) return true;
+  }
+  return false;
+}
+
+std::size_t normalize_path(std::string_view path, char* scratch, char* out) noexcept {
+  // Escapes of unreserved characters decoded (RFC 3986 section 6.2.2.2),
+  // runs of '/' merged, into `scratch`; then the dot-segments resolved.
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < path.size();) {
+    const char c = path[i];
+    if (c == '%' && path.size() - i >= 3) {
+      const int hi = hex_value(path[i + 1]), lo = hex_value(path[i + 2]);
+      if (hi >= 0 && lo >= 0 && is_unreserved(static_cast<char>(hi * 16 + lo))) {
+        scratch[n++] = static_cast<char>(hi * 16 + lo);
+        i += 3;
+        continue;
+      }
+    }
+    if (c == '/' && n > 0 && scratch[n - 1] == '/') {
+      ++i;
+      continue;
+    }
+    scratch[n++] = c;
+    ++i;
+  }
+  return remove_dot_segments(std::string_view(scratch, n), out);
+}
+
 bool has_dot_segment(std::string_view path) noexcept {
   // Two vectorised searches (find_first_of searches the set for every byte).
   if (std::memchr(path.data(), '.', path.size()) == nullptr && std::memchr(path.data(), '%', path.size()) == nullptr)
@@ -326,11 +377,12 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
     req.query = q == std::string_view::npos ? std::string_view{} : rest.substr(q + 1);
     if (q != std::string_view::npos) with_mark = rest.substr(q);
   }
-  if (req.path.front() == '/' && has_dot_segment(req.path)) {
-    // The resolved path and the query, in the arena: from here on the
-    // request is the one with the resolved path (origin-form).
+  if (req.path.front() == '/' && path_needs_normalizing(req.path)) {
+    // The normalized path and the query, in the arena: from here on the
+    // request is the one with that path (origin-form).
+    auto* scratch = static_cast<char*>(req.headers.memory().allocate(req.path.size(), 1));
     auto* p = static_cast<char*>(req.headers.memory().allocate(req.path.size() + with_mark.size(), 1));
-    const std::size_t n = remove_dot_segments(req.path, p);
+    const std::size_t n = normalize_path(req.path, scratch, p);
     if (n == std::string_view::npos) return fail(400, "path climbs above the root");
     if (!with_mark.empty()) std::memcpy(p + n, with_mark.data(), with_mark.size());
     req.path = std::string_view(p, n);

@@ -64,13 +64,16 @@ class request_parser {
   // while the rest of the head is still to come, so a malformed one (an
   // HTTP/0.9 "GET /") is refused at once rather than timing out.
   //
-  // Dot-segments ("." and "..", also as %2e / %2E) in the path are resolved
-  // here, once (RFC 3986 section 5.2.4), so routing, auth, the rate limit's
-  // exemptions, per-route policy and the backend all see the same path; a
-  // path that would climb above "/" is refused (400). Then req.path,
-  // req.query and req.target (origin-form: the resolved path and the query)
-  // are in the arena; a path without dot-segments is not copied. "%2F" is
-  // not a separator and stays as it is.
+  // The path is normalized here, once, so routing, auth, the rate limit's
+  // exemptions, per-route policy, validation and the backend all see the
+  // same path: escapes of unreserved characters decoded ("%61" is "a", RFC
+  // 3986 section 6.2.2.2), runs of '/' merged into one (as nginx's
+  // merge_slashes; backends commonly merge them, so "//api/x" must meet
+  // /api/'s auth), then dot-segments ("." and "..") resolved (section
+  // 5.2.4); a path that would climb above "/" is refused (400). Then
+  // req.path, req.query and req.target (origin-form: the normalized path
+  // and the query) are in the arena; a path needing none of this is not
+  // copied. Other escapes stay as they are: "%2F" is not a separator.
   //
   // `scanned`, when given, carries the search for the head's end from one
   // call to the next while the head arrives in pieces: 0 for a new head; on
@@ -103,6 +106,17 @@ class request_parser {
 // True if some segment of `path` is "." or ".." (each '.' possibly written
 // %2e or %2E). Cheap for the common path: one scan for '.' and '%'.
 bool has_dot_segment(std::string_view path) noexcept;
+
+// True if parse_head would rewrite `path` (an escape, "//" or a
+// dot-segment in it). A few scans of the path; false for the common path.
+bool path_needs_normalizing(std::string_view path) noexcept;
+
+// parse_head's normalization of an absolute path: unreserved escapes
+// decoded and runs of '/' merged into `scratch`, then the dot-segments
+// resolved into `out` (each with room for path.size() bytes). Returns the
+// result's length in `out`, or std::string_view::npos if a ".." would climb
+// above "/".
+std::size_t normalize_path(std::string_view path, char* scratch, char* out) noexcept;
 
 // RFC 3986 section 5.2.4 on an absolute path (starting with '/'), with
 // %2e / %2E counted as '.': writes the result to `out` (room for
