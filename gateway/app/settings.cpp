@@ -1,7 +1,12 @@
 #include "gateway/app/settings.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <asio/ip/address.hpp>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
 
@@ -243,6 +248,33 @@ std::string describe_routes(const core::config& cfg) {
   return s;
 }
 
+void check_startup(const core::config& cfg, bool check_only) {
+  std::error_code ec;
+  asio::ip::make_address(cfg.listen.host, ec);
+  if (ec) throw config_error("--listen: '" + cfg.listen.host + "' is not a numeric IP address");
+  const bool tls = net::tls_terminator::wanted(cfg);
+  if (cfg.redirect_http && !tls)
+    throw config_error("--redirect-http: needs TLS on the listener (--tls-cert and --tls-key, or --tls self-signed)");
+  if (tls && cfg.proxy_protocol)
+    throw config_error("--proxy-protocol: not supported together with TLS on the listener (--tls-cert, --tls)");
+  if (cfg.tls_mode != "self-signed") return;
+  if (!cfg.tls_certs.empty() || !cfg.tls_keys.empty())
+    throw config_error("--tls self-signed: not together with --tls-cert/--tls-key");
+  if (!check_only || cfg.tls_self_signed_pem.empty()) return;
+  // The start writes PATH.tmp in PATH's directory and renames it over PATH.
+  const std::string& path = cfg.tls_self_signed_pem;
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  struct stat st {};
+  int err = 0;
+  if (::stat(dir.c_str(), &st) != 0) err = errno;
+  else if (!S_ISDIR(st.st_mode)) err = ENOTDIR;
+  else if (::access(dir.c_str(), W_OK | X_OK) != 0) err = errno;
+  else if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) err = EISDIR;
+  if (err != 0)
+    throw config_error("--tls-self-signed-pem " + path + ": cannot write the certificate: " + std::strerror(err));
+}
+
 bool check_config(const core::config& given, std::string& message) {
   if (!given.check_error.empty()) {
     message = given.check_error;
@@ -250,9 +282,7 @@ bool check_config(const core::config& given, std::string& message) {
   }
   try {
     core::config cfg = resolved(given);
-    std::error_code ec;
-    asio::ip::make_address(cfg.listen.host, ec);
-    if (ec) throw std::runtime_error("--listen: '" + cfg.listen.host + "' is not a numeric IP address");
+    check_startup(cfg, true);
     auto s = make_settings(cfg);
     std::string tls_note;
     if (cfg.tls_mode != "self-signed" && (!cfg.tls_certs.empty() || !cfg.tls_keys.empty())) {

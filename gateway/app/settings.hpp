@@ -74,6 +74,15 @@ bool same_limiter(const core::config& a, const core::config& b) noexcept;
 // else their config keys, comma-separated.
 std::string restart_only_changes(const core::config& a, const core::config& b);
 
+// The checks across flags that a start makes before building anything
+// (TLS with --redirect-http and --proxy-protocol, --tls self-signed alone, a
+// numeric --listen address); throws config_error naming the flag. Both
+// --check-config and a start call it, so --check-config cannot pass what a
+// start refuses. `check_only`: also checks that the --tls-self-signed-pem
+// file could be written (its directory exists and is writable) without
+// writing it; a start writes it and says so itself.
+void check_startup(const core::config& cfg, bool check_only);
+
 // Checks `cfg` as the gateway would start it (flags, key files, backends,
 // the listen address) without binding anything: --check-config. On success
 // `message` summarises the routes.
