@@ -457,3 +457,33 @@ TEST_CASE("https backends: URLs accepted everywhere, upstream-ca repeatable and 
   CHECK(text.find("--upstream-ca FILE") != std::string::npos);
   CHECK(text.find("  --upstream-insecure ") != std::string::npos);
 }
+
+TEST_CASE("a config-file key given twice in one object is refused with its line, at every level", "[unit][core]") {
+  auto error_of = [](const std::string& text) {
+    config c;
+    std::string err;
+    return apply_config_text(text, "c.json", c, err) ? std::string("(accepted)") : err;
+  };
+  CHECK(error_of("{\"backend\": \"http://127.0.0.1:37677\", \"rate_limit\": \"off\",\n"
+                 " \"backend\": \"http://127.0.0.1:42123\"}") == "c.json:2: 'backend' given twice");
+  CHECK(error_of("{\"listen\": \"127.0.0.1:1\",\n\"listen\": \"127.0.0.1:2\"}") == "c.json:2: 'listen' given twice");
+  CHECK(error_of("{\"api_key\": [\"a\"],\n\"api_key\": [\"b\"]}") == "c.json:2: 'api_key' given twice");
+  CHECK(error_of("{\"routes\": [],\n\"routes\": []}") == "c.json:2: 'routes' given twice");
+  const std::string route = "{\"routes\": [{\"prefix\": \"/a/\", \"backend\": \"http://127.0.0.1:1\",\n";
+  CHECK(error_of(route + "\"backend\": \"http://127.0.0.1:2\"}]}") == "c.json:2: 'backend' given twice");
+  CHECK(error_of(route + "\"prefix\": \"/b/\"}]}") == "c.json:2: 'prefix' given twice");
+  CHECK(error_of(route + "\"auth\": true, \"auth\": false}]}") == "c.json:2: 'auth' given twice");
+  CHECK(error_of(route + "\"validate\": [{\"field\": \"a\",\n\"field\": \"b\"}]}]}") == "c.json:3: 'field' given twice");
+  CHECK(error_of(route + "\"cors\": {\"origins\": \"*\",\n\"origins\": [\"https://a.example\"]}}]}") ==
+        "c.json:3: 'origins' given twice");
+  CHECK(error_of(route + "\"request_headers\": {\"set\": {\"X-A\": \"1\",\n\"X-A\": \"2\"}}}]}") ==
+        "c.json:3: 'X-A' given twice");
+  CHECK(error_of(route + "\"response_headers\": {\"remove\": [\"A\"],\n\"remove\": [\"B\"]}}]}") ==
+        "c.json:3: 'remove' given twice");
+  // The first repeat in the file is named, whatever the keys' order.
+  CHECK(error_of("{\"threads\": 1, \"listen\": \"127.0.0.1:1\",\n\"threads\": 2,\n\"listen\": \"127.0.0.1:2\"}") ==
+        "c.json:2: 'threads' given twice");
+  // Distinct keys, and the same key in different objects, are fine.
+  CHECK(error_of(R"({"routes": [{"prefix": "/a/", "backend": "http://127.0.0.1:1"},
+                                {"prefix": "/b/", "backend": "http://127.0.0.1:1"}]})") == "(accepted)");
+}
