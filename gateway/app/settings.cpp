@@ -23,12 +23,12 @@ middleware::api_key_set load_keys(const core::config& cfg) {
   try {
     keys = middleware::api_key_set(cfg.api_keys);
   } catch (const std::exception& e) {
-    throw std::runtime_error(std::string("--api-key: ") + e.what());
+    throw config_error(std::string("--api-key: ") + e.what());
   }
   if (!cfg.api_keys_file.empty()) {
     std::string err;
     auto from_file = middleware::api_key_set::from_file(cfg.api_keys_file, err);
-    if (!err.empty()) throw std::runtime_error("--api-keys-file: " + err);
+    if (!err.empty()) throw config_error("--api-keys-file: " + err);
     keys.merge(from_file);
   }
   return keys;
@@ -118,11 +118,21 @@ std::vector<route_settings> compile_routes(const core::config& cfg) {
   return out;
 }
 
-// Every member of a backend group parses (names are resolved apart).
-void check_group(const std::string& list) {
+// Every member of a backend group parses (names are resolved apart);
+// config_error naming `what` (the flag or the route) when one does not.
+void check_group(const std::string& list, const std::string& what) {
   std::vector<core::backend_member> members;
-  if (std::string err; !core::parse_backend_list(list, members, err)) throw std::runtime_error("backend: " + err);
-  for (const auto& m : members) proxy::parse_backend_url(m.url);
+  if (std::string err; !core::parse_backend_list(list, members, err)) throw config_error(what + ": " + err);
+  try {
+    for (const auto& m : members) proxy::parse_backend_url(m.url);
+  } catch (const std::invalid_argument& e) {
+    throw config_error(what + ": " + e.what());
+  }
+}
+
+void check_backends(const core::config& cfg) {
+  if (!cfg.backend.empty()) check_group(cfg.backend, "--backend");
+  for (const auto& r : cfg.routes) check_group(r.backend, "route " + r.prefix);
 }
 
 // The host names of one backend list (a malformed list has none here: its
@@ -179,6 +189,7 @@ core::config resolved(core::config cfg) {
 std::shared_ptr<const settings> make_settings(core::config cfg, std::shared_ptr<middleware::rate_limiter> reuse) {
   auto s = std::make_shared<settings>();
   s->cfg = std::move(cfg);
+  check_backends(s->cfg);
   s->keys = load_keys(s->cfg);
   s->jwt = make_jwt(s->cfg);
   for (const auto& c : s->cfg.jwt_claim_headers) s->claim_header_strip.request.remove.push_back(c.second);
@@ -291,14 +302,6 @@ bool check_config(const core::config& given, std::string& message) {
       tls_note = ", TLS certificates: " + tls.current()->describe();
     } else if (cfg.tls_mode == "self-signed") {
       tls_note = ", TLS self-signed";
-    }
-    if (!cfg.backend.empty()) check_group(cfg.backend);
-    for (const auto& r : cfg.routes) {
-      try {
-        check_group(r.backend);
-      } catch (const std::exception& e) {
-        throw std::runtime_error("route " + r.prefix + ": " + e.what());
-      }
     }
     proxy::name_table names;
     resolve_backend_names(cfg, names);

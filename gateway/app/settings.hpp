@@ -57,10 +57,10 @@ struct settings {
 // `cfg` with what "default" means filled in (threads: one per core).
 core::config resolved(core::config cfg);
 
-// Builds the settings for `cfg`; throws std::exception with a message naming
-// the flag for a bad key file or key, and config_error naming the route and
-// the key for a route's header rules or CORS settings, or naming the flag for
-// a bad --jwt-jwks file or --jwt-claim-header. `reuse_limiter` is taken instead of a
+// Builds the settings for `cfg`; throws config_error naming the flag for a
+// bad key file or key, a bad --backend URL, a bad --jwt-jwks file or
+// --jwt-claim-header, and naming the route (and the key) for a bad route
+// backend URL, header rules or CORS settings. `reuse_limiter` is taken instead of a
 // new table when the rate-limit options are unchanged, so clients keep their
 // counts across a reload.
 std::shared_ptr<const settings> make_settings(core::config cfg,

@@ -96,3 +96,17 @@ TEST_CASE("start-up: --check-config finds a writable --tls-self-signed-pem file 
   CHECK(::stat(cfg.tls_self_signed_pem.c_str(), &st) != 0);
   CHECK(::stat((cfg.tls_self_signed_pem + ".tmp").c_str(), &st) != 0);
 }
+
+TEST_CASE("start-up: a bad listen address, API key, key file or backend URL exits 2 naming the flag or route",
+          "[integration][startup]") {
+  check_refused_alike({
+      {{"--listen", "localhost:0"}, "--listen: 'localhost' is not a numeric IP address"},
+      {{"--api-keys-file", "/nonexistent/keys"}, "--api-keys-file: "},
+      {{"--api-key", "a\x01" "b"}, "--api-key: API key #1: "},
+      {{"--backend", "http://127.0.0.1:99999"}, "--backend: backend URL 'http://127.0.0.1:99999': invalid port"},
+      {{"--backend", "http://127.0.0.1:1/path"}, "--backend: backend URL 'http://127.0.0.1:1/path': only http(s)"},
+      {{"--backend", "http://127.0.0.1:1", "--backend", "http://127.0.0.1:0"},
+       "--backend: backend URL 'http://127.0.0.1:0': invalid port"},
+      {{"--route", "/x/=http://127.0.0.1:70000"}, "route /x/: backend URL 'http://127.0.0.1:70000': invalid port"},
+  });
+}
