@@ -632,6 +632,12 @@ const std::vector<flag_spec>& flags() {
            err = "an API key cannot be empty";
            return false;
          }
+         // A header field's value is taken without its surrounding spaces
+         // and tabs, so such a key could never match an X-API-Key field.
+         if (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' || v.back() == '\t') {
+           err = "an API key cannot begin or end with a space or tab";
+           return false;
+         }
          c.api_keys.emplace_back(v);
          return true;
        }},

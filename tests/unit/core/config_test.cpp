@@ -487,3 +487,15 @@ TEST_CASE("a config-file key given twice in one object is refused with its line,
   CHECK(error_of(R"({"routes": [{"prefix": "/a/", "backend": "http://127.0.0.1:1"},
                                 {"prefix": "/b/", "backend": "http://127.0.0.1:1"}]})") == "(accepted)");
 }
+
+TEST_CASE("an API key with a space or tab at either end is refused (flag and config file)", "[unit][core]") {
+  check_refused({{"--api-key", "k1 "}, {"--api-key", " k1"}, {"--api-key", "k1\t"}, {"--api-key", "\tk1"}});
+  config c;
+  std::string err;
+  CHECK_FALSE(apply_config_text("{\n\"api_key\": [\"ok\", \"k1 \"]}", "c.json", c, err));
+  CHECK(err == "c.json:2: 'api_key': invalid value 'k1 ': an API key cannot begin or end with a space or tab");
+  config d;
+  const char* inner[] = {"gateway", "--api-key", "k 1"};  // inside a key, a space is kept and must match
+  CHECK(parse_args(3, inner, d).what == parse_outcome::action::run);
+  CHECK(d.api_keys == std::vector<std::string>{"k 1"});
+}
