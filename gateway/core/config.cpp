@@ -540,6 +540,13 @@ const std::vector<flag_spec>& flags() {
            err = "unknown window '" + std::string(unit) + "' (use s, min, h or a duration)";
            return false;
          }
+         // Clients are told windows in whole seconds (Retry-After) and the
+         // limiter's clock moves in ticks of up to 10 ms: a window far below
+         // a second is in effect no limit.
+         if (window < 1s) {
+           err = "the window must be at least 1s";
+           return false;
+         }
          c.rate_limit_enabled = true;
          c.rate_limit = static_cast<std::uint32_t>(n);
          c.rate_limit_window = window;
@@ -643,7 +650,11 @@ const std::vector<flag_spec>& flags() {
        }},
       {"--api-keys-file", "PATH", "file with one API key per line (# comments)",
        [](const config&) { return std::string("none"); },
-       [](config& c, std::string_view v, std::string&) {
+       [](config& c, std::string_view v, std::string& err) {
+         if (v.empty()) {
+           err = "expected a file name";
+           return false;
+         }
          c.api_keys_file = std::string(v);
          return true;
        }},
@@ -793,6 +804,10 @@ bool parse_validation_rule(std::string_view text, std::vector<validation_rules>&
       return false;
     }
   }
+  if (fr.min_len && fr.max_len && *fr.min_len > *fr.max_len) {
+    err = "min_len is larger than max_len: no value could pass";
+    return false;
+  }
   for (auto& v : out) {
     if (v.route == route) {
       v.fields.push_back(std::move(fr));
@@ -838,9 +853,42 @@ bool parse_store_url(std::string_view text, store_url& out, std::string& err) {
   return true;
 }
 
+namespace {
+
+// Why a route prefix could never match a request path, or empty: request
+// paths arrive with their dot-segments resolved (RFC 3986 section 5.2.4;
+// '.' also written %2e) and without spaces or control characters.
+std::string route_prefix_problem(std::string_view prefix) {
+  for (char ch : prefix) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c == 0x7f) return "the route prefix cannot hold spaces or control characters";
+  }
+  for (std::string_view rest = prefix; !rest.empty();) {
+    const auto slash = rest.find('/');
+    std::string_view seg = rest.substr(0, slash);
+    rest = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+    std::size_t dots = 0;
+    while (!seg.empty() && dots < 3) {
+      if (seg.front() == '.') seg.remove_prefix(1);
+      else if (seg.size() >= 3 && seg[0] == '%' && seg[1] == '2' && (seg[2] == 'e' || seg[2] == 'E')) seg.remove_prefix(3);
+      else break;
+      ++dots;
+    }
+    if (seg.empty() && (dots == 1 || dots == 2))
+      return "the route prefix cannot hold a '.' or '..' segment (request paths arrive with them resolved)";
+  }
+  return {};
+}
+
+}  // namespace
+
 bool add_route(std::string_view prefix, std::string_view backend, std::vector<route_config>& routes, std::string& err) {
   if (prefix.empty() || prefix.front() != '/') {
     err = "the route prefix must start with '/'";
+    return false;
+  }
+  if (std::string why = route_prefix_problem(prefix); !why.empty()) {
+    err = why;
     return false;
   }
   std::string p(prefix);

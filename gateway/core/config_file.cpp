@@ -80,6 +80,8 @@ bool read_rule(const json::value& v, const std::string& prefix, route_config& r,
     }
   }
   if (fr.field.empty()) return fail.at(v.line(), "a validation rule needs a \"field\"");
+  if (fr.min_len && fr.max_len && *fr.min_len > *fr.max_len)
+    return fail.at(v.line(), "'min_len' is larger than 'max_len': no value could pass");
   for (auto& rules : r.validation) {
     if (rules.route == path) {
       rules.fields.push_back(std::move(fr));
