@@ -899,8 +899,12 @@ bool add_route(std::string_view prefix, std::string_view backend, std::vector<ro
   }
   std::vector<backend_member> members;
   if (!parse_backend_list(backend, members, err)) return false;
+  // A route with this prefix (the config file's, or an earlier --route)
+  // is replaced whole: the options it had were meant for its backend.
   for (auto& r : routes) {
     if (r.prefix == p) {
+      r = route_config{};
+      r.prefix = std::move(p);
       r.backend = std::string(backend);
       return true;
     }

@@ -540,3 +540,40 @@ TEST_CASE("values that could never work are refused: short rate-limit windows, m
   // --help shows the ticket rotation as the README does.
   CHECK_THAT(help_text(), Catch::Contains("[default: 12h]"));
 }
+
+TEST_CASE("a --route with a config-file route's prefix replaces that route whole, options back to the defaults",
+          "[unit][core]") {
+  char path[] = "/tmp/gateway-route-XXXXXX";
+  const int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  const std::string text = R"({"routes": [{"prefix": "/app/", "backend": "http://127.0.0.1:1", "auth": true,
+    "rate_limit": true, "strip_prefix": false, "timeout": "9s", "host": "upstream", "balance": "least_request",
+    "validate": [{"field": "f", "required": true}], "request_headers": {"remove": ["Cookie"]},
+    "cors": {"origins": "*"}},
+    {"prefix": "/other/", "backend": "http://127.0.0.1:3", "auth": true}]})";
+  REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+  ::close(fd);
+  config c;
+  const char* argv[] = {"gateway", "--config", path, "--route", "/app=http://127.0.0.1:2"};
+  const auto r = parse_args(5, argv, c);
+  std::remove(path);
+  INFO(r.message);
+  REQUIRE(r.what == parse_outcome::action::run);
+  REQUIRE(c.routes.size() == 2);
+  const route_config& app = c.routes[0];
+  const route_config defaults;
+  CHECK(app.prefix == "/app/");
+  CHECK(app.backend == "http://127.0.0.1:2");
+  CHECK(app.strip_prefix == defaults.strip_prefix);
+  CHECK(app.auth == defaults.auth);
+  CHECK(app.rate_limit == defaults.rate_limit);
+  CHECK_FALSE(app.timeout);
+  CHECK_FALSE(app.balance);
+  CHECK(app.upstream_host == defaults.upstream_host);
+  CHECK(app.validation.empty());
+  CHECK(app.request_headers.empty());
+  CHECK_FALSE(app.cors);
+  // The file's other route keeps what the file gave it.
+  CHECK(c.routes[1].prefix == "/other/");
+  CHECK(c.routes[1].auth);
+}
