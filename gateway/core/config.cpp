@@ -540,11 +540,11 @@ const std::vector<flag_spec>& flags() {
            err = "unknown window '" + std::string(unit) + "' (use s, min, h or a duration)";
            return false;
          }
-         // Clients are told windows in whole seconds (Retry-After) and the
-         // limiter's clock moves in ticks of up to 10 ms: a window far below
-         // a second is in effect no limit.
-         if (window < 1s) {
-           err = "the window must be at least 1s";
+         // The window is counted in 60 buckets and the limiter's clock moves
+         // in ticks of up to 10 ms: below 600 ms a bucket is shorter than a
+         // tick, and a window near a tick (1ns) is in effect no limit.
+         if (window < 600ms) {
+           err = "the window must be at least 600ms (60 buckets of one 10 ms clock tick or more)";
            return false;
          }
          c.rate_limit_enabled = true;

@@ -500,11 +500,11 @@ TEST_CASE("an API key with a space or tab at either end is refused (flag and con
   CHECK(d.api_keys == std::vector<std::string>{"k 1"});
 }
 
-TEST_CASE("values that could never work are refused: short rate-limit windows, min_len above max_len, "
+TEST_CASE("values that could never work are refused: rate-limit windows under 600ms, min_len above max_len, "
           "route prefixes no path can match, an empty key-file name",
           "[unit][core]") {
   check_refused({{"--rate-limit", "1/1ns"},
-                 {"--rate-limit", "5/999ms"},
+                 {"--rate-limit", "5/599ms"},
                  {"--validate", "/api/x:f:min_len=5,max_len=2"},
                  {"--route", "/x/../y/=http://127.0.0.1:1"},
                  {"--route", "/x/./=http://127.0.0.1:1"},
@@ -515,10 +515,10 @@ TEST_CASE("values that could never work are refused: short rate-limit windows, m
                  {"--api-keys-file", ""}});
   // Their neighbours that can work are kept.
   config c;
-  const char* ok[] = {"gateway", "--rate-limit", "5/1s", "--validate", "/api/x:f:min_len=2,max_len=2",
+  const char* ok[] = {"gateway", "--rate-limit", "5/600ms", "--validate", "/api/x:f:min_len=2,max_len=2",
                       "--route", "/x/...y/=http://127.0.0.1:1", "--route", "/v1.2/=http://127.0.0.1:1"};
   REQUIRE(parse_args(9, ok, c).what == parse_outcome::action::run);
-  CHECK(c.rate_limit_window == std::chrono::nanoseconds(1s));
+  CHECK(c.rate_limit_window == std::chrono::nanoseconds(600ms));
   CHECK(c.validation.size() == 1);
   CHECK(c.routes.size() == 2);
 
@@ -534,7 +534,7 @@ TEST_CASE("values that could never work are refused: short rate-limit windows, m
   CHECK(error_of("{\"routes\": [{\"prefix\": \"/a/\", \"backend\": \"http://127.0.0.1:1\",\n \"validate\": "
                  "[{\"field\": \"f\", \"min_len\": 5, \"max_len\": 2}]}]}") ==
         "c.json:2: 'min_len' is larger than 'max_len': no value could pass");
-  CHECK_THAT(error_of("{\"rate_limit\": \"1/1ns\"}"), Catch::Contains("the window must be at least 1s"));
+  CHECK_THAT(error_of("{\"rate_limit\": \"1/1ns\"}"), Catch::Contains("the window must be at least 600ms"));
   CHECK_THAT(error_of("{\"api_keys_file\": \"\"}"), Catch::Contains("'api_keys_file': invalid value '': expected a file name"));
 
   // --help shows the ticket rotation as the README does.
