@@ -9,6 +9,7 @@ instance::instance(core::config cfg, std::FILE* access_log_out) : instance(std::
 
 instance::instance(core::config cfg, std::FILE* access_log_out, pipeline_hook adjust_for_test)
     : cfg_(resolved(std::move(cfg))), adjust_for_test_(std::move(adjust_for_test)) {
+  check_startup(cfg_, false);
   if (cfg_.backend.empty()) {
     // No backend: an in-process echo service, so /api/ works out of the box.
     demo_ = std::make_unique<proxy::demo_backend>();
@@ -21,11 +22,7 @@ instance::instance(core::config cfg, std::FILE* access_log_out, pipeline_hook ad
   workers_.resize(cfg_.threads, nullptr);
   auto factory = pipeline_factory(settings_);
   std::shared_ptr<net::tls_terminator> tls;
-  if (cfg_.redirect_http && !net::tls_terminator::wanted(cfg_))
-    throw config_error("--redirect-http: needs TLS on the listener (--tls-cert and --tls-key, or --tls self-signed)");
   if (net::tls_terminator::wanted(cfg_)) {
-    if (cfg_.proxy_protocol)
-      throw config_error("--proxy-protocol: not supported together with TLS on the listener (--tls-cert, --tls)");
     try {
       tls = std::make_shared<net::tls_terminator>(cfg_);
     } catch (const net::tls_error& e) {

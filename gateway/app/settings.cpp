@@ -1,7 +1,12 @@
 #include "gateway/app/settings.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <asio/ip/address.hpp>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
 
@@ -18,12 +23,12 @@ middleware::api_key_set load_keys(const core::config& cfg) {
   try {
     keys = middleware::api_key_set(cfg.api_keys);
   } catch (const std::exception& e) {
-    throw std::runtime_error(std::string("--api-key: ") + e.what());
+    throw config_error(std::string("--api-key: ") + e.what());
   }
   if (!cfg.api_keys_file.empty()) {
     std::string err;
     auto from_file = middleware::api_key_set::from_file(cfg.api_keys_file, err);
-    if (!err.empty()) throw std::runtime_error("--api-keys-file: " + err);
+    if (!err.empty()) throw config_error("--api-keys-file: " + err);
     keys.merge(from_file);
   }
   return keys;
@@ -114,11 +119,21 @@ std::vector<route_settings> compile_routes(const core::config& cfg) {
   return out;
 }
 
-// Every member of a backend group parses (names are resolved apart).
-void check_group(const std::string& list) {
+// Every member of a backend group parses (names are resolved apart);
+// config_error naming `what` (the flag or the route) when one does not.
+void check_group(const std::string& list, const std::string& what) {
   std::vector<core::backend_member> members;
-  if (std::string err; !core::parse_backend_list(list, members, err)) throw std::runtime_error("backend: " + err);
-  for (const auto& m : members) proxy::parse_backend_url(m.url);
+  if (std::string err; !core::parse_backend_list(list, members, err)) throw config_error(what + ": " + err);
+  try {
+    for (const auto& m : members) proxy::parse_backend_url(m.url);
+  } catch (const std::invalid_argument& e) {
+    throw config_error(what + ": " + e.what());
+  }
+}
+
+void check_backends(const core::config& cfg) {
+  if (!cfg.backend.empty()) check_group(cfg.backend, "--backend");
+  for (const auto& r : cfg.routes) check_group(r.backend, "route " + r.prefix);
 }
 
 // The host names of one backend list (a malformed list has none here: its
@@ -175,6 +190,7 @@ core::config resolved(core::config cfg) {
 std::shared_ptr<const settings> make_settings(core::config cfg, std::shared_ptr<middleware::rate_limiter> reuse) {
   auto s = std::make_shared<settings>();
   s->cfg = std::move(cfg);
+  check_backends(s->cfg);
   s->keys = load_keys(s->cfg);
   s->jwt = make_jwt(s->cfg);
   s->routes = compile_routes(s->cfg);
@@ -247,6 +263,33 @@ std::string describe_routes(const core::config& cfg) {
   return s;
 }
 
+void check_startup(const core::config& cfg, bool check_only) {
+  std::error_code ec;
+  asio::ip::make_address(cfg.listen.host, ec);
+  if (ec) throw config_error("--listen: '" + cfg.listen.host + "' is not a numeric IP address");
+  const bool tls = net::tls_terminator::wanted(cfg);
+  if (cfg.redirect_http && !tls)
+    throw config_error("--redirect-http: needs TLS on the listener (--tls-cert and --tls-key, or --tls self-signed)");
+  if (tls && cfg.proxy_protocol)
+    throw config_error("--proxy-protocol: not supported together with TLS on the listener (--tls-cert, --tls)");
+  if (cfg.tls_mode != "self-signed") return;
+  if (!cfg.tls_certs.empty() || !cfg.tls_keys.empty())
+    throw config_error("--tls self-signed: not together with --tls-cert/--tls-key");
+  if (!check_only || cfg.tls_self_signed_pem.empty()) return;
+  // The start writes PATH.tmp in PATH's directory and renames it over PATH.
+  const std::string& path = cfg.tls_self_signed_pem;
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  struct stat st {};
+  int err = 0;
+  if (::stat(dir.c_str(), &st) != 0) err = errno;
+  else if (!S_ISDIR(st.st_mode)) err = ENOTDIR;
+  else if (::access(dir.c_str(), W_OK | X_OK) != 0) err = errno;
+  else if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) err = EISDIR;
+  if (err != 0)
+    throw config_error("--tls-self-signed-pem " + path + ": cannot write the certificate: " + std::strerror(err));
+}
+
 bool check_config(const core::config& given, std::string& message) {
   if (!given.check_error.empty()) {
     message = given.check_error;
@@ -254,9 +297,7 @@ bool check_config(const core::config& given, std::string& message) {
   }
   try {
     core::config cfg = resolved(given);
-    std::error_code ec;
-    asio::ip::make_address(cfg.listen.host, ec);
-    if (ec) throw std::runtime_error("--listen: '" + cfg.listen.host + "' is not a numeric IP address");
+    check_startup(cfg, true);
     auto s = make_settings(cfg);
     std::string tls_note;
     if (cfg.tls_mode != "self-signed" && (!cfg.tls_certs.empty() || !cfg.tls_keys.empty())) {
@@ -265,14 +306,6 @@ bool check_config(const core::config& given, std::string& message) {
       tls_note = ", TLS certificates: " + tls.current()->describe();
     } else if (cfg.tls_mode == "self-signed") {
       tls_note = ", TLS self-signed";
-    }
-    if (!cfg.backend.empty()) check_group(cfg.backend);
-    for (const auto& r : cfg.routes) {
-      try {
-        check_group(r.backend);
-      } catch (const std::exception& e) {
-        throw std::runtime_error("route " + r.prefix + ": " + e.what());
-      }
     }
     proxy::name_table names;
     resolve_backend_names(cfg, names);

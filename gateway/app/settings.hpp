@@ -54,10 +54,10 @@ struct settings {
 // `cfg` with what "default" means filled in (threads: one per core).
 core::config resolved(core::config cfg);
 
-// Builds the settings for `cfg`; throws std::exception with a message naming
-// the flag for a bad key file or key, and config_error naming the route and
-// the key for a route's header rules or CORS settings, or naming the flag for
-// a bad --jwt-jwks file or --jwt-claim-header. `reuse_limiter` is taken instead of a
+// Builds the settings for `cfg`; throws config_error naming the flag for a
+// bad key file or key, a bad --backend URL, a bad --jwt-jwks file or
+// --jwt-claim-header, and naming the route (and the key) for a bad route
+// backend URL, header rules or CORS settings. `reuse_limiter` is taken instead of a
 // new table when the rate-limit options are unchanged, so clients keep their
 // counts across a reload.
 std::shared_ptr<const settings> make_settings(core::config cfg,
@@ -70,6 +70,15 @@ bool same_limiter(const core::config& a, const core::config& b) noexcept;
 // limits and timeouts, log sinks): empty when `a` and `b` agree on them,
 // else their config keys, comma-separated.
 std::string restart_only_changes(const core::config& a, const core::config& b);
+
+// The checks across flags that a start makes before building anything
+// (TLS with --redirect-http and --proxy-protocol, --tls self-signed alone, a
+// numeric --listen address); throws config_error naming the flag. Both
+// --check-config and a start call it, so --check-config cannot pass what a
+// start refuses. `check_only`: also checks that the --tls-self-signed-pem
+// file could be written (its directory exists and is writable) without
+// writing it; a start writes it and says so itself.
+void check_startup(const core::config& cfg, bool check_only);
 
 // Checks `cfg` as the gateway would start it (flags, key files, backends,
 // the listen address) without binding anything: --check-config. On success

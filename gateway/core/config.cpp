@@ -545,6 +545,13 @@ const std::vector<flag_spec>& flags() {
            err = "unknown window '" + std::string(unit) + "' (use s, min, h or a duration)";
            return false;
          }
+         // The window is counted in 60 buckets and the limiter's clock moves
+         // in ticks of up to 10 ms: below 600 ms a bucket is shorter than a
+         // tick, and a window near a tick (1ns) is in effect no limit.
+         if (window < 600ms) {
+           err = "the window must be at least 600ms (60 buckets of one 10 ms clock tick or more)";
+           return false;
+         }
          c.rate_limit_enabled = true;
          c.rate_limit = static_cast<std::uint32_t>(n);
          c.rate_limit_window = window;
@@ -649,12 +656,22 @@ const std::vector<flag_spec>& flags() {
            err = "an API key cannot be empty";
            return false;
          }
+         // A header field's value is taken without its surrounding spaces
+         // and tabs, so such a key could never match an X-API-Key field.
+         if (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' || v.back() == '\t') {
+           err = "an API key cannot begin or end with a space or tab";
+           return false;
+         }
          c.api_keys.emplace_back(v);
          return true;
        }},
       {"--api-keys-file", "PATH", "file with one API key per line (# comments)",
        [](const config&) { return std::string("none"); },
-       [](config& c, std::string_view v, std::string&) {
+       [](config& c, std::string_view v, std::string& err) {
+         if (v.empty()) {
+           err = "expected a file name";
+           return false;
+         }
          c.api_keys_file = std::string(v);
          return true;
        }},
@@ -804,6 +821,10 @@ bool parse_validation_rule(std::string_view text, std::vector<validation_rules>&
       return false;
     }
   }
+  if (fr.min_len && fr.max_len && *fr.min_len > *fr.max_len) {
+    err = "min_len is larger than max_len: no value could pass";
+    return false;
+  }
   for (auto& v : out) {
     if (v.route == route) {
       v.fields.push_back(std::move(fr));
@@ -849,9 +870,42 @@ bool parse_store_url(std::string_view text, store_url& out, std::string& err) {
   return true;
 }
 
+namespace {
+
+// Why a route prefix could never match a request path, or empty: request
+// paths arrive with their dot-segments resolved (RFC 3986 section 5.2.4;
+// '.' also written %2e) and without spaces or control characters.
+std::string route_prefix_problem(std::string_view prefix) {
+  for (char ch : prefix) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c == 0x7f) return "the route prefix cannot hold spaces or control characters";
+  }
+  for (std::string_view rest = prefix; !rest.empty();) {
+    const auto slash = rest.find('/');
+    std::string_view seg = rest.substr(0, slash);
+    rest = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+    std::size_t dots = 0;
+    while (!seg.empty() && dots < 3) {
+      if (seg.front() == '.') seg.remove_prefix(1);
+      else if (seg.size() >= 3 && seg[0] == '%' && seg[1] == '2' && (seg[2] == 'e' || seg[2] == 'E')) seg.remove_prefix(3);
+      else break;
+      ++dots;
+    }
+    if (seg.empty() && (dots == 1 || dots == 2))
+      return "the route prefix cannot hold a '.' or '..' segment (request paths arrive with them resolved)";
+  }
+  return {};
+}
+
+}  // namespace
+
 bool add_route(std::string_view prefix, std::string_view backend, std::vector<route_config>& routes, std::string& err) {
   if (prefix.empty() || prefix.front() != '/') {
     err = "the route prefix must start with '/'";
+    return false;
+  }
+  if (std::string why = route_prefix_problem(prefix); !why.empty()) {
+    err = why;
     return false;
   }
   std::string p(prefix);
@@ -862,8 +916,12 @@ bool add_route(std::string_view prefix, std::string_view backend, std::vector<ro
   }
   std::vector<backend_member> members;
   if (!parse_backend_list(backend, members, err)) return false;
+  // A route with this prefix (the config file's, or an earlier --route)
+  // is replaced whole: the options it had were meant for its backend.
   for (auto& r : routes) {
     if (r.prefix == p) {
+      r = route_config{};
+      r.prefix = std::move(p);
       r.backend = std::string(backend);
       return true;
     }

@@ -185,9 +185,6 @@ struct config {
   std::string check_error;
 };
 
-// Adds or replaces (same prefix) a route. PREFIX gets a trailing '/'.
-// False with `err` set for a prefix not starting with '/', the built-in
-// "/api/", or a backend that is not http(s)://HOST:PORT.
 // redis://HOST:PORT[/DB], the --rate-limit-store value. HOST is a name or
 // an IPv4 address (a bracketed IPv6 address); PORT 1..65535; DB 0..15.
 struct store_url {
@@ -197,6 +194,12 @@ struct store_url {
 };
 bool parse_store_url(std::string_view text, store_url& out, std::string& err);
 
+// Adds a route, or replaces the one with the same prefix whole (its options
+// back to the defaults: prefix removed, no auth, no rate limit, no rules).
+// PREFIX gets a trailing '/'. False with `err` set for a prefix not starting
+// with '/', one no request path can match (a '.' or '..' segment, a space
+// or control character), the built-in "/api/", or a backend list that does
+// not parse.
 bool add_route(std::string_view prefix, std::string_view backend, std::vector<route_config>& routes, std::string& err);
 
 // Applies one flag ("--max-body") with a textual value, as the command line

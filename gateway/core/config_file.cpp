@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iterator>
 #include <memory>
+#include <vector>
 
 #include "gateway/core/units.hpp"
 #include "gateway/json/reader.hpp"
@@ -79,6 +80,8 @@ bool read_rule(const json::value& v, const std::string& prefix, route_config& r,
     }
   }
   if (fr.field.empty()) return fail.at(v.line(), "a validation rule needs a \"field\"");
+  if (fr.min_len && fr.max_len && *fr.min_len > *fr.max_len)
+    return fail.at(v.line(), "'min_len' is larger than 'max_len': no value could pass");
   for (auto& rules : r.validation) {
     if (rules.route == path) {
       rules.fields.push_back(std::move(fr));
@@ -175,6 +178,34 @@ bool read_cors(const json::member& m, std::optional<cors_config>& out, file_erro
   return true;
 }
 
+// A key given twice in one object, at any depth, is an error: which of
+// the two was meant cannot be told (and a lookup would take the first one
+// while a loop over the members applies both). Sorting the keys keeps a
+// large object (up to the 1 MiB file limit) at n log n.
+bool check_unique_keys(const json::value& v, file_error& fail) {
+  if (v.is_array()) {
+    for (const auto& item : v.items())
+      if (!check_unique_keys(item, fail)) return false;
+    return true;
+  }
+  if (!v.is_object()) return true;
+  const auto members = v.members();
+  std::vector<std::size_t> order(members.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return members[a].key < members[b].key; });
+  const json::member* repeated = nullptr;  // the first repeat in the file
+  for (std::size_t i = 1; i < order.size(); ++i) {
+    if (members[order[i]].key != members[order[i - 1]].key) continue;
+    if (repeated == nullptr || order[i] < static_cast<std::size_t>(repeated - members.data()))
+      repeated = &members[order[i]];
+  }
+  if (repeated != nullptr) return fail.at(repeated->key_line, "'" + repeated->key + "' given twice");
+  for (const auto& m : members)
+    if (!check_unique_keys(m.value, fail)) return false;
+  return true;
+}
+
 bool read_route(const json::value& v, config& out, file_error& fail) {
   if (!v.is_object()) return fail.at(v.line(), "'routes': expected objects with \"prefix\" and \"backend\"");
   // A misspelt key is named before anything it might have been meant as.
@@ -264,6 +295,7 @@ bool apply_config_text(std::string_view text, std::string_view name, config& out
   }
   const json::value& doc = parsed.value();
   if (!doc.is_object()) return fail.at(doc.line(), "expected a JSON object of settings");
+  if (!check_unique_keys(doc, fail)) return false;
   for (const auto& m : doc.members()) {
     if (m.key == "routes") {
       if (!m.value.is_array()) return fail.at(m.value.line(), "'routes': expected a list of route objects");

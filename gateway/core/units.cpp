@@ -60,6 +60,8 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
 
 std::string format_duration(std::chrono::nanoseconds d) {
   auto ns = d.count();
+  // Whole hours as hours (the --help defaults: 12h, not 43200s).
+  if (ns != 0 && ns % 3'600'000'000'000 == 0) return std::to_string(ns / 3'600'000'000'000) + "h";
   if (ns % 1'000'000'000 == 0) return std::to_string(ns / 1'000'000'000) + "s";
   if (ns % 1'000'000 == 0) return std::to_string(ns / 1'000'000) + "ms";
   if (ns % 1'000 == 0) return std::to_string(ns / 1'000) + "us";

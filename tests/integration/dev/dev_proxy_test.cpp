@@ -300,6 +300,13 @@ TEST_CASE("reload from the config file: a bad file is refused and the old routes
   CHECK(message == path + ":1: unknown key 'auht' (in a route)");
   CHECK(test::http_request(srv.port(), get("/a/x"))->status == 200);
   CHECK(one.request_count() == 2);
+  // A key given twice is refused too: which backend was meant cannot be told.
+  std::ofstream(path) << "{\"routes\": [{\"prefix\": \"/a/\", \"backend\": \"" << two.url()
+                      << "\",\n \"backend\": \"" << one.url() << "\"}]}";
+  CHECK_FALSE(srv.app()->reload_from_sources(message));
+  CHECK(message == path + ":2: 'backend' given twice");
+  CHECK(test::http_request(srv.port(), get("/a/x"))->status == 200);
+  CHECK(one.request_count() == 3);
 
   std::ofstream(path) << "{\"routes\": [{\"prefix\": \"/b/\", \"backend\": \"" << two.url() << "\"}]}";
   REQUIRE(srv.app()->reload_from_sources(message));

@@ -472,3 +472,123 @@ TEST_CASE("the log-capacity flag takes 1 to 100000 and --help states each entry'
   REQUIRE(at != std::string::npos);
   CHECK(text.find("22 KiB", at) != std::string::npos);
 }
+
+TEST_CASE("a config-file key given twice in one object is refused with its line, at every level", "[unit][core]") {
+  auto error_of = [](const std::string& text) {
+    config c;
+    std::string err;
+    return apply_config_text(text, "c.json", c, err) ? std::string("(accepted)") : err;
+  };
+  CHECK(error_of("{\"backend\": \"http://127.0.0.1:37677\", \"rate_limit\": \"off\",\n"
+                 " \"backend\": \"http://127.0.0.1:42123\"}") == "c.json:2: 'backend' given twice");
+  CHECK(error_of("{\"listen\": \"127.0.0.1:1\",\n\"listen\": \"127.0.0.1:2\"}") == "c.json:2: 'listen' given twice");
+  CHECK(error_of("{\"api_key\": [\"a\"],\n\"api_key\": [\"b\"]}") == "c.json:2: 'api_key' given twice");
+  CHECK(error_of("{\"routes\": [],\n\"routes\": []}") == "c.json:2: 'routes' given twice");
+  const std::string route = "{\"routes\": [{\"prefix\": \"/a/\", \"backend\": \"http://127.0.0.1:1\",\n";
+  CHECK(error_of(route + "\"backend\": \"http://127.0.0.1:2\"}]}") == "c.json:2: 'backend' given twice");
+  CHECK(error_of(route + "\"prefix\": \"/b/\"}]}") == "c.json:2: 'prefix' given twice");
+  CHECK(error_of(route + "\"auth\": true, \"auth\": false}]}") == "c.json:2: 'auth' given twice");
+  CHECK(error_of(route + "\"validate\": [{\"field\": \"a\",\n\"field\": \"b\"}]}]}") == "c.json:3: 'field' given twice");
+  CHECK(error_of(route + "\"cors\": {\"origins\": \"*\",\n\"origins\": [\"https://a.example\"]}}]}") ==
+        "c.json:3: 'origins' given twice");
+  CHECK(error_of(route + "\"request_headers\": {\"set\": {\"X-A\": \"1\",\n\"X-A\": \"2\"}}}]}") ==
+        "c.json:3: 'X-A' given twice");
+  CHECK(error_of(route + "\"response_headers\": {\"remove\": [\"A\"],\n\"remove\": [\"B\"]}}]}") ==
+        "c.json:3: 'remove' given twice");
+  // The first repeat in the file is named, whatever the keys' order.
+  CHECK(error_of("{\"threads\": 1, \"listen\": \"127.0.0.1:1\",\n\"threads\": 2,\n\"listen\": \"127.0.0.1:2\"}") ==
+        "c.json:2: 'threads' given twice");
+  // Distinct keys, and the same key in different objects, are fine.
+  CHECK(error_of(R"({"routes": [{"prefix": "/a/", "backend": "http://127.0.0.1:1"},
+                                {"prefix": "/b/", "backend": "http://127.0.0.1:1"}]})") == "(accepted)");
+}
+
+TEST_CASE("an API key with a space or tab at either end is refused (flag and config file)", "[unit][core]") {
+  check_refused({{"--api-key", "k1 "}, {"--api-key", " k1"}, {"--api-key", "k1\t"}, {"--api-key", "\tk1"}});
+  config c;
+  std::string err;
+  CHECK_FALSE(apply_config_text("{\n\"api_key\": [\"ok\", \"k1 \"]}", "c.json", c, err));
+  CHECK(err == "c.json:2: 'api_key': invalid value 'k1 ': an API key cannot begin or end with a space or tab");
+  config d;
+  const char* inner[] = {"gateway", "--api-key", "k 1"};  // inside a key, a space is kept and must match
+  CHECK(parse_args(3, inner, d).what == parse_outcome::action::run);
+  CHECK(d.api_keys == std::vector<std::string>{"k 1"});
+}
+
+TEST_CASE("values that could never work are refused: rate-limit windows under 600ms, min_len above max_len, "
+          "route prefixes no path can match, an empty key-file name",
+          "[unit][core]") {
+  check_refused({{"--rate-limit", "1/1ns"},
+                 {"--rate-limit", "5/599ms"},
+                 {"--validate", "/api/x:f:min_len=5,max_len=2"},
+                 {"--route", "/x/../y/=http://127.0.0.1:1"},
+                 {"--route", "/x/./=http://127.0.0.1:1"},
+                 {"--route", "/x/%2e%2E/=http://127.0.0.1:1"},
+                 {"--route", "/x/..=http://127.0.0.1:1"},
+                 {"--route", "/a\tb/=http://127.0.0.1:1"},
+                 {"--route", "/a b/=http://127.0.0.1:1"},
+                 {"--api-keys-file", ""}});
+  // Their neighbours that can work are kept.
+  config c;
+  const char* ok[] = {"gateway", "--rate-limit", "5/600ms", "--validate", "/api/x:f:min_len=2,max_len=2",
+                      "--route", "/x/...y/=http://127.0.0.1:1", "--route", "/v1.2/=http://127.0.0.1:1"};
+  REQUIRE(parse_args(9, ok, c).what == parse_outcome::action::run);
+  CHECK(c.rate_limit_window == std::chrono::nanoseconds(600ms));
+  CHECK(c.validation.size() == 1);
+  CHECK(c.routes.size() == 2);
+
+  auto error_of = [](const std::string& text) {
+    config d;
+    std::string err;
+    return apply_config_text(text, "c.json", d, err) ? std::string("(accepted)") : err;
+  };
+  CHECK_THAT(error_of("{\"routes\": [{\"prefix\": \"/a/\\tb/\",\n \"backend\": \"http://127.0.0.1:1\"}]}"),
+             Catch::Contains("c.json:1: the route prefix cannot hold spaces or control characters"));
+  CHECK_THAT(error_of("{\"routes\": [{\"prefix\": \"/a/../b/\", \"backend\": \"http://127.0.0.1:1\"}]}"),
+             Catch::Contains("c.json:1: the route prefix cannot hold a '.' or '..' segment"));
+  CHECK(error_of("{\"routes\": [{\"prefix\": \"/a/\", \"backend\": \"http://127.0.0.1:1\",\n \"validate\": "
+                 "[{\"field\": \"f\", \"min_len\": 5, \"max_len\": 2}]}]}") ==
+        "c.json:2: 'min_len' is larger than 'max_len': no value could pass");
+  CHECK_THAT(error_of("{\"rate_limit\": \"1/1ns\"}"), Catch::Contains("the window must be at least 600ms"));
+  CHECK_THAT(error_of("{\"api_keys_file\": \"\"}"), Catch::Contains("'api_keys_file': invalid value '': expected a file name"));
+
+  // --help shows the ticket rotation as the README does.
+  CHECK_THAT(help_text(), Catch::Contains("[default: 12h]"));
+}
+
+TEST_CASE("a --route with a config-file route's prefix replaces that route whole, options back to the defaults",
+          "[unit][core]") {
+  char path[] = "/tmp/gateway-route-XXXXXX";
+  const int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  const std::string text = R"({"routes": [{"prefix": "/app/", "backend": "http://127.0.0.1:1", "auth": true,
+    "rate_limit": true, "strip_prefix": false, "timeout": "9s", "host": "upstream", "balance": "least_request",
+    "validate": [{"field": "f", "required": true}], "request_headers": {"remove": ["Cookie"]},
+    "cors": {"origins": "*"}},
+    {"prefix": "/other/", "backend": "http://127.0.0.1:3", "auth": true}]})";
+  REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+  ::close(fd);
+  config c;
+  const char* argv[] = {"gateway", "--config", path, "--route", "/app=http://127.0.0.1:2"};
+  const auto r = parse_args(5, argv, c);
+  std::remove(path);
+  INFO(r.message);
+  REQUIRE(r.what == parse_outcome::action::run);
+  REQUIRE(c.routes.size() == 2);
+  const route_config& app = c.routes[0];
+  const route_config defaults;
+  CHECK(app.prefix == "/app/");
+  CHECK(app.backend == "http://127.0.0.1:2");
+  CHECK(app.strip_prefix == defaults.strip_prefix);
+  CHECK(app.auth == defaults.auth);
+  CHECK(app.rate_limit == defaults.rate_limit);
+  CHECK_FALSE(app.timeout);
+  CHECK_FALSE(app.balance);
+  CHECK(app.upstream_host == defaults.upstream_host);
+  CHECK(app.validation.empty());
+  CHECK(app.request_headers.empty());
+  CHECK_FALSE(app.cors);
+  // The file's other route keeps what the file gave it.
+  CHECK(c.routes[1].prefix == "/other/");
+  CHECK(c.routes[1].auth);
+}

@@ -17,6 +17,16 @@ TEST_CASE("durations parse with units and refuse garbage", "[unit][core]") {
   CHECK_FALSE(parse_duration("s"));
 }
 
+TEST_CASE("durations format in the largest unit that keeps them whole, hours included", "[unit][core]") {
+  CHECK(format_duration(12h) == "12h");
+  CHECK(format_duration(1h) == "1h");
+  CHECK(format_duration(90min) == "5400s");
+  CHECK(format_duration(60s) == "60s");
+  CHECK(format_duration(250ms) == "250ms");
+  CHECK(format_duration(std::chrono::nanoseconds(0)) == "0s");
+  CHECK(parse_duration(format_duration(12h)) == std::chrono::nanoseconds(12h));
+}
+
 TEST_CASE("sizes parse binary and decimal units", "[unit][core]") {
   CHECK(parse_size("10MiB") == 10u * 1024 * 1024);
   CHECK(parse_size("512KiB") == 512u * 1024);

@@ -1,0 +1,112 @@
+// Start-up errors of the gateway binary: --check-config refuses (exit 1)
+// what a start refuses (exit 2), with the same message naming the flag.
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "gateway/app/settings.hpp"
+#include "gateway/core/config.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/files.hpp"
+#include "tests/support/tls_client.hpp"
+
+using namespace gateway;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string gateway_bin = std::string(GATEWAY_BIN_DIR) + "/gateway";
+
+struct outcome {
+  int status = -1;
+  std::string err;
+};
+
+// The gateway on loopback with one thread and `args`; killed (and the test
+// failed) when it is still running after 10 s: it was meant to refuse.
+outcome run_gateway(const std::vector<std::string>& args, bool check) {
+  std::vector<std::string> argv{gateway_bin, "--listen", "127.0.0.1:0", "--threads", "1"};
+  if (check) argv.push_back("--check-config");
+  argv.insert(argv.end(), args.begin(), args.end());
+  test::child_process gw(argv);
+  const auto status = gw.wait_exit(10s);
+  return {status ? *status : -1, gw.err()};
+}
+
+struct refused_case {
+  std::vector<std::string> args;
+  std::string expect;  // in stderr, both times
+};
+
+// Each case: a start exits 2 and --check-config exits 1, both saying `expect`.
+void check_refused_alike(const std::vector<refused_case>& cases) {
+  for (const auto& c : cases) {
+    std::string shown;
+    for (const auto& a : c.args) shown += a + " ";
+    INFO(shown << "-> " << c.expect);
+    const outcome started = run_gateway(c.args, false);
+    INFO("start stderr: " << started.err);
+    CHECK(started.status == 2);
+    CHECK(started.err.find(c.expect) != std::string::npos);
+    const outcome checked = run_gateway(c.args, true);
+    INFO("--check-config stderr: " << checked.err);
+    CHECK(checked.status == 1);
+    CHECK(checked.err.find(c.expect) != std::string::npos);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("start-up: --check-config refuses the flag combinations a start refuses", "[integration][startup]") {
+  test::temp_dir dir;
+  const std::string cert = dir.file("a.pem"), key = dir.file("a.key");
+  test::make_certificate({"localhost"}, cert, key);
+  check_refused_alike({
+      {{"--redirect-http", "0"}, "--redirect-http: needs TLS on the listener"},
+      {{"--proxy-protocol", "--tls-cert", cert, "--tls-key", key}, "--proxy-protocol: not supported together with TLS"},
+      {{"--proxy-protocol", "--tls", "self-signed", "--tls-self-signed-pem", dir.file("s.pem")},
+       "--proxy-protocol: not supported together with TLS"},
+      {{"--tls", "self-signed", "--tls-cert", cert, "--tls-key", key},
+       "--tls self-signed: not together with --tls-cert/--tls-key"},
+      {{"--tls", "self-signed", "--tls-self-signed-pem", dir.file("no/such/dir/x.pem")},
+       "--tls-self-signed-pem " + dir.file("no/such/dir/x.pem") + ": cannot write the certificate"},
+      {{"--tls", "self-signed", "--tls-self-signed-pem", dir.path()},
+       "--tls-self-signed-pem " + dir.path() + ": cannot write the certificate"},
+  });
+}
+
+TEST_CASE("start-up: --check-config finds a writable --tls-self-signed-pem file OK and does not write it",
+          "[integration][startup]") {
+  test::temp_dir dir;
+  core::config cfg;
+  cfg.listen.host = "127.0.0.1";
+  cfg.listen.port = 0;
+  cfg.tls_mode = "self-signed";
+  cfg.tls_self_signed_pem = dir.file("s.pem");
+  std::string message;
+  const bool ok = app::check_config(cfg, message);
+  INFO(message);
+  CHECK(ok);
+  CHECK_THAT(message, Catch::Contains("configuration OK"));
+  struct stat st {};
+  CHECK(::stat(cfg.tls_self_signed_pem.c_str(), &st) != 0);
+  CHECK(::stat((cfg.tls_self_signed_pem + ".tmp").c_str(), &st) != 0);
+}
+
+TEST_CASE("start-up: a bad listen address, API key, key file or backend URL exits 2 naming the flag or route",
+          "[integration][startup]") {
+  check_refused_alike({
+      {{"--listen", "localhost:0"}, "--listen: 'localhost' is not a numeric IP address"},
+      {{"--api-keys-file", "/nonexistent/keys"}, "--api-keys-file: "},
+      {{"--api-key", "a\x01" "b"}, "--api-key: API key #1: "},
+      {{"--backend", "http://127.0.0.1:99999"}, "--backend: backend URL 'http://127.0.0.1:99999': invalid port"},
+      {{"--backend", "http://127.0.0.1:1/path"}, "--backend: backend URL 'http://127.0.0.1:1/path': only http(s)"},
+      {{"--backend", "http://127.0.0.1:1", "--backend", "http://127.0.0.1:0"},
+       "--backend: backend URL 'http://127.0.0.1:0': invalid port"},
+      {{"--route", "/x/=http://127.0.0.1:70000"}, "route /x/: backend URL 'http://127.0.0.1:70000': invalid port"},
+  });
+}
