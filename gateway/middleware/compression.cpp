@@ -2,9 +2,11 @@
 
 #include <llhttp.h>
 
+#include <cstring>
 #include <string>
 
 #include "gateway/http/serializer.hpp"
+#include "gateway/http/syntax.hpp"
 
 #include "gateway/middleware/gzip_codec.hpp"
 
@@ -41,6 +43,37 @@ class gzip_source final : public http::body_source {
   bool done_ = false;
 };
 
+// Caches must keep the two representations apart (RFC 9110 section 12.5.5):
+// Accept-Encoding joins the response's Vary list unless a Vary field line
+// already names it or is "*" (which varies on everything). The Vary a
+// backend or the CORS layer set (Origin) stays; the token is appended to
+// the last Vary field line, so that a client reading only one line sees
+// the whole list.
+void vary_on_accept_encoding(http::exchange& ex) {
+  http::header_field* last = nullptr;
+  for (auto& f : ex.res.headers) {
+    if (!http::iequals(f.name, "vary")) continue;
+    if (http::has_token(f.value, "accept-encoding") || http::has_token(f.value, "*")) return;
+    last = &f;
+  }
+  constexpr std::string_view token = "Accept-Encoding";
+  if (last == nullptr) {
+    ex.res.headers.add("Vary", token);
+    return;
+  }
+  const std::string_view old = http::trim_ows(last->value);
+  if (old.empty()) {
+    last->value = token;
+    return;
+  }
+  const std::size_t n = old.size() + 2 + token.size();
+  auto* p = static_cast<char*>(ex.mem().allocate(n, 1));
+  std::memcpy(p, old.data(), old.size());
+  std::memcpy(p + old.size(), ", ", 2);
+  std::memcpy(p + old.size() + 2, token.data(), token.size());
+  last->value = std::string_view(p, n);
+}
+
 bool should_compress(const http::exchange& ex) {
   const auto& res = ex.res;
   if (res.no_body || http::status_has_no_body(res.status) || ex.req.method_id == HTTP_HEAD) return false;
@@ -67,8 +100,7 @@ void compress_response(http::exchange& ex) {
     res.headers.remove("content-length");
   }
   res.headers.add("Content-Encoding", "gzip");
-  // Caches must keep the two representations apart (RFC 9110 section 12.5.5).
-  if (const auto* vary = res.headers.find("vary"); vary == nullptr) res.headers.add("Vary", "Accept-Encoding");
+  vary_on_accept_encoding(ex);
 }
 
 // Decodes a compressed request body before the inner layers; compresses

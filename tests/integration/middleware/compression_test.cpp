@@ -1,0 +1,111 @@
+// Response compression through the whole gateway in front of a recording
+// backend: which proxied responses are gzipped, and what the headers that
+// describe the representation (Vary, ETag, Accept-Ranges) say afterwards.
+#include <catch2/catch.hpp>
+
+#include <zlib.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/integration/proxy/recording_backend.hpp"
+#include "tests/support/test_server.hpp"
+
+using namespace gateway;
+
+namespace {
+
+// About 25 KiB of JSON lines: compressible, and far above the minimum size.
+std::string json_text() {
+  std::string text;
+  for (int i = 0; i < 500; ++i) text += "{\"n\":" + std::to_string(i) + ",\"text\":\"compressible\"}\n";
+  return text;
+}
+
+// A single gzip member decoded, or "<corrupt>".
+std::string gunzip(const std::string& gz) {
+  z_stream z{};
+  inflateInit2(&z, 15 + 16);
+  std::string out(1 << 20, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+  z.avail_in = static_cast<uInt>(gz.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = ::inflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  inflateEnd(&z);
+  return rc == Z_STREAM_END ? out : std::string("<corrupt>");
+}
+
+// Every value of the field `name`, in order.
+std::vector<std::string> values_of(const test::http_response& r, std::string_view name) {
+  std::vector<std::string> out;
+  for (const auto& [n, v] : r.headers)
+    if (http::iequals(n, name)) out.push_back(v);
+  return out;
+}
+
+// The gateway with --compress-responses on, proxying /api/ to a backend
+// that answers `answer(request)` (whole response bytes).
+class compressing_gateway {
+ public:
+  explicit compressing_gateway(std::function<std::string(const test::recorded_request&)> answer)
+      : srv_(config_for(backend_)) {
+    backend_.set_script([answer = std::move(answer)](const test::recorded_request& r) { return test::reply{answer(r)}; });
+  }
+
+  test::http_response get(std::string_view path, std::string_view extra_headers) {
+    auto r = test::http_request(srv_.port(),
+                                test::make_request("GET", path, {}, "X-API-Key: k\r\n" + std::string(extra_headers)));
+    REQUIRE(r);
+    return *r;
+  }
+
+  test::recording_backend& backend() { return backend_; }
+
+ private:
+  static core::config config_for(const test::recording_backend& backend) {
+    auto cfg = test::test_config();
+    cfg.backend = backend.url();
+    cfg.api_keys = {"k"};
+    cfg.compress_responses = true;
+    return cfg;
+  }
+
+  test::recording_backend backend_;
+  test::running_server srv_;
+};
+
+}  // namespace
+
+TEST_CASE("compression: Accept-Encoding joins a Vary the backend already sent", "[integration][middleware]") {
+  const std::string text = json_text();
+  compressing_gateway gw([&](const test::recorded_request& r) {
+    std::string extra = "Content-Type: application/json\r\n";
+    if (r.target == "/origin") extra += "Vary: Origin\r\n";
+    else if (r.target == "/two") extra += "Vary: Origin\r\nVary: Cookie\r\n";
+    else if (r.target == "/already") extra += "Vary: Origin, accept-ENCODING\r\n";
+    else if (r.target == "/star") extra += "Vary: *\r\n";
+    return test::ok_response(text, extra);
+  });
+
+  auto origin = gw.get("/api/origin", "Accept-Encoding: gzip\r\n");
+  CHECK(origin.header("Content-Encoding") == "gzip");
+  CHECK(values_of(origin, "Vary") == std::vector<std::string>{"Origin, Accept-Encoding"});
+  CHECK(gunzip(origin.body) == text);
+
+  auto two = gw.get("/api/two", "Accept-Encoding: gzip\r\n");
+  CHECK(two.header("Content-Encoding") == "gzip");
+  CHECK(values_of(two, "Vary") == std::vector<std::string>{"Origin", "Cookie, Accept-Encoding"});
+
+  auto already = gw.get("/api/already", "Accept-Encoding: gzip\r\n");
+  CHECK(already.header("Content-Encoding") == "gzip");
+  CHECK(values_of(already, "Vary") == std::vector<std::string>{"Origin, accept-ENCODING"});
+
+  auto star = gw.get("/api/star", "Accept-Encoding: gzip\r\n");
+  CHECK(star.header("Content-Encoding") == "gzip");
+  CHECK(values_of(star, "Vary") == std::vector<std::string>{"*"});
+
+  auto none = gw.get("/api/none", "Accept-Encoding: gzip\r\n");
+  CHECK(values_of(none, "Vary") == std::vector<std::string>{"Accept-Encoding"});
+}
