@@ -74,6 +74,45 @@ void vary_on_accept_encoding(http::exchange& ex) {
   last->value = std::string_view(p, n);
 }
 
+// Cache-Control: no-transform forbids intermediaries to change the content
+// (RFC 9111 section 5.2.2.6, RFC 9110 section 7.7), gzip included.
+bool forbids_transform(const http::header_list& fields) noexcept {
+  for (const auto& f : fields)
+    if (http::iequals(f.name, "cache-control") && http::has_token(f.value, "no-transform")) return true;
+  return false;
+}
+
+// The gzip body is another representation with other bytes: a strong
+// entity tag (RFC 9110 section 8.8.3) would promise byte-for-byte equality
+// with the backend's, so that a client could resume a download of one with
+// a range of the other. It is made weak (W/"x", as nginx does), which still
+// validates a cached copy (If-None-Match compares weakly) but never matches
+// If-Range or a range request's strong comparison. A value that is not an
+// entity tag at all is dropped. Accept-Ranges goes too: ranges of the
+// gzip body are not served.
+void describe_gzip_representation(http::exchange& ex) {
+  auto& fields = ex.res.headers;
+  fields.remove("accept-ranges");
+  bool invalid = false;
+  for (auto& f : fields) {
+    if (!http::iequals(f.name, "etag")) continue;
+    const std::string_view tag = http::trim_ows(f.value);
+    if (tag.starts_with("W/")) continue;
+    if (!tag.starts_with('"')) {
+      invalid = true;
+      continue;
+    }
+    auto* p = static_cast<char*>(ex.mem().allocate(tag.size() + 2, 1));
+    std::memcpy(p, "W/", 2);
+    std::memcpy(p + 2, tag.data(), tag.size());
+    f.value = std::string_view(p, tag.size() + 2);
+  }
+  if (invalid)
+    fields.remove_if([](const http::header_field& f) {
+      return http::iequals(f.name, "etag") && !http::trim_ows(f.value).starts_with("W/");
+    });
+}
+
 bool should_compress(const http::exchange& ex) {
   const auto& res = ex.res;
   if (res.no_body || http::status_has_no_body(res.status) || ex.req.method_id == HTTP_HEAD) return false;
@@ -82,7 +121,7 @@ bool should_compress(const http::exchange& ex) {
   if (res.stream == nullptr && res.body.size() < 256) return false;
   const http::header_field* ae = ex.req.headers.find("accept-encoding");
   if (ae == nullptr || !accepts_gzip(ae->value)) return false;
-  return is_compressible_type(res.headers.value_of("content-type"));
+  return is_compressible_type(res.headers.value_of("content-type")) && !forbids_transform(res.headers);
 }
 
 void compress_response(http::exchange& ex) {
@@ -100,6 +139,7 @@ void compress_response(http::exchange& ex) {
     res.headers.remove("content-length");
   }
   res.headers.add("Content-Encoding", "gzip");
+  describe_gzip_representation(ex);
   vary_on_accept_encoding(ex);
 }
 

@@ -109,3 +109,53 @@ TEST_CASE("compression: Accept-Encoding joins a Vary the backend already sent", 
   auto none = gw.get("/api/none", "Accept-Encoding: gzip\r\n");
   CHECK(values_of(none, "Vary") == std::vector<std::string>{"Accept-Encoding"});
 }
+
+TEST_CASE("compression: a gzipped response gets a weak ETag and no Accept-Ranges, no-transform is not compressed",
+          "[integration][middleware]") {
+  const std::string text = json_text();
+  compressing_gateway gw([&](const test::recorded_request& r) {
+    std::string extra = "Content-Type: application/json\r\nAccept-Ranges: bytes\r\n";
+    if (r.target == "/strong") extra += "ETag: \"strong1\"\r\n";
+    else if (r.target == "/weak") extra += "ETag: W/\"weak1\"\r\n";
+    else if (r.target == "/bogus") extra += "ETag: not-a-tag\r\n";
+    else if (r.target == "/no-transform") extra += "ETag: \"strong1\"\r\nCache-Control: public, NO-TRANSFORM\r\n";
+    else if (r.target == "/two-cc") extra += "Cache-Control: max-age=60\r\nCache-Control: no-transform\r\n";
+    else if (r.target == "/max-age") extra += "Cache-Control: max-age=60, must-revalidate\r\n";
+    return test::ok_response(text, extra);
+  });
+
+  auto strong = gw.get("/api/strong", "Accept-Encoding: gzip\r\n");
+  CHECK(strong.header("Content-Encoding") == "gzip");
+  CHECK(values_of(strong, "ETag") == std::vector<std::string>{"W/\"strong1\""});
+  CHECK(strong.count("Accept-Ranges") == 0);
+  CHECK(gunzip(strong.body) == text);
+
+  auto weak = gw.get("/api/weak", "Accept-Encoding: gzip\r\n");
+  CHECK(weak.header("Content-Encoding") == "gzip");
+  CHECK(values_of(weak, "ETag") == std::vector<std::string>{"W/\"weak1\""});
+
+  auto bogus = gw.get("/api/bogus", "Accept-Encoding: gzip\r\n");
+  CHECK(bogus.header("Content-Encoding") == "gzip");
+  CHECK(bogus.count("ETag") == 0);
+
+  auto max_age = gw.get("/api/max-age", "Accept-Encoding: gzip\r\n");
+  CHECK(max_age.header("Content-Encoding") == "gzip");
+
+  // Not compressed: the backend's representation goes out untouched.
+  for (const char* path : {"/api/no-transform", "/api/two-cc"}) {
+    INFO(path);
+    auto r = gw.get(path, "Accept-Encoding: gzip\r\n");
+    CHECK(r.count("Content-Encoding") == 0);
+    CHECK(r.header("Accept-Ranges") == "bytes");
+    CHECK(r.count("Vary") == 0);
+    CHECK(r.body == text);
+  }
+  CHECK(gw.get("/api/no-transform", "Accept-Encoding: gzip\r\n").header("ETag") == "\"strong1\"");
+
+  // Without Accept-Encoding nothing changes either.
+  auto plain = gw.get("/api/strong", "");
+  CHECK(plain.count("Content-Encoding") == 0);
+  CHECK(plain.header("ETag") == "\"strong1\"");
+  CHECK(plain.header("Accept-Ranges") == "bytes");
+  CHECK(plain.body == text);
+}
