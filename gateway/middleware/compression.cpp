@@ -2,7 +2,10 @@
 
 #include <llhttp.h>
 
+#include <cstdint>
 #include <cstring>
+#include <limits>
+#include <optional>
 #include <string>
 
 #include "gateway/http/serializer.hpp"
@@ -17,7 +20,11 @@ namespace {
 // A streamed body, gzipped on the fly. Lives in the request arena.
 class gzip_source final : public http::body_source {
  public:
-  explicit gzip_source(http::body_source* inner) : inner_(inner), enc_(1) { out_.reserve(16 * 1024); }
+  // `size_hint`: the body's length when the backend sent one, else 0 (the
+  // encoder then sizes its window for any length).
+  gzip_source(http::body_source* inner, std::size_t size_hint) : inner_(inner), enc_(1, size_hint) {
+    out_.reserve(16 * 1024);
+  }
 
   asio::awaitable<std::pair<std::error_code, std::string_view>> next() override {
     for (;;) {
@@ -113,12 +120,36 @@ void describe_gzip_representation(http::exchange& ex) {
     });
 }
 
+// Bodies shorter than this are sent as they are: the gzip header and
+// trailer (18 bytes) and the encoder's set-up cost more than they save.
+constexpr std::size_t min_compress_size = 256;
+
+// The response's Content-Length, when it has one that parses (a streamed
+// body from a backend that sent it); nullopt otherwise (chunked or
+// close-delimited).
+std::optional<std::uint64_t> declared_length(const http::response& res) noexcept {
+  const http::header_field* f = res.headers.find("content-length");
+  if (f == nullptr) return std::nullopt;
+  const std::string_view v = http::trim_ows(f->value);
+  if (v.empty() || v.size() > 19) return std::nullopt;
+  std::uint64_t n = 0;
+  for (const char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
+}
+
 bool should_compress(const http::exchange& ex) {
   const auto& res = ex.res;
   if (res.no_body || http::status_has_no_body(res.status) || ex.req.method_id == HTTP_HEAD) return false;
   if (res.status < 200 || res.status == 206) return false;
   if (res.headers.find("content-encoding") != nullptr) return false;
-  if (res.stream == nullptr && res.body.size() < 256) return false;
+  if (res.stream == nullptr) {
+    if (res.body.size() < min_compress_size) return false;
+  } else if (const auto n = declared_length(res); n && *n < min_compress_size) {
+    return false;
+  }
   const http::header_field* ae = ex.req.headers.find("accept-encoding");
   if (ae == nullptr || !accepts_gzip(ae->value)) return false;
   return is_compressible_type(res.headers.value_of("content-type")) && !forbids_transform(res.headers);
@@ -134,7 +165,9 @@ void compress_response(http::exchange& ex) {
     if (out->size() >= res.body.size()) return;  // not worth it
     res.body = *out;
   } else {
-    res.stream = ex.mem().make<gzip_source>(res.stream);
+    const auto n = declared_length(res);
+    const std::size_t hint = n && *n <= std::numeric_limits<std::size_t>::max() ? static_cast<std::size_t>(*n) : 0;
+    res.stream = ex.mem().make<gzip_source>(res.stream, hint);
     res.framing = http::body_framing::chunked;
     res.headers.remove("content-length");
   }

@@ -159,3 +159,35 @@ TEST_CASE("compression: a gzipped response gets a weak ETag and no Accept-Ranges
   CHECK(plain.header("Accept-Ranges") == "bytes");
   CHECK(plain.body == text);
 }
+
+TEST_CASE("compression: a proxied body shorter than 256 bytes by its Content-Length is not compressed",
+          "[integration][middleware]") {
+  const std::string text = json_text();
+  compressing_gateway gw([&](const test::recorded_request& r) {
+    if (r.target == "/20") return test::ok_response("twenty bytes of text", "Content-Type: text/plain\r\n");
+    if (r.target == "/255") return test::ok_response(text.substr(0, 255), "Content-Type: application/json\r\n");
+    if (r.target == "/256") return test::ok_response(text.substr(0, 256), "Content-Type: application/json\r\n");
+    return test::ok_response(text, "Content-Type: application/json\r\n");
+  });
+
+  for (const char* path : {"/api/20", "/api/255"}) {
+    INFO(path);
+    auto r = gw.get(path, "Accept-Encoding: gzip\r\n");
+    CHECK(r.status == 200);
+    CHECK(r.count("Content-Encoding") == 0);
+    CHECK(r.count("Transfer-Encoding") == 0);
+    CHECK(r.count("Vary") == 0);
+    CHECK(r.header("Content-Length") == std::to_string(r.body.size()));
+  }
+  CHECK(gw.get("/api/20", "Accept-Encoding: gzip\r\n").body == "twenty bytes of text");
+
+  // From the minimum on, streamed bodies are compressed (with the length as
+  // the encoder's size hint, the output is the same gzip stream).
+  for (const char* path : {"/api/256", "/api/long"}) {
+    INFO(path);
+    auto r = gw.get(path, "Accept-Encoding: gzip\r\n");
+    CHECK(r.header("Content-Encoding") == "gzip");
+    CHECK(r.count("Content-Length") == 0);
+    CHECK(gunzip(r.body) == (std::string_view(path) == "/api/256" ? text.substr(0, 256) : text));
+  }
+}
