@@ -150,8 +150,10 @@ bool should_compress(const http::exchange& ex) {
   } else if (const auto n = declared_length(res); n && *n < min_compress_size) {
     return false;
   }
-  const http::header_field* ae = ex.req.headers.find("accept-encoding");
-  if (ae == nullptr || !accepts_gzip(ae->value)) return false;
+  gzip_acceptance accept;
+  for (const auto& f : ex.req.headers)
+    if (http::iequals(f.name, "accept-encoding")) accept.add(f.value);
+  if (!accept.accepts()) return false;
   return is_compressible_type(res.headers.value_of("content-type")) && !forbids_transform(res.headers);
 }
 

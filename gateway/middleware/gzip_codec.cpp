@@ -289,9 +289,11 @@ int parse_qvalue(std::string_view v) {
 
 }  // namespace
 
-bool accepts_gzip(std::string_view accept_encoding) noexcept {
-  int q_gzip = -1;
-  int q_star = -1;
+void gzip_acceptance::add(std::string_view accept_encoding) noexcept {
+  listed_ = true;
+  // A refusal (q=0) sticks: a coding listed again with a weight does not
+  // undo it, whichever comes first.
+  const auto note = [](int& slot, int q) { slot = q == 0 || slot == 0 ? 0 : std::max(slot, q); };
   while (!accept_encoding.empty()) {
     const std::size_t comma = accept_encoding.find(',');
     std::string_view element = accept_encoding.substr(0, comma);
@@ -311,13 +313,23 @@ bool accepts_gzip(std::string_view accept_encoding) noexcept {
       if (core::iequals_ascii(http::trim_ows(param.substr(0, eq)), "q")) q = parse_qvalue(http::trim_ows(param.substr(eq + 1)));
     }
     if (q < 0) continue;  // an element with a broken weight is ignored
-    if (core::iequals_ascii(coding, "gzip") || core::iequals_ascii(coding, "x-gzip")) q_gzip = std::max(q_gzip, q);
-    else if (coding == "*") q_star = std::max(q_star, q);
+    if (core::iequals_ascii(coding, "gzip") || core::iequals_ascii(coding, "x-gzip")) note(q_gzip_, q);
+    else if (coding == "*") note(q_star_, q);
   }
+}
+
+bool gzip_acceptance::accepts() const noexcept {
+  if (!listed_) return false;
   // A coding named explicitly takes precedence over "*" (RFC 9110 section
   // 12.5.3), so "gzip;q=0, *" refuses gzip.
-  if (q_gzip >= 0) return q_gzip > 0;
-  return q_star > 0;
+  if (q_gzip_ >= 0) return q_gzip_ > 0;
+  return q_star_ > 0;
+}
+
+bool accepts_gzip(std::string_view accept_encoding) noexcept {
+  gzip_acceptance a;
+  a.add(accept_encoding);
+  return a.accepts();
 }
 
 }  // namespace gateway::middleware

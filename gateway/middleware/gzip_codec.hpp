@@ -95,11 +95,29 @@ class gzip_encoder {
 // Parameters (";charset=utf-8") are ignored; names are case-insensitive.
 bool is_compressible_type(std::string_view content_type) noexcept;
 
-// Whether an Accept-Encoding field value (RFC 9110 section 12.5.3) allows
-// gzip: "gzip" or "x-gzip" with q > 0, or, when neither is listed, "*" with
-// q > 0. An explicit "gzip;q=0" wins over "*". An empty value means "identity
-// only" (false). A missing header is the caller's decision (the middleware
-// should not compress then). Elements with an invalid qvalue are ignored.
+// Whether a request's Accept-Encoding (RFC 9110 section 12.5.3) allows
+// gzip. Every Accept-Encoding field line of the request is add()ed, in
+// order: the lines form one list (RFC 9110 section 5.3). gzip is accepted
+// when "gzip" or "x-gzip" is listed with q > 0, or, when neither is listed,
+// "*" with q > 0. An explicit "gzip;q=0" wins over "*", and a q=0 for a
+// coding wins over any other weight the list gives it ("gzip, gzip;q=0"
+// refuses): the client said it cannot decode it. An empty value means
+// "identity only". With no line added, accepts() is false (no header: the
+// middleware does not compress). Elements with an invalid qvalue are
+// ignored.
+class gzip_acceptance {
+ public:
+  void add(std::string_view accept_encoding) noexcept;
+  bool accepts() const noexcept;
+
+ private:
+  // Weights in thousandths: -1 not listed, 0 refused, else the highest.
+  int q_gzip_ = -1;
+  int q_star_ = -1;
+  bool listed_ = false;
+};
+
+// gzip_acceptance of a single field value.
 bool accepts_gzip(std::string_view accept_encoding) noexcept;
 
 }  // namespace gateway::middleware

@@ -191,3 +191,29 @@ TEST_CASE("compression: a proxied body shorter than 256 bytes by its Content-Len
     CHECK(gunzip(r.body) == (std::string_view(path) == "/api/256" ? text.substr(0, 256) : text));
   }
 }
+
+TEST_CASE("compression: every Accept-Encoding line counts, and a q=0 for gzip refuses it", "[integration][middleware]") {
+  const std::string text = json_text();
+  compressing_gateway gw([&](const test::recorded_request&) {
+    return test::ok_response(text, "Content-Type: application/json\r\n");
+  });
+
+  for (const char* lines : {"Accept-Encoding: br\r\nAccept-Encoding: gzip\r\n",
+                            "Accept-Encoding: br\r\naccept-encoding: deflate, *;q=0.5\r\n",
+                            "Accept-Encoding: gzip;q=0.2\r\nAccept-Encoding: gzip;q=1\r\n"}) {
+    INFO(lines);
+    auto r = gw.get("/api/x", lines);
+    CHECK(r.header("Content-Encoding") == "gzip");
+    CHECK(gunzip(r.body) == text);
+  }
+  for (const char* lines : {"Accept-Encoding: gzip\r\nAccept-Encoding: gzip;q=0\r\n",
+                            "Accept-Encoding: gzip;q=0\r\nAccept-Encoding: gzip\r\n",
+                            "Accept-Encoding: gzip, gzip;q=0\r\n",
+                            "Accept-Encoding: *\r\nAccept-Encoding: gzip;q=0\r\n",
+                            "Accept-Encoding: br\r\nAccept-Encoding: deflate\r\n"}) {
+    INFO(lines);
+    auto r = gw.get("/api/x", lines);
+    CHECK(r.count("Content-Encoding") == 0);
+    CHECK(r.body == text);
+  }
+}
