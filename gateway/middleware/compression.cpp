@@ -178,11 +178,11 @@ void compress_response(http::exchange& ex) {
   vary_on_accept_encoding(ex);
 }
 
-// Decodes a compressed request body before the inner layers; compresses
-// the response after them.
-class compression_layer final : public http::layer {
+// Decodes a compressed request body for the layers after it (validation,
+// the proxy).
+class request_decoding_layer final : public http::layer {
  public:
-  compression_layer(std::uint64_t max_body, bool compress) : max_body_(max_body), compress_(compress) {}
+  explicit request_decoding_layer(std::uint64_t max_body) : max_body_(max_body) {}
 
   http::step enter(http::exchange& ex, http::layer_state&) override {
     const http::header_field* ce = ex.req.headers.find("content-encoding");
@@ -213,19 +213,26 @@ class compression_layer final : public http::layer {
     return http::step::next;
   }
 
-  void leave(http::exchange& ex, http::layer_state&) override {
-    if (compress_ && should_compress(ex)) compress_response(ex);
-  }
-
  private:
   std::uint64_t max_body_;
-  bool compress_;
+};
+
+// Compresses the response after the inner layers answered.
+class response_compression_layer final : public http::layer {
+ public:
+  http::step enter(http::exchange&, http::layer_state&) override { return http::step::next; }
+
+  void leave(http::exchange& ex, http::layer_state&) override {
+    if (should_compress(ex)) compress_response(ex);
+  }
 };
 
 }  // namespace
 
-http::layer_ptr make_compression(std::uint64_t max_body, bool compress_responses) {
-  return std::make_unique<compression_layer>(max_body, compress_responses);
+http::layer_ptr make_request_decoding(std::uint64_t max_body) {
+  return std::make_unique<request_decoding_layer>(max_body);
 }
+
+http::layer_ptr make_response_compression() { return std::make_unique<response_compression_layer>(); }
 
 }  // namespace gateway::middleware

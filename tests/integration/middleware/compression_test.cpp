@@ -217,3 +217,30 @@ TEST_CASE("compression: every Accept-Encoding line counts, and a q=0 for gzip re
     CHECK(r.body == text);
   }
 }
+
+TEST_CASE("compression: a request body is decoded only after routing, the rate limit and auth let it through",
+          "[integration][middleware]") {
+  test::recording_backend backend;
+  auto cfg = test::test_config();
+  cfg.backend = backend.url();
+  cfg.api_keys = {"k"};
+  cfg.rate_limit = 3;
+  test::running_server srv(cfg);
+  const std::string corrupt = "not a gzip stream";
+  auto post = [&](std::string_view path, std::string_view extra) {
+    auto r = test::http_request(srv.port(), test::make_request("POST", path, corrupt,
+                                                               "Content-Encoding: gzip\r\n" + std::string(extra)));
+    REQUIRE(r);
+    return r->status;
+  };
+  // No route: the router's 404, the body never decoded.
+  CHECK(post("/nowhere", "X-API-Key: k\r\n") == 404);
+  // Refused by auth (counted by the rate limit: 1 of 3).
+  CHECK(post("/api/x", "") == 401);
+  // Let through: now the body is decoded, and found corrupt (2 and 3 of 3).
+  CHECK(post("/api/x", "X-API-Key: k\r\n") == 400);
+  CHECK(post("/api/x", "X-API-Key: k\r\n") == 400);
+  // Over the rate limit: 429 before any decoding.
+  CHECK(post("/api/x", "X-API-Key: k\r\n") == 429);
+  CHECK(backend.request_count() == 0);
+}
