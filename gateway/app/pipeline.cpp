@@ -138,7 +138,9 @@ class pipeline_builder {
     if (p.auth) layers.push_back(middleware::make_auth(s_.keys, s_.jwt.get(), shard_));
     if (!p.auth && p.proxied && !s_.claim_header_strip.empty())
       layers.push_back(middleware::make_header_rules(s_.claim_header_strip));
-    if (p.proxied) layers.push_back(middleware::make_request_decoding(cfg_.max_body));
+    if (p.proxied)
+      layers.push_back(middleware::make_request_decoding(
+          cfg_.max_body, env_.owner != nullptr ? &env_.owner->body_budget() : nullptr));
     if (p.rules != nullptr && !p.rules->empty()) layers.push_back(middleware::make_validation(*p.rules));
     if (p.extra != nullptr && !p.extra->headers.empty())
       layers.push_back(middleware::make_header_rules(p.extra->headers));

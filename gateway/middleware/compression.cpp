@@ -182,9 +182,9 @@ void compress_response(http::exchange& ex) {
 // the proxy).
 class request_decoding_layer final : public http::layer {
  public:
-  explicit request_decoding_layer(std::uint64_t max_body) : max_body_(max_body) {}
+  request_decoding_layer(std::uint64_t max_body, core::byte_budget* budget) : max_body_(max_body), budget_(budget) {}
 
-  http::step enter(http::exchange& ex, http::layer_state&) override {
+  http::step enter(http::exchange& ex, http::layer_state& state) override {
     const http::header_field* ce = ex.req.headers.find("content-encoding");
     if (ce == nullptr || http::iequals(ce->value, "identity")) return http::step::next;
     if (ex.req.headers.count("content-encoding") > 1 || ce->value.find(',') != std::string_view::npos) {
@@ -193,8 +193,10 @@ class request_decoding_layer final : public http::layer {
     }
     // The decompressed body lives exactly as long as the request.
     auto* out = ex.mem().make<std::string>();
+    decompress_budget budget{budget_};
     auto r = decompress(ce->value, std::span<const char>(ex.req.body.data(), ex.req.body.size()),
-                        static_cast<std::size_t>(max_body_), *out);
+                        static_cast<std::size_t>(max_body_), *out, &budget);
+    if (r != decompress_result::ok && budget.taken != 0) budget_->give_back(budget.taken);
     switch (r) {
       case decompress_result::ok:
         break;
@@ -207,14 +209,31 @@ class request_decoding_layer final : public http::layer {
       case decompress_result::unsupported_encoding:
         http::respond_text(ex, 415, "Unsupported Content-Encoding");
         return http::step::answered;
+      case decompress_result::over_budget:
+        // As the connection answers a body that would cross --body-budget.
+        http::respond_text(ex, 503, "server busy: too many request bytes in flight, retry");
+        ex.res.headers.add("Retry-After", "1");
+        return http::step::answered;
     }
     ex.req.body = *out;
     ex.req.headers.remove("content-encoding");
+    if (budget.taken != 0) state.emplace<held>(held{budget.taken});
     return http::step::next;
   }
 
+  // The decoded body counts against the budget while the request is inside
+  // the route (validated, sent to the backend, its response head awaited);
+  // its memory goes with the request's arena.
+  void leave(http::exchange&, http::layer_state& state) override {
+    if (const held* h = state.find<held>()) budget_->give_back(h->bytes);
+  }
+
  private:
+  struct held {
+    std::uint64_t bytes;
+  };
   std::uint64_t max_body_;
+  core::byte_budget* budget_;
 };
 
 // Compresses the response after the inner layers answered.
@@ -229,8 +248,8 @@ class response_compression_layer final : public http::layer {
 
 }  // namespace
 
-http::layer_ptr make_request_decoding(std::uint64_t max_body) {
-  return std::make_unique<request_decoding_layer>(max_body);
+http::layer_ptr make_request_decoding(std::uint64_t max_body, core::byte_budget* budget) {
+  return std::make_unique<request_decoding_layer>(max_body, budget);
 }
 
 http::layer_ptr make_response_compression() { return std::make_unique<response_compression_layer>(); }

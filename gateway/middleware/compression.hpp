@@ -2,6 +2,7 @@
 // Compression middleware: two layers.
 #include <cstdint>
 
+#include "gateway/core/live_counters.hpp"
 #include "gateway/http/layer.hpp"
 
 namespace gateway::middleware {
@@ -14,8 +15,11 @@ namespace gateway::middleware {
 // sees the plain body (the proxy recomputes Content-Length). The
 // decompressed size is capped at `max_body`: crossing it stops zlib at once
 // and answers 413, so a small bomb costs at most the limit. Corrupt data:
-// 400. An unknown coding or a list of codings: 415.
-http::layer_ptr make_request_decoding(std::uint64_t max_body);
+// 400. An unknown coding or a list of codings: 415. With `budget` (the
+// connections' --body-budget), the decoded bytes are taken from it as the
+// output grows and given back when the request leaves the route; a
+// refusal answers 503 with Retry-After, as an oversized raw body gets.
+http::layer_ptr make_request_decoding(std::uint64_t max_body, core::byte_budget* budget = nullptr);
 
 // An outer layer (--compress-responses on) that gzips responses on the way
 // out when the client accepts gzip (RFC 9110 section 12.5.3, every

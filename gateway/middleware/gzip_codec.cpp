@@ -63,12 +63,13 @@ std::string_view to_string(decompress_result r) noexcept {
     case decompress_result::too_large: return "too_large";
     case decompress_result::corrupt: return "corrupt";
     case decompress_result::unsupported_encoding: return "unsupported_encoding";
+    case decompress_result::over_budget: return "over_budget";
   }
   return "unknown";
 }
 
 decompress_result decompress(std::string_view encoding, std::span<const char> input, std::size_t limit,
-                             std::string& out) {
+                             std::string& out, decompress_budget* budget) {
   out.clear();
   encoding = http::trim_ows(encoding);
   // "x-gzip" is an alias of "gzip" (RFC 9110 section 8.4.1.3).
@@ -98,6 +99,19 @@ decompress_result decompress(std::string_view encoding, std::span<const char> in
   // 1 KiB; doubled as needed. Capacity the caller's string already has is
   // reused by the growth steps without being zero-filled up front.
   const std::size_t guess = input.size() > ceiling / 4 ? ceiling : std::max<std::size_t>(input.size() * 4, 1024);
+  // Output room beyond what the budget has paid for is taken from it first.
+  std::size_t paid = 0;
+  const auto afford = [&](std::size_t size) {
+    if (budget == nullptr || budget->shared == nullptr || size <= paid) return true;
+    if (!budget->shared->try_take(size - paid)) return false;
+    budget->taken += size - paid;
+    paid = size;
+    return true;
+  };
+  if (!afford(std::min(ceiling, guess))) {
+    out.clear();
+    return decompress_result::over_budget;
+  }
   resize_exact(out, 0, std::min(ceiling, guess));
 
   const char* next_in = input.data();
@@ -118,7 +132,9 @@ decompress_result decompress(std::string_view encoding, std::span<const char> in
     }
     if (written == out.size()) {
       if (written >= ceiling) return fail(decompress_result::too_large);
-      resize_exact(out, written, std::min(ceiling, std::max<std::size_t>(out.size() * 2, 1024)));
+      const std::size_t bigger = std::min(ceiling, std::max<std::size_t>(out.size() * 2, 1024));
+      if (!afford(bigger)) return fail(decompress_result::over_budget);
+      resize_exact(out, written, bigger);
     }
     const std::size_t room = std::min(out.size() - written, max_zlib_chunk);
     zs.next_out = reinterpret_cast<Bytef*>(out.data() + written);

@@ -7,10 +7,13 @@
 // std::bad_alloc), blocks, or keeps global state; every function may run on
 // any thread. A gzip_encoder is used by one request at a time.
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+
+#include "gateway/core/live_counters.hpp"
 
 namespace gateway::middleware {
 
@@ -19,6 +22,16 @@ enum class decompress_result {
   too_large,             // the output would exceed `limit` (-> 413)
   corrupt,               // not a valid stream, truncated, or trailing data (-> 400)
   unsupported_encoding,  // not gzip / x-gzip / deflate (-> 415)
+  over_budget,           // the shared byte budget refused more output room (-> 503)
+};
+
+// The output's share of a byte budget shared with other requests (the
+// connections' --body-budget): decompress() takes from `shared` every byte
+// of output room before it allocates it, and adds it to `taken`, which the
+// caller gives back when the output is let go, whatever the result.
+struct decompress_budget {
+  core::byte_budget* shared = nullptr;
+  std::uint64_t taken = 0;
 };
 
 std::string_view to_string(decompress_result r) noexcept;
@@ -36,8 +49,12 @@ std::string_view to_string(decompress_result r) noexcept;
 // most max(its capacity before the call, limit + 1). It starts from a small
 // multiple of the input size and doubles, so a small body costs little. On
 // any result but `ok`, `out` is left empty (capacity kept, for reuse).
+//
+// With `budget`, each growth of `out` is taken from budget->shared first;
+// a refusal ends decoding with over_budget (`out` emptied; what was taken
+// stays in budget->taken).
 decompress_result decompress(std::string_view encoding, std::span<const char> input, std::size_t limit,
-                             std::string& out);
+                             std::string& out, decompress_budget* budget = nullptr);
 
 // Streaming gzip (RFC 1952) compression of one response at a time:
 // write()* then finish(), then reset() to reuse it for the next response

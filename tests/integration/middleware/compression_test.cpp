@@ -244,3 +244,42 @@ TEST_CASE("compression: a request body is decoded only after routing, the rate l
   CHECK(post("/api/x", "X-API-Key: k\r\n") == 429);
   CHECK(backend.request_count() == 0);
 }
+
+TEST_CASE("compression: decoded request bytes count against --body-budget and are given back",
+          "[integration][middleware]") {
+  test::recording_backend backend;
+  auto cfg = test::test_config();
+  cfg.backend = backend.url();
+  cfg.api_keys = {"k"};
+  cfg.max_body = 10u << 20;
+  cfg.body_budget = 1u << 20;
+  test::running_server srv(cfg);
+  auto post = [&](const std::string& plain) {
+    const std::string gz = test::gzip_bytes(plain, 9);
+    REQUIRE(gz.size() < (64u << 10));  // the raw body fits the budget easily
+    auto r = test::http_request(srv.port(), test::make_request("POST", "/api/upload", gz,
+                                                               "X-API-Key: k\r\nContent-Encoding: gzip\r\n"));
+    REQUIRE(r);
+    return *r;
+  };
+  // 4 MiB decoded: within --max-body, over the 1 MiB budget.
+  auto big = post(std::string(4u << 20, 'a'));
+  CHECK(big.status == 503);
+  CHECK(big.header("Retry-After") == "1");
+  CHECK(backend.request_count() == 0);
+  // 256 KiB decoded fits (the output grows by doubling, so it takes at most
+  // twice that): forwarded whole.
+  const std::string small(256u << 10, 'b');
+  auto ok = post(small);
+  CHECK(ok.status == 200);
+  auto got = backend.requests();
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].body == small);
+  // Everything taken was given back, after a refusal and after a
+  // forwarded request alike: nothing stays counted.
+  CHECK(test::gauge(srv.port(), "body_bytes_buffered") == 0);
+  CHECK(post(std::string(4u << 20, 'a')).status == 503);
+  CHECK(test::gauge(srv.port(), "body_bytes_buffered") == 0);
+  CHECK(post(small).status == 200);
+  CHECK(test::gauge(srv.port(), "body_bytes_buffered") == 0);
+}

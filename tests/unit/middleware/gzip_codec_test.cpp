@@ -10,6 +10,7 @@
 
 using gateway::middleware::accepts_gzip;
 using gateway::middleware::decompress;
+using gateway::middleware::decompress_budget;
 using gateway::middleware::decompress_result;
 using gateway::middleware::gzip_acceptance;
 using gateway::middleware::gzip_encoder;
@@ -474,4 +475,31 @@ TEST_CASE("gzip_acceptance reads every Accept-Encoding line as one list", "[unit
   CHECK_FALSE(accepts({"br", "deflate"}));
   CHECK_FALSE(accepts({""}));
   CHECK(accepts({"gzip;q=abc", "gzip;q=0.2"}));
+}
+
+TEST_CASE("decompress takes its output room from a shared budget and stops when refused", "[unit][middleware][gzip]") {
+  const std::string plain(1u << 20, 'z');
+  const std::string gz = zcompress(plain, gzip_bits);
+  std::string out;
+
+  gateway::core::byte_budget roomy(8u << 20);
+  decompress_budget b{&roomy};
+  REQUIRE(decompress("gzip", as_span(gz), 4u << 20, out, &b) == decompress_result::ok);
+  CHECK(out == plain);
+  CHECK(b.taken >= plain.size());
+  CHECK(b.taken <= 2 * plain.size() + 1);
+  CHECK(roomy.used() == b.taken);
+  roomy.give_back(b.taken);
+
+  gateway::core::byte_budget tight(256u << 10);
+  decompress_budget t{&tight};
+  CHECK(decompress("gzip", as_span(gz), 4u << 20, out, &t) == decompress_result::over_budget);
+  CHECK(out.empty());
+  CHECK(t.taken <= tight.limit());
+  CHECK(tight.used() == t.taken);
+
+  // Without a budget (or with a null one) only the limit applies.
+  decompress_budget none{};
+  CHECK(decompress("gzip", as_span(gz), 4u << 20, out, &none) == decompress_result::ok);
+  CHECK(none.taken == 0);
 }
