@@ -112,7 +112,7 @@ class pipeline_builder {
     outer.push_back(middleware::make_request_id(env_.index));
     outer.push_back(middleware::make_metrics(shard_));
     outer.push_back(middleware::make_logging(state_.logs, state_.access));
-    outer.push_back(middleware::make_compression(cfg_.max_body, cfg_.compress_responses));
+    if (cfg_.compress_responses) outer.push_back(middleware::make_response_compression());
     return std::make_unique<http::pipeline>(std::move(outer), std::move(r));
   }
 
@@ -139,6 +139,9 @@ class pipeline_builder {
     if (p.auth) layers.push_back(middleware::make_auth(s_.keys, s_.jwt.get(), shard_));
     if (!p.auth && p.proxied && s_.jwt && !s_.jwt->options().claim_headers.empty())
       layers.push_back(middleware::make_claim_header_strip(*s_.jwt));
+    if (p.proxied)
+      layers.push_back(middleware::make_request_decoding(
+          cfg_.max_body, env_.owner != nullptr ? &env_.owner->body_budget() : nullptr));
     if (p.rules != nullptr && !p.rules->empty()) layers.push_back(middleware::make_validation(*p.rules));
     if (p.extra != nullptr && !p.extra->headers.empty())
       layers.push_back(middleware::make_header_rules(p.extra->headers));

@@ -18,16 +18,20 @@
 //                       --max-body, 503 over --body-budget, 408 when it
 //                       stalls); every later layer and the proxy use this copy
 //   4. outer layers     [client address] -> request id -> metrics ->
-//                       logging -> compression (a gzip or deflate body is
-//                       decoded here, 413 past --max-body). The client
+//                       logging -> [response compression] (with
+//                       --compress-responses; it acts on the way back
+//                       out). The client
 //                       address layer is there with --trusted-proxy: from a
 //                       trusted peer, X-Forwarded-For names the client
 //                       (http/forwarded_for.hpp) that every later step sees
 //   5. router           exact path first, then the longest prefix; no match:
 //                       404 here, before any route policy
-//   6. route policy     [CORS] -> [rate limit] -> [auth] -> [validation] ->
-//                       [header rules] -> [backend concurrency cap], as the
-//                       route says (table below). CORS answers a preflight
+//   6. route policy     [CORS] -> [rate limit] -> [auth] -> [body decoding]
+//                       -> [validation] -> [header rules] -> [backend
+//                       concurrency cap], as the route says (table below).
+//                       Body decoding (proxied routes): a gzip or deflate
+//                       body is decoded once, 413 past --max-body, only
+//                       for a request the rate limit and auth let through. CORS answers a preflight
 //                       itself (204, or 403), before the rate limit counts
 //                       it or auth asks for credentials; auth removes the
 //                       --jwt-claim-header fields and sets them from a

@@ -112,7 +112,7 @@ class pipeline {
  public:
   // Layers a request can pass through at most (outer + the longest route):
   // the running frame keeps one state per layer entered.
-  static constexpr std::size_t max_depth = 12;
+  static constexpr std::size_t max_depth = 13;
 
   // Throws std::invalid_argument when the outer layers and the deepest
   // route are more than max_depth.

@@ -64,12 +64,13 @@ std::string_view to_string(decompress_result r) noexcept {
     case decompress_result::too_large: return "too_large";
     case decompress_result::corrupt: return "corrupt";
     case decompress_result::unsupported_encoding: return "unsupported_encoding";
+    case decompress_result::over_budget: return "over_budget";
   }
   return "unknown";
 }
 
 decompress_result decompress(std::string_view encoding, std::span<const char> input, std::size_t limit,
-                             std::string& out) {
+                             std::string& out, decompress_budget* budget) {
   out.clear();
   encoding = http::trim_ows(encoding);
   // "x-gzip" is an alias of "gzip" (RFC 9110 section 8.4.1.3).
@@ -99,6 +100,19 @@ decompress_result decompress(std::string_view encoding, std::span<const char> in
   // 1 KiB; doubled as needed. Capacity the caller's string already has is
   // reused by the growth steps without being zero-filled up front.
   const std::size_t guess = input.size() > ceiling / 4 ? ceiling : std::max<std::size_t>(input.size() * 4, 1024);
+  // Output room beyond what the budget has paid for is taken from it first.
+  std::size_t paid = 0;
+  const auto afford = [&](std::size_t size) {
+    if (budget == nullptr || budget->shared == nullptr || size <= paid) return true;
+    if (!budget->shared->try_take(size - paid)) return false;
+    budget->taken += size - paid;
+    paid = size;
+    return true;
+  };
+  if (!afford(std::min(ceiling, guess))) {
+    out.clear();
+    return decompress_result::over_budget;
+  }
   resize_exact(out, 0, std::min(ceiling, guess));
 
   const char* next_in = input.data();
@@ -119,7 +133,9 @@ decompress_result decompress(std::string_view encoding, std::span<const char> in
     }
     if (written == out.size()) {
       if (written >= ceiling) return fail(decompress_result::too_large);
-      resize_exact(out, written, std::min(ceiling, std::max<std::size_t>(out.size() * 2, 1024)));
+      const std::size_t bigger = std::min(ceiling, std::max<std::size_t>(out.size() * 2, 1024));
+      if (!afford(bigger)) return fail(decompress_result::over_budget);
+      resize_exact(out, written, bigger);
     }
     const std::size_t room = std::min(out.size() - written, max_zlib_chunk);
     zs.next_out = reinterpret_cast<Bytef*>(out.data() + written);
@@ -269,9 +285,11 @@ bool is_compressible_type(std::string_view content_type) noexcept {
   return false;  // application/octet-stream, zip, gzip, pdf, wasm, ...
 }
 
-bool accepts_gzip(std::string_view accept_encoding) noexcept {
-  int q_gzip = -1;
-  int q_star = -1;
+void gzip_acceptance::add(std::string_view accept_encoding) noexcept {
+  listed_ = true;
+  // A refusal (q=0) sticks: a coding listed again with a weight does not
+  // undo it, whichever comes first.
+  const auto note = [](int& slot, int q) { slot = q == 0 || slot == 0 ? 0 : std::max(slot, q); };
   while (!accept_encoding.empty()) {
     const std::size_t comma = accept_encoding.find(',');
     std::string_view element = accept_encoding.substr(0, comma);
@@ -292,13 +310,23 @@ bool accepts_gzip(std::string_view accept_encoding) noexcept {
         q = http::parse_qvalue(http::trim_ows(param.substr(eq + 1)));
     }
     if (q < 0) continue;  // an element with a broken weight is ignored
-    if (core::iequals_ascii(coding, "gzip") || core::iequals_ascii(coding, "x-gzip")) q_gzip = std::max(q_gzip, q);
-    else if (coding == "*") q_star = std::max(q_star, q);
+    if (core::iequals_ascii(coding, "gzip") || core::iequals_ascii(coding, "x-gzip")) note(q_gzip_, q);
+    else if (coding == "*") note(q_star_, q);
   }
+}
+
+bool gzip_acceptance::accepts() const noexcept {
+  if (!listed_) return false;
   // A coding named explicitly takes precedence over "*" (RFC 9110 section
   // 12.5.3), so "gzip;q=0, *" refuses gzip.
-  if (q_gzip >= 0) return q_gzip > 0;
-  return q_star > 0;
+  if (q_gzip_ >= 0) return q_gzip_ > 0;
+  return q_star_ > 0;
+}
+
+bool accepts_gzip(std::string_view accept_encoding) noexcept {
+  gzip_acceptance a;
+  a.add(accept_encoding);
+  return a.accepts();
 }
 
 }  // namespace gateway::middleware

@@ -7,10 +7,13 @@
 // std::bad_alloc), blocks, or keeps global state; every function may run on
 // any thread. A gzip_encoder is used by one request at a time.
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+
+#include "gateway/core/live_counters.hpp"
 
 namespace gateway::middleware {
 
@@ -19,6 +22,16 @@ enum class decompress_result {
   too_large,             // the output would exceed `limit` (-> 413)
   corrupt,               // not a valid stream, truncated, or trailing data (-> 400)
   unsupported_encoding,  // not gzip / x-gzip / deflate (-> 415)
+  over_budget,           // the shared byte budget refused more output room (-> 503)
+};
+
+// The output's share of a byte budget shared with other requests (the
+// connections' --body-budget): decompress() takes from `shared` every byte
+// of output room before it allocates it, and adds it to `taken`, which the
+// caller gives back when the output is let go, whatever the result.
+struct decompress_budget {
+  core::byte_budget* shared = nullptr;
+  std::uint64_t taken = 0;
 };
 
 std::string_view to_string(decompress_result r) noexcept;
@@ -36,8 +49,12 @@ std::string_view to_string(decompress_result r) noexcept;
 // most max(its capacity before the call, limit + 1). It starts from a small
 // multiple of the input size and doubles, so a small body costs little. On
 // any result but `ok`, `out` is left empty (capacity kept, for reuse).
+//
+// With `budget`, each growth of `out` is taken from budget->shared first;
+// a refusal ends decoding with over_budget (`out` emptied; what was taken
+// stays in budget->taken).
 decompress_result decompress(std::string_view encoding, std::span<const char> input, std::size_t limit,
-                             std::string& out);
+                             std::string& out, decompress_budget* budget = nullptr);
 
 // Streaming gzip (RFC 1952) compression of one response at a time:
 // write()* then finish(), then reset() to reuse it for the next response
@@ -95,11 +112,29 @@ class gzip_encoder {
 // Parameters (";charset=utf-8") are ignored; names are case-insensitive.
 bool is_compressible_type(std::string_view content_type) noexcept;
 
-// Whether an Accept-Encoding field value (RFC 9110 section 12.5.3) allows
-// gzip: "gzip" or "x-gzip" with q > 0, or, when neither is listed, "*" with
-// q > 0. An explicit "gzip;q=0" wins over "*". An empty value means "identity
-// only" (false). A missing header is the caller's decision (the middleware
-// should not compress then). Elements with an invalid qvalue are ignored.
+// Whether a request's Accept-Encoding (RFC 9110 section 12.5.3) allows
+// gzip. Every Accept-Encoding field line of the request is add()ed, in
+// order: the lines form one list (RFC 9110 section 5.3). gzip is accepted
+// when "gzip" or "x-gzip" is listed with q > 0, or, when neither is listed,
+// "*" with q > 0. An explicit "gzip;q=0" wins over "*", and a q=0 for a
+// coding wins over any other weight the list gives it ("gzip, gzip;q=0"
+// refuses): the client said it cannot decode it. An empty value means
+// "identity only". With no line added, accepts() is false (no header: the
+// middleware does not compress). Elements with an invalid qvalue are
+// ignored.
+class gzip_acceptance {
+ public:
+  void add(std::string_view accept_encoding) noexcept;
+  bool accepts() const noexcept;
+
+ private:
+  // Weights in thousandths: -1 not listed, 0 refused, else the highest.
+  int q_gzip_ = -1;
+  int q_star_ = -1;
+  bool listed_ = false;
+};
+
+// gzip_acceptance of a single field value.
 bool accepts_gzip(std::string_view accept_encoding) noexcept;
 
 }  // namespace gateway::middleware

@@ -446,11 +446,11 @@ TEST_CASE("compression: a corrupt gzip body gets 400, a gzip bomb gets 413 with 
           "[integration][middleware]") {
   test::running_server srv(gateway_config());
   auto corrupt = test::http_request(
-      srv.port(), test::make_request("POST", "/nothing", "not gzip at all", "Content-Encoding: gzip\r\nX-API-Key: key-one\r\n"));
+      srv.port(), test::make_request("POST", "/api/nothing", "not gzip at all", "Content-Encoding: gzip\r\nX-API-Key: key-one\r\n"));
   REQUIRE(corrupt);
   CHECK(corrupt->status == 400);
   auto unknown = test::http_request(
-      srv.port(), test::make_request("POST", "/nothing", "abc", "Content-Encoding: br\r\nX-API-Key: key-one\r\n"));
+      srv.port(), test::make_request("POST", "/api/nothing", "abc", "Content-Encoding: br\r\nX-API-Key: key-one\r\n"));
   CHECK(unknown->status == 415);
 
   // 1 GiB of zeros compresses to about 1 MiB; it must cost no more than the 10 MiB limit.
@@ -463,7 +463,7 @@ TEST_CASE("compression: a corrupt gzip body gets 400, a gzip bomb gets 413 with 
   INFO("bomb size " << bomb.size());
   std::size_t before = test::rss_bytes();
   auto r = test::http_request(srv.port(),
-                              test::make_request("POST", "/nothing", bomb, "Content-Encoding: gzip\r\nX-API-Key: key-one\r\n"));
+                              test::make_request("POST", "/api/nothing", bomb, "Content-Encoding: gzip\r\nX-API-Key: key-one\r\n"));
   REQUIRE(r);
   CHECK(r->status == 413);
   std::size_t after = test::rss_bytes();

@@ -10,7 +10,9 @@
 
 using gateway::middleware::accepts_gzip;
 using gateway::middleware::decompress;
+using gateway::middleware::decompress_budget;
 using gateway::middleware::decompress_result;
+using gateway::middleware::gzip_acceptance;
 using gateway::middleware::gzip_encoder;
 using gateway::middleware::is_compressible_type;
 
@@ -442,14 +444,62 @@ TEST_CASE("is_compressible_type picks text-like media types", "[unit][middleware
 TEST_CASE("accepts_gzip honours q values and the wildcard", "[unit][middleware][gzip]") {
   for (const char* v : {"gzip", "GZIP", "x-gzip", "*", "br, gzip;q=0.5", "gzip, deflate, br", "deflate;q=1, gzip;q=0.001",
                         "gzip;q=1", "gzip;q=1.000", "gzip;Q=0.8", "gzip ; q=0.5", "br;q=1.0, *;q=0.1", ", ,gzip",
-                        "gzip;level=1", "gzip;q=0, gzip;q=0.5"}) {
+                        "gzip;level=1", "gzip;q=0.5, gzip;q=1", "gzip, x-gzip;q=0.5", "gzip;q=0.5, *;q=0"}) {
     INFO(v);
     CHECK(accepts_gzip(v));
   }
   for (const char* v : {"", "gzip;q=0", "gzip;q=0.000", "GZIP;Q=0", "identity", "br", "deflate", "br, deflate",
                         "*;q=0", "gzip;q=0, *", "*, gzip;q=0", "x-gzip;q=0, *;q=1", "gzipx", "gzip;q=2",
-                        "gzip;q=1.5", "gzip;q=0.0001", "gzip;q=", "gzip;q=abc", "gzip;q=-1", "identity;q=1, br"}) {
+                        "gzip;q=1.5", "gzip;q=0.0001", "gzip;q=", "gzip;q=abc", "gzip;q=-1", "identity;q=1, br",
+                        "gzip;q=0, gzip;q=0.5", "gzip, gzip;q=0", "gzip, x-gzip;q=0", "*, *;q=0"}) {
     INFO(v);
     CHECK_FALSE(accepts_gzip(v));
   }
+}
+
+TEST_CASE("gzip_acceptance reads every Accept-Encoding line as one list", "[unit][middleware][gzip]") {
+  using lines = std::vector<std::string_view>;
+  const auto accepts = [](const lines& ls) {
+    gzip_acceptance a;
+    for (auto l : ls) a.add(l);
+    return a.accepts();
+  };
+  CHECK_FALSE(accepts({}));
+  CHECK(accepts({"br", "gzip"}));
+  CHECK(accepts({"gzip", "br"}));
+  CHECK(accepts({"br", "*"}));
+  CHECK(accepts({"", "gzip"}));
+  CHECK_FALSE(accepts({"gzip", "gzip;q=0"}));
+  CHECK_FALSE(accepts({"gzip;q=0", "gzip"}));
+  CHECK_FALSE(accepts({"*", "gzip;q=0"}));
+  CHECK_FALSE(accepts({"br", "deflate"}));
+  CHECK_FALSE(accepts({""}));
+  CHECK(accepts({"gzip;q=abc", "gzip;q=0.2"}));
+}
+
+TEST_CASE("decompress takes its output room from a shared budget and stops when refused", "[unit][middleware][gzip]") {
+  const std::string plain(1u << 20, 'z');
+  const std::string gz = zcompress(plain, gzip_bits);
+  std::string out;
+
+  gateway::core::byte_budget roomy(8u << 20);
+  decompress_budget b{&roomy};
+  REQUIRE(decompress("gzip", as_span(gz), 4u << 20, out, &b) == decompress_result::ok);
+  CHECK(out == plain);
+  CHECK(b.taken >= plain.size());
+  CHECK(b.taken <= 2 * plain.size() + 1);
+  CHECK(roomy.used() == b.taken);
+  roomy.give_back(b.taken);
+
+  gateway::core::byte_budget tight(256u << 10);
+  decompress_budget t{&tight};
+  CHECK(decompress("gzip", as_span(gz), 4u << 20, out, &t) == decompress_result::over_budget);
+  CHECK(out.empty());
+  CHECK(t.taken <= tight.limit());
+  CHECK(tight.used() == t.taken);
+
+  // Without a budget (or with a null one) only the limit applies.
+  decompress_budget none{};
+  CHECK(decompress("gzip", as_span(gz), 4u << 20, out, &none) == decompress_result::ok);
+  CHECK(none.taken == 0);
 }
