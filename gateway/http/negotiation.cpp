@@ -22,6 +22,19 @@ int parse_qvalue(std::string_view v) noexcept {
   return one ? 1000 : value;
 }
 
+int element_weight(std::string_view params) noexcept {
+  int q = 1000;
+  while (!params.empty() && q >= 0) {
+    const std::size_t next = params.find(';');
+    const std::string_view param = params.substr(0, next);
+    params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
+    const std::size_t eq = param.find('=');
+    if (eq == std::string_view::npos) continue;
+    if (core::iequals_ascii(trim_ows(param.substr(0, eq)), "q")) q = parse_qvalue(trim_ows(param.substr(eq + 1)));
+  }
+  return q;
+}
+
 std::size_t preferred_media_type(std::string_view accept, std::span<const std::string_view> offers) noexcept {
   constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
   if (offers.empty()) return npos;
@@ -50,16 +63,7 @@ std::size_t preferred_media_type(std::string_view accept, std::span<const std::s
     if (slash == std::string_view::npos) continue;  // not a media range
     const std::string_view type = range.substr(0, slash);
     const std::string_view subtype = range.substr(slash + 1);
-    int q = 1000;
-    std::string_view params = semi == std::string_view::npos ? std::string_view{} : element.substr(semi + 1);
-    while (!params.empty() && q >= 0) {
-      const std::size_t next = params.find(';');
-      const std::string_view param = params.substr(0, next);
-      params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
-      const std::size_t eq = param.find('=');
-      if (eq == std::string_view::npos) continue;
-      if (core::iequals_ascii(trim_ows(param.substr(0, eq)), "q")) q = parse_qvalue(trim_ows(param.substr(eq + 1)));
-    }
+    const int q = element_weight(semi == std::string_view::npos ? std::string_view{} : element.substr(semi + 1));
     if (q < 0) continue;  // an element with a broken weight is ignored
     const std::size_t at = position++;
 

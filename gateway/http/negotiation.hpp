@@ -12,6 +12,11 @@ namespace gateway::http {
 // section 12.4.2), in thousandths; -1 if invalid.
 int parse_qvalue(std::string_view v) noexcept;
 
+// The weight of one list element of Accept or Accept-Encoding, given what
+// follows its first ';' (its parameters, empty when it has none): the q
+// parameter's value in thousandths, 1000 without one, -1 if it is invalid.
+int element_weight(std::string_view params) noexcept;
+
 // The media type, of `offers` ("type/subtype" each), that an Accept field
 // value (RFC 9110 section 12.5.1) prefers, as its index. Each offer takes
 // the weight of the most specific media range that matches it

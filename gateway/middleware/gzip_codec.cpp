@@ -298,17 +298,7 @@ void gzip_acceptance::add(std::string_view accept_encoding) noexcept {
     const std::size_t semi = element.find(';');
     const std::string_view coding = http::trim_ows(element.substr(0, semi));
     if (coding.empty()) continue;
-    int q = 1000;
-    std::string_view params = semi == std::string_view::npos ? std::string_view{} : element.substr(semi + 1);
-    while (!params.empty() && q >= 0) {
-      const std::size_t next = params.find(';');
-      const std::string_view param = params.substr(0, next);
-      params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
-      const std::size_t eq = param.find('=');
-      if (eq == std::string_view::npos) continue;
-      if (core::iequals_ascii(http::trim_ows(param.substr(0, eq)), "q"))
-        q = http::parse_qvalue(http::trim_ows(param.substr(eq + 1)));
-    }
+    const int q = http::element_weight(semi == std::string_view::npos ? std::string_view{} : element.substr(semi + 1));
     if (q < 0) continue;  // an element with a broken weight is ignored
     if (core::iequals_ascii(coding, "gzip") || core::iequals_ascii(coding, "x-gzip")) note(q_gzip_, q);
     else if (coding == "*") note(q_star_, q);
