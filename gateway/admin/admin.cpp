@@ -60,8 +60,11 @@ class metrics_page final : public http::layer {
 // A place in logs_readers, given back when the request's arena is reset
 // (after the response is written, or when the connection goes).
 struct logs_reader_place {
-  logs_readers& readers;
+  explicit logs_reader_place(logs_readers& r) noexcept : readers(r) {}
+  logs_reader_place(const logs_reader_place&) = delete;
+  logs_reader_place& operator=(const logs_reader_place&) = delete;
   ~logs_reader_place() { readers.leave(); }
+  logs_readers& readers;
 };
 
 class logs_page final : public http::layer {
