@@ -454,7 +454,9 @@ TEST_CASE("rate limit by API key with a Redis store: every spelling of a key spe
   // address.
   CHECK(redis_keys(redis) ==
         std::set<std::string>{"rl:60000000:127.0.0.1", "rl:60000000:k:" + sha256_hex("secretkey1234")});
-  CHECK(g.proc->err().find("WARNING: --rate-limit-key api-key without --rate-limit-store-secret") != std::string::npos);
+  // Read on until the line (err() holds only what was read while waiting
+  // for "listening on", and the warning follows it).
+  CHECK(g.proc->wait_for_line("WARNING: --rate-limit-key api-key without --rate-limit-store-secret", true, 5s));
 
   g.proc->signal(SIGTERM);
   CHECK(g.proc->wait_exit(10s) == 0);
@@ -489,6 +491,8 @@ TEST_CASE("with --rate-limit-store-secret Redis names an API key by its HMAC-SHA
   CHECK(status(a.port) == 429);
   const std::string expected = "rl:60000000:h:" + hmac_sha256_hex(secret, "secretkey1234");
   CHECK(redis_keys(redis) == std::set<std::string>{expected});
+  // No warning: read up to the start-up line that follows where it would be.
+  REQUIRE(a.proc->wait_for_line("and  curl", true, 5s));
   CHECK(a.proc->err().find("WARNING: --rate-limit-key api-key") == std::string::npos);
   for (auto* g : {&a, &b}) {
     g->proc->signal(SIGTERM);
