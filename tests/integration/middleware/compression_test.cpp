@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "tests/integration/proxy/recording_backend.hpp"
+#include "tests/support/gunzip.hpp"
 #include "tests/support/test_server.hpp"
 
 using namespace gateway;
+using test::gunzip;
 
 namespace {
 
@@ -20,21 +22,6 @@ std::string json_text() {
   std::string text;
   for (int i = 0; i < 500; ++i) text += "{\"n\":" + std::to_string(i) + ",\"text\":\"compressible\"}\n";
   return text;
-}
-
-// A single gzip member decoded, or "<corrupt>".
-std::string gunzip(const std::string& gz) {
-  z_stream z{};
-  inflateInit2(&z, 15 + 16);
-  std::string out(1 << 20, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
-  z.avail_in = static_cast<uInt>(gz.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  const int rc = ::inflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  inflateEnd(&z);
-  return rc == Z_STREAM_END ? out : std::string("<corrupt>");
 }
 
 // Every value of the field `name`, in order.

@@ -6,9 +6,11 @@
 #include <zlib.h>
 
 #include "tests/integration/proxy/recording_backend.hpp"
+#include "tests/support/gunzip.hpp"
 #include "tests/support/test_server.hpp"
 
 using namespace gateway;
+using test::gunzip;
 using namespace std::chrono_literals;
 
 namespace {
@@ -149,19 +151,6 @@ TEST_CASE("response compression gzips compressible responses for clients that ac
   cfg.api_keys = {"k"};
   cfg.compress_responses = true;
   test::running_server srv(cfg);
-  auto gunzip = [](const std::string& gz) {
-    z_stream z{};
-    inflateInit2(&z, 15 + 16);
-    std::string out(1 << 20, '\0');
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
-    z.avail_in = static_cast<uInt>(gz.size());
-    z.next_out = reinterpret_cast<Bytef*>(out.data());
-    z.avail_out = static_cast<uInt>(out.size());
-    int rc = ::inflate(&z, Z_FINISH);
-    out.resize(z.total_out);
-    inflateEnd(&z);
-    return rc == Z_STREAM_END ? out : std::string("<corrupt>");
-  };
   for (const char* path : {"/api/plain", "/api/chunked"}) {
     INFO(path);
     auto r = test::http_request(srv.port(), test::make_request("GET", path, {}, "X-API-Key: k\r\nAccept-Encoding: gzip\r\n"));
