@@ -3,7 +3,8 @@
 // the one place it is told: the code in pipeline.cpp builds what it says.
 //
 //   1. net/worker       accept on the worker's own listener (SO_REUSEPORT, so
-//                       a connection never changes threads); over
+//                       a connection never changes threads; which worker:
+//                       net/accept_steering.hpp); over
 //                       --max-connections: a canned 503 with Retry-After
 //      net/connection   with --proxy-protocol, first the PROXY v1/v2 header
 //                       (net/proxy_protocol.hpp) within --header-timeout:

@@ -20,6 +20,7 @@
 
 #include "gateway/core/config.hpp"
 #include "gateway/core/live_counters.hpp"
+#include "gateway/net/accept_steering.hpp"
 #include "gateway/net/tls_context.hpp"
 #include "gateway/net/worker.hpp"
 
@@ -46,6 +47,8 @@ class server {
   std::span<const core::live_shard> stats() const noexcept { return {shards_.get(), workers_.size()}; }
   const core::config& cfg() const noexcept { return cfg_; }
   tls_terminator* tls() const noexcept { return tls_.get(); }
+  // How new connections are spread over the workers (null with one worker).
+  const accept_steering* steering() const noexcept { return steering_.get(); }
   // The --redirect-http listener's port (0: none).
   std::uint16_t redirect_port() const { return workers_.empty() ? 0 : workers_.front()->redirect_port(); }
 
@@ -55,6 +58,7 @@ class server {
   std::unique_ptr<core::live_shard[]> shards_;
   std::unique_ptr<core::byte_budget> budget_;
   std::vector<std::unique_ptr<worker>> workers_;
+  std::unique_ptr<accept_steering> steering_;  // with more than one worker
   std::vector<std::jthread> threads_;
   std::jthread housekeeping_;
   std::atomic<std::int64_t> threads_alive_{0};

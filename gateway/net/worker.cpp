@@ -15,6 +15,7 @@
 #include <exception>
 
 #include "gateway/core/coarse_clock.hpp"
+#include "gateway/net/accept_steering.hpp"
 #include "gateway/net/connection.hpp"
 #include "gateway/net/interrupt.hpp"
 #include "gateway/net/redirect_http.hpp"
@@ -174,6 +175,7 @@ void worker::attach(connection_state& c) noexcept {
   first_ = &c;
   ++connection_count_;
   core::bump(counters_.connections);
+  if (steering_) steering_->update();
 }
 
 void worker::detach(connection_state& c) noexcept {
@@ -183,6 +185,7 @@ void worker::detach(connection_state& c) noexcept {
   c.prev = c.next = nullptr;
   --connection_count_;
   core::drop(counters_.connections);
+  if (steering_) steering_->update();
   if (draining_ && connection_count_ == 0) {
     // The last connection is gone: stop the sweep so the io_context runs dry.
     sweep_timer_.cancel();

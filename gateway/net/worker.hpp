@@ -23,6 +23,7 @@ namespace gateway::net {
 
 struct connection_state;
 class tls_terminator;
+class accept_steering;
 class worker;
 
 // What a chain factory gets for one worker. Handlers may keep a reference
@@ -68,6 +69,10 @@ class worker {
   // HTTPS: every accepted connection gets a TLS stream on the terminator's
   // current certificates (the terminator outlives the worker).
   void set_tls(const tls_terminator* tls) noexcept { tls_ = tls; }
+  // The listener group's steering (net/accept_steering.hpp), told of every
+  // connection opened or closed; null with one worker.
+  void set_steering(accept_steering* s) noexcept { steering_ = s; }
+  int listener_fd() noexcept { return acceptor_->native_handle(); }
   // --redirect-http (one worker): a plain listener on `ep` answering every
   // request with 308 to https on `https_port` (net/redirect_http.hpp).
   void open_redirect_listener(const asio::ip::tcp::endpoint& ep, std::uint16_t https_port);
@@ -171,6 +176,7 @@ class worker {
   worker_env env_;
   std::optional<asio::ip::tcp::acceptor> acceptor_;
   const tls_terminator* tls_ = nullptr;
+  accept_steering* steering_ = nullptr;
   std::optional<asio::ip::tcp::acceptor> redirect_acceptor_;
   std::uint16_t https_port_ = 0;
   std::size_t redirect_open_ = 0;  // redirect connections being answered
