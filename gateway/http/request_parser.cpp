@@ -567,7 +567,9 @@ head_result request_parser::check_with_llhttp(std::string_view head, std::size_t
   }
   if (parser_.method > HTTP_SOURCE || parser_.method == HTTP_CONNECT) return fail(501, "unsupported method");
   req.method_id = parser_.method;
-  req.upgrade = parser_.upgrade != 0;
+  // RFC 9110 section 7.8: a server must ignore Upgrade in an HTTP/1.0
+  // request (and section 15.2: never send a 1xx to an HTTP/1.0 client).
+  req.upgrade = parser_.upgrade != 0 && req.version_minor >= 1;
   head_result ok;
   ok.what = head_result::kind::complete;
   return ok;

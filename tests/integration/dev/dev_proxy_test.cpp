@@ -416,6 +416,28 @@ TEST_CASE("websocket: bytes sent with the handshake get through, and an idle tun
   CHECK(r->status == 502);
 }
 
+TEST_CASE("websocket: an HTTP/1.0 request's Upgrade is ignored and answered as a plain request", "[integration][dev]") {
+  test::recording_backend app;
+  app.set_script([](const test::recorded_request& r) {
+    // A backend that would switch whenever it sees Upgrade.
+    if (r.head.find("\r\nUpgrade:") != std::string::npos)
+      return test::reply{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", 0,
+                         test::reply::then::close};
+    return test::reply{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain", 0, test::reply::then::keep_open};
+  });
+  auto cfg = with_route(test::test_config(), "/ws/", app.url());
+  test::running_server srv(cfg);
+  auto r = test::http_request(srv.port(),
+                              "GET /ws/chat HTTP/1.0\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body == "plain");
+  auto seen = app.requests();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].head.find("\r\nUpgrade:") == std::string::npos);
+}
+
 TEST_CASE("websocket: the 101 head is parsed strictly", "[integration][dev]") {
   core::arena mem;
   http::header_list fields(mem);

@@ -455,3 +455,10 @@ TEST_CASE("parser fed a head piece by piece answers each prefix as when given it
   CHECK(resumed > 10 * heads);
   CHECK(complete > heads / 8);
 }
+
+TEST_CASE("parser ignores Upgrade in an HTTP/1.0 request", "[unit][http][parser]") {
+  http::request_parser parser;
+  const std::string ws = "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+  CHECK(outcome(parser, "GET /chat HTTP/1.1\r\nHost: a\r\n" + ws).find(" upgrade=1 ") != std::string::npos);
+  CHECK(outcome(parser, "GET /chat HTTP/1.0\r\nHost: a\r\n" + ws).find(" upgrade=0 ") != std::string::npos);
+}
