@@ -841,7 +841,7 @@ asio::awaitable<bool> session<Io>::run() {
       while (chain_walk.w->waiting()) chain_walk.w->resume(co_await chain_walk.w->await());
     }
     outcome o = outcome::close;
-    if (!st_.aborted) {
+    if (!st_.aborted && !st_.client_gone) {
       if (ex.res.upgrade != nullptr && ex.res.status == 101 && ex.req.upgrade) o = co_await run_tunnel(ex);
       else {
         first_write fw;

@@ -61,6 +61,11 @@ struct connection_state {
   bool timed_out = false;
   bool stop_requested = false;   // drain: finish the current request, then close
   bool aborted = false;          // hard cancel at the end of the drain
+  // Set by the sweep: the client ended its connection (end of stream,
+  // a half-close included, or an error) while its request waited for a
+  // backend's answer (http/upstream_guard.hpp, client_gone()). The request
+  // ends without a response and the connection closes.
+  bool client_gone = false;
   bool shed = false;             // set by the sweep: an idle session should end, keeping the socket
   // No request head received yet. A drain waits for a fresh connection's
   // first request instead of closing it as idle: a balancer connects (and

@@ -9,9 +9,11 @@
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/use_awaitable.hpp>
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <exception>
 
 #include "gateway/core/coarse_clock.hpp"
@@ -46,6 +48,42 @@ std::chrono::nanoseconds pick_sweep_period(const core::config& c) {
   return std::clamp<std::chrono::nanoseconds>(shortest / 4, std::chrono::milliseconds(5),
                                               std::chrono::milliseconds(250));
 }
+
+// The sweep's look at the clients of requests that wait for a backend's
+// answer (their guard's client watch on since the sweep before:
+// http/upstream_guard.hpp). One poll() per batch of descriptors, without
+// waiting, asking for POLLRDHUP alone: bytes a client pipelined meanwhile
+// (POLLIN) stay unread for its next request and do not count, a FIN does,
+// behind such bytes too (so does a half-close: the client can no longer be
+// told apart from one that closed, as nginx decides too), and so do a reset
+// or an error (POLLHUP, POLLERR, reported whatever is asked). A client found
+// gone ends its request's backend work at once and gets no response. The
+// socket's own reactor registration (epoll or io_uring) is not touched.
+class client_check {
+ public:
+  void add(connection_state& c) noexcept {
+    if (n_ == batch) flush();
+    fds_[n_] = pollfd{c.socket.native_handle(), POLLRDHUP, 0};
+    conns_[n_++] = &c;
+  }
+  void flush() noexcept {
+    if (n_ != 0 && ::poll(fds_.data(), n_, 0) > 0) {
+      for (std::size_t i = 0; i < n_; ++i) {
+        if ((fds_[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0) continue;
+        connection_state& c = *conns_[i];
+        c.client_gone = true;
+        c.request->guard->client_gone();
+      }
+    }
+    n_ = 0;
+  }
+
+ private:
+  static constexpr std::size_t batch = 128;
+  std::array<pollfd, batch> fds_;
+  std::array<connection_state*, batch> conns_;
+  std::size_t n_ = 0;
+};
 }  // namespace
 
 worker::worker(unsigned index, const core::config& cfg, core::live_shard& counters, core::byte_budget& budget,
@@ -402,6 +440,7 @@ void worker::sweep() {
   requests_at_last_sweep_ = requests;
   bool hard = draining_ && now >= drain_deadline_;
   parking_.expire(now);
+  client_check clients;
   for (connection_state* c = first_; c != nullptr;) {
     connection_state* next = c->next;  // abort() may not unlink, but be safe
     if (hard) {
@@ -421,10 +460,15 @@ void worker::sweep() {
         c->shed = true;  // the session frees its buffers and frame; the socket waits without them
         c->cancel_io();
       }
-      if (c->request != nullptr && c->request->guard != nullptr) c->request->guard->poll(now);
+      if (c->request != nullptr && c->request->guard != nullptr) {
+        c->request->guard->poll(now);
+        if (c->phase == conn_phase::handler && !c->client_gone && c->request->guard->client_check_due())
+          clients.add(*c);
+      }
     }
     c = next;
   }
+  clients.flush();
 }
 
 void worker::begin_drain() {

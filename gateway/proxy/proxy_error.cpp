@@ -22,6 +22,7 @@ class category final : public std::error_category {
       case proxy_errc::aborted: return "upstream connection aborted";
       case proxy_errc::tls_handshake_failed: return "TLS handshake with the backend failed";
       case proxy_errc::tls_verify_failed: return "backend TLS certificate verification failed";
+      case proxy_errc::client_closed: return "client closed the connection before the response head";
     }
     return "unknown proxy error";
   }
@@ -36,6 +37,7 @@ const std::error_category& proxy_category() noexcept {
 
 int status_for(std::error_code ec) noexcept {
   if (ec == proxy_errc::connect_timeout || ec == proxy_errc::response_timeout) return 504;
+  if (ec == proxy_errc::client_closed) return 499;
   return 502;
 }
 

@@ -19,6 +19,7 @@ enum class proxy_errc {
   aborted,                // the upstream socket was closed by shutdown
   tls_handshake_failed,   // the TLS handshake with an https backend failed (502)
   tls_verify_failed,      // an https backend's certificate failed verification (502)
+  client_closed,          // the client left before the response head came (499, never sent)
 };
 
 const std::error_category& proxy_category() noexcept;
@@ -28,7 +29,9 @@ inline std::error_code make_error_code(proxy_errc e) noexcept {
 }
 
 // The status a client gets for an error that happens before the response
-// head: 504 for the two timeouts, 502 for everything else.
+// head: 504 for the two timeouts, 499 (nginx's "client closed request",
+// logged and counted, never sent) for a client that left, 502 for
+// everything else.
 int status_for(std::error_code ec) noexcept;
 
 }  // namespace gateway::proxy

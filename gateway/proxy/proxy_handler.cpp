@@ -106,7 +106,9 @@ class upstream_response final : public http::body_source, public http::upstream_
         reader_(head_request),
         pooled_(nullptr),
         buf_(static_cast<char*>(mem_.allocate(first_read_size, 1))),
-        cap_(first_read_size) {}
+        cap_(first_read_size) {
+    watch_client(true);  // until the response head is in (end_exchange)
+  }
 
   ~upstream_response() override {
     disarm();
@@ -120,6 +122,8 @@ class upstream_response final : public http::body_source, public http::upstream_
   upstream_connection& connection() noexcept { return conn_; }
   const response_reader& reader() const noexcept { return reader_; }
   bool aborted() const noexcept { return aborted_; }
+  // The client left while the response head was awaited (client_gone()).
+  bool client_left() const noexcept { return client_left_; }
   // The backend switched protocols (101 to an Upgrade request).
   bool switched() const noexcept { return switched_; }
 
@@ -137,6 +141,15 @@ class upstream_response final : public http::body_source, public http::upstream_
     conn_.interrupt();
   }
 
+  // The worker's sweep found the client gone while the response head was
+  // awaited (connecting, sending or reading): the pending operation ends as
+  // in abort(), the exchange reports client_closed, and the connection is
+  // closed, not pooled (the backend's response, if any, is never read).
+  void client_gone() noexcept override {
+    client_left_ = true;
+    abort();
+  }
+
   // Sending the request and reading the response head, within the response
   // timeout: begin_exchange(), the steps below (sent(), head_space(),
   // head_read()) around the awaits in the handler's frame, end_exchange().
@@ -148,7 +161,11 @@ class upstream_response final : public http::body_source, public http::upstream_
   }
   head_outcome end_exchange(head_outcome o) noexcept {
     disarm();
-    if (timed_out_ && o.ec) o = head_outcome{make_error_code(proxy_errc::response_timeout)};
+    // A head that came in the same turn as the client's end is not used:
+    // the connection writes no response once the client is gone.
+    if (client_left_) o = head_outcome{make_error_code(proxy_errc::client_closed)};
+    else if (timed_out_ && o.ec) o = head_outcome{make_error_code(proxy_errc::response_timeout)};
+    if (!o.ec) watch_client(false);
     return o;
   }
 
@@ -391,6 +408,7 @@ class upstream_response final : public http::body_source, public http::upstream_
   std::size_t scanned_ = 0;
   std::error_code failed_;
   bool aborted_ = false;
+  bool client_left_ = false;
   bool timed_out_ = false;
   bool write_failed_ = false;  // the request was not all written: the response is the connection's last
 };
@@ -630,6 +648,8 @@ class proxy_layer final : public http::layer {
         if (!retry) break;
         core::bump(stats.retries);
       }
+      // The client left during a connect (which then reports aborted).
+      if (err && up->client_left()) err = make_error_code(proxy_errc::client_closed);
       now = clock::now();
       m.state->requests.fetch_add(1, std::memory_order_relaxed);
       if (!err) {
@@ -640,7 +660,7 @@ class proxy_layer final : public http::layer {
         else m.state->record_success(now, opts_.health);
         break;
       }
-      if (err == proxy_errc::aborted) break;
+      if (err == proxy_errc::aborted || err == proxy_errc::client_closed) break;
       if (!counts_against_member(err)) break;
       failed(m, now);
       // Another member takes the request once, if it cannot have been acted
@@ -679,6 +699,13 @@ class proxy_layer final : public http::layer {
       co_return http::step::answered;
     }
     if (!err && !up->start_body()) err = make_error_code(proxy_errc::bad_response);
+    if (err == proxy_errc::client_closed) {
+      // Recorded (access log, metrics) as nginx does; the connection sends
+      // nothing and closes (net/connection.hpp, client_gone).
+      core::bump(stats.client_closed);
+      http::respond_text(ex, status_for(err), "Client Closed Request");
+      co_return http::step::answered;
+    }
     if (err) {
       const int status = status_for(err);
       if (err != proxy_errc::aborted) core::bump(status == 504 ? stats.gateway_timeout : stats.bad_gateway);

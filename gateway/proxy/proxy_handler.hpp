@@ -11,7 +11,11 @@
 //      connection of that member (upstream_pool.hpp) or connect
 //      (connect timeout -> 504, refused -> 502)
 //   3. one gathered write of head + the once-read body, then read the
-//      response head, both within the response timeout (-> 504)
+//      response head, both within the response timeout (-> 504). A client
+//      that leaves meanwhile (from the connect to the head, found by the
+//      worker's sweep: http/upstream_guard.hpp) ends the exchange: the
+//      backend connection is closed, the request is logged and counted as
+//      499 and its client gets nothing
 //   4. a pooled connection that turns out closed before any response byte
 //      is retried once on a fresh connection, if the method is idempotent
 //      (RFC 9110 section 9.2.2) or nothing of the request was sent; a POST

@@ -56,6 +56,8 @@ class upstream_tunnel final : public http::tunnel, public http::upstream_guard {
 
   // Hard shutdown: closes the upstream side now (the relays then end).
   void abort() noexcept override;
+  // Never called: the tunnel's own relay reads the client, and sees it go.
+  void client_gone() noexcept override {}
 
  private:
   // One direction: client to upstream or upstream to client (the client

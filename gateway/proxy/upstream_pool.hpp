@@ -59,6 +59,7 @@ namespace gateway::proxy {
   X(bad_gateway, counter, "upstream_bad_gateway", "502 answers: backend unreachable or its answer broken")   \
   X(gateway_timeout, counter, "upstream_gateway_timeout", "504 answers: the backend was too slow")           \
   X(busy_rejected, counter, "upstream_busy_rejected", "503 answers: requests over --upstream-max-concurrent") \
+  X(client_closed, counter, "upstream_client_closed", "Requests whose client left while the response head was awaited (499, backend connection closed)") \
   X(tls_handshakes, counter, "upstream_tls_handshakes", "TLS handshakes completed with https backends (resumed ones included)") \
   X(tls_resumed, counter, "upstream_tls_resumed", "TLS handshakes with https backends that resumed a session") \
   X(tls_failures, counter, "upstream_tls_failures", "TLS handshakes with https backends that failed (verification included)") \

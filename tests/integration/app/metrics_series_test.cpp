@@ -168,6 +168,10 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
   REQUIRE(core::add_route("/cors/", backend.url(), cfg.routes, err));
   cfg.routes.back().cors = core::cors_config{};
   cfg.routes.back().cors->origins = {"https://app.example"};
+  // A backend wait longer than the sweep's two looks at a waiting client
+  // (a quarter of the shortest timeout apart).
+  REQUIRE(core::add_route("/patient/", backend.url(), cfg.routes, err));
+  cfg.routes.back().timeout = 5s;
   app::instance gw(cfg, sink.file(), [](http::pipeline& p) { p.wrap(std::make_unique<misbehaving_layer>()); });
   gw.start();
   const std::uint16_t port = gw.port();
@@ -342,6 +346,19 @@ TEST_CASE("every series /metrics exports is moved by something the gateway does"
     // The client left with 32 MiB still to come: the gateway gives the
     // backend connection up rather than reading the rest.
     CHECK(test::wait_until([&] { return read_figures(port)["upstream_discarded"] > discarded; }, 5s));
+  });
+
+  check({"upstream_client_closed"}, [&] {
+    const auto closed = read_figures(port)["upstream_client_closed"];
+    const auto received = backend.request_count();
+    {
+      test::raw_client c(port, 5000ms, "127.0.0.12");
+      REQUIRE(c.send(test::make_request("GET", "/patient/hang")));
+      REQUIRE(test::wait_until([&] { return backend.request_count() > received; }, 3s));
+    }
+    // The client left while the backend kept silent: the sweep ends the
+    // exchange (499).
+    CHECK(test::wait_until([&] { return read_figures(port)["upstream_client_closed"] > closed; }, 3s));
   });
 
   // The first request to /group/ goes to the dead member (round robin
