@@ -5,6 +5,7 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
+#include <algorithm>
 #include <array>
 #include <span>
 #include <charconv>
@@ -92,14 +93,16 @@ class read_buffer {
   std::size_t end_ = 0;
 };
 
+// A chunked body, decoded into a buffer in the request arena that doubles
+// as the data arrives; each growth is taken from the request's share of
+// --body-budget first.
 struct body_builder {
   core::arena* mem;
   char* data = nullptr;
   std::size_t size = 0;
   std::size_t cap = 0;
   std::uint64_t limit = 0;
-  core::byte_budget* budget = nullptr;
-  std::uint64_t* taken = nullptr;  // the session's running total against the budget
+  core::budget_hold* budget = nullptr;
   bool over_budget = false;
 
   static bool append(void* ctx, const char* p, std::size_t n) {
@@ -111,12 +114,42 @@ struct body_builder {
         b->over_budget = true;
         return false;
       }
-      *b->taken += want - b->cap;
       b->data = b->mem->grow(b->data, b->cap, want);
       b->cap = want;
     }
     std::memcpy(b->data + b->size, p, n);
     b->size += n;
+    return true;
+  }
+};
+
+// A Content-Length body's buffer in the request arena. It grows as the
+// bytes arrive instead of being sized to the declared length at once:
+// from `initial` (or what is already buffered), doubling up to the length,
+// each growth taken from the request's share of --body-budget before the
+// bytes that need it are read. A client that declares a large body and
+// sends it slowly so holds room for about what it has sent. When doubling
+// does not fit the budget, the growth falls back to the room the next read
+// needs; only when that does not fit either is the body refused.
+struct sized_body {
+  static constexpr std::size_t initial = 16 * 1024;
+  core::arena& mem;
+  core::budget_hold& budget;
+  std::size_t len;
+  char* data = nullptr;
+  std::size_t cap = 0;
+
+  // Room for at least `need` bytes (at most len); false: over the budget.
+  bool reserve(std::size_t need) {
+    need = std::min(need, len);
+    if (need <= cap) return true;
+    std::size_t want = std::min(len, std::max({need, cap * 2, initial}));
+    if (!budget.try_take(want - cap)) {
+      want = need;
+      if (!budget.try_take(want - cap)) return false;
+    }
+    data = mem.grow(data, cap, want);
+    cap = want;
     return true;
   }
 };
@@ -261,8 +294,13 @@ class session {
   // --max-head + 1 KiB), once per session.
   static constexpr std::size_t initial_read_buffer = 1024;
   session(connection_state& st, Io& io)
-      : st_(st), w_(st.owner), cfg_(w_.cfg()), io_(io), in_(initial_read_buffer), mem_(w_.arena_blocks()) {}
-  ~session() { release_budget(); }
+      : st_(st),
+        w_(st.owner),
+        cfg_(w_.cfg()),
+        io_(io),
+        in_(initial_read_buffer),
+        mem_(w_.arena_blocks()),
+        budget_(w_.body_budget()) {}
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
@@ -283,10 +321,6 @@ class session {
     st_.deadline = timeout.count() > 0 ? core::coarse_steady_now() + timeout : clock::time_point::max();
   }
   void push_deadline(std::chrono::nanoseconds timeout) { st_.deadline = core::coarse_steady_now() + timeout; }
-  void release_budget() noexcept {
-    if (budget_taken_) w_.body_budget().give_back(budget_taken_);
-    budget_taken_ = 0;
-  }
 
   // The common path of a request (head read, no body or a small one
   // already buffered, response written in one send) runs in run()'s own
@@ -332,7 +366,10 @@ class session {
   core::arena mem_;
   std::string out_;
   std::uint64_t request_bytes_ = 0;  // head + body bytes of the current request in in_
-  std::uint64_t budget_taken_ = 0;   // body bytes of this request counted against --body-budget
+  // The current request's share of --body-budget: its body's buffer and
+  // whatever a layer buffers for it (ctx.body_budget), given back when the
+  // request is over and mem_ reset.
+  core::budget_hold budget_;
   bool shed_ = false;
 };
 
@@ -481,16 +518,18 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
     if (len == 0) co_return outcome::next;
     // (A small body already buffered never gets here: body_is_buffered.)
     std::size_t buffered = std::min(len, in_.size() - body_start);
-    if (!w_.body_budget().try_take(len)) {
+    sized_body body{mem_, budget_, len};
+    auto over_budget = [&]() -> asio::awaitable<outcome> {
       core::bump(w_.counters().rejected_bodies);
       co_await send_error(503, "server busy: too many request bytes in flight, retry", http10, true);
       co_await linger_close();
       co_return outcome::close;
-    }
-    budget_taken_ += len;
-    auto* body = static_cast<char*>(mem_.allocate(len, 1));
+    };
+    // The first room (what is buffered, at least sized_body::initial) is
+    // taken before a 100 Continue, so a client told 503 sends no body.
+    if (!body.reserve(std::max(buffered, sized_body::initial))) co_return co_await over_budget();
     core::bump(w_.counters().body_buffers);
-    std::memcpy(body, in_.data() + body_start, buffered);
+    std::memcpy(body.data, in_.data() + body_start, buffered);
     // Body bytes past what was buffered are read straight into the arena;
     // bytes after the body (a pipelined request) stay in the read buffer.
     request_bytes_ = body_start + buffered;
@@ -503,7 +542,8 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
     set_phase(conn_phase::body, cfg_.body_timeout);
     std::size_t got = buffered;
     while (got < len) {
-      auto [ec, n] = co_await io_.read_some(asio::buffer(body + got, len - got));
+      if (got == body.cap && !body.reserve(got + sized_body::initial)) co_return co_await over_budget();
+      auto [ec, n] = co_await io_.read_some(asio::buffer(body.data + got, body.cap - got));
       if (ec) {
         if (read_timed_out()) co_await send_error(408, "request body not received in time", http10);
         co_return outcome::close;
@@ -512,12 +552,12 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
       core::bump(w_.counters().bytes_in, n);
       push_deadline(cfg_.body_timeout);
     }
-    req.body = std::string_view(body, len);
+    req.body = std::string_view(body.data, len);
     co_return outcome::next;
   }
 
   // Chunked: decode into a growing arena buffer (RFC 9112 section 7.1).
-  body_builder b{&mem_, nullptr, 0, 0, cfg_.max_body, &w_.body_budget(), &budget_taken_};
+  body_builder b{&mem_, nullptr, 0, 0, cfg_.max_body, &budget_};
   if (head.expect_continue) {
     static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
     std::array<asio::const_buffer, 1> bb{asio::buffer(cont)};
@@ -821,6 +861,7 @@ asio::awaitable<bool> session<Io>::run() {
     ex.ctx.start = clock::now();
     ex.ctx.worker = w_.index();
     ex.ctx.tls = Io::is_tls;
+    ex.ctx.body_budget = &budget_;
     set_phase(conn_phase::handler, {});
     // A hard abort and the sweep reach the backend work the handler
     // registers in ex.ctx.guard, until the response or tunnel is done.
@@ -874,7 +915,7 @@ asio::awaitable<bool> session<Io>::run() {
     ex.res.upgrade = nullptr;
     mem_.reset();
     chain_.reset();
-    release_budget();
+    budget_.release();
     in_.consume(std::min(request_bytes_, in_.size()));
     request_bytes_ = 0;
     if (o == outcome::broken) {
