@@ -320,7 +320,27 @@ class session {
     st_.phase = p;
     st_.deadline = timeout.count() > 0 ? core::coarse_steady_now() + timeout : clock::time_point::max();
   }
-  void push_deadline(std::chrono::nanoseconds timeout) { st_.deadline = core::coarse_steady_now() + timeout; }
+  // The body's deadline once `received` of its bytes are in: the next read
+  // within --body-timeout, and, with --body-min-rate, the whole body at that
+  // average rate at least after a first --body-timeout of grace (measured
+  // from body_start_), so a body that trickles in ends however short its
+  // gaps. begin_body() starts the body phase with the bytes already
+  // buffered; body_progress() follows every read.
+  void begin_body(std::uint64_t received) {
+    body_start_ = core::coarse_steady_now();
+    body_progress(received);
+  }
+  void body_progress(std::uint64_t received) {
+    const auto now = core::coarse_steady_now();
+    auto deadline = now + cfg_.body_timeout;
+    if (cfg_.body_min_rate != 0) {
+      const auto allowed = std::chrono::duration_cast<clock::duration>(
+          std::chrono::duration<double>(static_cast<double>(received) / static_cast<double>(cfg_.body_min_rate)));
+      deadline = std::min(deadline, body_start_ + cfg_.body_timeout + allowed);
+    }
+    st_.phase = conn_phase::body;
+    st_.deadline = deadline;
+  }
 
   // The common path of a request (head read, no body or a small one
   // already buffered, response written in one send) runs in run()'s own
@@ -370,6 +390,7 @@ class session {
   // whatever a layer buffers for it (ctx.body_budget), given back when the
   // request is over and mem_ reset.
   core::budget_hold budget_;
+  clock::time_point body_start_{};  // when the current body's reading began
   bool shed_ = false;
 };
 
@@ -539,8 +560,8 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
       const bool sent = co_await write_all(b);
       if (!sent) co_return outcome::close;
     }
-    set_phase(conn_phase::body, cfg_.body_timeout);
     std::size_t got = buffered;
+    begin_body(got);
     while (got < len) {
       if (got == body.cap && !body.reserve(got + sized_body::initial)) co_return co_await over_budget();
       auto [ec, n] = co_await io_.read_some(asio::buffer(body.data + got, body.cap - got));
@@ -550,7 +571,7 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
       }
       got += n;
       core::bump(w_.counters().bytes_in, n);
-      push_deadline(cfg_.body_timeout);
+      body_progress(got);
     }
     req.body = std::string_view(body.data, len);
     co_return outcome::next;
@@ -566,7 +587,8 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
       if (!sent) co_return outcome::close;
     }
   }
-  set_phase(conn_phase::body, cfg_.body_timeout);
+  std::uint64_t received = in_.size() - body_start;  // raw bytes, chunk framing included
+  begin_body(received);
   if (in_.tail_space().size() < 4096) {
     // The head nearly fills the buffer: grow it now, while nothing but the
     // head depends on it, and parse the head again so its views follow.
@@ -615,7 +637,8 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
     }
     in_.commit(n);
     core::bump(w_.counters().bytes_in, n);
-    push_deadline(cfg_.body_timeout);
+    received += n;
+    body_progress(received);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -171,6 +172,40 @@ TEST_CASE("two slow uploads declaring the whole body budget leave room for other
     CHECK(r->status == 200);
   }
   CHECK(test::wait_until([&] { return srv.server().live().body_bytes_buffered == 0; }, 2000ms));
+}
+
+TEST_CASE("a body that trickles in below --body-min-rate gets 408 though no gap reaches --body-timeout",
+          "[integration][hardening]") {
+  auto cfg = test::test_config();
+  cfg.body_timeout = 1s;
+  cfg.body_min_rate = 1024;
+  test::running_server srv(cfg);
+  // 16 bytes every 100 ms (160 B/s): the whole 640 bytes would take 4 s, each
+  // gap is a tenth of --body-timeout. The body may take 1 s plus one second
+  // per KiB received, so it is cut at about 1.2 s.
+  test::raw_client c(srv.port());
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(c.send("POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 640\r\n\r\n"));
+  std::size_t sent = 0;
+  for (int i = 0; i < 40 && sent < 640; ++i) {
+    pollfd p{c.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 100) != 0) break;  // the answer (or a close) is there: stop sending
+    if (!c.send(std::string(16, 'x'))) break;
+    sent += 16;
+  }
+  auto r = c.read_response();
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  REQUIRE(r);
+  CHECK(r->status == 408);
+  CHECK(sent < 640);
+  CHECK(elapsed >= 1s);
+  CHECK(elapsed < 3s);
+  CHECK(c.wait_closed());
+  CHECK(srv.server().live().timeouts == 1);
+  // A body sent at once is unaffected.
+  auto ok = test::http_request(srv.port(), test::make_request("POST", "/health", std::string(64u * 1024, 'z')));
+  REQUIRE(ok);
+  CHECK(ok->status == 200);
 }
 
 TEST_CASE("idle keep-alive connections give their request memory back: 1,000 of them after a request each cost under 8 MiB",
