@@ -123,33 +123,38 @@ struct body_builder {
   }
 };
 
-// A Content-Length body's buffer in the request arena. It grows as the
-// bytes arrive instead of being sized to the declared length at once:
-// from `initial` (or what is already buffered), doubling up to the length,
-// each growth taken from the request's share of --body-budget before the
-// bytes that need it are read. A client that declares a large body and
-// sends it slowly so holds room for about what it has sent. When doubling
-// does not fit the budget, the growth falls back to the room the next read
-// needs; only when that does not fit either is the body refused.
+// A Content-Length body's buffer in the request arena, and the share of
+// --body-budget that covers it. The buffer is allocated once, at the
+// declared length (a body over 128 KiB gets a mapping of its own, core/
+// memory.hpp, whose pages become resident only as bytes are written into
+// them), but the budget is taken as the bytes arrive: `covered` bytes are
+// paid for, and a read never writes past them. The first room is
+// `first_room` (or what the head's read already brought); each time the
+// bytes reach it, it doubles. When doubling does not fit the budget, only
+// `first_room` more is asked for, and only when that does not fit either
+// is the body refused. A client that declares a large body and sends it
+// slowly so holds at most about twice what it has sent, not what it
+// declared. Doubling (not a fixed step) matters when many large bodies
+// arrive at once and the budget runs out: a body further along holds and
+// takes larger shares, so the room given back by a refused body lets some
+// bodies finish instead of every body inching on until each is refused.
 struct sized_body {
-  static constexpr std::size_t initial = 16 * 1024;
-  core::arena& mem;
+  static constexpr std::size_t first_room = 16 * 1024;
   core::budget_hold& budget;
   std::size_t len;
   char* data = nullptr;
-  std::size_t cap = 0;
+  std::size_t covered = 0;
 
-  // Room for at least `need` bytes (at most len); false: over the budget.
-  bool reserve(std::size_t need) {
+  // Covers at least min(need, len) bytes; false: over the budget.
+  bool cover(std::size_t need) noexcept {
     need = std::min(need, len);
-    if (need <= cap) return true;
-    std::size_t want = std::min(len, std::max({need, cap * 2, initial}));
-    if (!budget.try_take(want - cap)) {
+    if (need <= covered) return true;
+    std::size_t want = std::min(len, std::max(need, covered * 2));
+    if (!budget.try_take(want - covered)) {
       want = need;
-      if (!budget.try_take(want - cap)) return false;
+      if (!budget.try_take(want - covered)) return false;
     }
-    data = mem.grow(data, cap, want);
-    cap = want;
+    covered = want;
     return true;
   }
 };
@@ -326,6 +331,13 @@ class session {
   // from body_start_), so a body that trickles in ends however short its
   // gaps. begin_body() starts the body phase with the bytes already
   // buffered; body_progress() follows every read.
+  // A refused body's buffer and its budget go before the lingering close,
+  // which may read (and discard) for up to 30 s: nothing of the request is
+  // used after its error answer.
+  void drop_request_memory() noexcept {
+    mem_.reset();
+    budget_.release();
+  }
   void begin_body(std::uint64_t received) {
     body_start_ = core::coarse_steady_now();
     body_progress(received);
@@ -539,16 +551,18 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
     if (len == 0) co_return outcome::next;
     // (A small body already buffered never gets here: body_is_buffered.)
     std::size_t buffered = std::min(len, in_.size() - body_start);
-    sized_body body{mem_, budget_, len};
+    sized_body body{budget_, len};
     auto over_budget = [&]() -> asio::awaitable<outcome> {
       core::bump(w_.counters().rejected_bodies);
       co_await send_error(503, "server busy: too many request bytes in flight, retry", http10, true);
+      drop_request_memory();
       co_await linger_close();
       co_return outcome::close;
     };
-    // The first room (what is buffered, at least sized_body::initial) is
-    // taken before a 100 Continue, so a client told 503 sends no body.
-    if (!body.reserve(std::max(buffered, sized_body::initial))) co_return co_await over_budget();
+    // The first room is taken before a 100 Continue, so a client told 503
+    // sends no body.
+    if (!body.cover(std::max(buffered, sized_body::first_room))) co_return co_await over_budget();
+    body.data = static_cast<char*>(mem_.allocate(len, 1));
     core::bump(w_.counters().body_buffers);
     std::memcpy(body.data, in_.data() + body_start, buffered);
     // Body bytes past what was buffered are read straight into the arena;
@@ -563,8 +577,8 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
     std::size_t got = buffered;
     begin_body(got);
     while (got < len) {
-      if (got == body.cap && !body.reserve(got + sized_body::initial)) co_return co_await over_budget();
-      auto [ec, n] = co_await io_.read_some(asio::buffer(body.data + got, body.cap - got));
+      if (got == body.covered && !body.cover(got + sized_body::first_room)) co_return co_await over_budget();
+      auto [ec, n] = co_await io_.read_some(asio::buffer(body.data + got, body.covered - got));
       if (ec) {
         if (read_timed_out()) co_await send_error(408, "request body not received in time", http10);
         co_return outcome::close;
@@ -611,18 +625,21 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
       }
       if (r.what == http::chunk_result::kind::too_large) {
         co_await send_error(413, "request body too large", http10);
+        drop_request_memory();
         co_await linger_close();
         co_return outcome::close;
       }
       if (r.what == http::chunk_result::kind::error && b.over_budget) {
         core::bump(w_.counters().rejected_bodies);
         co_await send_error(503, "server busy: too many request bytes in flight, retry", http10, true);
+        drop_request_memory();
         co_await linger_close();
         co_return outcome::close;
       }
       if (r.what == http::chunk_result::kind::error) {
         core::bump(w_.counters().bad_requests);
         co_await send_error(400, r.message, http10);
+        drop_request_memory();
         co_await linger_close();
         co_return outcome::close;
       }
