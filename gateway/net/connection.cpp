@@ -331,13 +331,6 @@ class session {
   // from body_start_), so a body that trickles in ends however short its
   // gaps. begin_body() starts the body phase with the bytes already
   // buffered; body_progress() follows every read.
-  // A refused body's buffer and its budget go before the lingering close,
-  // which may read (and discard) for up to 30 s: nothing of the request is
-  // used after its error answer.
-  void drop_request_memory() noexcept {
-    mem_.reset();
-    budget_.release();
-  }
   void begin_body(std::uint64_t received) {
     body_start_ = core::coarse_steady_now();
     body_progress(received);
@@ -352,6 +345,13 @@ class session {
     }
     st_.phase = conn_phase::body;
     st_.deadline = deadline;
+  }
+  // A refused body's buffer and its budget go before the lingering close,
+  // which may read (and discard) for up to 30 s: nothing of the request is
+  // used after its error answer.
+  void drop_request_memory() noexcept {
+    mem_.reset();
+    budget_.release();
   }
 
   // The common path of a request (head read, no body or a small one
