@@ -140,8 +140,7 @@ class pipeline_builder {
     if (!p.auth && p.proxied && s_.jwt && !s_.jwt->options().claim_headers.empty())
       layers.push_back(middleware::make_claim_header_strip(*s_.jwt));
     if (p.proxied)
-      layers.push_back(middleware::make_request_decoding(
-          cfg_.max_body, env_.owner != nullptr ? &env_.owner->body_budget() : nullptr));
+      layers.push_back(middleware::make_request_decoding(cfg_.max_body));
     if (p.rules != nullptr && !p.rules->empty()) layers.push_back(middleware::make_validation(*p.rules));
     if (p.extra != nullptr && !p.extra->headers.empty())
       layers.push_back(middleware::make_header_rules(p.extra->headers));

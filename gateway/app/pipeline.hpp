@@ -16,8 +16,10 @@
 //                       dot-segments resolved once (RFC 3986 5.2.4), so
 //                       every later step sees the same path
 //   3. net/connection   read the body once into the request arena (413 over
-//                       --max-body, 503 over --body-budget, 408 when it
-//                       stalls); every later layer and the proxy use this copy
+//                       --max-body, 503 when its arriving bytes cannot be
+//                       covered by --body-budget, 408 when it stalls or
+//                       averages under --body-min-rate); every later layer
+//                       and the proxy use this copy
 //   4. outer layers     [client address] -> request id -> metrics ->
 //                       logging -> [response compression] (with
 //                       --compress-responses; it acts on the way back

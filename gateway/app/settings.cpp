@@ -242,6 +242,7 @@ std::string restart_only_changes(const core::config& a, const core::config& b) {
   note(a.body_budget != b.body_budget, "body_budget");
   note(a.header_timeout != b.header_timeout, "header_timeout");
   note(a.body_timeout != b.body_timeout, "body_timeout");
+  note(a.body_min_rate != b.body_min_rate, "body_min_rate");
   note(a.idle_timeout != b.idle_timeout, "idle_timeout");
   note(a.write_timeout != b.write_timeout, "write_timeout");
   note(a.drain_timeout != b.drain_timeout, "drain_timeout");

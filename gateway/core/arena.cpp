@@ -21,6 +21,7 @@ void* arena::allocate_slow(std::size_t n, std::size_t align) {
   auto* b = static_cast<block_header*>(::operator new(total));
   b->next = extra_;
   b->size = total;
+  b->sole = false;
   extra_ = b;
   extra_bytes_ += total;
   if (payload > shared_block && end_ - cur_ >= 256) {
@@ -29,6 +30,7 @@ void* arena::allocate_slow(std::size_t n, std::size_t align) {
     // the rest of this one unused and send the next small allocation to
     // malloc for a fresh block.
     auto p = (reinterpret_cast<std::uintptr_t>(b + 1) + (align - 1)) & ~(std::uintptr_t(align) - 1);
+    b->sole = true;
     used_ += n;
     return reinterpret_cast<void*>(p);
   }
@@ -47,7 +49,27 @@ char* arena::grow(char* p, std::size_t old_size, std::size_t new_size) {
   }
   auto* q = static_cast<char*>(allocate(new_size, 1));
   if (old_size) std::memcpy(q, p, old_size);
+  release_dedicated(p);
   return q;
+}
+
+// A large allocation that got a block of its own (allocate_slow) is the
+// only thing in it: once grow() has copied it elsewhere, the block goes at
+// once, so a body grown by doubling holds its current buffer, not every
+// buffer it went through.
+void arena::release_dedicated(char* p) noexcept {
+  if (p == nullptr) return;
+  for (block_header** link = &extra_; *link != nullptr; link = &(*link)->next) {
+    block_header* b = *link;
+    char* start = reinterpret_cast<char*>(b + 1);
+    char* stop = reinterpret_cast<char*>(b) + b->size;
+    if (p < start || p >= stop) continue;
+    if (!b->sole) return;  // a shared block: other allocations live in it
+    *link = b->next;
+    extra_bytes_ -= b->size;
+    ::operator delete(b);
+    return;
+  }
 }
 
 void arena::reset() noexcept {

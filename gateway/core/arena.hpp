@@ -108,8 +108,10 @@ class arena {
   }
 
   // Grows the most recent allocation in place when it is the last one made
-  // and fits; otherwise copies it to a new allocation. Used for chunked
-  // bodies, whose size is known only at the end.
+  // and fits; otherwise copies it to a new allocation, and frees the old
+  // one's block when that held nothing else (a large allocation's block of
+  // its own). `p` must not be used afterwards. Used for request bodies that
+  // grow as they arrive.
   char* grow(char* p, std::size_t old_size, std::size_t new_size);
 
   std::string_view copy(std::string_view s) {
@@ -146,6 +148,7 @@ class arena {
   struct block_header {
     block_header* next;
     std::size_t size;
+    bool sole;  // holds one large allocation only (nothing is bumped into it)
   };
   struct dtor_node {
     void (*fn)(void*);
@@ -163,6 +166,7 @@ class arena {
     return last_;
   }
   void* allocate_slow(std::size_t n, std::size_t align);
+  void release_dedicated(char* p) noexcept;
 
   std::size_t first_size_;
   block_pool* pool_ = nullptr;

@@ -214,6 +214,19 @@ const std::vector<flag_spec>& flags() {
        show_duration(&config::header_timeout), duration_flag(&config::header_timeout)},
       {"--body-timeout", "DURATION", "time allowed between two reads of a request body (408 after it)",
        show_duration(&config::body_timeout), duration_flag(&config::body_timeout)},
+      {"--body-min-rate", "SIZE",
+       "bytes per second a request body must average as a whole: a body may take --body-timeout plus one second "
+       "for each SIZE received, so one that trickles in gets 408 however short its gaps (0: no minimum)",
+       [](const config& c) { return format_size(c.body_min_rate); },
+       [](config& c, std::string_view v, std::string& err) {
+         auto n = parse_size(v);
+         if (!n || *n > (1ull << 40)) {
+           err = "expected a size per second, like 1KiB, or 0 for no minimum";
+           return false;
+         }
+         c.body_min_rate = *n;
+         return true;
+       }},
       {"--idle-timeout", "DURATION", "how long an idle keep-alive connection is kept",
        show_duration(&config::idle_timeout), duration_flag(&config::idle_timeout)},
       {"--write-timeout", "DURATION", "time allowed for a client to accept response bytes",

@@ -92,6 +92,9 @@ struct config {
 
   std::chrono::nanoseconds header_timeout = 10s;  // first byte to end of head
   std::chrono::nanoseconds body_timeout = 30s;    // between body reads
+  // Bytes per second a body must average, after a first --body-timeout of
+  // grace, for the whole of it (408 below it); 0: only body_timeout holds.
+  std::uint64_t body_min_rate = 1024;
   std::chrono::nanoseconds idle_timeout = 60s;    // keep-alive wait for the next request
   std::chrono::nanoseconds write_timeout = 30s;   // a stalled client reader
   std::chrono::nanoseconds drain_timeout = 5s;    // in-flight requests at shutdown

@@ -49,9 +49,10 @@ struct live_snapshot {
 };
 #undef GATEWAY_STAT_VALUE
 
-// The global budget for buffered request-body bytes: a request whose body
-// would cross it gets 503 before a byte of the body is read, so a crowd of
-// large uploads cannot push memory past the budget. Any thread.
+// The global budget for buffered request-body bytes (--body-budget): a
+// request takes from it as its body's buffer grows, before the bytes that
+// need the room are read, and gets 503 when the room cannot be taken, so a
+// crowd of large uploads cannot push memory past the budget. Any thread.
 class byte_budget {
  public:
   explicit byte_budget(std::uint64_t limit) noexcept : limit_(limit) {}
@@ -69,6 +70,38 @@ class byte_budget {
  private:
   std::uint64_t limit_;
   std::atomic<std::uint64_t> used_{0};
+};
+
+// One request's share of a byte_budget: everything taken for it (the body
+// the connection reads, a body a layer decodes from it) is given back at
+// once by release(), when the request is over and its arena with the
+// memory those bytes counted is reset. Owned by the connection's session;
+// layers reach it through http::request_context::body_budget. One thread.
+class budget_hold {
+ public:
+  explicit budget_hold(byte_budget& b) noexcept : budget_(&b) {}
+  ~budget_hold() { release(); }
+  budget_hold(const budget_hold&) = delete;
+  budget_hold& operator=(const budget_hold&) = delete;
+
+  bool try_take(std::uint64_t n) noexcept {
+    if (!budget_->try_take(n)) return false;
+    taken_ += n;
+    return true;
+  }
+  // Bytes already taken from budget() by a helper that counts them itself
+  // (middleware::decompress), handed over to be given back with the rest.
+  void adopt(std::uint64_t n) noexcept { taken_ += n; }
+  void release() noexcept {
+    if (taken_ != 0) budget_->give_back(taken_);
+    taken_ = 0;
+  }
+  std::uint64_t taken() const noexcept { return taken_; }
+  byte_budget& budget() const noexcept { return *budget_; }
+
+ private:
+  byte_budget* budget_;
+  std::uint64_t taken_ = 0;
 };
 
 }  // namespace gateway::core

@@ -12,6 +12,10 @@
 #include "gateway/http/message.hpp"
 #include "gateway/http/upstream_guard.hpp"
 
+namespace gateway::core {
+class budget_hold;
+}
+
 namespace gateway::http {
 
 struct request_context {
@@ -48,6 +52,12 @@ struct request_context {
   // layer uses the digest only for a key equal to those bytes.
   std::string_view api_key_source;
   std::array<unsigned char, 16> api_key_digest{};
+  // This request's share of --body-budget (core/live_counters.hpp), held
+  // by the connection until the request is over: a layer that buffers a
+  // body of its own for the request (the decoded body) takes its room
+  // here, so that it stays counted as long as its memory lives (the
+  // request arena). Null when no connection serves the request.
+  core::budget_hold* body_budget = nullptr;
   // The backend work of this request, while a handler holds backend
   // sockets (see upstream_guard.hpp); null otherwise.
   upstream_guard* guard = nullptr;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "gateway/core/live_counters.hpp"
 #include "gateway/http/serializer.hpp"
 #include "gateway/http/syntax.hpp"
 
@@ -179,24 +180,28 @@ void compress_response(http::exchange& ex) {
 }
 
 // Decodes a compressed request body for the layers after it (validation,
-// the proxy).
+// the proxy). The decoded body lives in the request arena until the request
+// is over, so its room is taken from the request's share of --body-budget
+// (ex.ctx.body_budget), which the connection gives back at that moment,
+// whatever the outcome: after a refusal the output's memory stays in the
+// arena as well.
 class request_decoding_layer final : public http::layer {
  public:
-  request_decoding_layer(std::uint64_t max_body, core::byte_budget* budget) : max_body_(max_body), budget_(budget) {}
+  explicit request_decoding_layer(std::uint64_t max_body) : max_body_(max_body) {}
 
-  http::step enter(http::exchange& ex, http::layer_state& state) override {
+  http::step enter(http::exchange& ex, http::layer_state&) override {
     const http::header_field* ce = ex.req.headers.find("content-encoding");
     if (ce == nullptr || http::iequals(ce->value, "identity")) return http::step::next;
     if (ex.req.headers.count("content-encoding") > 1 || ce->value.find(',') != std::string_view::npos) {
       http::respond_text(ex, 415, "Unsupported Content-Encoding");
       return http::step::answered;
     }
-    // The decompressed body lives exactly as long as the request.
     auto* out = ex.mem().make<std::string>();
-    decompress_budget budget{budget_};
+    core::budget_hold* hold = ex.ctx.body_budget;
+    decompress_budget budget{hold != nullptr ? &hold->budget() : nullptr};
     auto r = decompress(ce->value, std::span<const char>(ex.req.body.data(), ex.req.body.size()),
                         static_cast<std::size_t>(max_body_), *out, &budget);
-    if (r != decompress_result::ok && budget.taken != 0) budget_->give_back(budget.taken);
+    if (hold != nullptr) hold->adopt(budget.taken);
     switch (r) {
       case decompress_result::ok:
         break;
@@ -217,23 +222,11 @@ class request_decoding_layer final : public http::layer {
     }
     ex.req.body = *out;
     ex.req.headers.remove("content-encoding");
-    if (budget.taken != 0) state.emplace<held>(held{budget.taken});
     return http::step::next;
   }
 
-  // The decoded body counts against the budget while the request is inside
-  // the route (validated, sent to the backend, its response head awaited);
-  // its memory goes with the request's arena.
-  void leave(http::exchange&, http::layer_state& state) override {
-    if (const held* h = state.find<held>()) budget_->give_back(h->bytes);
-  }
-
  private:
-  struct held {
-    std::uint64_t bytes;
-  };
   std::uint64_t max_body_;
-  core::byte_budget* budget_;
 };
 
 // Compresses the response after the inner layers answered.
@@ -248,8 +241,8 @@ class response_compression_layer final : public http::layer {
 
 }  // namespace
 
-http::layer_ptr make_request_decoding(std::uint64_t max_body, core::byte_budget* budget) {
-  return std::make_unique<request_decoding_layer>(max_body, budget);
+http::layer_ptr make_request_decoding(std::uint64_t max_body) {
+  return std::make_unique<request_decoding_layer>(max_body);
 }
 
 http::layer_ptr make_response_compression() { return std::make_unique<response_compression_layer>(); }

@@ -2,7 +2,6 @@
 // Compression middleware: two layers.
 #include <cstdint>
 
-#include "gateway/core/live_counters.hpp"
 #include "gateway/http/layer.hpp"
 
 namespace gateway::middleware {
@@ -15,11 +14,13 @@ namespace gateway::middleware {
 // sees the plain body (the proxy recomputes Content-Length). The
 // decompressed size is capped at `max_body`: crossing it stops zlib at once
 // and answers 413, so a small bomb costs at most the limit. Corrupt data:
-// 400. An unknown coding or a list of codings: 415. With `budget` (the
-// connections' --body-budget), the decoded bytes are taken from it as the
-// output grows and given back when the request leaves the route; a
-// refusal answers 503 with Retry-After, as an oversized raw body gets.
-http::layer_ptr make_request_decoding(std::uint64_t max_body, core::byte_budget* budget = nullptr);
+// 400. An unknown coding or a list of codings: 415. The decoded bytes are
+// taken from the request's share of --body-budget (its context's
+// body_budget, when a connection serves it) as the output grows, and given
+// back with the rest of the request's bytes when the request is over and
+// its arena freed; a refusal answers 503 with Retry-After, as a raw body
+// over the budget gets.
+http::layer_ptr make_request_decoding(std::uint64_t max_body);
 
 // An outer layer (--compress-responses on) that gzips responses on the way
 // out when the client accepts gzip (RFC 9110 section 12.5.3, every

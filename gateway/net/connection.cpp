@@ -5,6 +5,7 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
+#include <algorithm>
 #include <array>
 #include <span>
 #include <charconv>
@@ -92,14 +93,16 @@ class read_buffer {
   std::size_t end_ = 0;
 };
 
+// A chunked body, decoded into a buffer in the request arena that doubles
+// as the data arrives; each growth is taken from the request's share of
+// --body-budget first.
 struct body_builder {
   core::arena* mem;
   char* data = nullptr;
   std::size_t size = 0;
   std::size_t cap = 0;
   std::uint64_t limit = 0;
-  core::byte_budget* budget = nullptr;
-  std::uint64_t* taken = nullptr;  // the session's running total against the budget
+  core::budget_hold* budget = nullptr;
   bool over_budget = false;
 
   static bool append(void* ctx, const char* p, std::size_t n) {
@@ -111,12 +114,47 @@ struct body_builder {
         b->over_budget = true;
         return false;
       }
-      *b->taken += want - b->cap;
       b->data = b->mem->grow(b->data, b->cap, want);
       b->cap = want;
     }
     std::memcpy(b->data + b->size, p, n);
     b->size += n;
+    return true;
+  }
+};
+
+// A Content-Length body's buffer in the request arena, and the share of
+// --body-budget that covers it. The buffer is allocated once, at the
+// declared length (a body over 128 KiB gets a mapping of its own, core/
+// memory.hpp, whose pages become resident only as bytes are written into
+// them), but the budget is taken as the bytes arrive: `covered` bytes are
+// paid for, and a read never writes past them. The first room is
+// `first_room` (or what the head's read already brought); each time the
+// bytes reach it, it doubles. When doubling does not fit the budget, only
+// `first_room` more is asked for, and only when that does not fit either
+// is the body refused. A client that declares a large body and sends it
+// slowly so holds at most about twice what it has sent, not what it
+// declared. Doubling (not a fixed step) matters when many large bodies
+// arrive at once and the budget runs out: a body further along holds and
+// takes larger shares, so the room given back by a refused body lets some
+// bodies finish instead of every body inching on until each is refused.
+struct sized_body {
+  static constexpr std::size_t first_room = 16 * 1024;
+  core::budget_hold& budget;
+  std::size_t len;
+  char* data = nullptr;
+  std::size_t covered = 0;
+
+  // Covers at least min(need, len) bytes; false: over the budget.
+  bool cover(std::size_t need) noexcept {
+    need = std::min(need, len);
+    if (need <= covered) return true;
+    std::size_t want = std::min(len, std::max(need, covered * 2));
+    if (!budget.try_take(want - covered)) {
+      want = need;
+      if (!budget.try_take(want - covered)) return false;
+    }
+    covered = want;
     return true;
   }
 };
@@ -261,8 +299,13 @@ class session {
   // --max-head + 1 KiB), once per session.
   static constexpr std::size_t initial_read_buffer = 1024;
   session(connection_state& st, Io& io)
-      : st_(st), w_(st.owner), cfg_(w_.cfg()), io_(io), in_(initial_read_buffer), mem_(w_.arena_blocks()) {}
-  ~session() { release_budget(); }
+      : st_(st),
+        w_(st.owner),
+        cfg_(w_.cfg()),
+        io_(io),
+        in_(initial_read_buffer),
+        mem_(w_.arena_blocks()),
+        budget_(w_.body_budget()) {}
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
@@ -282,10 +325,33 @@ class session {
     st_.phase = p;
     st_.deadline = timeout.count() > 0 ? core::coarse_steady_now() + timeout : clock::time_point::max();
   }
-  void push_deadline(std::chrono::nanoseconds timeout) { st_.deadline = core::coarse_steady_now() + timeout; }
-  void release_budget() noexcept {
-    if (budget_taken_) w_.body_budget().give_back(budget_taken_);
-    budget_taken_ = 0;
+  // The body's deadline once `received` of its bytes are in: the next read
+  // within --body-timeout, and, with --body-min-rate, the whole body at that
+  // average rate at least after a first --body-timeout of grace (measured
+  // from body_start_), so a body that trickles in ends however short its
+  // gaps. begin_body() starts the body phase with the bytes already
+  // buffered; body_progress() follows every read.
+  void begin_body(std::uint64_t received) {
+    body_start_ = core::coarse_steady_now();
+    body_progress(received);
+  }
+  void body_progress(std::uint64_t received) {
+    const auto now = core::coarse_steady_now();
+    auto deadline = now + cfg_.body_timeout;
+    if (cfg_.body_min_rate != 0) {
+      const auto allowed = std::chrono::duration_cast<clock::duration>(
+          std::chrono::duration<double>(static_cast<double>(received) / static_cast<double>(cfg_.body_min_rate)));
+      deadline = std::min(deadline, body_start_ + cfg_.body_timeout + allowed);
+    }
+    st_.phase = conn_phase::body;
+    st_.deadline = deadline;
+  }
+  // A refused body's buffer and its budget go before the lingering close,
+  // which may read (and discard) for up to 30 s: nothing of the request is
+  // used after its error answer.
+  void drop_request_memory() noexcept {
+    mem_.reset();
+    budget_.release();
   }
 
   // The common path of a request (head read, no body or a small one
@@ -332,7 +398,11 @@ class session {
   core::arena mem_;
   std::string out_;
   std::uint64_t request_bytes_ = 0;  // head + body bytes of the current request in in_
-  std::uint64_t budget_taken_ = 0;   // body bytes of this request counted against --body-budget
+  // The current request's share of --body-budget: its body's buffer and
+  // whatever a layer buffers for it (ctx.body_budget), given back when the
+  // request is over and mem_ reset.
+  core::budget_hold budget_;
+  clock::time_point body_start_{};  // when the current body's reading began
   bool shed_ = false;
 };
 
@@ -481,16 +551,20 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
     if (len == 0) co_return outcome::next;
     // (A small body already buffered never gets here: body_is_buffered.)
     std::size_t buffered = std::min(len, in_.size() - body_start);
-    if (!w_.body_budget().try_take(len)) {
+    sized_body body{budget_, len};
+    auto over_budget = [&]() -> asio::awaitable<outcome> {
       core::bump(w_.counters().rejected_bodies);
       co_await send_error(503, "server busy: too many request bytes in flight, retry", http10, true);
+      drop_request_memory();
       co_await linger_close();
       co_return outcome::close;
-    }
-    budget_taken_ += len;
-    auto* body = static_cast<char*>(mem_.allocate(len, 1));
+    };
+    // The first room is taken before a 100 Continue, so a client told 503
+    // sends no body.
+    if (!body.cover(std::max(buffered, sized_body::first_room))) co_return co_await over_budget();
+    body.data = static_cast<char*>(mem_.allocate(len, 1));
     core::bump(w_.counters().body_buffers);
-    std::memcpy(body, in_.data() + body_start, buffered);
+    std::memcpy(body.data, in_.data() + body_start, buffered);
     // Body bytes past what was buffered are read straight into the arena;
     // bytes after the body (a pipelined request) stay in the read buffer.
     request_bytes_ = body_start + buffered;
@@ -500,24 +574,25 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
       const bool sent = co_await write_all(b);
       if (!sent) co_return outcome::close;
     }
-    set_phase(conn_phase::body, cfg_.body_timeout);
     std::size_t got = buffered;
+    begin_body(got);
     while (got < len) {
-      auto [ec, n] = co_await io_.read_some(asio::buffer(body + got, len - got));
+      if (got == body.covered && !body.cover(got + sized_body::first_room)) co_return co_await over_budget();
+      auto [ec, n] = co_await io_.read_some(asio::buffer(body.data + got, body.covered - got));
       if (ec) {
         if (read_timed_out()) co_await send_error(408, "request body not received in time", http10);
         co_return outcome::close;
       }
       got += n;
       core::bump(w_.counters().bytes_in, n);
-      push_deadline(cfg_.body_timeout);
+      body_progress(got);
     }
-    req.body = std::string_view(body, len);
+    req.body = std::string_view(body.data, len);
     co_return outcome::next;
   }
 
   // Chunked: decode into a growing arena buffer (RFC 9112 section 7.1).
-  body_builder b{&mem_, nullptr, 0, 0, cfg_.max_body, &w_.body_budget(), &budget_taken_};
+  body_builder b{&mem_, nullptr, 0, 0, cfg_.max_body, &budget_};
   if (head.expect_continue) {
     static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
     std::array<asio::const_buffer, 1> bb{asio::buffer(cont)};
@@ -526,7 +601,8 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
       if (!sent) co_return outcome::close;
     }
   }
-  set_phase(conn_phase::body, cfg_.body_timeout);
+  std::uint64_t received = in_.size() - body_start;  // raw bytes, chunk framing included
+  begin_body(received);
   if (in_.tail_space().size() < 4096) {
     // The head nearly fills the buffer: grow it now, while nothing but the
     // head depends on it, and parse the head again so its views follow.
@@ -549,18 +625,21 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
       }
       if (r.what == http::chunk_result::kind::too_large) {
         co_await send_error(413, "request body too large", http10);
+        drop_request_memory();
         co_await linger_close();
         co_return outcome::close;
       }
       if (r.what == http::chunk_result::kind::error && b.over_budget) {
         core::bump(w_.counters().rejected_bodies);
         co_await send_error(503, "server busy: too many request bytes in flight, retry", http10, true);
+        drop_request_memory();
         co_await linger_close();
         co_return outcome::close;
       }
       if (r.what == http::chunk_result::kind::error) {
         core::bump(w_.counters().bad_requests);
         co_await send_error(400, r.message, http10);
+        drop_request_memory();
         co_await linger_close();
         co_return outcome::close;
       }
@@ -575,7 +654,8 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
     }
     in_.commit(n);
     core::bump(w_.counters().bytes_in, n);
-    push_deadline(cfg_.body_timeout);
+    received += n;
+    body_progress(received);
   }
 }
 
@@ -821,6 +901,7 @@ asio::awaitable<bool> session<Io>::run() {
     ex.ctx.start = clock::now();
     ex.ctx.worker = w_.index();
     ex.ctx.tls = Io::is_tls;
+    ex.ctx.body_budget = &budget_;
     set_phase(conn_phase::handler, {});
     // A hard abort and the sweep reach the backend work the handler
     // registers in ex.ctx.guard, until the response or tunnel is done.
@@ -874,7 +955,7 @@ asio::awaitable<bool> session<Io>::run() {
     ex.res.upgrade = nullptr;
     mem_.reset();
     chain_.reset();
-    release_budget();
+    budget_.release();
     in_.consume(std::min(request_bytes_, in_.size()));
     request_bytes_ = 0;
     if (o == outcome::broken) {

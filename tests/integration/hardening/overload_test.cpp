@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -97,36 +98,119 @@ TEST_CASE("over the connection cap, new connections get 503 with Retry-After and
   CHECK(test::counter(srv.port(), "rejected_connections") == 5);
 }
 
-TEST_CASE("a body that would cross the global body budget gets 503 before it is read", "[integration][hardening]") {
+TEST_CASE("a body takes the body budget as it arrives and gets 503 when its next bytes cannot be covered",
+          "[integration][hardening]") {
   auto cfg = test::test_config();
-  cfg.body_budget = 4u * 1024 * 1024;
+  cfg.body_budget = 64u * 1024;
   test::running_server srv(cfg);
-  const std::size_t three_mib = 3u * 1024 * 1024;
-  std::string head = "POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(three_mib) + "\r\n\r\n";
-  // A holds 3 MiB of the 4 MiB budget while its body trickles in.
+  const std::size_t len = 48u * 1024;
+  const std::string head = "POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(len) + "\r\n\r\n";
+  // A sends all but its last byte: its buffer has grown to the whole body.
   test::raw_client a(srv.port());
-  REQUIRE(a.send(head + "x"));
-  REQUIRE(test::wait_until([&] { return srv.server().live().body_bytes_buffered >= static_cast<std::int64_t>(three_mib); }, 2000ms));
-  REQUIRE(srv.server().live().body_bytes_buffered == three_mib);
-  // B would cross the budget: 503 at once, without sending its body.
+  REQUIRE(a.send(head + std::string(len - 1, 'x')));
+  REQUIRE(test::wait_until([&] { return srv.server().live().body_bytes_buffered == static_cast<std::int64_t>(len); },
+                           2000ms));
+  // B's first 16 KiB fit the 64 KiB budget; the room for the rest does not:
+  // 503 with Retry-After once those bytes arrive, and the connection closes.
   test::raw_client b(srv.port());
   REQUIRE(b.send(head));
+  (void)b.send(std::string(len, 'y'));
   auto rb = b.read_response();
   REQUIRE(rb);
   CHECK(rb->status == 503);
   CHECK(rb->header("Retry-After") == "1");
+  CHECK(b.wait_closed());
   CHECK(srv.server().live().rejected_bodies == 1);
+  // B's share goes when its connection does (after the lingering close).
+  CHECK(test::wait_until([&] { return srv.server().live().body_bytes_buffered == static_cast<std::int64_t>(len); },
+                         5000ms));
   // A finishes normally and the budget is given back.
-  REQUIRE(a.send(std::string(three_mib - 1, 'y')));
+  REQUIRE(a.send("x"));
   auto ra = a.read_response();
   REQUIRE(ra);
   CHECK(ra->status == 200);
   // Given back when the request ends (just after its response is written).
   CHECK(test::wait_until([&] { return srv.server().live().body_bytes_buffered == 0; }, 2000ms));
-  auto again = test::http_request(srv.port(), test::make_request("POST", "/health", std::string(three_mib, 'z')));
+  auto again = test::http_request(srv.port(), test::make_request("POST", "/health", std::string(len, 'z')));
   REQUIRE(again);
   CHECK(again->status == 200);
   CHECK(test::counter(srv.port(), "rejected_bodies") == 1);
+}
+
+TEST_CASE("two slow uploads declaring the whole body budget leave room for other uploads",
+          "[integration][hardening]") {
+  // The scenario of the review, in small figures: two clients declare the
+  // largest body each, together the whole budget, and trickle it.
+  auto cfg = test::test_config();
+  cfg.body_budget = 64u * 1024;
+  cfg.max_body = 32u * 1024;
+  cfg.body_timeout = 10s;
+  test::running_server srv(cfg);
+  const std::string head = "POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(cfg.max_body) +
+                           "\r\n\r\n";
+  std::vector<std::unique_ptr<test::raw_client>> slow;
+  for (int i = 0; i < 2; ++i) {
+    slow.push_back(std::make_unique<test::raw_client>(srv.port()));
+    REQUIRE(slow.back()->send(head + "x"));
+  }
+  // Each holds room for what it sent (a first 16 KiB buffer), not the 32 KiB
+  // it declared.
+  REQUIRE(test::wait_until([&] { return srv.server().live().body_bytes_buffered >= 32 * 1024; }, 2000ms));
+  CHECK(srv.server().live().body_bytes_buffered == 32 * 1024);
+  // Other uploads (bodies read past the head's buffer) go through, one
+  // after another: each gives its share back when its request is over
+  // (just after its response is written).
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(test::wait_until([&] { return srv.server().live().body_bytes_buffered == 32 * 1024; }, 2000ms));
+    auto r = test::http_request(srv.port(), test::make_request("POST", "/health", std::string(24u * 1024, 'u')));
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  }
+  CHECK(srv.server().live().rejected_bodies == 0);
+  // Each upload's share went back when its request ended; the slow ones
+  // still hold theirs, and still finish.
+  CHECK(test::wait_until([&] { return srv.server().live().body_bytes_buffered == 32 * 1024; }, 2000ms));
+  for (auto& c : slow) {
+    REQUIRE(c->send(std::string(cfg.max_body - 1, 'y')));
+    auto r = c->read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  }
+  CHECK(test::wait_until([&] { return srv.server().live().body_bytes_buffered == 0; }, 2000ms));
+}
+
+TEST_CASE("a body that trickles in below --body-min-rate gets 408 though no gap reaches --body-timeout",
+          "[integration][hardening]") {
+  auto cfg = test::test_config();
+  cfg.body_timeout = 1s;
+  cfg.body_min_rate = 1024;
+  test::running_server srv(cfg);
+  // 16 bytes every 100 ms (160 B/s): the whole 640 bytes would take 4 s, each
+  // gap is a tenth of --body-timeout. The body may take 1 s plus one second
+  // per KiB received, so it is cut at about 1.2 s.
+  test::raw_client c(srv.port());
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(c.send("POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 640\r\n\r\n"));
+  std::size_t sent = 0;
+  for (int i = 0; i < 40 && sent < 640; ++i) {
+    pollfd p{c.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 100) != 0) break;  // the answer (or a close) is there: stop sending
+    if (!c.send(std::string(16, 'x'))) break;
+    sent += 16;
+  }
+  auto r = c.read_response();
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  REQUIRE(r);
+  CHECK(r->status == 408);
+  CHECK(sent < 640);
+  CHECK(elapsed >= 1s);
+  CHECK(elapsed < 3s);
+  CHECK(c.wait_closed());
+  CHECK(srv.server().live().timeouts == 1);
+  // A body sent at once is unaffected.
+  auto ok = test::http_request(srv.port(), test::make_request("POST", "/health", std::string(64u * 1024, 'z')));
+  REQUIRE(ok);
+  CHECK(ok->status == 200);
 }
 
 TEST_CASE("idle keep-alive connections give their request memory back: 1,000 of them after a request each cost under 8 MiB",

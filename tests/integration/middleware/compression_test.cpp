@@ -3,14 +3,18 @@
 // describe the representation (Vary, ETag, Accept-Ranges) say afterwards.
 #include <catch2/catch.hpp>
 
+#include <poll.h>
+#include <sys/socket.h>
 #include <zlib.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/gunzip.hpp"
 #include "tests/support/test_server.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace gateway;
 using test::gunzip;
@@ -269,4 +273,49 @@ TEST_CASE("compression: decoded request bytes count against --body-budget and ar
   CHECK(test::gauge(srv.port(), "body_bytes_buffered") == 0);
   CHECK(post(small).status == 200);
   CHECK(test::gauge(srv.port(), "body_bytes_buffered") == 0);
+}
+
+TEST_CASE("compression: a decoded request body stays counted against --body-budget until its request is over",
+          "[integration][middleware]") {
+  // The backend's response streams to a client that reads only its head:
+  // the request is past its route's layers, but its arena (and the decoded
+  // body in it) lives until the response is written or the client leaves.
+  test::recording_backend backend;
+  backend.set_script([](const test::recorded_request&) {
+    test::reply r;
+    r.bytes = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 67108864\r\n\r\n";
+    r.generated_body = 64u << 20;
+    return r;
+  });
+  auto cfg = test::test_config();
+  cfg.backend = backend.url();
+  cfg.api_keys = {"k"};
+  test::running_server srv(cfg);
+  const std::string plain(256u << 10, 'a');
+  const std::string gz = test::gzip_bytes(plain, 9);
+  REQUIRE(gz.size() <= 2048);  // the raw body is read with the head, not counted by itself
+  auto client = std::make_unique<test::raw_client>(srv.port());
+  test::raw_client& c = *client;
+  REQUIRE(c.send(test::make_request("POST", "/api/upload", gz, "X-API-Key: k\r\nContent-Encoding: gzip\r\n")));
+  // Read up to the end of the response head (the rest stays unread).
+  std::string got;
+  for (int i = 0; i < 100 && got.find("\r\n\r\n") == std::string::npos; ++i) {
+    pollfd p{c.fd(), POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 100) >= 0);
+    if ((p.revents & POLLIN) == 0) continue;
+    char buf[512];
+    const ssize_t n = ::recv(c.fd(), buf, sizeof buf, 0);
+    REQUIRE(n > 0);
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  REQUIRE(got.starts_with("HTTP/1.1 200"));
+  REQUIRE(backend.request_count() == 1);
+  CHECK(backend.requests()[0].body == plain);
+  // The response is streaming: the decoded 256 KiB are still counted.
+  CHECK(srv.server().live().body_bytes_buffered >= static_cast<std::int64_t>(plain.size()));
+  CHECK(test::gauge(srv.port(), "body_bytes_buffered") >= static_cast<long long>(plain.size()));
+  // The client leaves (closing with unread bytes: a reset): the request is
+  // over and its bytes are given back.
+  client.reset();
+  CHECK(test::wait_until([&] { return srv.server().live().body_bytes_buffered == 0; }, std::chrono::seconds(5)));
 }

@@ -41,6 +41,35 @@ TEST_CASE("the arena reuses its first block and releases the rest on reset", "[u
   CHECK(destroyed == temporaries + 2);
 }
 
+TEST_CASE("an arena allocation grown by doubling holds only its current block, not every one it went through",
+          "[unit][core]") {
+  arena a(4096);
+  a.allocate(100);  // the first block, with room left for small ones
+  std::size_t size = 16 * 1024;
+  char* body = a.grow(nullptr, 0, size);
+  std::memset(body, 'a', size);
+  for (int i = 0; i < 6; ++i) {  // 16 KiB to 1 MiB
+    body = a.grow(body, size, size * 2);
+    CHECK(body[0] == 'a');
+    CHECK(body[size - 1] == 'a');
+    std::memset(body + size, 'a', size);
+    size *= 2;
+  }
+  CHECK(size == (1u << 20));
+  // One block of the final size (and its header), not the 2 MiB that all
+  // the sizes together would take.
+  CHECK(a.extra_bytes() >= size);
+  CHECK(a.extra_bytes() < size + 4096);
+  // Small allocations made meanwhile keep their shared block.
+  auto* small = static_cast<char*>(a.allocate(64, 1));
+  std::memset(small, 'b', 64);
+  body = a.grow(body, size, size * 2);
+  CHECK(small[63] == 'b');
+  CHECK(body[size - 1] == 'a');
+  a.reset();
+  CHECK(a.extra_bytes() == 0);
+}
+
 TEST_CASE("a body-sized arena allocation gets its own block and small ones stay in the current block",
           "[unit][core]") {
   arena a(8 * 1024);

@@ -592,3 +592,23 @@ TEST_CASE("a --route with a config-file route's prefix replaces that route whole
   CHECK(c.routes[1].prefix == "/other/");
   CHECK(c.routes[1].auth);
 }
+
+TEST_CASE("the body-min-rate flag takes a size per second or 0, defaults to 1KiB and is a config-file key",
+          "[unit][core]") {
+  config c;
+  CHECK(c.body_min_rate == 1024);
+  const char* rate[] = {"gateway", "--body-min-rate", "4KiB"};
+  REQUIRE(parse_args(3, rate, c).what == parse_outcome::action::run);
+  CHECK(c.body_min_rate == 4096);
+  const char* off[] = {"gateway", "--body-min-rate=0"};
+  REQUIRE(parse_args(2, off, c).what == parse_outcome::action::run);
+  CHECK(c.body_min_rate == 0);
+  check_refused({{"--body-min-rate", "fast"}, {"--body-min-rate", ""}, {"--body-min-rate", "-1"}});
+  config f;
+  std::string err;
+  REQUIRE(apply_config_text("{\"body_min_rate\": \"512\"}", "c.json", f, err));
+  CHECK(f.body_min_rate == 512);
+  const std::string text = help_text();
+  CHECK(text.find("--body-min-rate SIZE") != std::string::npos);
+  CHECK(text.find("[default: 1KiB]") != std::string::npos);
+}
