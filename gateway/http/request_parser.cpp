@@ -3,6 +3,8 @@
 #include <array>
 #include <cstring>
 
+#include "gateway/core/ascii.hpp"
+
 namespace gateway::http {
 
 namespace {
@@ -167,29 +169,13 @@ const llhttp_settings_t& settings() {
 
 }  // namespace
 
-namespace {
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-bool is_unreserved(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-         c == '_' || c == '~';
-}
-
-}  // namespace
-
 bool path_needs_normalizing(std::string_view path) noexcept {
   if (path.find("//") != std::string_view::npos || has_dot_segment(path)) return true;
   // An escape of an unreserved character ("%20" or "%2F" alone needs nothing).
   for (std::size_t i = path.find('%'); i != std::string_view::npos; i = path.find('%', i + 1)) {
     if (path.size() - i < 3) break;
-    const int hi = hex_value(path[i + 1]), lo = hex_value(path[i + 2]);
-    if (hi >= 0 && lo >= 0 && is_unreserved(static_cast<char>(hi * 16 + lo))) return true;
+    const int hi = core::hex_digit_value(path[i + 1]), lo = core::hex_digit_value(path[i + 2]);
+    if (hi >= 0 && lo >= 0 && core::is_unreserved(static_cast<char>(hi * 16 + lo))) return true;
   }
   return false;
 }
@@ -201,8 +187,8 @@ std::size_t normalize_path(std::string_view path, char* scratch, char* out) noex
   for (std::size_t i = 0; i < path.size();) {
     const char c = path[i];
     if (c == '%' && path.size() - i >= 3) {
-      const int hi = hex_value(path[i + 1]), lo = hex_value(path[i + 2]);
-      if (hi >= 0 && lo >= 0 && is_unreserved(static_cast<char>(hi * 16 + lo))) {
+      const int hi = core::hex_digit_value(path[i + 1]), lo = core::hex_digit_value(path[i + 2]);
+      if (hi >= 0 && lo >= 0 && core::is_unreserved(static_cast<char>(hi * 16 + lo))) {
         scratch[n++] = static_cast<char>(hi * 16 + lo);
         i += 3;
         continue;
