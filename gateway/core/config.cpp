@@ -900,9 +900,14 @@ std::string path_pattern_problem(std::string_view path, std::string_view what) {
     const int hi = hex_digit_value(path[i + 1]), lo = hex_digit_value(path[i + 2]);
     if (hi < 0 || lo < 0) continue;
     const char decoded = static_cast<char>(hi * 16 + lo);
+    const std::string escape(path.substr(i, 3));
     if (is_unreserved(decoded))
-      return the + " cannot hold '" + std::string(path.substr(i, 3)) +
-             "' (request paths arrive with it decoded: write '" + decoded + "')";
+      return the + " cannot hold '" + escape + "' (request paths arrive with it decoded: write '" + decoded + "')";
+    if (escape[1] >= 'a' || escape[2] >= 'a') {
+      static constexpr char upper[] = "0123456789ABCDEF";
+      return the + " cannot hold '" + escape + "' (request paths arrive with escapes in upper case: write '%" +
+             upper[hi] + upper[lo] + "')";
+    }
   }
   return {};
 }

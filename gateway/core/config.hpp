@@ -204,9 +204,9 @@ bool add_route(std::string_view prefix, std::string_view backend, std::vector<ro
 // Why no request path could match `path` (a route prefix or a validation
 // route; `what` names it in the message: "route prefix"), or empty. Request
 // paths arrive normalized (http/request_parser.hpp: escapes of unreserved
-// characters decoded, runs of '/' merged, dot-segments resolved) and hold
-// no space or control character, so a pattern holding any of these never
-// matches.
+// characters decoded, other escapes' hex digits in upper case, runs of '/'
+// merged, dot-segments resolved) and hold no space or control character,
+// so a pattern holding any of these never matches.
 std::string path_pattern_problem(std::string_view path, std::string_view what);
 
 // Applies one flag ("--max-body") with a textual value, as the command line

@@ -572,7 +572,10 @@ TEST_CASE("route prefixes and validation routes the path normalization makes unm
                  {"--validate", "/api/x/../users:f:required"},
                  {"--validate", "/api/./users:f:required"},
                  {"--validate", "/api/%2e%2E/users:f:required"},
-                 {"--validate", "/api/a b:f:required"}});
+                 {"--validate", "/api/a b:f:required"},
+                 {"--route", "/a%2fb/=http://127.0.0.1:1"},
+                 {"--validate", "/api/a%2fb:f:required"},
+                 {"--validate", "/api/%C3%a9:f:required"}});
   const auto message_of = [](const char* flag, const char* value) {
     config c;
     const char* argv[] = {"gateway", flag, value};
@@ -584,6 +587,9 @@ TEST_CASE("route prefixes and validation routes the path normalization makes unm
   CHECK(message_of("--route", "/%61pi/=http://127.0.0.1:1") ==
         "--route: invalid value '/%61pi/=http://127.0.0.1:1': the route prefix cannot hold '%61' (request paths "
         "arrive with it decoded: write 'a')");
+  CHECK(message_of("--route", "/a%2fb/=http://127.0.0.1:1") ==
+        "--route: invalid value '/a%2fb/=http://127.0.0.1:1': the route prefix cannot hold '%2f' (request paths "
+        "arrive with escapes in upper case: write '%2F')");
   CHECK(message_of("--validate", "/api/x/../users:f:required") ==
         "--validate: invalid value '/api/x/../users:f:required': the route cannot hold a '.' or '..' segment "
         "(request paths arrive with them resolved)");
