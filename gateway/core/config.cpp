@@ -329,7 +329,8 @@ const std::vector<flag_spec>& flags() {
        }},
       {"--upstream-connect-timeout", "DURATION", "time allowed to connect to the backend (504 after it)",
        show_duration(&config::upstream_connect_timeout), duration_flag(&config::upstream_connect_timeout)},
-      {"--upstream-timeout", "DURATION", "time allowed for the backend's response head (504 after it)",
+      {"--upstream-timeout", "DURATION", "time allowed for the backend's response head, from the first send, a retry or failover to "
+       "another member included (504 after it)",
        show_duration(&config::upstream_timeout), duration_flag(&config::upstream_timeout)},
       {"--upstream-idle-timeout", "DURATION", "how long an idle pooled backend connection is kept",
        show_duration(&config::upstream_idle_timeout), duration_flag(&config::upstream_idle_timeout)},

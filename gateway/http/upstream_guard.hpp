@@ -41,6 +41,9 @@ class upstream_guard {
   // The sweep calls expire() once `timeout` from now has passed, unless
   // disarm() or another arm() comes first.
   void arm(std::chrono::nanoseconds timeout) noexcept { deadline_ = core::coarse_steady_now() + timeout; }
+  // The same with the deadline given (on the coarse clock); one already
+  // past expires at the next sweep.
+  void arm_until(clock::time_point deadline) noexcept { deadline_ = deadline; }
   void disarm() noexcept { deadline_ = clock::time_point::max(); }
   // The deadline passed: end the pending backend operation (closing the
   // socket does), which then reports the timeout.

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/core/coarse_clock.hpp"
 #include "gateway/core/perf_inject.hpp"
 #include "gateway/http/syntax.hpp"
 #include "gateway/proxy/backend_address.hpp"
@@ -137,14 +138,15 @@ class upstream_response final : public http::body_source, public http::upstream_
     conn_.interrupt();
   }
 
-  // Sending the request and reading the response head, within the response
-  // timeout: begin_exchange(), the steps below (sent(), head_space(),
-  // head_read()) around the awaits in the handler's frame, end_exchange().
-  // (Calls rather than one coroutine around them: a frame less per request.)
-  void begin_exchange() noexcept {
+  // Sending the request and reading the response head, until `deadline`
+  // (the request's, on the coarse clock: see await()): begin_exchange(), the
+  // steps below (sent(), head_space(), head_read()) around the awaits in the
+  // handler's frame, end_exchange(). (Calls rather than one coroutine around
+  // them: a frame less per request.)
+  void begin_exchange(clock::time_point deadline) noexcept {
     start_ = filled_ = scanned_ = 0;  // a retry on a fresh connection reads its head from the start
     write_failed_ = false;
-    arm();
+    upstream_guard::arm_until(deadline);
   }
   head_outcome end_exchange(head_outcome o) noexcept {
     disarm();
@@ -563,6 +565,12 @@ class proxy_layer final : public http::layer {
     http::header_list fields(mem);
     upstream_response* up = nullptr;
     std::error_code err;
+    // One deadline for the response head, set at the first send: the retry
+    // on a fresh connection and the failover to another member wait within
+    // what is left of it, their connects included, and nothing is sent once
+    // it has passed (504), so the response timeout bounds the whole wait.
+    clock::time_point head_deadline = clock::time_point::max();
+    bool out_of_time = false;  // the deadline passed before an attempt could send
     for (bool moved = false;; moved = true) {
       member& m = *members_[index];
       if (named_ || (group_ && opts_.balance == balance_kind::least_request)) mem.make<member_lease>(m);
@@ -583,16 +591,34 @@ class proxy_layer final : public http::layer {
         if (reused) {
           core::bump(stats.reused);
         } else {
-          err = co_await m.pool.connect(up->connection());
+          auto limit = std::chrono::nanoseconds::max();
+          if (head_deadline != clock::time_point::max()) {
+            limit = head_deadline - core::coarse_steady_now();
+            out_of_time = limit <= std::chrono::nanoseconds::zero();
+          }
+          err = out_of_time ? make_error_code(proxy_errc::response_timeout)
+                            : co_await m.pool.connect(up->connection(), limit);
+          if (err == proxy_errc::connect_timeout && head_deadline != clock::time_point::max() &&
+              core::coarse_steady_now() >= head_deadline) {
+            err = make_error_code(proxy_errc::response_timeout);
+            out_of_time = true;
+          }
           if (err) break;
           if (up->aborted()) {
             err = make_error_code(proxy_errc::aborted);
             break;
           }
         }
+        if (head_deadline == clock::time_point::max()) {
+          head_deadline = core::coarse_steady_now() + opts_.response_timeout;
+        } else if (core::coarse_steady_now() >= head_deadline) {
+          err = make_error_code(proxy_errc::response_timeout);
+          out_of_time = true;
+          break;
+        }
         core::bump(stats.requests);
         sent_at = clock::now();
-        up->begin_exchange();
+        up->begin_exchange(head_deadline);
         std::optional<head_outcome> got;
         {
           // A request without a body is its head alone: one buffer, a
@@ -640,7 +666,9 @@ class proxy_layer final : public http::layer {
         else m.state->record_success(now, opts_.health);
         break;
       }
-      if (err == proxy_errc::aborted) break;
+      // A request whose time ran out before it could be sent again is not
+      // the member's failure.
+      if (err == proxy_errc::aborted || out_of_time) break;
       if (!counts_against_member(err)) break;
       failed(m, now);
       // Another member takes the request once, if it cannot have been acted
@@ -655,6 +683,10 @@ class proxy_layer final : public http::layer {
       const bool may_resend =
           never_sent || (err == proxy_errc::closed_before_response && is_idempotent(ex.req.method_id));
       if (moved || !group_ || !may_resend || up->aborted()) break;
+      if (core::coarse_steady_now() >= head_deadline) {
+        err = make_error_code(proxy_errc::response_timeout);
+        break;
+      }
       if (!budget_.try_retry(now)) {
         core::bump(stats.retries_over_budget);
         break;
