@@ -342,7 +342,8 @@ const std::vector<flag_spec>& flags() {
        }},
       {"--upstream-connect-timeout", "DURATION", "time allowed to connect to the backend (504 after it)",
        show_duration(&config::upstream_connect_timeout), duration_flag(&config::upstream_connect_timeout)},
-      {"--upstream-timeout", "DURATION", "time allowed for the backend's response head (504 after it)",
+      {"--upstream-timeout", "DURATION", "time allowed for the backend's response head, from the first send, a retry or failover to "
+       "another member included (504 after it)",
        show_duration(&config::upstream_timeout), duration_flag(&config::upstream_timeout)},
       {"--upstream-idle-timeout", "DURATION", "how long an idle pooled backend connection is kept",
        show_duration(&config::upstream_idle_timeout), duration_flag(&config::upstream_idle_timeout)},
@@ -815,6 +816,10 @@ bool parse_validation_rule(std::string_view text, std::vector<validation_rules>&
     err = "the route must start with '/'";
     return false;
   }
+  if (std::string why = path_pattern_problem(route, "route"); !why.empty()) {
+    err = why;
+    return false;
+  }
   if (field.empty()) {
     err = "the field name is empty";
     return false;
@@ -883,17 +888,13 @@ bool parse_store_url(std::string_view text, store_url& out, std::string& err) {
   return true;
 }
 
-namespace {
-
-// Why a route prefix could never match a request path, or empty: request
-// paths arrive with their dot-segments resolved (RFC 3986 section 5.2.4;
-// '.' also written %2e) and without spaces or control characters.
-std::string route_prefix_problem(std::string_view prefix) {
-  for (char ch : prefix) {
+std::string path_pattern_problem(std::string_view path, std::string_view what) {
+  const std::string the = "the " + std::string(what);
+  for (char ch : path) {
     const auto c = static_cast<unsigned char>(ch);
-    if (c <= 0x20 || c == 0x7f) return "the route prefix cannot hold spaces or control characters";
+    if (c <= 0x20 || c == 0x7f) return the + " cannot hold spaces or control characters";
   }
-  for (std::string_view rest = prefix; !rest.empty();) {
+  for (std::string_view rest = path; !rest.empty();) {
     const auto slash = rest.find('/');
     std::string_view seg = rest.substr(0, slash);
     rest = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
@@ -905,19 +906,32 @@ std::string route_prefix_problem(std::string_view prefix) {
       ++dots;
     }
     if (seg.empty() && (dots == 1 || dots == 2))
-      return "the route prefix cannot hold a '.' or '..' segment (request paths arrive with them resolved)";
+      return the + " cannot hold a '.' or '..' segment (request paths arrive with them resolved)";
+  }
+  if (path.find("//") != std::string_view::npos)
+    return the + " cannot hold '//' (request paths arrive with runs of '/' merged)";
+  for (std::size_t i = path.find('%'); i != std::string_view::npos && path.size() - i >= 3; i = path.find('%', i + 1)) {
+    const int hi = hex_digit_value(path[i + 1]), lo = hex_digit_value(path[i + 2]);
+    if (hi < 0 || lo < 0) continue;
+    const char decoded = static_cast<char>(hi * 16 + lo);
+    const std::string escape(path.substr(i, 3));
+    if (is_unreserved(decoded))
+      return the + " cannot hold '" + escape + "' (request paths arrive with it decoded: write '" + decoded + "')";
+    if (escape[1] >= 'a' || escape[2] >= 'a') {
+      static constexpr char upper[] = "0123456789ABCDEF";
+      return the + " cannot hold '" + escape + "' (request paths arrive with escapes in upper case: write '%" +
+             upper[hi] + upper[lo] + "')";
+    }
   }
   return {};
 }
-
-}  // namespace
 
 bool add_route(std::string_view prefix, std::string_view backend, std::vector<route_config>& routes, std::string& err) {
   if (prefix.empty() || prefix.front() != '/') {
     err = "the route prefix must start with '/'";
     return false;
   }
-  if (std::string why = route_prefix_problem(prefix); !why.empty()) {
+  if (std::string why = path_pattern_problem(prefix, "route prefix"); !why.empty()) {
     err = why;
     return false;
   }

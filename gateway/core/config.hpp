@@ -200,10 +200,17 @@ bool parse_store_url(std::string_view text, store_url& out, std::string& err);
 // Adds a route, or replaces the one with the same prefix whole (its options
 // back to the defaults: prefix removed, no auth, no rate limit, no rules).
 // PREFIX gets a trailing '/'. False with `err` set for a prefix not starting
-// with '/', one no request path can match (a '.' or '..' segment, a space
-// or control character), the built-in "/api/", or a backend list that does
-// not parse.
+// with '/', one no request path can match (path_pattern_problem), the
+// built-in "/api/", or a backend list that does not parse.
 bool add_route(std::string_view prefix, std::string_view backend, std::vector<route_config>& routes, std::string& err);
+
+// Why no request path could match `path` (a route prefix or a validation
+// route; `what` names it in the message: "route prefix"), or empty. Request
+// paths arrive normalized (http/request_parser.hpp: escapes of unreserved
+// characters decoded, other escapes' hex digits in upper case, runs of '/'
+// merged, dot-segments resolved) and hold no space or control character,
+// so a pattern holding any of these never matches.
+std::string path_pattern_problem(std::string_view path, std::string_view what);
 
 // Applies one flag ("--max-body") with a textual value, as the command line
 // would. Unknown names and bad values
@@ -219,7 +226,8 @@ bool is_setting(std::string_view flag) noexcept;
 bool is_repeatable_flag(std::string_view flag) noexcept;
 
 // Parses "ROUTE:FIELD:rule,rule" (rules: required, min_len=N, max_len=N)
-// into `out`, merging with an existing entry for the same route.
+// into `out`, merging with an existing entry for the same route. A ROUTE no
+// request path can match (path_pattern_problem) is refused.
 bool parse_validation_rule(std::string_view text, std::vector<validation_rules>& out, std::string& err);
 
 struct parse_outcome {

@@ -68,6 +68,7 @@ bool read_rule(const json::value& v, const std::string& prefix, route_config& r,
       std::string_view p = m.value.as_string();
       if (!m.value.is_string() || p.substr(0, prefix.size()) != prefix)
         return fail.at(m.value.line(), "'path': expected a path under " + prefix);
+      if (std::string why = path_pattern_problem(p, "route"); !why.empty()) return fail.at(m.value.line(), "'path': " + why);
       path = std::string(p);
     } else if (m.key == "required") {
       if (!read_bool(m, fr.required, fail)) return false;

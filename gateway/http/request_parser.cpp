@@ -3,6 +3,8 @@
 #include <array>
 #include <cstring>
 
+#include "gateway/core/ascii.hpp"
+
 namespace gateway::http {
 
 namespace {
@@ -167,43 +169,39 @@ const llhttp_settings_t& settings() {
 
 }  // namespace
 
-namespace {
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-bool is_unreserved(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-         c == '_' || c == '~';
-}
-
-}  // namespace
-
 bool path_needs_normalizing(std::string_view path) noexcept {
   if (path.find("//") != std::string_view::npos || has_dot_segment(path)) return true;
-  // An escape of an unreserved character ("%20" or "%2F" alone needs nothing).
+  // An escape of an unreserved character, or one with a lower-case hex
+  // digit ("%20" or "%2F" alone needs nothing).
   for (std::size_t i = path.find('%'); i != std::string_view::npos; i = path.find('%', i + 1)) {
     if (path.size() - i < 3) break;
-    const int hi = hex_value(path[i + 1]), lo = hex_value(path[i + 2]);
-    if (hi >= 0 && lo >= 0 && is_unreserved(static_cast<char>(hi * 16 + lo))) return true;
+    const int hi = core::hex_digit_value(path[i + 1]), lo = core::hex_digit_value(path[i + 2]);
+    if (hi < 0 || lo < 0) continue;
+    if (core::is_unreserved(static_cast<char>(hi * 16 + lo))) return true;
+    if (path[i + 1] >= 'a' || path[i + 2] >= 'a') return true;
   }
   return false;
 }
 
 std::size_t normalize_path(std::string_view path, char* scratch, char* out) noexcept {
   // Escapes of unreserved characters decoded (RFC 3986 section 6.2.2.2),
-  // runs of '/' merged, into `scratch`; then the dot-segments resolved.
+  // the others' hex digits in upper case (6.2.2.1), runs of '/' merged,
+  // into `scratch`; then the dot-segments resolved.
   std::size_t n = 0;
   for (std::size_t i = 0; i < path.size();) {
     const char c = path[i];
     if (c == '%' && path.size() - i >= 3) {
-      const int hi = hex_value(path[i + 1]), lo = hex_value(path[i + 2]);
-      if (hi >= 0 && lo >= 0 && is_unreserved(static_cast<char>(hi * 16 + lo))) {
-        scratch[n++] = static_cast<char>(hi * 16 + lo);
+      const int hi = core::hex_digit_value(path[i + 1]), lo = core::hex_digit_value(path[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        const char decoded = static_cast<char>(hi * 16 + lo);
+        if (core::is_unreserved(decoded)) {
+          scratch[n++] = decoded;
+        } else {
+          static constexpr char upper[] = "0123456789ABCDEF";
+          scratch[n++] = '%';
+          scratch[n++] = upper[hi];
+          scratch[n++] = upper[lo];
+        }
         i += 3;
         continue;
       }

@@ -73,7 +73,9 @@ class request_parser {
   // 5.2.4); a path that would climb above "/" is refused (400). Then
   // req.path, req.query and req.target (origin-form: the normalized path
   // and the query) are in the arena; a path needing none of this is not
-  // copied. Other escapes stay as they are: "%2F" is not a separator.
+  // copied. Other escapes stay escaped, with upper-case hex digits (section
+  // 6.2.2.1: "%2f" is "%2F"), so every later comparison of paths is one of
+  // bytes: "%2F" is not a separator.
   //
   // `scanned`, when given, carries the search for the head's end from one
   // call to the next while the head arrives in pieces: 0 for a new head; on
@@ -107,12 +109,13 @@ class request_parser {
 // %2e or %2E). Cheap for the common path: one scan for '.' and '%'.
 bool has_dot_segment(std::string_view path) noexcept;
 
-// True if parse_head would rewrite `path` (an escape, "//" or a
-// dot-segment in it). A few scans of the path; false for the common path.
+// True if parse_head would rewrite `path` (an escape of an unreserved
+// character or with a lower-case hex digit, "//" or a dot-segment in it). A few scans of the path; false for the common path.
 bool path_needs_normalizing(std::string_view path) noexcept;
 
 // parse_head's normalization of an absolute path: unreserved escapes
-// decoded and runs of '/' merged into `scratch`, then the dot-segments
+// decoded, other escapes' hex digits upper-cased and runs of '/' merged
+// into `scratch`, then the dot-segments
 // resolved into `out` (each with room for path.size() bytes). Returns the
 // result's length in `out`, or std::string_view::npos if a ".." would climb
 // above "/".

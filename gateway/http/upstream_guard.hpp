@@ -63,6 +63,9 @@ class upstream_guard {
   // The sweep calls expire() once `timeout` from now has passed, unless
   // disarm() or another arm() comes first.
   void arm(std::chrono::nanoseconds timeout) noexcept { deadline_ = core::coarse_steady_now() + timeout; }
+  // The same with the deadline given (on the coarse clock); one already
+  // past expires at the next sweep.
+  void arm_until(clock::time_point deadline) noexcept { deadline_ = deadline; }
   void disarm() noexcept { deadline_ = clock::time_point::max(); }
   // While on, a client that leaves ends the work through client_gone().
   // On while the handler waits for something the client still wants (the

@@ -146,6 +146,9 @@ bool read_key(const json::value& k, jwk& out) {
   }
   if (const auto kid = string_member(k, "kid")) {
     if (kid->size() > jwk_set::max_kid_size) throw key_error("kid is longer than 256 bytes");
+    // An empty kid would select like no kid at all, and several such keys
+    // could not be told apart by a token: refused rather than guessed at.
+    if (kid->empty()) throw key_error("kid is empty (leave the member out for a key without a kid)");
     out.kid = std::string(*kid);
   }
   const auto kty = string_member(k, "kty");
@@ -284,8 +287,10 @@ jwk_set jwk_set::load(const std::string& path) {
 
 jwk_set::selection jwk_set::select(jws_alg alg, const std::string_view* kid) const noexcept {
   if (kid != nullptr) {
+    // A key without a kid is never named by one, not even by "": a token
+    // with "kid":"" names no key (parse() refuses an empty kid in the set).
     for (const jwk& k : keys_) {
-      if (k.kid == *kid) return {k.fits(alg) ? &k : nullptr, k.fits(alg) ? outcome::found : outcome::wrong_alg};
+      if (!k.kid.empty() && k.kid == *kid) return {k.fits(alg) ? &k : nullptr, k.fits(alg) ? outcome::found : outcome::wrong_alg};
     }
     return {nullptr, outcome::unknown_kid};
   }

@@ -26,8 +26,9 @@
 // "use" other than "sig", "key_ops" without "verify", an "alg" this gateway
 // does not verify (PS256, RSA-OAEP, ...). Anything else wrong is an error
 // naming the key: bad JSON, a known key with a missing or malformed member,
-// a short RSA modulus, a point off its curve, a "kid" used twice, a "kid"
-// longer than max_kid_size, more than max_keys keys, or no usable key at all.
+// a short RSA modulus, a point off its curve, a "kid" used twice, an empty
+// "kid" (a key without one leaves the member out), a "kid" longer than
+// max_kid_size, more than max_keys keys, or no usable key at all.
 // Private members ("d", "p", ...) are ignored: only public halves are built.
 #include <cstddef>
 #include <cstdint>
@@ -93,8 +94,9 @@ class jwk_set {
     outcome why = outcome::no_key;
   };
   // The key for a token signed with `alg` and carrying `kid` (null: the
-  // token has no "kid"). Without a kid, only a set with exactly one key that
-  // fits `alg` answers. Thread-safe, allocation-free.
+  // token has no "kid"). A kid selects only the key with that kid ("" names
+  // none); without a kid, only a set with exactly one key that fits `alg`
+  // answers. Thread-safe, allocation-free.
   selection select(jws_alg alg, const std::string_view* kid) const noexcept;
 
   const std::vector<jwk>& keys() const noexcept { return keys_; }

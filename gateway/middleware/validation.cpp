@@ -13,67 +13,16 @@ namespace gateway::middleware {
 
 namespace {
 
-// A request path read as RFC 3986 section 6.2.2 compares paths, one byte at
-// a time, without a copy: a %XX escape of an unreserved character (ALPHA,
-// DIGIT, '-', '.', '_', '~'; section 2.3) is that character (6.2.2.2), any
-// other escape keeps its '%' with upper-case hex digits (6.2.2.1; "%2F" is
-// data, not a separator, as everywhere in the gateway), and a run of '/' is
-// one '/': backends decode such escapes and many merge empty segments, so
-// "/api/%75sers" and "/api//users" reach them as "/api/users". Letters keep
-// their case: paths are case-sensitive (section 6.2.2.1 folds only the
-// scheme, the host and hex digits).
-class normalized_path {
- public:
-  explicit normalized_path(std::string_view path) noexcept : s_(path) {}
-
-  bool at_end() const noexcept { return pending_ == 0 && i_ == s_.size(); }
-
-  // The next byte; at_end() must be false.
-  char next() noexcept {
-    if (pending_ != 0) return escape_[2 - pending_--];
-    const char c = s_[i_++];
-    if (c == '/') {
-      while (i_ < s_.size() && s_[i_] == '/') ++i_;
-    } else if (c == '%' && s_.size() - i_ >= 2) {
-      const int hi = hex_digit(s_[i_]), lo = hex_digit(s_[i_ + 1]);
-      if (hi >= 0 && lo >= 0) {
-        i_ += 2;
-        const char decoded = static_cast<char>(hi * 16 + lo);
-        if (unreserved(decoded)) return decoded;
-        static constexpr char upper[] = "0123456789ABCDEF";
-        escape_[0] = upper[hi];
-        escape_[1] = upper[lo];
-        pending_ = 2;
-      }
-    }
-    return c;
-  }
-
- private:
-  static int hex_digit(char c) noexcept {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  }
-  static bool unreserved(char c) noexcept {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-           c == '_' || c == '~';
-  }
-
-  std::string_view s_;
-  std::size_t i_ = 0;
-  char escape_[2] = {};  // the hex digits of a kept escape, still to come
-  int pending_ = 0;
-};
-
-// A rule's route, normalized as above and without its final '/' ("/" is
-// ""), so that matching it is a comparison and a segment-boundary check.
-std::string normalized_route(std::string_view route) {
-  std::string out;
-  for (normalized_path p(route); !p.at_end();) out.push_back(p.next());
-  while (!out.empty() && out.back() == '/') out.pop_back();
-  return out;
+// A rule's route without its final '/' ("/" is ""), so that matching it is
+// a comparison and a segment-boundary check. Request paths arrive
+// normalized by the parser (http/request_parser.hpp: unreserved escapes
+// decoded, other escapes' hex digits in upper case, runs of '/' merged,
+// dot-segments resolved), the same path the router matched, and a rule's
+// route is refused at start-up unless it is in that form too
+// (core::path_pattern_problem), so bytes compare as paths do.
+std::string rule_route(std::string_view route) {
+  while (!route.empty() && route.back() == '/') route.remove_suffix(1);
+  return std::string(route);
 }
 
 // What the body's top-level object says about one checked field name.
@@ -134,7 +83,7 @@ class field_recorder final : public json::member_visitor {
 class rule_set {
  public:
   rule_set(const core::validation_rules& rules, field_names& names)
-      : rules_(rules), route_(normalized_route(rules.route)) {
+      : rules_(rules), route_(rule_route(rules.route)) {
     for (const auto& f : rules_.fields) {
       messages_.push_back({"Missing field: " + f.field, "Field too short: " + f.field, "Field too long: " + f.field,
                            "Duplicate field: " + f.field});
@@ -144,13 +93,9 @@ class rule_set {
 
   // Whether `path` is the rule's route or below it, segment by segment, as
   // the router matches a route's prefix: "/api/users" covers "/api/users"
-  // and "/api/users/7", not "/api/usersX"; both normalized (normalized_path).
+  // and "/api/users/7", not "/api/usersX".
   bool applies_to(std::string_view path) const noexcept {
-    normalized_path p(path);
-    for (const char c : route_) {
-      if (p.at_end() || p.next() != c) return false;
-    }
-    return p.at_end() || p.next() == '/';
+    return path.substr(0, route_.size()) == route_ && (path.size() == route_.size() || path[route_.size()] == '/');
   }
 
   // The failure message for the fields `seen` in a valid body, or null when
@@ -179,7 +124,7 @@ class rule_set {
     std::string missing, too_short, too_long, duplicate;
   };
   const core::validation_rules& rules_;
-  std::string route_;  // normalized_route(rules_.route)
+  std::string route_;  // rule_route(rules_.route)
   std::vector<field_messages> messages_;
   std::vector<std::size_t> field_index_;  // per rule: its field's index in the layer's field_names
 };

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/core/coarse_clock.hpp"
 #include "gateway/core/perf_inject.hpp"
 #include "gateway/http/syntax.hpp"
 #include "gateway/proxy/backend_address.hpp"
@@ -150,14 +151,15 @@ class upstream_response final : public http::body_source, public http::upstream_
     abort();
   }
 
-  // Sending the request and reading the response head, within the response
-  // timeout: begin_exchange(), the steps below (sent(), head_space(),
-  // head_read()) around the awaits in the handler's frame, end_exchange().
-  // (Calls rather than one coroutine around them: a frame less per request.)
-  void begin_exchange() noexcept {
+  // Sending the request and reading the response head, until `deadline`
+  // (the request's, on the coarse clock: see await()): begin_exchange(), the
+  // steps below (sent(), head_space(), head_read()) around the awaits in the
+  // handler's frame, end_exchange(). (Calls rather than one coroutine around
+  // them: a frame less per request.)
+  void begin_exchange(clock::time_point deadline) noexcept {
     start_ = filled_ = scanned_ = 0;  // a retry on a fresh connection reads its head from the start
     write_failed_ = false;
-    arm();
+    upstream_guard::arm_until(deadline);
   }
   head_outcome end_exchange(head_outcome o) noexcept {
     disarm();
@@ -517,24 +519,25 @@ class proxy_layer final : public http::layer {
       for (auto& m : members_) m->pool.drain();
       for (auto& m : retired_) m->pool.drain();
     });
-    // Active checks: member i is checked by worker i mod N only.
+    // Active checks: each member is checked by one worker only, chosen by
+    // its key (checked_here()).
     if (!opts_.check.path.empty()) {
-      checker_list_ = std::make_shared<std::vector<std::shared_ptr<health_checker>>>();
+      checker_list_ = std::make_shared<std::vector<checker_entry>>();
       add_checkers(*checker_list_);
       // Started on the worker's thread (the chain may be built on another
       // during a reload); stopped there when the chain drains.
       asio::post(io_, [w = std::weak_ptr(checker_list_)] {
         if (auto l = w.lock())
-          for (auto& c : *l) start(c);
+          for (auto& c : *l) start(c.checker);
       });
       env.on_drain.push_back([list = checker_list_] {
-        for (auto& c : *list) stop(*c);
+        for (auto& c : *list) stop(*c.checker);
         list->clear();
       });
       // With named members, the checkers follow the names on a timer too:
       // follow_names otherwise runs only before a request, so a worker the
       // route's requests do not reach would never start the checks of the
-      // new members it is assigned (i mod N), and no other worker checks them.
+      // new members it is assigned (checked_here()), and no other worker checks them.
       if (named_) {
         name_watch_ = std::make_shared<name_watch>(io_, this);
         asio::post(io_, [w = std::weak_ptr(name_watch_), every = opts_.check.interval] {
@@ -553,7 +556,7 @@ class proxy_layer final : public http::layer {
     // A chain dropped before it ran (a reload that lost its worker) never
     // drained: its checkers stop on the worker's thread.
     if (checker_list_) asio::post(io_, [list = std::move(checker_list_)] {
-      for (auto& c : *list) stop(*c);
+      for (auto& c : *list) stop(*c.checker);
     });
   }
 
@@ -581,6 +584,12 @@ class proxy_layer final : public http::layer {
     http::header_list fields(mem);
     upstream_response* up = nullptr;
     std::error_code err;
+    // One deadline for the response head, set at the first send: the retry
+    // on a fresh connection and the failover to another member wait within
+    // what is left of it, their connects included, and nothing is sent once
+    // it has passed (504), so the response timeout bounds the whole wait.
+    clock::time_point head_deadline = clock::time_point::max();
+    bool out_of_time = false;  // the deadline passed before an attempt could send
     for (bool moved = false;; moved = true) {
       member& m = *members_[index];
       if (named_ || (group_ && opts_.balance == balance_kind::least_request)) mem.make<member_lease>(m);
@@ -601,16 +610,34 @@ class proxy_layer final : public http::layer {
         if (reused) {
           core::bump(stats.reused);
         } else {
-          err = co_await m.pool.connect(up->connection());
+          auto limit = std::chrono::nanoseconds::max();
+          if (head_deadline != clock::time_point::max()) {
+            limit = head_deadline - core::coarse_steady_now();
+            out_of_time = limit <= std::chrono::nanoseconds::zero();
+          }
+          err = out_of_time ? make_error_code(proxy_errc::response_timeout)
+                            : co_await m.pool.connect(up->connection(), limit);
+          if (err == proxy_errc::connect_timeout && head_deadline != clock::time_point::max() &&
+              core::coarse_steady_now() >= head_deadline) {
+            err = make_error_code(proxy_errc::response_timeout);
+            out_of_time = true;
+          }
           if (err) break;
           if (up->aborted()) {
             err = make_error_code(proxy_errc::aborted);
             break;
           }
         }
+        if (head_deadline == clock::time_point::max()) {
+          head_deadline = core::coarse_steady_now() + opts_.response_timeout;
+        } else if (core::coarse_steady_now() >= head_deadline) {
+          err = make_error_code(proxy_errc::response_timeout);
+          out_of_time = true;
+          break;
+        }
         core::bump(stats.requests);
         sent_at = clock::now();
-        up->begin_exchange();
+        up->begin_exchange(head_deadline);
         std::optional<head_outcome> got;
         {
           // A request without a body is its head alone: one buffer, a
@@ -660,7 +687,9 @@ class proxy_layer final : public http::layer {
         else m.state->record_success(now, opts_.health);
         break;
       }
-      if (err == proxy_errc::aborted || err == proxy_errc::client_closed) break;
+      // A request whose time ran out before it could be sent again is not
+      // the member's failure.
+      if (err == proxy_errc::aborted || err == proxy_errc::client_closed || out_of_time) break;
       if (!counts_against_member(err)) break;
       failed(m, now);
       // Another member takes the request once, if it cannot have been acted
@@ -675,6 +704,10 @@ class proxy_layer final : public http::layer {
       const bool may_resend =
           never_sent || (err == proxy_errc::closed_before_response && is_idempotent(ex.req.method_id));
       if (moved || !group_ || !may_resend || up->aborted()) break;
+      if (core::coarse_steady_now() >= head_deadline) {
+        err = make_error_code(proxy_errc::response_timeout);
+        break;
+      }
       if (!budget_.try_retry(now)) {
         core::bump(stats.retries_over_budget);
         break;
@@ -762,6 +795,12 @@ class proxy_layer final : public http::layer {
     return balancer::none;
   }
 
+  // An active checker of this worker and the member it checks.
+  struct checker_entry {
+    const member_state* state;  // the member's (a member that stays keeps it)
+    std::shared_ptr<health_checker> checker;
+  };
+
   // The timer behind the checkers' name following (see the constructor);
   // `owner` is cleared, on the worker's thread, when the chain drains.
   struct name_watch {
@@ -780,14 +819,27 @@ class proxy_layer final : public http::layer {
     });
   }
 
-  // Active checkers for the members this worker checks (i mod N).
-  void add_checkers(std::vector<std::shared_ptr<health_checker>>& out) {
-    for (std::size_t i = 0; i < members_.size(); ++i) {
-      if (i % workers_ != worker_index_ % workers_) continue;
-      const backend_address& a = members_[i]->address;
-      out.push_back(make_health_checker(io_, a.endpoint, a.authority, members_[i]->state, opts_.check,
-                                        a.tls ? opts_.tls : nullptr, a.tls_name()));
+  // Whether this worker checks `m`: chosen by the member's key ("URL" or
+  // "URL (ADDRESS)"), not its place in the list, so that a member that stays
+  // when a name's addresses change keeps its checker, on the same worker.
+  bool checked_here(const member& m) const noexcept {
+    return std::hash<std::string>{}(m.key) % workers_ == worker_index_ % workers_;
+  }
+
+  // Active checkers for the members this worker checks that have none in
+  // `out` yet; returns how many were added (at the end of `out`).
+  std::size_t add_checkers(std::vector<checker_entry>& out) {
+    std::size_t added = 0;
+    for (const auto& m : members_) {
+      if (!checked_here(*m)) continue;
+      if (std::any_of(out.begin(), out.end(), [&](const checker_entry& e) { return e.state == m->state.get(); }))
+        continue;
+      const backend_address& a = m->address;
+      out.push_back({m->state.get(), make_health_checker(io_, a.endpoint, a.authority, m->state, opts_.check,
+                                                         a.tls ? opts_.tls : nullptr, a.tls_name())});
+      ++added;
     }
+    return added;
   }
 
   // A route with named members, on the worker's thread before each request:
@@ -839,10 +891,18 @@ class proxy_layer final : public http::layer {
     for (const auto& m : members_) weights.push_back(m->state->weight());
     balancer_ = balancer(opts_.balance, std::move(weights), 0x9e3779b97f4a7c15ull + worker_index_ + v);
     if (checker_list_) {
-      for (auto& c : *checker_list_) stop(*c);
-      checker_list_->clear();
-      add_checkers(*checker_list_);
-      for (auto& c : *checker_list_) start(c);
+      // A member that stays keeps its checker, and with it its count of
+      // checks in a row and its schedule: only the checkers of members that
+      // left stop, and new members get one.
+      std::erase_if(*checker_list_, [&](const checker_entry& e) {
+        const bool stays = std::any_of(members_.begin(), members_.end(),
+                                       [&](const std::unique_ptr<member>& m) { return m->state.get() == e.state; });
+        if (!stays) stop(*e.checker);
+        return !stays;
+      });
+      const std::size_t added = add_checkers(*checker_list_);
+      for (std::size_t i = checker_list_->size() - added; i < checker_list_->size(); ++i)
+        start((*checker_list_)[i].checker);
     }
   }
 
@@ -873,7 +933,7 @@ class proxy_layer final : public http::layer {
   unsigned worker_index_;
   unsigned workers_;
   // Active checkers of this worker's members; the drain hook holds it too.
-  std::shared_ptr<std::vector<std::shared_ptr<health_checker>>> checker_list_;
+  std::shared_ptr<std::vector<checker_entry>> checker_list_;
   std::shared_ptr<name_watch> name_watch_;
 };
 

@@ -11,7 +11,9 @@
 //      connection of that member (upstream_pool.hpp) or connect
 //      (connect timeout -> 504, refused -> 502)
 //   3. one gathered write of head + the once-read body, then read the
-//      response head, both within the response timeout (-> 504). A client
+//      response head, both within the response timeout (-> 504), which
+//      runs from the first send and also bounds step 4: a retry and a
+//      failover wait (and connect) within what is left of it. A client
 //      that leaves meanwhile (from the connect to the head, found by the
 //      worker's sweep: http/upstream_guard.hpp) ends the exchange: the
 //      backend connection is closed, the request is logged and counted as
@@ -65,8 +67,9 @@ struct proxy_options {
   std::string strip_prefix = "/api";  // removed from the path; "" keeps it
   bool upstream_host = false;         // Host: the backend's authority, not the client's
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(2);
-  // Request written and response head received within this, else 504; also
-  // the longest silence tolerated mid-body before the response is cut.
+  // Request written and response head received within this, else 504,
+  // counted from the first send across a retry and a failover; also the
+  // longest silence tolerated mid-body before the response is cut.
   std::chrono::nanoseconds response_timeout = std::chrono::seconds(30);
   std::chrono::nanoseconds idle_timeout = std::chrono::seconds(30);  // pooled connection lifetime when unused
   std::uint32_t max_idle = 64;                // idle pooled connections per worker

@@ -155,13 +155,13 @@ bool upstream_pool::take(upstream_connection& out) noexcept {
   return false;
 }
 
-asio::awaitable<std::error_code> upstream_pool::connect(upstream_connection& out) {
+asio::awaitable<std::error_code> upstream_pool::connect(upstream_connection& out, std::chrono::nanoseconds limit) {
   using namespace asio::experimental::awaitable_operators;
   if (tls_ ? out.open_tls(backend_.protocol(), *tls_, sessions_) : out.open(backend_.protocol())) {
     core::bump(stats_->connect_failures);
     co_return make_error_code(proxy_errc::connect_refused);  // EMFILE and friends
   }
-  asio::steady_timer timer(io_, limits_.connect_timeout);
+  asio::steady_timer timer(io_, std::min(limits_.connect_timeout, limit));
   auto result = co_await (out.socket().async_connect(backend_, use_nothrow) || timer.async_wait(use_nothrow));
   std::error_code ec;
   if (result.index() == 1) {

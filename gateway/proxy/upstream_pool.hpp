@@ -178,11 +178,13 @@ class upstream_pool {
   bool take(upstream_connection& out) noexcept;
 
   // Opens a fresh connection into `out` (closing what it held), with its TLS
-  // handshake for an https member, all within the connect timeout. Errors:
-  // proxy_errc::connect_refused, proxy_errc::connect_timeout,
-  // proxy_errc::tls_verify_failed, proxy_errc::tls_handshake_failed, or
-  // proxy_errc::aborted when `out` was interrupted meanwhile (shutdown).
-  asio::awaitable<std::error_code> connect(upstream_connection& out);
+  // handshake for an https member, all within the connect timeout or
+  // `limit`, whichever is shorter. Errors: proxy_errc::connect_refused,
+  // proxy_errc::connect_timeout, proxy_errc::tls_verify_failed,
+  // proxy_errc::tls_handshake_failed, or proxy_errc::aborted when `out` was
+  // interrupted meanwhile (shutdown).
+  asio::awaitable<std::error_code> connect(upstream_connection& out,
+                                           std::chrono::nanoseconds limit = std::chrono::nanoseconds::max());
 
   // Keeps `c` for reuse, or closes it when draining or at the idle cap.
   void give_back(upstream_connection&& c) noexcept;

@@ -110,3 +110,20 @@ TEST_CASE("start-up: a bad listen address, API key, key file or backend URL exit
       {{"--route", "/x/=http://127.0.0.1:70000"}, "route /x/: backend URL 'http://127.0.0.1:70000': invalid port"},
   });
 }
+
+TEST_CASE("start-up: a route prefix or validation route no normalized path can match exits 2 naming the flag and "
+          "the value",
+          "[integration][startup]") {
+  check_refused_alike({
+      {{"--route", "/a//b/=http://127.0.0.1:1"},
+       "--route: invalid value '/a//b/=http://127.0.0.1:1': the route prefix cannot hold '//'"},
+      {{"--route", "/%61pi/=http://127.0.0.1:1"},
+       "--route: invalid value '/%61pi/=http://127.0.0.1:1': the route prefix cannot hold '%61'"},
+      {{"--validate", "/api//users:name:required"},
+       "--validate: invalid value '/api//users:name:required': the route cannot hold '//'"},
+      {{"--validate", "/api/%75sers:name:required"},
+       "--validate: invalid value '/api/%75sers:name:required': the route cannot hold '%75'"},
+      {{"--validate", "/api/x/../users:name:required"},
+       "--validate: invalid value '/api/x/../users:name:required': the route cannot hold a '.' or '..' segment"},
+  });
+}

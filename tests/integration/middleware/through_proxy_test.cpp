@@ -127,6 +127,40 @@ TEST_CASE("validation: a rule covers its path segment by segment, as backends re
   CHECK(status("/api/items/9", R"({"sku":"a"})") == 200);
 }
 
+TEST_CASE("validation: a path with %2F or %2f meets the route the router picks and that route's rules",
+          "[integration][middleware]") {
+  // "%2F" is data, not a separator, and "%2f" is the same escape (RFC 3986
+  // section 6.2.2.1): the router and the validation rules must agree on it.
+  test::recording_backend api, files;
+  auto cfg = test::test_config();
+  cfg.backend = api.url();
+  cfg.api_keys = {"k"};
+  std::string err;
+  REQUIRE(core::add_route("/api/a%2Fb/", files.url(), cfg.routes, err));
+  REQUIRE(core::parse_validation_rule("/api/a%2Fb:name:required", cfg.validation, err));
+  test::running_server srv(cfg);
+  auto send = [&](std::string_view target, std::string_view body) {
+    auto r = test::http_request(srv.port(), test::make_request("POST", target, body, "X-API-Key: k\r\n"));
+    REQUIRE(r);
+    return *r;
+  };
+  std::size_t to_files = 0;
+  for (const char* target : {"/api/a%2Fb/x", "/api/a%2fb/x", "/api/a%2Fb", "/api/a%2fb", "/api/a%2fb/"}) {
+    INFO(target);
+    const auto refused = send(target, "{}");
+    CHECK(refused.status == 400);
+    CHECK(refused.body == "Missing field: name\n");
+    CHECK(send(target, R"({"name":"x"})").status == 200);
+    CHECK(files.request_count() == ++to_files);  // the route's backend, not /api/'s
+  }
+  CHECK(api.request_count() == 0);
+  // "/api/a/b/x" has a separator where the others have data: another path,
+  // the /api/ route's, which has no rule for it.
+  CHECK(send("/api/a/b/x", "{}").status == 200);
+  CHECK(api.request_count() == 1);
+  CHECK(files.request_count() == to_files);
+}
+
 TEST_CASE("response compression gzips compressible responses for clients that accept it, streamed ones too",
           "[integration][middleware]") {
   test::recording_backend backend;

@@ -134,7 +134,7 @@ TEST_CASE("with active health checks a new address of a name is checked and mark
           "[integration][proxy][dns]") {
   // The members follow the name on the checks' timer, not only before a
   // request: a worker no request reaches still starts the checks of the
-  // members it is assigned (i mod N), which no other worker checks.
+  // members it is assigned, which no other worker checks.
   backend_pair backends;
   test::dns_responder dns(name, {"127.0.0.2"}, 1);
   auto cfg = dns_config(backends, dns);
@@ -161,6 +161,66 @@ TEST_CASE("with active health checks a new address of a name is checked and mark
   auto m = member_of(dead);
   INFO("member " << (m ? "listed" : "not listed") << ", checks failed " << (m ? m->checks_failed.load() : -1));
   CHECK(marked);
+  auto live = member_of(backends.member("127.0.0.2"));
+  REQUIRE(live != nullptr);
+  CHECK_FALSE(live->down());
+}
+
+TEST_CASE("a named member whose address stays keeps its checker's count and its state across re-resolutions",
+          "[integration][proxy][dns]") {
+  // Every re-resolution (TTL 1 s) returns another set than the last one, and
+  // 127.0.0.3 (nothing listens: each check is refused) is in every set. Five
+  // failed checks 400 ms apart mark it down: 2 s without a restart of its
+  // count, longer than the time between two changes.
+  backend_pair backends;
+  test::dns_responder dns(name, {"127.0.0.2", "127.0.0.3"}, 1);
+  auto cfg = dns_config(backends, dns);
+  cfg.health_check = "/healthz";
+  cfg.health_interval = 400ms;
+  cfg.health_timeout = 300ms;
+  cfg.health_unhealthy = 5;
+  test::running_server srv(cfg);
+  auto member_of = [&](const std::string& url) -> std::shared_ptr<proxy::member_state> {
+    for (const auto& m : srv.app()->state().members.all())
+      if (m->url() == url) return m;
+    return nullptr;
+  };
+  const auto dead = backends.member("127.0.0.3");
+  const auto first = member_of(dead);
+  REQUIRE(first != nullptr);
+  // After each query, the other answer: 127.0.0.1 in front (the members'
+  // order shifts) or not.
+  std::int64_t seen = dns.queries();
+  int changes = 0;
+  bool with_one = false;
+  const auto flip_after_query = [&] {
+    if (dns.queries() == seen) return;
+    seen = dns.queries();
+    with_one = !with_one;
+    if (with_one) dns.set({"127.0.0.1", "127.0.0.2", "127.0.0.3"}, 1);
+    else dns.set({"127.0.0.2", "127.0.0.3"}, 1);
+    ++changes;
+  };
+  const auto until = clock_type::now() + 10s;
+  while (clock_type::now() < until && !first->down()) {
+    flip_after_query();
+    std::this_thread::sleep_for(20ms);
+  }
+  INFO("changes " << changes << ", checks failed " << first->checks_failed.load() << ", dns_changes "
+                  << test::counter(srv.port(), "dns_changes"));
+  CHECK(first->down());
+  CHECK(changes >= 1);
+  // Two more changes: still down, and the same member (its state and counts).
+  const int marked_at = changes;
+  const auto more = clock_type::now() + 6s;
+  while (clock_type::now() < more && changes < marked_at + 2) {
+    flip_after_query();
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(changes >= marked_at + 2);
+  std::this_thread::sleep_for(600ms);  // the members have followed the last change
+  CHECK(member_of(dead) == first);
+  CHECK(first->down());
   auto live = member_of(backends.member("127.0.0.2"));
   REQUIRE(live != nullptr);
   CHECK_FALSE(live->down());

@@ -78,6 +78,71 @@ TEST_CASE("a silent backend gets 504 at the upstream timeout", "[integration][pr
   CHECK(again->body == "back");
 }
 
+TEST_CASE("the upstream timeout bounds the whole wait for a GET's response head, across the stale retry",
+          "[integration][proxy]") {
+  // Two members, each with a pooled connection; then each waits 400 ms and
+  // closes without a byte: under the 600 ms timeout one attempt at a time,
+  // but a GET would go through the stale retry and the failover (four such
+  // waits) if each attempt had the whole timeout again.
+  test::recording_backend other;
+  test::proxy_fixture f;
+  f.cfg.upstream_timeout = 600ms;
+  f.start(f.backend.url() + "," + other.url());
+  test::raw_client c(f.port());
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE(c.send("GET /api/warm HTTP/1.1\r\nHost: h\r\n\r\n"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+  }
+  REQUIRE(f.backend.connections_accepted() == 1);
+  REQUIRE(other.connections_accepted() == 1);
+  const auto silent = [](const test::recorded_request&) {
+    return test::reply{"", 0, test::reply::then::close, 400ms};
+  };
+  f.backend.set_script(silent);
+  other.set_script(silent);
+  const auto t0 = clock_type::now();
+  REQUIRE(c.send("GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n"));
+  auto r = c.read_response();
+  const auto elapsed = ms_since(t0);
+  REQUIRE(r);
+  CHECK(r->status == 504);
+  CHECK(elapsed >= 600 - coarse_tick_ms());
+  // The sweep enforces the deadline at most a quarter of the timeout late.
+  CHECK(elapsed < 1000);
+  CHECK(f.stats->retries.load() == 1);  // the stale retry was made, within the same deadline
+  CHECK(f.stats->failovers.load() == 0);
+  CHECK(f.stats->gateway_timeout.load() == 1);
+}
+
+TEST_CASE("the upstream timeout bounds the whole wait for a GET's response head, across the failover",
+          "[integration][proxy]") {
+  // No pooled connection: the first member waits 400 ms and closes without
+  // a byte, the request goes to the other member, which does the same; the
+  // failover waits within what is left of the 600 ms.
+  test::recording_backend other;
+  test::proxy_fixture f;
+  f.cfg.upstream_timeout = 600ms;
+  const auto silent = [](const test::recorded_request&) {
+    return test::reply{"", 0, test::reply::then::close, 400ms};
+  };
+  f.backend.set_script(silent);
+  other.set_script(silent);
+  f.start(f.backend.url() + "," + other.url());
+  test::raw_client c(f.port());
+  const auto t0 = clock_type::now();
+  REQUIRE(c.send("GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n"));
+  auto r = c.read_response();
+  const auto elapsed = ms_since(t0);
+  REQUIRE(r);
+  CHECK(r->status == 504);
+  CHECK(elapsed >= 600 - coarse_tick_ms());
+  CHECK(elapsed < 1000);
+  CHECK(f.stats->failovers.load() == 1);
+  CHECK(f.backend.request_count() + other.request_count() == 2);
+}
+
 TEST_CASE("a backend that accepts no connection gets 504 at the connect timeout", "[integration][proxy]") {
   // A listener with a full accept queue: further SYNs are dropped, so the
   // gateway's connect hangs as it would towards an unreachable host.

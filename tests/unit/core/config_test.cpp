@@ -556,6 +556,77 @@ TEST_CASE("values that could never work are refused: rate-limit windows under 60
   CHECK_THAT(help_text(), Catch::Contains("[default: 12h]"));
 }
 
+TEST_CASE("route prefixes and validation routes the path normalization makes unmatchable are refused: '//', "
+          "an escaped unreserved character, a dot-segment",
+          "[unit][core]") {
+  // Request paths arrive with runs of '/' merged, escapes of unreserved
+  // characters decoded and dot-segments resolved (http/request_parser.hpp).
+  check_refused({{"--route", "/a//b/=http://127.0.0.1:1"},
+                 {"--route", "//a/=http://127.0.0.1:1"},
+                 {"--route", "/a//=http://127.0.0.1:1"},
+                 {"--route", "/%61pi/=http://127.0.0.1:1"},
+                 {"--route", "/a/%7E/=http://127.0.0.1:1"},
+                 {"--route", "/a%2db/=http://127.0.0.1:1"},
+                 {"--validate", "/api//users:f:required"},
+                 {"--validate", "/api/%75sers:f:required"},
+                 {"--validate", "/api/x/../users:f:required"},
+                 {"--validate", "/api/./users:f:required"},
+                 {"--validate", "/api/%2e%2E/users:f:required"},
+                 {"--validate", "/api/a b:f:required"},
+                 {"--route", "/a%2fb/=http://127.0.0.1:1"},
+                 {"--validate", "/api/a%2fb:f:required"},
+                 {"--validate", "/api/%C3%a9:f:required"}});
+  const auto message_of = [](const char* flag, const char* value) {
+    config c;
+    const char* argv[] = {"gateway", flag, value};
+    return parse_args(3, argv, c).message;
+  };
+  CHECK(message_of("--route", "/a//b/=http://127.0.0.1:1") ==
+        "--route: invalid value '/a//b/=http://127.0.0.1:1': the route prefix cannot hold '//' (request paths "
+        "arrive with runs of '/' merged)");
+  CHECK(message_of("--route", "/%61pi/=http://127.0.0.1:1") ==
+        "--route: invalid value '/%61pi/=http://127.0.0.1:1': the route prefix cannot hold '%61' (request paths "
+        "arrive with it decoded: write 'a')");
+  CHECK(message_of("--route", "/a%2fb/=http://127.0.0.1:1") ==
+        "--route: invalid value '/a%2fb/=http://127.0.0.1:1': the route prefix cannot hold '%2f' (request paths "
+        "arrive with escapes in upper case: write '%2F')");
+  CHECK(message_of("--validate", "/api/x/../users:f:required") ==
+        "--validate: invalid value '/api/x/../users:f:required': the route cannot hold a '.' or '..' segment "
+        "(request paths arrive with them resolved)");
+  CHECK(message_of("--validate", "/api//users:f:required") ==
+        "--validate: invalid value '/api//users:f:required': the route cannot hold '//' (request paths arrive "
+        "with runs of '/' merged)");
+
+  // Escapes of other characters stay escaped in request paths: they can match.
+  config ok;
+  const char* fine[] = {"gateway", "--route", "/a%2Fb/=http://127.0.0.1:1", "--route", "/a%20b/=http://127.0.0.1:1",
+                        "--validate", "/api/a%2Fb:f:required", "--validate", "/api/x.y/z:f:required"};
+  REQUIRE(parse_args(9, fine, ok).what == parse_outcome::action::run);
+  CHECK(ok.routes.size() == 2);
+  CHECK(ok.validation.size() == 2);
+
+  auto error_of = [](const std::string& text) {
+    config d;
+    std::string err;
+    return apply_config_text(text, "c.json", d, err) ? std::string("(accepted)") : err;
+  };
+  CHECK_THAT(error_of("{\"routes\": [{\"prefix\": \"/a//b/\", \"backend\": \"http://127.0.0.1:1\"}]}"),
+             Catch::Contains("c.json:1: the route prefix cannot hold '//'"));
+  CHECK_THAT(error_of("{\"routes\": [{\"prefix\": \"/%61/\", \"backend\": \"http://127.0.0.1:1\"}]}"),
+             Catch::Contains("c.json:1: the route prefix cannot hold '%61'"));
+  CHECK(error_of("{\"routes\": [{\"prefix\": \"/a/\", \"backend\": \"http://127.0.0.1:1\",\n \"validate\": "
+                 "[{\"field\": \"f\",\n \"path\": \"/a//b\"}]}]}") ==
+        "c.json:3: 'path': the route cannot hold '//' (request paths arrive with runs of '/' merged)");
+  CHECK(error_of("{\"routes\": [{\"prefix\": \"/a/\", \"backend\": \"http://127.0.0.1:1\",\n \"validate\": "
+                 "[{\"field\": \"f\",\n \"path\": \"/a/%62\"}]}]}") ==
+        "c.json:3: 'path': the route cannot hold '%62' (request paths arrive with it decoded: write 'b')");
+  CHECK(error_of("{\"routes\": [{\"prefix\": \"/a/\", \"backend\": \"http://127.0.0.1:1\",\n \"validate\": "
+                 "[{\"field\": \"f\",\n \"path\": \"/a/../b\"}]}]}") ==
+        "c.json:3: 'path': the route cannot hold a '.' or '..' segment (request paths arrive with them resolved)");
+  CHECK(error_of("{\"routes\": [{\"prefix\": \"/a/\", \"backend\": \"http://127.0.0.1:1\",\n \"validate\": "
+                 "[{\"field\": \"f\",\n \"path\": \"/a/b%2Fc\"}]}]}") == "(accepted)");
+}
+
 TEST_CASE("a --route with a config-file route's prefix replaces that route whole, options back to the defaults",
           "[unit][core]") {
   char path[] = "/tmp/gateway-route-XXXXXX";

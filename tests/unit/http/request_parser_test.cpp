@@ -103,7 +103,12 @@ TEST_CASE("parser decodes escapes of unreserved characters and merges repeated s
       {"/%41%42%5a", "/ABZ"},
       {"//a/../b", "/b"},
       {"/a/%2F%2e%2e/b", "/a/%2F../b"},
-      {"/a%2f//b?x=//%61", "/a%2f/b"},
+      {"/a%2f//b?x=//%61", "/a%2F/b"},
+      // Kept escapes get upper-case hex digits (RFC 3986 section 6.2.2.1),
+      // so "%2f" and "%2F" route alike.
+      {"/a%2fb%3a%c3%a9", "/a%2Fb%3A%C3%A9"},
+      {"/%2f../x", "/%2F../x"},
+      {"/a%2Fb%2f", "/a%2Fb%2F"},
   };
   for (const auto& [target, path] : cases) {
     INFO(target);
@@ -119,11 +124,13 @@ TEST_CASE("parser decodes escapes of unreserved characters and merges repeated s
   CHECK(http::path_needs_normalizing("/%61"));
   CHECK(http::path_needs_normalizing("/a//b"));
   CHECK_FALSE(http::path_needs_normalizing("/a%20b%2F%25%zz%4"));
+  CHECK(http::path_needs_normalizing("/a%2fb"));
+  CHECK(http::path_needs_normalizing("/a%C3%a9"));
 }
 
 TEST_CASE("parser leaves paths with nothing to normalize where they are, uncopied", "[unit][http][parser]") {
   for (const char* target : {"/api/users/42", "/static/app.min.js", "/a.b/..c/.../c..", "/a%20b", "/a%2F..%2Fb",
-                             "/%2f../x", "/a/%2/b", "/a/.%2", "/api/x?y=/../..", "/"}) {
+                             "/%2F../x", "/a/%2/b", "/a/.%2", "/api/x?y=/../..", "/"}) {
     INFO(target);
     parsed p;
     const std::string raw = get(target);

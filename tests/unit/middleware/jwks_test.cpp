@@ -106,6 +106,24 @@ TEST_CASE("jwk set: a key's type and alg decide the algorithms it verifies", "[u
   CHECK(set.select(jws_alg::hs256, nullptr).why == jwk_set::outcome::no_key);
 }
 
+TEST_CASE("jwk set: an empty kid selects no key, and a key whose kid is empty is refused", "[unit][middleware][jwt]") {
+  // Keys without a kid: a token naming kid "" is not one of them (RFC 7515
+  // section 4.1.4: the kid is matched, and no key has "").
+  const jwk_set set = jwk_set::parse(jwk_set_json({rsa().jwk(""), p256().jwk(""), rsa().jwk("r", "RS512")}));
+  const std::string_view empty;
+  CHECK(set.select(jws_alg::rs256, &empty).why == jwk_set::outcome::unknown_kid);
+  CHECK(set.select(jws_alg::rs256, &empty).key == nullptr);
+  CHECK(set.select(jws_alg::es256, &empty).why == jwk_set::outcome::unknown_kid);
+  CHECK(set.select(jws_alg::rs256, nullptr).key == &set.keys()[0]);  // no kid: the one key that fits
+  // A key set cannot hold an empty kid: it would be a key with no kid for
+  // selection, and two of them would not be told apart by any token.
+  const std::string r = rsa().jwk("r");
+  CHECK(parse_error(jwk_set_json({with_member(r, "kid", R"("")")})) ==
+        "keys[0]: kid is empty (leave the member out for a key without a kid)");
+  CHECK(parse_error(jwk_set_json({p256().jwk("e"), with_member(r, "kid", R"("")")})) ==
+        "keys[1]: kid is empty (leave the member out for a key without a kid)");
+}
+
 TEST_CASE("jwk set skips keys it cannot use and counts them", "[unit][middleware][jwt]") {
   const std::string ok = rsa().jwk("r");
   const std::vector<std::string> skipped = {

@@ -199,6 +199,26 @@ TEST_CASE("jwt verifier picks the key by kid, without kid only when exactly one 
   CHECK(two.verify(input + "." + base64url_encode(k().rsa.sign("RS256", input)), now_tp).error == jwt_error::malformed);
 }
 
+TEST_CASE("jwt verifier: a token whose kid is empty names no key, even in a set with keys without a kid",
+          "[unit][middleware][jwt]") {
+  // Two RSA keys without a kid: a token without a kid is ambiguous, and an
+  // empty kid must not stand for "a key without one".
+  const auto v = verifier(std::make_shared<const jwk_set>(
+      jwk_set::parse(jwk_set_json({k().rsa.jwk(""), k().rsa2.jwk(""), k().p256.jwk("e")}))));
+  const auto with_empty_kid = [](const signing_key& key) {
+    const std::string input = base64url_encode(R"({"alg":"RS256","kid":""})") + "." + base64url_encode("{}");
+    return input + "." + base64url_encode(key.sign("RS256", input));
+  };
+  for (const signing_key* key : {&k().rsa, &k().rsa2}) {
+    const auto r = v.verify(with_empty_kid(*key), now_tp);
+    CHECK(r.error == jwt_error::unknown_key);
+    CHECK(r.reason == "kid names no configured key");
+  }
+  CHECK(v.verify(k().rsa.token("RS256", "", "{}"), now_tp).reason ==
+        "token has no kid and several configured keys fit alg");
+  CHECK(v.verify(k().p256.token("ES256", "e", "{}"), now_tp).ok());
+}
+
 TEST_CASE("jwt verifier never lets a token choose an algorithm its key was not made for", "[unit][middleware][jwt]") {
   const auto v = verifier();
   // The kid of an RSA key with an ES256 signature, and the other way round.
