@@ -418,12 +418,17 @@ void session<Io>::begin_head() {
     // Nothing pipelined: the connection may wait idle for long, so its
     // arena block goes back to the worker's pool until the next request.
     mem_.release_first();
-    set_phase(conn_phase::idle, cfg_.idle_timeout);
-    st_.idle_since = core::coarse_steady_now();
+    if (st_.resumed) {
+      st_.phase = conn_phase::idle;  // the parked spell's deadline and idle_since go on
+    } else {
+      set_phase(conn_phase::idle, cfg_.idle_timeout);
+      st_.idle_since = core::coarse_steady_now();
+    }
     st_.shed = false;
   } else {
     set_phase(conn_phase::head, cfg_.header_timeout);
   }
+  st_.resumed = false;
 }
 
 template <class Io>
@@ -791,6 +796,18 @@ asio::awaitable<bool> session<Io>::run() {
       if (ec) {
         if (ec == asio::error::operation_aborted && st_.shed && st_.phase == conn_phase::idle && in_.size() == 0 &&
             !st_.timed_out && !st_.aborted && !st_.stop_requested) {
+          if constexpr (Io::is_tls) {
+            // Part of a record has come: a request is arriving, so the
+            // session stays and the head's timeout runs from its first
+            // byte, as a plain connection's does from the first byte of
+            // its head.
+            if (const auto since = io_.partial_record_since(); since != clock::time_point::max()) {
+              st_.phase = conn_phase::head;
+              st_.deadline = since + cfg_.header_timeout;
+              st_.shed = false;
+              continue;
+            }
+          }
           shed_ = true;  // the read was cancelled to free this session: the socket stays
           break;
         }
@@ -958,7 +975,14 @@ connection_state::connection_state(worker& w, asio::ip::tcp::socket s, const asi
 }
 
 connection_state::connection_state(worker& w, asio::ip::tcp::socket s, const parked_connection& p)
-    : owner(w), socket(std::move(s)), fresh(p.fresh), proxy_header_read(p.proxy_header_read), in_parking_set(true) {
+    : owner(w),
+      socket(std::move(s)),
+      deadline(p.deadline),
+      fresh(p.fresh),
+      idle_since(p.idle_since),
+      resumed(true),
+      proxy_header_read(p.proxy_header_read),
+      in_parking_set(true) {
   owner.attach(*this);
   client_address_len = p.client_address_len;
   std::memcpy(client_address, p.client_address(), client_address_len);

@@ -43,6 +43,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
+#include <chrono>
 #include <memory>
 #include <span>
 #include <string>
@@ -77,6 +78,12 @@ class tls_stream final : public http::byte_stream {
   std::string_view server_name() const noexcept;
 
   asio::awaitable<io_result> read_some(asio::mutable_buffer into) override;
+  // When (coarse clock) a read received the first bytes of a record it
+  // still waits to complete, with no plaintext returned since; max() when
+  // no record is partly received. A session idle between requests reads
+  // it when the sweep cancels its read: ciphertext that gives no plaintext
+  // yet is a request on its way (net/connection.hpp).
+  std::chrono::steady_clock::time_point partial_record_since() const noexcept { return partial_since_; }
   asio::awaitable<io_result> write_all(asio::const_buffer bytes) override;
   // Writes every buffer in order, small ones gathered into records of up to
   // 16 KiB (one send for a response head and a small body).
@@ -146,6 +153,7 @@ class tls_stream final : public http::byte_stream {
   // then its body), to size the next receive.
   std::size_t in_asked_ = 0;
   bool in_eof_ = false;
+  std::chrono::steady_clock::time_point partial_since_ = std::chrono::steady_clock::time_point::max();
   // The BIOs could not be made (out of memory): handshake() fails.
   bool no_bios_ = false;
   // Bytes OpenSSL wrote, not yet handed to the socket, and the bytes of the
