@@ -21,6 +21,7 @@
 #include "gateway/http/serializer.hpp"
 #include "gateway/net/direct_op.hpp"
 #include "gateway/net/interrupt.hpp"
+#include "gateway/net/progress_deadline.hpp"
 #include "gateway/net/proxy_protocol.hpp"
 #include "gateway/net/tls_stream.hpp"
 #include "gateway/net/worker.hpp"
@@ -196,15 +197,31 @@ constexpr auto write_nothrow() { return use_nothrow; }
 // The socket as the session's stream: each operation is the plain Asio one
 // (no frame or copy of its own), so a plain connection runs the same code
 // as without TLS support. Also the byte stream a tunnel relays.
+// Asio's transfer_all that, after a send that left part of the write
+// (`total` bytes) to go, pushes the write's deadline: a partial send is
+// when progress shows, so a write sent whole costs no clock reading and no
+// system call more.
+struct push_on_progress {
+  const progress_deadline* watch;
+  std::size_t total;
+  std::size_t operator()(const std::error_code& ec, std::size_t done) const noexcept {
+    if (!ec && done != 0 && done < total) watch->progressed();
+    return asio::transfer_all()(ec, done);
+  }
+};
+
 class plain_stream final : public http::byte_stream {
  public:
   static constexpr bool is_tls = false;
   explicit plain_stream(asio::ip::tcp::socket& s) noexcept : s_(s) {}
+  // The deadline the session's writes push on progress (write() and
+  // write_into(); a tunnel's write_all() runs under its own idle clock).
+  void watch_progress(progress_deadline d) noexcept { progress_ = d; }
   asio::awaitable<io_result> read_some(asio::mutable_buffer into) override {
     return s_.async_read_some(into, use_nothrow);
   }
   asio::awaitable<io_result> write(std::span<const asio::const_buffer> bufs) {
-    return asio::async_write(s_, bufs, write_nothrow());
+    return asio::async_write(s_, bufs, push_on_progress{&progress_, asio::buffer_size(bufs)}, write_nothrow());
   }
   asio::awaitable<io_result> write_all(asio::const_buffer bytes) override {
     return asio::async_write(s_, bytes, write_nothrow());
@@ -227,16 +244,19 @@ class plain_stream final : public http::byte_stream {
     return direct(out, [this, bufs](direct_handler h) {
       std::array<asio::const_buffer, 2> two;
       std::size_t k = 0;
+      std::size_t total = 0;
+      for (const auto& b : bufs) total += b.size();
+      const push_on_progress until_done{&progress_, total};
       for (const auto& b : bufs) {
         if (b.size() == 0) continue;
         if (k == two.size()) {
-          asio::async_write(s_, bufs, std::move(h));
+          asio::async_write(s_, bufs, until_done, std::move(h));
           return;
         }
         two[k++] = b;
       }
-      if (k == 1) asio::async_write(s_, two[0], std::move(h));
-      else asio::async_write(s_, two, std::move(h));
+      if (k == 1) asio::async_write(s_, two[0], until_done, std::move(h));
+      else asio::async_write(s_, two, until_done, std::move(h));
     });
   }
   void shutdown_send() noexcept override {
@@ -247,6 +267,7 @@ class plain_stream final : public http::byte_stream {
 
  private:
   asio::ip::tcp::socket& s_;
+  progress_deadline progress_;
 };
 
 // The session is written once for both kinds of connection: Io is
@@ -261,7 +282,9 @@ class session {
   // --max-head + 1 KiB), once per session.
   static constexpr std::size_t initial_read_buffer = 1024;
   session(connection_state& st, Io& io)
-      : st_(st), w_(st.owner), cfg_(w_.cfg()), io_(io), in_(initial_read_buffer), mem_(w_.arena_blocks()) {}
+      : st_(st), w_(st.owner), cfg_(w_.cfg()), io_(io), in_(initial_read_buffer), mem_(w_.arena_blocks()) {
+    io_.watch_progress(progress_deadline{&st_.deadline, cfg_.write_timeout});
+  }
   ~session() { release_budget(); }
   session(const session&) = delete;
   session& operator=(const session&) = delete;
@@ -314,6 +337,7 @@ class session {
   asio::awaitable<outcome> run_tunnel(http::exchange& ex);
   asio::awaitable<void> send_error(int status, std::string_view message, bool http10, bool retry_after = false);
   bool read_timed_out() noexcept;
+  void count_write_timeout() noexcept;
   asio::awaitable<bool> read_proxy_header();
   asio::awaitable<void> linger_close();
   asio::awaitable<bool> write_all(std::span<const asio::const_buffer> bufs);
@@ -340,11 +364,13 @@ template <class Io>
 asio::awaitable<bool> session<Io>::write_all(std::span<const asio::const_buffer> bufs) {
   std::size_t total = 0;
   for (const auto& b : bufs) total += b.size();
-  // A write deadline is pushed forward on each completed partial write by
-  // the async_write loop itself; a client that reads nothing times out.
+  // The stream pushes the write's deadline on each send that makes
+  // progress (net/progress_deadline.hpp); a client that reads nothing
+  // times out.
   auto [ec, n] = co_await io_.write(bufs);
-  (void)n;
-  co_return !ec && n == total;
+  const bool sent = !ec && n == total;
+  if (!sent) count_write_timeout();
+  co_return sent;
 }
 
 template <class Io>
@@ -381,6 +407,15 @@ bool session<Io>::read_timed_out() noexcept {
   core::bump(w_.counters().timeouts);
   st_.timed_out = false;
   return true;
+}
+
+// A write that failed because the sweep found it without progress for
+// --write-timeout is counted (once) with the other client timeouts.
+template <class Io>
+void session<Io>::count_write_timeout() noexcept {
+  if (!st_.timed_out || st_.aborted || st_.phase != conn_phase::write) return;
+  core::bump(w_.counters().timeouts);
+  st_.timed_out = false;
 }
 
 // After an error answer, the client may still be sending (a body we refused).
@@ -874,6 +909,7 @@ asio::awaitable<bool> session<Io>::run() {
         }
         auto [ec, n] = sent;
         if (ec || n != fw.total) {
+          count_write_timeout();
           o = outcome::close;
         } else if (fw.done) {
           o = fw.close_after ? outcome::close : outcome::next;

@@ -400,6 +400,9 @@ asio::awaitable<std::error_code> tls_stream::write_bytes(const char* p, std::siz
       for (asio::const_buffer b = next_send(); b.size() > 0; b = next_send()) {
         auto [ec, k] = co_await socket_->async_write_some(b, use_nothrow);
         sent(ec, k);
+        // More of this write to send (the rest of the buffer, or records
+        // OpenSSL has still to make): the send was progress.
+        if (!ec && k != 0 && (r != 1 || !out_.empty())) progress_.progressed();
       }
       end_flush();
     }

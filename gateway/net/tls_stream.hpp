@@ -50,6 +50,7 @@
 #include <system_error>
 
 #include "gateway/http/message.hpp"
+#include "gateway/net/progress_deadline.hpp"
 
 typedef struct ssl_st SSL;
 
@@ -94,6 +95,10 @@ class tls_stream final : public http::byte_stream {
   // record, so both leave in one send and shutdown_send() only sends the
   // FIN. Without it, close_notify is a send of its own in shutdown_send().
   void close_after_write() noexcept { close_with_write_ = true; }
+  // The deadline a write pushes each time a send of it moves bytes and
+  // more is left to send (net/progress_deadline.hpp). Set by each session
+  // (the connection_state, and so the deadline, is new after parking).
+  void watch_progress(progress_deadline d) noexcept { progress_ = d; }
   void interrupt() noexcept override;
   // Frees the stream's buffers (an idle connection holds none).
   void release_idle() noexcept;
@@ -169,6 +174,7 @@ class tls_stream final : public http::byte_stream {
   bool handshake_done_ = false;
   bool sent_close_notify_ = false;
   bool close_with_write_ = false;
+  progress_deadline progress_;
 };
 
 }  // namespace gateway::net
