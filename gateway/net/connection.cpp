@@ -295,8 +295,9 @@ class session {
 
  private:
   // next: keep the connection for another request; close: end it cleanly
-  // (TLS: close_notify, then FIN); broken: a streamed response could not be
-  // completed, so the connection is reset (no close_notify, no FIN) and a
+  // (TLS: close_notify, then FIN); broken: a response could not be
+  // completed (its stream failed, or a write to the client failed or timed
+  // out after part of it may have gone), so the connection is reset (no close_notify, no FIN) and a
   // client reading a close-delimited body cannot take what it got for the
   // whole of it (RFC 9112 section 9.8).
   enum class outcome { next, close, broken };
@@ -636,18 +637,18 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::write_stream(http::e
           asio::buffer(size_line, static_cast<std::size_t>(r.ptr - size_line) + 2), asio::buffer(piece),
           asio::buffer(crlf)};
       const bool sent = co_await write_all(bufs);
-      if (!sent) co_return outcome::close;
+      if (!sent) co_return outcome::broken;
     } else {
       std::array<asio::const_buffer, 1> bufs{asio::buffer(piece)};
       const bool sent = co_await write_all(bufs);
-      if (!sent) co_return outcome::close;
+      if (!sent) co_return outcome::broken;
     }
     set_phase(conn_phase::handler, {});
   }
   if (framing == http::body_framing::chunked) {
     std::array<asio::const_buffer, 1> bufs{asio::buffer(last_chunk)};
     const bool sent = co_await write_all(bufs);
-    if (!sent) co_return outcome::close;
+    if (!sent) co_return outcome::broken;
   }
   co_return framing == http::body_framing::until_close ? outcome::close : outcome::next;
 }
@@ -909,8 +910,10 @@ asio::awaitable<bool> session<Io>::run() {
         }
         auto [ec, n] = sent;
         if (ec || n != fw.total) {
+          // Part of the response may have gone out: a reset, so that no
+          // client takes it for the whole.
           count_write_timeout();
-          o = outcome::close;
+          o = outcome::broken;
         } else if (fw.done) {
           o = fw.close_after ? outcome::close : outcome::next;
         } else {

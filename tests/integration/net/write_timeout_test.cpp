@@ -1,6 +1,7 @@
 // --write-timeout is a timeout on progress (as nginx's send_timeout and
 // HAProxy's timeout client): a client that reads a large response slowly
-// but steadily gets all of it, one that stops reading is cut.
+// but steadily gets all of it, one that stops reading is cut, and a cut
+// response ends with a reset, never with the clean end of a complete one.
 // The gateway runs in-process, plain and over TLS.
 #include <catch2/catch.hpp>
 
@@ -15,6 +16,7 @@
 
 #include "gateway/app/router.hpp"
 #include "gateway/net/tls_context.hpp"
+#include "tests/integration/proxy/proxy_fixture.hpp"
 #include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/files.hpp"
 #include "tests/support/test_server.hpp"
@@ -143,4 +145,45 @@ TEST_CASE("write timeout: a reader that stops is cut after the timeout and count
   REQUIRE(test::wait_until([&] { return srv.server().live().connections == 0; }, 5000ms));
   CHECK(std::chrono::steady_clock::now() - stopped >= 400ms);
   CHECK(srv.server().live().timeouts == 1);
+}
+
+TEST_CASE("write timeout: a close-delimited response cut short ends with a reset, not an end of stream",
+          "[integration][net]") {
+  // An HTTP/1.0 client of a backend whose response ends when it closes:
+  // the client takes an end of stream for the end of the body (RFC 9112
+  // section 9.8), so a cut one must end with a reset.
+  test::proxy_fixture f;
+  f.cfg.write_timeout = 400ms;
+  f.backend.set_script([](const test::recorded_request&) {
+    return test::reply{"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n", 64u << 20,
+                       test::reply::then::close};
+  });
+  f.start();
+  test::raw_client c(f.port(), 20000ms);
+  shrink_receive_buffer(c.fd());
+  REQUIRE(c.send("GET /api/eof HTTP/1.0\r\n\r\n"));
+  std::string got;
+  char buf[65536];
+  while (got.size() < (1u << 20)) {  // the head and the first MiB, then no more reading
+    const ssize_t n = ::recv(c.fd(), buf, sizeof buf, 0);
+    REQUIRE(n > 0);
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  REQUIRE(got.rfind("HTTP/1.0 200 OK\r\n", 0) == 0);
+  REQUIRE(got.find("Content-Length") == std::string::npos);
+  REQUIRE(test::wait_until([&] { return f.srv->server().live().connections == 0; }, 5000ms));
+  // What is still in the socket, then the reset (bounded: the socket holds
+  // what the gateway sent before it stopped, a few MiB at most).
+  ssize_t n = 0;
+  int error = 0;
+  for (int i = 0; i < 100000; ++i) {
+    n = ::recv(c.fd(), buf, sizeof buf, 0);
+    if (n <= 0) {
+      error = n < 0 ? errno : 0;
+      break;
+    }
+  }
+  CHECK(n < 0);
+  CHECK(error == ECONNRESET);
+  CHECK(f.srv->server().live().timeouts == 1);
 }
