@@ -302,11 +302,20 @@ class session {
   // whole of it (RFC 9112 section 9.8).
   enum class outcome { next, close, broken };
 
+  // Both also clear timed_out: the sweep sets it when it cancels the
+  // pending operation, but an operation that had already completed (on
+  // io_uring, in the kernel before the cancel reached it) returns success
+  // and nobody reads the flag; left set, it would make the sweep pass over
+  // this connection's later deadlines.
   void set_phase(conn_phase p, std::chrono::nanoseconds timeout) {
     st_.phase = p;
     st_.deadline = timeout.count() > 0 ? core::coarse_steady_now() + timeout : clock::time_point::max();
+    st_.timed_out = false;
   }
-  void push_deadline(std::chrono::nanoseconds timeout) { st_.deadline = core::coarse_steady_now() + timeout; }
+  void push_deadline(std::chrono::nanoseconds timeout) {
+    st_.deadline = core::coarse_steady_now() + timeout;
+    st_.timed_out = false;
+  }
   void release_budget() noexcept {
     if (budget_taken_) w_.body_budget().give_back(budget_taken_);
     budget_taken_ = 0;
@@ -853,6 +862,12 @@ asio::awaitable<bool> session<Io>::run() {
       in_.commit(n);
       core::bump(w_.counters().bytes_in, n);
       if (st_.phase == conn_phase::idle) set_phase(conn_phase::head, cfg_.header_timeout);
+      else if (st_.timed_out && read_timed_out()) {
+        // The head's deadline passed as this read completed (the sweep's
+        // cancel came too late to fail it): the head is late all the same.
+        co_await send_error(408, "request head not received in time", false);
+        break;
+      }
     }
     if (!have_head) break;
     if (!body_is_buffered(ex.req, head)) {
