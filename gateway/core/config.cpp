@@ -229,7 +229,7 @@ const std::vector<flag_spec>& flags() {
        }},
       {"--idle-timeout", "DURATION", "how long an idle keep-alive connection is kept",
        show_duration(&config::idle_timeout), duration_flag(&config::idle_timeout)},
-      {"--write-timeout", "DURATION", "time allowed for a client to accept response bytes",
+      {"--write-timeout", "DURATION", "time a client may take no response bytes before it is closed",
        show_duration(&config::write_timeout), duration_flag(&config::write_timeout)},
       {"--drain-timeout", "DURATION", "on SIGINT/SIGTERM, how long in-flight requests may finish",
        show_duration(&config::drain_timeout), duration_flag(&config::drain_timeout)},

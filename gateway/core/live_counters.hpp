@@ -21,7 +21,7 @@ namespace gateway::core {
   X(requests_total, counter, "requests_read", "Requests read from clients (head and body complete)")           \
   X(connections_total, counter, "connections_accepted", "Client connections accepted")                         \
   X(accept_errors, counter, "accept_errors", "Failed accepts (out of file descriptors, ...), each followed by a back-off") \
-  X(timeouts, counter, "client_timeouts", "Requests whose head or body stalled past its timeout (408)")         \
+  X(timeouts, counter, "client_timeouts", "Requests whose head, body (408) or response (--write-timeout) stalled past its timeout") \
   X(bad_requests, counter, "bad_requests", "Malformed requests refused (400 and kin) before any layer ran")     \
   X(session_exceptions, counter, "session_exceptions", "Connections ended by an unexpected exception (a bug)")  \
   X(bytes_in, counter, "client_bytes_read", "Bytes read from client connections")                               \

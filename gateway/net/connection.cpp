@@ -22,6 +22,7 @@
 #include "gateway/http/serializer.hpp"
 #include "gateway/net/direct_op.hpp"
 #include "gateway/net/interrupt.hpp"
+#include "gateway/net/progress_deadline.hpp"
 #include "gateway/net/proxy_protocol.hpp"
 #include "gateway/net/tls_stream.hpp"
 #include "gateway/net/worker.hpp"
@@ -234,15 +235,31 @@ constexpr auto write_nothrow() { return use_nothrow; }
 // The socket as the session's stream: each operation is the plain Asio one
 // (no frame or copy of its own), so a plain connection runs the same code
 // as without TLS support. Also the byte stream a tunnel relays.
+// Asio's transfer_all that, after a send that left part of the write
+// (`total` bytes) to go, pushes the write's deadline: a partial send is
+// when progress shows, so a write sent whole costs no clock reading and no
+// system call more.
+struct push_on_progress {
+  const progress_deadline* watch;
+  std::size_t total;
+  std::size_t operator()(const std::error_code& ec, std::size_t done) const noexcept {
+    if (!ec && done != 0 && done < total) watch->progressed();
+    return asio::transfer_all()(ec, done);
+  }
+};
+
 class plain_stream final : public http::byte_stream {
  public:
   static constexpr bool is_tls = false;
   explicit plain_stream(asio::ip::tcp::socket& s) noexcept : s_(s) {}
+  // The deadline the session's writes push on progress (write() and
+  // write_into(); a tunnel's write_all() runs under its own idle clock).
+  void watch_progress(progress_deadline d) noexcept { progress_ = d; }
   asio::awaitable<io_result> read_some(asio::mutable_buffer into) override {
     return s_.async_read_some(into, use_nothrow);
   }
   asio::awaitable<io_result> write(std::span<const asio::const_buffer> bufs) {
-    return asio::async_write(s_, bufs, write_nothrow());
+    return asio::async_write(s_, bufs, push_on_progress{&progress_, asio::buffer_size(bufs)}, write_nothrow());
   }
   asio::awaitable<io_result> write_all(asio::const_buffer bytes) override {
     return asio::async_write(s_, bytes, write_nothrow());
@@ -265,16 +282,19 @@ class plain_stream final : public http::byte_stream {
     return direct(out, [this, bufs](direct_handler h) {
       std::array<asio::const_buffer, 2> two;
       std::size_t k = 0;
+      std::size_t total = 0;
+      for (const auto& b : bufs) total += b.size();
+      const push_on_progress until_done{&progress_, total};
       for (const auto& b : bufs) {
         if (b.size() == 0) continue;
         if (k == two.size()) {
-          asio::async_write(s_, bufs, std::move(h));
+          asio::async_write(s_, bufs, until_done, std::move(h));
           return;
         }
         two[k++] = b;
       }
-      if (k == 1) asio::async_write(s_, two[0], std::move(h));
-      else asio::async_write(s_, two, std::move(h));
+      if (k == 1) asio::async_write(s_, two[0], until_done, std::move(h));
+      else asio::async_write(s_, two, until_done, std::move(h));
     });
   }
   void shutdown_send() noexcept override {
@@ -285,6 +305,7 @@ class plain_stream final : public http::byte_stream {
 
  private:
   asio::ip::tcp::socket& s_;
+  progress_deadline progress_;
 };
 
 // The session is written once for both kinds of connection: Io is
@@ -305,7 +326,9 @@ class session {
         io_(io),
         in_(initial_read_buffer),
         mem_(w_.arena_blocks()),
-        budget_(w_.body_budget()) {}
+        budget_(w_.body_budget()) {
+    io_.watch_progress(progress_deadline{&st_.deadline, cfg_.write_timeout});
+  }
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
@@ -315,15 +338,26 @@ class session {
 
  private:
   // next: keep the connection for another request; close: end it cleanly
-  // (TLS: close_notify, then FIN); broken: a streamed response could not be
-  // completed, so the connection is reset (no close_notify, no FIN) and a
+  // (TLS: close_notify, then FIN); broken: a response could not be
+  // completed (its stream failed, or a write to the client failed or timed
+  // out after part of it may have gone), so the connection is reset (no close_notify, no FIN) and a
   // client reading a close-delimited body cannot take what it got for the
   // whole of it (RFC 9112 section 9.8).
   enum class outcome { next, close, broken };
 
+  // Both also clear timed_out: the sweep sets it when it cancels the
+  // pending operation, but an operation that had already completed (on
+  // io_uring, in the kernel before the cancel reached it) returns success
+  // and nobody reads the flag; left set, it would make the sweep pass over
+  // this connection's later deadlines.
   void set_phase(conn_phase p, std::chrono::nanoseconds timeout) {
     st_.phase = p;
     st_.deadline = timeout.count() > 0 ? core::coarse_steady_now() + timeout : clock::time_point::max();
+    st_.timed_out = false;
+  }
+  void push_deadline(std::chrono::nanoseconds timeout) {
+    st_.deadline = core::coarse_steady_now() + timeout;
+    st_.timed_out = false;
   }
   // The body's deadline once `received` of its bytes are in: the next read
   // within --body-timeout, and, with --body-min-rate, the whole body at that
@@ -345,6 +379,7 @@ class session {
     }
     st_.phase = conn_phase::body;
     st_.deadline = deadline;
+    st_.timed_out = false;
   }
   // A refused body's buffer and its budget go before the lingering close,
   // which may read (and discard) for up to 30 s: nothing of the request is
@@ -380,6 +415,7 @@ class session {
   asio::awaitable<outcome> run_tunnel(http::exchange& ex);
   asio::awaitable<void> send_error(int status, std::string_view message, bool http10, bool retry_after = false);
   bool read_timed_out() noexcept;
+  void count_write_timeout() noexcept;
   asio::awaitable<bool> read_proxy_header();
   asio::awaitable<void> linger_close();
   asio::awaitable<bool> write_all(std::span<const asio::const_buffer> bufs);
@@ -410,11 +446,13 @@ template <class Io>
 asio::awaitable<bool> session<Io>::write_all(std::span<const asio::const_buffer> bufs) {
   std::size_t total = 0;
   for (const auto& b : bufs) total += b.size();
-  // A write deadline is pushed forward on each completed partial write by
-  // the async_write loop itself; a client that reads nothing times out.
+  // The stream pushes the write's deadline on each send that makes
+  // progress (net/progress_deadline.hpp); a client that reads nothing
+  // times out.
   auto [ec, n] = co_await io_.write(bufs);
-  (void)n;
-  co_return !ec && n == total;
+  const bool sent = !ec && n == total;
+  if (!sent) count_write_timeout();
+  co_return sent;
 }
 
 template <class Io>
@@ -453,6 +491,15 @@ bool session<Io>::read_timed_out() noexcept {
   return true;
 }
 
+// A write that failed because the sweep found it without progress for
+// --write-timeout is counted (once) with the other client timeouts.
+template <class Io>
+void session<Io>::count_write_timeout() noexcept {
+  if (!st_.timed_out || st_.aborted || st_.phase != conn_phase::write) return;
+  core::bump(w_.counters().timeouts);
+  st_.timed_out = false;
+}
+
 // After an error answer, the client may still be sending (a body we refused).
 // Closing at once would make the kernel send RST and the client could lose
 // our response; so stop sending, then read and discard for a short while
@@ -488,12 +535,17 @@ void session<Io>::begin_head() {
     // Nothing pipelined: the connection may wait idle for long, so its
     // arena block goes back to the worker's pool until the next request.
     mem_.release_first();
-    set_phase(conn_phase::idle, cfg_.idle_timeout);
-    st_.idle_since = core::coarse_steady_now();
+    if (st_.resumed) {
+      st_.phase = conn_phase::idle;  // the parked spell's deadline and idle_since go on
+    } else {
+      set_phase(conn_phase::idle, cfg_.idle_timeout);
+      st_.idle_since = core::coarse_steady_now();
+    }
     st_.shed = false;
   } else {
     set_phase(conn_phase::head, cfg_.header_timeout);
   }
+  st_.resumed = false;
 }
 
 template <class Io>
@@ -676,18 +728,18 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::write_stream(http::e
           asio::buffer(size_line, static_cast<std::size_t>(r.ptr - size_line) + 2), asio::buffer(piece),
           asio::buffer(crlf)};
       const bool sent = co_await write_all(bufs);
-      if (!sent) co_return outcome::close;
+      if (!sent) co_return outcome::broken;
     } else {
       std::array<asio::const_buffer, 1> bufs{asio::buffer(piece)};
       const bool sent = co_await write_all(bufs);
-      if (!sent) co_return outcome::close;
+      if (!sent) co_return outcome::broken;
     }
     set_phase(conn_phase::handler, {});
   }
   if (framing == http::body_framing::chunked) {
     std::array<asio::const_buffer, 1> bufs{asio::buffer(last_chunk)};
     const bool sent = co_await write_all(bufs);
-    if (!sent) co_return outcome::close;
+    if (!sent) co_return outcome::broken;
   }
   co_return framing == http::body_framing::until_close ? outcome::close : outcome::next;
 }
@@ -871,6 +923,18 @@ asio::awaitable<bool> session<Io>::run() {
       if (ec) {
         if (ec == asio::error::operation_aborted && st_.shed && st_.phase == conn_phase::idle && in_.size() == 0 &&
             !st_.timed_out && !st_.aborted && !st_.stop_requested) {
+          if constexpr (Io::is_tls) {
+            // Part of a record has come: a request is arriving, so the
+            // session stays and the head's timeout runs from its first
+            // byte, as a plain connection's does from the first byte of
+            // its head.
+            if (const auto since = io_.partial_record_since(); since != clock::time_point::max()) {
+              st_.phase = conn_phase::head;
+              st_.deadline = since + cfg_.header_timeout;
+              st_.shed = false;
+              continue;
+            }
+          }
           shed_ = true;  // the read was cancelled to free this session: the socket stays
           break;
         }
@@ -880,6 +944,12 @@ asio::awaitable<bool> session<Io>::run() {
       in_.commit(n);
       core::bump(w_.counters().bytes_in, n);
       if (st_.phase == conn_phase::idle) set_phase(conn_phase::head, cfg_.header_timeout);
+      else if (st_.timed_out && read_timed_out()) {
+        // The head's deadline passed as this read completed (the sweep's
+        // cancel came too late to fail it): the head is late all the same.
+        co_await send_error(408, "request head not received in time", false);
+        break;
+      }
     }
     if (!have_head) break;
     if (!body_is_buffered(ex.req, head)) {
@@ -938,7 +1008,10 @@ asio::awaitable<bool> session<Io>::run() {
         }
         auto [ec, n] = sent;
         if (ec || n != fw.total) {
-          o = outcome::close;
+          // Part of the response may have gone out: a reset, so that no
+          // client takes it for the whole.
+          count_write_timeout();
+          o = outcome::broken;
         } else if (fw.done) {
           o = fw.close_after ? outcome::close : outcome::next;
         } else {
@@ -1039,7 +1112,14 @@ connection_state::connection_state(worker& w, asio::ip::tcp::socket s, const asi
 }
 
 connection_state::connection_state(worker& w, asio::ip::tcp::socket s, const parked_connection& p)
-    : owner(w), socket(std::move(s)), fresh(p.fresh), proxy_header_read(p.proxy_header_read), in_parking_set(true) {
+    : owner(w),
+      socket(std::move(s)),
+      deadline(p.deadline),
+      fresh(p.fresh),
+      idle_since(p.idle_since),
+      resumed(true),
+      proxy_header_read(p.proxy_header_read),
+      in_parking_set(true) {
   owner.attach(*this);
   client_address_len = p.client_address_len;
   std::memcpy(client_address, p.client_address(), client_address_len);

@@ -19,7 +19,9 @@
 // keys) moves with the socket to the parking record and back, so a session
 // after an idle spell continues it. A parked TLS connection waits for the
 // raw socket's readability: it sheds only while a read waits for the
-// socket, when OpenSSL holds no complete record.
+// socket, when OpenSSL holds no complete record and no part of one (a
+// record on its way puts the connection in the head phase, under
+// --header-timeout from its first byte).
 #include <asio/awaitable.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <memory>
@@ -73,6 +75,10 @@ struct connection_state {
   // once connected it cannot send that request elsewhere.
   bool fresh = true;
   std::chrono::steady_clock::time_point idle_since{};  // when phase became idle
+  // Back from the parking lot: the session's first idle wait keeps the
+  // deadline and idle_since of the spell that parked it (a byte that
+  // brings no request does not start the idle timeout again).
+  bool resumed = false;
   // Emitted (terminal) by abort(): cancels whatever the coroutine awaits,
   // a handler's timer or an upstream read included.
   asio::cancellation_signal cancel_signal;

@@ -78,6 +78,7 @@ bool parking_lot::park(connection_state& c) {
   p->fresh = c.fresh;
   p->proxy_header_read = c.proxy_header_read;
   p->deadline = c.deadline;
+  p->idle_since = c.idle_since;
   if (c.client_address_len <= parked_connection::inline_address_max) {
     std::memcpy(p->inline_address, c.client_address, c.client_address_len);
   } else {

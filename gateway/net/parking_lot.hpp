@@ -3,7 +3,7 @@
 // shed their session (net/connection.hpp) until their client sends again.
 //
 // A parked connection is its socket and a few fields in one record of the
-// lot's slab (160 bytes; the slab's blocks are apart from the memory that
+// lot's slab (168 bytes; the slab's blocks are apart from the memory that
 // sessions churn through): no connection_state, no coroutine, no pending
 // Asio operation. A TLS connection's record also owns its tls_stream (the
 // SSL object with its session and keys; the record buffers were freed when
@@ -50,7 +50,11 @@ struct parked_connection {
   std::optional<asio::ip::tcp::socket> socket;
   // With TLS on the listener: the connection's stream, rebound to `socket`.
   std::unique_ptr<tls_stream> tls;
-  std::chrono::steady_clock::time_point deadline{};  // the idle timeout
+  // The idle timeout and when the idle spell began: a session resumed
+  // without a request byte (a TLS record still arriving, or one that
+  // carries no data) keeps them rather than starting a new spell.
+  std::chrono::steady_clock::time_point deadline{};
+  std::chrono::steady_clock::time_point idle_since{};
   // The lot's list of parked records (or, when free, its free list).
   parked_connection* prev = nullptr;
   parked_connection* next = nullptr;

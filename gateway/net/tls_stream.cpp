@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "gateway/core/coarse_clock.hpp"
 #include "gateway/net/interrupt.hpp"
 #include "gateway/net/tls_buffer_cache.hpp"
 #include "gateway/net/tls_context.hpp"
@@ -347,8 +348,14 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::read_some(asio::mutabl
     const int r = SSL_read_ex(ssl_, into.data(), into.size(), &n);
     // A read may write (a TLS 1.3 KeyUpdate answer, an alert).
     if (!out_.empty()) send_now();
-    if (r == 1) co_return io_result{std::error_code{}, n};
+    if (r == 1) {
+      partial_since_ = std::chrono::steady_clock::time_point::max();
+      co_return io_result{std::error_code{}, n};
+    }
     const want w = classify(ssl_, r);
+    // OpenSSL holds received bytes of a record it cannot finish yet.
+    if (w == want::read && partial_since_ == std::chrono::steady_clock::time_point::max() && SSL_has_pending(ssl_) == 1)
+      partial_since_ = core::coarse_steady_now();
     if (w == want::eof) co_return io_result{asio::error::eof, 0};
     if (w == want::error) co_return io_result{protocol_error(), 0};
     // Receive, then call again with the same arguments. With the stream's
@@ -393,6 +400,9 @@ asio::awaitable<std::error_code> tls_stream::write_bytes(const char* p, std::siz
       for (asio::const_buffer b = next_send(); b.size() > 0; b = next_send()) {
         auto [ec, k] = co_await socket_->async_write_some(b, use_nothrow);
         sent(ec, k);
+        // More of this write to send (the rest of the buffer, or records
+        // OpenSSL has still to make): the send was progress.
+        if (!ec && k != 0 && (r != 1 || !out_.empty())) progress_.progressed();
       }
       end_flush();
     }

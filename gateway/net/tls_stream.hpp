@@ -43,12 +43,14 @@
 #include <asio/awaitable.hpp>
 #include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
+#include <chrono>
 #include <memory>
 #include <span>
 #include <string>
 #include <system_error>
 
 #include "gateway/http/message.hpp"
+#include "gateway/net/progress_deadline.hpp"
 
 typedef struct ssl_st SSL;
 
@@ -77,6 +79,12 @@ class tls_stream final : public http::byte_stream {
   std::string_view server_name() const noexcept;
 
   asio::awaitable<io_result> read_some(asio::mutable_buffer into) override;
+  // When (coarse clock) a read received the first bytes of a record it
+  // still waits to complete, with no plaintext returned since; max() when
+  // no record is partly received. A session idle between requests reads
+  // it when the sweep cancels its read: ciphertext that gives no plaintext
+  // yet is a request on its way (net/connection.hpp).
+  std::chrono::steady_clock::time_point partial_record_since() const noexcept { return partial_since_; }
   asio::awaitable<io_result> write_all(asio::const_buffer bytes) override;
   // Writes every buffer in order, small ones gathered into records of up to
   // 16 KiB (one send for a response head and a small body).
@@ -87,6 +95,10 @@ class tls_stream final : public http::byte_stream {
   // record, so both leave in one send and shutdown_send() only sends the
   // FIN. Without it, close_notify is a send of its own in shutdown_send().
   void close_after_write() noexcept { close_with_write_ = true; }
+  // The deadline a write pushes each time a send of it moves bytes and
+  // more is left to send (net/progress_deadline.hpp). Set by each session
+  // (the connection_state, and so the deadline, is new after parking).
+  void watch_progress(progress_deadline d) noexcept { progress_ = d; }
   void interrupt() noexcept override;
   // Frees the stream's buffers (an idle connection holds none).
   void release_idle() noexcept;
@@ -146,6 +158,7 @@ class tls_stream final : public http::byte_stream {
   // then its body), to size the next receive.
   std::size_t in_asked_ = 0;
   bool in_eof_ = false;
+  std::chrono::steady_clock::time_point partial_since_ = std::chrono::steady_clock::time_point::max();
   // The BIOs could not be made (out of memory): handshake() fails.
   bool no_bios_ = false;
   // Bytes OpenSSL wrote, not yet handed to the socket, and the bytes of the
@@ -161,6 +174,7 @@ class tls_stream final : public http::byte_stream {
   bool handshake_done_ = false;
   bool sent_close_notify_ = false;
   bool close_with_write_ = false;
+  progress_deadline progress_;
 };
 
 }  // namespace gateway::net

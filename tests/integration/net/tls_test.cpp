@@ -6,11 +6,15 @@
 #include <catch2/catch.hpp>
 
 #include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -290,6 +294,73 @@ TEST_CASE("HTTPS: a keep-alive connection idle long enough to shed its session k
   REQUIRE(r1);
   REQUIRE(r2);
   CHECK(r2->status == 200);
+}
+
+namespace {
+
+// Sends `bytes` on `fd` one byte per `gap`, reading (and discarding) what
+// arrives meanwhile, until the peer closes (end of stream or reset) or
+// `limit` has passed. Returns how long after the first byte the peer
+// closed, or nullopt if it did not within `limit`.
+std::optional<std::chrono::milliseconds> trickle_until_closed(int fd, std::string_view bytes,
+                                                              std::chrono::milliseconds gap,
+                                                              std::chrono::milliseconds limit) {
+  const auto start = std::chrono::steady_clock::now();
+  auto next_send = start;
+  std::size_t sent = 0;
+  while (std::chrono::steady_clock::now() - start < limit) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_send && sent < bytes.size()) {
+      if (::send(fd, bytes.data() + sent, 1, MSG_NOSIGNAL) != 1) break;  // closed under us
+      ++sent;
+      next_send = now + gap;
+    }
+    pollfd p{fd, POLLIN, 0};
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_send - now);
+    if (::poll(&p, 1, static_cast<int>(std::clamp<long long>(wait.count(), 1, 50))) > 0) {
+      char sink[4096];
+      if (::recv(fd, sink, sizeof sink, 0) <= 0) break;
+    }
+  }
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  if (took >= limit) return std::nullopt;
+  return took;
+}
+
+}  // namespace
+
+TEST_CASE("HTTPS: a keep-alive client trickling an unfinished TLS record is cut by the header timeout, "
+          "parked or not",
+          "[integration][tls]") {
+  // One byte every 1.3 s: longer than a session waits idle before it sheds
+  // (1 s), so the connection parks between bytes and every byte resumes it;
+  // shorter than the idle timeout, which each resume must not restart.
+  certs c;
+  auto cfg = tls_config(c);
+  cfg.idle_timeout = 4s;
+  cfg.header_timeout = 1s;
+  test::running_server srv(cfg);
+  // A record header announcing 16 KiB of application data, then its body:
+  // OpenSSL gets ciphertext but no plaintext until the record is complete.
+  std::string record("\x17\x03\x03\x40\x00", 5);
+  record.append(16384, '\0');
+  for (const bool parked_first : {false, true}) {
+    CAPTURE(parked_first);
+    test::tls_client client(srv.port(), trusting(c.cert));
+    REQUIRE(client.connected());
+    REQUIRE(client.send(health));
+    REQUIRE(client.read_response());
+    if (parked_first)
+      REQUIRE(test::wait_until([&] { return srv.server().live().coroutines == 2; }, 5000ms));
+    const auto timeouts_before = srv.server().live().timeouts;
+    // Within the header timeout of the first byte, plus the sweep's period
+    // (250 ms) and the second a session waits before it sheds.
+    const auto closed = trickle_until_closed(client.fd(), record, 1300ms, 7000ms);
+    REQUIRE(closed);
+    CHECK(*closed < 2600ms);
+    CHECK(srv.server().live().timeouts == timeouts_before + 1);
+  }
+  CHECK(srv.server().live().session_exceptions == 0);
 }
 
 TEST_CASE("HTTPS start-up errors name the flag: missing, unreadable, not PEM, unpaired, key not matching",
