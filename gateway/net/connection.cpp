@@ -232,9 +232,6 @@ auto write_nothrow() { return asio::bind_allocator(write_allocator<void>(), use_
 constexpr auto write_nothrow() { return use_nothrow; }
 #endif
 
-// The socket as the session's stream: each operation is the plain Asio one
-// (no frame or copy of its own), so a plain connection runs the same code
-// as without TLS support. Also the byte stream a tunnel relays.
 // Asio's transfer_all that, after a send that left part of the write
 // (`total` bytes) to go, pushes the write's deadline: a partial send is
 // when progress shows, so a write sent whole costs no clock reading and no
@@ -248,6 +245,9 @@ struct push_on_progress {
   }
 };
 
+// The socket as the session's stream: each operation is the plain Asio one
+// (no frame or copy of its own), so a plain connection runs the same code
+// as without TLS support. Also the byte stream a tunnel relays.
 class plain_stream final : public http::byte_stream {
  public:
   static constexpr bool is_tls = false;
@@ -340,9 +340,9 @@ class session {
   // next: keep the connection for another request; close: end it cleanly
   // (TLS: close_notify, then FIN); broken: a response could not be
   // completed (its stream failed, or a write to the client failed or timed
-  // out after part of it may have gone), so the connection is reset (no close_notify, no FIN) and a
-  // client reading a close-delimited body cannot take what it got for the
-  // whole of it (RFC 9112 section 9.8).
+  // out after part of it may have gone), so the connection is reset (no
+  // close_notify, no FIN) and a client reading a close-delimited body
+  // cannot take what it got for the whole of it (RFC 9112 section 9.8).
   enum class outcome { next, close, broken };
 
   // Both also clear timed_out: the sweep sets it when it cancels the
