@@ -11,7 +11,10 @@
 //      connection of that member (upstream_pool.hpp) or connect
 //      (connect timeout -> 504, refused -> 502)
 //   3. one gathered write of head + the once-read body, then read the
-//      response head, both within the response timeout (-> 504)
+//      response head, both within the response timeout (-> 504); on a
+//      pooled connection the head's first read is the one the pool started
+//      when the connection went idle (upstream_pool.hpp), awaited, not
+//      started again
 //   4. a pooled connection that turns out closed before any response byte
 //      is retried once on a fresh connection, if the method is idempotent
 //      (RFC 9110 section 9.2.2) or nothing of the request was sent; a POST
