@@ -448,6 +448,13 @@ void upstream_pool::expire(clock::time_point now) noexcept {
   idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(n));
   core::drop(stats_->idle, static_cast<std::int64_t>(n));
   core::bump(stats_->expired, static_cast<std::int64_t>(n));
+  // The load that needed those connections is gone: so are its spare blocks
+  // (a connection given back takes one; there are no more than that left).
+  const std::size_t keep = std::max<std::size_t>(idle_.size(), 4);
+  while (spares_.size() > keep) {
+    delete spares_.back();
+    spares_.pop_back();
+  }
 }
 
 }  // namespace gateway::proxy
