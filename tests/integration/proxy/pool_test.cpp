@@ -188,7 +188,9 @@ TEST_CASE("a second response a backend sends 1 ms after the first never reaches 
     CHECK(r->status == 200);
     CHECK(r->body == target);
   }
-  CHECK(f.stats->stale.load() == 1);
+  // The first connection was not reused: closed as stale while idle, or,
+  // on a slow run where the late bytes came in the response's own read, as
+  // a response followed by extra bytes.
   CHECK(f.backend.connections_accepted() == 2);
 }
 
@@ -219,8 +221,8 @@ TEST_CASE("a body a backend sends 1 ms after its HEAD response does not break th
   REQUIRE(get);
   CHECK(get->status == 200);
   CHECK(get->body == "GET /after-head");
-  CHECK(f.stats->stale.load() == 1);
   CHECK(f.stats->bad_gateway.load() == 0);
+  CHECK(f.backend.connections_accepted() == 2);  // the HEAD's connection was not reused (see above)
 }
 
 TEST_CASE("a backend closing a connection 1 ms after a keep-alive response costs no request, a POST included",
