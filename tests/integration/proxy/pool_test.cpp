@@ -293,7 +293,8 @@ TEST_CASE("idle pooled connections are watched, and a pool destroyed with their 
       [&]() -> asio::awaitable<void> {
         for (int i = 0; i < 3; ++i) {
           proxy::upstream_connection c(io, *stats);
-          if (co_await pool->connect(c)) co_return;
+          const std::error_code ec = co_await pool->connect(c);
+          if (ec) co_return;
           accepted.push_back(co_await backend.async_accept(asio::use_awaitable));
           pool->give_back(std::move(c));
           ++pooled;
