@@ -106,8 +106,8 @@ class upstream_response final : public http::body_source, public http::upstream_
         conn_(pool.io(), pool.stats()),
         reader_(head_request),
         pooled_(nullptr),
-        buf_(static_cast<char*>(mem_.allocate(first_read_size, 1))),
-        cap_(first_read_size) {
+        buf_(nullptr),
+        cap_(0) {
     watch_client(true);  // until the response head is in (end_exchange)
   }
 
@@ -118,6 +118,7 @@ class upstream_response final : public http::body_source, public http::upstream_
       core::bump(pool_.stats().discarded);
       conn_.close();
     }
+    release_block();  // after the close: a read still pending on it frees it when it returns
   }
 
   upstream_connection& connection() noexcept { return conn_; }
@@ -156,9 +157,25 @@ class upstream_response final : public http::body_source, public http::upstream_
   // steps below (sent(), head_space(), head_read()) around the awaits in the
   // handler's frame, end_exchange(). (Calls rather than one coroutine around
   // them: a frame less per request.)
-  void begin_exchange(clock::time_point deadline) noexcept {
-    start_ = filled_ = scanned_ = 0;  // a retry on a fresh connection reads its head from the start
+  //
+  // A connection taken from the pool has its first read pending already
+  // (upstream_pool.hpp): its buffer is the response's first, and head_space()
+  // hands it out first. A fresh connection's first buffer is in the request
+  // arena; a retry on one reads its head from the start.
+  void begin_exchange(clock::time_point deadline) {
+    start_ = filled_ = scanned_ = 0;
     write_failed_ = false;
+    if (pending_read* w = conn_.watched()) {
+      release_block();
+      block_ = w;
+      w->hold();
+      buf_ = w->data();
+      cap_ = pending_read::size;
+    } else if (pooled_ == nullptr) {
+      if (arena_buf_ == nullptr) arena_buf_ = static_cast<char*>(mem_.allocate(first_read_size, 1));
+      buf_ = arena_buf_;
+      cap_ = first_read_size;
+    }
     upstream_guard::arm_until(deadline);
   }
   head_outcome end_exchange(head_outcome o) noexcept {
@@ -235,12 +252,18 @@ class upstream_response final : public http::body_source, public http::upstream_
   }
 
  private:
-  // The response is first read into a small buffer in the request arena
-  // (which has room: a proxied request uses about 1 KiB of its 8 KiB), so
-  // a small response never holds a pooled buffer; with 2,000 requests
-  // waiting on the backend that is 2,000 x 32 KiB less. A longer head or
-  // body moves to a pooled buffer of buffer_size.
-  static constexpr std::size_t first_read_size = 2048;
+  // The response is first read into a small buffer: the pooled
+  // connection's pending_read (upstream_pool.hpp), or for a fresh
+  // connection one in the request arena (which has room: a proxied request
+  // uses about 1 KiB of its 8 KiB). So a small response never holds a
+  // pooled buffer; with 2,000 requests waiting on the backend that is 2,000
+  // x 32 KiB less. A longer head or body moves to a pooled buffer of
+  // buffer_size.
+  static constexpr std::size_t first_read_size = pending_read::size;
+  // Gives the pending_read back to the pool once nothing points into it.
+  void release_block() noexcept {
+    if (block_ != nullptr) pool_.recycle(std::exchange(block_, nullptr));
+  }
   void use_pooled(std::size_t keep) {
     pooled_ = buffers_.take();
     std::memcpy(pooled_, buf_, keep);
@@ -398,8 +421,10 @@ class upstream_response final : public http::body_source, public http::upstream_
   upstream_connection conn_;
   response_reader reader_;
   char* pooled_;  // from buffers_ once needed, given back by the destructor
-  char* buf_;     // first the small arena buffer, then pooled_ (or a larger arena buffer for a huge head)
+  char* buf_;     // first block_ or arena_buf_, then pooled_ (or a larger arena buffer for a huge head)
   std::size_t cap_;
+  pending_read* block_ = nullptr;  // a pooled connection's first read, held until the destructor
+  char* arena_buf_ = nullptr;      // a fresh connection's first read
   std::size_t raw_begin_ = 0;  // body bytes that came with the head: buf_[raw_begin_, raw_end_)
   std::size_t raw_end_ = 0;
   std::size_t pending_ = 0;    // decoded bytes at buf_[0, pending_) not yet handed out
@@ -660,7 +685,15 @@ class proxy_layer final : public http::layer {
               got = head_outcome{make_error_code(proxy_errc::aborted)};
               break;
             }
-            co_await up->connection().read_some_into(space, r, just_sent);
+            if (pending_read* w = up->connection().watched()) {
+              // A pooled connection: its read has been pending since it went
+              // idle, into `space` (begin_exchange()).
+              if (w->completed()) r = w->result();
+              else co_await w->wait(r, up->connection());
+              up->connection().unwatch();
+            } else {
+              co_await up->connection().read_some_into(space, r, just_sent);
+            }
             just_sent = false;
             got = up->head_read(r, fields);
           }

@@ -13,11 +13,13 @@
 //   3. one gathered write of head + the once-read body, then read the
 //      response head, both within the response timeout (-> 504), which
 //      runs from the first send and also bounds step 4: a retry and a
-//      failover wait (and connect) within what is left of it. A client
-//      that leaves meanwhile (from the connect to the head, found by the
-//      worker's sweep: http/upstream_guard.hpp) ends the exchange: the
-//      backend connection is closed, the request is logged and counted as
-//      499 and its client gets nothing
+//      failover wait (and connect) within what is left of it. On a pooled
+//      connection the head's first read is the one the pool started when
+//      the connection went idle (upstream_pool.hpp), awaited, not started
+//      again. A client that leaves meanwhile (from the connect to the head,
+//      found by the worker's sweep: http/upstream_guard.hpp) ends the
+//      exchange: the backend connection is closed, the request is logged
+//      and counted as 499 and its client gets nothing
 //   4. a pooled connection that turns out closed before any response byte
 //      is retried once on a fresh connection, if the method is idempotent
 //      (RFC 9110 section 9.2.2) or nothing of the request was sent; a POST

@@ -1,12 +1,12 @@
 #include "gateway/proxy/upstream_pool.hpp"
 
-#include <sys/socket.h>
-
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/use_awaitable.hpp>
-#include <cerrno>
+#include <algorithm>
 #include <cstdio>
+#include <new>
+#include <utility>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -19,30 +19,103 @@ namespace gateway::proxy {
 namespace {
 constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 using clock = std::chrono::steady_clock;
-
-// A pooled connection is only worth reusing if the backend has not closed it
-// while it sat idle: a non-blocking peek tells EOF (FIN received), reset, or
-// stray bytes (a backend that answered twice) from "nothing to read" without
-// waiting. This catches most stale connections before a request is sent on
-// them; the retry in the handler covers the ones that close in flight.
-bool looks_reusable(asio::ip::tcp::socket& s) noexcept {
-  char c;
-  ssize_t n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
-  return false;  // 0: EOF; > 0: unexpected bytes
-}
-// A connection given back this recently is taken without the peek (one
-// syscall per request under load): backends close idle connections after
-// seconds, not milliseconds, and one that says it will close (Connection:
-// close, HTTP/1.0) was never pooled. The handler's retry still covers a
-// connection that turns out closed. What a backend sends after a response
-// in a segment of its own (a second response, a HEAD response's body sent
-// late, a FIN) within this window is read by the next request on the
-// connection (docs/known-issues.md), so the window is kept short: two
-// ticks of the coarse clock (4 ms each here), which a connection reused
-// under load (within a millisecond or so) stays inside.
-constexpr auto fresh_for = std::chrono::milliseconds(8);
 }  // namespace
+
+// The allocator of a watched read's operations: its block's op slot. Asio
+// frees an operation's memory before it calls or destroys the handler, so
+// the block is alive whenever this is used.
+template <class T>
+class op_allocator {
+ public:
+  using value_type = T;
+  explicit op_allocator(pending_read* w) noexcept : w_(w) {}
+  template <class U>
+  op_allocator(const op_allocator<U>& o) noexcept : w_(o.w_) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(w_->allocate_op(n * sizeof(T), alignof(T))); }
+  void deallocate(T* p, std::size_t) noexcept { w_->deallocate_op(p, alignof(T)); }
+  friend bool operator==(const op_allocator& a, const op_allocator& b) noexcept { return a.w_ == b.w_; }
+  friend bool operator!=(const op_allocator& a, const op_allocator& b) noexcept { return a.w_ != b.w_; }
+
+ private:
+  template <class U>
+  friend class op_allocator;
+  pending_read* w_;
+};
+
+void* pending_read::allocate_op(std::size_t bytes, std::size_t align) {
+  if (!op_slot_used_ && bytes <= sizeof op_slot_ && align <= alignof(std::max_align_t)) {
+    op_slot_used_ = true;
+    return op_slot_;
+  }
+  // Larger than expected, or a second operation at once: the heap.
+  if (align > __STDCPP_DEFAULT_NEW_ALIGNMENT__) return ::operator new(bytes, std::align_val_t(align));
+  return ::operator new(bytes);
+}
+
+void pending_read::deallocate_op(void* p, std::size_t align) noexcept {
+  if (p == op_slot_) {
+    op_slot_used_ = false;
+    return;
+  }
+  if (align > __STDCPP_DEFAULT_NEW_ALIGNMENT__) ::operator delete(p, std::align_val_t(align));
+  else ::operator delete(p);
+}
+
+// The completion handler of a watched read. It owns nothing but a pointer to
+// its block, and reports to the block whether it was called: an io_context
+// destroyed with the read pending destroys the handler uncalled.
+class pending_read::handler {
+ public:
+  using allocator_type = op_allocator<void>;
+
+  explicit handler(pending_read* w) noexcept : w_(w), slot_(w) {}
+  handler(handler&& o) noexcept : w_(std::exchange(o.w_, nullptr)), slot_(o.slot_) {}
+  handler& operator=(handler&&) = delete;
+  ~handler() {
+    if (w_ != nullptr) w_->abandon();
+  }
+  void operator()(std::error_code ec, std::size_t n) { std::exchange(w_, nullptr)->complete(ec, n); }
+  allocator_type get_allocator() const noexcept { return allocator_type(slot_); }
+
+ private:
+  pending_read* w_;     // null once called or moved from
+  pending_read* slot_;  // the allocator's block, kept by a moved-from handler too
+};
+
+void pending_read::complete(std::error_code ec, std::size_t n) {
+  in_flight_ = false;
+  result_ = net::io_result{ec, n};
+  if (orphan_) {
+    // Its connection was closed while the read was pending.
+    orphan_.reset();
+    if (!held_) delete this;
+    return;
+  }
+  if (pool_ != nullptr) {
+    pool_->watch_fired(*this);  // idle: bytes, end of stream or an error
+    return;
+  }
+  // Taken: the request waits for this (or will look at the result).
+  if (waiter_) {
+    net::direct_handler h = std::move(*waiter_);
+    waiter_.reset();
+    h(ec, n);  // resumes the request; it may free this block
+  }
+}
+
+void pending_read::abandon() noexcept {
+  // Never to complete: its io_context is being destroyed. A request waiting
+  // on it is destroyed with it, as Asio destroys the handlers it holds.
+  in_flight_ = false;
+  result_ = net::io_result{asio::error::operation_aborted, 0};
+  orphan_.reset();
+  if (waiter_) {
+    std::optional<net::direct_handler> h = std::move(waiter_);
+    waiter_.reset();
+  }
+  if (pool_ == nullptr && !held_) delete this;
+}
+
 
 upstream_connection::upstream_connection(upstream_connection&& o) noexcept
     : idle_since(o.idle_since),
@@ -50,6 +123,7 @@ upstream_connection::upstream_connection(upstream_connection&& o) noexcept
       tls_(std::move(o.tls_)),
       sessions_(std::move(o.sessions_)),
       stats_(o.stats_),
+      watch_(std::exchange(o.watch_, nullptr)),
       counted_(o.counted_) {
   o.counted_ = false;
 }
@@ -61,6 +135,7 @@ upstream_connection& upstream_connection::operator=(upstream_connection&& o) noe
     tls_ = std::move(o.tls_);
     sessions_ = std::move(o.sessions_);
     stats_ = o.stats_;
+    watch_ = std::exchange(o.watch_, nullptr);
     counted_ = o.counted_;
     idle_since = o.idle_since;
     o.counted_ = false;
@@ -100,6 +175,19 @@ std::error_code upstream_connection::open_tls(const asio::ip::tcp& protocol, ups
 }
 
 void upstream_connection::close() noexcept {
+  if (pending_read* w = std::exchange(watch_, nullptr); w != nullptr && w->in_flight_) {
+    // The watched read is still pending: the socket may be closed only once
+    // it has returned (net/interrupt.hpp). It returns at once now, and its
+    // block closes the connection then. Not counted as live from here on.
+    interrupt();
+    if (counted_) {
+      counted_ = false;
+      core::drop(stats_->live, 1);
+    }
+    w->pool_ = nullptr;
+    w->orphan_.emplace(std::move(*this));
+    return;
+  }
   std::error_code ignored;
   if (tls_) {
     // Freeing an SSL that was not shut down marks its session not
@@ -121,6 +209,19 @@ void upstream_connection::interrupt() noexcept {
   if (socket().is_open()) net::interrupt(socket());
 }
 
+void upstream_connection::watch(pending_read& w) {
+  watch_ = &w;
+  w.in_flight_ = true;
+  const auto b = asio::buffer(w.buf_, pending_read::size);
+  if (tls_) {
+    tls_->async_read_some(b, pending_read::handler(&w));
+  } else {
+    // Nothing is expected: on io_uring the receive waits for readiness first.
+    const net::empty_read_hint hint(true);
+    socket_.async_read_some(b, pending_read::handler(&w));
+  }
+}
+
 upstream_pool::upstream_pool(asio::io_context& io, asio::ip::tcp::endpoint backend, pool_limits limits,
                              std::shared_ptr<upstream_stats> stats, std::shared_ptr<upstream_tls> tls,
                              std::string host)
@@ -133,7 +234,10 @@ upstream_pool::upstream_pool(asio::io_context& io, asio::ip::tcp::endpoint backe
       sessions_(tls_ ? std::make_shared<tls_session_cache>() : nullptr),
       expiry_timer_(io) {}
 
-upstream_pool::~upstream_pool() { drain(); }
+upstream_pool::~upstream_pool() {
+  drain();
+  for (pending_read* w : spares_) delete w;
+}
 
 bool upstream_pool::take(upstream_connection& out) noexcept {
   const auto now = core::coarse_steady_now();
@@ -145,14 +249,49 @@ bool upstream_pool::take(upstream_connection& out) noexcept {
       core::bump(stats_->expired);
       continue;  // closed by its destructor
     }
-    if (now - c.idle_since >= fresh_for && !looks_reusable(c.socket())) {
-      core::bump(stats_->stale);
-      continue;
-    }
+    // Its watched read has not returned (else the pool would have closed
+    // it): the backend has sent nothing since its last response. The
+    // request waits on that read for its response.
+    c.watch_->pool_ = nullptr;
     out = std::move(c);
     return true;
   }
   return false;
+}
+
+std::size_t upstream_pool::max_spares() const noexcept {
+  // Under a steady load each connection in use comes back (and takes a
+  // spare) just before its response gives its own block back: as many
+  // spares as connections, at most.
+  return std::max<std::size_t>(limits_.max_idle, 4);
+}
+
+void upstream_pool::recycle(pending_read* w) noexcept {
+  w->held_ = false;
+  if (w->in_flight_) return;  // its connection was closed under the read: freed when the read returns
+  if (spares_.size() >= max_spares()) {
+    delete w;
+    return;
+  }
+  try {
+    spares_.push_back(w);  // grows to the peak once, then never reallocates
+  } catch (const std::bad_alloc&) {
+    delete w;
+  }
+}
+
+void upstream_pool::watch_fired(pending_read& w) noexcept {
+  for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+    if (it->watch_ != &w) continue;
+    upstream_connection gone = std::move(*it);
+    idle_.erase(it);
+    core::drop(stats_->idle, 1);
+    core::bump(stats_->stale);
+    gone.close();  // its read has returned: closed now
+    break;
+  }
+  w.pool_ = nullptr;
+  recycle(&w);
 }
 
 asio::awaitable<std::error_code> upstream_pool::connect(upstream_connection& out, std::chrono::nanoseconds limit) {
@@ -252,6 +391,17 @@ void upstream_pool::give_back(upstream_connection&& c) noexcept {
     c.close();
     return;
   }
+  pending_read* w = nullptr;
+  if (!spares_.empty()) {
+    w = spares_.back();
+    spares_.pop_back();
+  } else {
+    w = new (std::nothrow) pending_read;
+    if (w == nullptr) {
+      c.close();
+      return;
+    }
+  }
   if (idle_.size() >= limits_.max_idle) {
     // At the cap the oldest idle connection goes: the newest is the least
     // likely to have been closed by the backend's own idle timeout.
@@ -259,6 +409,8 @@ void upstream_pool::give_back(upstream_connection&& c) noexcept {
     core::drop(stats_->idle, 1);
   }
   c.idle_since = core::coarse_steady_now();
+  w->pool_ = this;
+  c.watch(*w);
   idle_.push_back(std::move(c));
   core::bump(stats_->idle, 1);
   arm_expiry();
@@ -296,6 +448,13 @@ void upstream_pool::expire(clock::time_point now) noexcept {
   idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(n));
   core::drop(stats_->idle, static_cast<std::int64_t>(n));
   core::bump(stats_->expired, static_cast<std::int64_t>(n));
+  // The load that needed those connections is gone: so are its spare blocks
+  // (a connection given back takes one; there are no more than that left).
+  const std::size_t keep = std::max<std::size_t>(idle_.size(), 4);
+  while (spares_.size() > keep) {
+    delete spares_.back();
+    spares_.pop_back();
+  }
 }
 
 }  // namespace gateway::proxy

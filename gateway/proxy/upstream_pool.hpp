@@ -14,6 +14,27 @@
 // worker's on_drain) closes the idle ones and makes give_back() close from
 // then on, so the worker's io_context can run dry.
 //
+// Watched while idle: give_back() starts the connection's next read at once,
+// into a pending_read (below). A backend has nothing to say to an idle
+// connection, so any completion while it sits in the pool (bytes: a second
+// response, a HEAD response's late body; end of stream; an error) means the
+// connection is unusable: the pool closes it and counts it stale. The
+// request that takes the connection does not start a read of its own: it
+// waits on that same read for its response head, which lands in the
+// pending_read's buffer, the response's first buffer. The read costs
+// nothing extra: on epoll, Asio's speculative receive at give_back() is the
+// one the response's first read would have made, and on io_uring it is the
+// same one submission, made earlier. What a backend sends in the instant
+// between the last poll and take() (a completion not yet dispatched) is
+// still read as the response: no HTTP/1.1 client can tell stray bytes from
+// an answer once its request is out.
+//
+// Closing a connection whose read is pending interrupts the socket
+// (net/interrupt.hpp) and hands the connection to its pending_read, which
+// closes it and frees itself when the read returns: a drained or destroyed
+// pool leaves no handler that points into it, and no socket is closed
+// under a pending operation.
+//
 // An https member's pool (upstream_tls.hpp) connects with a TLS handshake
 // (within the connect timeout) and keeps the TLS connections alive the same
 // way; the last session the backend gave is offered to each new connection,
@@ -22,6 +43,7 @@
 //
 // upstream_stats is the one thing read from other threads (metrics, tests).
 #include <asio/awaitable.hpp>
+#include <asio/cancellation_type.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ssl/stream.hpp>
 #include <asio/use_awaitable.hpp>
@@ -31,8 +53,10 @@
 #include <asio/steady_timer.hpp>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -53,7 +77,7 @@ namespace gateway::proxy {
   X(failovers, counter, "upstream_failovers", "Requests handed to another group member after a failure")     \
   X(retries_over_budget, counter, "upstream_retries_over_budget", "Retries on another member refused by the retry budget") \
   X(ejections, counter, "upstream_ejections", "Group members ejected after consecutive failures")          \
-  X(stale, counter, "upstream_stale", "Pooled connections found closed by the backend when taken")         \
+  X(stale, counter, "upstream_stale", "Pooled connections closed by the backend, or sent bytes, while idle") \
   X(expired, counter, "upstream_idle_expired", "Idle pooled connections closed by the idle timeout")         \
   X(discarded, counter, "upstream_discarded", "Connections closed mid-response (client gone, error, abort)") \
   X(bad_gateway, counter, "upstream_bad_gateway", "502 answers: backend unreachable or its answer broken")   \
@@ -72,6 +96,9 @@ struct upstream_stats {
 };
 
 inline constexpr auto upstream_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+
+class pending_read;
+class upstream_pool;
 
 // One upstream connection, plain TCP or TLS over TCP, owned by value.
 // Closing (or destroying) it keeps upstream_stats::live exact.
@@ -144,15 +171,99 @@ class upstream_connection {
   // it; that coroutine closes it afterwards (see net/interrupt.hpp).
   void interrupt() noexcept;
 
+  // The read the pool started when this connection went idle, until the
+  // request that took the connection has its result (see upstream_pool):
+  // that request waits on it instead of reading. Null otherwise.
+  pending_read* watched() const noexcept { return watch_; }
+  // The request has the watched read's result: the connection is a plain
+  // one again (the request keeps the pending_read as its buffer).
+  void unwatch() noexcept { watch_ = nullptr; }
+
   // Time it was returned to the pool (for the idle timeout).
   std::chrono::steady_clock::time_point idle_since{};
 
  private:
+  friend class upstream_pool;
+  // Starts the watched read into `w` (give_back).
+  void watch(pending_read& w);
+
   asio::ip::tcp::socket socket_;                // plain connections
   std::unique_ptr<tls_stream> tls_;             // TLS connections (socket_ then stays closed)
   std::shared_ptr<tls_session_cache> sessions_;  // outlives the SSL that points at it
   upstream_stats* stats_;
+  pending_read* watch_ = nullptr;  // see watched()
   bool counted_ = false;
+};
+
+// The read a pooled connection keeps pending (upstream_pool's contract), and
+// the first buffer of the response that takes the connection: a heap block
+// with a stable address, since the connection it belongs to moves (into the
+// pool, out to a request). Blocks come from and go back to their pool's
+// spares. Whoever is last frees it: the pool (its read completed while
+// idle), the request that held it as its buffer (upstream_pool::recycle),
+// or the read's completion when the connection was closed under it.
+//
+// Thread: the pool's.
+class pending_read {
+ public:
+  // As much as a response's first read takes: a small response whole.
+  static constexpr std::size_t size = 2048;
+
+  pending_read() = default;
+  pending_read(const pending_read&) = delete;
+  pending_read& operator=(const pending_read&) = delete;
+
+  char* data() noexcept { return buf_; }
+  // The read has returned; its result is result().
+  bool completed() const noexcept { return !in_flight_; }
+  const net::io_result& result() const noexcept { return result_; }
+  // Awaits the read's completion (only while !completed()): the result lands
+  // in `out`, in the awaiting coroutine's frame (net/direct_op.hpp). Nothing
+  // is started. As with a read started here, a cancellation of the
+  // coroutine (a hard abort) cancels `conn`'s pending operations, and the
+  // read returns operation_aborted; `conn` must outlive the wait.
+  auto wait(net::io_result& out, upstream_connection& conn) {
+    return net::direct(out, [this, &conn](net::direct_handler h) {
+      auto slot = h.get_cancellation_slot();
+      if (slot.is_connected()) slot.template emplace<cancel_wait>(&conn);
+      waiter_.emplace(std::move(h));
+    });
+  }
+  // The request that took the connection holds this block as its buffer
+  // until it gives it back (upstream_pool::recycle).
+  void hold() noexcept { held_ = true; }
+
+ private:
+  friend class upstream_connection;
+  friend class upstream_pool;
+  template <class T>
+  friend class op_allocator;
+  class handler;
+  // The wait's cancellation handler, in the coroutine's slot as a read's
+  // own would be (and so allocated and freed at the same moments).
+  struct cancel_wait {
+    upstream_connection* conn;
+    void operator()(asio::cancellation_type) noexcept {
+      std::error_code ignored;
+      conn->socket().cancel(ignored);
+    }
+  };
+  void complete(std::error_code ec, std::size_t n);
+  void abandon() noexcept;
+  // The read's operation (Asio's, or a TLS read's steps one at a time) is
+  // placed in op_slot_: no allocation per watched read.
+  void* allocate_op(std::size_t size, std::size_t align);
+  void deallocate_op(void* p, std::size_t align) noexcept;
+
+  upstream_pool* pool_ = nullptr;  // set while its connection is idle in that pool
+  std::optional<net::direct_handler> waiter_;
+  std::optional<upstream_connection> orphan_;  // closed under the read: closed once it returns
+  net::io_result result_{};
+  bool in_flight_ = false;
+  bool held_ = false;
+  bool op_slot_used_ = false;
+  alignas(std::max_align_t) unsigned char op_slot_[512];
+  alignas(16) char buf_[size];
 };
 
 struct pool_limits {
@@ -186,8 +297,13 @@ class upstream_pool {
   asio::awaitable<std::error_code> connect(upstream_connection& out,
                                            std::chrono::nanoseconds limit = std::chrono::nanoseconds::max());
 
-  // Keeps `c` for reuse, or closes it when draining or at the idle cap.
+  // Keeps `c` for reuse, with its next read started (watched while idle),
+  // or closes it when draining or at the idle cap.
   void give_back(upstream_connection&& c) noexcept;
+
+  // Gives back a pending_read that a response held (hold()); freed later by
+  // its read's completion if that is still pending.
+  void recycle(pending_read* w) noexcept;
 
   // Closes every idle connection and stops pooling (worker shutdown).
   void drain() noexcept;
@@ -198,9 +314,13 @@ class upstream_pool {
   std::size_t idle_count() const noexcept { return idle_.size(); }
 
  private:
+  friend class pending_read;
+  // An idle connection's watched read returned: the connection is closed.
+  void watch_fired(pending_read& w) noexcept;
   void arm_expiry();
   asio::awaitable<std::error_code> handshake(upstream_connection& out, asio::steady_timer& timer);
   void expire(std::chrono::steady_clock::time_point now) noexcept;
+  std::size_t max_spares() const noexcept;
 
   asio::io_context& io_;
   asio::ip::tcp::endpoint backend_;
@@ -211,6 +331,7 @@ class upstream_pool {
   std::shared_ptr<tls_session_cache> sessions_;       // https only
   std::chrono::steady_clock::time_point logged_at_{};  // the last TLS failure printed (at most one per 10 s)
   std::vector<upstream_connection> idle_;  // oldest first; capacity grows to the peak, at most max_idle
+  std::vector<pending_read*> spares_;     // at most max_spares(): an idle connection and a response each hold one
   asio::steady_timer expiry_timer_;
   bool timer_armed_ = false;
   bool draining_ = false;

@@ -174,12 +174,25 @@ asio::awaitable<void> recording_backend::serve(asio::ip::tcp::socket s, std::siz
       const bool sent = co_await send_generated(s, rep.generated_body);
       if (!sent) co_return;
     }
+    const bool late = rep.late_delay.count() > 0 || !rep.late_bytes.empty();
+    if (rep.late_delay.count() > 0) {
+      asio::steady_timer wait(s.get_executor(), rep.late_delay);
+      auto [ec] = co_await wait.async_wait(use_nothrow);
+      if (ec || stopping_) co_return;
+    }
+    if (!rep.late_bytes.empty()) {
+      auto [ec, n] = co_await asio::async_write(s, asio::buffer(rep.late_bytes), use_nothrow);
+      (void)n;
+      if (ec) co_return;
+    }
     std::error_code ignored;
+    if (late && rep.after != reply::then::close) late_.fetch_add(1);
     switch (rep.after) {
       case reply::then::keep_open:
         break;
       case reply::then::close:
         s.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        if (late) late_.fetch_add(1);
         // Wait for the peer's close so the FIN is not followed by a reset.
         for (;;) {
           auto [ec, n] = co_await s.async_read_some(asio::buffer(tmp), use_nothrow);

@@ -36,6 +36,11 @@ struct reply {
   std::uint64_t generated_body = 0;  // then this many bytes of pattern_byte(i)
   then after = then::keep_open;
   std::chrono::nanoseconds delay{0};  // waited before anything is written (other connections go on meanwhile)
+  // A misbehaving backend: once the reply is written, this long is waited,
+  // then `late_bytes` are written (in a segment of their own) before
+  // `after` is applied; late_actions() counts the replies that got this far.
+  std::chrono::nanoseconds late_delay{0};
+  std::string late_bytes{};
 };
 
 // Byte i of a generated body (period 251, so misplaced blocks are caught).
@@ -66,6 +71,9 @@ class recording_backend {
   std::size_t request_count() const;
   std::size_t connections_accepted() const noexcept { return accepted_.load(); }
   std::size_t open_connections() const noexcept { return open_.load(); }
+  // Replies whose late_delay has passed and whose late bytes were written
+  // (and, with then::close, whose FIN was sent).
+  std::size_t late_actions() const noexcept { return late_.load(); }
   void stop();
 
  private:
@@ -84,6 +92,7 @@ class recording_backend {
   std::uint64_t counted_ = 0;  // guarded by mu_
   std::atomic<std::size_t> accepted_{0};
   std::atomic<std::size_t> open_{0};
+  std::atomic<std::size_t> late_{0};
   std::uint16_t port_ = 0;
   std::jthread thread_;
 };
