@@ -601,6 +601,12 @@ const std::vector<flag_spec>& flags() {
            err = "expected a path starting with '/', without a query";
            return false;
          }
+         // Compared with the normalized request path: a spelling no request
+         // path has would exempt nothing.
+         if (std::string why = path_pattern_problem(v, "exempt path"); !why.empty()) {
+           err = why;
+           return false;
+         }
          c.rate_limit_exempt.emplace_back(v);
          return true;
        }},

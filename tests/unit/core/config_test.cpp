@@ -94,7 +94,8 @@ TEST_CASE("the rate-limit-exempt flag takes exact paths, repeatable, and the con
   REQUIRE(parse_args(4, ok, c).what == parse_outcome::action::run);
   CHECK(c.rate_limit_exempt == std::vector<std::string>{"/health", "/metrics"});
   check_refused({{"--rate-limit-exempt", "health"}, {"--rate-limit-exempt", ""},
-                 {"--rate-limit-exempt", "/health?x=1"}});
+                 {"--rate-limit-exempt", "/health?x=1"}, {"--rate-limit-exempt", "/a//health"},
+                 {"--rate-limit-exempt", "/%68ealth"}, {"--rate-limit-exempt", "/x/../health"}});
   config f;
   std::string err;
   REQUIRE(apply_config_text("{\"rate_limit_exempt\": [\"/health\", \"/ready\"]}", "c.json", f, err));
