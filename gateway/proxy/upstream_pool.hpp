@@ -242,6 +242,9 @@ class pending_read {
   // The wait's cancellation handler, in the coroutine's slot as a read's
   // own would be (and so allocated and freed at the same moments).
   struct cancel_wait {
+    // A constructor, not aggregate initialization: emplace() constructs it
+    // with parentheses, which clang before 16 refuses for an aggregate.
+    explicit cancel_wait(upstream_connection* c) noexcept : conn(c) {}
     upstream_connection* conn;
     void operator()(asio::cancellation_type) noexcept {
       std::error_code ignored;
