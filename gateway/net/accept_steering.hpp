@@ -49,7 +49,7 @@ class accept_steering {
     if (mode == by_cpu ? open > spread_above_ : open <= by_cpu_at_most_) switch_mode();
   }
 
-  // Whether connections follow the CPU now (for tests and /metrics).
+  // Whether connections follow the CPU now (for tests).
   bool by_cpu_now() const noexcept { return mode_.load(std::memory_order_relaxed) == by_cpu; }
   // Whether the kernel took the programs.
   bool active() const noexcept { return mode_.load(std::memory_order_relaxed) != off; }

@@ -139,8 +139,8 @@ TEST_CASE("a body takes the body budget as it arrives and gets 503 when its next
 
 TEST_CASE("two slow uploads declaring the whole body budget leave room for other uploads",
           "[integration][hardening]") {
-  // The scenario of the review, in small figures: two clients declare the
-  // largest body each, together the whole budget, and trickle it.
+  // Two clients declare the largest body each, together the whole budget,
+  // and trickle it; other uploads must still get through.
   auto cfg = test::test_config();
   cfg.body_budget = 64u * 1024;
   cfg.max_body = 32u * 1024;

@@ -144,8 +144,8 @@ TEST_CASE("a backend closing pooled connections between requests causes no clien
 namespace {
 
 // Waits, polling every 100 us, until `count()` reaches `n`: the tests below
-// act within a few milliseconds of a backend's misbehaviour, inside the
-// window in which a pooled connection used to be taken unchecked.
+// act within a few milliseconds of a backend's misbehaviour, so the pool
+// must notice it while the connection is idle, not only after a delay.
 bool wait_for_count(const std::function<std::size_t()>& count, std::size_t n, std::chrono::milliseconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (count() < n) {
