@@ -515,7 +515,11 @@ TEST_CASE("RSS returns to baseline within 30 s after a burst of 100 concurrent 1
   for (auto& t : ts) t.join();
   INFO("200: " << ok << ", 503 (over the body budget): " << busy);
   CHECK(ok + busy == 100);
-  CHECK(ok >= 20);
+  // The default budget holds about 25 of these bodies whole. Each takes its
+  // room as its bytes arrive, so which bodies are refused part way, and so
+  // how many finish, follows how the 100 uploads' reads interleave (14 to 55
+  // seen); what must not happen is that none finishes.
+  CHECK(ok >= 5);
   std::size_t tolerance = std::max<std::size_t>(baseline / 10, 8u * 1024 * 1024);
   std::size_t now_rss = test::rss_bytes();
   // (Under the sanitizers RSS says nothing: no wait, no check.)
