@@ -135,15 +135,17 @@ class worker {
   void sweep();
 
   // The first block of a session's request arena. A proxied request with
-  // a short head uses about 5.2 KiB of it (the response's first 2 KiB read
-  // buffer, the walk's layer states, three header tables, the head sent
-  // upstream); 7 KiB leaves room for a request head of about 1.8 KiB more.
+  // a short head uses about 3.2 KiB of it (the walk's layer states, three
+  // header tables, the head sent upstream; the response's first read
+  // buffer is the upstream pool's); 5 KiB leaves room for about 1.6 KiB
+  // more of request head (curl's plus a 1,500-byte header fits, plus
+  // 1,700 bytes takes a second block).
   // Under load every request waiting on the backend holds one, so each KiB
   // here is 2 MiB at 2,000 connections; a request that needs more takes an
   // extra block for its duration (core/arena.cpp).
-  static constexpr std::size_t arena_block_size = 7 * 1024;
+  static constexpr std::size_t arena_block_size = 5 * 1024;
   // Before io_: connections (in io_) give their blocks back until io_ is gone.
-  // Up to 1,024 blocks (7 MiB), freed by the sweep once the worker is idle.
+  // Up to 1,024 blocks (5 MiB), freed by the sweep once the worker is idle.
   // None under the sanitizers, so that ASan sees every block freed.
 #if defined(GATEWAY_SANITIZED)
   static constexpr std::size_t pooled_arena_blocks = 0;

@@ -160,8 +160,9 @@ class upstream_response final : public http::body_source, public http::upstream_
   //
   // A connection taken from the pool has its first read pending already
   // (upstream_pool.hpp): its buffer is the response's first, and head_space()
-  // hands it out first. A fresh connection's first buffer is in the request
-  // arena; a retry on one reads its head from the start.
+  // hands it out first. A fresh connection's first buffer is a block lent by
+  // the pool (the request arena's only when memory is short); a retry on
+  // one reads its head from the start.
   void begin_exchange(clock::time_point deadline) {
     start_ = filled_ = scanned_ = 0;
     write_failed_ = false;
@@ -172,8 +173,17 @@ class upstream_response final : public http::body_source, public http::upstream_
       buf_ = w->data();
       cap_ = pending_read::size;
     } else if (pooled_ == nullptr) {
-      if (arena_buf_ == nullptr) arena_buf_ = static_cast<char*>(mem_.allocate(first_read_size, 1));
-      buf_ = arena_buf_;
+      // A fresh connection (or a retry on one): a block of the pool's too.
+      // A retry's block may still have a read pending on the connection it
+      // came from, so it goes back and another comes.
+      release_block();
+      block_ = pool_.lend();
+      if (block_ != nullptr) {
+        buf_ = block_->data();
+      } else {
+        if (arena_buf_ == nullptr) arena_buf_ = static_cast<char*>(mem_.allocate(first_read_size, 1));
+        buf_ = arena_buf_;
+      }
       cap_ = first_read_size;
     }
     upstream_guard::arm_until(deadline);
@@ -254,8 +264,7 @@ class upstream_response final : public http::body_source, public http::upstream_
  private:
   // The response is first read into a small buffer: the pooled
   // connection's pending_read (upstream_pool.hpp), or for a fresh
-  // connection one in the request arena (which has room: a proxied request
-  // uses about 1 KiB of its 8 KiB). So a small response never holds a
+  // connection one the pool lends. So a small response never holds a
   // pooled buffer; with 2,000 requests waiting on the backend that is 2,000
   // x 32 KiB less. A longer head or body moves to a pooled buffer of
   // buffer_size.
@@ -423,8 +432,8 @@ class upstream_response final : public http::body_source, public http::upstream_
   char* pooled_;  // from buffers_ once needed, given back by the destructor
   char* buf_;     // first block_ or arena_buf_, then pooled_ (or a larger arena buffer for a huge head)
   std::size_t cap_;
-  pending_read* block_ = nullptr;  // a pooled connection's first read, held until the destructor
-  char* arena_buf_ = nullptr;      // a fresh connection's first read
+  pending_read* block_ = nullptr;  // the first read's block (watched or lent), held until the destructor
+  char* arena_buf_ = nullptr;      // the first read when the pool could lend no block
   std::size_t raw_begin_ = 0;  // body bytes that came with the head: buf_[raw_begin_, raw_end_)
   std::size_t raw_end_ = 0;
   std::size_t pending_ = 0;    // decoded bytes at buf_[0, pending_) not yet handed out

@@ -266,6 +266,19 @@ std::size_t upstream_pool::max_spares() const noexcept {
   return std::max<std::size_t>(limits_.max_idle, 4);
 }
 
+pending_read* upstream_pool::take_spare() noexcept {
+  if (spares_.empty()) return new (std::nothrow) pending_read;
+  pending_read* w = spares_.back();
+  spares_.pop_back();
+  return w;
+}
+
+pending_read* upstream_pool::lend() noexcept {
+  pending_read* w = take_spare();
+  if (w != nullptr) w->hold();
+  return w;
+}
+
 void upstream_pool::recycle(pending_read* w) noexcept {
   w->held_ = false;
   if (w->in_flight_) return;  // its connection was closed under the read: freed when the read returns
@@ -391,16 +404,10 @@ void upstream_pool::give_back(upstream_connection&& c) noexcept {
     c.close();
     return;
   }
-  pending_read* w = nullptr;
-  if (!spares_.empty()) {
-    w = spares_.back();
-    spares_.pop_back();
-  } else {
-    w = new (std::nothrow) pending_read;
-    if (w == nullptr) {
-      c.close();
-      return;
-    }
+  pending_read* w = take_spare();
+  if (w == nullptr) {
+    c.close();
+    return;
   }
   if (idle_.size() >= limits_.max_idle) {
     // At the cap the oldest idle connection goes: the newest is the least
