@@ -612,15 +612,19 @@ asio::awaitable<typename session<Io>::outcome> session<Io>::read_body(http::requ
       co_return outcome::close;
     };
     // The first room is taken before a 100 Continue, so a client told 503
-    // sends no body.
-    if (!body.cover(std::max(buffered, sized_body::first_room))) co_return co_await over_budget();
+    // sends no body. A client that asked to be told before sending
+    // (Expect: 100-continue) gets room for its whole declared body (at most
+    // --max-body, checked above) before the 100: once told to continue it
+    // is not refused part way.
+    const bool asked = head.expect_continue && buffered < len;
+    if (!body.cover(asked ? len : std::max(buffered, sized_body::first_room))) co_return co_await over_budget();
     body.data = static_cast<char*>(mem_.allocate(len, 1));
     core::bump(w_.counters().body_buffers);
     std::memcpy(body.data, in_.data() + body_start, buffered);
     // Body bytes past what was buffered are read straight into the arena;
     // bytes after the body (a pipelined request) stay in the read buffer.
     request_bytes_ = body_start + buffered;
-    if (head.expect_continue && buffered < len) {
+    if (asked) {
       static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
       std::array<asio::const_buffer, 1> b{asio::buffer(cont)};
       const bool sent = co_await write_all(b);

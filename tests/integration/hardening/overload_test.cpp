@@ -137,6 +137,51 @@ TEST_CASE("a body takes the body budget as it arrives and gets 503 when its next
   CHECK(test::counter(srv.port(), "rejected_bodies") == 1);
 }
 
+TEST_CASE("Expect: 100-continue gets room for the whole declared body before the 100, or 503 before any body",
+          "[integration][hardening]") {
+  auto cfg = test::test_config();
+  cfg.body_budget = 64u * 1024;
+  test::running_server srv(cfg);
+  const std::size_t len = 48u * 1024;
+  auto head = [](std::size_t n, bool expect) {
+    return "POST /health HTTP/1.1\r\nHost: t\r\n" + std::string(expect ? "Expect: 100-continue\r\n" : "") +
+           "Content-Length: " + std::to_string(n) + "\r\n\r\n";
+  };
+  // A asks first: the whole 48 KiB is set aside before its 100 Continue.
+  test::raw_client a(srv.port());
+  REQUIRE(a.send(head(len, true)));
+  auto interim = a.read_response();
+  REQUIRE(interim);
+  CHECK(interim->status == 100);
+  CHECK(srv.server().live().body_bytes_buffered == static_cast<std::int64_t>(len));
+  // B asks for as much: the 16 KiB left cannot hold it, so B hears 503
+  // before it sends a byte of body (not a 100 and then a 503 part way).
+  test::raw_client b(srv.port());
+  REQUIRE(b.send(head(len, true)));
+  auto rb = b.read_response();
+  REQUIRE(rb);
+  CHECK(rb->status == 503);
+  CHECK(rb->header("Retry-After") == "1");
+  CHECK(b.wait_closed());
+  // C asks for 8 KiB, which fits beside A's: 100, then its body, then 200.
+  test::raw_client c(srv.port());
+  REQUIRE(c.send(head(8u * 1024, true)));
+  auto rc = c.read_response();
+  REQUIRE(rc);
+  CHECK(rc->status == 100);
+  REQUIRE(c.send(std::string(8u * 1024, 'c')));
+  rc = c.read_response();
+  REQUIRE(rc);
+  CHECK(rc->status == 200);
+  // A, told to continue, sends its whole body and is answered.
+  REQUIRE(a.send(std::string(len, 'a')));
+  auto ra = a.read_response();
+  REQUIRE(ra);
+  CHECK(ra->status == 200);
+  CHECK(test::wait_until([&] { return srv.server().live().body_bytes_buffered == 0; }, 2000ms));
+  CHECK(test::counter(srv.port(), "rejected_bodies") == 1);
+}
+
 TEST_CASE("two slow uploads declaring the whole body budget leave room for other uploads",
           "[integration][hardening]") {
   // Two clients declare the largest body each, together the whole budget,
