@@ -206,7 +206,7 @@ rate_limiter::rate_limiter(rate_limit_options opts) : opts_(opts) {
     throw std::invalid_argument("rate limit window must be positive");
   if (opts_.max_keys == 0) throw std::invalid_argument("rate limit max_keys must be at least 1");
   if (opts_.shards == 0) throw std::invalid_argument("rate limit shards must be at least 1");
-  shard_count_ = opts_.shards < opts_.max_keys ? opts_.shards : opts_.max_keys;
+  shard_count_ = std::clamp<std::size_t>(opts_.max_keys / min_keys_per_shard, 1, opts_.shards);
   per_shard_ = opts_.max_keys / shard_count_;
   if (per_shard_ > (std::numeric_limits<std::uint32_t>::max() >> 2))
     throw std::invalid_argument("rate limit max_keys per shard too large");

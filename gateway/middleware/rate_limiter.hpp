@@ -22,9 +22,14 @@
 // client that keeps hammering is not punished beyond its window.
 //
 // Memory is bounded whatever the number of distinct clients: the table is
-// split into `shards` shards (chosen by a keyed hash of the key), each with a
-// fixed number of slots (max_keys / shards), all in one anonymous mapping
-// made at construction; pages no key has used yet cost no resident memory.
+// split into shard_count() shards (chosen by a keyed hash of the key), each
+// with a fixed number of slots (max_keys / shard_count()), all in one
+// anonymous mapping made at construction; pages no key has used yet cost no
+// resident memory. shard_count() is `shards`, or fewer for a small table:
+// every shard holds at least min_keys_per_shard slots (or all of max_keys),
+// because a shard evicts when it is full whatever room the others have, and
+// with one slot each, any two keys of 64 that met in a shard (one chance in
+// 64 for a pair, near certain among ten keys) evicted each other's counts.
 // A slot is a 64-byte header plus 61 counters of 1, 2 or 4 bytes (the
 // smallest that holds `limit`), plus 16 to 32 bytes of hash index:
 // bytes_per_key() says exactly. Keys are never stored, only a 128-bit
@@ -110,9 +115,12 @@ class rate_limiter {
   // any more but whose slot has not been reused yet). Never exceeds
   // capacity().
   std::size_t size() const noexcept;
-  // The bound on size(): (max_keys / shards) * shards, at most max_keys.
+  // The bound on size(): (max_keys / shard_count()) * shard_count(), at
+  // most max_keys.
   std::size_t capacity() const noexcept;
+  // min(shards, max_keys / min_keys_per_shard), at least 1.
   std::size_t shard_count() const noexcept { return shard_count_; }
+  static constexpr std::size_t min_keys_per_shard = 64;
   // Bytes of table storage (slots, counters and hash index of every
   // shard), mapped at construction: nothing grows afterwards. Resident only
   // as far as keys have touched it.

@@ -469,6 +469,8 @@ void worker::sweep() {
     c = next;
   }
   clients.flush();
+  if (chain_)
+    for (auto& f : chain_->env.on_sweep) f();
 }
 
 void worker::begin_drain() {

@@ -37,6 +37,10 @@ struct worker_env {
   // Called on the worker's thread when shutdown begins (close idle upstream
   // connections, stop background timers) so the io_context can run dry.
   std::vector<std::function<void()>> on_drain;
+  // Called on the worker's thread at each of its sweeps (a quarter of the
+  // shortest timeout, at most 250 ms apart), for the chain installed then:
+  // upkeep that must happen on a worker no request reaches.
+  std::vector<std::function<void()>> on_sweep;
   // Set by a factory: what the chain refers to (its settings, keys), kept
   // alive until the chain is gone.
   std::shared_ptr<const void> owned;

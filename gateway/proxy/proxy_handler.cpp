@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <asio/steady_timer.hpp>
 #include <atomic>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
@@ -568,25 +567,18 @@ class proxy_layer final : public http::layer {
         for (auto& c : *list) stop(*c.checker);
         list->clear();
       });
-      // With named members, the checkers follow the names on a timer too:
-      // follow_names otherwise runs only before a request, so a worker the
-      // route's requests do not reach would never start the checks of the
-      // new members it is assigned (checked_here()), and no other worker checks them.
-      if (named_) {
-        name_watch_ = std::make_shared<name_watch>(io_, this);
-        asio::post(io_, [w = std::weak_ptr(name_watch_), every = opts_.check.interval] {
-          if (auto s = w.lock()) watch_names(std::move(s), every);
-        });
-        env.on_drain.push_back([w = name_watch_] {
-          w->owner = nullptr;
-          w->timer.cancel();
-        });
-      }
     }
+    // Named members follow the names at each of the worker's sweeps too,
+    // not only before a request: a worker the route's requests do not reach
+    // would otherwise keep the members of an address that left (still
+    // listed in the metrics, their idle connections to it kept), keep a
+    // retired member whose last request has ended, and never start the
+    // checks of the new members it is assigned (checked_here()), which no
+    // other worker makes.
+    if (named_) env.on_sweep.push_back([this] { follow_names(); });
   }
 
   ~proxy_layer() override {
-    if (name_watch_) name_watch_->owner = nullptr;
     // A chain dropped before it ran (a reload that lost its worker) never
     // drained: its checkers stop on the worker's thread.
     if (checker_list_) asio::post(io_, [list = std::move(checker_list_)] {
@@ -843,24 +835,6 @@ class proxy_layer final : public http::layer {
     std::shared_ptr<health_checker> checker;
   };
 
-  // The timer behind the checkers' name following (see the constructor);
-  // `owner` is cleared, on the worker's thread, when the chain drains.
-  struct name_watch {
-    name_watch(asio::io_context& io, proxy_layer* o) : timer(io), owner(o) {}
-    asio::steady_timer timer;
-    std::atomic<proxy_layer*> owner;  // also cleared by the destructor, on whatever thread drops the chain
-  };
-  static void watch_names(std::shared_ptr<name_watch> w, std::chrono::nanoseconds every) {
-    if (w->owner.load() == nullptr) return;
-    w->timer.expires_after(every);
-    w->timer.async_wait([w, every](std::error_code ec) mutable {
-      proxy_layer* owner = w->owner.load();
-      if (ec || owner == nullptr) return;
-      owner->follow_names();
-      watch_names(std::move(w), every);
-    });
-  }
-
   // Whether this worker checks `m`: chosen by the member's key ("URL" or
   // "URL (ADDRESS)"), not its place in the list, so that a member that stays
   // when a name's addresses change keeps its checker, on the same worker.
@@ -884,7 +858,8 @@ class proxy_layer final : public http::layer {
     return added;
   }
 
-  // A route with named members, on the worker's thread before each request:
+  // A route with named members, on the worker's thread before each request
+  // and at each sweep: retired members with no request left are freed, and
   // when the name table moved, the members become the names' current
   // addresses. A member that stays keeps its pool; one that leaves stops
   // pooling and is freed once no request uses it (requests already on it
@@ -965,7 +940,7 @@ class proxy_layer final : public http::layer {
   retry_budget budget_;
   bool group_ = false;
   std::vector<member_spec> specs_;
-  bool named_ = false;            // some member is a name: follow_names() before each request
+  bool named_ = false;            // some member is a name: follow_names() before each request and each sweep
   std::uint64_t names_seen_ = 0;  // the name table's version the members were built from
   bool draining_ = false;
   std::vector<std::unique_ptr<member>> members_;
@@ -976,7 +951,6 @@ class proxy_layer final : public http::layer {
   unsigned workers_;
   // Active checkers of this worker's members; the drain hook holds it too.
   std::shared_ptr<std::vector<checker_entry>> checker_list_;
-  std::shared_ptr<name_watch> name_watch_;
 };
 
 }  // namespace

@@ -7,7 +7,8 @@
 //   2. choose the group's member (upstream_group.hpp: round robin or least
 //      request over the members not ejected or marked down; a route with a
 //      named member first takes the name's new addresses when the name
-//      table moved, name_resolver.hpp), take a pooled
+//      table moved, name_resolver.hpp, as the worker's sweep also makes it
+//      do between requests), take a pooled
 //      connection of that member (upstream_pool.hpp) or connect
 //      (connect timeout -> 504, refused -> 502)
 //   3. one gathered write of head + the once-read body, then read the

@@ -225,7 +225,28 @@ TEST_CASE("rate limiter rejects nonsensical options at construction", "[unit][mi
   CHECK_THROWS_AS(rate_limiter(rate_limit_options{.shards = 0}), std::invalid_argument);
   rate_limiter few(rate_limit_options{.max_keys = 3, .shards = 64});
   CHECK(few.capacity() == 3);
-  CHECK(few.shard_count() == 3);
+  CHECK(few.shard_count() == 1);
+}
+
+TEST_CASE("rate limiter keeps every count while a small table has room: no shard of one slot",
+          "[unit][middleware][rate_limit]") {
+  // The smallest table --rate-limit-max-clients allows. A shard evicts when
+  // it is full, whatever room the others have: split into 64 shards of one
+  // slot, two of these 64 keys would meet in a shard (one chance in 64 for
+  // each pair) and the second would evict the first one's count.
+  rate_limiter rl(rate_limit_options{.limit = 1, .window = 60s, .max_keys = 64, .shards = 64});
+  CHECK(rl.shard_count() == 1);
+  CHECK(rl.capacity() == 64);
+  for (int i = 0; i < 64; ++i) REQUIRE(rl.check("client-" + std::to_string(i), t0).allowed);
+  CHECK(rl.evictions() == 0);
+  CHECK(rl.size() == 64);
+  int refused = 0;
+  for (int i = 0; i < 64; ++i) refused += rl.check("client-" + std::to_string(i), t0 + 1s).allowed ? 0 : 1;
+  CHECK(refused == 64);  // every key kept its count
+  // Larger tables still spread over the shards asked for, each at least
+  // min_keys_per_shard slots.
+  CHECK(rate_limiter(rate_limit_options{.max_keys = 1000, .shards = 64}).shard_count() == 15);
+  CHECK(rate_limiter(rate_limit_options{.max_keys = 100000, .shards = 64}).shard_count() == 64);
 }
 
 TEST_CASE("rate limiter drops expired entries before evicting live ones", "[unit][middleware][rate_limit]") {
