@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
+#include <cerrno>
 #include <cstring>
 #include <sys/socket.h>
 #include <openssl/bio.h>
@@ -487,6 +488,38 @@ void tls_stream::shutdown_send() noexcept {
 }
 
 void tls_stream::interrupt() noexcept { net::interrupt(*socket_); }
+
+bool tls_stream::peer_ended(bool readable) noexcept {
+  if (!handshake_done_) return false;
+  if (in_begin_ == in_end_ && !in_eof_) {
+    if (!readable) return false;
+    // What OpenSSL last asked for sizes the receive; kept for read_some()
+    // when the socket turns out to have nothing.
+    const std::size_t asked = in_asked_;
+    const asio::mutable_buffer space = prepare_input();
+    if (space.size() == 0) return false;  // out of memory: the next sweep looks again
+    const ssize_t k = ::recv(static_cast<int>(socket_->native_handle()), space.data(), space.size(), MSG_DONTWAIT);
+    if (k > 0) {
+      in_begin_ = 0;
+      in_end_ = static_cast<std::size_t>(k);
+    } else if (k == 0) {
+      in_eof_ = true;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      in_asked_ = asked;
+      return false;
+    } else {
+      return true;  // a reset or another socket error: gone as well
+    }
+  }
+  char first = 0;
+  std::size_t n = 0;
+  const int r = SSL_peek_ex(ssl_, &first, 1, &n);
+  if (!out_.empty()) send_now();
+  if (r == 1) return false;
+  // want::read: part of a record, the rest still on its way.
+  const want w = classify(ssl_, r);
+  return w == want::eof || w == want::error;
+}
 
 void tls_stream::release_idle() noexcept {
   std::string().swap(scratch_);

@@ -101,6 +101,22 @@ class tls_stream final : public http::byte_stream {
   // (the connection_state, and so the deadline, is new after parking).
   void watch_progress(progress_deadline d) noexcept { progress_ = d; }
   void interrupt() noexcept override;
+  // For the worker's sweep while the connection's request waits for its
+  // backend (no read or write pending on the stream): whether the client
+  // has ended its side of the session with close_notify (RFC 8446 section
+  // 6.1; like a half-close, it sends nothing more) or broken it (a fatal
+  // alert, a record that does not decrypt). A close_notify is a record
+  // like any other, readable data to poll(), not a FIN. `readable`: poll()
+  // found bytes on the socket; without them only ciphertext the stream
+  // holds already is looked at, with no system call. Never blocks: one
+  // receive of what the socket holds (into the input buffer, where the
+  // next read_some() finds it), then OpenSSL decrypts up to the first
+  // record with data and keeps that data for the connection's next read
+  // (a pipelined request). So a close_notify behind such data is not seen
+  // here; the FIN that usually follows it is, by the sweep's poll(). What
+  // OpenSSL writes meanwhile (a TLS 1.3 KeyUpdate answer) is sent as in
+  // read_some().
+  bool peer_ended(bool readable) noexcept;
   // Frees the stream's buffers (an idle connection holds none).
   void release_idle() noexcept;
   // The socket object that now holds the descriptor the stream was made

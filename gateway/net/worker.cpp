@@ -56,24 +56,34 @@ std::chrono::nanoseconds pick_sweep_period(const core::config& c) {
 // (POLLIN) stay unread for its next request and do not count, a FIN does,
 // behind such bytes too (so does a half-close: the client can no longer be
 // told apart from one that closed, as nginx decides too), and so do a reset
-// or an error (POLLHUP, POLLERR, reported whatever is asked). A client found
-// gone ends its request's backend work at once and gets no response. The
-// socket's own reactor registration (epoll or io_uring) is not touched.
+// or an error (POLLHUP, POLLERR, reported whatever is asked). Over TLS a
+// client can end its side with close_notify and no FIN: that alert is a
+// record, readable data, so a TLS connection is polled for POLLIN as well
+// and its stream looks at what arrived (or what it holds already) without
+// blocking (net/tls_stream.hpp, peer_ended()): a close_notify or a broken
+// session counts, application data (a pipelined request) does not. A
+// client found gone ends its request's backend work at once and gets no
+// response. The socket's own reactor registration (epoll or io_uring) is
+// not touched.
 class client_check {
  public:
   void add(connection_state& c) noexcept {
     if (n_ == batch) flush();
-    fds_[n_] = pollfd{c.socket.native_handle(), POLLRDHUP, 0};
+    const short events = c.tls != nullptr ? POLLRDHUP | POLLIN : POLLRDHUP;
+    fds_[n_] = pollfd{c.socket.native_handle(), events, 0};
     conns_[n_++] = &c;
   }
   void flush() noexcept {
-    if (n_ != 0 && ::poll(fds_.data(), n_, 0) > 0) {
-      for (std::size_t i = 0; i < n_; ++i) {
-        if ((fds_[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0) continue;
-        connection_state& c = *conns_[i];
-        c.client_gone = true;
-        c.request->guard->client_gone();
-      }
+    if (n_ == 0) return;
+    const bool any = ::poll(fds_.data(), n_, 0) > 0;
+    for (std::size_t i = 0; i < n_; ++i) {
+      connection_state& c = *conns_[i];
+      const short revents = any ? fds_[i].revents : 0;
+      bool gone = (revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+      if (!gone && c.tls != nullptr) gone = c.tls->peer_ended((revents & POLLIN) != 0);
+      if (!gone) continue;
+      c.client_gone = true;
+      c.request->guard->client_gone();
     }
     n_ = 0;
   }

@@ -18,6 +18,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "gateway/json/reader.hpp"
 #include "tests/support/child_process.hpp"
 
 namespace gateway::test {
@@ -120,7 +121,7 @@ tls_client::tls_client(std::uint16_t port, const tls_client_options& o) {
 
 tls_client::~tls_client() {
   // A session freed without close_notify is marked not resumable.
-  if (ssl_ != nullptr && ok_) SSL_shutdown(ssl_);
+  if (ssl_ != nullptr && ok_ && (SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN) == 0) SSL_shutdown(ssl_);
   ERR_clear_error();
   if (ssl_ != nullptr) SSL_free(ssl_);
   if (ctx_ != nullptr) SSL_CTX_free(ctx_);
@@ -258,15 +259,44 @@ bool tls_client::wait_closed() {
     if (SSL_read_ex(ssl_, b, sizeof b, &n) != 1) {
       const int e = SSL_get_error(ssl_, 0);
       ERR_clear_error();
-      // A receive timeout is not a close.
-      return !(e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK));
+      // A receive timeout is not a close: the socket BIO reports SO_RCVTIMEO's
+      // EAGAIN as a read to retry (SSL_ERROR_WANT_READ).
+      return !(e == SSL_ERROR_WANT_READ || (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK)));
     }
   }
   return false;
 }
 
+bool tls_client::send_close_notify() {
+  if (!ok_) return false;
+  // 0: sent, the peer's has not come; 1: both done.
+  const int r = SSL_shutdown(ssl_);
+  ERR_clear_error();
+  return r >= 0;
+}
+
+void tls_client::close_socket() {
+  // ok_ off: the destructor sends no close_notify on a descriptor that may
+  // be another's by then.
+  ok_ = false;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
 bool tls_client::received_close_notify() const {
   return ssl_ != nullptr && (SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) != 0;
+}
+
+long long tls_metric(std::uint16_t port, std::string_view kind, std::string_view name) {
+  tls_client c(port, tls_client_options{});
+  if (!c.connected() || !c.send("GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")) return -1;
+  auto r = c.read_response();
+  if (!r || r->status != 200) return -1;
+  auto doc = json::parse(r->body);
+  if (!doc) return -1;
+  const json::value* series = doc.value().find(kind);
+  const json::value* v = series != nullptr ? series->find(name) : nullptr;
+  return v != nullptr ? v->as_int64().value_or(-1) : -1;
 }
 
 }  // namespace gateway::test

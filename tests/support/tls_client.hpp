@@ -80,6 +80,14 @@ class tls_client {
   std::optional<std::string> read_exact(std::size_t n);
   // True if the server closed the connection within the timeout.
   bool wait_closed();
+  // Sends close_notify (RFC 8446 section 6.1) and keeps the socket open: the
+  // TLS end of this side's data without a FIN. True if it was sent; the
+  // destructor then sends no second one.
+  bool send_close_notify();
+  // Closes the socket (a FIN) and sends no close_notify of its own: a
+  // client that drops the connection, or ends it after send_close_notify().
+  // The client is unusable after.
+  void close_socket();
   // The server's close_notify alert has been read.
   bool received_close_notify() const;
   // The connection's socket, to look at what has arrived (poll, FIONREAD)
@@ -102,5 +110,11 @@ class tls_client {
   std::string error_;
   std::string buf_;
 };
+
+// A series of the gateway's /metrics over HTTPS: `kind` is "counters" or
+// "gauges" (as test::counter() and test::gauge() over plain HTTP), read on
+// a TLS connection of its own that verifies no certificate; -1 if the
+// request fails or the series is missing.
+long long tls_metric(std::uint16_t port, std::string_view kind, std::string_view name);
 
 }  // namespace gateway::test

@@ -19,7 +19,6 @@
 #include <thread>
 #include <vector>
 
-#include "gateway/json/reader.hpp"
 #include "gateway/net/tls_buffer_cache.hpp"
 #include "gateway/net/tls_context.hpp"
 #include "tests/integration/core/test_handlers.hpp"
@@ -1006,23 +1005,6 @@ TEST_CASE("redirect to HTTPS (--redirect-http): plain HTTP on its port gets 308 
   CHECK(follow.out().find("\n200 1") != std::string::npos);
 }
 
-namespace {
-
-// A gauge of /metrics, read over a TLS connection of its own; -1 on failure.
-std::int64_t tls_gauge(std::uint16_t port, const std::string& ca, std::string_view name) {
-  test::tls_client c(port, trusting(ca));
-  if (!c.connected() || !c.send("GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")) return -1;
-  auto r = c.read_response();
-  if (!r || r->status != 200) return -1;
-  auto doc = json::parse(r->body);
-  if (!doc) return -1;
-  const json::value* gauges = doc.value().find("gauges");
-  const json::value* v = gauges != nullptr ? gauges->find(name) : nullptr;
-  return v != nullptr ? v->as_int64().value_or(-1) : -1;
-}
-
-}  // namespace
-
 TEST_CASE("2,000 idle TLS connections after a request each: parked, RSS per connection within the README's bound",
           "[integration][tls]") {
   // The gateway runs as its own process, so that its RSS is not mixed with
@@ -1059,7 +1041,7 @@ TEST_CASE("2,000 idle TLS connections after a request each: parked, RSS per conn
   REQUIRE(held.size() == static_cast<std::size_t>(n));
   // Each sheds its session after a second idle and parks: no
   // connection_state, no coroutine, its SSL object in the lot's record.
-  CHECK(test::wait_until([&] { return tls_gauge(port, c.cert, "parked_connections") == n; }, 20s));
+  CHECK(test::wait_until([&] { return test::tls_metric(port, "gauges", "parked_connections") == n; }, 20s));
   std::this_thread::sleep_for(2500ms);  // past the housekeeping trim (every 2 s)
   const std::size_t after = test::rss_of(pid);
   const double per = (static_cast<double>(after) - static_cast<double>(before)) / n;
@@ -1077,5 +1059,5 @@ TEST_CASE("2,000 idle TLS connections after a request each: parked, RSS per conn
   auto r = one.read_response();
   REQUIRE(r);
   CHECK(r->status == 200);
-  CHECK(tls_gauge(port, c.cert, "parked_connections") == n - 1);
+  CHECK(test::tls_metric(port, "gauges", "parked_connections") == n - 1);
 }

@@ -2,8 +2,10 @@
 // head: the gateway notices (its worker's sweep, http/upstream_guard.hpp),
 // closes the backend connection, frees the --upstream-max-concurrent slot,
 // logs and counts the request as 499 and sends nothing. A client that only
-// pipelines its next request meanwhile is still served. The gateway runs as
-// its own process, once on each --io-backend.
+// pipelines its next request meanwhile is still served. The same over
+// HTTPS, where a client may end with close_notify before (or without) its
+// FIN. The gateway runs as its own process, once on each --io-backend.
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
@@ -15,6 +17,8 @@
 
 #include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/files.hpp"
+#include "tests/support/tls_client.hpp"
 #include "tests/support/test_server.hpp"
 #include "tests/support/wait.hpp"
 
@@ -39,13 +43,21 @@ void script_backend(test::recording_backend& backend) {
   });
 }
 
+// `first` followed by `then`.
+std::vector<std::string> joined(std::vector<std::string> first, const std::vector<std::string>& then) {
+  first.insert(first.end(), then.begin(), then.end());
+  return first;
+}
+
 // The gateway on `io_backend`, one worker, `max_concurrent` backend requests
-// at once.
+// at once; `extra` flags after the others (--tls-cert and --tls-key).
 struct gateway_process {
-  gateway_process(const std::string& io_backend, const test::recording_backend& backend, const char* max_concurrent)
-      : gw({gateway_bin, "--io-backend", io_backend, "--listen", "127.0.0.1:0", "--threads", "1", "--backend",
-            backend.url(), "--api-key", "k", "--upstream-max-concurrent", max_concurrent, "--upstream-timeout", "20s",
-            "--rate-limit-exempt", "/metrics", "--access-log", "json"}) {
+  gateway_process(const std::string& io_backend, const test::recording_backend& backend, const char* max_concurrent,
+                  const std::vector<std::string>& extra = {})
+      : gw(joined({gateway_bin, "--io-backend", io_backend, "--listen", "127.0.0.1:0", "--threads", "1", "--backend",
+                   backend.url(), "--api-key", "k", "--upstream-max-concurrent", max_concurrent, "--upstream-timeout",
+                   "20s", "--rate-limit-exempt", "/metrics", "--access-log", "json"},
+                  extra)) {
     const auto listening = gw.wait_for_line("listening on", true, 10s);
     INFO("stderr: " << gw.err());
     REQUIRE(listening);
@@ -135,6 +147,83 @@ void pipelining_client_stays(const std::string& io_backend) {
   g.stop();
 }
 
+// The same over HTTPS, each client alone in turn while a request of its
+// own waits on a backend that does not answer: one closes its socket
+// without close_notify, one sends close_notify and then closes, and one
+// sends close_notify alone and keeps its socket open (TLS's half-close,
+// RFC 8446 section 6.1: it sends nothing more), once on TLS 1.3 and once
+// on TLS 1.2 (whose alert is a record of its own type, where TLS 1.3's
+// looks like application data). Each is found gone within two sweep
+// periods (250 ms each with these flags) of its leaving: its backend
+// connection is closed, the request counts as 499, and the client gets no
+// response. A client that pipelines meanwhile stays, as over plain HTTP.
+void tls_clients_that_leave_are_let_go(const std::string& io_backend) {
+  test::temp_dir dir;
+  const std::string cert = dir.file("gw.pem"), key = dir.file("gw.key");
+  test::make_certificate({"localhost"}, cert, key);
+  test::recording_backend backend;
+  script_backend(backend);
+  gateway_process g(io_backend, backend, "8", {"--tls-cert", cert, "--tls-key", key});
+  INFO("stderr: " << g.gw.err());
+  enum class leaving { drop, notify_then_close, notify_only };
+  struct step {
+    leaving how;
+    int version;
+    const char* target;
+  };
+  const step steps[] = {
+      {leaving::drop, TLS1_3_VERSION, "/api/slow-drop"},
+      {leaving::notify_then_close, TLS1_3_VERSION, "/api/slow-notify-close"},
+      {leaving::notify_only, TLS1_3_VERSION, "/api/slow-notify-13"},
+      {leaving::notify_only, TLS1_2_VERSION, "/api/slow-notify-12"},
+  };
+  long long gone = 0;
+  for (const step& s : steps) {
+    INFO("client: " << s.target);
+    test::tls_client_options o;
+    o.min_version = o.max_version = s.version;
+    o.timeout = 5000ms;
+    test::tls_client client(g.port, o);
+    REQUIRE(client.connected());
+    REQUIRE(client.send(api(s.target)));
+    REQUIRE(test::wait_until([&] { return backend.request_count() == static_cast<std::size_t>(gone) + 1; }, 5000ms));
+    REQUIRE(backend.open_connections() == 1);
+    if (s.how != leaving::drop) REQUIRE(client.send_close_notify());
+    if (s.how != leaving::notify_only) client.close_socket();
+    CHECK(test::wait_until([&] { return backend.open_connections() == 0; }, 1000ms));
+    ++gone;
+    CHECK(test::wait_until([&] { return test::tls_metric(g.port, "counters", "upstream_client_closed") == gone; },
+                           1000ms));
+    // No response: the gateway ends the connection (close_notify, FIN).
+    if (s.how == leaving::notify_only) CHECK(client.wait_closed());
+  }
+  // A client that pipelines its next request, behind a KeyUpdate that
+  // asks for one in return, while the first waits: its records are read
+  // by the sweep's look (the KeyUpdate answered), and it stays and gets
+  // both answers.
+  test::tls_client_options o;
+  o.min_version = o.max_version = TLS1_3_VERSION;
+  o.timeout = 5000ms;
+  test::tls_client stays(g.port, o);
+  REQUIRE(stays.connected());
+  REQUIRE(stays.send(api("/api/late")));
+  REQUIRE(test::wait_until([&] { return backend.request_count() == std::size(steps) + 1; }, 5000ms));
+  REQUIRE(stays.request_key_update());
+  REQUIRE(stays.send(api("/api/fast")));
+  const auto first = stays.read_response();
+  REQUIRE(first);
+  CHECK(first->status == 200);
+  CHECK(first->body == "late");
+  const auto second = stays.read_response();
+  REQUIRE(second);
+  CHECK(second->status == 200);
+  CHECK(second->body == "fast");
+  CHECK(stays.key_updates_received() == 1);
+  CHECK(test::tls_metric(g.port, "counters", "upstream_client_closed") == gone);
+  CHECK(g.gw.wait_for_count("\"status\":499", 4, false, 3000ms));
+  g.stop();
+}
+
 }  // namespace
 
 // Each backend the gateway binary of this build has: epoll unless it is
@@ -149,6 +238,11 @@ TEST_CASE("client gone: on epoll, a client pipelining while it waits gets both a
           "[integration][proxy]") {
   pipelining_client_stays("epoll");
 }
+
+TEST_CASE("client gone: on epoll, HTTPS clients that close or send close_notify while the backend is silent are let go",
+          "[integration][proxy][tls]") {
+  tls_clients_that_leave_are_let_go("epoll");
+}
 #endif
 
 #if defined(GATEWAY_TEST_IO_URING)
@@ -160,5 +254,11 @@ TEST_CASE("client gone: on io_uring, clients that close while the backend is sil
 TEST_CASE("client gone: on io_uring, a client pipelining while it waits gets both answers, closing ones are let go",
           "[integration][proxy]") {
   pipelining_client_stays("io_uring");
+}
+
+TEST_CASE(
+    "client gone: on io_uring, HTTPS clients that close or send close_notify while the backend is silent are let go",
+    "[integration][proxy][tls]") {
+  tls_clients_that_leave_are_let_go("io_uring");
 }
 #endif

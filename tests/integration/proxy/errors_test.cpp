@@ -31,6 +31,48 @@ long long coarse_tick_ms() {
   return (static_cast<long long>(r.tv_sec) * 1'000'000'000 + r.tv_nsec + 999'999) / 1'000'000;
 }
 
+// Starts the gateway in front of two members, f.backend and `other`, with
+// a 600 ms --upstream-timeout, and sends a GET while each member waits 400
+// ms and then closes without a byte. One such attempt fits in the timeout,
+// but the stale retry and the failover together (up to four such waits)
+// would not if each attempt had the whole timeout again. With `pooled`,
+// each member first answers one request, so that each has a pooled
+// connection when the GET comes. Checks that the GET gets 504 at the
+// timeout, not later than the sweep allows, counted as one timeout; the
+// caller checks which attempts were made.
+void get_504_at_timeout_across_attempts(test::proxy_fixture& f, test::recording_backend& other, bool pooled) {
+  f.cfg.upstream_timeout = 600ms;
+  const auto silent = [](const test::recorded_request&) { return test::reply{"", 0, test::reply::then::close, 400ms}; };
+  if (!pooled) {
+    f.backend.set_script(silent);
+    other.set_script(silent);
+  }
+  f.start(f.backend.url() + "," + other.url());
+  test::raw_client c(f.port());
+  if (pooled) {
+    for (int i = 0; i < 2; ++i) {
+      REQUIRE(c.send("GET /api/warm HTTP/1.1\r\nHost: h\r\n\r\n"));
+      auto r = c.read_response();
+      REQUIRE(r);
+      REQUIRE(r->status == 200);
+    }
+    REQUIRE(f.backend.connections_accepted() == 1);
+    REQUIRE(other.connections_accepted() == 1);
+    f.backend.set_script(silent);
+    other.set_script(silent);
+  }
+  const auto t0 = clock_type::now();
+  REQUIRE(c.send("GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n"));
+  auto r = c.read_response();
+  const auto elapsed = ms_since(t0);
+  REQUIRE(r);
+  CHECK(r->status == 504);
+  CHECK(elapsed >= 600 - coarse_tick_ms());
+  // The sweep enforces the deadline at most a quarter of the timeout late.
+  CHECK(elapsed < 1000);
+  CHECK(f.stats->gateway_timeout.load() == 1);
+}
+
 }  // namespace
 
 TEST_CASE("a backend that is down gets 502 within 100 ms", "[integration][proxy]") {
@@ -80,65 +122,22 @@ TEST_CASE("a silent backend gets 504 at the upstream timeout", "[integration][pr
 
 TEST_CASE("the upstream timeout bounds the whole wait for a GET's response head, across the stale retry",
           "[integration][proxy]") {
-  // Two members, each with a pooled connection; then each waits 400 ms and
-  // closes without a byte: under the 600 ms timeout one attempt at a time,
-  // but a GET would go through the stale retry and the failover (four such
-  // waits) if each attempt had the whole timeout again.
+  // With a pooled connection on each member, the first attempt goes out on
+  // one and is retried once on a fresh connection when it closes.
   test::recording_backend other;
   test::proxy_fixture f;
-  f.cfg.upstream_timeout = 600ms;
-  f.start(f.backend.url() + "," + other.url());
-  test::raw_client c(f.port());
-  for (int i = 0; i < 2; ++i) {
-    REQUIRE(c.send("GET /api/warm HTTP/1.1\r\nHost: h\r\n\r\n"));
-    auto r = c.read_response();
-    REQUIRE(r);
-    REQUIRE(r->status == 200);
-  }
-  REQUIRE(f.backend.connections_accepted() == 1);
-  REQUIRE(other.connections_accepted() == 1);
-  const auto silent = [](const test::recorded_request&) {
-    return test::reply{"", 0, test::reply::then::close, 400ms};
-  };
-  f.backend.set_script(silent);
-  other.set_script(silent);
-  const auto t0 = clock_type::now();
-  REQUIRE(c.send("GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n"));
-  auto r = c.read_response();
-  const auto elapsed = ms_since(t0);
-  REQUIRE(r);
-  CHECK(r->status == 504);
-  CHECK(elapsed >= 600 - coarse_tick_ms());
-  // The sweep enforces the deadline at most a quarter of the timeout late.
-  CHECK(elapsed < 1000);
+  get_504_at_timeout_across_attempts(f, other, true);
   CHECK(f.stats->retries.load() == 1);  // the stale retry was made, within the same deadline
   CHECK(f.stats->failovers.load() == 0);
-  CHECK(f.stats->gateway_timeout.load() == 1);
 }
 
 TEST_CASE("the upstream timeout bounds the whole wait for a GET's response head, across the failover",
           "[integration][proxy]") {
-  // No pooled connection: the first member waits 400 ms and closes without
-  // a byte, the request goes to the other member, which does the same; the
-  // failover waits within what is left of the 600 ms.
+  // No pooled connection: the first member's close sends the request to
+  // the other member, which waits within what is left of the timeout.
   test::recording_backend other;
   test::proxy_fixture f;
-  f.cfg.upstream_timeout = 600ms;
-  const auto silent = [](const test::recorded_request&) {
-    return test::reply{"", 0, test::reply::then::close, 400ms};
-  };
-  f.backend.set_script(silent);
-  other.set_script(silent);
-  f.start(f.backend.url() + "," + other.url());
-  test::raw_client c(f.port());
-  const auto t0 = clock_type::now();
-  REQUIRE(c.send("GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n"));
-  auto r = c.read_response();
-  const auto elapsed = ms_since(t0);
-  REQUIRE(r);
-  CHECK(r->status == 504);
-  CHECK(elapsed >= 600 - coarse_tick_ms());
-  CHECK(elapsed < 1000);
+  get_504_at_timeout_across_attempts(f, other, false);
   CHECK(f.stats->failovers.load() == 1);
   CHECK(f.backend.request_count() + other.request_count() == 2);
 }
