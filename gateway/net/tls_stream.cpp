@@ -513,9 +513,8 @@ bool tls_stream::peer_ended(bool readable) noexcept {
   }
   char first = 0;
   std::size_t n = 0;
-  const std::size_t held = out_.size();  // a session ticket waiting for the first response
   const int r = SSL_peek_ex(ssl_, &first, 1, &n);
-  if (out_.size() > held) send_now();
+  if (!out_.empty()) send_now();
   if (r == 1) return false;
   // want::read: part of a record, the rest still on its way.
   const want w = classify(ssl_, r);
