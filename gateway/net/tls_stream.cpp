@@ -313,15 +313,6 @@ asio::awaitable<std::error_code> tls_stream::handshake() {
   }
   for (;;) {
     const int r = SSL_do_handshake(ssl_);
-    // A TLS 1.3 handshake ends with the server's session ticket (RFC 8446
-    // section 4.6.1), which nothing waits for: it stays in the output buffer
-    // and goes out with the first response, one send and one segment for
-    // both, so the client is not woken for it alone (and a client on the
-    // worker's CPU does not process it while the request is handled).
-    if (r == 1 && SSL_version(ssl_) == TLS1_3_VERSION) {
-      handshake_done_ = true;
-      co_return std::error_code{};
-    }
     // The flight OpenSSL wrote (or its alert) goes out before anything else.
     if (!out_.empty()) {
       const std::error_code ec = co_await flush_out();
@@ -355,10 +346,9 @@ asio::awaitable<http::byte_stream::io_result> tls_stream::read_some(asio::mutabl
       if (const std::error_code e = received(ec, got)) co_return io_result{e, 0};
     }
     std::size_t n = 0;
-    const std::size_t held = out_.size();  // a session ticket waiting for the first response
     const int r = SSL_read_ex(ssl_, into.data(), into.size(), &n);
-    // A read may write (a TLS 1.3 KeyUpdate answer, an alert): sent at once.
-    if (out_.size() > held) send_now();
+    // A read may write (a TLS 1.3 KeyUpdate answer, an alert).
+    if (!out_.empty()) send_now();
     if (r == 1) {
       partial_since_ = std::chrono::steady_clock::time_point::max();
       co_return io_result{std::error_code{}, n};

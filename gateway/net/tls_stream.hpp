@@ -70,8 +70,7 @@ class tls_stream final : public http::byte_stream {
   // The server side of the handshake; an error (a protocol error is
   // std::errc::protocol_error) means the connection must close. Done once
   // per connection: a session that starts again after an idle spell finds
-  // handshake_done() true. A TLS 1.3 session ticket is not sent here: it
-  // waits in the output buffer for the first write (or shutdown_send()).
+  // handshake_done() true.
   asio::awaitable<std::error_code> handshake();
   bool handshake_done() const noexcept { return handshake_done_; }
   // The handshake resumed a session (a ticket), for tests and metrics.

@@ -465,36 +465,6 @@ TEST_CASE("HTTPS: with SNI an exact name wins over a wildcard listed before it, 
   CHECK(name_for("elsewhere.test") == "*.example.test");
 }
 
-TEST_CASE("TLS 1.3: the session ticket waits for the first response and still resumes the session",
-          "[integration][tls]") {
-  certs c;
-  test::running_server srv(tls_config(c));
-  auto o = trusting(c.cert, TLS1_3_VERSION);
-  SSL_SESSION* session = nullptr;
-  {
-    test::tls_client first(srv.port(), o);
-    REQUIRE(first.connected());
-    // The handshake is over on both sides, and the server sends nothing
-    // until it has a response to send: the ticket goes with it.
-    pollfd p{first.fd(), POLLIN, 0};
-    CHECK(::poll(&p, 1, 300) == 0);
-    REQUIRE(first.send(health));
-    auto r = first.read_response();
-    REQUIRE(r);
-    CHECK(r->status == 200);
-    session = first.take_session();
-  }
-  REQUIRE(session != nullptr);
-  CHECK(SSL_SESSION_is_resumable(session) == 1);
-  o.session = session;
-  test::tls_client again(srv.port(), o);
-  REQUIRE(again.connected());
-  CHECK(again.resumed());
-  REQUIRE(again.send(health));
-  CHECK(again.read_response());
-  SSL_SESSION_free(session);
-}
-
 TEST_CASE("HTTPS session tickets resume TLS 1.2 and 1.3 sessions, on any worker, across one key rotation",
           "[integration][tls]") {
   certs c;
