@@ -27,6 +27,20 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// The answers to a client that sent /api/late and then, pipelined,
+// /api/fast: both, in that order.
+template <class Client>
+void read_late_then_fast(Client& c) {
+  const auto first = c.read_response();
+  REQUIRE(first);
+  CHECK(first->status == 200);
+  CHECK(first->body == "late");
+  const auto second = c.read_response();
+  REQUIRE(second);
+  CHECK(second->status == 200);
+  CHECK(second->body == "fast");
+}
+
 const std::string gateway_bin = std::string(GATEWAY_BIN_DIR) + "/gateway";
 
 std::string api(std::string_view target) { return test::make_request("GET", target, {}, "X-API-Key: k\r\n"); }
@@ -133,14 +147,7 @@ void pipelining_client_stays(const std::string& io_backend) {
   CHECK(test::wait_until([&] { return test::counter(g.port, "upstream_client_closed") == 2; }, 1300ms));
   // The half-closed client gets no response: the connection just ends.
   CHECK(half.read_all().empty());
-  const auto first = stays.read_response();
-  REQUIRE(first);
-  CHECK(first->status == 200);
-  CHECK(first->body == "late");
-  const auto second = stays.read_response();
-  REQUIRE(second);
-  CHECK(second->status == 200);
-  CHECK(second->body == "fast");
+  read_late_then_fast(stays);
   CHECK(test::counter(g.port, "upstream_client_closed") == 2);
   // The request pipelined behind the FIN never reached the backend.
   for (const auto& r : backend.requests()) CHECK(r.target != "/fast-never");
@@ -210,14 +217,7 @@ void tls_clients_that_leave_are_let_go(const std::string& io_backend) {
   REQUIRE(test::wait_until([&] { return backend.request_count() == std::size(steps) + 1; }, 5000ms));
   REQUIRE(stays.request_key_update());
   REQUIRE(stays.send(api("/api/fast")));
-  const auto first = stays.read_response();
-  REQUIRE(first);
-  CHECK(first->status == 200);
-  CHECK(first->body == "late");
-  const auto second = stays.read_response();
-  REQUIRE(second);
-  CHECK(second->status == 200);
-  CHECK(second->body == "fast");
+  read_late_then_fast(stays);
   CHECK(stays.key_updates_received() == 1);
   CHECK(test::tls_metric(g.port, "counters", "upstream_client_closed") == gone);
   CHECK(g.gw.wait_for_count("\"status\":499", 4, false, 3000ms));
