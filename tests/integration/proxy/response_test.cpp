@@ -266,7 +266,7 @@ TEST_CASE("a backend's endless 1xx heads cost no memory that grows with them", "
   CHECK(r->status == 200);
   CHECK(r->body == "done");
   INFO("RSS before " << before / 1024 << " KiB, after " << after / 1024 << " KiB");
-  CHECK(after < before + 4u * 1024 * 1024);
+  if (test::rss_checks_apply) CHECK(after < before + 4u * 1024 * 1024);
 }
 
 TEST_CASE("a backend that answers and closes before taking the whole body has its answer forwarded",
