@@ -247,18 +247,19 @@ bool raw_client::wait_closed() {
   }
 }
 
-namespace {
-
-// One series from /metrics (JSON) in the object `kind` ("gauges" or
-// "counters"), or -1.
-long long metric(std::uint16_t port, std::string_view kind, std::string_view name) {
-  auto r = http_request(port, "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+long long metric_in(const std::optional<http_response>& r, std::string_view kind, std::string_view name) {
   if (!r || r->status != 200) return -1;
   auto doc = json::parse(r->body);
   if (!doc) return -1;
   const auto* g = doc.value().find(kind);
   const auto* v = g ? g->find(name) : nullptr;
   return v ? v->as_int64().value_or(-1) : -1;
+}
+
+namespace {
+
+long long metric(std::uint16_t port, std::string_view kind, std::string_view name) {
+  return metric_in(http_request(port, "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n"), kind, name);
 }
 
 }  // namespace

@@ -97,6 +97,9 @@ std::optional<http_response> http_request(std::uint16_t port, std::string_view r
 // missing.
 long long gauge(std::uint16_t port, std::string_view name);
 long long counter(std::uint16_t port, std::string_view name);
+// One series of a /metrics response (JSON) in the object `kind` ("gauges"
+// or "counters"); -1 if there is no 200 response or no such series.
+long long metric_in(const std::optional<http_response>& r, std::string_view kind, std::string_view name);
 
 // Builds "METHOD target HTTP/1.1\r\nHost: test\r\n<extra>Content-Length: n\r\n\r\n<body>".
 std::string make_request(std::string_view method, std::string_view target, std::string_view body = {},

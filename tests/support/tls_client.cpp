@@ -18,7 +18,6 @@
 #include <random>
 #include <stdexcept>
 
-#include "gateway/json/reader.hpp"
 #include "tests/support/child_process.hpp"
 
 namespace gateway::test {
@@ -290,13 +289,7 @@ bool tls_client::received_close_notify() const {
 long long tls_metric(std::uint16_t port, std::string_view kind, std::string_view name) {
   tls_client c(port, tls_client_options{});
   if (!c.connected() || !c.send("GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")) return -1;
-  auto r = c.read_response();
-  if (!r || r->status != 200) return -1;
-  auto doc = json::parse(r->body);
-  if (!doc) return -1;
-  const json::value* series = doc.value().find(kind);
-  const json::value* v = series != nullptr ? series->find(name) : nullptr;
-  return v != nullptr ? v->as_int64().value_or(-1) : -1;
+  return metric_in(c.read_response(), kind, name);
 }
 
 }  // namespace gateway::test
