@@ -490,10 +490,9 @@ bool tls_stream::peer_ended(bool readable) noexcept {
     if (space.size() == 0) return false;  // out of memory: the next sweep looks again
     const ssize_t k = ::recv(static_cast<int>(socket_->native_handle()), space.data(), space.size(), MSG_DONTWAIT);
     if (k > 0) {
-      in_begin_ = 0;
-      in_end_ = static_cast<std::size_t>(k);
+      received(std::error_code{}, static_cast<std::size_t>(k));
     } else if (k == 0) {
-      in_eof_ = true;
+      received(asio::error::eof, 0);
     } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
       in_asked_ = asked;
       return false;
