@@ -23,7 +23,7 @@ namespace gateway::net {
 namespace {
 
 // Forward-secret AEAD suites for TLS 1.2 (Mozilla's "intermediate"
-// profile); TLS 1.3's own suites are all of that kind and stay OpenSSL's.
+// profile).
 constexpr const char* tls12_ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
@@ -94,7 +94,8 @@ SSL_CTX* make_ctx(tls_ticket_keys* keys) {
   // the stream's input buffer already takes what the socket has in one
   // receive.
   SSL_CTX_set_read_ahead(ctx, 0);
-  if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1 || SSL_CTX_set1_groups_list(ctx, groups) != 1) {
+  if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1 || SSL_CTX_set_ciphersuites(ctx, tls13_suites) != 1 ||
+      SSL_CTX_set1_groups_list(ctx, groups) != 1) {
     SSL_CTX_free(ctx);
     throw tls_error("TLS: cipher or group list refused: " + openssl_reason());
   }

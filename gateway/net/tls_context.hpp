@@ -41,6 +41,15 @@ typedef struct evp_mac_ctx_st EVP_MAC_CTX;
 
 namespace gateway::net {
 
+// TLS 1.3's three suites in Mozilla's "intermediate" order, AES-128-GCM
+// first where OpenSSL's own order puts AES-256-GCM first; the listeners
+// prefer it and the upstream connections offer it first. The suite also
+// picks the handshake's hash: AES-128-GCM's key schedule and transcript run
+// on SHA-256, which x86 CPUs with the SHA extensions compute in hardware,
+// while SHA-384 is computed in software; both ends of every handshake pay it.
+inline constexpr const char* tls13_suites =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
 class tls_stream;
 
 struct tls_error : std::runtime_error {

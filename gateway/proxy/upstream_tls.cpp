@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <sys/stat.h>
 
+#include "gateway/net/tls_context.hpp"
+
 namespace gateway::proxy {
 
 namespace {
@@ -76,6 +78,7 @@ upstream_tls::upstream_tls(const upstream_tls_options& o)
   SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
   // Renegotiation is refused (a backend asking for it gets an alert).
   SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_ciphersuites(c, net::tls13_suites);
   if (insecure_) {
     SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);
   } else {

@@ -205,6 +205,7 @@ struct tls_backend::impl {
             std::lock_guard lock(m);
             last_host = header_value(head, "host");
             last_sni = sni != nullptr ? sni : "";
+            last_cipher = SSL_get_cipher_name(st.native_handle());
           }
           payload = "host=" + header_value(head, "host") + " sni=" + (sni != nullptr ? sni : "");
         }
@@ -224,7 +225,7 @@ struct tls_backend::impl {
   std::set<asio::ip::tcp::socket*> live;  // io thread only
   bool stopping = false;
   mutable std::mutex m;
-  std::string last_host, last_sni;
+  std::string last_host, last_sni, last_cipher;
 };
 
 tls_backend::tls_backend(const std::string& cert, const std::string& key) : impl_(std::make_unique<impl>(*this)) {
@@ -258,6 +259,11 @@ std::string tls_backend::url(const std::string& host) const { return "https://" 
 std::string tls_backend::last_host() const {
   std::lock_guard lock(impl_->m);
   return impl_->last_host;
+}
+
+std::string tls_backend::last_cipher() const {
+  std::lock_guard lock(impl_->m);
+  return impl_->last_cipher;
 }
 
 std::string tls_backend::last_sni() const {

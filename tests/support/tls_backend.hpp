@@ -16,7 +16,8 @@
 //                 ends with a TCP close and no close_notify; POST answers the request body back; an
 //                 Upgrade request gets 101 and then every byte echoed until
 //                 the peer closes; anything else answers "host=<Host>
-//                 sni=<SNI>". Counts connections, handshakes and resumed
+//                 sni=<SNI>". Takes the client's order of TLS suites
+//                 (OpenSSL's default, as most servers). Counts connections, handshakes and resumed
 //                 handshakes (SSL_session_reused).
 //
 // Thread: the backend runs on its own thread; its counters are atomics
@@ -63,6 +64,8 @@ class tls_backend {
   // The Host header and SNI of the last plain GET.
   std::string last_host() const;
   std::string last_sni() const;
+  // The TLS suite of the connection that carried the last plain GET.
+  std::string last_cipher() const;
 
   struct impl;
 

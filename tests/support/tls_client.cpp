@@ -82,6 +82,7 @@ tls_client::tls_client(std::uint16_t port, const tls_client_options& o) {
   // An old-protocol client must really offer the old protocol (the
   // library's default security level refuses TLS 1.0 and 1.1 itself).
   if (o.max_version != 0 && o.max_version < TLS1_2_VERSION) SSL_CTX_set_security_level(ctx_, 0);
+  if (!o.tls13_suites.empty()) SSL_CTX_set_ciphersuites(ctx_, o.tls13_suites.c_str());
   if (!o.ca_file.empty()) {
     SSL_CTX_load_verify_locations(ctx_, o.ca_file.c_str(), nullptr);
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
@@ -141,6 +142,11 @@ void tls_client::on_message(int write_p, int, int content_type, const void* buf,
 
 bool tls_client::resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
 std::string tls_client::protocol() const { return ssl_ != nullptr ? SSL_get_version(ssl_) : ""; }
+
+std::string tls_client::cipher() const {
+  const SSL_CIPHER* c = ssl_ != nullptr ? SSL_get_current_cipher(ssl_) : nullptr;
+  return c != nullptr ? SSL_CIPHER_get_name(c) : "";
+}
 
 std::string tls_client::alpn() const {
   const unsigned char* p = nullptr;

@@ -44,6 +44,8 @@ struct tls_client_options {
   SSL_SESSION* session = nullptr;
   int min_version = 0;
   int max_version = 0;
+  // TLS 1.3 suites offered, in the client's order (empty: OpenSSL's).
+  std::string tls13_suites;
   std::chrono::milliseconds timeout{10000};
 };
 
@@ -59,6 +61,7 @@ class tls_client {
   bool resumed() const;
   std::string protocol() const;       // "TLSv1.3"
   std::string alpn() const;           // "http/1.1" or empty
+  std::string cipher() const;         // "TLS_AES_128_GCM_SHA256"; OpenSSL's name for TLS 1.2 suites
   std::string peer_common_name() const;
   // The session to resume later (owned by the caller: SSL_SESSION_free).
   SSL_SESSION* take_session() const;

@@ -116,6 +116,31 @@ TEST_CASE("HTTPS: TLS 1.3 and 1.2 clients get answers with ALPN http/1.1, severa
   CHECK_FALSE(plain.has_value());
 }
 
+TEST_CASE(
+    "HTTPS: the server's suite order picks AES-128-GCM over a client's AES-256-GCM-first offer, and serves "
+    "clients that offer only the other suites",
+    "[integration][tls]") {
+  certs c;
+  test::running_server srv(tls_config(c));
+  const auto cipher_with = [&](const std::string& offered, int version) {
+    auto o = trusting(c.cert, version);
+    o.tls13_suites = offered;
+    test::tls_client client(srv.port(), o);
+    if (!client.connected()) return "no handshake: " + client.error();
+    if (!client.send(health)) return std::string("no send");
+    auto r = client.read_response();
+    if (!r || r->status != 200) return std::string("no answer");
+    return client.cipher();
+  };
+  // OpenSSL's own order, the one curl and s_client offer.
+  CHECK(cipher_with("TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256", TLS1_3_VERSION) ==
+        "TLS_AES_128_GCM_SHA256");
+  CHECK(cipher_with("TLS_AES_256_GCM_SHA384", TLS1_3_VERSION) == "TLS_AES_256_GCM_SHA384");
+  CHECK(cipher_with("TLS_CHACHA20_POLY1305_SHA256", TLS1_3_VERSION) == "TLS_CHACHA20_POLY1305_SHA256");
+  // TLS 1.2 follows the same profile (the certificate is ECDSA).
+  CHECK(cipher_with("", TLS1_2_VERSION) == "ECDHE-ECDSA-AES128-GCM-SHA256");
+}
+
 TEST_CASE("HTTPS: a response head and its small body arrive in one TLS record, over TLS 1.3 and 1.2",
           "[integration][tls]") {
   certs c;

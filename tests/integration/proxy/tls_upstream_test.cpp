@@ -103,6 +103,9 @@ TEST_CASE("https upstream: verified with --upstream-ca, and 20 keep-alive reques
   }
   CHECK(backend.requests.load() == 20);
   CHECK(backend.connections.load() == 1);
+  // The gateway offers TLS 1.3's suites in the listener's order, AES-128-GCM
+  // first; this backend takes the client's order.
+  CHECK(backend.last_cipher() == "TLS_AES_128_GCM_SHA256");
   CHECK(backend.handshakes.load() == 1);
   CHECK(test::counter(srv.port(), "upstream_tls_handshakes") == 1);
   CHECK(test::counter(srv.port(), "upstream_reused") == 19);
