@@ -5,6 +5,7 @@
 #include <asio/use_awaitable.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <new>
 #include <utility>
 #include <openssl/ssl.h>
@@ -212,6 +213,7 @@ void upstream_connection::interrupt() noexcept {
 void upstream_connection::watch(pending_read& w) {
   watch_ = &w;
   w.in_flight_ = true;
+  std::memset(w.buf_, 0, pending_read::mark_size);
   const auto b = asio::buffer(w.buf_, pending_read::size);
   if (tls_) {
     tls_->async_read_some(b, pending_read::handler(&w));
@@ -250,8 +252,16 @@ bool upstream_pool::take(upstream_connection& out) noexcept {
       continue;  // closed by its destructor
     }
     // Its watched read has not returned (else the pool would have closed
-    // it): the backend has sent nothing since its last response. The
-    // request waits on that read for its response.
+    // it). It may have received bytes whose completion is still queued in
+    // this pass of the worker's loop, after the request taking it (io_uring:
+    // the kernel received them into the read's buffer before the completion
+    // was reaped): those are no response to a request not yet sent.
+    if (c.watch_->received_since_watch()) {
+      core::bump(stats_->stale);
+      continue;  // closed by its destructor once the queued completion runs
+    }
+    // The backend has sent nothing since its last response. The request
+    // waits on that read for its response.
     c.watch_->pool_ = nullptr;
     out = std::move(c);
     return true;

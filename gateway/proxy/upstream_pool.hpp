@@ -209,6 +209,9 @@ class pending_read {
  public:
   // As much as a response's first read takes: a small response whole.
   static constexpr std::size_t size = 2048;
+  // Bytes of the mark received_since_watch() looks at. Stray bytes that
+  // leave all of it zero cannot start an HTTP response either.
+  static constexpr std::size_t mark_size = 8;
 
   pending_read() = default;
   pending_read(const pending_read&) = delete;
@@ -233,6 +236,18 @@ class pending_read {
   // The request that took the connection holds this block as its buffer
   // until it gives it back (upstream_pool::recycle).
   void hold() noexcept { held_ = true; }
+  // Whether a receive has put bytes into the buffer since the read started
+  // (upstream_connection::watch writes a mark of zero bytes there first).
+  // On io_uring the kernel receives into the buffer before the completion
+  // is reaped, so this tells bytes that arrived while the completion's
+  // handler is still queued behind the request now taking the connection.
+  // Volatile reads: the writer is the kernel, not this program.
+  bool received_since_watch() const noexcept {
+    const volatile char* p = buf_;
+    for (std::size_t i = 0; i < mark_size; ++i)
+      if (p[i] != 0) return true;
+    return false;
+  }
 
  private:
   friend class upstream_connection;

@@ -9,6 +9,10 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <functional>
 
 #include <sys/resource.h>
@@ -17,6 +21,7 @@
 #include <thread>
 
 #include "gateway/proxy/concurrency_limit.hpp"
+#include "tests/support/child_process.hpp"
 #include "tests/integration/proxy/proxy_fixture.hpp"
 #include "tests/support/report.hpp"
 #include "tests/support/wait.hpp"
@@ -196,6 +201,74 @@ TEST_CASE("a second response a backend sends 1 ms after the first never reaches 
   // a response followed by extra bytes.
   CHECK(f.backend.connections_accepted() == 2);
 }
+
+#if defined(GATEWAY_TEST_IO_URING)
+// Whether every thread of process `pid` is stopped (state T in its stat).
+bool all_threads_stopped(pid_t pid) {
+  std::error_code ec;
+  bool any = false;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream f(t.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] != 'T') return false;
+    any = true;
+  }
+  return any;
+}
+
+// Bytes a backend sends to an idle pooled connection, reaped by the worker
+// in the same pass as a request that takes that connection, ahead of the
+// read's completion handler. The gateway binary, one worker, is stopped
+// (SIGSTOP) while a keep-alive client's request and then the backend's stray
+// response arrive, and continued: its next pass finds both, the client's
+// first. On io_uring the stray bytes are already in the pooled read's buffer
+// then, and the connection is refused at the take.
+TEST_CASE(
+    "io_uring: a stray response a backend sends to an idle pooled connection is not the answer to a request "
+    "that takes it in the same pass of the worker's loop",
+    "[integration][proxy]") {
+  test::recording_backend backend;
+  backend.set_script([](const test::recorded_request& rq) {
+    test::reply r{test::ok_response(rq.target)};
+    if (rq.target == "/first") {
+      r.late_delay = 300ms;
+      r.late_bytes = test::ok_response("unsolicited");
+    }
+    return r;
+  });
+  test::child_process gw({std::string(GATEWAY_BIN_DIR) + "/gateway", "--io-backend", "io_uring", "--listen",
+                          "127.0.0.1:0", "--threads", "1", "--backend", backend.url(), "--api-key", "k"});
+  const auto listening = gw.wait_for_line("listening on", true, 10s);
+  INFO("stderr: " << gw.err());
+  REQUIRE(listening);
+  const auto port = static_cast<std::uint16_t>(test::port_after_listening_on(*listening));
+  // A keep-alive client whose next read is pending in the worker.
+  test::raw_client c(port);
+  REQUIRE(c.send("GET /health HTTP/1.1\r\nHost: h\r\n\r\n"));
+  const auto health = c.read_response();
+  REQUIRE(health);
+  REQUIRE(health->status == 200);
+  // Another client's request leaves its backend connection idle in the pool.
+  const auto first = test::http_request(port, "GET /api/first HTTP/1.1\r\nHost: h\r\nX-API-Key: k\r\n\r\n");
+  REQUIRE(first);
+  CHECK(first->body == "/first");
+  REQUIRE(test::wait_until([&] { return test::gauge(port, "upstream_idle_connections") == 1; }, 5000ms));
+  gw.signal(SIGSTOP);
+  REQUIRE(test::wait_until([&] { return all_threads_stopped(gw.pid()); }, 5000ms));
+  REQUIRE(c.send("GET /api/second HTTP/1.1\r\nHost: h\r\nX-API-Key: k\r\n\r\n"));
+  const bool stray_sent = wait_for_count([&] { return backend.late_actions(); }, 1, 5000ms);
+  std::this_thread::sleep_for(50ms);  // the stray segment is in the gateway's socket
+  gw.signal(SIGCONT);
+  REQUIRE(stray_sent);
+  const auto second = c.read_response();
+  REQUIRE(second);
+  CHECK(second->status == 200);
+  CHECK(second->body == "/second");
+  CHECK(backend.connections_accepted() == 2);  // the stray one's connection was not reused
+  CHECK(test::counter(port, "upstream_stale") == 1);
+}
+#endif
 
 TEST_CASE("a body a backend sends 1 ms after its HEAD response does not break the next request",
           "[integration][proxy]") {
