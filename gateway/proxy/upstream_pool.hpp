@@ -24,10 +24,14 @@
 // pending_read's buffer, the response's first buffer. The read costs
 // nothing extra: on epoll, Asio's speculative receive at give_back() is the
 // one the response's first read would have made, and on io_uring it is the
-// same one submission, made earlier. What a backend sends in the instant
-// between the last poll and take() (a completion not yet dispatched) is
-// still read as the response: no HTTP/1.1 client can tell stray bytes from
-// an answer once its request is out.
+// same one submission, made earlier. Bytes received but not yet dispatched
+// when take() runs (their completion queued behind the request taking the
+// connection) are seen on io_uring, where the kernel has put them in the
+// read's buffer (pending_read::received_since_watch); on epoll, whose read
+// happens only when the backend's descriptor is dispatched, and over TLS
+// they are read as the response, as is anything that arrives after take():
+// no HTTP/1.1 client can tell stray bytes from an answer once its request is
+// out.
 //
 // Closing a connection whose read is pending interrupts the socket
 // (net/interrupt.hpp) and hands the connection to its pending_read, which
