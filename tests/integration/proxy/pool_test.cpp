@@ -204,7 +204,7 @@ TEST_CASE("a second response a backend sends 1 ms after the first never reaches 
 
 #if defined(GATEWAY_TEST_IO_URING)
 // Whether every thread of process `pid` is stopped (state T in its stat).
-bool all_threads_stopped(pid_t pid) {
+static bool all_threads_stopped(pid_t pid) {
   std::error_code ec;
   bool any = false;
   for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
