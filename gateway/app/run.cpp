@@ -1,6 +1,9 @@
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <pthread.h>
+#include <sched.h>
 
 #include <string>
 
@@ -35,6 +38,16 @@ int run(const core::config& cfg) {
     std::fprintf(stderr, "gateway: %s\n", refused.c_str());
     return 2;
   }
+  // Before any thread exists, so that every thread the gateway starts
+  // (workers, resolvers, store clients) inherits the policy.
+  if (cfg.sched_policy == core::sched_policy_choice::batch) {
+    const sched_param param{};
+    if (sched_setscheduler(0, SCHED_BATCH, &param) != 0) {
+      const int e = errno;
+      std::fprintf(stderr, "gateway: --sched-policy batch: sched_setscheduler: %s (errno %d)\n", std::strerror(e), e);
+      return 2;
+    }
+  }
   core::configure_process_memory();
   // Signals are taken by this thread alone, with sigwait: worker threads
   // inherit the blocked mask and never see them.
@@ -64,6 +77,8 @@ int run(const core::config& cfg) {
                authority(c.listen.host, gw->port()).c_str(), gw->server().worker_count(), tls ? " (HTTPS)" : "");
   // After the listening line, which scripts and tests read first for the port.
   std::fprintf(stderr, "gateway: I/O backend: %s\n", net::io_backend_name());
+  if (c.sched_policy == core::sched_policy_choice::batch)
+    std::fprintf(stderr, "gateway: scheduling policy: SCHED_BATCH (--sched-policy batch)\n");
   // With --proxy-protocol a plain request is refused; curl can send a v1 header itself.
   std::string curl_opts = c.proxy_protocol ? "--haproxy-protocol " : "";
   // curl reads brackets in a URL as a glob unless told -g (--globoff).

@@ -228,6 +228,7 @@ std::string restart_only_changes(const core::config& a, const core::config& b) {
   note(a.listen.host != b.listen.host || a.listen.port != b.listen.port, "listen");
   note(a.threads != b.threads, "threads");
   note(a.io_backend != b.io_backend, "io_backend");
+  note(a.sched_policy != b.sched_policy, "sched_policy");
   note(a.proxy_protocol != b.proxy_protocol, "proxy_protocol");
   note(a.tls_mode != b.tls_mode || a.tls_certs.empty() != b.tls_certs.empty() ||
            a.tls_self_signed_pem != b.tls_self_signed_pem,

@@ -144,6 +144,20 @@ const std::vector<flag_spec>& flags() {
          }
          return true;
        }},
+      {"--sched-policy", "normal|batch",
+       "Linux scheduling policy of the gateway's threads: normal (SCHED_OTHER), or batch (SCHED_BATCH: a woken "
+       "worker waits for the task running on its core instead of preempting it; less CPU per request and higher "
+       "throughput where clients or backends share the gateway's cores, a longer tail where CPU-bound programs do)",
+       [](const config& c) { return std::string(to_string(c.sched_policy)); },
+       [](config& c, std::string_view v, std::string& err) {
+         if (v == "normal") c.sched_policy = sched_policy_choice::normal;
+         else if (v == "batch") c.sched_policy = sched_policy_choice::batch;
+         else {
+           err = "expected normal or batch";
+           return false;
+         }
+         return true;
+       }},
       {"--threads", "N", "worker threads, each with its own event loop (0: one per core)",
        [](const config& c) { return std::to_string(c.threads); },
        [](config& c, std::string_view v, std::string& err) {
@@ -809,6 +823,8 @@ const char* to_string(io_backend_choice c) noexcept {
   }
   return "auto";
 }
+
+const char* to_string(sched_policy_choice c) noexcept { return c == sched_policy_choice::batch ? "batch" : "normal"; }
 
 bool parse_validation_rule(std::string_view text, std::vector<validation_rules>& out, std::string& err) {
   auto c1 = text.find(':');

@@ -76,11 +76,20 @@ struct route_config {
 enum class io_backend_choice { automatic, epoll, io_uring };
 const char* to_string(io_backend_choice c) noexcept;  // "auto", "epoll", "io_uring"
 
+// --sched-policy: the Linux scheduling policy the gateway's threads run
+// under. `batch` (SCHED_BATCH) keeps a woken worker from preempting the task
+// running on its core: the worker runs when that task blocks or its slice
+// ends, and finds more completed work waiting. Set once, at start-up, for
+// every thread (threads inherit it).
+enum class sched_policy_choice { normal, batch };
+const char* to_string(sched_policy_choice c) noexcept;  // "normal", "batch"
+
 struct config {
   listen_address listen;
   std::string backend;  // "http://host:port", a group "URL[;weight=N],URL...", or empty: the embedded demo backend
   unsigned threads = 0;  // 0: one per core
   io_backend_choice io_backend = io_backend_choice::automatic;
+  sched_policy_choice sched_policy = sched_policy_choice::normal;
 
   // Request limits (RFC 9110 section 15.5.14, RFC 6585 section 5).
   std::uint64_t max_body = 10ull * 1024 * 1024;

@@ -3,7 +3,11 @@
 // The binary runs as a child process on loopback, port 0.
 #include <catch2/catch.hpp>
 
+#include <sched.h>
+
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -76,4 +80,47 @@ TEST_CASE("start-up lines: an IPv6 listener is printed in brackets and the print
   CHECK(*rc == 0);
   CHECK(c.out().find("\"status\":\"healthy\"") != std::string::npos);
   stop(gw);
+}
+
+namespace {
+
+// The scheduling policy (field 41 of /proc/PID/task/TID/stat: 0 SCHED_OTHER,
+// 3 SCHED_BATCH) of every thread of `pid`.
+std::vector<int> thread_policies(pid_t pid) {
+  std::vector<int> out;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& t : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream in(t.path() / "stat");
+    std::string line;
+    std::getline(in, line);
+    // The name in field 2 may hold spaces and parentheses: count from its last ')'.
+    std::istringstream rest(line.substr(line.rfind(')') + 1));
+    std::string field;
+    for (int i = 3; i <= 41; ++i) rest >> field;  // fields 3 to 41
+    out.push_back(std::stoi(field));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("start-up lines: --sched-policy batch runs every thread under SCHED_BATCH and says so; the default does not",
+          "[integration][startup]") {
+  for (const bool batch : {true, false}) {
+    std::vector<std::string> argv{gateway_bin, "--listen", "127.0.0.1:0",  "--threads", "2",
+                                  "--api-key", "k",        "--access-log", "off"};
+    if (batch) argv.insert(argv.end(), {"--sched-policy", "batch"});
+    gateway::test::child_process gw(argv);
+    const auto listening = gw.wait_for_line("gateway: listening on", true, 10s);
+    const auto last = gw.wait_for_line("gateway: and  curl", true, 10s);
+    INFO("batch " << batch << ", stderr: " << gw.err());
+    REQUIRE(listening);
+    REQUIRE(last);
+    const auto policies = thread_policies(gw.pid());
+    CHECK(policies.size() >= 3);  // this thread and two workers
+    for (const int p : policies) CHECK(p == (batch ? SCHED_BATCH : SCHED_OTHER));
+    CHECK((gw.err().find("gateway: scheduling policy: SCHED_BATCH (--sched-policy batch)\n") != std::string::npos) ==
+          batch);
+    stop(gw);
+  }
 }

@@ -88,6 +88,24 @@ TEST_CASE("the io-backend flag takes auto, epoll or io_uring, defaults to auto a
   CHECK(text.find("[default: auto]") != std::string::npos);
 }
 
+TEST_CASE("the sched-policy flag takes normal or batch, defaults to normal and is a config-file key", "[unit][core]") {
+  config c;
+  CHECK(c.sched_policy == sched_policy_choice::normal);
+  const char* batch[] = {"gateway", "--sched-policy", "batch"};
+  REQUIRE(parse_args(3, batch, c).what == parse_outcome::action::run);
+  CHECK(c.sched_policy == sched_policy_choice::batch);
+  const char* normal[] = {"gateway", "--sched-policy=normal"};
+  REQUIRE(parse_args(2, normal, c).what == parse_outcome::action::run);
+  CHECK(c.sched_policy == sched_policy_choice::normal);
+  check_refused({{"--sched-policy", "idle"}, {"--sched-policy", ""}, {"--sched-policy", "BATCH"}});
+  config f;
+  std::string err;
+  REQUIRE(apply_config_text("{\"sched_policy\": \"batch\"}", "c.json", f, err));
+  CHECK(f.sched_policy == sched_policy_choice::batch);
+  const std::string text = help_text();
+  CHECK(text.find("--sched-policy normal|batch") != std::string::npos);
+}
+
 TEST_CASE("the rate-limit-exempt flag takes exact paths, repeatable, and the config file's list", "[unit][core]") {
   config c;
   const char* ok[] = {"gateway", "--rate-limit-exempt", "/health", "--rate-limit-exempt=/metrics"};
