@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A/B of the two I/O backends: the one Release gateway binary (build/, which
+# A/B of the two I/O backends (or of any flags, --variant): the one Release gateway binary (build/, which
 # holds both, GATEWAY_IO_URING_RUNTIME) started twice, with --io-backend epoll
 # and with --io-backend io_uring, both running at once in front of one
 # echo_backend, with nginx configured as loadtest/compare.sh
@@ -10,17 +10,27 @@
 # Prints every run and the medians across rounds.
 #
 #   loadtest/uring_ab.sh [--rounds N] [--duration D] [--connections "100 2000"]
+#                        [--variant NAME=FLAGS]...
+#
+# --variant (repeatable) replaces the two gateways with one per variant, the
+# same binary started with FLAGS added, e.g. an A/B of the scheduling policy:
+#   --variant "normal=--io-backend io_uring" \
+#   --variant "batch=--io-backend io_uring --sched-policy batch"
 #
 # Needs the Release build (cmake --preset release), wrk and nginx.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/loadtest/nginx_conf.sh"
 rounds=3 duration=8s conns_list="100 2000"
+variants=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --connections) conns_list=$2; shift 2 ;;
+    --variant)
+      [[ "$2" =~ ^[A-Za-z0-9_]+= && "$2" != nginx=* ]] || { echo "uring_ab.sh: --variant takes NAME=FLAGS (NAME not nginx)" >&2; exit 2; }
+      variants+=("$2"); shift 2 ;;
     *) echo "uring_ab.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -50,10 +60,14 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 pids+=($!)
 backend_port=$(wait_port "$tmp/backend.out" 'listening on [0-9.]+:[0-9]+')
 
+[ ${#variants[@]} -gt 0 ] || variants=("epoll=--io-backend epoll" "uring=--io-backend io_uring")
 declare -A pid_of port_of
-for b in epoll uring; do
-  io=epoll; [ "$b" = uring ] && io=io_uring
-  "$root/build/bin/gateway" --io-backend "$io" --listen 127.0.0.1:0 --backend "http://127.0.0.1:$backend_port" --api-key loadtest-key \
+names=()
+for v in "${variants[@]}"; do
+  b=${v%%=*}
+  read -r -a extra <<<"${v#*=}"
+  names+=("$b")
+  "$root/build/bin/gateway" "${extra[@]}" --listen 127.0.0.1:0 --backend "http://127.0.0.1:$backend_port" --api-key loadtest-key \
     --access-log off --rate-limit 100000000/min >"$tmp/$b.out" 2>"$tmp/$b.err" &
   pid_of[$b]=$!; pids+=($!)
   port_of[$b]=$(wait_port "$tmp/$b.err" 'listening on [0-9.]+:[0-9]+')
@@ -80,7 +94,7 @@ results="$tmp/results"
 printf '%-6s %-6s %-6s %10s %10s %10s %8s\n' round conns system req/s p99_ms cpu_us/req errors
 for r in $(seq 1 "$rounds"); do
   for c in $conns_list; do
-    for s in epoll uring nginx; do
+    for s in "${names[@]}" nginx; do
       url="http://127.0.0.1:${port_of[$s]}/api/items"
       wrk -t2 -c"$c" -d1s -H 'X-API-Key: loadtest-key' "$url" >/dev/null 2>&1 || true  # warm-up
       t0=$(ticks "${pid_of[$s]}")
@@ -116,9 +130,9 @@ rows = [l.split() for l in open(sys.argv[1])]
 print(f"| connections | system | req/s | p99 ms | CPU us/req | errors (all rounds) |")
 print(f"|---|---|---|---|---|---|")
 for c in dict.fromkeys(r[0] for r in rows):
-    for s in ("epoll", "uring", "nginx"):
+    for s in dict.fromkeys(r[1] for r in rows):
         rr = [r for r in rows if r[0] == c and r[1] == s]
         med = lambda i: statistics.median(float(r[i]) for r in rr)
-        name = {"epoll": "gateway, epoll", "uring": "gateway, io_uring", "nginx": "nginx"}[s]
+        name = {"epoll": "gateway, epoll", "uring": "gateway, io_uring", "nginx": "nginx"}.get(s, "gateway, " + s)
         print(f"| {int(c):,} | {name} | {med(2):,.0f} | {med(3):.2f} | {med(4):.2f} | {sum(int(r[5]) for r in rr)} |")
 PY
