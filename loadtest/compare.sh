@@ -47,6 +47,9 @@
 #                       connection.
 #     --tls-clients N   parallel s_time clients for the capacity row of
 #                       --tls (default 4, 1-64; 0 skips it)
+#     --gateway-flags F more flags for the gateway, split on spaces (e.g.
+#                       "--sched-policy batch"); the tables name the gateway
+#                       "gateway F"
 #     --idle N          RSS per idle connection: N connections (one source
 #                       address) each sending one /health request, held 4 s,
 #                       then N more the same way, for every system but the
@@ -96,6 +99,7 @@ idle=""
 out=""
 chart=""
 systems=""
+gateway_flags=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --connections) connections=$2; shift 2 ;;
@@ -111,6 +115,7 @@ while [ $# -gt 0 ]; do
     --tls) tls=1; shift ;;
     --tls-clients) tls_clients=$2; shift 2 ;;
     --idle) idle=$2; shift 2 ;;
+    --gateway-flags) read -r -a gateway_flags <<<"$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -306,7 +311,7 @@ start_gateway() {
   local tls_flags=()
   [ -n "$tls" ] && tls_flags=(--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
   "$bin/gateway" --listen 127.0.0.1:0 --backend "http://127.0.0.1:$backend_port" --api-key loadtest-key \
-    "${tls_flags[@]}" \
+    "${tls_flags[@]}" "${gateway_flags[@]}" \
     --access-log off --rate-limit 100000000/min \
     >"$tmp/$1.out" 2>"$tmp/$1.err" &
   started_pid=$!
@@ -599,13 +604,14 @@ if [ "$idle" -gt 0 ]; then
 fi
 
 # --- the table and the chart ----------------------------------------------------------
-TLS_CLIENTS="$tls_clients" IDLE_CONNECTIONS="$idle" SVG_CHART="$root/loadtest/svg_chart.py" python3 - "$out" "$chart" "$warmup" "$duration" "$mode" "$connections" "$rounds" "$clients" "$results" "$tls" "${system_list[@]}" <<'PY'
+GATEWAY_FLAGS="${gateway_flags[*]}" TLS_CLIENTS="$tls_clients" IDLE_CONNECTIONS="$idle" SVG_CHART="$root/loadtest/svg_chart.py" python3 - "$out" "$chart" "$warmup" "$duration" "$mode" "$connections" "$rounds" "$clients" "$results" "$tls" "${system_list[@]}" <<'PY'
 import datetime, json, os, re, statistics, subprocess, sys
 out, chart, warmup, duration, mode, connections, rounds, clients, results, tls = sys.argv[1:11]
 systems = sys.argv[11:]
 clients = clients.split(",")
 rounds = int(rounds)
-names = {"direct": "backend alone", "nginx": "nginx", "haproxy": "HAProxy", "gateway": "gateway"}
+names = {"direct": "backend alone", "nginx": "nginx", "haproxy": "HAProxy",
+         "gateway": " ".join(["gateway"] + os.environ.get("GATEWAY_FLAGS", "").split())}
 client_names = {"loadtest": "loadtest (250 source addresses)", "wrk": "wrk -t2 (one source address)"}
 
 def window_cpu(samples, t0, t1):
