@@ -25,9 +25,11 @@ server::server(const core::config& cfg, const chain_factory& make_chain, std::sh
     auto w = std::make_unique<worker>(i, cfg_, shards_[i], *budget_, per_worker);
     w->set_tls(tls_.get());
     try {
-      w->open_listener(ep, n > 1);
+      using sharing = worker::port_sharing;
+      w->open_listener(ep, n == 1 ? sharing::none : i == 0 ? sharing::first_of_group : sharing::member);
     } catch (const std::system_error& e) {
-      throw std::system_error(e.code(), "cannot listen on " + cfg_.listen.host + ":" + std::to_string(ep.port()));
+      throw std::system_error(e.code(),
+                              "--listen " + cfg_.listen.host + ":" + std::to_string(ep.port()) + ": cannot listen");
     }
     if (i == 0) {
       port_ = w->local_port();

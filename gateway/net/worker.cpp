@@ -136,17 +136,21 @@ void worker::reserve_descriptor_states() {
   descriptors_reserved_ += held.size();
 }
 
-void worker::open_listener(const asio::ip::tcp::endpoint& ep, bool reuse_port) {
+void worker::open_listener(const asio::ip::tcp::endpoint& ep, port_sharing share) {
   acceptor_.emplace(io_);
   acceptor_->open(ep.protocol());
   acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
-  if (reuse_port) {
-    // One listening socket per worker on the same port: the kernel spreads
-    // new connections across them, and no accept is ever handed between threads.
-    using reuse_port_option = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
-    acceptor_->set_option(reuse_port_option(true));
-  }
+  // One listening socket per worker on the same port: the kernel spreads
+  // new connections across them, and no accept is ever handed between threads.
+  // A socket binding with SO_REUSEPORT would join any listener of the same
+  // user on that port (another gateway still running, which would then take
+  // a share of the connections); the first socket binds without it, which
+  // fails on a port in use, and sets it before listening so that the
+  // other workers' sockets can join it.
+  using reuse_port_option = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+  if (share == port_sharing::member) acceptor_->set_option(reuse_port_option(true));
   acceptor_->bind(ep);
+  if (share == port_sharing::first_of_group) acceptor_->set_option(reuse_port_option(true));
   acceptor_->listen(asio::socket_base::max_listen_connections);
   // The accept loop drains the listen queue with synchronous accepts that
   // must return would_block instead of waiting.

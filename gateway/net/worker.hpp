@@ -67,7 +67,13 @@ class worker {
   ~worker();
 
   // --- set-up (before the thread starts) ---
-  void open_listener(const asio::ip::tcp::endpoint& ep, bool reuse_port);
+  // With several workers their listening sockets share one port through
+  // SO_REUSEPORT. The first_of_group socket binds without it, so that a port
+  // another process listens on (with SO_REUSEPORT or not) is refused with
+  // EADDRINUSE instead of joined, and turns it on before it listens; each
+  // member socket binds with it and joins.
+  enum class port_sharing { none, first_of_group, member };
+  void open_listener(const asio::ip::tcp::endpoint& ep, port_sharing share);
   std::uint16_t local_port() const;
   void build_chain(const chain_factory& make);
   // HTTPS: every accepted connection gets a TLS stream on the terminator's

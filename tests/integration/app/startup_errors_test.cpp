@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -126,4 +127,31 @@ TEST_CASE("start-up: a route prefix or validation route no normalized path can m
       {{"--validate", "/api/x/../users:name:required"},
        "--validate: invalid value '/api/x/../users:name:required': the route cannot hold a '.' or '..' segment"},
   });
+}
+
+TEST_CASE("start-up: a port another gateway (or any program) listens on is refused, never shared",
+          "[integration][startup]") {
+  // Several workers share their port with SO_REUSEPORT; a second gateway of the same user must not
+  // join the first one's group and take a share of its connections.
+  test::child_process first({gateway_bin, "--listen", "127.0.0.1:0", "--threads", "2", "--api-key", "k"});
+  const auto listening = first.wait_for_line("listening on", true, 10s);
+  INFO("first: " << first.err());
+  REQUIRE(listening);
+  const unsigned port = test::port_after_listening_on(*listening);
+  REQUIRE(port != 0);
+  const std::string at = "127.0.0.1:" + std::to_string(port);
+  for (const char* threads : {"2", "1"}) {
+    test::child_process second({gateway_bin, "--listen", at, "--threads", threads, "--api-key", "k"});
+    const auto status = second.wait_exit(10s);
+    INFO("threads " << threads << ", second: " << second.err());
+    REQUIRE(status);  // it stopped instead of serving
+    CHECK(*status == 1);
+    CHECK(second.err().find("gateway: --listen " + at + ": cannot listen: Address already in use") !=
+          std::string::npos);
+    CHECK(second.err().find("listening on") == std::string::npos);
+  }
+  first.signal(SIGTERM);
+  const auto status = first.wait_exit(15s);
+  REQUIRE(status);
+  CHECK(*status == 0);
 }
