@@ -988,6 +988,23 @@ bool is_repeatable_flag(std::string_view flag) noexcept {
          flag == "--tls-cert" || flag == "--tls-key";
 }
 
+bool takes_boolean(std::string_view flag) noexcept {
+  for (const auto& f : flags()) {
+    if (f.name != flag) continue;
+    if (!f.apply) return false;
+    if (f.value_name.empty()) return true;  // a switch: on when given
+    std::string_view rest = f.value_name;
+    for (;;) {
+      const auto bar = rest.find('|');
+      const std::string_view alt = rest.substr(0, bar);
+      if (alt == "on" || alt == "off") return true;
+      if (bar == std::string_view::npos) return false;
+      rest.remove_prefix(bar + 1);
+    }
+  }
+  return false;
+}
+
 bool is_setting(std::string_view flag) noexcept {
   for (const auto& f : flags())
     if (f.name == flag) return static_cast<bool>(f.apply);

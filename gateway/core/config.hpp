@@ -230,6 +230,11 @@ apply_result apply_setting(std::string_view flag, std::string_view value, config
 // True for a flag that takes a setting ("--max-body"; not --help, --config).
 bool is_setting(std::string_view flag) noexcept;
 
+// True for a setting whose values include on or off (--compress-responses,
+// --rate-limit, --tls, ...) or that takes no value (--upstream-insecure):
+// the ones a config file may give as true or false.
+bool takes_boolean(std::string_view flag) noexcept;
+
 // True for flags that take a list (--api-key, --validate, --route,
 // --rate-limit-exempt, --trusted-proxy, --jwt-claim-header).
 bool is_repeatable_flag(std::string_view flag) noexcept;

@@ -25,13 +25,30 @@ struct file_error {
 };
 
 // The flag's textual form of a scalar: strings as they are, numbers by their
-// source text, booleans as on/off (what the on/off flags take).
-bool scalar_text(const json::value& v, std::string& out) {
+// source text, booleans as on/off where the flag takes on or off (anywhere
+// else a boolean is refused: `"api_key": [true]` must not become the key
+// "on").
+bool scalar_text(const json::value& v, std::string_view flag, std::string& out) {
   if (v.is_string()) out = std::string(v.as_string());
   else if (v.is_number()) out = std::string(v.number_text());
-  else if (v.is_bool()) out = v.as_bool() ? "on" : "off";
+  else if (v.is_bool() && takes_boolean(flag))
+    out = v.as_bool() ? "on" : "off";
   else return false;
   return true;
+}
+
+// A route's prefix as add_route stores it (with its trailing '/').
+std::string route_prefix(std::string_view prefix) {
+  std::string p(prefix);
+  if (!p.empty() && p.back() != '/') p.push_back('/');
+  return p;
+}
+
+bool is_route_given(const config& out, std::string_view prefix) {
+  const std::string p = route_prefix(prefix);
+  for (const auto& r : out.routes)
+    if (r.prefix == p) return true;
+  return false;
 }
 
 bool read_bool(const json::member& m, bool& out, file_error& fail) {
@@ -237,10 +254,8 @@ bool read_route(const json::value& v, config& out, file_error& fail) {
                    "a route needs \"backend\": \"http://HOST:PORT\" (or a list of URLs)");
   std::string err;
   // Every file route is new: a second one with the same prefix is a mistake.
-  std::string p(prefix->as_string());
-  if (!p.empty() && p.back() != '/') p.push_back('/');
-  for (const auto& r : out.routes)
-    if (r.prefix == p) return fail.at(prefix->line(), "route '" + p + "' is given twice");
+  if (is_route_given(out, prefix->as_string()))
+    return fail.at(prefix->line(), "route '" + route_prefix(prefix->as_string()) + "' is given twice");
   if (!add_route(prefix->as_string(), backend_list, out.routes, err)) return fail.at(prefix->line(), err);
   route_config& r = out.routes.back();
   for (const auto& m : v.members()) {
@@ -314,21 +329,28 @@ bool apply_config_text(std::string_view text, std::string_view name, config& out
       res = apply_result::unknown;
     } else if (m.value.is_array() && is_repeatable_flag(flag)) {
       for (const auto& item : m.value.items()) {
-        if (!scalar_text(item, text_value))
+        if (!scalar_text(item, flag, text_value))
           return fail.at(item.line(), "'" + m.key + "': expected a list of strings");
+        // As for "routes": a prefix given twice in the file is a mistake, not a
+        // replacement (a --route flag replaces a route of the file; see add_route).
+        if (flag == "--route" && is_route_given(out, text_value.substr(0, text_value.find('='))))
+          return fail.at(item.line(),
+                         "route '" + route_prefix(text_value.substr(0, text_value.find('='))) + "' is given twice");
         res = apply_setting(flag, text_value, out, why);
         if (res == apply_result::bad_value)
           return fail.at(item.line(), "'" + m.key + "': invalid value '" + text_value + "': " + why);
         if (res != apply_result::ok) break;
       }
       if (m.value.items().empty()) res = is_setting(flag) ? apply_result::ok : apply_result::unknown;
-    } else if (scalar_text(m.value, text_value)) {
+    } else if (scalar_text(m.value, flag, text_value)) {
       res = apply_setting(flag, text_value, out, why);
       if (res == apply_result::bad_value)
         return fail.at(m.value.line(), "'" + m.key + "': invalid value '" + text_value + "': " + why);
     } else {
       // Objects, null, or a list for a single-valued setting.
       if (!is_setting(flag)) res = apply_result::unknown;
+      else if (m.value.is_bool())
+        return fail.at(m.value.line(), "'" + m.key + "': true and false are only for on/off settings");
       else return fail.at(m.value.line(), "'" + m.key + "': expected a string, number or boolean");
     }
     if (res == apply_result::unknown) {

@@ -177,6 +177,56 @@ TEST_CASE("config file: a typo or a bad value is refused naming the key and its 
   CHECK(good.routes[0].prefix == "/x/");
 }
 
+TEST_CASE("config file: true and false are on and off only for the settings that take them, never a key or a name",
+          "[integration][dev]") {
+  std::string err;
+  // Each would have become the text "on" or "off": an API key anyone could send, an issuer, a file name.
+  for (const char* text : {"{\"api_key\": [true]}", "{\"api_key\": [\"k\", false]}", "{\"route\": [true]}"}) {
+    core::config c;
+    INFO(text);
+    CHECK_FALSE(core::apply_config_text(text, "c.json", c, err));
+    CHECK(err.find("expected a list of strings") != std::string::npos);
+    CHECK(c.api_keys.size() <= 1);  // "k" may have been applied before the refusal: callers parse into a copy
+  }
+  for (const char* key : {"jwt_issuer", "tls_self_signed_pem", "threads", "listen"}) {
+    core::config c;
+    const std::string text = std::string("{\n\"") + key + "\": true}";
+    CHECK_FALSE(core::apply_config_text(text, "c.json", c, err));
+    CHECK(err == std::string("c.json:2: '") + key + "': true and false are only for on/off settings");
+  }
+  // Where on or off is a value of the flag, a boolean means it.
+  core::config ok;
+  REQUIRE(core::apply_config_text(
+      R"({"compress_responses": false, "rate_limit": false, "tls": false, "access_log": false, "upstream_insecure": true,
+          "proxy_protocol": false, "redirect_http": false, "health_check": false})",
+      "c.json", ok, err));
+  CHECK_FALSE(ok.compress_responses);
+  CHECK_FALSE(ok.rate_limit_enabled);
+  CHECK(ok.upstream_insecure);
+  CHECK_FALSE(ok.proxy_protocol);
+  CHECK_FALSE(ok.redirect_http);
+  // true where only off is a word of the flag is a bad value of that flag, named as such.
+  core::config on;
+  CHECK_FALSE(core::apply_config_text("{\"rate_limit\": true}", "c.json", on, err));
+  CHECK(err.find("c.json:1: 'rate_limit': invalid value 'on'") == 0);
+}
+
+TEST_CASE("config file: one prefix in \"routes\" and \"route\" is refused in either order, never replaced",
+          "[integration][dev]") {
+  const std::string object =
+      R"({"prefix": "/x", "backend": "http://127.0.0.1:21100", "auth": true, "rate_limit": true})";
+  const std::string flag = R"("/x/=http://127.0.0.1:21101")";
+  for (const std::string& text : {"{\"routes\": [" + object + "],\n \"route\": [" + flag + "]}",
+                                  "{\"route\": [" + flag + "],\n \"routes\": [" + object + "]}",
+                                  "{\"route\": [" + flag + ",\n \"/x=http://127.0.0.1:21102\"]}"}) {
+    core::config c;
+    std::string err;
+    INFO(text);
+    CHECK_FALSE(core::apply_config_text(text, "c.json", c, err));
+    CHECK(err == "c.json:2: route '/x/' is given twice");
+  }
+}
+
 TEST_CASE("config file: flags override it, and --check-config answers 0 or 1 with the reason", "[integration][dev]") {
   const std::string path = temp_file(R"({"listen": "127.0.0.1:0", "rate_limit": "10/s", "threads": 1,
     "routes": [{"prefix": "/ui/", "backend": "http://127.0.0.1:5173"}]})");
