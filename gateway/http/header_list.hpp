@@ -45,33 +45,41 @@ class header_list {
   }
   // Removes every field with this name, keeping the order of the rest.
   std::size_t remove(std::string_view name) noexcept {
-    std::uint32_t w = 0;
-    for (std::uint32_t r = 0; r < size_; ++r)
-      if (!iequals(data_[r].name, name)) data_[w++] = data_[r];
-    std::size_t removed = size_ - w;
-    size_ = w;
-    return removed;
+    return remove_if([name](const header_field& f) { return iequals(f.name, name); });
   }
   // Removes every field for which pred(field) is true, keeping the order
   // of the rest.
   template <class Pred>
   std::size_t remove_if(Pred pred) noexcept {
-    std::uint32_t w = 0;
-    for (std::uint32_t r = 0; r < size_; ++r)
-      if (!pred(static_cast<const header_field&>(data_[r]))) data_[w++] = data_[r];
+    std::uint32_t w = 0, received = 0;
+    for (std::uint32_t r = 0; r < size_; ++r) {
+      if (pred(static_cast<const header_field&>(data_[r]))) continue;
+      if (r < received_) ++received;
+      data_[w++] = data_[r];
+    }
     std::size_t removed = size_ - w;
     size_ = w;
+    received_ = received;
     return removed;
   }
+  // Replaces every field with this name by one at the end: a field the
+  // gateway sets is not a received one (received() is false for it).
   void set(std::string_view name, std::string_view value) {
     remove(name);
     add(name, value);
   }
-  void clear() noexcept { size_ = 0; }
+  void clear() noexcept { size_ = received_ = 0; }
   // Keeps the first n fields (those added since are dropped).
   void truncate(std::size_t n) noexcept {
     if (n < size_) size_ = static_cast<std::uint32_t>(n);
+    if (received_ > size_) received_ = size_;
   }
+  // Marks the fields so far as the ones received from the peer (the parser
+  // calls it at the end of a head); fields added afterwards are not, and
+  // removals keep the mark on the received fields that stay.
+  void mark_received() noexcept { received_ = size_; }
+  // True for a field of this list that came with the received head.
+  bool received(const header_field& f) const noexcept { return &f >= data_ && &f < data_ + received_; }
 
   const header_field* begin() const noexcept { return data_; }
   const header_field* end() const noexcept { return data_ + size_; }
@@ -93,6 +101,7 @@ class header_list {
   header_field* data_ = nullptr;
   std::uint32_t size_ = 0;
   std::uint32_t cap_ = 0;
+  std::uint32_t received_ = 0;  // the first received_ fields came with the head
 };
 
 }  // namespace gateway::http

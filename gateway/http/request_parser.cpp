@@ -472,6 +472,8 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
         break;
     }
   }
+  // What the client sent, as opposed to what the middleware adds later.
+  req.headers.mark_received();
 
   // Host (RFC 9112 section 3.2): exactly one in HTTP/1.1, at most one in 1.0.
   if (req.version_minor == 1 && host_count != 1)

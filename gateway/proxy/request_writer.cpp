@@ -60,19 +60,26 @@ std::string_view build_request_head(const http::request& req, const forward_para
   std::string_view body_length(length_text, static_cast<std::size_t>(r.ptr - length_text));
 
   // Connection may name more hop-by-hop fields; without one (the usual
-  // request) the fixed names are all there is to check.
+  // request) the fixed names are all there is to check. What it names is
+  // removed from the fields the client sent (RFC 9110 section 7.6.1), never
+  // from those the gateway added (a generated request id, a verified
+  // claim), never Host, which every request needs and which the gateway
+  // checked and logged, and never the request id the gateway kept from the
+  // client (the backend sees the id the client and the log see).
   const bool has_connection = req.headers.find("connection") != nullptr;
-  auto hop_by_hop = [&](std::string_view name) {
-    return has_connection ? http::is_hop_by_hop(name, req.headers) : http::is_hop_by_hop_name(name);
+  auto hop_by_hop = [&](const http::header_field& f) {
+    if (!has_connection || !req.headers.received(f)) return http::is_hop_by_hop_name(f.name);
+    return http::is_hop_by_hop(f.name, req.headers) && !http::iequals(f.name, "host") &&
+           !http::iequals(f.name, "x-request-id");
   };
   std::string_view host;
   bool has_host = false;
   const http::header_field* first_xff = nullptr;
   for (const auto& f : req.headers) {
-    if (http::iequals(f.name, "host") && !hop_by_hop(f.name)) {
+    if (http::iequals(f.name, "host")) {
       host = f.value;
       has_host = true;
-    } else if (first_xff == nullptr && http::iequals(f.name, "x-forwarded-for") && !hop_by_hop(f.name)) {
+    } else if (first_xff == nullptr && http::iequals(f.name, "x-forwarded-for") && !hop_by_hop(f)) {
       first_xff = &f;
     }
   }
@@ -85,7 +92,7 @@ std::string_view build_request_head(const http::request& req, const forward_para
     s.put(" HTTP/1.1\r\n");
     bool has_length = false;
     for (const auto& f : req.headers) {
-      if (hop_by_hop(f.name) || is_forwarded_meta(f.name)) continue;
+      if (hop_by_hop(f) || is_forwarded_meta(f.name)) continue;
       if (http::iequals(f.name, "content-length")) {
         // One Content-Length at most (the parser refused repeats); its value
         // may differ from the client's when a middleware decoded the body.

@@ -619,3 +619,48 @@ TEST_CASE("request ids: of several X-Request-Id fields the first sane one is kep
   CHECK(logs->body.find("\"request_id\":\"abc\"") != std::string::npos);
   CHECK(logs->body.find("\"request_id\":\"injected-other-id\"") == std::string::npos);
 }
+
+TEST_CASE("Connection removes the client's fields it names, never Host, the request id or a verified claim",
+          "[integration][middleware]") {
+  test::recording_backend backend;
+  auto cfg = gateway_config();
+  cfg.backend = backend.url();
+  cfg.jwt_claim_headers = {{"sub", "X-User"}};
+  test::running_server srv(cfg);
+  const auto last_head = [&] {
+    auto all = backend.requests();
+    REQUIRE(!all.empty());
+    return all.back().head;
+  };
+  const std::string names = "Connection: keep-alive, X-Request-Id, Host, X-User, X-Private\r\nX-Private: p\r\n";
+
+  // A generated id and the Host the client sent (and the gateway checked) reach the backend;
+  // the client's own hop-by-hop field does not.
+  auto r = test::http_request(srv.port(), get("/api/a", "X-API-Key: key-one\r\n" + names));
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  std::string head = last_head();
+  INFO(head);
+  CHECK(head.find("X-Request-Id: " + r->header("X-Request-Id") + "\r\n") != std::string::npos);
+  CHECK(head.find("\r\nHost: test\r\n") != std::string::npos);
+  CHECK(head.find("\r\nX-Forwarded-Host: test\r\n") != std::string::npos);
+  CHECK(head.find("X-Private") == std::string::npos);
+
+  // An id the client sent and the gateway kept is the backend's too.
+  r = test::http_request(srv.port(), get("/api/b", "X-API-Key: key-one\r\nX-Request-Id: kept-id\r\n" + names));
+  REQUIRE(r);
+  CHECK(r->header("X-Request-Id") == "kept-id");
+  head = last_head();
+  CHECK(head.find("X-Request-Id: kept-id\r\n") != std::string::npos);
+
+  // A claim header comes from the verified token, whatever Connection says.
+  const std::string token =
+      hs256_token(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"alice","exp":)" + std::to_string(now_s() + 600) + "}",
+                  cfg.jwt_secret);
+  r = test::http_request(srv.port(), get("/api/c", "Authorization: Bearer " + token + "\r\n" + names));
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  head = last_head();
+  CHECK(head.find("X-User: alice\r\n") != std::string::npos);
+  CHECK(head.find("X-Private") == std::string::npos);
+}
