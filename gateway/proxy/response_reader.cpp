@@ -44,7 +44,7 @@ void response_reader::reset() noexcept {
   pending_name_ = {};
   extra_bytes_ = 0;
   status_ = 0;
-  in_value_ = too_many_fields_ = complete_ = keep_alive_ = false;
+  in_value_ = too_many_fields_ = complete_ = keep_alive_ = faulty_framing_ = false;
   chunked_ = has_content_length_ = until_close_ = no_body_ = false;
   chunks_.reset(UINT64_MAX);
 }
@@ -93,8 +93,20 @@ response_reader::head_status response_reader::parse_head(std::string_view head, 
   if (status_ >= 100 && status_ < 200) return head_status::interim;
   // A transfer coding other than chunked would reach the client without the
   // Transfer-Encoding that names it (hop-by-hop, not forwarded): refuse.
-  for (const auto& f : headers)
-    if (http::iequals(f.name, "transfer-encoding") && !http::iequals(f.value, "chunked")) return head_status::error;
+  std::size_t codings = 0;
+  for (const auto& f : headers) {
+    if (!http::iequals(f.name, "transfer-encoding")) continue;
+    if (!http::iequals(f.value, "chunked")) return head_status::error;
+    ++codings;
+  }
+  // Two fields that each say chunked say it twice, as "chunked, chunked" in
+  // one field does (refused above): RFC 9112 section 6.1, a sender never
+  // applies chunked twice, and the request side refuses repeats too.
+  if (codings > 1) return head_status::error;
+  // Transfer-Encoding in an HTTP/1.0 response: RFC 9112 section 6.1 says its
+  // framing is faulty; the body is read as chunked and the connection is
+  // closed after it, never reused for another request.
+  faulty_framing_ = codings != 0 && parser_.http_major == 1 && parser_.http_minor == 0;
   return head_status::ok;
 }
 
@@ -215,7 +227,7 @@ response_reader::decoded response_reader::decode(char* dest, const char* data, s
     out_ = nullptr;
     if (r.what == http::chunked_decoder::status::complete) {
       complete_ = true;
-      keep_alive_ = llhttp_should_keep_alive(&parser_) != 0;
+      keep_alive_ = !faulty_framing_ && llhttp_should_keep_alive(&parser_) != 0;
       extra_bytes_ += len - r.consumed;
     } else if (r.what != http::chunked_decoder::status::need_more) {
       out.error = true;
@@ -308,7 +320,7 @@ int response_reader::on_body(llhttp_t* p, const char* at, std::size_t len) {
 int response_reader::on_message_complete(llhttp_t* p) {
   auto* self = static_cast<response_reader*>(p->data);
   self->complete_ = true;
-  self->keep_alive_ = llhttp_should_keep_alive(p) != 0;
+  self->keep_alive_ = !self->faulty_framing_ && llhttp_should_keep_alive(p) != 0;
   return HPE_PAUSED;
 }
 

@@ -116,6 +116,7 @@ class response_reader {
   bool too_many_fields_ = false;
   bool complete_ = false;
   bool keep_alive_ = false;
+  bool faulty_framing_ = false;  // Transfer-Encoding in an HTTP/1.0 response: close after it
   bool chunked_ = false;
   bool has_content_length_ = false;
   bool until_close_ = false;

@@ -124,6 +124,38 @@ TEST_CASE("the response reader knows when a connection may be reused", "[unit][p
         proxy::response_reader::head_status::interim);
 }
 
+TEST_CASE("the response reader closes after a chunked HTTP/1.0 response and refuses chunked in two fields",
+          "[unit][proxy]") {
+  // RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing; read the
+  // body as chunked, then close, even when the backend said keep-alive.
+  for (const char* version : {"HTTP/1.0", "HTTP/1.1"}) {
+    INFO(version);
+    core::arena mem;
+    http::header_list fields(mem);
+    proxy::response_reader reader(false);
+    const std::string head =
+        std::string(version) + " 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n";
+    REQUIRE(reader.parse_head(head, fields, 100) == proxy::response_reader::head_status::ok);
+    std::string body = "2\r\nok\r\n0\r\n\r\n";
+    const auto d = reader.decode(body.data(), body.data(), body.size());
+    REQUIRE_FALSE(d.error);
+    CHECK(body.substr(0, d.size) == "ok");
+    CHECK(reader.complete());
+    CHECK(reader.reusable() == (std::string(version) == "HTTP/1.1"));
+  }
+  // Two fields that each say chunked are as malformed as "chunked, chunked" in one.
+  for (const char* te :
+       {"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", "Transfer-Encoding: chunked, chunked\r\n",
+        "Transfer-Encoding: chunked\r\ntransfer-encoding: chunked\r\n"}) {
+    INFO(te);
+    core::arena mem;
+    http::header_list fields(mem);
+    proxy::response_reader reader(false);
+    CHECK(reader.parse_head(std::string("HTTP/1.1 200 OK\r\n") + te + "\r\n", fields, 100) ==
+          proxy::response_reader::head_status::error);
+  }
+}
+
 TEST_CASE("is_hop_by_hop knows the fixed list and the fields Connection names", "[unit][proxy]") {
   core::arena mem;
   http::header_list h(mem);
