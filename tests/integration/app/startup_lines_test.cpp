@@ -104,7 +104,7 @@ std::vector<int> thread_policies(pid_t pid) {
 
 }  // namespace
 
-TEST_CASE("start-up lines: --sched-policy batch runs every thread under SCHED_BATCH and says so; the default does not",
+TEST_CASE("start-up lines: --sched-policy batch runs every thread under SCHED_BATCH and says so, the default does not",
           "[integration][startup]") {
   for (const bool batch : {true, false}) {
     std::vector<std::string> argv{gateway_bin, "--listen", "127.0.0.1:0",  "--threads", "2",
