@@ -38,6 +38,11 @@ bool is_forwarded_meta(std::string_view name) noexcept {
          http::iequals(name, "forwarded");
 }
 
+// Expect (RFC 9110 section 10.1.1) was the gateway's to answer: it has read
+// the whole body before forwarding, so a backend must not answer 100 or 417
+// to a request whose body is already on its way.
+bool is_answered_here(std::string_view name) noexcept { return http::iequals(name, "expect"); }
+
 }  // namespace
 
 std::string_view forwarded_path(const http::request& req, std::string_view strip_prefix) noexcept {
@@ -92,7 +97,7 @@ std::string_view build_request_head(const http::request& req, const forward_para
     s.put(" HTTP/1.1\r\n");
     bool has_length = false;
     for (const auto& f : req.headers) {
-      if (hop_by_hop(f) || is_forwarded_meta(f.name)) continue;
+      if (hop_by_hop(f) || is_forwarded_meta(f.name) || is_answered_here(f.name)) continue;
       if (http::iequals(f.name, "content-length")) {
         // One Content-Length at most (the parser refused repeats); its value
         // may differ from the client's when a middleware decoded the body.

@@ -82,6 +82,25 @@ TEST_CASE("hop-by-hop headers, and the headers Connection names, never reach the
                           forwarded_tail("127.0.0.1", "h") + "\r\nbody");
 }
 
+TEST_CASE("Expect: 100-continue is answered by the gateway and not passed on to the backend", "[integration][proxy]") {
+  test::proxy_fixture f;
+  f.start();
+  test::raw_client c(f.port(), 10000ms);
+  REQUIRE(c.send("POST /api/upload HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
+  auto interim = c.read_response();
+  REQUIRE(interim);
+  CHECK(interim->status == 100);
+  REQUIRE(c.send("body"));
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  auto got = f.backend.requests();
+  REQUIRE(got.size() == 1);
+  // The body is on its way with the head: a backend must not answer 100 or 417 to it.
+  CHECK(got[0].raw ==
+        "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n" + forwarded_tail("127.0.0.1", "h") + "\r\nbody");
+}
+
 TEST_CASE("X-Forwarded-For gets the client ip appended and X-Forwarded-Host carries the original Host",
           "[integration][proxy]") {
   test::proxy_fixture f;
