@@ -349,6 +349,7 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
   if (req.version_minor > 1) req.version_minor = 1;  // 1.2+ is treated as 1.1 (RFC 9110 section 2.5)
 
   std::string_view with_mark;  // the query with its '?', if any
+  std::string_view target_authority;  // absolute-form's authority
   if (target.front() == '/') {
     auto q = target.find('?');
     req.path = target.substr(0, q);
@@ -367,7 +368,15 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
     // and the query "q/x", the same query request_writer forwards.
     auto scheme_end = target.find("://");
     if (scheme_end == std::string_view::npos) return fail(400, "invalid request target");
+    const std::string_view scheme = target.substr(0, scheme_end);
+    if (!iequals(scheme, "http") && !iequals(scheme, "https")) return fail(400, "request target scheme is not http");
     auto authority_end = target.find_first_of("/?", scheme_end + 3);
+    target_authority =
+        target.substr(scheme_end + 3, authority_end == std::string_view::npos ? std::string_view::npos
+                                                                              : authority_end - (scheme_end + 3));
+    // RFC 9110 section 4.2.4: userinfo in an http(s) URI is an error.
+    if (target_authority.find('@') != std::string_view::npos) return fail(400, "userinfo in request target");
+    if (target_authority.empty()) return fail(400, "empty authority in request target");
     std::string_view rest =
         authority_end == std::string_view::npos ? std::string_view("/") : target.substr(authority_end);
     auto q = rest.find('?');
@@ -484,6 +493,21 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
     for (unsigned char c : host_value)
       if (!(is_tchar(c) || c == ':' || c == '[' || c == ']') || c == '/' || c == '@')
         return fail(400, "invalid Host header");
+  }
+  // absolute-form: the target's authority is the request's host and the
+  // Host field is ignored (RFC 9112 section 3.2.2), so routing, the log and
+  // the backend (Host, X-Forwarded-Host) all see the one the client named
+  // in the request line. The field keeps its place in the head.
+  if (!target_authority.empty()) {
+    for (unsigned char c : target_authority)
+      if (!(is_tchar(c) || c == ':' || c == '[' || c == ']')) return fail(400, "invalid authority in request target");
+    bool replaced = false;
+    for (auto& f : req.headers)
+      if (!replaced && iequals(f.name, "host")) {
+        f.value = target_authority;
+        replaced = true;
+      }
+    if (!replaced) req.headers.add("Host", target_authority);
   }
 
   head_result r;

@@ -288,6 +288,29 @@ TEST_CASE("parser ends an absolute-form authority at the first '/' or '?'", "[un
   }
 }
 
+TEST_CASE("parser takes an absolute-form target's authority as the host, and refuses other schemes and userinfo",
+          "[unit][http][parser]") {
+  // RFC 9112 section 3.2.2: the Host field is ignored; the one host everyone sees is the target's.
+  parsed p;
+  parse(p, "GET http://b.example:8080/api/x HTTP/1.1\r\nHost: a\r\nX-After: y\r\n\r\n");
+  REQUIRE(p.head.what == http::head_result::kind::complete);
+  CHECK(p.req.headers.count("host") == 1);
+  CHECK(p.req.headers.value_of("host") == "b.example:8080");
+  CHECK(p.req.headers.begin()->name == "Host");  // in its place
+  CHECK(p.req.path == "/api/x");
+  parsed old;
+  parse(old, "GET HTTP://b/x HTTP/1.0\r\n\r\n");
+  REQUIRE(old.head.what == http::head_result::kind::complete);
+  CHECK(old.req.headers.value_of("host") == "b");
+  for (const char* target : {"foo://b/x", "http://u@b/x", "http://u:p@b/x", "http:///x", "http://b\"/x"}) {
+    INFO(target);
+    parsed bad;
+    parse(bad, std::string("GET ") + target + " HTTP/1.1\r\nHost: b\r\n\r\n");
+    REQUIRE(bad.head.what == http::head_result::kind::error);
+    CHECK(bad.head.status == 400);
+  }
+}
+
 TEST_CASE("parser takes a Content-Length with surrounding whitespace as its number", "[unit][http][parser]") {
   for (const char* value : {" 5", "5 ", "\t5", "5\t", " \t5\t ", "  5  "}) {
     INFO("[" << value << "]");
