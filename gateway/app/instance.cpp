@@ -119,6 +119,13 @@ bool instance::reload(core::config next, std::string& message) {
     message = "changing " + diff + " needs a restart";
     return false;
   }
+  // What a start would refuse, a reload refuses too.
+  try {
+    check_startup(next, false);
+  } catch (const std::exception& e) {
+    message = e.what();
+    return false;
+  }
   std::vector<std::shared_ptr<net::chain_generation>> pipelines;
   std::shared_ptr<const settings> s;
   // New certificates are read first and installed with the new pipelines:

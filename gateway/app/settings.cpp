@@ -230,7 +230,7 @@ std::string restart_only_changes(const core::config& a, const core::config& b) {
   note(a.io_backend != b.io_backend, "io_backend");
   note(a.sched_policy != b.sched_policy, "sched_policy");
   note(a.proxy_protocol != b.proxy_protocol, "proxy_protocol");
-  note(a.tls_mode != b.tls_mode || a.tls_certs.empty() != b.tls_certs.empty() ||
+  note(a.tls_mode != b.tls_mode || net::tls_terminator::wanted(a) != net::tls_terminator::wanted(b) ||
            a.tls_self_signed_pem != b.tls_self_signed_pem,
        "tls (on or off, self-signed)");
   note(a.tls_ticket_rotation != b.tls_ticket_rotation, "tls_ticket_rotation");

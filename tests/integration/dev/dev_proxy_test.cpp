@@ -328,6 +328,11 @@ TEST_CASE("reload: a changed route is served at once and not one request fails d
   moved.listen.port = 1;
   CHECK_FALSE(srv.app()->reload(moved, message));
   CHECK(message == "changing listen needs a restart");
+  // A key without its certificate (a start refuses the pair) would turn TLS on: a restart, not a half reload.
+  auto key_only = next;
+  key_only.tls_keys = {"/nonexistent/key.pem"};
+  CHECK_FALSE(srv.app()->reload(key_only, message));
+  CHECK(message == "changing tls (on or off, self-signed) needs a restart");
   auto bad_backend = with_route(test::test_config(), "/svc/", "http://no-such-host.invalid:1");
   CHECK_FALSE(srv.app()->reload(bad_backend, message));
   CHECK(test::http_request(port, get("/svc/still"))->status == 200);
