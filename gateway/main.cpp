@@ -52,6 +52,13 @@ int main(int argc, char** argv) {
   }
 #if defined(GATEWAY_IO_URING_RUNTIME)
   using choice = gateway::core::io_backend_choice;
+  if (cfg.check_config && cfg.io_backend == choice::io_uring) {
+    // --check-config refuses what a start refuses (below: exit 2), with its own exit code 1.
+    if (const std::string refused = gateway_uring::net::io_uring_refusal(); !refused.empty()) {
+      std::fprintf(stderr, "gateway: --io-backend io_uring: io_uring refused by the kernel: %s\n", refused.c_str());
+      return 1;
+    }
+  }
   if (!cfg.check_config && cfg.io_backend != choice::epoll) {
     // The probe sets up a ring as Asio's io_uring service does (same size,
     // same flags), so a kernel that accepts it accepts the workers' rings.

@@ -203,6 +203,22 @@ TEST_CASE("io backend: where seccomp refuses io_uring, --io-backend io_uring exi
   CHECK(gw.err().find("listening on") == std::string::npos);
 }
 
+TEST_CASE(
+    "io backend: where seccomp refuses io_uring, --check-config refuses --io-backend io_uring (exit 1) and passes auto",
+    "[integration][io_uring]") {
+  test::child_process refused({deny_bin, gateway_bin, "--check-config", "--io-backend", "io_uring"});
+  auto status = refused.wait_exit(10s);
+  INFO("stderr: " << refused.err());
+  REQUIRE(status);
+  CHECK(*status == 1);
+  CHECK(refused.err().find("gateway: --io-backend io_uring: io_uring refused by the kernel: ") != std::string::npos);
+  test::child_process fallback({deny_bin, gateway_bin, "--check-config", "--io-backend", "auto"});
+  status = fallback.wait_exit(10s);
+  INFO("stderr: " << fallback.err());
+  REQUIRE(status);
+  CHECK(*status == 0);
+}
+
 TEST_CASE("io backend: --io-backend refuses a value other than auto, epoll or io_uring with exit 2", "[integration][io_uring]") {
   test::child_process gw({gateway_bin, "--io-backend", "kqueue", "--listen", "127.0.0.1:0"});
   const auto status = gw.wait_exit(10s);
