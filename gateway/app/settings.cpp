@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "gateway/core/backend_list.hpp"
+#include "gateway/core/units.hpp"
 #include "gateway/net/tls_context.hpp"
 #include "gateway/proxy/backend_address.hpp"
 
@@ -269,6 +270,13 @@ void check_startup(const core::config& cfg, bool check_only) {
   std::error_code ec;
   asio::ip::make_address(cfg.listen.host, ec);
   if (ec) throw config_error("--listen: '" + cfg.listen.host + "' is not a numeric IP address");
+  // Pairs of bounds that were silently raised to each other.
+  if (cfg.eject_max < cfg.eject_time)
+    throw config_error("--eject-max: shorter than --eject-time (" + core::format_duration(cfg.eject_max) + " < " +
+                       core::format_duration(cfg.eject_time) + ")");
+  if (cfg.dns_max_ttl < cfg.dns_min_ttl)
+    throw config_error("--dns-max-ttl: shorter than --dns-min-ttl (" + core::format_duration(cfg.dns_max_ttl) + " < " +
+                       core::format_duration(cfg.dns_min_ttl) + ")");
   const bool tls = net::tls_terminator::wanted(cfg);
   if (cfg.redirect_http && !tls)
     throw config_error("--redirect-http: needs TLS on the listener (--tls-cert and --tls-key, or --tls self-signed)");

@@ -768,11 +768,16 @@ const std::vector<flag_spec>& flags() {
          c.jwt_audience = std::string(v);
          return true;
        }},
-      {"--jwt-leeway", "DURATION", "clock skew allowed on exp and nbf", show_duration(&config::jwt_leeway),
+      {"--jwt-leeway", "DURATION", "clock skew allowed on exp and nbf (whole seconds)", show_duration(&config::jwt_leeway),
        [](config& c, std::string_view v, std::string& err) {
          auto d = parse_duration(v);
          if (!d) {
            err = "expected a duration like 30s";
+           return false;
+         }
+         // exp and nbf are whole seconds (RFC 7519 NumericDate); so is the leeway.
+         if (*d % std::chrono::seconds(1) != std::chrono::nanoseconds(0)) {
+           err = "expected whole seconds, like 30s";
            return false;
          }
          c.jwt_leeway = *d;

@@ -112,6 +112,15 @@ TEST_CASE("start-up: a bad listen address, API key, key file or backend URL exit
   });
 }
 
+TEST_CASE("start-up: bounds given the wrong way round exit 2 naming the flag instead of being raised silently",
+          "[integration][startup]") {
+  check_refused_alike({
+      {{"--eject-time", "5s", "--eject-max", "1s"}, "--eject-max: shorter than --eject-time (1s < 5s)"},
+      {{"--dns-min-ttl", "2m", "--dns-max-ttl", "30s"}, "--dns-max-ttl: shorter than --dns-min-ttl (30s < 120s)"},
+      {{"--jwt-leeway", "500ms"}, "--jwt-leeway: invalid value '500ms': expected whole seconds, like 30s"},
+  });
+}
+
 TEST_CASE("start-up: a route prefix or validation route no normalized path can match exits 2 naming the flag and "
           "the value",
           "[integration][startup]") {
