@@ -110,7 +110,7 @@ namespace gateway::app {
 // reloads so that a member keeps its health and counts. Any thread.
 class member_registry {
  public:
-  static constexpr std::size_t max_entries = 1024;
+  static constexpr std::size_t max_entries = max_backend_members;
   // The states of `members` under `route`, in their order, created on first
   // use (and those no pipeline holds any more forgotten). Throws
   // std::length_error past max_entries members in all.

@@ -122,7 +122,8 @@ std::vector<route_settings> compile_routes(const core::config& cfg) {
 
 // Every member of a backend group parses (names are resolved apart);
 // config_error naming `what` (the flag or the route) when one does not.
-void check_group(const std::string& list, const std::string& what) {
+// Returns the number of members.
+std::size_t check_group(const std::string& list, const std::string& what) {
   std::vector<core::backend_member> members;
   if (std::string err; !core::parse_backend_list(list, members, err)) throw config_error(what + ": " + err);
   try {
@@ -130,11 +131,16 @@ void check_group(const std::string& list, const std::string& what) {
   } catch (const std::invalid_argument& e) {
     throw config_error(what + ": " + e.what());
   }
+  return members.size();
 }
 
 void check_backends(const core::config& cfg) {
-  if (!cfg.backend.empty()) check_group(cfg.backend, "--backend");
-  for (const auto& r : cfg.routes) check_group(r.backend, "route " + r.prefix);
+  std::size_t members = 0;
+  if (!cfg.backend.empty()) members += check_group(cfg.backend, "--backend");
+  for (const auto& r : cfg.routes) members += check_group(r.backend, "route " + r.prefix);
+  if (members > max_backend_members)
+    throw config_error("--backend, --route: " + std::to_string(members) + " backend group members in all, more than " +
+                       std::to_string(max_backend_members));
 }
 
 // The host names of one backend list (a malformed list has none here: its

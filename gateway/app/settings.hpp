@@ -28,6 +28,10 @@ struct config_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Backend group members in all (--backend's and every route's): each has a
+// state and /metrics series kept across reloads (member_registry).
+inline constexpr std::size_t max_backend_members = 1024;
+
 // What one configured route needs besides its config: its header rules and
 // CORS policy, checked and compiled once.
 struct route_settings {

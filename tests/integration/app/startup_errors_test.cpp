@@ -112,6 +112,20 @@ TEST_CASE("start-up: a bad listen address, API key, key file or backend URL exit
   });
 }
 
+TEST_CASE(
+    "start-up: more backend group members in all than the gateway keeps states for exit 2, as --check-config says",
+    "[integration][startup]") {
+  // 33 routes of 32 members (each route's most): 1,056 and /api/'s, past the 1,024 member states kept across reloads.
+  std::vector<std::string> args;
+  for (int r = 0; r < 33; ++r) {
+    std::string list = "/r" + std::to_string(r) + "/=";
+    for (int m = 0; m < 32; ++m)
+      list += (m ? ",http://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(20000 + r * 32 + m);
+    args.insert(args.end(), {"--route", list});
+  }
+  check_refused_alike({{args, " backend group members in all, more than 1024"}});
+}
+
 TEST_CASE("start-up: bounds given the wrong way round exit 2 naming the flag instead of being raised silently",
           "[integration][startup]") {
   check_refused_alike({
