@@ -1,6 +1,8 @@
 #include "gateway/core/units.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 
 #include "gateway/core/ascii.hpp"
 
@@ -55,7 +57,11 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   else return std::nullopt;
   double bytes = v * scale;
   if (bytes > 1.8e19) return std::nullopt;
-  return static_cast<std::uint64_t>(bytes);
+  // A size is whole bytes: "1.5MiB" is, "1.5" is not (it was cut to 1 byte).
+  // Rounding, not cutting, absorbs the binary fraction of "0.3MB".
+  const double whole = std::round(bytes);
+  if (std::fabs(bytes - whole) > 1e-9 * std::max(1.0, bytes)) return std::nullopt;
+  return static_cast<std::uint64_t>(whole);
 }
 
 std::string format_duration(std::chrono::nanoseconds d) {

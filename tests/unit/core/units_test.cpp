@@ -35,5 +35,11 @@ TEST_CASE("sizes parse binary and decimal units", "[unit][core]") {
   CHECK(parse_size("4096") == 4096u);
   CHECK_FALSE(parse_size("ten"));
   CHECK_FALSE(parse_size("10XB"));
+  // Whole bytes only: a fraction of a unit is fine where it makes whole bytes.
+  CHECK(parse_size("1.5MiB") == 1536u * 1024);
+  CHECK(parse_size("0.3MB") == 300'000u);
+  CHECK(parse_size("0.5k") == 512u);
+  CHECK_FALSE(parse_size("1.5"));
+  CHECK_FALSE(parse_size("0.1KiB"));
   CHECK(format_size(10u * 1024 * 1024) == "10MiB");
 }
