@@ -333,9 +333,9 @@ bool apply_config_text(std::string_view text, std::string_view name, config& out
           return fail.at(item.line(), "'" + m.key + "': expected a list of strings");
         // As for "routes": a prefix given twice in the file is a mistake, not a
         // replacement (a --route flag replaces a route of the file; see add_route).
-        if (flag == "--route" && is_route_given(out, text_value.substr(0, text_value.find('='))))
-          return fail.at(item.line(),
-                         "route '" + route_prefix(text_value.substr(0, text_value.find('='))) + "' is given twice");
+        if (const auto prefix = std::string_view(text_value).substr(0, text_value.find('='));
+            flag == "--route" && is_route_given(out, prefix))
+          return fail.at(item.line(), "route '" + route_prefix(prefix) + "' is given twice");
         res = apply_setting(flag, text_value, out, why);
         if (res == apply_result::bad_value)
           return fail.at(item.line(), "'" + m.key + "': invalid value '" + text_value + "': " + why);

@@ -488,11 +488,12 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
   if (req.version_minor == 1 && host_count != 1)
     return fail(400, host_count == 0 ? "missing Host header" : "duplicate Host header");
   if (host_count > 1) return fail(400, "duplicate Host header");
+  // A host and port, or an IP literal in brackets ('/' and '@' are not tchars).
+  const auto host_byte = [](unsigned char c) { return is_tchar(c) || c == ':' || c == '[' || c == ']'; };
   if (host_count == 1) {
     if (host_value.empty()) return fail(400, "empty Host header");
     for (unsigned char c : host_value)
-      if (!(is_tchar(c) || c == ':' || c == '[' || c == ']') || c == '/' || c == '@')
-        return fail(400, "invalid Host header");
+      if (!host_byte(c)) return fail(400, "invalid Host header");
   }
   // absolute-form: the target's authority is the request's host and the
   // Host field is ignored (RFC 9112 section 3.2.2), so routing, the log and
@@ -500,13 +501,14 @@ head_result request_parser::parse_head(std::string_view buf, request& req, const
   // in the request line. The field keeps its place in the head.
   if (!target_authority.empty()) {
     for (unsigned char c : target_authority)
-      if (!(is_tchar(c) || c == ':' || c == '[' || c == ']')) return fail(400, "invalid authority in request target");
+      if (!host_byte(c)) return fail(400, "invalid authority in request target");
     bool replaced = false;
-    for (auto& f : req.headers)
-      if (!replaced && iequals(f.name, "host")) {
-        f.value = target_authority;
-        replaced = true;
-      }
+    for (auto& f : req.headers) {
+      if (!iequals(f.name, "host")) continue;
+      f.value = target_authority;  // the one Host field (more were refused above)
+      replaced = true;
+      break;
+    }
     if (!replaced) req.headers.add("Host", target_authority);
   }
 
