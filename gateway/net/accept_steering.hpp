@@ -12,11 +12,14 @@
 // other one wakes a worker that has gone cold, often on the other CPU.
 //
 // With more connections open, a second program returns an index outside the
-// group, which makes the kernel fall back to that hash: a burst of clients
-// that all happen to run on one CPU (one load generator thread opening a
-// thousand keep-alive connections) is spread evenly instead of piling onto
-// one worker. The switch has hysteresis (see the constants below) and costs
-// one setsockopt; between switches, update() is a few relaxed loads.
+// group, which makes the kernel fall back to that hash, so clients that open
+// connections from one CPU over time spread over the workers. The switch has
+// hysteresis (see the constants below) and costs one setsockopt; between
+// switches, update() is a few relaxed loads. It reacts to connections
+// accepted, not to SYNs: a burst (a client pool opening its connections at
+// once) is in one listener's queue before the switch, and the worker that
+// accepts it hands what it holds beyond its share to the others
+// (worker::place).
 //
 // Where the kernel refuses the programs (no SO_ATTACH_REUSEPORT_CBPF, a
 // seccomp filter), the group keeps the kernel's hash throughout.

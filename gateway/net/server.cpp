@@ -40,7 +40,7 @@ server::server(const core::config& cfg, const chain_factory& make_chain, std::sh
   }
   if (n > 1) {
     steering_ = std::make_unique<accept_steering>(workers_.front()->listener_fd(), stats());
-    for (auto& w : workers_) w->set_steering(steering_.get());
+    for (auto& w : workers_) w->set_steering(steering_.get(), workers_);
   }
   if (cfg_.redirect_http) {
     asio::ip::tcp::endpoint rep(address, *cfg_.redirect_http);

@@ -6,10 +6,12 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -80,8 +82,13 @@ class worker {
   // current certificates (the terminator outlives the worker).
   void set_tls(const tls_terminator* tls) noexcept { tls_ = tls; }
   // The listener group's steering (net/accept_steering.hpp), told of every
-  // connection opened or closed; null with one worker.
-  void set_steering(accept_steering* s) noexcept { steering_ = s; }
+  // connection opened or closed, and all the server's workers (this one
+  // among them), to which a worker hands connections it accepted beyond its
+  // share (place()); with one worker there is neither.
+  void set_steering(accept_steering* s, std::span<const std::unique_ptr<worker>> all) noexcept {
+    steering_ = s;
+    peers_ = all;
+  }
   int listener_fd() noexcept { return acceptor_->native_handle(); }
   // --redirect-http (one worker): a plain listener on `ep` answering every
   // request with 308 to https on `https_port` (net/redirect_http.hpp).
@@ -138,6 +145,22 @@ class worker {
   asio::awaitable<void> redirect_one(asio::ip::tcp::socket s);
   asio::awaitable<bool> read_redirect_head(asio::ip::tcp::socket& s, std::string& head);
   void admit(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer);
+  // A connection this worker accepted outside a drain: served here, or
+  // handed to a worker with clearly fewer connections.
+  void place(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer);
+  // The worker with the fewest connections (open, and handed to it but not
+  // yet taken) if it has at least handoff_margin fewer than this one and
+  // more than the steering's by-CPU share are open in all; else null.
+  worker* lighter_peer() const noexcept;
+  // Open connections plus those handed to this worker and not yet taken
+  // (any thread; relaxed reads, a heuristic).
+  std::int64_t load() const noexcept;
+  // On the accepting worker's thread: moves the socket's descriptor to this
+  // worker (a post to its io_context). False, the socket untouched, when
+  // this worker has begun to drain.
+  bool hand_in(asio::ip::tcp::socket& socket, const asio::ip::tcp::endpoint& peer);
+  // On this worker's thread: serves a descriptor handed in.
+  void take_handed(int fd, const asio::ip::tcp::endpoint& peer);
   void reserve_descriptor_states();
   void refuse(asio::ip::tcp::socket& s) noexcept;
   void begin_drain();
@@ -165,6 +188,11 @@ class worker {
   // Connections accepted per turn of the accept loop (one asynchronous
   // accept, then synchronous ones until the listen queue is empty).
   static constexpr std::size_t accept_batch = 256;
+  // How many more connections than the lightest worker an accepting worker
+  // must hold before it hands one over: 2 keeps a lone client that opens one
+  // connection after another (the previous one still closing) on the worker
+  // its CPU steered it to.
+  static constexpr std::int64_t handoff_margin = 2;
   // Asio's reactor keeps one descriptor_state (168 bytes) for every socket
   // open at once, in a pool it grows one at a time as sockets arrive and
   // never shrinks. Grown that way, each lands among the blocks of the
@@ -189,6 +217,15 @@ class worker {
   std::optional<asio::ip::tcp::acceptor> acceptor_;
   const tls_terminator* tls_ = nullptr;
   accept_steering* steering_ = nullptr;
+  std::span<const std::unique_ptr<worker>> peers_;
+  // Connections handed to this worker whose post has not run yet.
+  std::atomic<std::int64_t> arriving_{0};
+  // Other workers inside hand_in() for this worker (the low bits), and
+  // handoff_closed once this worker began to drain: begin_drain waits for
+  // the count to reach zero, so every post made inside runs before the
+  // io_context can run dry, and no hand-off starts after it.
+  static constexpr std::uint32_t handoff_closed = 1u << 31;
+  std::atomic<std::uint32_t> handoff_gate_{0};
   std::optional<asio::ip::tcp::acceptor> redirect_acceptor_;
   std::uint16_t https_port_ = 0;
   std::size_t redirect_open_ = 0;  // redirect connections being answered

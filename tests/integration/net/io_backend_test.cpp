@@ -9,12 +9,14 @@
 
 #include <csignal>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/cpu_pin.hpp"
 #include "tests/support/test_server.hpp"
 
 using namespace gateway;
@@ -70,6 +72,44 @@ TEST_CASE("io backend: --io-backend epoll serves a proxied request on epoll", "[
 TEST_CASE("io backend: --io-backend io_uring serves a proxied request on io_uring", "[integration][io_uring]") {
   const std::string err = serve_proxied_requests({gateway_bin, "--io-backend", "io_uring"});
   CHECK(err.find("gateway: I/O backend: io_uring\n") != std::string::npos);
+}
+
+TEST_CASE("io backend: on io_uring a burst of connections from one CPU is shared by both workers and all answered",
+          "[integration][io_uring]") {
+  // The burst lands on the listener of the client's CPU (net/accept_steering.hpp);
+  // the worker that accepts it hands the descriptors beyond its share to the
+  // other worker's ring (net/worker.cpp, place()).
+  test::recording_backend backend;
+  backend.set_script([](const test::recorded_request&) { return test::reply{test::ok_response("from the backend")}; });
+  test::child_process gw({gateway_bin, "--io-backend", "io_uring", "--listen", "127.0.0.1:0", "--threads", "2",
+                          "--backend", backend.url(), "--api-key", "k", "--rate-limit", "100000/min"});
+  const auto listening = gw.wait_for_line("listening on", true, 10s);
+  INFO("stderr: " << gw.err());
+  REQUIRE(listening);
+  const auto port = static_cast<std::uint16_t>(test::port_after_listening_on(*listening));
+  {
+    const std::vector<int> cpus = test::allowed_cpus();
+    REQUIRE(!cpus.empty());
+    const test::pinned on(cpus.front());
+    REQUIRE(on.ok());
+    std::vector<std::unique_ptr<test::raw_client>> held;
+    for (int i = 0; i < 64; ++i) held.push_back(std::make_unique<test::raw_client>(port, 5000ms));
+    // One request at a time: a worker that serves any of them keeps one
+    // upstream connection for all of its share.
+    for (auto& c : held) {
+      REQUIRE(c->send(test::make_request("GET", "/api/through", {}, "X-API-Key: k\r\n")));
+      const auto r = c->read_response();
+      REQUIRE(r);
+      CHECK(r->status == 200);
+      CHECK(r->body == "from the backend");
+    }
+  }
+  CHECK(backend.requests().size() == 64);
+  CHECK(backend.connections_accepted() == 2);
+  gw.signal(SIGTERM);
+  const auto status = gw.wait_exit(15s);
+  REQUIRE(status);
+  CHECK(*status == 0);
 }
 
 namespace {
