@@ -6,8 +6,11 @@
 # configures it, loaded by wrk (-t2, one source address) in alternating order
 # (epoll, io_uring, nginx) for each connection count, round after round. Per
 # run: req/s, p99, errors (socket errors, timeouts, non-2xx) and the server's
-# CPU per request from /proc/PID/stat (all its threads; nginx: its workers).
-# Prints every run and the medians across rounds.
+# CPU per request from /proc/PID/stat (all its threads; nginx: its workers),
+# and the share of the machine's two cores left idle during the run
+# (/proc/stat idle + iowait): in a closed loop an idle core means every
+# program was asleep with requests in flight. Prints every run and the
+# medians across rounds.
 #
 #   loadtest/uring_ab.sh [--rounds N] [--duration D] [--connections "100 2000"]
 #                        [--variant NAME=FLAGS]...
@@ -88,18 +91,23 @@ ticks() {
   echo "$t"
 }
 hz=$(getconf CLK_TCK)
+# Idle + iowait ticks and all ticks of the whole machine (/proc/stat's cpu line).
+machine() { awk '/^cpu /{t=0; for (i=2;i<=NF;i++) t+=$i; print $5+$6, t; exit}' /proc/stat; }
 
 results="$tmp/results"
 : >"$results"
-printf '%-6s %-6s %-6s %10s %10s %10s %8s\n' round conns system req/s p99_ms cpu_us/req errors
+printf '%-6s %-6s %-6s %10s %10s %10s %8s %7s\n' round conns system req/s p99_ms cpu_us/req errors idle%
 for r in $(seq 1 "$rounds"); do
   for c in $conns_list; do
     for s in "${names[@]}" nginx; do
       url="http://127.0.0.1:${port_of[$s]}/api/items"
       wrk -t2 -c"$c" -d1s -H 'X-API-Key: loadtest-key' "$url" >/dev/null 2>&1 || true  # warm-up
       t0=$(ticks "${pid_of[$s]}")
+      read -r i0 a0 < <(machine)
       out=$(wrk -t2 -c"$c" -d"$duration" --timeout 2s --latency -H 'X-API-Key: loadtest-key' "$url")
       t1=$(ticks "${pid_of[$s]}")
+      read -r i1 a1 < <(machine)
+      idle=$(awk -v i="$((i1 - i0))" -v a="$((a1 - a0))" 'BEGIN{printf "%.1f", a ? 100*i/a : 0}')
       line=$(python3 - "$out" "$((t1 - t0))" "$hz" <<'PY'
 import re, sys
 out, dt, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -117,8 +125,8 @@ print(f"{rps:.0f} {p99:.2f} {cpu:.2f} {err}")
 PY
 )
       read -r rps p99 cpu err <<<"$line"
-      printf '%-6s %-6s %-6s %10s %10s %10s %8s\n' "$r" "$c" "$s" "$rps" "$p99" "$cpu" "$err"
-      echo "$c $s $rps $p99 $cpu $err" >>"$results"
+      printf '%-6s %-6s %-6s %10s %10s %10s %8s %7s\n' "$r" "$c" "$s" "$rps" "$p99" "$cpu" "$err" "$idle"
+      echo "$c $s $rps $p99 $cpu $err $idle" >>"$results"
     done
   done
 done
@@ -127,12 +135,12 @@ echo "medians of $rounds rounds (wrk -t2 -d$duration, one source address):"
 python3 - "$results" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-print(f"| connections | system | req/s | p99 ms | CPU us/req | errors (all rounds) |")
-print(f"|---|---|---|---|---|---|")
+print(f"| connections | system | req/s | p99 ms | CPU us/req | machine idle % | errors (all rounds) |")
+print(f"|---|---|---|---|---|---|---|")
 for c in dict.fromkeys(r[0] for r in rows):
     for s in dict.fromkeys(r[1] for r in rows):
         rr = [r for r in rows if r[0] == c and r[1] == s]
         med = lambda i: statistics.median(float(r[i]) for r in rr)
         name = {"epoll": "gateway, epoll", "uring": "gateway, io_uring", "nginx": "nginx"}.get(s, "gateway, " + s)
-        print(f"| {int(c):,} | {name} | {med(2):,.0f} | {med(3):.2f} | {med(4):.2f} | {sum(int(r[5]) for r in rr)} |")
+        print(f"| {int(c):,} | {name} | {med(2):,.0f} | {med(3):.2f} | {med(4):.2f} | {med(6):.1f} | {sum(int(r[5]) for r in rr)} |")
 PY
