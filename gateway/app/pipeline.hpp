@@ -2,9 +2,11 @@
 // The request's way through the gateway, in the order it happens. This is
 // the one place it is told: the code in pipeline.cpp builds what it says.
 //
-//   1. net/worker       accept on the worker's own listener (SO_REUSEPORT, so
-//                       a connection never changes threads; which worker:
-//                       net/accept_steering.hpp); over
+//   1. net/worker       accept on the worker's own listener (SO_REUSEPORT;
+//                       which worker: net/accept_steering.hpp); a worker
+//                       holding 2 or more connections beyond the lightest
+//                       hands the descriptor to it before any I/O, and the
+//                       connection stays on that thread; over
 //                       --max-connections: a canned 503 with Retry-After
 //      net/connection   with --proxy-protocol, first the PROXY v1/v2 header
 //                       (net/proxy_protocol.hpp) within --header-timeout:

@@ -143,7 +143,7 @@ void worker::open_listener(const asio::ip::tcp::endpoint& ep, port_sharing share
   acceptor_->open(ep.protocol());
   acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
   // One listening socket per worker on the same port: the kernel spreads
-  // new connections across them, and no accept is ever handed between threads.
+  // new connections across them (and place() evens out what it does not).
   // A socket binding with SO_REUSEPORT would join any listener of the same
   // user on that port (another gateway still running, which would then take
   // a share of the connections); the first socket binds without it, which
