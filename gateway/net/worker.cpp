@@ -460,6 +460,9 @@ bool worker::hand_in(asio::ip::tcp::socket& socket, const asio::ip::tcp::endpoin
 
 void worker::take_handed(int fd, const asio::ip::tcp::endpoint& peer) {
   arriving_.fetch_sub(1, std::memory_order_relaxed);
+  // The descriptor's state comes from this worker's pool, grown ahead as
+  // for the connections it accepts itself.
+  reserve_descriptor_states();
   asio::ip::tcp::socket socket(io_);
   std::error_code ec;
   socket.assign(peer.protocol(), fd, ec);
