@@ -45,15 +45,23 @@ bool one_connection(std::uint16_t port) {
   return r && r->status == 200;
 }
 
-}  // namespace
-
-TEST_CASE("with few connections open a client's connections all go to the worker at its CPU", "[integration][net]") {
-  test::running_server srv(test::test_config());
+// The test server's two workers, with the steering programs taken by the
+// kernel; the first CPU the test's thread may run on.
+int require_steering(test::running_server& srv) {
   REQUIRE(srv.server().worker_count() == 2);
   REQUIRE(srv.server().steering() != nullptr);
   REQUIRE(srv.server().steering()->active());
   const std::vector<int> cpus = test::allowed_cpus();
   REQUIRE(!cpus.empty());
+  return cpus.front();
+}
+
+}  // namespace
+
+TEST_CASE("with few connections open a client's connections all go to the worker at its CPU", "[integration][net]") {
+  test::running_server srv(test::test_config());
+  require_steering(srv);
+  const std::vector<int> cpus = test::allowed_cpus();
   // Two CPUs of different parity where the machine has them, so both
   // workers are expected to be chosen once.
   std::vector<int> tried{cpus.front()};
@@ -79,11 +87,8 @@ TEST_CASE("with few connections open a client's connections all go to the worker
 TEST_CASE("with many connections open new ones are spread over both workers and steering returns when they close",
           "[integration][net]") {
   test::running_server srv(test::test_config());
-  REQUIRE(srv.server().steering() != nullptr);
-  REQUIRE(srv.server().steering()->active());
-  const std::vector<int> cpus = test::allowed_cpus();
-  REQUIRE(!cpus.empty());
-  const test::pinned on(cpus.front());
+  const int cpu = require_steering(srv);
+  const test::pinned on(cpu);
   REQUIRE(on.ok());
   CHECK(srv.server().steering()->by_cpu_now());
   const auto before = accepted(srv);
@@ -109,7 +114,7 @@ TEST_CASE("with many connections open new ones are spread over both workers and 
   const auto again = accepted(srv);
   for (int i = 0; i < 10; ++i) REQUIRE(one_connection(srv.port()));
   const auto last = accepted(srv);
-  const std::size_t expected = static_cast<std::size_t>(cpus.front()) % 2;
+  const std::size_t expected = static_cast<std::size_t>(cpu) % 2;
   CHECK(last[expected] - again[expected] == 10);
 }
 
@@ -118,12 +123,7 @@ TEST_CASE("a burst of connections from one CPU ends up evenly over both workers"
   // steering still follows the CPU (few connections open), faster than that
   // worker accepts; it hands what it holds beyond its share to the other.
   test::running_server srv(test::test_config());
-  REQUIRE(srv.server().worker_count() == 2);
-  REQUIRE(srv.server().steering() != nullptr);
-  REQUIRE(srv.server().steering()->active());
-  const std::vector<int> cpus = test::allowed_cpus();
-  REQUIRE(!cpus.empty());
-  const test::pinned on(cpus.front());
+  const test::pinned on(require_steering(srv));
   REQUIRE(on.ok());
   REQUIRE(srv.server().steering()->by_cpu_now());
   constexpr int burst = 64;
