@@ -400,10 +400,9 @@ void worker::admit(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& 
 // steering picks the worker by the CPU that sent the SYN, and the whole
 // burst is in that worker's listen queue before it has accepted enough to
 // switch the group to the hash. Served where they landed, the other worker
-// would idle while this one does everything (at 100 connections, 30 % more
-// CPU per request and 15 % fewer requests per second). Handing each
-// connection beyond the margin to the lightest worker keeps the counts even
-// whichever way the connections arrived.
+// would idle while this one does everything (docs/perf/results.md has what
+// that cost). Handing each connection beyond the margin to the lightest
+// worker keeps the counts even whichever way the connections arrived.
 void worker::place(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer) {
   if (worker* to = lighter_peer(); to != nullptr && to->hand_in(socket, peer)) return;
   admit(std::move(socket), peer);
@@ -433,29 +432,36 @@ worker* worker::lighter_peer() const noexcept {
 }
 
 bool worker::hand_in(asio::ip::tcp::socket& socket, const asio::ip::tcp::endpoint& peer) {
-  if (handoff_gate_.fetch_add(1, std::memory_order_acq_rel) & handoff_closed) {
-    handoff_gate_.fetch_sub(1, std::memory_order_release);
-    return false;
-  }
+  // Leaves the gate on every way out (begin_drain waits for it), a failed
+  // post's exception included.
+  struct inside_gate {
+    std::atomic<std::uint32_t>& gate;
+    ~inside_gate() { gate.fetch_sub(1, std::memory_order_release); }
+  };
+  const bool closed = (handoff_gate_.fetch_add(1, std::memory_order_acq_rel) & handoff_closed) != 0;
+  const inside_gate leave{handoff_gate_};
+  if (closed) return false;
   std::error_code ec;
   const int fd = socket.release(ec);
-  if (!ec) {
-    arriving_.fetch_add(1, std::memory_order_relaxed);
-    // The descriptor is closed if the post is destroyed without running
-    // (it cannot be while the gate is open: see begin_drain).
-    struct owned_fd {
-      int fd;
-      explicit owned_fd(int f) : fd(f) {}
-      owned_fd(owned_fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-      owned_fd& operator=(owned_fd&&) = delete;
-      ~owned_fd() {
-        if (fd >= 0) ::close(fd);
-      }
-    };
+  if (ec) return false;
+  // The descriptor is closed if the post is destroyed without running (it
+  // cannot be while the gate is open: see begin_drain) or cannot be made.
+  struct owned_fd {
+    int fd;
+    explicit owned_fd(int f) : fd(f) {}
+    owned_fd(owned_fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+    owned_fd& operator=(owned_fd&&) = delete;
+    ~owned_fd() {
+      if (fd >= 0) ::close(fd);
+    }
+  };
+  arriving_.fetch_add(1, std::memory_order_relaxed);
+  try {
     asio::post(io_, [this, held = owned_fd(fd), peer]() mutable { take_handed(std::exchange(held.fd, -1), peer); });
+  } catch (...) {
+    arriving_.fetch_sub(1, std::memory_order_relaxed);  // out of memory: the connection is closed
   }
-  handoff_gate_.fetch_sub(1, std::memory_order_release);
-  return !ec;
+  return true;
 }
 
 void worker::take_handed(int fd, const asio::ip::tcp::endpoint& peer) {

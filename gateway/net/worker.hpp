@@ -157,7 +157,7 @@ class worker {
   std::int64_t load() const noexcept;
   // On the accepting worker's thread: moves the socket's descriptor to this
   // worker (a post to its io_context). False, the socket untouched, when
-  // this worker has begun to drain.
+  // this worker has begun to drain (or the socket could not be released).
   bool hand_in(asio::ip::tcp::socket& socket, const asio::ip::tcp::endpoint& peer);
   // On this worker's thread: serves a descriptor handed in.
   void take_handed(int fd, const asio::ip::tcp::endpoint& peer);
