@@ -3,9 +3,10 @@
 // the one place it is told: the code in pipeline.cpp builds what it says.
 //
 //   1. net/worker       accept on the worker's own listener (SO_REUSEPORT;
-//                       which worker: net/accept_steering.hpp); a worker
-//                       holding 2 or more connections beyond the lightest
-//                       hands the descriptor to it before any I/O, and the
+//                       which worker: net/accept_steering.hpp); of a burst
+//                       found queued, a worker holding 2 or more
+//                       connections beyond the lightest hands the
+//                       descriptor to it before any I/O, and the
 //                       connection stays on that thread; over
 //                       --max-connections: a canned 503 with Retry-After
 //      net/connection   with --proxy-protocol, first the PROXY v1/v2 header

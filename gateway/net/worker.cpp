@@ -143,7 +143,7 @@ void worker::open_listener(const asio::ip::tcp::endpoint& ep, port_sharing share
   acceptor_->open(ep.protocol());
   acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
   // One listening socket per worker on the same port: the kernel spreads
-  // new connections across them (and place() evens out what it does not).
+  // new connections across them (and place() evens out a burst).
   // A socket binding with SO_REUSEPORT would join any listener of the same
   // user on that port (another gateway still running, which would then take
   // a share of the connections); the first socket binds without it, which
@@ -283,7 +283,7 @@ asio::awaitable<void> worker::accept_loop() {
       continue;
     }
     delay = std::chrono::milliseconds(10);
-    place(std::move(socket), peer);
+    admit(std::move(socket), peer);
     // Take what else is queued now, without waiting: this loop gets one turn
     // per pass of the io_context's queue, and with a thousand connections
     // ready a pass is long, so one accept per turn would leave a burst of
@@ -402,7 +402,9 @@ void worker::admit(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& 
 // switch the group to the hash. Served where they landed, the other worker
 // would idle while this one does everything (docs/perf/results.md has what
 // that cost). Handing each connection beyond the margin to the lightest
-// worker keeps the counts even whichever way the connections arrived.
+// worker keeps the counts even whichever way the connections arrived. Only
+// connections found queued come here: one at a time, the steering's choice
+// and the kernel's hash stand, and no descriptor moves between threads.
 void worker::place(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer) {
   if (worker* to = lighter_peer(); to != nullptr && to->hand_in(socket, peer)) return;
   admit(std::move(socket), peer);

@@ -145,8 +145,9 @@ class worker {
   asio::awaitable<void> redirect_one(asio::ip::tcp::socket s);
   asio::awaitable<bool> read_redirect_head(asio::ip::tcp::socket& s, std::string& head);
   void admit(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer);
-  // A connection this worker accepted outside a drain: served here, or
-  // handed to a worker with clearly fewer connections.
+  // A connection found queued behind the one the accept loop waited for (a
+  // burst), outside a drain: served here, or handed to a worker with
+  // clearly fewer connections.
   void place(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer);
   // The worker with the fewest connections (open, and handed to it but not
   // yet taken) if it has at least handoff_margin fewer than this one and
