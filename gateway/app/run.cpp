@@ -9,6 +9,7 @@
 
 #include "gateway/app/instance.hpp"
 #include "gateway/core/memory.hpp"
+#include "gateway/core/units.hpp"
 #include "gateway/net/io_backend.hpp"
 
 namespace gateway::app {
@@ -110,6 +111,14 @@ int run(const core::config& cfg) {
     std::fprintf(stderr,
                  "gateway: WARNING: --upstream-insecure: certificates of https:// backends are NOT verified; "
                  "for development only\n");
+  // Allowed (a test may want a small budget beside the default limit), but
+  // in production every body between the two gets 503 with Retry-After,
+  // which no retry cures: --max-body's 413 says what is wrong.
+  if (c.body_budget < c.max_body)
+    std::fprintf(stderr,
+                 "gateway: WARNING: --body-budget %s is smaller than --max-body %s: every body between the two gets "
+                 "503, however often it is sent\n",
+                 core::format_size(c.body_budget).c_str(), core::format_size(c.max_body).c_str());
   if (c.rate_limit_enabled && !c.rate_limit_store.empty() && c.rate_limit_key == "api-key" &&
       c.rate_limit_store_secret.empty())
     std::fprintf(stderr,

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "gateway/core/ascii.hpp"
 #include "gateway/core/backend_list.hpp"
 #include "gateway/core/units.hpp"
 #include "gateway/net/tls_context.hpp"
@@ -126,8 +127,26 @@ std::vector<route_settings> compile_routes(const core::config& cfg) {
 std::size_t check_group(const std::string& list, const std::string& what) {
   std::vector<core::backend_member> members;
   if (std::string err; !core::parse_backend_list(list, members, err)) throw config_error(what + ": " + err);
+  // One backend spelled two ways ("HOST:021100" and "HOST:21100", a name in
+  // two cases, a default port written and left out) would be two members
+  // with twice the weight, where parse_backend_list's check sees two URLs.
+  struct seen {
+    bool tls;
+    std::string host;  // the name, or the address as Asio writes it
+    std::uint16_t port;
+  };
+  std::vector<seen> seen_members;
   try {
-    for (const auto& m : members) proxy::parse_backend_url(m.url);
+    for (const auto& m : members) {
+      const auto a = proxy::parse_backend_url(m.url);
+      seen s{a.tls, a.host.empty() ? a.endpoint.address().to_string() : a.host, a.port};
+      for (std::size_t i = 0; i < seen_members.size(); ++i) {
+        const auto& o = seen_members[i];
+        if (o.tls == s.tls && o.port == s.port && core::iequals_ascii(o.host, s.host))
+          throw config_error(what + ": '" + members[i].url + "' and '" + m.url + "' are the same backend");
+      }
+      seen_members.push_back(std::move(s));
+    }
   } catch (const std::invalid_argument& e) {
     throw config_error(what + ": " + e.what());
   }

@@ -37,7 +37,14 @@ bool parse_listen(std::string_view s, listen_address& out, std::string& err) {
     return false;
   }
   std::string_view host = s.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    // "::1:8080" reads as the address ::1 and port 8080 and as the address
+    // ::1:8080 with no port: the brackets say which.
+    err = "an IPv6 address goes in brackets, like [::1]:8080";
+    return false;
+  }
   std::uint64_t port = 0;
   if (!parse_uint(s.substr(colon + 1), port) || port > 65535) {
     err = "port must be a number from 0 to 65535";

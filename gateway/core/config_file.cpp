@@ -59,8 +59,13 @@ bool read_bool(const json::member& m, bool& out, file_error& fail) {
 
 bool read_duration(const json::member& m, std::optional<std::chrono::nanoseconds>& out, file_error& fail) {
   std::optional<std::chrono::nanoseconds> d;
+  // A number is seconds, as for the top-level durations (which go through
+  // their flags' parsers).
   if (m.value.is_string()) d = parse_duration(m.value.as_string());
-  if (!d || d->count() <= 0) return fail.at(m.value.line(), "'" + m.key + "': expected a duration like \"5s\"");
+  else if (m.value.is_number())
+    d = parse_duration(m.value.number_text());
+  if (!d || d->count() <= 0)
+    return fail.at(m.value.line(), "'" + m.key + "': expected a duration like \"5s\" (a number: seconds)");
   out = d;
   return true;
 }

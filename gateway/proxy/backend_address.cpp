@@ -24,6 +24,7 @@ backend_address parse_backend_url(std::string_view url) {
   if (rest.empty()) bad(url, "missing host");
 
   std::string_view host, port_text;
+  bool port_given = false;  // a ':' after the host, so a port must follow
   if (rest.front() == '[') {
     auto close = rest.find(']');
     if (close == std::string_view::npos) bad(url, "unterminated IPv6 address");
@@ -32,16 +33,24 @@ backend_address parse_backend_url(std::string_view url) {
     if (!after.empty()) {
       if (after.front() != ':') bad(url, "expected ':' after the IPv6 address");
       port_text = after.substr(1);
+      port_given = true;
     }
   } else {
+    // "http://::1:8080" could be ::1 port 8080 or ::1:8080 on the default
+    // port (and its Host field would be neither): RFC 3986 section 3.2.2
+    // puts an IPv6 address in brackets.
+    if (rest.find(':') != rest.rfind(':')) bad(url, "an IPv6 address goes in brackets, like http://[::1]:8080");
     auto colon = rest.rfind(':');
     host = rest.substr(0, colon);
-    if (colon != std::string_view::npos) port_text = rest.substr(colon + 1);
+    if (colon != std::string_view::npos) {
+      port_text = rest.substr(colon + 1);
+      port_given = true;
+    }
   }
   if (host.empty()) bad(url, "missing host");
 
   std::uint16_t port = tls ? 443 : 80;
-  if (!port_text.empty() || rest.find(':') != std::string_view::npos) {
+  if (port_given) {
     unsigned value = 0;
     auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
     if (port_text.empty() || ec != std::errc{} || ptr != port_text.data() + port_text.size() || value == 0 ||

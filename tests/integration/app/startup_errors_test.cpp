@@ -13,6 +13,7 @@
 #include "gateway/core/config.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/files.hpp"
+#include "tests/support/test_server.hpp"
 #include "tests/support/tls_client.hpp"
 
 using namespace gateway;
@@ -132,6 +133,46 @@ TEST_CASE("start-up: bounds given the wrong way round exit 2 naming the flag ins
       {{"--eject-time", "5s", "--eject-max", "1s"}, "--eject-max: shorter than --eject-time (1s < 5s)"},
       {{"--dns-min-ttl", "2m", "--dns-max-ttl", "30s"}, "--dns-max-ttl: shorter than --dns-min-ttl (30s < 120s)"},
       {{"--jwt-leeway", "500ms"}, "--jwt-leeway: invalid value '500ms': expected whole seconds, like 30s"},
+  });
+}
+
+TEST_CASE("start-up: a body budget smaller than the largest body is warned about, and such a body gets 503",
+          "[integration][startup]") {
+  test::child_process g(
+      {gateway_bin, "--listen", "127.0.0.1:0", "--threads", "1", "--max-body", "64KiB", "--body-budget", "32KiB"});
+  const auto listening = g.wait_for_line("listening on", true, 10s);
+  INFO("stderr: " << g.err());
+  REQUIRE(listening);
+  CHECK(g.wait_for_line(
+      "WARNING: --body-budget 32KiB is smaller than --max-body 64KiB: every body between the two gets 503", true, 5s));
+  const unsigned port = test::port_after_listening_on(*listening);
+  REQUIRE(port != 0);
+  auto r = test::http_request(static_cast<std::uint16_t>(port),
+                              test::make_request("POST", "/health", std::string(48u * 1024, 'x')));
+  REQUIRE(r);
+  CHECK(r->status == 503);
+  g.signal(SIGTERM);
+  CHECK(g.wait_exit(10s) == 0);
+  // With the budget at least the limit, no warning.
+  test::child_process quiet(
+      {gateway_bin, "--listen", "127.0.0.1:0", "--threads", "1", "--max-body", "64KiB", "--body-budget", "64KiB"});
+  REQUIRE(quiet.wait_for_line("listening on", true, 10s));
+  CHECK_FALSE(quiet.wait_for_line("--body-budget", true, 1s));
+  quiet.signal(SIGTERM);
+  CHECK(quiet.wait_exit(10s) == 0);
+}
+
+TEST_CASE("start-up: one backend written two ways in one group exits 2 instead of counting twice",
+          "[integration][startup]") {
+  check_refused_alike({
+      {{"--backend", "http://127.0.0.1:021100,http://127.0.0.1:21100"},
+       "--backend: 'http://127.0.0.1:021100' and 'http://127.0.0.1:21100' are the same backend"},
+      {{"--backend", "http://Backend.Example:80", "--backend", "http://backend.example"},
+       "--backend: 'http://Backend.Example:80' and 'http://backend.example' are the same backend"},
+      {{"--route", "/x/=https://[::1],https://[0:0::1]:443"},
+       "route /x/: 'https://[::1]' and 'https://[0:0::1]:443' are the same backend"},
+      {{"--backend", "http://::1:8080"},
+       "--backend: backend URL 'http://::1:8080': an IPv6 address goes in brackets, like http://[::1]:8080"},
   });
 }
 

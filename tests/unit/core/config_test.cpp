@@ -291,8 +291,8 @@ TEST_CASE("a backend group: --backend repeats or takes a list, with weights, rou
   CHECK(g.backend == "http://127.0.0.1:7,http://127.0.0.1:8");
   std::remove(path.c_str());
   const std::string text = help_text();
-  for (const char* f : {"--balance", "--eject-after", "--health-check", "--retry-budget", "URL;weight=N"})
-    CHECK(text.find(f) != std::string::npos);
+  for (const char* flag : {"--balance", "--eject-after", "--health-check", "--retry-budget", "URL;weight=N"})
+    CHECK(text.find(flag) != std::string::npos);
 }
 
 TEST_CASE("the jwt-jwks flag takes a file, jwt-claim-header repeatable CLAIM=HEADER pairs, both config-file keys",
@@ -681,6 +681,48 @@ TEST_CASE("a --route with a config-file route's prefix replaces that route whole
   // The file's other route keeps what the file gave it.
   CHECK(c.routes[1].prefix == "/other/");
   CHECK(c.routes[1].auth);
+}
+
+TEST_CASE("the listen flag takes an IPv6 address in brackets only", "[unit][core]") {
+  config c;
+  const char* ok[] = {"gateway", "--listen", "[::1]:9000"};
+  REQUIRE(parse_args(3, ok, c).what == parse_outcome::action::run);
+  CHECK(c.listen.host == "::1");
+  CHECK(c.listen.port == 9000);
+  // "::1:0" is the address ::1 on port 0, or the address ::1:0 with no port.
+  for (const char* v : {"::1:0", "fe80::1:8080"}) {
+    config b;
+    const char* argv[] = {"gateway", "--listen", v};
+    const auto r = parse_args(3, argv, b);
+    INFO(v << ": " << r.message);
+    CHECK(r.what == parse_outcome::action::error);
+    CHECK(r.message.find("--listen") != std::string::npos);
+    CHECK(r.message.find("an IPv6 address goes in brackets, like [::1]:8080") != std::string::npos);
+  }
+}
+
+TEST_CASE("a config-file route's timeouts take a number of seconds, as the top-level durations do", "[unit][core]") {
+  config top;
+  std::string err;
+  REQUIRE(apply_config_text(R"({"upstream_timeout": 5})", "c.json", top, err));
+  config f;
+  INFO(err);
+  REQUIRE(apply_config_text(R"({"routes": [{"prefix": "/a/", "backend": "http://127.0.0.1:1", "timeout": 5,
+    "connect_timeout": 0.5}]})",
+                            "c.json", f, err));
+  REQUIRE(f.routes.size() == 1);
+  REQUIRE(f.routes[0].timeout);
+  CHECK(*f.routes[0].timeout == std::chrono::nanoseconds(5s));
+  REQUIRE(f.routes[0].connect_timeout);
+  CHECK(*f.routes[0].connect_timeout == std::chrono::nanoseconds(500ms));
+  for (const char* bad : {"0", "-1", "true", "\"soon\""}) {
+    config b;
+    const std::string text =
+        std::string(R"({"routes": [{"prefix": "/a/", "backend": "http://127.0.0.1:1", "timeout": )") + bad + "}]}";
+    INFO(text);
+    CHECK_FALSE(apply_config_text(text, "c.json", b, err));
+    CHECK(err.find("'timeout': expected a duration like \"5s\" (a number: seconds)") != std::string::npos);
+  }
 }
 
 TEST_CASE("the body-min-rate flag takes a size per second or 0, defaults to 1KiB and is a config-file key",

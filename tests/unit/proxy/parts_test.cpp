@@ -52,12 +52,28 @@ TEST_CASE("backend URLs are parsed once: numeric addresses, names left for the r
   CHECK(e.tls_name() == "localhost");
   CHECK(e.authority == "localhost:8443");
   CHECK(proxy::parse_backend_url("https://[::1]:9443").tls_name() == "::1");
-  for (const char* bad : {"127.0.0.1:80", "ftp://127.0.0.1:21", "https://", "https://127.0.0.1:0", "http://", "http://127.0.0.1:0",
-                          "http://127.0.0.1:70000", "http://127.0.0.1:80/path", "http://127.0.0.1:x",
-                          "http://[::1", "http://user@127.0.0.1:80", "http://127.0.0.1:", "http://[name]:80",
-                          "http://bad!name:80", "http://sp ace:80"}) {
+  // A bracketed address without a port takes the scheme's.
+  CHECK(proxy::parse_backend_url("https://[::1]").endpoint.port() == 443);
+  CHECK(proxy::parse_backend_url("http://[::1]/").endpoint.port() == 80);
+  CHECK(proxy::parse_backend_url("http://[::1]/").authority == "[::1]");
+  for (const char* bad :
+       {"127.0.0.1:80", "ftp://127.0.0.1:21", "https://", "https://127.0.0.1:0", "http://", "http://127.0.0.1:0",
+        "http://127.0.0.1:70000", "http://127.0.0.1:80/path", "http://127.0.0.1:x", "http://[::1",
+        "http://[::1]:", "http://[::1]x", "http://user@127.0.0.1:80", "http://127.0.0.1:", "http://[name]:80",
+        "http://bad!name:80", "http://sp ace:80"}) {
     INFO(bad);
     CHECK_THROWS_AS(proxy::parse_backend_url(bad), std::invalid_argument);
+  }
+  // An IPv6 address outside brackets could end in a port or not: refused, saying how to write it.
+  for (const char* unbracketed : {"http://::1:8080", "https://::1", "http://fe80::1:80"}) {
+    INFO(unbracketed);
+    try {
+      proxy::parse_backend_url(unbracketed);
+      FAIL("accepted");
+    } catch (const std::invalid_argument& refused) {
+      CHECK(std::string(refused.what()).find("an IPv6 address goes in brackets, like http://[::1]:8080") !=
+            std::string::npos);
+    }
   }
 }
 
