@@ -102,7 +102,7 @@ class upstream_response final : public http::body_source, public http::upstream_
         buffers_(buffers),
         opts_(opts),
         mem_(*ctx.mem),
-        conn_(pool.io(), pool.stats()),
+        conn_(pool.blank(), pool.stats()),
         reader_(head_request),
         pooled_(nullptr),
         buf_(nullptr),

@@ -234,7 +234,8 @@ upstream_pool::upstream_pool(asio::io_context& io, asio::ip::tcp::endpoint backe
       tls_(std::move(tls)),
       host_(std::move(host)),
       sessions_(tls_ ? std::make_shared<tls_session_cache>() : nullptr),
-      expiry_timer_(io) {}
+      expiry_timer_(io),
+      blank_(io) {}
 
 upstream_pool::~upstream_pool() {
   drain();

@@ -111,6 +111,11 @@ class upstream_connection {
   using tls_stream = asio::ssl::stream<asio::ip::tcp::socket>;
 
   upstream_connection(asio::io_context& io, upstream_stats& stats) : socket_(io), stats_(&stats) {}
+  // The same from a closed socket of the same io_context (upstream_pool::blank()), which
+  // stays closed and reusable: moving one skips the service lookup, and its lock, that
+  // constructing a socket does (once per proxied request).
+  upstream_connection(asio::ip::tcp::socket&& blank, upstream_stats& stats)
+      : socket_(std::move(blank)), stats_(&stats) {}
   upstream_connection(upstream_connection&& o) noexcept;
   upstream_connection& operator=(upstream_connection&& o) noexcept;
   upstream_connection(const upstream_connection&) = delete;
@@ -338,6 +343,9 @@ class upstream_pool {
   void drain() noexcept;
 
   asio::io_context& io() noexcept { return io_; }
+  // A closed socket of io() to move-construct a connection from (see
+  // upstream_connection); never opened, on the pool's thread only.
+  asio::ip::tcp::socket&& blank() noexcept { return std::move(blank_); }
   upstream_stats& stats() noexcept { return *stats_; }
   bool is_tls() const noexcept { return tls_ != nullptr; }
   std::size_t idle_count() const noexcept { return idle_.size(); }
@@ -364,6 +372,7 @@ class upstream_pool {
   std::vector<upstream_connection> idle_;  // oldest first; capacity grows to the peak, at most max_idle
   std::vector<pending_read*> spares_;     // at most max_spares(): an idle connection and a response each hold one
   asio::steady_timer expiry_timer_;
+  asio::ip::tcp::socket blank_;  // see blank()
   bool timer_armed_ = false;
   bool draining_ = false;
 };
