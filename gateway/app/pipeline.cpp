@@ -71,11 +71,9 @@ std::vector<proxied_route> proxied_routes(const settings& s) {
     proxied_route* best = &out.front();
     std::size_t best_len = 0;
     for (auto& p : out) {
-      std::string_view pre = p.prefix;
-      const bool under = std::string_view(v.route).substr(0, pre.size()) == pre || v.route == pre.substr(0, pre.size() - 1);
-      if (under && pre.size() > best_len) {
+      if (route_prefix_covers(p.prefix, v.route) && p.prefix.size() > best_len) {
         best = &p;
-        best_len = pre.size();
+        best_len = p.prefix.size();
       }
     }
     best->rules.push_back(&v);

@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gateway/core/config.hpp"
@@ -101,5 +102,12 @@ void resolve_backend_names(const core::config& cfg, proxy::name_table& table);
 
 // The proxied routes, one line each, for start-up and reload messages.
 std::string describe_routes(const core::config& cfg);
+
+// A --validate rule's path belongs to a proxied route ("/api/" or a route
+// prefix, which ends in '/') when the prefix starts it or it is the prefix
+// without its '/'. The rule goes to the longest such prefix.
+inline bool route_prefix_covers(std::string_view prefix, std::string_view path) noexcept {
+  return path.substr(0, prefix.size()) == prefix || (!prefix.empty() && path == prefix.substr(0, prefix.size() - 1));
+}
 
 }  // namespace gateway::app

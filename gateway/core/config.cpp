@@ -858,6 +858,10 @@ bool parse_validation_rule(std::string_view text, std::vector<validation_rules>&
     err = "the field name is empty";
     return false;
   }
+  if (rules.empty()) {
+    err = "no rule after the field name (use required, min_len=N, max_len=N)";
+    return false;
+  }
   field_rule fr;
   fr.field = std::string(field);
   while (!rules.empty()) {

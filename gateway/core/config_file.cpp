@@ -103,6 +103,9 @@ bool read_rule(const json::value& v, const std::string& prefix, route_config& r,
     }
   }
   if (fr.field.empty()) return fail.at(v.line(), "a validation rule needs a \"field\"");
+  if (!fr.required && !fr.min_len && !fr.max_len)
+    return fail.at(v.line(),
+                   "a validation rule needs \"required\": true, \"min_len\" or \"max_len\" (it checks nothing)");
   if (fr.min_len && fr.max_len && *fr.min_len > *fr.max_len)
     return fail.at(v.line(), "'min_len' is larger than 'max_len': no value could pass");
   for (auto& rules : r.validation) {

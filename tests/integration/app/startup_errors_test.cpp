@@ -162,6 +162,23 @@ TEST_CASE("start-up: a body budget smaller than the largest body is warned about
   CHECK(quiet.wait_exit(10s) == 0);
 }
 
+TEST_CASE("start-up: a --validate rule for a path no route serves exits 2 instead of never running",
+          "[integration][startup]") {
+  check_refused_alike({
+      {{"--validate", "/users:name:required"},
+       "--validate /users: no route serves this path (/api/ or a --route prefix): the rule would never run"},
+      {{"--route", "/app/=http://127.0.0.1:1", "--validate", "/apps/x:name:required"},
+       "--validate /apps/x: no route serves this path"},
+  });
+  // Under a --route prefix, or the prefix itself without its '/', it is taken.
+  for (const char* rule : {"/app/users:name:required", "/app:name:required", "/api:name:required"}) {
+    const outcome checked =
+        run_gateway({"--route", "/app/=http://127.0.0.1:1", "--api-key", "k", "--validate", rule}, true);
+    INFO(rule << ": " << checked.err);
+    CHECK(checked.status == 0);
+  }
+}
+
 TEST_CASE("start-up: one backend written two ways in one group exits 2 instead of counting twice",
           "[integration][startup]") {
   check_refused_alike({

@@ -643,7 +643,7 @@ TEST_CASE("route prefixes and validation routes the path normalization makes unm
                  "[{\"field\": \"f\",\n \"path\": \"/a/../b\"}]}]}") ==
         "c.json:3: 'path': the route cannot hold a '.' or '..' segment (request paths arrive with them resolved)");
   CHECK(error_of("{\"routes\": [{\"prefix\": \"/a/\", \"backend\": \"http://127.0.0.1:1\",\n \"validate\": "
-                 "[{\"field\": \"f\",\n \"path\": \"/a/b%2Fc\"}]}]}") == "(accepted)");
+                 "[{\"field\": \"f\", \"required\": true,\n \"path\": \"/a/b%2Fc\"}]}]}") == "(accepted)");
 }
 
 TEST_CASE("a --route with a config-file route's prefix replaces that route whole, options back to the defaults",
@@ -681,6 +681,28 @@ TEST_CASE("a --route with a config-file route's prefix replaces that route whole
   // The file's other route keeps what the file gave it.
   CHECK(c.routes[1].prefix == "/other/");
   CHECK(c.routes[1].auth);
+}
+
+TEST_CASE("a validation rule that checks nothing is refused (flag and config file)", "[unit][core]") {
+  config c;
+  const char* argv[] = {"gateway", "--validate", "/api/x:name:"};
+  const auto r = parse_args(3, argv, c);
+  INFO(r.message);
+  CHECK(r.what == parse_outcome::action::error);
+  CHECK(r.message.find("--validate") != std::string::npos);
+  CHECK(r.message.find("no rule after the field name (use required, min_len=N, max_len=N)") != std::string::npos);
+  config f;
+  std::string err;
+  CHECK_FALSE(apply_config_text(R"({"routes": [{"prefix": "/a/", "backend": "http://127.0.0.1:1",
+    "validate": [{"field": "name", "required": false}]}]})",
+                                "c.json", f, err));
+  CHECK(err.find("a validation rule needs \"required\": true, \"min_len\" or \"max_len\" (it checks nothing)") !=
+        std::string::npos);
+  // An optional field with a length bound checks something.
+  config g;
+  CHECK(apply_config_text(R"({"routes": [{"prefix": "/a/", "backend": "http://127.0.0.1:1",
+    "validate": [{"field": "name", "required": false, "max_len": 3}]}]})",
+                          "c.json", g, err));
 }
 
 TEST_CASE("the listen flag takes an IPv6 address in brackets only", "[unit][core]") {
