@@ -59,7 +59,17 @@ struct proxied_route {
 std::vector<proxied_route> proxied_routes(const settings& s) {
   const core::config& cfg = s.cfg;
   std::vector<proxied_route> out;
-  out.push_back({"/api/", cfg.backend, "/api", true, true, std::nullopt, std::nullopt, {}, false, nullptr, std::nullopt});
+  out.push_back({std::string(api_route_prefix),
+                 cfg.backend,
+                 "/api",
+                 true,
+                 true,
+                 std::nullopt,
+                 std::nullopt,
+                 {},
+                 false,
+                 nullptr,
+                 std::nullopt});
   for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
     const auto& r = cfg.routes[i];
     proxied_route p{r.prefix, r.backend, r.strip_prefix ? strip_of(r.prefix) : "", r.auth, r.rate_limit,

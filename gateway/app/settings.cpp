@@ -302,10 +302,9 @@ void check_startup(const core::config& cfg, bool check_only) {
   if (cfg.dns_max_ttl < cfg.dns_min_ttl)
     throw config_error("--dns-max-ttl: shorter than --dns-min-ttl (" + core::format_duration(cfg.dns_max_ttl) + " < " +
                        core::format_duration(cfg.dns_min_ttl) + ")");
-  // A rule no route serves would never run (check_startup's caller has
-  // compiled the routes: every prefix ends in '/').
+  // A rule no route serves would never run.
   for (const auto& v : cfg.validation) {
-    bool served = route_prefix_covers("/api/", v.route);
+    bool served = route_prefix_covers(api_route_prefix, v.route);
     for (const auto& r : cfg.routes) served = served || route_prefix_covers(r.prefix, v.route);
     if (!served)
       throw config_error("--validate " + v.route +

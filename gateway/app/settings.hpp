@@ -103,9 +103,14 @@ void resolve_backend_names(const core::config& cfg, proxy::name_table& table);
 // The proxied routes, one line each, for start-up and reload messages.
 std::string describe_routes(const core::config& cfg);
 
-// A --validate rule's path belongs to a proxied route ("/api/" or a route
-// prefix, which ends in '/') when the prefix starts it or it is the prefix
-// without its '/'. The rule goes to the longest such prefix.
+// The seed's proxied route, always served (to --backend, or the embedded
+// echo backend).
+inline constexpr std::string_view api_route_prefix = "/api/";
+
+// A --validate rule's path belongs to a proxied route (api_route_prefix or a
+// route prefix, which add_route stores ending in '/') when the prefix starts
+// it or it is the prefix without its '/'. The rule goes to the longest such
+// prefix.
 inline bool route_prefix_covers(std::string_view prefix, std::string_view path) noexcept {
   return path.substr(0, prefix.size()) == prefix || (!prefix.empty() && path == prefix.substr(0, prefix.size() - 1));
 }
