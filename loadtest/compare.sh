@@ -15,7 +15,12 @@
 #                       (default build/compare/YYYYmmdd-HHMMSS)
 #     --chart FILE      the SVG (default DIR/latency.svg; one per client:
 #                       latency-wrk.svg beside it for wrk)
-#     --systems LIST    comma-separated subset of direct,nginx,haproxy,gateway
+#     --systems LIST    comma-separated subset of direct,forwarder,nginx,haproxy,
+#                       gateway (default all; with --tls nginx,haproxy,gateway).
+#                       forwarder is loadtest's tcp_forwarder: bytes copied
+#                       between each client connection and a backend
+#                       connection of its own, no HTTP parsing, nothing added:
+#                       the floor of any proxy's CPU per request on the load
 #     --clients LIST    load generators, each run against every system in
 #                       every round: loadtest (--source-ips 250, one
 #                       coroutine per connection) and wrk (-t2, one source
@@ -136,17 +141,17 @@ fi
 if [ -n "$tls" ]; then
   [ -n "$systems" ] || systems="nginx,haproxy,gateway"
   [ -n "$clients" ] || clients="wrk"
-  if [[ ",$systems," == *,direct,* ]] || [[ ",$clients," == *,loadtest,* ]]; then
+  if [[ ",$systems," == *,direct,* ]] || [[ ",$systems," == *,forwarder,* ]] || [[ ",$clients," == *,loadtest,* ]]; then
     echo "compare.sh: with --tls the systems are nginx, haproxy and gateway and the client is wrk" \
          "(the backend and loadtest speak plain HTTP only)" >&2
     exit 2
   fi
 fi
-[ -n "$systems" ] || systems="direct,nginx,haproxy,gateway"
+[ -n "$systems" ] || systems="direct,forwarder,nginx,haproxy,gateway"
 [ -n "$clients" ] || clients="loadtest,wrk"
 IFS=, read -r -a system_list <<<"$systems"
 for s in "${system_list[@]}"; do
-  case "$s" in direct|nginx|haproxy|gateway) ;; *) echo "compare.sh: unknown system $s" >&2; exit 2 ;; esac
+  case "$s" in direct|forwarder|nginx|haproxy|gateway) ;; *) echo "compare.sh: unknown system $s" >&2; exit 2 ;; esac
 done
 IFS=, read -r -a client_list <<<"$clients"
 for c in "${client_list[@]}"; do
@@ -176,7 +181,7 @@ build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")
 if [ "$build_type" != "Release" ]; then
   echo "compare.sh: warning: $build is a '$build_type' build; figures are only meaningful for Release" >&2
 fi
-cmake --build "$build" --target gateway loadtest echo_backend -j"$(nproc)" >/dev/null
+cmake --build "$build" --target gateway loadtest echo_backend tcp_forwarder -j"$(nproc)" >/dev/null
 bin="$root/$build/bin"
 
 [ -n "$out" ] || out="$build/compare/$(date +%Y%m%d-%H%M%S)"
@@ -245,10 +250,19 @@ backend_pid=$!
 started_pids+=("$backend_pid")
 backend_port=$(wait_for_line "$tmp/backend.out" 'listening on' | sed 's/.*://')
 
-# --- nginx -------------------------------------------------------------------
 declare -A pid_of url_of
 pid_of[direct]=$backend_pid
 url_of[direct]="http://127.0.0.1:$backend_port/api/items"
+
+# --- the blind forwarder -------------------------------------------------------
+if [[ ",$systems," == *,forwarder,* ]]; then
+  "$bin/tcp_forwarder" --backend "127.0.0.1:$backend_port" --threads 2 --io epoll >"$tmp/forwarder.out" 2>&1 &
+  pid_of[forwarder]=$!
+  started_pids+=("$!")
+  url_of[forwarder]="http://127.0.0.1:$(wait_for_line "$tmp/forwarder.out" 'listening on' | sed 's/.*://')/api/items"
+fi
+
+# --- nginx -------------------------------------------------------------------
 # start_nginx DIR PORT: an nginx with its config in DIR; its PID in started_pid.
 start_nginx() {
   local nginx_tls=()
@@ -344,6 +358,7 @@ for s in "${system_list[@]}"; do
     echo "compare.sh: $s does not answer 200 at ${url_of[$s]}; its output:" >&2
     case "$s" in
       direct) cat "$tmp/backend.out" >&2 ;;
+      forwarder) cat "$tmp/forwarder.out" >&2 ;;
       nginx) cat "$tmp/nginx/out" "$tmp/nginx/error.log" >&2 ;;
       haproxy) cat "$tmp/haproxy.cfg.out" >&2 ;;
       gateway) cat "$tmp/gateway.err" >&2 ;;
@@ -497,7 +512,7 @@ stop_started() {
 if [ "$idle" -gt 0 ]; then
   for s in "${system_list[@]}"; do
     case "$s" in
-      direct) continue ;;
+      direct|forwarder) continue ;;
       nginx) start_nginx "$tmp/nginx-fresh" "$nginx_fresh_port"; fresh_port=$nginx_fresh_port ;;
       haproxy) start_haproxy "$tmp/haproxy-fresh.cfg" "$haproxy_fresh_port"; fresh_port=$haproxy_fresh_port ;;
       gateway) start_gateway gateway-fresh; fresh_port=$started_port ;;
@@ -596,7 +611,7 @@ fi
 # --- RSS per idle connection: N connections, one request each, held -------------
 if [ "$idle" -gt 0 ]; then
   for s in "${system_list[@]}"; do
-    [ "$s" = direct ] && continue  # the backend is no proxy
+    case "$s" in direct|forwarder) continue ;; esac  # no HTTP proxy: the backend, or bytes copied
     port=${url_of[$s]#$scheme://127.0.0.1:}
     port=${port%%/*}
     idle_measure "${pid_of[$s]}" "$port" "$idle" >"$out/idle-$s.json" || echo "compare: idle connections against $s failed" >&2
@@ -610,7 +625,7 @@ out, chart, warmup, duration, mode, connections, rounds, clients, results, tls =
 systems = sys.argv[11:]
 clients = clients.split(",")
 rounds = int(rounds)
-names = {"direct": "backend alone", "nginx": "nginx", "haproxy": "HAProxy",
+names = {"direct": "backend alone", "forwarder": "TCP forwarder (floor)", "nginx": "nginx", "haproxy": "HAProxy",
          "gateway": " ".join(["gateway"] + os.environ.get("GATEWAY_FLAGS", "").split())}
 client_names = {"loadtest": "loadtest (250 source addresses)", "wrk": "wrk -t2 (one source address)"}
 

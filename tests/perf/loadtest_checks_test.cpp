@@ -1,10 +1,16 @@
 // loadtest as a CI gate for a service that is not the gateway (echo_backend
 // here): its exit status and messages when checks fail and when they hold.
+#include "tests/perf/blocking_http.hpp"
 #include "tests/perf/perf_fixture.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 using namespace gateway;
 using namespace std::chrono_literals;
@@ -49,6 +55,68 @@ TEST_CASE("loadtest fails a run with exit status 3 and names each check that fai
   CHECK(refused.output.find("give a unit") != std::string::npos);
   CHECK_FALSE(refused.report.is_object());
 
+  backend.proc->signal(SIGTERM);
+  CHECK(backend.proc->wait_exit(10s) == 0);
+}
+
+namespace {
+
+// Open descriptors of process `pid` (its /proc/PID/fd entries).
+std::size_t open_fds(pid_t pid) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
+}
+
+}  // namespace
+
+// compare.sh's floor row: the forwarder must carry requests and responses
+// unchanged in both of its modes, and give the backend's connections back
+// when the clients leave (a forwarder that leaked them would hold one
+// backend connection per client connection of every run).
+TEST_CASE("tcp_forwarder carries keep-alive requests both ways and closes each backend connection with its client",
+          "[perf][loadtest]") {
+  auto backend = perf::start_echo_backend();
+  std::vector<std::string> modes{"epoll"};
+#if defined(TCP_FORWARDER_HAS_IO_URING)
+  modes.push_back("io_uring");
+#endif
+  for (const std::string& mode : modes) {
+    INFO("--io " << mode);
+    const std::size_t backend_fds_before = open_fds(backend.proc->pid());
+    test::child_process forwarder({perf::bin_path("tcp_forwarder"), "--backend",
+                                   "127.0.0.1:" + std::to_string(backend.port), "--threads", "2", "--io", mode});
+    const auto line = forwarder.wait_for_line("listening on", false, 10s);
+    REQUIRE(line.has_value());
+    const unsigned port = perf::port_after_listening_on(*line);
+    REQUIRE(port != 0);
+    {
+      perf::blocking_clients clients(static_cast<std::uint16_t>(port), 16,
+                                     "GET /items HTTP/1.1\r\nHost: backend\r\nX-API-Key: loadtest-key\r\n\r\n");
+      REQUIRE(clients.size() == 16);
+      CHECK(clients.run_in_waves(50) == 0);
+      CHECK(clients.run_one_at_a_time(20) == 0);
+      CHECK(open_fds(backend.proc->pid()) >= backend_fds_before + 16);
+    }
+    // The clients closed: each backend connection is closed after its client's.
+    std::size_t backend_fds = 0;
+    for (int i = 0; i < 100; ++i) {
+      backend_fds = open_fds(backend.proc->pid());
+      if (backend_fds == backend_fds_before) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    CHECK(backend_fds == backend_fds_before);
+    forwarder.signal(SIGTERM);
+    CHECK(forwarder.wait_exit(10s) == 0);
+  }
+  // A mode it does not have, or no backend: refused before listening.
+  test::child_process bad({perf::bin_path("tcp_forwarder"), "--backend", "127.0.0.1:1", "--io", "kqueue"});
+  CHECK(bad.wait_exit(10s) == 2);
+  test::child_process none({perf::bin_path("tcp_forwarder")});
+  CHECK(none.wait_exit(10s) == 2);
   backend.proc->signal(SIGTERM);
   CHECK(backend.proc->wait_exit(10s) == 0);
 }
