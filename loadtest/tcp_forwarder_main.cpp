@@ -168,7 +168,10 @@ void run_epoll(int listener, sockaddr_in backend) {
       }
       // Edge-triggered: read until the socket is drained. A read shorter than
       // the buffer took everything there was (as nginx assumes), so it ends
-      // the loop without a read that would only find EAGAIN.
+      // the loop without a read that would only find EAGAIN, unless the peer
+      // has closed (EPOLLRDHUP): data and the end in one edge need the read
+      // that returns 0 after the data, or the end would go unnoticed.
+      const bool to_the_end = (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
       for (;;) {
         const ssize_t r = ::recv(e->fd, e->buf, sizeof e->buf, MSG_DONTWAIT);
         if (r > 0) {
@@ -176,7 +179,7 @@ void run_epoll(int listener, sockaddr_in backend) {
             close_pair(e, graveyard);
             break;
           }
-          if (static_cast<std::size_t>(r) < sizeof e->buf) break;
+          if (static_cast<std::size_t>(r) < sizeof e->buf && !to_the_end) break;
           continue;
         }
         if (r < 0 && errno == EINTR) continue;
@@ -427,6 +430,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::signal(SIGPIPE, SIG_IGN);
+  // SIGINT and SIGTERM blocked in every thread (the loops inherit the mask)
+  // and taken by sigwait below.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   rlimit nofile{};
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
     nofile.rlim_cur = nofile.rlim_max;
@@ -458,11 +468,6 @@ int main(int argc, char** argv) {
   std::printf("listening on %s:%u\n", text, static_cast<unsigned>(ntohs(listen_at.sin_port)));
   std::fflush(stdout);
 
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);  // the loops started before: they keep the default action
   int sig = 0;
   sigwait(&stop, &sig);
   std::_Exit(0);  // the loops never return; the kernel closes every socket
