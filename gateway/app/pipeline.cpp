@@ -235,7 +235,9 @@ std::vector<std::shared_ptr<proxy::member_state>> member_registry::states(
       if (e->route() == route && e->url() == m.url) found = e;
     if (!found) {
       if (members_.size() >= max_entries)
-        throw std::length_error("more than " + std::to_string(max_entries) + " backend group members in all");
+        throw std::length_error("more than " + std::to_string(max_entries) +
+                                " backend group members held by the running and the incoming configuration "
+                                "together (connections still on an older configuration hold its members)");
       found = std::make_shared<proxy::member_state>(std::string(route), m.url, m.weight);
       members_.push_back(found);
     }

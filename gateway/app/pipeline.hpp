@@ -113,10 +113,15 @@ namespace gateway::app {
 // reloads so that a member keeps its health and counts. Any thread.
 class member_registry {
  public:
-  static constexpr std::size_t max_entries = max_backend_members;
+  // A configuration has at most max_backend_members (settings.cpp refuses
+  // more at start and reload); while a reload builds its pipelines the
+  // running ones still hold theirs, so the registry has room for both: a
+  // reload that replaces every member of the largest configuration fits.
+  static constexpr std::size_t max_entries = 2 * max_backend_members;
   // The states of `members` under `route`, in their order, created on first
   // use (and those no pipeline holds any more forgotten). Throws
-  // std::length_error past max_entries members in all.
+  // std::length_error past max_entries members in all (the running
+  // configuration's and the incoming one's together).
   std::vector<std::shared_ptr<proxy::member_state>> states(std::string_view route,
                                                            const std::vector<core::backend_member>& members);
   // Forgets the members no pipeline holds any more (after a reload).

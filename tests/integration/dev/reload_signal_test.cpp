@@ -176,3 +176,55 @@ TEST_CASE("SIGHUP: the gateway rereads its config file, new routes answer at onc
   CHECK(*status == 0);
   std::remove(path.c_str());
 }
+
+namespace {
+
+// A config file of `routes` routes, each a group of 32 members (the most a
+// group takes) on loopback ports counting up from `first_port`; nothing
+// listens there, and nothing is sent to them.
+std::string many_members_json(int routes, int first_port) {
+  std::string j = "{\"routes\": [";
+  int port = first_port;
+  for (int r = 0; r < routes; ++r) {
+    if (r) j += ", ";
+    j += "{\"prefix\": \"/r" + std::to_string(r) + "/\", \"backend\": [";
+    for (int m = 0; m < 32; ++m)
+      j += (m ? ", \"" : "\"") + std::string("http://127.0.0.1:") + std::to_string(port++) + "\"";
+    j += "]}";
+  }
+  return j + "]}\n";
+}
+
+}  // namespace
+
+TEST_CASE("SIGHUP: a reload that replaces every member of a large configuration is applied", "[integration][dev]") {
+  // 17 groups of 32: 544 members, above half the 1,024 a configuration may
+  // have, so the running members and the incoming ones together pass 1,024.
+  char name[] = "/tmp/gateway-members-XXXXXX";
+  const int fd = ::mkstemp(name);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  const std::string path = name;
+  write_config(path, many_members_json(17, 20000));
+
+  test::child_process gw({std::string(GATEWAY_BIN_DIR) + "/gateway", "--config", path, "--listen", "127.0.0.1:0",
+                          "--threads", "2", "--access-log", "off"});
+  const auto listening = gw.wait_for_line("listening on", true, 10s);
+  REQUIRE(listening);
+
+  for (const int first_port : {30000, 40000}) {
+    write_config(path, many_members_json(17, first_port));
+    const std::size_t from = gw.err().size();
+    REQUIRE(::kill(gw.pid(), SIGHUP) == 0);
+    const auto said = gw.wait_for_line("SIGHUP", true, 10s, from);
+    REQUIRE(said);
+    INFO("gateway: " << *said);
+    CHECK(said->find("reloaded") != std::string::npos);
+  }
+
+  gw.signal(SIGTERM);
+  const auto status = gw.wait_exit(15s);
+  REQUIRE(status);
+  CHECK(*status == 0);
+  std::remove(path.c_str());
+}
