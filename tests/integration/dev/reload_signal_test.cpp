@@ -18,6 +18,7 @@
 
 #include "tests/integration/proxy/recording_backend.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/test_server.hpp"
 #include "tests/support/wait.hpp"
 
@@ -200,11 +201,8 @@ std::string many_members_json(int routes, int first_port) {
 TEST_CASE("SIGHUP: a reload that replaces every member of a large configuration is applied", "[integration][dev]") {
   // 17 groups of 32: 544 members, above half the 1,024 a configuration may
   // have, so the running members and the incoming ones together pass 1,024.
-  char name[] = "/tmp/gateway-members-XXXXXX";
-  const int fd = ::mkstemp(name);
-  REQUIRE(fd >= 0);
-  ::close(fd);
-  const std::string path = name;
+  test::temp_dir dir;
+  const std::string path = dir.file("members.json");
   write_config(path, many_members_json(17, 20000));
 
   test::child_process gw({std::string(GATEWAY_BIN_DIR) + "/gateway", "--config", path, "--listen", "127.0.0.1:0",
@@ -226,5 +224,4 @@ TEST_CASE("SIGHUP: a reload that replaces every member of a large configuration 
   const auto status = gw.wait_exit(15s);
   REQUIRE(status);
   CHECK(*status == 0);
-  std::remove(path.c_str());
 }
