@@ -195,7 +195,10 @@ void run_epoll(int listener, sockaddr_in backend) {
 #if defined(TCP_FORWARDER_IO_URING)
 
 constexpr unsigned ring_entries = 4096;
-constexpr unsigned buffer_count = 4096;  // one buffer group, a power of two
+// One buffer group, a power of two: a receive holds a buffer until its send
+// completes; when all are in flight a multishot receive ends with ENOBUFS and
+// is armed again. The buffers are not touched until used (RSS follows use).
+constexpr unsigned buffer_count = 2048;
 constexpr unsigned buffer_size = 16384;
 enum op : unsigned { op_accept = 1, op_recv = 2, op_send = 3, op_shutdown = 4 };
 constexpr int peer_closing = -2;  // the other end has gone; this one is being shut down
@@ -231,7 +234,7 @@ class uring_loop {
       die("io_uring_register_buf_ring");
     }
     io_uring_buf_ring_init(br_);
-    buffers_ = std::make_unique<char[]>(std::size_t{buffer_count} * buffer_size);
+    buffers_ = std::make_unique_for_overwrite<char[]>(std::size_t{buffer_count} * buffer_size);
     for (unsigned i = 0; i < buffer_count; ++i) give_back(i, i);
     io_uring_buf_ring_advance(br_, static_cast<int>(buffer_count));
     io_uring_sqe* s = next_sqe();
