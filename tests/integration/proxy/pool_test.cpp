@@ -464,7 +464,8 @@ TEST_CASE("under a steady load of 600 concurrent requests the pool neither conne
   const auto pooled = f.stats->idle.load();
   CHECK(opened <= 600);
   CHECK(f.stats->live.load() == pooled);
-  CHECK(opened == static_cast<std::uint64_t>(pooled) + f.stats->expired.load());
+  CHECK(static_cast<std::int64_t>(opened) ==
+        static_cast<std::int64_t>(pooled) + static_cast<std::int64_t>(f.stats->expired.load()));
   CHECK(pooled >= 10);
   // Idle for the idle timeout: closed without a request to notice.
   CHECK(test::wait_until([&] { return f.stats->idle.load() == 0; }, 10000ms));
