@@ -30,16 +30,24 @@ bool parse_backend_list(std::string_view list, std::vector<backend_member>& out,
       auto [ptr, ec] = std::from_chars(num.data(), num.data() + num.size(), w);
       if (opt.substr(0, key.size()) != key || num.empty() || ec != std::errc{} || ptr != num.data() + num.size() ||
           w == 0 || w > max_backend_weight) {
-        err = "'" + std::string(item) + "': expected URL;weight=N with N from 1 to " +
-              std::to_string(max_backend_weight);
+        // Appended piece by piece: g++ 12 misreads "'" + std::string + ...
+        // as a huge memcpy (-Wstringop-overflow, a known false warning).
+        err.assign(1, '\'');
+        err.append(item)
+            .append("': expected URL;weight=N with N from 1 to ")
+            .append(std::to_string(max_backend_weight));
         return false;
       }
       m.weight = w;
     }
     const std::size_t scheme = item.substr(0, 7) == "http://" ? 7 : item.substr(0, 8) == "https://" ? 8 : 0;
     if (scheme == 0 || item.size() <= scheme) {
-      err = item.empty() ? std::string("empty item in the backend list (expected URL,URL...)")
-                         : "'" + std::string(item) + "': expected http://HOST:PORT or https://HOST:PORT";
+      if (item.empty()) {
+        err = "empty item in the backend list (expected URL,URL...)";
+      } else {
+        err.assign(1, '\'');
+        err.append(item).append("': expected http://HOST:PORT or https://HOST:PORT");
+      }
       return false;
     }
     m.url = std::string(item);

@@ -31,8 +31,6 @@ namespace gateway::proxy {
 
 namespace {
 
-constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
-
 // RFC 9110 section 9.2.2.
 bool is_idempotent(int method_id) noexcept {
   switch (method_id) {

@@ -198,8 +198,8 @@ std::optional<std::string> child_process::wait_for_line(std::string_view needle,
       const std::size_t begin = text.rfind('\n', at);
       const std::size_t end = text.find('\n', at);
       if (end != std::string::npos) {
-        const std::size_t from = begin == std::string::npos ? 0 : begin + 1;
-        return text.substr(from, end - from);
+        const std::size_t line_start = begin == std::string::npos ? 0 : begin + 1;
+        return text.substr(line_start, end - line_start);
       }
     }
     const int stream_fd = from_stderr ? err_fd_ : out_fd_;
