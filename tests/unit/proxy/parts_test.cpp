@@ -223,10 +223,11 @@ std::string read_response(proxy::response_reader& r, std::string_view head, std:
   std::string buf(rest);
   cut = std::min(cut, buf.size());
   auto d = r.decode(buf.data(), buf.data(), cut);
-  s += " body=" + buf.substr(0, d.size) + " err=" + std::to_string(d.error);
+  // Appended piece by piece (g++ 12's false -Wrestrict on "literal" + std::string&&).
+  s.append(" body=").append(buf, 0, d.size).append(" err=").append(std::to_string(d.error));
   if (!d.error) {
     auto e = r.decode(buf.data() + d.size, buf.data() + cut, buf.size() - cut);
-    s += "+" + buf.substr(d.size, e.size) + " err=" + std::to_string(e.error);
+    s.append("+").append(buf, d.size, e.size).append(" err=").append(std::to_string(e.error));
   }
   s += " complete=" + std::to_string(r.complete()) + " extra=" + std::to_string(r.extra_bytes()) +
        " reusable=" + std::to_string(r.reusable()) + " eof=" + std::to_string(r.finish_at_eof());
