@@ -13,7 +13,9 @@
 #include <cmath>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
+#include <utility>
 
 #include "gateway/core/perf_inject.hpp"
 
@@ -35,11 +37,40 @@ perf::system_under_test hooked(const std::string& injection) {
   return s;
 }
 
+// Instructions per request of a shape, when measured.
+std::optional<double> instructions_per_request(const perf::shape_measurement& sm) {
+  if (!sm.instructions || sm.instruction_requests == 0) return std::nullopt;
+  return static_cast<double>(*sm.instructions) / sm.instruction_requests;
+}
+
 std::vector<perf::gate_result> deterministic_gates(const perf::system_under_test& s) {
   const auto b = committed_baseline();
   const perf::gate_selection all{true, true, true, true, false};
-  const auto m = perf::measure_deterministic(s, b, all, std::cerr);
+  auto m = perf::measure_deterministic(s, b, all, std::cerr);
   auto results = perf::judge_deterministic(m, b, all);
+  // Callgrind counts the event loop's passes too, and how many of a wave's
+  // requests one pass finds depends on timing (one run in about ten read
+  // 7 % over the others on the 100-connection shape). An instructions gate
+  // over its limit is measured once more and the lower of the two figures
+  // judged: timing only adds passes, so the lower is the closer to what the
+  // code costs, and a change that costs instructions is over in both.
+  const bool instructions_over = std::any_of(results.begin(), results.end(), [](const perf::gate_result& r) {
+    return !r.pass && r.name.rfind("instructions.", 0) == 0;
+  });
+  if (instructions_over) {
+    const perf::gate_selection instructions_only{false, false, true, false, false};
+    const auto again = perf::measure_deterministic(s, b, instructions_only, std::cerr);
+    for (const auto& [mine, other] : {std::pair{&m.one, &again.one}, std::pair{&m.many, &again.many}}) {
+      const auto first = instructions_per_request(*mine);
+      const auto second = instructions_per_request(*other);
+      if (second && (!first || *second < *first)) {
+        mine->instructions = other->instructions;
+        mine->instruction_requests = other->instruction_requests;
+      }
+    }
+    GATEWAY_REPORT("instructions measured again (" << s.label << "): the first run was over a limit");
+    results = perf::judge_deterministic(m, b, all);
+  }
   std::string lines;
   for (const auto& r : results) lines += perf::format_line(r) + "\n";
   GATEWAY_REPORT("deterministic gates, " << s.label << ":\n" << lines);
