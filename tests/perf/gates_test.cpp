@@ -13,7 +13,6 @@
 #include <cmath>
 #include <fstream>
 #include <iostream>
-#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -37,12 +36,6 @@ perf::system_under_test hooked(const std::string& injection) {
   return s;
 }
 
-// Instructions per request of a shape, when measured.
-std::optional<double> instructions_per_request(const perf::shape_measurement& sm) {
-  if (!sm.instructions || sm.instruction_requests == 0) return std::nullopt;
-  return static_cast<double>(*sm.instructions) / sm.instruction_requests;
-}
-
 std::vector<perf::gate_result> deterministic_gates(const perf::system_under_test& s) {
   const auto b = committed_baseline();
   const perf::gate_selection all{true, true, true, true, false};
@@ -61,8 +54,8 @@ std::vector<perf::gate_result> deterministic_gates(const perf::system_under_test
     const perf::gate_selection instructions_only{false, false, true, false, false};
     const auto again = perf::measure_deterministic(s, b, instructions_only, std::cerr);
     for (const auto& [mine, other] : {std::pair{&m.one, &again.one}, std::pair{&m.many, &again.many}}) {
-      const auto first = instructions_per_request(*mine);
-      const auto second = instructions_per_request(*other);
+      const auto first = perf::instructions_per_request(*mine);
+      const auto second = perf::instructions_per_request(*other);
       if (second && (!first || *second < *first)) {
         mine->instructions = other->instructions;
         mine->instruction_requests = other->instruction_requests;

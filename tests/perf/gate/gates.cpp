@@ -431,6 +431,11 @@ deterministic_measurement measure_deterministic(const system_under_test& s, cons
   return m;
 }
 
+std::optional<double> instructions_per_request(const shape_measurement& sm) noexcept {
+  if (!sm.instructions || sm.instruction_requests == 0) return std::nullopt;
+  return static_cast<double>(*sm.instructions) / sm.instruction_requests;
+}
+
 syscall_rates classify_syscalls(const syscall_counts& counts, unsigned requests) {
   syscall_rates r;
   if (requests == 0) return r;
@@ -516,9 +521,7 @@ std::vector<gate_result> judge_deterministic(const deterministic_measurement& m,
       }
     }
     if (which.instructions) {
-      const double measured = sm.instructions && sm.instruction_requests > 0
-                                  ? static_cast<double>(*sm.instructions) / sm.instruction_requests
-                                  : not_measured;
+      const double measured = instructions_per_request(sm).value_or(not_measured);
       const auto bi = bf.instructions.find(m.instruction_tool);
       const double base = bi != bf.instructions.end() ? bi->second : not_measured;
       upper("instructions." + shape, "instructions per request", measured, base, base * (1 + b.instructions_ratio),
@@ -577,12 +580,7 @@ void update_baseline(gate_baseline& b, const std::vector<deterministic_measureme
         bf.syscalls_loose[stool][group] = median_of(v);
       }
     }
-    if (auto i = median([&](const auto& m) -> std::optional<double> {
-          const auto& sm = shape(m);
-          if (!sm.instructions || sm.instruction_requests == 0) return std::nullopt;
-          return static_cast<double>(*sm.instructions) / sm.instruction_requests;
-        }))
-      bf.instructions[itool] = *i;
+    if (auto i = median([&](const auto& m) { return instructions_per_request(shape(m)); })) bf.instructions[itool] = *i;
   }
   if (auto r = median([](const auto& m) { return m.rss_per_connection; })) b.rss_per_connection = *r;
 }

@@ -142,6 +142,9 @@ struct shape_measurement {
   unsigned instruction_requests = 0;
   std::optional<std::uint64_t> instructions;
 };
+// Instructions per request of a shape, when they were counted.
+std::optional<double> instructions_per_request(const shape_measurement& sm) noexcept;
+
 struct deterministic_measurement {
   std::string syscall_tool, instruction_tool;  // empty: none works here
   shape_measurement one, many;
